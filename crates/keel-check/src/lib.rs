@@ -1,0 +1,1 @@
+//! The one loader: parse, validate, lint, shadow analysis, route tests and intents.

@@ -1,0 +1,62 @@
+//! Lint ids: one stable code per kind of finding, documented in `docs/lints.md`.
+//!
+//! `K0xx` are parse and type errors, `K1xx` semantic errors, `K2xx` warnings and
+//! `K3xx` notes. Codes are never reused for a different meaning.
+
+/// The file is not valid TOML.
+pub const SYNTAX: &str = "K001";
+/// A key Keel does not know.
+pub const UNKNOWN_KEY: &str = "K002";
+/// A value of the wrong TOML type.
+pub const WRONG_TYPE: &str = "K003";
+/// A value of the right type that cannot be used (bad duration, address, regex, range).
+pub const INVALID_VALUE: &str = "K004";
+/// A required key is absent.
+pub const MISSING_KEY: &str = "K005";
+/// Two things share a name that must be unique.
+pub const DUPLICATE_NAME: &str = "K006";
+/// Keys that exclude each other were given together.
+pub const CONFLICTING_KEYS: &str = "K007";
+
+/// A reference to a pool or service that does not exist.
+pub const UNKNOWN_REFERENCE: &str = "K101";
+/// A route's service differs from the service of a pool it sends to.
+pub const SERVICE_MISMATCH: &str = "K102";
+/// A pool without backends.
+pub const EMPTY_POOL: &str = "K103";
+/// A split whose weights are all zero.
+pub const ZERO_SPLIT: &str = "K104";
+/// One backend address in pools of two different services.
+pub const TWO_IDENTITIES: &str = "K105";
+/// Two listeners (or a listener and the admin API) on one address.
+pub const LISTENER_CONFLICT: &str = "K106";
+/// A route test that does not hold.
+pub const TEST_FAILED: &str = "K107";
+/// A traffic-share intent the routing table breaks.
+pub const INTENT_VIOLATED: &str = "K108";
+/// A live probe found a backend answering as another application.
+pub const MISIDENTIFIED_BACKEND: &str = "K109";
+
+/// A route no request can reach: earlier routes match everything it matches.
+pub const FULLY_SHADOWED: &str = "K201";
+/// Some requests a route matches are taken by an earlier route.
+pub const PARTLY_SHADOWED: &str = "K202";
+/// An earlier route with a regex may take requests of this route.
+pub const MAY_SHADOW: &str = "K203";
+/// A service without an identity: nothing can prove a backend is it.
+pub const NO_IDENTITY: &str = "K204";
+/// A pool without active health checks.
+pub const NO_HEALTH_CHECK: &str = "K205";
+/// Retries on a route that allows non-idempotent methods.
+pub const UNSAFE_RETRIES: &str = "K206";
+/// A route timeout shorter than a pool's connect timeout.
+pub const TIMEOUT_BELOW_CONNECT: &str = "K207";
+/// No route matches every request.
+pub const NO_CATCH_ALL: &str = "K208";
+/// A split sending most of a route's traffic to a draining or legacy pool.
+pub const SPLIT_TO_RETIRED_POOL: &str = "K209";
+/// A live probe could not reach a backend, or it failed its health check.
+pub const BACKEND_DOWN: &str = "K210";
+
+/// Routes that no route test exercises.
+pub const COVERAGE: &str = "K301";

@@ -1,0 +1,93 @@
+//! Every default of the config, as a named constant with its unit.
+//!
+//! `docs/config.md` documents each one; a test there keeps the two in step.
+
+use std::time::Duration;
+
+/// Admin API listen address: loopback only unless configured otherwise.
+pub const ADMIN_ADDR: &str = "127.0.0.1:9901";
+/// Whether `GET /metrics` needs the admin token (no: Prometheus scrapes without one).
+pub const METRICS_REQUIRE_TOKEN: bool = false;
+
+/// Deadline for a backend's response headers, across all attempts of one request (15 seconds).
+pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Extra attempts after the first, for idempotent requests, each to another backend (2).
+pub const ROUTE_RETRIES: u32 = 2;
+/// Most extra attempts a route may ask for (5).
+pub const MAX_ROUTE_RETRIES: u32 = 5;
+
+/// Backend weight when none is given (1).
+pub const BACKEND_WEIGHT: u32 = 1;
+/// Largest backend or split weight (10,000).
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Time allowed to open a TCP connection to a backend (1 second).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Idle keep-alive connections kept per backend (256 connections).
+pub const MAX_IDLE_PER_BACKEND: u32 = 256;
+/// An idle backend connection older than this is closed instead of reused (60 seconds).
+pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Health check request path (`/healthz`).
+pub const HEALTH_PATH: &str = "/healthz";
+/// Time between two probes of one backend (2 seconds).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// Time a probe may take before it counts as failed (1 second).
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Consecutive passing probes before an unhealthy backend gets traffic again (2 probes).
+pub const HEALTHY_AFTER: u32 = 2;
+/// Consecutive failing probes before a backend stops getting traffic (3 probes).
+pub const UNHEALTHY_AFTER: u32 = 3;
+
+/// Consecutive connect failures or 5xx answers that eject a backend (5 responses).
+pub const OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
+/// First ejection time; each further ejection doubles it (10 seconds).
+pub const OUTLIER_BASE_EJECTION: Duration = Duration::from_secs(10);
+/// Longest ejection (5 minutes).
+pub const OUTLIER_MAX_EJECTION: Duration = Duration::from_secs(300);
+
+/// Runtime worker threads; 0 means one per CPU the process may use (0).
+pub const WORKER_THREADS: u32 = 0;
+/// Time in-flight requests get to finish after SIGTERM (30 seconds).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) a client may send (64 KiB).
+pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+/// Most request headers a client may send (100 headers).
+pub const MAX_HEADERS: u32 = 100;
+/// Time a client has to send a complete request head (10 seconds).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Whether responses carry `x-keel-generation` (yes).
+pub const GENERATION_HEADER: bool = true;
+
+/// Request shapes kept in the live traffic sample (10,000 requests).
+pub const TRAFFIC_SAMPLE_SIZE: u32 = 10_000;
+/// Window the traffic sample is drawn from; older shapes are replaced (5 minutes).
+pub const TRAFFIC_SAMPLE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Largest share of a host's traffic an apply may move to another service unguarded (0.25 = 25 %).
+pub const MAX_SHIFT: f64 = 0.25;
+/// Time every apply is watched after its swap, reverting on alarm (30 seconds).
+pub const WATCH: Duration = Duration::from_secs(30);
+/// Time a generation must serve without alarms to become known-good (30 seconds).
+pub const KNOWN_GOOD_AFTER: Duration = Duration::from_secs(30);
+/// Known-good generations kept compiled in memory for instant rollback (10 generations).
+pub const KEEP_GENERATIONS: u32 = 10;
+/// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).
+pub const PROMOTE_STEPS: [u32; 3] = [25, 50, 100];
+
+/// Whether the detectors run (yes).
+pub const DETECTORS_ENABLED: bool = true;
+/// Sliding window the detectors look at (10 seconds).
+pub const DETECTOR_WINDOW: Duration = Duration::from_secs(10);
+/// Fewest requests in a window before a detector may fire (20 requests).
+pub const DETECTOR_MIN_REQUESTS: u32 = 20;
+/// Change of a service's share of a host's traffic that counts as a shift (0.20 = 20 points).
+pub const SHARE_SHIFT: f64 = 0.20;
+/// Error rate the error detector treats as a jump (0.05 = 5 % of requests).
+pub const ERROR_RATE: f64 = 0.05;
+/// p99 latency over baseline that counts as a regression (3.0 times).
+pub const LATENCY_FACTOR: f64 = 3.0;
+
+/// Webhook delivery timeout per attempt (2 seconds).
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Webhook delivery attempts before an alert is dropped for that hook (5 attempts).
+pub const WEBHOOK_ATTEMPTS: u32 = 5;

@@ -1,0 +1,28 @@
+//! Keel's configuration: the TOML file model, validation into typed values, and
+//! diagnostics with positions.
+//!
+//! ```text
+//! keel.toml ──parse()──▶ Parsed { Config, Vec<Diagnostic> } ──keel-check──▶ Report
+//! ```
+//!
+//! [`parse`] reads the whole file and reports every parse and type error at once, each
+//! with its span; [`Report`] renders findings for people (`file:line:col`, snippet,
+//! caret, fix) and as JSON. Defaults live in [`defaults`], lint ids in [`codes`].
+
+pub mod codes;
+pub mod defaults;
+mod diagnostic;
+mod duration;
+mod model;
+mod parse;
+mod reader;
+mod span;
+
+pub use diagnostic::{Diagnostic, Report, Severity};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use model::*;
+pub use parse::pools::parse_hash_key;
+pub use parse::routes::parse_host_match;
+pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
+pub use parse::{Parsed, parse};
+pub use span::{Located, Span, line_col};

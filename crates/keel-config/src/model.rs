@@ -1,0 +1,420 @@
+//! The validated config: concrete types (`Duration`, `SocketAddr`, compiled regexes)
+//! with the source span of everything a finding may point at.
+//!
+//! Built only by [`crate::parse`]; every field holds its default when the file was silent.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::span::{Located, Span};
+
+/// A whole Keel config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where clients connect, by name, in file order.
+    pub listeners: IndexMap<String, Listener>,
+    /// The admin API.
+    pub admin: Admin,
+    /// Applications a backend may be, by name.
+    pub services: IndexMap<String, Service>,
+    /// Groups of backends serving one service, by name.
+    pub pools: IndexMap<String, Pool>,
+    /// Routes in file order; the first that matches wins.
+    pub routes: Vec<Route>,
+    /// Route tests: request → expected destination.
+    pub tests: Vec<RouteTest>,
+    /// Declared traffic-share bounds.
+    pub intents: Vec<Intent>,
+    /// Gate and guard settings.
+    pub safety: Safety,
+    /// Detector thresholds.
+    pub detectors: Detectors,
+    /// Where alerts go.
+    pub alerts: Alerts,
+    /// The structured access log.
+    pub access_log: AccessLog,
+    /// Process-wide server settings.
+    pub server: Server,
+    /// The live traffic sample used for blast-radius reports.
+    pub traffic: Traffic,
+}
+
+impl Config {
+    /// The route named `name`.
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name.value == name)
+    }
+}
+
+/// A client-facing listener.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    /// Its name (`[listeners.NAME]`).
+    pub name: Located<String>,
+    /// The address to bind.
+    pub addr: Located<SocketAddr>,
+}
+
+/// The admin API listener.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// Address to bind; loopback by default.
+    pub addr: Located<SocketAddr>,
+    /// Whether `GET /metrics` needs the token.
+    pub metrics_require_token: bool,
+}
+
+/// An application identity.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Its name (`[services.NAME]`).
+    pub name: Located<String>,
+    /// How a backend proves it is this application.
+    pub identity: Option<Located<Identity>>,
+    /// Check the identity header on every proxied response, not just on probes.
+    pub verify_responses: bool,
+}
+
+/// "A backend of this service answers with header `header` equal to `equals`."
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Lower-case header name.
+    pub header: String,
+    /// Exact expected value.
+    pub equals: String,
+}
+
+/// A pool of backends.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Its name (`[pools.NAME]`).
+    pub name: Located<String>,
+    /// The span of the whole pool table.
+    pub span: Span,
+    /// The service every backend of the pool must be.
+    pub service: Located<String>,
+    /// How a backend is chosen.
+    pub balance: Balance,
+    /// The backends.
+    pub backends: Vec<Backend>,
+    /// Active health checks, if configured.
+    pub health: Option<HealthCheck>,
+    /// Passive ejection on consecutive failures.
+    pub outlier: Outlier,
+    /// Time to open a connection to a backend.
+    pub connect_timeout: Located<Duration>,
+    /// Idle keep-alive connections kept per backend.
+    pub max_idle_per_backend: u32,
+    /// Marked as being drained: it should not get new traffic.
+    pub draining: bool,
+    /// Marked as legacy: it should not get most of a route's traffic.
+    pub legacy: bool,
+}
+
+/// The balancing algorithm of a pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round robin.
+    RoundRobin,
+    /// Least outstanding requests, power of two random choices.
+    LeastRequest,
+    /// A consistent-hash ring over a request key.
+    ConsistentHash(HashKey),
+}
+
+/// What a consistent-hash pool hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HashKey {
+    /// A request header (lower-case name).
+    Header(String),
+    /// A cookie.
+    Cookie(String),
+    /// The client's IP address.
+    ClientIp,
+}
+
+impl std::fmt::Display for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashKey::Header(name) => write!(f, "header:{name}"),
+            HashKey::Cookie(name) => write!(f, "cookie:{name}"),
+            HashKey::ClientIp => write!(f, "client_ip"),
+        }
+    }
+}
+
+/// One backend server.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    /// Its address.
+    pub addr: Located<SocketAddr>,
+    /// Its relative weight (0 takes no traffic).
+    pub weight: u32,
+}
+
+/// An active health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Request path of the probe.
+    pub path: String,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Time a probe may take.
+    pub timeout: Duration,
+    /// Passing probes before a backend is healthy again.
+    pub healthy_after: u32,
+    /// Failing probes before a backend is unhealthy.
+    pub unhealthy_after: u32,
+}
+
+/// Passive outlier ejection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outlier {
+    /// Consecutive connect failures or 5xx that eject.
+    pub consecutive_failures: u32,
+    /// First ejection time; doubled at each further ejection.
+    pub base_ejection: Duration,
+    /// Longest ejection time.
+    pub max_ejection: Duration,
+}
+
+/// A route: a match, the service that must answer, and where to send it.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Its unique name.
+    pub name: Located<String>,
+    /// The span of the whole `[[routes]]` table.
+    pub span: Span,
+    /// Host condition; `None` matches any host.
+    pub host: Option<Located<HostMatch>>,
+    /// Path condition; `None` matches any path.
+    pub path: Option<Located<PathMatch>>,
+    /// Allowed methods (upper case); `None` allows any.
+    pub methods: Option<Located<Vec<String>>>,
+    /// Required headers: lower-case name and exact value.
+    pub headers: Vec<Located<(String, String)>>,
+    /// The service that must answer.
+    pub service: Located<String>,
+    /// Where matching requests go.
+    pub target: Located<Target>,
+    /// Deadline for the backend's response headers, all attempts together.
+    pub timeout: Located<Duration>,
+    /// Extra attempts for idempotent requests.
+    pub retries: Located<u32>,
+}
+
+/// A host condition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostMatch {
+    /// Exactly this host (lower case, without port).
+    Exact(String),
+    /// Any host ending in this suffix (such as `.example.com`) with at least one
+    /// character before it: written `*.example.com`.
+    Suffix(String),
+}
+
+impl std::fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostMatch::Exact(host) => f.write_str(host),
+            HostMatch::Suffix(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
+/// A path condition. Matched against the path without its query string.
+#[derive(Clone, Debug)]
+pub enum PathMatch {
+    /// The path equals this.
+    Exact(String),
+    /// The path starts with this (plain string prefix, as in Envoy).
+    Prefix(String),
+    /// The whole path matches this regex.
+    Regex(PathRegex),
+}
+
+impl std::fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathMatch::Exact(path) => write!(f, "path = {path:?}"),
+            PathMatch::Prefix(prefix) => write!(f, "path_prefix = {prefix:?}"),
+            PathMatch::Regex(regex) => write!(f, "path_regex = {:?}", regex.source),
+        }
+    }
+}
+
+/// A compiled, fully anchored path regex and the text it was written as.
+#[derive(Clone, Debug)]
+pub struct PathRegex {
+    /// The regex as written in the config.
+    pub source: String,
+    /// Compiled as `^(?:source)$`.
+    pub regex: regex::Regex,
+}
+
+impl PathRegex {
+    /// True when the whole path matches.
+    pub fn is_match(&self, path: &str) -> bool {
+        self.regex.is_match(path)
+    }
+}
+
+/// Where a route sends requests.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// All to one pool.
+    Pool(Located<String>),
+    /// Shared between pools by weight.
+    Split(Vec<SplitEntry>),
+}
+
+impl Target {
+    /// The pools this target may send to, with their weights (a single pool has weight 1).
+    pub fn pools(&self) -> Vec<(&Located<String>, u32)> {
+        match self {
+            Target::Pool(pool) => vec![(pool, 1)],
+            Target::Split(entries) => entries.iter().map(|e| (&e.pool, e.weight.value)).collect(),
+        }
+    }
+}
+
+/// One arm of a weighted split.
+#[derive(Clone, Debug)]
+pub struct SplitEntry {
+    /// The pool.
+    pub pool: Located<String>,
+    /// Its weight.
+    pub weight: Located<u32>,
+}
+
+/// A route test: a request and where it must go.
+#[derive(Clone, Debug)]
+pub struct RouteTest {
+    /// The span of the `[[tests]]` table.
+    pub span: Span,
+    /// The request method (upper case).
+    pub method: String,
+    /// Host of the request URL, lower case, without port.
+    pub host: String,
+    /// Path of the request URL, without query.
+    pub path: String,
+    /// Extra request headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// What is expected.
+    pub expect: Expect,
+}
+
+/// The expected outcome of a route test; every given field must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// Name of the route that must match.
+    pub route: Option<String>,
+    /// Pool that must be chosen (for a split: any arm with weight).
+    pub pool: Option<String>,
+    /// Service that must answer.
+    pub service: Option<String>,
+    /// Status: 404 when no route may match.
+    pub status: Option<u16>,
+}
+
+/// A declared bound on the share of some traffic that reaches a service.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    /// The span of the `[[intents]]` table.
+    pub span: Span,
+    /// Host the intent is about (exact, lower case).
+    pub host: String,
+    /// Only requests under this path prefix.
+    pub path_prefix: Option<String>,
+    /// The service whose share is bounded.
+    pub service: Located<String>,
+    /// Smallest allowed share (0..=1).
+    pub min_share: Option<f64>,
+    /// Largest allowed share (0..=1).
+    pub max_share: Option<f64>,
+}
+
+/// Gate and guard settings (`[safety]`).
+#[derive(Clone, Debug)]
+pub struct Safety {
+    /// Largest share of any host's traffic an apply may move to another service.
+    pub max_shift: f64,
+    /// Watch time after every apply.
+    pub watch: Duration,
+    /// Alarm-free serving time before a generation is known-good.
+    pub known_good_after: Duration,
+    /// Known-good generations kept compiled in memory.
+    pub keep_generations: u32,
+    /// Canary promotion steps in percent, ending at 100.
+    pub promote_steps: Vec<u32>,
+}
+
+/// Detector thresholds (`[detectors]`).
+#[derive(Clone, Debug)]
+pub struct Detectors {
+    /// Whether detectors run at all.
+    pub enabled: bool,
+    /// Sliding window length.
+    pub window: Duration,
+    /// Fewest requests before a detector may fire.
+    pub min_requests: u32,
+    /// Share movement that counts as a shift.
+    pub share_shift: f64,
+    /// Error rate that counts as a jump.
+    pub error_rate: f64,
+    /// p99 over baseline that counts as a regression.
+    pub latency_factor: f64,
+}
+
+/// Where alerts go (`[alerts]`).
+#[derive(Clone, Debug, Default)]
+pub struct Alerts {
+    /// Webhooks that receive every alert as JSON.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One alert webhook.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// `http://host:port/path` (plain HTTP for now).
+    pub url: Located<String>,
+    /// Timeout per attempt.
+    pub timeout: Duration,
+    /// Attempts before giving up on one alert.
+    pub attempts: u32,
+}
+
+/// The access log (`[access_log]`).
+#[derive(Clone, Debug, Default)]
+pub struct AccessLog {
+    /// `None` when off; `"stdout"` or a file path.
+    pub path: Option<String>,
+}
+
+/// Process-wide server settings (`[server]`).
+#[derive(Clone, Debug)]
+pub struct Server {
+    /// Runtime worker threads; 0 for one per CPU.
+    pub worker_threads: u32,
+    /// Drain deadline on shutdown.
+    pub drain_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: u32,
+    /// Most request headers.
+    pub max_headers: u32,
+    /// Time to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Whether responses carry `x-keel-generation`.
+    pub generation_header: bool,
+}
+
+/// The live traffic sample (`[traffic]`).
+#[derive(Clone, Debug)]
+pub struct Traffic {
+    /// Request shapes kept.
+    pub sample_size: u32,
+    /// Window the sample is drawn from.
+    pub window: Duration,
+}

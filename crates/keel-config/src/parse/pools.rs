@@ -1,0 +1,327 @@
+//! `[services.NAME]` and `[pools.NAME]`.
+
+use indexmap::IndexMap;
+use toml::de::DeValue;
+
+use super::{named_tables, valid_header_name};
+use crate::codes;
+use crate::defaults as d;
+use crate::diagnostic::Diagnostic;
+use crate::model::{Backend, Balance, HashKey, HealthCheck, Identity, Outlier, Pool, Service};
+use crate::reader::{Sink, Table, span_of};
+use crate::span::Located;
+
+pub(super) fn services(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Service> {
+    named_tables(sink, root, "services", "service", |sink, name, table| {
+        table.deny_unknown(sink, &["identity", "verify_responses"]);
+        let identity = table
+            .table(
+                sink,
+                "identity",
+                format!("the identity of service `{}`", name.value),
+            )
+            .and_then(|id| {
+                id.deny_unknown(sink, &["header", "equals"]);
+                let header = id.required_string(sink, "header", "add header = \"x-service\"")?;
+                let equals = id.required_string(
+                    sink,
+                    "equals",
+                    "add equals = \"<the name the backend answers with>\"",
+                )?;
+                if !valid_header_name(&header.value) {
+                    sink.invalid(
+                        header.span,
+                        format!("bad header name `{}`", header.value),
+                        "use a plain HTTP header name such as \"x-service\"",
+                    );
+                    return None;
+                }
+                Some(Located::new(
+                    Identity {
+                        header: header.value.to_ascii_lowercase(),
+                        equals: equals.value,
+                    },
+                    id.span,
+                ))
+            });
+        let verify_responses = table.bool(sink, "verify_responses", false);
+        if verify_responses && identity.is_none() && table.get("identity").is_none() {
+            sink.push(
+                Diagnostic::error(
+                    codes::MISSING_KEY,
+                    format!(
+                        "service `{}` verifies responses but has no identity",
+                        name.value
+                    ),
+                )
+                .at(table.span, "verify_responses needs an identity")
+                .with_help("add identity = { header = \"x-service\", equals = \"...\" }"),
+            );
+        }
+        Some(Service {
+            name,
+            identity,
+            verify_responses,
+        })
+    })
+}
+
+pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Pool> {
+    named_tables(sink, root, "pools", "pool", |sink, name, table| {
+        table.deny_unknown(
+            sink,
+            &[
+                "service",
+                "balance",
+                "hash_key",
+                "backends",
+                "health",
+                "outlier",
+                "connect_timeout",
+                "max_idle_per_backend",
+                "draining",
+                "legacy",
+            ],
+        );
+        let service = table.required_string(
+            sink,
+            "service",
+            "name the service every backend of this pool is, e.g. service = \"web\"",
+        );
+        let balance = balance(sink, &table);
+        let backends = backends(sink, &table);
+        let health = table
+            .table(
+                sink,
+                "health",
+                format!("the health check of pool `{}`", name.value),
+            )
+            .map(|h| health(sink, &h));
+        let outlier = table
+            .table(
+                sink,
+                "outlier",
+                format!("the outlier ejection of pool `{}`", name.value),
+            )
+            .map_or_else(default_outlier, |o| outlier(sink, &o));
+        let connect_timeout = table.duration(sink, "connect_timeout", d::CONNECT_TIMEOUT);
+        if connect_timeout.value.is_zero() {
+            sink.invalid(
+                connect_timeout.span,
+                "connect_timeout must be above zero",
+                "write a duration such as \"1s\"",
+            );
+        }
+        Some(Pool {
+            span: table.span,
+            service: service?,
+            balance,
+            backends,
+            health,
+            outlier,
+            connect_timeout,
+            max_idle_per_backend: table
+                .u32(
+                    sink,
+                    "max_idle_per_backend",
+                    d::MAX_IDLE_PER_BACKEND,
+                    0,
+                    65_536,
+                )
+                .value,
+            draining: table.bool(sink, "draining", false),
+            legacy: table.bool(sink, "legacy", false),
+            name,
+        })
+    })
+}
+
+fn balance(sink: &mut Sink, table: &Table<'_, '_>) -> Balance {
+    let algorithm = table.string(sink, "balance");
+    let hash_key = table.string(sink, "hash_key");
+    let balance = match algorithm.as_ref().map(|a| a.value.as_str()) {
+        None | Some("round_robin") => Balance::RoundRobin,
+        Some("least_request") => Balance::LeastRequest,
+        Some("consistent_hash") => match &hash_key {
+            Some(key) => match parse_hash_key(&key.value) {
+                Some(parsed) => Balance::ConsistentHash(parsed),
+                None => {
+                    sink.invalid(
+                        key.span,
+                        format!("bad hash_key `{}`", key.value),
+                        "use \"header:NAME\", \"cookie:NAME\" or \"client_ip\"",
+                    );
+                    Balance::ConsistentHash(HashKey::ClientIp)
+                }
+            },
+            None => {
+                sink.push(
+                    Diagnostic::error(codes::MISSING_KEY, "consistent_hash needs a `hash_key`")
+                        .at(
+                            algorithm.as_ref().map_or(table.span, |a| a.span),
+                            "no hash_key for this pool",
+                        )
+                        .with_help("add hash_key = \"cookie:cart_id\" (or header:NAME, client_ip)"),
+                );
+                Balance::ConsistentHash(HashKey::ClientIp)
+            }
+        },
+        Some(other) => {
+            if let Some(a) = &algorithm {
+                sink.invalid(
+                    a.span,
+                    format!("unknown balance `{other}`"),
+                    "use \"round_robin\", \"least_request\" or \"consistent_hash\"",
+                );
+            }
+            Balance::RoundRobin
+        }
+    };
+    if let (Some(key), false) = (&hash_key, matches!(balance, Balance::ConsistentHash(_))) {
+        sink.push(
+            Diagnostic::error(
+                codes::CONFLICTING_KEYS,
+                "`hash_key` only applies to balance = \"consistent_hash\"",
+            )
+            .at(key.span, "ignored by this balance")
+            .with_help("remove hash_key, or set balance = \"consistent_hash\""),
+        );
+    }
+    balance
+}
+
+/// `header:NAME`, `cookie:NAME` or `client_ip`.
+pub fn parse_hash_key(text: &str) -> Option<HashKey> {
+    if text == "client_ip" {
+        return Some(HashKey::ClientIp);
+    }
+    let (kind, name) = text.split_once(':')?;
+    if name.is_empty() || !valid_header_name(name) {
+        return None;
+    }
+    match kind {
+        "header" => Some(HashKey::Header(name.to_ascii_lowercase())),
+        "cookie" => Some(HashKey::Cookie(name.to_string())),
+        _ => None,
+    }
+}
+
+fn backends(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Backend> {
+    let Some((items, _)) = table.array(sink, "backends") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if let DeValue::String(text) = item.get_ref() {
+            match text.parse() {
+                Ok(addr) => out.push(Backend {
+                    addr: Located::new(addr, span_of(item)),
+                    weight: d::BACKEND_WEIGHT,
+                }),
+                Err(_) => sink.invalid(
+                    span_of(item),
+                    format!("bad backend address `{text}`"),
+                    "write an IP address and port, such as \"127.0.0.1:9001\"",
+                ),
+            }
+            continue;
+        }
+        let Some(backend) = Table::from_value(sink, item, "backends", "a backend") else {
+            continue;
+        };
+        backend.deny_unknown(sink, &["addr", "weight"]);
+        let weight = backend
+            .u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT)
+            .value;
+        match backend.addr(sink, "addr") {
+            Some(addr) => out.push(Backend { addr, weight }),
+            None if backend.get("addr").is_none() => sink.push(
+                Diagnostic::error(codes::MISSING_KEY, "a backend is missing `addr`")
+                    .at(backend.span, "`addr` is required here")
+                    .with_help("write { addr = \"127.0.0.1:9001\" }"),
+            ),
+            None => {}
+        }
+    }
+    out
+}
+
+fn health(sink: &mut Sink, table: &Table<'_, '_>) -> HealthCheck {
+    table.deny_unknown(
+        sink,
+        &[
+            "path",
+            "interval",
+            "timeout",
+            "healthy_after",
+            "unhealthy_after",
+        ],
+    );
+    let path = table.string(sink, "path").map_or_else(
+        || d::HEALTH_PATH.to_string(),
+        |p| {
+            if !p.value.starts_with('/') {
+                sink.invalid(
+                    p.span,
+                    "a health check path must start with `/`",
+                    "write path = \"/healthz\"",
+                );
+            }
+            p.value
+        },
+    );
+    let interval = table.duration(sink, "interval", d::HEALTH_INTERVAL);
+    let timeout = table.duration(sink, "timeout", d::HEALTH_TIMEOUT);
+    for value in [&interval, &timeout] {
+        if value.value.is_zero() {
+            sink.invalid(
+                value.span,
+                "health check durations must be above zero",
+                "write a duration such as \"1s\"",
+            );
+        }
+    }
+    HealthCheck {
+        path,
+        interval: interval.value.max(std::time::Duration::from_millis(1)),
+        timeout: timeout.value.max(std::time::Duration::from_millis(1)),
+        healthy_after: table
+            .u32(sink, "healthy_after", d::HEALTHY_AFTER, 1, 100)
+            .value,
+        unhealthy_after: table
+            .u32(sink, "unhealthy_after", d::UNHEALTHY_AFTER, 1, 100)
+            .value,
+    }
+}
+
+fn default_outlier() -> Outlier {
+    Outlier {
+        consecutive_failures: d::OUTLIER_CONSECUTIVE_FAILURES,
+        base_ejection: d::OUTLIER_BASE_EJECTION,
+        max_ejection: d::OUTLIER_MAX_EJECTION,
+    }
+}
+
+fn outlier(sink: &mut Sink, table: &Table<'_, '_>) -> Outlier {
+    table.deny_unknown(
+        sink,
+        &["consecutive_failures", "base_ejection", "max_ejection"],
+    );
+    Outlier {
+        consecutive_failures: table
+            .u32(
+                sink,
+                "consecutive_failures",
+                d::OUTLIER_CONSECUTIVE_FAILURES,
+                0,
+                10_000,
+            )
+            .value,
+        base_ejection: table
+            .duration(sink, "base_ejection", d::OUTLIER_BASE_EJECTION)
+            .value,
+        max_ejection: table
+            .duration(sink, "max_ejection", d::OUTLIER_MAX_EJECTION)
+            .value,
+    }
+}

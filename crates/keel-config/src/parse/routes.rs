@@ -1,0 +1,334 @@
+//! `[[routes]]`: the match language and the target of each route.
+
+use std::collections::HashMap;
+
+use super::{valid_header_name, valid_name};
+use crate::codes;
+use crate::defaults as d;
+use crate::diagnostic::Diagnostic;
+use crate::model::{HostMatch, PathMatch, PathRegex, Route, SplitEntry, Target};
+use crate::reader::{Sink, Table, span_of, wrong_type};
+use crate::span::{Located, Span};
+
+const ROUTE_KEYS: &[&str] = &[
+    "name",
+    "host",
+    "path",
+    "path_prefix",
+    "path_regex",
+    "methods",
+    "headers",
+    "service",
+    "pool",
+    "split",
+    "timeout",
+    "retries",
+];
+
+pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
+    let Some((items, _)) = root.array(sink, "routes") else {
+        return Vec::new();
+    };
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let Some(table) = Table::from_value(sink, item, "routes", format!("route #{}", index + 1))
+        else {
+            continue;
+        };
+        // Names are checked before the rest, so a duplicate is reported even when the
+        // route has other mistakes.
+        let mut duplicate = false;
+        if let Some(name) = table
+            .get("name")
+            .and_then(|v| v.get_ref().as_str().map(|s| (s.to_string(), span_of(v))))
+        {
+            match seen.get(&name.0) {
+                Some(first) => {
+                    duplicate = true;
+                    sink.push(
+                        Diagnostic::error(codes::DUPLICATE_NAME, format!("duplicate route name `{}`", name.0))
+                            .at(name.1, "second route with this name")
+                            .with_related(*first, "first defined here")
+                            .with_help("give every route a unique name: tests, metrics and reports refer to routes by name"),
+                    );
+                }
+                None => {
+                    seen.insert(name.0, name.1);
+                }
+            }
+        }
+        if let Some(route) = route(sink, table)
+            && !duplicate
+        {
+            out.push(route);
+        }
+    }
+    out
+}
+
+fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
+    table.deny_unknown(sink, ROUTE_KEYS);
+    let name = table.required_string(sink, "name", "add name = \"...\" (unique)");
+    if let Some(name) = &name {
+        table.what = format!("route `{}`", name.value);
+        if !valid_name(&name.value) {
+            sink.invalid(
+                name.span,
+                format!("bad route name `{}`", name.value),
+                "use letters, digits, `-`, `_` and `.` only",
+            );
+        }
+    }
+    let host = host(sink, &table);
+    let path = path(sink, &table);
+    let methods = methods(sink, &table);
+    let headers = headers(sink, &table);
+    let service = table.required_string(
+        sink,
+        "service",
+        "name the service that must answer this route, e.g. service = \"web\"",
+    );
+    let target = target(sink, &table);
+    let timeout = table.duration(sink, "timeout", d::ROUTE_TIMEOUT);
+    if timeout.value.is_zero() {
+        sink.invalid(
+            timeout.span,
+            "a route timeout must be above zero",
+            "write a duration such as \"15s\"",
+        );
+    }
+    let retries = table.u32(sink, "retries", d::ROUTE_RETRIES, 0, d::MAX_ROUTE_RETRIES);
+    Some(Route {
+        name: name?,
+        span: table.span,
+        host,
+        path: path?,
+        methods: methods?,
+        headers,
+        service: service?,
+        target: target?,
+        timeout,
+        retries,
+    })
+}
+
+/// Parses a host condition: `*` (any), `*.example.com` (suffix) or an exact host.
+pub fn parse_host_match(text: &str) -> Result<Option<HostMatch>, String> {
+    let host = text.trim().to_ascii_lowercase();
+    if host == "*" {
+        return Ok(None);
+    }
+    let (suffix, rest) = match host.strip_prefix('*') {
+        Some(rest) => (true, rest.to_string()),
+        None => (false, host.clone()),
+    };
+    if suffix && !rest.starts_with('.') {
+        return Err("a wildcard host must look like \"*.example.com\"".into());
+    }
+    let labels = if suffix { &rest[1..] } else { rest.as_str() };
+    let valid = !labels.is_empty()
+        && labels.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(format!(
+            "`{text}` is not a host name (write it without scheme, port or path)"
+        ));
+    }
+    Ok(Some(if suffix {
+        HostMatch::Suffix(rest)
+    } else {
+        HostMatch::Exact(host)
+    }))
+}
+
+fn host(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Located<HostMatch>> {
+    let text = table.string(sink, "host")?;
+    match parse_host_match(&text.value) {
+        Ok(host) => host.map(|h| Located::new(h, text.span)),
+        Err(reason) => {
+            sink.invalid(text.span, reason, "write an exact host such as \"shop.example.com\" or a wildcard such as \"*.example.com\"");
+            None
+        }
+    }
+}
+
+/// `Some(None)`: no path condition; `None`: an error was reported.
+fn path(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Option<Located<PathMatch>>> {
+    let given: Vec<&str> = ["path", "path_prefix", "path_regex"]
+        .into_iter()
+        .filter(|k| table.get(k).is_some())
+        .collect();
+    if given.len() > 1 {
+        let span = table.get(given[1]).map_or(table.span, span_of);
+        sink.push(
+            Diagnostic::error(
+                codes::CONFLICTING_KEYS,
+                format!(
+                    "a route takes one of path, path_prefix, path_regex; found {}",
+                    given.join(" and ")
+                ),
+            )
+            .at(span, "second path condition")
+            .with_help(
+                "keep one path condition per route; split the route in two if you need both",
+            ),
+        );
+        return None;
+    }
+    let Some(key) = given.first() else {
+        return Some(None);
+    };
+    let text = table.string(sink, key)?;
+    if *key != "path_regex" && !text.value.starts_with('/') {
+        sink.invalid(
+            text.span,
+            format!("`{key}` must start with `/`"),
+            format!("write {key} = \"/{}\"", text.value),
+        );
+        return None;
+    }
+    let matcher = match *key {
+        "path" => PathMatch::Exact(text.value.clone()),
+        "path_prefix" => PathMatch::Prefix(text.value.clone()),
+        _ => match regex::Regex::new(&format!("^(?:{})$", text.value)) {
+            Ok(regex) => PathMatch::Regex(PathRegex {
+                source: text.value.clone(),
+                regex,
+            }),
+            Err(e) => {
+                sink.invalid(
+                    text.span,
+                    format!(
+                        "bad path_regex: {}",
+                        e.to_string().lines().last().unwrap_or("invalid")
+                    ),
+                    "write a regex that matches the whole path, such as \"/items/[0-9]+\"",
+                );
+                return None;
+            }
+        },
+    };
+    Some(Some(Located::new(matcher, text.span)))
+}
+
+/// `Some(None)`: any method; `None`: an error was reported.
+fn methods(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Option<Located<Vec<String>>>> {
+    let Some((items, span)) = table.array(sink, "methods") else {
+        return if table.get("methods").is_some() {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let mut methods = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') => {
+                let upper = m.to_ascii_uppercase();
+                if !methods.contains(&upper) {
+                    methods.push(upper);
+                }
+            }
+            Some(m) => {
+                sink.invalid(
+                    span_of(item),
+                    format!("bad method `{m}`"),
+                    "write methods like \"GET\" or \"POST\"",
+                );
+                ok = false;
+            }
+            None => {
+                wrong_type(sink, item, "methods", "a string");
+                ok = false;
+            }
+        }
+    }
+    if ok && methods.is_empty() {
+        sink.invalid(
+            span,
+            "an empty method list matches nothing",
+            "list methods, or remove `methods` to allow any method",
+        );
+        ok = false;
+    }
+    ok.then_some(Some(Located::new(methods, span)))
+}
+
+fn headers(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Located<(String, String)>> {
+    let Some(headers) = table.table(sink, "headers", "the headers condition") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, name_span, value) in headers.entries() {
+        if !valid_header_name(name) {
+            sink.invalid(
+                name_span,
+                format!("bad header name `{name}`"),
+                "use a plain HTTP header name such as \"x-beta\"",
+            );
+            continue;
+        }
+        match value.get_ref().as_str() {
+            Some(v) => out.push(Located::new(
+                (name.to_ascii_lowercase(), v.to_string()),
+                Span::new(name_span.start, span_of(value).end),
+            )),
+            None => wrong_type(sink, value, name, "a string (the exact value to match)"),
+        }
+    }
+    out
+}
+
+fn target(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Located<Target>> {
+    match (table.get("pool"), table.get("split")) {
+        (Some(_), Some(split)) => {
+            sink.push(
+                Diagnostic::error(codes::CONFLICTING_KEYS, format!("{} has both `pool` and `split`", table.what))
+                    .at(span_of(split), "second target")
+                    .with_help("use pool = \"...\" for one pool, or split = [...] to share traffic between pools"),
+            );
+            None
+        }
+        (Some(_), None) => table.string(sink, "pool").map(|p| {
+            let span = p.span;
+            Located::new(Target::Pool(p), span)
+        }),
+        (None, Some(_)) => {
+            let (items, span) = table.array(sink, "split")?;
+            let mut entries = Vec::new();
+            for item in items {
+                let Some(entry) = Table::from_value(sink, item, "split", "a split entry") else {
+                    continue;
+                };
+                entry.deny_unknown(sink, &["pool", "weight"]);
+                let Some(pool) = entry.required_string(sink, "pool", "add pool = \"...\"") else {
+                    continue;
+                };
+                let weight = entry.u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT);
+                entries.push(SplitEntry { pool, weight });
+            }
+            if entries.is_empty() {
+                sink.invalid(
+                    span,
+                    "an empty split sends traffic nowhere",
+                    "write split = [{ pool = \"a\", weight = 90 }, { pool = \"b\", weight = 10 }]",
+                );
+                return None;
+            }
+            Some(Located::new(Target::Split(entries), span))
+        }
+        (None, None) => {
+            sink.push(
+                Diagnostic::error(codes::MISSING_KEY, format!("{} has no target", table.what))
+                    .at(table.span, "no `pool` or `split`")
+                    .with_help("add pool = \"...\" or split = [{ pool = \"...\", weight = 100 }]"),
+            );
+            None
+        }
+    }
+}

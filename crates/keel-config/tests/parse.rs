@@ -1,0 +1,141 @@
+//! The parser against whole config files: the example parses clean, and a file with
+//! many mistakes reports each of them, with its position, in one pass.
+
+use std::time::Duration;
+
+use keel_config::{Balance, HashKey, HostMatch, PathMatch, Report, Target, codes, parse};
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/keel.toml"
+    ))
+    .expect("example config")
+}
+
+#[test]
+fn the_example_parses_without_findings() {
+    let parsed = parse(&example());
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let config = parsed.config;
+    assert_eq!(config.listeners["web"].addr.value.port(), 8080);
+    let pool = &config.pools["checkout-v2"];
+    assert_eq!(
+        pool.balance,
+        Balance::ConsistentHash(HashKey::Cookie("cart_id".into()))
+    );
+    assert_eq!(pool.backends[1].weight, 2);
+    assert_eq!(
+        pool.health.as_ref().map(|h| h.interval),
+        Some(Duration::from_secs(2))
+    );
+    let route = &config.routes[0];
+    assert_eq!(
+        route.host.as_ref().map(|h| h.value.clone()),
+        Some(HostMatch::Exact("shop.example.com".into()))
+    );
+    assert!(
+        matches!(route.path.as_ref().map(|p| &p.value), Some(PathMatch::Prefix(p)) if p == "/checkout")
+    );
+    assert!(matches!(&route.target.value, Target::Pool(p) if p.value == "checkout-v2"));
+    assert_eq!(config.tests.len(), 2);
+    assert_eq!(config.intents[0].min_share, Some(0.9));
+}
+
+#[test]
+fn every_mistake_is_reported_at_once_with_its_position() {
+    let source = r#"
+[listeners.web]
+addr = "127.0.0.1:80800"
+
+[pools.a]
+service = "x"
+balanse = "round_robin"
+backends = [{ addr = "127.0.0.1:9001" }]
+health = { interval = "2 seconds" }
+
+[[routes]]
+name = "r"
+service = "x"
+pool = "a"
+timeout = 5
+
+[[routes]]
+name = "r"
+service = "x"
+pool = "a"
+path = "/a"
+path_prefix = "/b"
+"#;
+    let parsed = parse(source);
+    let codes_found: Vec<&str> = parsed.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes_found,
+        vec![
+            codes::INVALID_VALUE,    // bad port
+            codes::UNKNOWN_KEY,      // balanse
+            codes::INVALID_VALUE,    // bad duration
+            codes::WRONG_TYPE,       // timeout = 5
+            codes::DUPLICATE_NAME,   // second "r"
+            codes::CONFLICTING_KEYS, // path + path_prefix
+        ],
+        "{:#?}",
+        parsed.diagnostics
+    );
+    let mut report = Report::new("keel.toml", source);
+    report.extend(parsed.diagnostics);
+    let text = report.render_human();
+    assert!(text.contains("keel.toml:3:8"), "{text}");
+    assert!(text.contains("did you mean `balance`?"), "{text}");
+    assert!(text.contains("keel.toml:9:23"), "{text}");
+}
+
+#[test]
+fn syntax_errors_point_at_the_broken_line() {
+    let parsed = parse("[listeners.web]\naddr = \"127.0.0.1:8080\n");
+    assert_eq!(parsed.diagnostics[0].code, codes::SYNTAX);
+    let span = parsed.diagnostics[0].span.expect("span");
+    assert_eq!(
+        keel_config::line_col("[listeners.web]\naddr = \"127.0.0.1:8080\n", span.start).0,
+        2
+    );
+}
+
+#[test]
+fn split_targets_and_wildcards_parse() {
+    let parsed = parse(
+        r#"
+[listeners.web]
+addr = "127.0.0.1:8080"
+[[routes]]
+name = "s"
+host = "*.Example.com"
+path_regex = "/items/[0-9]+"
+service = "x"
+split = [{ pool = "a", weight = 90 }, { pool = "b", weight = 10 }]
+"#,
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let route = &parsed.config.routes[0];
+    assert_eq!(
+        route.host.as_ref().map(|h| h.value.clone()),
+        Some(HostMatch::Suffix(".example.com".into()))
+    );
+    match route.path.as_ref().map(|p| &p.value) {
+        Some(PathMatch::Regex(r)) => {
+            assert!(r.is_match("/items/42"));
+            assert!(!r.is_match("/items/42/x"));
+        }
+        other => panic!("expected a regex, got {other:?}"),
+    }
+    assert_eq!(
+        route
+            .target
+            .value
+            .pools()
+            .iter()
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>(),
+        vec![90, 10]
+    );
+}

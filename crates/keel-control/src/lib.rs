@@ -1,0 +1,1 @@
+//! The control plane: applies, rollbacks, the compiled-generation cache, the admin API and the guard.

@@ -1,0 +1,1 @@
+//! Blast radius: replay sampled request shapes through two routing tables and report the movement.

@@ -1,0 +1,1 @@
+//! Keel's data plane: listeners, routing through the active generation, balancing, health checks, upstream connection pools.

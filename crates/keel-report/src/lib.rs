@@ -1,0 +1,1 @@
+//! Post-incident documents: the event timeline and the rollback playbook.

@@ -1,0 +1,1 @@
+//! Metrics exposition, in-process detectors and alert delivery.

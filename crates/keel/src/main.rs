@@ -1,0 +1,21 @@
+//! `keel`: parses the command line, sets up logging, and hands each command to the
+//! library crate that owns it. Exit codes: 0 success, 1 findings or failure, 64 usage
+//! or unusable config (EX_USAGE).
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cmd::Cli::parse();
+    cmd::init_logging(&cli);
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("keel: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
