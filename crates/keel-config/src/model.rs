@@ -78,7 +78,7 @@ pub struct Service {
 }
 
 /// "A backend of this service answers with header `header` equal to `equals`."
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// Lower-case header name.
     pub header: String,
@@ -155,7 +155,7 @@ pub struct Backend {
 }
 
 /// An active health check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HealthCheck {
     /// Request path of the probe.
     pub path: String,
@@ -170,7 +170,7 @@ pub struct HealthCheck {
 }
 
 /// Passive outlier ejection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Outlier {
     /// Consecutive connect failures or 5xx that eject.
     pub consecutive_failures: u32,

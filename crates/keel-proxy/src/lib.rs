@@ -1,1 +1,41 @@
-//! Keel's data plane: listeners, routing through the active generation, balancing, health checks, upstream connection pools.
+//! Keel's data plane: listeners, routing through the active generation, balancing,
+//! health checks, upstream connection pools, retries, the access log and the live
+//! traffic sample.
+//!
+//! ```text
+//! accept ─▶ hyper (h1 / h2c) ─▶ handle(): load Active ─▶ RouteTable::find ─▶ split arm
+//!        ─▶ Balancer::pick ─▶ Upstream::checkout ─▶ send ─▶ verify identity ─▶ count ─▶ respond
+//! ```
+//!
+//! The control plane compiles configs into [`Generation`]s with [`DataPlane::compile`]
+//! and swaps them in with [`DataPlane::activate`] (or a [`Canary`] slice); the data plane
+//! never parses config and never waits on the control plane.
+
+mod access_log;
+mod backend;
+mod balance;
+mod body;
+mod dataplane;
+mod errors;
+mod events;
+mod generation;
+mod handler;
+mod headers;
+mod health;
+pub mod probe;
+mod sample;
+mod server;
+pub mod stats;
+mod upstream;
+
+pub use access_log::AccessRecord;
+pub use backend::{Backend, BackendState};
+pub use body::{ResponseBody, UpstreamBody};
+pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};
+pub use errors::ProxyFailure;
+pub use events::ProxyEvent;
+pub use generation::{Generation, PoolRuntime};
+pub use keel_route::CompileError;
+pub use sample::TrafficSample;
+pub use server::ListenerLimits;
+pub use upstream::ConnectError;

@@ -6,10 +6,12 @@
 
 mod methods;
 mod request;
+mod ring;
 mod route;
 mod table;
 
 pub use methods::{MethodSet, is_idempotent};
 pub use request::{MAX_HOST_LEN, RequestShape, RequestView, normalize_host};
+pub use ring::{RING_SEED, Ring, VNODES_PER_WEIGHT};
 pub use route::{CompiledRoute, PoolId, RouteId, ServiceId};
 pub use table::{CompileError, RouteTable};

@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod check;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check a config: parse errors, lints, shadowed routes, route tests, intents, probes.
     Check(check::CheckArgs),
+    /// Serve traffic with a config.
+    Serve(serve::ServeArgs),
 }
 
 pub(crate) fn init_logging(cli: &Cli) {
@@ -39,5 +42,28 @@ pub(crate) fn init_logging(cli: &Cli) {
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C, whichever comes first.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
     }
 }

@@ -1,0 +1,84 @@
+//! Answers Keel gives itself: where a request failed, the status that follows, the
+//! `keel-error` reason, and whether another backend may be tried.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ResponseBody;
+use crate::headers::KEEL_ERROR;
+
+/// Why Keel answered instead of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyFailure {
+    /// No route matched (404).
+    NoRoute,
+    /// The route's pool has no backend that may take traffic (503).
+    NoHealthyBackend,
+    /// No connection could be opened to the chosen backends (502).
+    ConnectFailed,
+    /// The backend closed or broke the exchange (502).
+    UpstreamReset,
+    /// The backend answered as another application (502).
+    Misidentified,
+    /// No response headers before the route's timeout (504).
+    Timeout,
+    /// The client sent a request Keel will not forward (400).
+    BadRequest,
+    /// No generation is active yet (503).
+    Starting,
+}
+
+impl ProxyFailure {
+    /// The status the client gets.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyFailure::NoRoute => StatusCode::NOT_FOUND,
+            ProxyFailure::NoHealthyBackend | ProxyFailure::Starting => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyFailure::ConnectFailed
+            | ProxyFailure::UpstreamReset
+            | ProxyFailure::Misidentified => StatusCode::BAD_GATEWAY,
+            ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyFailure::BadRequest => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `keel-error` value and access-log reason.
+    pub fn code(self) -> &'static str {
+        match self {
+            ProxyFailure::NoRoute => "no-route",
+            ProxyFailure::NoHealthyBackend => "no-healthy-backend",
+            ProxyFailure::ConnectFailed => "upstream-connect-failed",
+            ProxyFailure::UpstreamReset => "upstream-reset",
+            ProxyFailure::Misidentified => "misidentified-backend",
+            ProxyFailure::Timeout => "upstream-timeout",
+            ProxyFailure::BadRequest => "bad-request",
+            ProxyFailure::Starting => "no-active-generation",
+        }
+    }
+}
+
+/// A short plain-text answer naming the route and the reason.
+pub(crate) fn respond(
+    failure: ProxyFailure,
+    detail: &str,
+    generation: Option<&HeaderValue>,
+) -> Response<ResponseBody> {
+    let status = failure.status();
+    let body = format!("keel: {} {}: {detail}\n", status.as_u16(), failure.code());
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(KEEL_ERROR.clone(), HeaderValue::from_static(failure.code()));
+    if let Some(generation) = generation {
+        headers.insert(
+            crate::headers::X_KEEL_GENERATION.clone(),
+            generation.clone(),
+        );
+    }
+    response
+}

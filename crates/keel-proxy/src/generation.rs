@@ -1,0 +1,108 @@
+//! A compiled generation: one config, its routing table, its pools with their backends,
+//! and its own traffic counters. Immutable once built; requests hold an `Arc` to the
+//! generation that routed them, so a swap never changes a request in flight.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderName, HeaderValue};
+use keel_config::{Config, HashKey};
+use keel_route::{RouteTable, ServiceId};
+
+use crate::backend::Backend;
+use crate::balance::Balancer;
+use crate::stats::GenerationStats;
+
+/// A generation ready to serve.
+#[derive(Debug)]
+pub struct Generation {
+    /// Its number; higher is newer.
+    pub id: u64,
+    /// The config it was compiled from.
+    pub config: Arc<Config>,
+    /// Its routing table.
+    pub table: RouteTable,
+    /// Its pools, indexed like `config.pools`.
+    pub pools: Box<[PoolRuntime]>,
+    /// Its traffic counters.
+    pub stats: GenerationStats,
+    /// When it was compiled.
+    pub compiled_at: SystemTime,
+    pub(crate) routes: Box<[RouteRuntime]>,
+    pub(crate) header: HeaderValue,
+    pub(crate) matched_headers: Box<[HeaderName]>,
+}
+
+/// A pool of a generation.
+#[derive(Debug)]
+pub struct PoolRuntime {
+    /// Its name.
+    pub name: Arc<str>,
+    /// The service it declares.
+    pub service: ServiceId,
+    /// Its backends, in config order (shared with other generations when unchanged).
+    pub backends: Box<[Arc<Backend>]>,
+    pub(crate) balancer: Balancer,
+    pub(crate) hash_key: Option<HashKey>,
+    /// Identity header and value of the pool's service, if it has one.
+    pub(crate) identity: Option<(HeaderName, Arc<str>)>,
+}
+
+/// What the hot path needs per route beyond the routing table.
+#[derive(Debug)]
+pub(crate) struct RouteRuntime {
+    /// Name of the service the route expects.
+    pub(crate) service: Arc<str>,
+    /// Identity header and expected value, when the service verifies every response.
+    pub(crate) verify: Option<(HeaderName, Arc<str>)>,
+}
+
+impl Generation {
+    /// Number of routes.
+    pub fn route_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Name of the service a pool serves.
+    pub fn pool_service(&self, pool: usize) -> &str {
+        self.config
+            .services
+            .get_index(self.pools[pool].service)
+            .map_or("", |(name, _)| name.as_str())
+    }
+}
+
+/// Header names any route of the config matches on: kept in traffic samples.
+pub(crate) fn matched_headers(config: &Config) -> Box<[HeaderName]> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for route in &config.routes {
+        for header in &route.headers {
+            if let Ok(name) = HeaderName::from_bytes(header.value.0.as_bytes())
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names.into_boxed_slice()
+}
+
+/// Per-route runtime data.
+pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteRuntime]> {
+    table
+        .routes()
+        .iter()
+        .map(|route| {
+            let service = config.services.get_index(route.service);
+            let verify = service.and_then(|(_, s)| {
+                let identity = s.identity.as_ref().filter(|_| s.verify_responses)?;
+                let name = HeaderName::from_bytes(identity.value.header.as_bytes()).ok()?;
+                Some((name, Arc::from(identity.value.equals.as_str())))
+            });
+            RouteRuntime {
+                service: Arc::from(service.map_or("", |(n, _)| n.as_str())),
+                verify,
+            }
+        })
+        .collect()
+}
