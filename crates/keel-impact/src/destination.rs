@@ -197,11 +197,7 @@ impl<'a> Resolver<'a> {
         self.cache[slot].as_deref().unwrap_or(&[])
     }
 
-    fn compute(
-        &mut self,
-        route: Option<RouteId>,
-        destinations: &mut Destinations,
-    ) -> Distribution {
+    fn compute(&mut self, route: Option<RouteId>, destinations: &mut Destinations) -> Distribution {
         let Some(id) = route.filter(|id| *id < self.side.table.len()) else {
             let dest = Destination {
                 route: NO_ROUTE.into(),

@@ -149,13 +149,16 @@ impl ImpactReport {
         }
 
         if let Some(sticky) = &self.sticky {
-            writeln!(
-                out,
-                "\nSticky sessions: {} of {} keyed requests on consistent-hash pools ({}) change backend",
-                number(sticky.changed.requests),
-                number(sticky.requests),
-                percent(sticky.changed.share)
-            )?;
+            writeln!(out, "\nSticky sessions (consistent-hash pools)")?;
+            if sticky.requests > 0.0 {
+                writeln!(
+                    out,
+                    "  {} of {} keyed requests ({}) change backend",
+                    number(sticky.changed.requests),
+                    number(sticky.requests),
+                    percent(sticky.changed.share)
+                )?;
+            }
             for pool in sticky.pools.iter().filter(|p| p.changed.requests > 0.0) {
                 let pools = if pool.from_pool == pool.to_pool {
                     format!("pool {}", pool.from_pool)
@@ -173,8 +176,15 @@ impl ImpactReport {
             if sticky.no_longer_sticky > 0.0 {
                 writeln!(
                     out,
-                    "  {} keyed requests move to a pool that does not hash: they lose stickiness",
+                    "  {} keyed requests move to a pool that does not hash: they lose their backend",
                     number(sticky.no_longer_sticky)
+                )?;
+            }
+            if sticky.without_key > 0.0 {
+                writeln!(
+                    out,
+                    "  {} requests on hashing pools carry no sticky key (not counted)",
+                    number(sticky.without_key)
                 )?;
             }
         }

@@ -266,8 +266,17 @@ fn by_service(dist: &[(DestId, f64)], services: &[u32]) -> Box<[(u32, f64)]> {
     out.into_boxed_slice()
 }
 
+/// Keeps the first [`MAX_EXAMPLES`] requests that route differently from each other
+/// (sticky keys aside: ten sessions of `POST /checkout/pay` are one example).
 fn add_example(examples: &mut Vec<usize>, index: usize, sample: &[RequestShape]) {
-    if examples.len() < MAX_EXAMPLES && !examples.iter().any(|i| sample[*i] == sample[index]) {
+    let routes_like = |a: &RequestShape, b: &RequestShape| {
+        a.method == b.method && a.host == b.host && a.path == b.path && a.headers == b.headers
+    };
+    if examples.len() < MAX_EXAMPLES
+        && !examples
+            .iter()
+            .any(|i| routes_like(&sample[*i], &sample[index]))
+    {
         examples.push(index);
     }
 }

@@ -151,7 +151,8 @@ pub struct FailingSummary {
 /// A landing's (pool's or service's) share of the traffic before and after.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LandingShare {
-    /// The pool and service, or the failure.
+    /// The pool and service, or the failure (flattened into this object in JSON).
+    #[serde(flatten)]
     pub landing: Landing,
     /// Under the old config.
     pub old: Amount,
@@ -298,7 +299,8 @@ impl ImpactReport {
 
 /// Rounds to 9 decimals, so sums of fractions print as the numbers they mean.
 pub(crate) fn round(value: f64) -> f64 {
-    (value * 1e9).round() / 1e9
+    // `+ 0.0` turns the -0.0 of an empty float sum into 0.0.
+    (value * 1e9).round() / 1e9 + 0.0
 }
 
 impl Failure {
