@@ -18,6 +18,11 @@ use serde::Serialize;
 
 use crate::report::{HostFlow, ImpactReport, SCHEMA_VERSION};
 
+/// Most refusal reasons written out in the human text (JSON has all).
+const MAX_REASON_ROWS: usize = 10;
+/// Most flows written out per host-shift reason.
+const MAX_FLOWS_PER_REASON: usize = 3;
+
 /// One reason the gate refuses.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -68,12 +73,13 @@ impl std::fmt::Display for GateReason {
             } => {
                 write!(
                     f,
-                    "{} of the {requests} sampled requests to {host} would change service \
+                    "{} of the {requests} sampled request{} to {host} would change service \
                      (limit [safety] max_shift = {})",
                     percent(*share),
+                    if *requests == 1 { "" } else { "s" },
                     percent(*max_shift)
                 )?;
-                for flow in flows {
+                for flow in flows.iter().take(MAX_FLOWS_PER_REASON) {
                     write!(
                         f,
                         "\n    {} of requests to {host} would move from {} to {}",
@@ -145,8 +151,14 @@ impl GateVerdict {
                 if self.reasons.len() == 1 { "" } else { "s" }
             )
         };
-        for reason in &self.reasons {
+        for reason in self.reasons.iter().take(MAX_REASON_ROWS) {
             out.push_str(&format!("  - {reason}\n"));
+        }
+        if self.reasons.len() > MAX_REASON_ROWS {
+            out.push_str(&format!(
+                "  … {} more reasons (see --format json)\n",
+                self.reasons.len() - MAX_REASON_ROWS
+            ));
         }
         for note in &self.notes {
             out.push_str(&format!("  note: {note}\n"));
@@ -242,7 +254,11 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
     gate(report, max_shift, &intents)
 }
 
-/// `0.37` → `37.0%`.
+/// `0.37` → `37.0%`; a share too small to show as 0.1 % is `<0.1%`, not `0.0%`.
 pub(crate) fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
+    if share > 0.0 && share < 0.0005 {
+        "<0.1%".to_string()
+    } else {
+        format!("{:.1}%", share * 100.0)
+    }
 }

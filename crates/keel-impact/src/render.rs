@@ -5,12 +5,16 @@
 use std::fmt::Write as _;
 
 use crate::gate::percent;
-use crate::report::{Amount, ImpactReport};
+use crate::report::{Amount, ImpactReport, ServiceShare};
 
 /// Most movement rows shown (the rest are counted).
 const MAX_MOVEMENT_ROWS: usize = 40;
 /// Most hosts listed with their flows.
 const MAX_HOST_ROWS: usize = 20;
+/// Most services listed with their before and after shares.
+const MAX_SERVICE_ROWS: usize = 20;
+/// Most pool pairs listed under sticky sessions.
+const MAX_STICKY_ROWS: usize = 10;
 /// Most flows shown per host.
 const MAX_FLOWS_PER_HOST: usize = 5;
 
@@ -61,10 +65,11 @@ impl ImpactReport {
             for host in shifted.iter().take(MAX_HOST_ROWS) {
                 writeln!(
                     out,
-                    "  {}: {} of {} requests",
+                    "  {}: {} of {} request{}",
                     host.host,
                     percent(host.changes_service.share),
-                    host.requests
+                    host.requests,
+                    if host.requests == 1 { "" } else { "s" }
                 )?;
                 for flow in host.flows.iter().take(MAX_FLOWS_PER_HOST) {
                     writeln!(
@@ -102,12 +107,17 @@ impl ImpactReport {
             self.write_matrix(out)?;
         }
 
-        let changed: Vec<_> = self.services.iter().filter(|s| s.old != s.new).collect();
+        let mut changed: Vec<&ServiceShare> =
+            self.services.iter().filter(|s| s.old != s.new).collect();
         if !changed.is_empty() {
             writeln!(
                 out,
                 "\nServices: share of all sampled traffic, before → after"
             )?;
+            let delta = |s: &ServiceShare| (s.new.requests - s.old.requests).abs();
+            changed.sort_by(|a, b| delta(b).total_cmp(&delta(a)));
+            let hidden = changed.len().saturating_sub(MAX_SERVICE_ROWS);
+            changed.truncate(MAX_SERVICE_ROWS);
             let width = changed.iter().map(|s| s.service.len()).max().unwrap_or(0);
             for service in changed {
                 writeln!(
@@ -118,13 +128,16 @@ impl ImpactReport {
                     percent(service.new.share)
                 )?;
             }
+            if hidden > 0 {
+                writeln!(out, "  … {hidden} services with smaller changes")?;
+            }
         }
 
         let failing = &self.failing;
         if failing.starting.amount.requests > 0.0 {
             writeln!(
                 out,
-                "\nRequests that start failing: {} (no route: {}, empty pool: {})",
+                "\nRequests that start failing: {}; {} find no route, {} reach an empty pool",
                 amount(failing.starting.amount),
                 number(failing.starting.no_route),
                 number(failing.starting.empty_pool)
@@ -159,7 +172,12 @@ impl ImpactReport {
                     percent(sticky.changed.share)
                 )?;
             }
-            for pool in sticky.pools.iter().filter(|p| p.changed.requests > 0.0) {
+            let moving: Vec<_> = sticky
+                .pools
+                .iter()
+                .filter(|p| p.changed.requests > 0.0)
+                .collect();
+            for pool in moving.iter().take(MAX_STICKY_ROWS) {
                 let pools = if pool.from_pool == pool.to_pool {
                     format!("pool {}", pool.from_pool)
                 } else {
@@ -172,6 +190,9 @@ impl ImpactReport {
                     number(pool.requests),
                     percent(pool.changed.share)
                 )?;
+            }
+            if moving.len() > MAX_STICKY_ROWS {
+                writeln!(out, "  … {} more pools", moving.len() - MAX_STICKY_ROWS)?;
             }
             if sticky.no_longer_sticky > 0.0 {
                 writeln!(
