@@ -398,3 +398,21 @@ fn the_report_is_reproducible() {
     assert_eq!(a.to_json(), b.to_json());
     assert_eq!(a.render_human(), b.render_human());
 }
+
+#[test]
+fn an_access_log_is_a_traffic_file() {
+    // Two logged requests and one hand-written one, replayed through the March-15 edit.
+    let log = concat!(
+        r#"{"time":"2024-03-15T09:59:58Z","request_id":"a1","method":"POST","host":"Shop.Example.com:443","path":"/checkout/pay?step=2","status":200,"duration_ms":31,"bytes":90,"route":"checkout","pool":"checkout-v2","backend":"127.0.0.1:9001","generation":6,"retries":0,"hash_key":"cart-9"}"#,
+        "\n",
+        r#"{"time":"2024-03-15T09:59:59Z","request_id":"a2","method":"GET","host":"shop.example.com","path":"/","status":200,"duration_ms":4,"bytes":2048,"route":"web","pool":"web","backend":"127.0.0.1:9101","generation":6,"retries":0}"#,
+        "\n",
+        "GET https://shop.example.com/cart\n",
+    );
+    let traffic = keel_impact::parse_traffic(log, "access.log").expect("valid log");
+    assert_eq!(traffic.formats.access_log, 2);
+    let report = blast_radius(&config(SHOP), &march_15(), &traffic.requests).expect("report");
+    assert_eq!(report.hosts.len(), 1, "ports and case do not split a host");
+    assert_close(report.hosts[0].changes_service.share, 2.0 / 3.0);
+    assert_close(report.changes_service.requests, 2.0);
+}
