@@ -1,1 +1,42 @@
-//! Blast radius: replay sampled request shapes through two routing tables and report the movement.
+//! Blast radius: replay sampled request shapes through two routing tables and report
+//! where the traffic moves.
+//!
+//! ```text
+//! traffic file ──read_traffic()──▶ Vec<RequestShape> ─┐
+//! old Config ─┐                                       ├─▶ blast_radius() ──▶ ImpactReport
+//! new Config ─┴── RouteTable::compile (both) ─────────┘        │  render_human() / to_json()
+//!                                                              ▼
+//!                                        gate(report, max_shift, intents) ──▶ GateVerdict
+//! ```
+//!
+//! - [`traffic`]: the three traffic-file formats (request shapes, access log, `METHOD URL`).
+//! - [`destination`]: where a request lands (route, pool, *pool's* service, or a failure).
+//! - `coupling`: the per-request movement math (expected shares, smallest change).
+//! - `replay`: the replay loop and the sums; [`report`]: the report types and JSON form.
+//! - [`ring`]: the consistent-hash ring, shared with the data plane.
+//! - [`gate`]: the apply gate (`max_shift`, intents).
+//!
+//! The contract for users is `docs/blast-radius.md`: formats, math, JSON schema, gate rule.
+
+mod coupling;
+pub mod destination;
+pub mod gate;
+mod render;
+mod replay;
+pub mod report;
+pub mod ring;
+mod sticky;
+pub mod traffic;
+
+pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
+pub use gate::{GateReason, GateVerdict, gate, gate_change};
+pub use replay::{ImpactError, NO_HOST, blast_radius, blast_radius_compiled};
+pub use report::{
+    Amount, Change, FailCount, FailingSummary, HostFlow, HostShift, ImpactReport, LandingShare,
+    MAX_EXAMPLES, Movement, SCHEMA_VERSION, ServiceShare, StickyMovement, StickyPool,
+};
+pub use ring::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
+pub use traffic::{
+    FormatCounts, MAX_LINE_BYTES, Traffic, TrafficError, parse_traffic, parse_traffic_bytes,
+    read_traffic,
+};

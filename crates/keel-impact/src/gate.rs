@@ -1,0 +1,264 @@
+//! The apply gate: refuse a change whose blast radius is too large.
+//!
+//! A change is refused when, on the sample,
+//! - it moves more than `max_shift` of any host's traffic to another service
+//!   (`HostShift::changes_service.share > max_shift`; requests that start or stop
+//!   failing count as changing service), or
+//! - the new config breaks an `[[intents]]` bound: of the sampled requests to
+//!   `intent.host` (under `intent.path_prefix`), the expected share that lands on
+//!   `intent.service` under the new config is below `min_share` or above `max_share`.
+//!
+//! An intent no sampled request matches cannot be judged: it is a note, not a refusal.
+//! Whether `--force` overrides a refusal is the caller's decision. [`gate_change`]
+//! applies the stricter policy of the two configs, so a change cannot loosen its own
+//! gate by raising `max_shift` or deleting an intent in the same edit.
+
+use keel_config::{Config, Intent};
+use serde::Serialize;
+
+use crate::report::{HostFlow, ImpactReport, SCHEMA_VERSION};
+
+/// Most refusal reasons written out in the human text (JSON has all).
+const MAX_REASON_ROWS: usize = 10;
+/// Most flows written out per host-shift reason.
+const MAX_FLOWS_PER_REASON: usize = 3;
+
+/// One reason the gate refuses.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GateReason {
+    /// Too much of a host's traffic changes service.
+    HostShift {
+        /// The host.
+        host: String,
+        /// Share of its sampled traffic that changes service.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+        /// Sampled requests to the host.
+        requests: usize,
+        /// Where that traffic goes, largest first.
+        flows: Vec<HostFlow>,
+    },
+    /// An intent's bound does not hold under the new config.
+    Intent {
+        /// The intent's host.
+        host: String,
+        /// The intent's path prefix.
+        path_prefix: Option<String>,
+        /// The service whose share is bounded.
+        service: String,
+        /// The lower bound, if any.
+        min_share: Option<f64>,
+        /// The upper bound, if any.
+        max_share: Option<f64>,
+        /// The share under the new config.
+        share: f64,
+        /// The share under the old config.
+        old_share: f64,
+        /// Sampled requests the intent covers.
+        requests: usize,
+    },
+}
+
+impl std::fmt::Display for GateReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateReason::HostShift {
+                host,
+                share,
+                max_shift,
+                requests,
+                flows,
+            } => {
+                write!(
+                    f,
+                    "{} of the {requests} sampled request{} to {host} would change service \
+                     (limit [safety] max_shift = {})",
+                    percent(*share),
+                    if *requests == 1 { "" } else { "s" },
+                    percent(*max_shift)
+                )?;
+                for flow in flows.iter().take(MAX_FLOWS_PER_REASON) {
+                    write!(
+                        f,
+                        "\n    {} of requests to {host} would move from {} to {}",
+                        percent(flow.amount.share),
+                        flow.from,
+                        flow.to
+                    )?;
+                }
+                Ok(())
+            }
+            GateReason::Intent {
+                host,
+                path_prefix,
+                service,
+                min_share,
+                max_share,
+                share,
+                old_share,
+                requests,
+            } => {
+                let bound = match (min_share, max_share) {
+                    (Some(min), Some(max)) => {
+                        format!("between {} and {}", percent(*min), percent(*max))
+                    }
+                    (Some(min), None) => format!("at least {}", percent(*min)),
+                    (None, Some(max)) => format!("at most {}", percent(*max)),
+                    (None, None) => "bounded".into(),
+                };
+                write!(
+                    f,
+                    "intent broken: {bound} of requests to {host}{} must reach service {service}; \
+                     with the new config {} of the {requests} sampled ones do (was {})",
+                    path_prefix.as_deref().unwrap_or(""),
+                    percent(*share),
+                    percent(*old_share)
+                )
+            }
+        }
+    }
+}
+
+/// The gate's decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateVerdict {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// True when no reason refuses the change.
+    pub allowed: bool,
+    /// The `max_shift` applied.
+    pub max_shift: f64,
+    /// Why the change is refused; empty when allowed.
+    pub reasons: Vec<GateReason>,
+    /// What the gate could not judge (empty sample, intents no request matched).
+    pub notes: Vec<String>,
+    /// The report, rendered for people: part of every refusal text.
+    #[serde(skip)]
+    pub report_text: String,
+}
+
+impl GateVerdict {
+    /// The verdict for people: the decision, each reason, each note, then the matrix.
+    pub fn render_human(&self) -> String {
+        let mut out = if self.allowed {
+            "ACCEPTED by the blast-radius gate.\n".to_string()
+        } else {
+            format!(
+                "REFUSED by the blast-radius gate ({} reason{}):\n",
+                self.reasons.len(),
+                if self.reasons.len() == 1 { "" } else { "s" }
+            )
+        };
+        for reason in self.reasons.iter().take(MAX_REASON_ROWS) {
+            out.push_str(&format!("  - {reason}\n"));
+        }
+        if self.reasons.len() > MAX_REASON_ROWS {
+            out.push_str(&format!(
+                "  … {} more reasons (see --format json)\n",
+                self.reasons.len() - MAX_REASON_ROWS
+            ));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+        out.push('\n');
+        out.push_str(&self.report_text);
+        out
+    }
+
+    /// The stable JSON form (schema version [`SCHEMA_VERSION`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Judges a report against `max_shift` and `intents` (see the module doc).
+pub fn gate(report: &ImpactReport, max_shift: f64, intents: &[Intent]) -> GateVerdict {
+    // Fail closed on a limit that is not a number.
+    let max_shift = if max_shift.is_nan() { 0.0 } else { max_shift };
+    let mut reasons = Vec::new();
+    let mut notes = Vec::new();
+    if report.total == 0 {
+        notes.push("the traffic sample is empty: the gate saw no traffic to judge".into());
+    }
+    for host in &report.hosts {
+        if host.changes_service.share > max_shift {
+            reasons.push(GateReason::HostShift {
+                host: host.host.clone(),
+                share: host.changes_service.share,
+                max_shift,
+                requests: host.requests,
+                flows: host.flows.clone(),
+            });
+        }
+    }
+    for intent in intents {
+        let prefix = intent.path_prefix.as_deref();
+        let service = intent.service.value.as_str();
+        let Some((share, requests)) = report.service_share(&intent.host, prefix, service, false)
+        else {
+            notes.push(format!(
+                "no sampled request goes to {}{}: intent for service {service} not judged",
+                intent.host,
+                prefix.unwrap_or("")
+            ));
+            continue;
+        };
+        let below = intent.min_share.is_some_and(|min| share < min);
+        let above = intent.max_share.is_some_and(|max| share > max);
+        if below || above {
+            let old_share = report
+                .service_share(&intent.host, prefix, service, true)
+                .map_or(0.0, |(s, _)| s);
+            reasons.push(GateReason::Intent {
+                host: intent.host.clone(),
+                path_prefix: intent.path_prefix.clone(),
+                service: service.to_string(),
+                min_share: intent.min_share,
+                max_share: intent.max_share,
+                share,
+                old_share,
+                requests,
+            });
+        }
+    }
+    GateVerdict {
+        schema_version: SCHEMA_VERSION,
+        allowed: reasons.is_empty(),
+        max_shift,
+        reasons,
+        notes,
+        report_text: report.render_human(),
+    }
+}
+
+/// The gate for a change from `old` to `new`, with the stricter policy of the two:
+/// the smaller `[safety] max_shift` and the intents of both configs.
+pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVerdict {
+    let max_shift = old.safety.max_shift.min(new.safety.max_shift);
+    let mut intents: Vec<Intent> = new.intents.clone();
+    for intent in &old.intents {
+        let same = |other: &Intent| {
+            other.host == intent.host
+                && other.path_prefix == intent.path_prefix
+                && other.service.value == intent.service.value
+                && other.min_share == intent.min_share
+                && other.max_share == intent.max_share
+        };
+        if !intents.iter().any(same) {
+            intents.push(intent.clone());
+        }
+    }
+    gate(report, max_shift, &intents)
+}
+
+/// `0.37` → `37.0%`; a share too small to show as 0.1 % is `<0.1%`, not `0.0%`.
+pub(crate) fn percent(share: f64) -> String {
+    if share > 0.0 && share < 0.0005 {
+        "<0.1%".to_string()
+    } else {
+        format!("{:.1}%", share * 100.0)
+    }
+}
