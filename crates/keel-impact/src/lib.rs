@@ -24,18 +24,18 @@ pub mod gate;
 mod render;
 mod replay;
 pub mod report;
-pub mod ring;
 mod sticky;
 pub mod traffic;
 
 pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
+/// The consistent-hash ring lives in keel-route so the data plane and the replay share it.
+pub use keel_route::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
 pub use replay::{ImpactError, NO_HOST, blast_radius, blast_radius_compiled};
 pub use report::{
     Amount, Change, FailCount, FailingSummary, HostFlow, HostShift, ImpactReport, LandingShare,
     MAX_EXAMPLES, Movement, SCHEMA_VERSION, ServiceShare, StickyMovement, StickyPool,
 };
-pub use ring::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
 pub use traffic::{
     FormatCounts, MAX_LINE_BYTES, Traffic, TrafficError, parse_traffic, parse_traffic_bytes,
     read_traffic,

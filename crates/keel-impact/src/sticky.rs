@@ -2,7 +2,7 @@
 //! land on the same backend under both configs?
 //!
 //! Each request part that goes from a hashing pool (old) to a hashing pool (new) is
-//! looked up on both rings (built with [`crate::ring::Ring`], the data plane's own
+//! looked up on both rings (built with [`keel_route::Ring`], the data plane's own
 //! placement, assuming every backend healthy). It counts as changed when the backend
 //! address differs, or when the pool hashes a different key (`cookie:cart_id` →
 //! `header:x-user`: the sampled key value means nothing to the new ring, so every
@@ -14,7 +14,7 @@ use keel_config::{Balance, Config};
 use keel_route::{PoolId, RequestShape};
 
 use crate::report::{Amount, StickyMovement, StickyPool, round};
-use crate::ring::Ring;
+use keel_route::Ring;
 
 /// Accumulates sticky movement over a replay.
 #[derive(Default)]

@@ -54,7 +54,7 @@ impl Balancer {
             Balance::RoundRobin => round_robin(backends),
             Balance::LeastRequest => Balancer::LeastRequest,
             Balance::ConsistentHash(_) => Balancer::ConsistentHash {
-                ring: Ring::new(backends.iter().map(|b| (&b.addr, b.weight))),
+                ring: Ring::new(backends.iter().map(|b| (b.addr, b.weight))),
                 fallback: Box::new(round_robin(backends)),
             },
         }
@@ -83,7 +83,7 @@ impl Balancer {
             }
             Balancer::LeastRequest => least_request(backends, usable),
             Balancer::ConsistentHash { ring, fallback } => match key_hash {
-                Some(hash) => ring.lookup(hash, usable),
+                Some(hash) => ring.lookup_eligible(hash, usable),
                 None => fallback.pick(backends, None, tried),
             },
         }
