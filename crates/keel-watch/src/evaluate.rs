@@ -125,15 +125,33 @@ fn errors(
             return Some(alarm);
         }
     }
-    match error_jump(
+    let ErrorVerdict::Jump(mut alarm) = error_jump(
         &format!("generation {}", candidate.id),
         base_total,
         rate(&view.total()),
         thresholds,
-    ) {
-        ErrorVerdict::Jump(alarm) => Some(alarm),
-        _ => None,
+    ) else {
+        return None;
+    };
+    // No single route has enough volume yet: name the one failing most.
+    let worst = (0..view.route_count())
+        .map(|r| (r, rate(&view.route(r))))
+        .max_by_key(|(_, rate)| rate.failures)
+        .filter(|(_, rate)| rate.failures > 0);
+    if let Some((r, worst)) = worst
+        && let Some(route) = candidate.shape.routes.get(r)
+    {
+        alarm.summary.push_str(&format!(
+            "; most failures on route {}: {} of {}",
+            route.name, worst.failures, worst.requests
+        ));
+        alarm.numbers["worst_route"] = serde_json::json!({
+            "route": &*route.name,
+            "requests": worst.requests,
+            "failures": worst.failures,
+        });
     }
+    Some(alarm)
 }
 
 /// Intent breaches of a generation's window.

@@ -406,8 +406,21 @@ impl Watcher {
                                 })
                         })
                         .map(|w| w.id);
+                    // Late responses of a concluded watch, or of a generation that no
+                    // longer serves, are not news.
+                    let concluded = state
+                        .watches
+                        .iter()
+                        .any(|w| w.request.candidate.id == *generation);
+                    let live = self.plane.active().is_some_and(|a| {
+                        a.primary.id == *generation
+                            || a.canary
+                                .as_ref()
+                                .is_some_and(|c| c.generation.id == *generation)
+                    });
                     match watch {
                         Some(id) => self.conclude(&mut state, id, alarm, &mut raised),
+                        None if concluded || !live => {}
                         None => {
                             self.raise_background(&mut state, *generation, alarm, now, &mut raised)
                         }

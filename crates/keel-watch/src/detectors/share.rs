@@ -106,8 +106,30 @@ pub fn share_shift(
     candidate: &ShareTable,
     thresholds: &Thresholds,
 ) -> Option<Alarm> {
+    let per_host = candidate
+        .hosts
+        .iter()
+        .filter(|(h, _)| h.as_str() != ALL_HOSTS);
+    let all = candidate
+        .hosts
+        .iter()
+        .filter(|(h, _)| h.as_str() == ALL_HOSTS);
+    // A real host key names the problem better; the all-traffic key is the fallback.
+    for group in [per_host.collect::<Vec<_>>(), all.collect()] {
+        if let Some(alarm) = worst_shift(baseline, &group, thresholds) {
+            return Some(alarm);
+        }
+    }
+    None
+}
+
+fn worst_shift(
+    baseline: &ShareTable,
+    hosts: &[(&String, &BTreeMap<String, u64>)],
+    thresholds: &Thresholds,
+) -> Option<Alarm> {
     let mut worst: Option<(f64, Alarm)> = None;
-    for (host, now) in &candidate.hosts {
+    for (host, now) in hosts.iter().copied() {
         let Some(before) = baseline.hosts.get(host) else {
             continue;
         };
@@ -131,10 +153,11 @@ pub fn share_shift(
                 detector: Detector::Share,
                 subject: host.clone(),
                 summary: format!(
-                    "host {host}: service {service} went from {:.1}% to {:.1}% of requests ({n_b} → {n_c} requests; threshold {:.0} points)",
+                    "host {host}: service {service} went from {:.1}% to {:.1}% of requests (threshold {:.0} points; {}; {n_b} → {n_c} requests)",
                     p_b * 100.0,
                     p_c * 100.0,
-                    thresholds.share_shift * 100.0
+                    thresholds.share_shift * 100.0,
+                    mix(before, n_b, now, n_c),
                 ),
                 numbers: json!({
                     "kind": "shift",
@@ -155,6 +178,22 @@ pub fn share_shift(
         }
     }
     worst.map(|(_, alarm)| alarm)
+}
+
+/// Every service's share before → after, e.g. `web 80.0%→34.7%, legacy-web 0.0%→45.3%`.
+fn mix(before: &BTreeMap<String, u64>, n_b: u64, now: &BTreeMap<String, u64>, n_c: u64) -> String {
+    let mut services: Vec<&String> = before.keys().chain(now.keys()).collect();
+    services.sort();
+    services.dedup();
+    services
+        .iter()
+        .map(|s| {
+            let b = before.get(*s).copied().unwrap_or(0) as f64 / n_b.max(1) as f64;
+            let c = now.get(*s).copied().unwrap_or(0) as f64 / n_c.max(1) as f64;
+            format!("{s} {:.1}%→{:.1}%", b * 100.0, c * 100.0)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A declared share bound, as the detector needs it.
@@ -241,7 +280,7 @@ mod tests {
             .as_ref()
             .map(|a| (&a.numbers["service"], &a.numbers["host"]));
         assert!(
-            matches!(alarm, Some((s, h)) if (s == "legacy-web" || s == "web") && (h == "shop" || h == ALL_HOSTS)),
+            matches!(alarm, Some((s, h)) if (s == "legacy-web" || s == "web") && h == "shop"),
             "{alarm:?}"
         );
     }
