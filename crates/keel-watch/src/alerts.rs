@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -108,7 +109,7 @@ impl Alert {
 #[derive(Debug)]
 pub struct AlertLog {
     next_id: AtomicU64,
-    recent: Mutex<VecDeque<Alert>>,
+    recent: Mutex<VecDeque<(SystemTime, Alert)>>,
     capacity: usize,
 }
 
@@ -154,14 +155,30 @@ impl AlertLog {
         if recent.len() >= self.capacity {
             recent.pop_front();
         }
-        recent.push_back(alert.clone());
+        recent.push_back((SystemTime::now(), alert.clone()));
         alert
     }
 
     /// Up to `limit` most recent alerts, newest first.
     pub fn recent(&self, limit: usize) -> Vec<Alert> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().rev().take(limit).cloned().collect()
+        recent
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    /// Alerts about `generation` raised at or after `since`, oldest first: what the
+    /// controller asks before it marks a generation known-good.
+    pub fn about(&self, generation: u64, since: SystemTime) -> Vec<Alert> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .filter(|(at, a)| a.generation == generation && *at >= since)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// `{"alerts": [...]}`, newest first: the body of `GET /alerts`.
@@ -199,6 +216,12 @@ mod tests {
         let ids: Vec<u64> = recent.iter().map(|a| a.id).collect();
         assert_eq!(ids, vec![5, 4, 3]);
         assert_eq!(recent[0].severity, Severity::Critical);
+        assert_eq!(log.about(7, SystemTime::UNIX_EPOCH).len(), 3);
+        assert!(log.about(8, SystemTime::UNIX_EPOCH).is_empty());
+        assert!(
+            log.about(7, SystemTime::now() + std::time::Duration::from_secs(1))
+                .is_empty()
+        );
         let json = log.to_json(1);
         assert_eq!(json["alerts"][0]["detector"], "errors");
         assert_eq!(json["alerts"][0]["phase"]["kind"], "after_swap");

@@ -15,6 +15,23 @@
 //! [`guard::guarded_apply`] for the controller, [`Watcher::metrics_text`] and
 //! [`Watcher::alerts_json`] for the admin API. Metric names are in [`names`]; the math
 //! of each detector is in its module and in `docs/detectors.md`.
+//!
+//! # For the controller
+//!
+//! * At boot: `let (watcher, bad_hooks) = Watcher::start(plane.clone(), &config.alerts.webhooks)`;
+//!   after an apply that changed `[alerts]`: [`Watcher::set_webhooks`].
+//! * Admin API: `GET /metrics` → [`Watcher::metrics_text`] with [`METRICS_CONTENT_TYPE`]
+//!   (token only if `[admin] metrics_require_token`); `GET /alerts` → [`Watcher::alerts_json`].
+//! * Counters: [`Metrics::record_apply`], [`Metrics::record_rejection`],
+//!   [`Metrics::record_rollback`] (the guard counts its own automatic rollbacks).
+//! * Guarded apply: build a [`GuardPlan`] from `[safety]` and the `--canary/--watch` flags,
+//!   then `guarded_apply(&watcher, current_primary, candidate, &plan, &diff_summary)`
+//!   *instead of* `DataPlane::activate`. It does the swaps itself (canary slice, steps,
+//!   full swap) and on an alarm swaps back at once; the controller then records the
+//!   outcome ([`GuardOutcome::RolledBack`] → store state `rolled-back`, an event with the
+//!   alert, `apply` exits non-zero with `alert.summary`). `--no-guard` → [`unguarded_apply`].
+//! * Known-good promotion: [`AlertLog::about`]`(generation, since)` lists the alerts the
+//!   generation collected since it became active.
 
 mod alerts;
 mod collector;

@@ -304,6 +304,68 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_proxy::{DataPlane, DataPlaneOptions};
+
+    const CONFIG: &str = r#"
+[listeners.web]
+addr = "127.0.0.1:8080"
+
+[services.web]
+
+[pools.a]
+service = "web"
+backends = [{ addr = "127.0.0.1:9001" }, { addr = "127.0.0.1:9002" }]
+
+[pools.b]
+service = "web"
+backends = [{ addr = "127.0.0.1:9003" }]
+
+[[routes]]
+name = "split"
+service = "web"
+split = [{ pool = "a", weight = 1 }, { pool = "b", weight = 1 }]
+"#;
+
+    fn generation() -> Arc<Generation> {
+        let parsed = keel_config::parse(CONFIG);
+        assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
+        let config = Arc::new(parsed.config);
+        let plane = DataPlane::new(DataPlaneOptions::from_config(&config)).expect("plane");
+        plane.compile(3, config).expect("compile")
+    }
+
+    #[test]
+    fn a_live_window_slides_and_a_frozen_one_keeps_its_last_traffic() {
+        let generation = generation();
+        let route = &generation.stats.routes[0];
+        let now = Instant::now();
+        let mut series = Series::new(&generation, 4, now);
+        assert!(series.is_of(&generation));
+        for _ in 0..10 {
+            route.targets[0][1].record(Outcome::Success);
+        }
+        route.targets[1][0].record(Outcome::ServerError);
+        route.latency.observe(Duration::from_millis(3));
+        series.sample(true, now);
+        let view = series.window();
+        assert_eq!(view.backend(0, 0, 1)[Outcome::Success as usize], 10);
+        assert_eq!(view.arm(0, 1)[Outcome::ServerError as usize], 1);
+        assert_eq!(requests(&view.route(0)), 11);
+        assert_eq!(view.latency(0).iter().sum::<u64>(), 1);
+        // Four quiet live ticks push the traffic out of a four-tick window.
+        for _ in 0..4 {
+            series.sample(true, now);
+        }
+        assert_eq!(requests(&series.window().total()), 0);
+        // Frozen: quiet ticks are skipped, so the last traffic stays in the window.
+        route.targets[0][0].record(Outcome::Success);
+        series.sample(false, now);
+        for _ in 0..10 {
+            series.sample(false, now);
+        }
+        assert_eq!(requests(&series.window().total()), 1);
+        assert_eq!(series.ticks(), 4);
+    }
 
     #[test]
     fn outcome_helpers_count_failures() {
