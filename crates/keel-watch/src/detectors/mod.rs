@@ -1,0 +1,107 @@
+//! The in-process detectors: pure functions over windowed counts, each returning the
+//! evidence it fired on, or nothing. The watcher decides what they are compared with
+//! (a canary against its live primary, a fresh generation against the frozen window of
+//! the one it replaced) and turns a finding into an [`crate::Alert`].
+//!
+//! | detector | signal | fires when | doc |
+//! |---|---|---|---|
+//! | [`share`] | per host key, each service's share of requests | a share moved more than `share_shift`, with confidence; or an intent bound is broken | `docs/detectors.md#share` |
+//! | [`errors`] | 5xx + connect failures + misidentified per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
+//! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
+//! | [`latency`] | p99 per route from bucket deltas | p99 ≥ `latency_factor` × baseline p99, above a floor | `docs/detectors.md#latency` |
+
+pub mod errors;
+pub mod identity;
+pub mod latency;
+pub mod share;
+
+use serde::Serialize;
+
+/// Which detector fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// Traffic-share shift or intent breach.
+    Share,
+    /// Error jump.
+    Errors,
+    /// A backend identifying as another service.
+    Identity,
+    /// p99 latency regression.
+    Latency,
+}
+
+impl Detector {
+    /// Every detector.
+    pub const ALL: [Detector; 4] = [
+        Detector::Share,
+        Detector::Errors,
+        Detector::Identity,
+        Detector::Latency,
+    ];
+
+    /// Metric label and JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::Share => "share",
+            Detector::Errors => "errors",
+            Detector::Identity => "identity",
+            Detector::Latency => "latency",
+        }
+    }
+}
+
+/// What a detector found: enough to explain the alarm without looking anything up.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alarm {
+    /// The detector.
+    pub detector: Detector,
+    /// What it is about: a host key, a route, a backend.
+    pub subject: String,
+    /// One sentence with the numbers.
+    pub summary: String,
+    /// The numbers, structured.
+    pub numbers: serde_json::Value,
+}
+
+/// Detector thresholds: `[detectors]` of the active config.
+#[derive(Clone, Debug)]
+pub struct Thresholds {
+    /// Fewest requests (per compared population) before a statistical detector may fire.
+    pub min_requests: u64,
+    /// Share movement that counts as a shift (0..=1).
+    pub share_shift: f64,
+    /// Error rate that counts as a jump (0..=1).
+    pub error_rate: f64,
+    /// p99 factor over baseline that counts as a regression.
+    pub latency_factor: f64,
+}
+
+impl Thresholds {
+    /// The thresholds a config sets.
+    pub fn from_config(detectors: &keel_config::Detectors) -> Self {
+        Self {
+            min_requests: u64::from(detectors.min_requests),
+            share_shift: detectors.share_shift,
+            error_rate: detectors.error_rate,
+            latency_factor: detectors.latency_factor,
+        }
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        use keel_config::defaults as d;
+        Self {
+            min_requests: u64::from(d::DETECTOR_MIN_REQUESTS),
+            share_shift: d::SHARE_SHIFT,
+            error_rate: d::ERROR_RATE,
+            latency_factor: d::LATENCY_FACTOR,
+        }
+    }
+}
+
+/// Rounds a ratio for alarm text and JSON (4 decimals).
+pub(crate) fn round4(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
+}

@@ -1,0 +1,201 @@
+//! Runs the detectors over sampled series: a candidate against its baseline during an
+//! apply, or the active generation on its own in the background watch.
+//!
+//! Order matters only for which alarm is reported when several would fire: identity
+//! first (the most direct evidence), then errors, share, intents, latency.
+
+use std::collections::HashSet;
+
+use keel_config::Config;
+use keel_proxy::stats::Outcome;
+
+use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
+use crate::detectors::identity::{Misidentified, misidentified_responses};
+use crate::detectors::latency::latency_regression;
+use crate::detectors::share::{IntentBound, ShareTable, intent_breach, intent_scope, share_shift};
+use crate::detectors::{Alarm, Thresholds};
+use crate::window::{Series, WindowView, failures, requests};
+
+/// Misidentified responses per (route, backend) in a series' window.
+pub(crate) fn misidentified(series: &Series) -> Vec<Misidentified> {
+    let view = series.window();
+    let mut out = Vec::new();
+    for (r, route) in series.shape.routes.iter().enumerate() {
+        for (a, arm) in route.arms.iter().enumerate() {
+            for (b, addr) in arm.backends.iter().enumerate() {
+                let counts = view.backend(r, a, b);
+                let count = counts[Outcome::Misidentified as usize];
+                if count > 0 {
+                    out.push(Misidentified {
+                        route: route.name.to_string(),
+                        expected: route.service.clone(),
+                        pool: arm.pool.to_string(),
+                        backend: *addr,
+                        count,
+                        requests: requests(&counts),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn rate(counts: &[u64; 7]) -> Rate {
+    Rate {
+        requests: requests(counts),
+        failures: failures(counts),
+    }
+}
+
+/// The first alarm of a candidate compared with its baseline, if any.
+pub(crate) fn compare(
+    baseline: Option<&Series>,
+    candidate: &Series,
+    config: &Config,
+) -> Option<Alarm> {
+    let thresholds = Thresholds::from_config(&config.detectors);
+    let known: HashSet<(String, std::net::SocketAddr)> = baseline
+        .map(misidentified)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.route, m.backend))
+        .collect();
+    let fresh: Vec<Misidentified> = misidentified(candidate)
+        .into_iter()
+        .filter(|m| !known.contains(&(m.route.clone(), m.backend)))
+        .collect();
+    if let Some(alarm) = misidentified_responses(&fresh) {
+        return Some(alarm);
+    }
+    let view = candidate.window();
+    let base_view = baseline.map(Series::window);
+    if let Some(alarm) = errors(baseline, base_view.as_ref(), candidate, &view, &thresholds) {
+        return Some(alarm);
+    }
+    if let (Some(baseline), Some(base_view)) = (baseline, base_view.as_ref()) {
+        let before = ShareTable::from_window(&baseline.shape, base_view);
+        let now = ShareTable::from_window(&candidate.shape, &view);
+        if let Some(alarm) = share_shift(&before, &now, &thresholds) {
+            return Some(alarm);
+        }
+    }
+    if let Some(alarm) = intents(candidate, &view, config, &thresholds)
+        .into_iter()
+        .next()
+    {
+        return Some(alarm);
+    }
+    let (baseline, base_view) = (baseline?, base_view?);
+    for (r, route) in candidate.shape.routes.iter().enumerate() {
+        let Some(b) = baseline.shape.route_id(&route.name) else {
+            continue;
+        };
+        if let Some(alarm) = latency_regression(
+            &route.name,
+            &base_view.latency(b),
+            &view.latency(r),
+            &thresholds,
+        ) {
+            return Some(alarm);
+        }
+    }
+    None
+}
+
+/// Error jumps per route, then for the whole generation.
+fn errors(
+    baseline: Option<&Series>,
+    base_view: Option<&WindowView<'_>>,
+    candidate: &Series,
+    view: &WindowView<'_>,
+    thresholds: &Thresholds,
+) -> Option<Alarm> {
+    let base_total = base_view.map(|v| rate(&v.total()));
+    for (r, route) in candidate.shape.routes.iter().enumerate() {
+        let same_route = baseline
+            .zip(base_view)
+            .and_then(|(b, v)| b.shape.route_id(&route.name).map(|id| rate(&v.route(id))))
+            .filter(|r| r.requests >= thresholds.min_requests);
+        let reference = same_route.or(base_total);
+        let subject = format!("route {}", route.name);
+        if let ErrorVerdict::Jump(alarm) =
+            error_jump(&subject, reference, rate(&view.route(r)), thresholds)
+        {
+            return Some(alarm);
+        }
+    }
+    let ErrorVerdict::Jump(mut alarm) = error_jump(
+        &format!("generation {}", candidate.id),
+        base_total,
+        rate(&view.total()),
+        thresholds,
+    ) else {
+        return None;
+    };
+    // No single route has enough volume yet: name the one failing most.
+    let worst = (0..view.route_count())
+        .map(|r| (r, rate(&view.route(r))))
+        .max_by_key(|(_, rate)| rate.failures)
+        .filter(|(_, rate)| rate.failures > 0);
+    if let Some((r, worst)) = worst
+        && let Some(route) = candidate.shape.routes.get(r)
+    {
+        alarm.summary.push_str(&format!(
+            "; most failures on route {}: {} of {}",
+            route.name, worst.failures, worst.requests
+        ));
+        alarm.numbers["worst_route"] = serde_json::json!({
+            "route": &*route.name,
+            "requests": worst.requests,
+            "failures": worst.failures,
+        });
+    }
+    Some(alarm)
+}
+
+/// Intent breaches of a generation's window.
+fn intents(
+    series: &Series,
+    view: &WindowView<'_>,
+    config: &Config,
+    thresholds: &Thresholds,
+) -> Vec<Alarm> {
+    config
+        .intents
+        .iter()
+        .filter_map(|intent| {
+            let bound = IntentBound {
+                host: &intent.host,
+                path_prefix: intent.path_prefix.as_deref(),
+                service: &intent.service.value,
+                min_share: intent.min_share,
+                max_share: intent.max_share,
+            };
+            let counts = intent_scope(&series.shape, view, bound.host, bound.path_prefix);
+            intent_breach(&bound, &counts, thresholds)
+        })
+        .collect()
+}
+
+/// Every alarm of a generation watched on its own (no baseline): misidentified
+/// responses, error jumps per route, intent breaches.
+pub(crate) fn continuous(series: &Series, config: &Config) -> Vec<Alarm> {
+    let thresholds = Thresholds::from_config(&config.detectors);
+    let view = series.window();
+    let mut alarms: Vec<Alarm> = misidentified_responses(&misidentified(series))
+        .into_iter()
+        .collect();
+    for (r, route) in series.shape.routes.iter().enumerate() {
+        if let ErrorVerdict::Jump(alarm) = error_jump(
+            &format!("route {}", route.name),
+            None,
+            rate(&view.route(r)),
+            &thresholds,
+        ) {
+            alarms.push(alarm);
+        }
+    }
+    alarms.extend(intents(series, &view, config, &thresholds));
+    alarms
+}

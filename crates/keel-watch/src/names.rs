@@ -1,0 +1,52 @@
+//! Every metric name Keel exposes, in one place. `docs/metrics.md` documents each one
+//! (type, labels, meaning); a test keeps that file and this list in step.
+//!
+//! Counter names are given without `_total`: prometheus-client appends it, so
+//! [`REQUESTS`] is scraped as `keel_requests_total`.
+
+/// Requests served, by `generation`, `route`, `pool`, `backend` and `class` (counter).
+pub const REQUESTS: &str = "keel_requests";
+/// Requests no route matched (answered 404), by `generation` (counter).
+pub const UNROUTED: &str = "keel_unrouted_requests";
+/// Time to response headers, by `generation` and `route` (histogram, seconds).
+pub const REQUEST_DURATION: &str = "keel_request_duration_seconds";
+/// Backend state as one 0/1 gauge per state, by `pool`, `backend` and `state`.
+pub const BACKEND_STATE: &str = "keel_backend_state";
+/// The primary generation's id (gauge).
+pub const ACTIVE_GENERATION: &str = "keel_active_generation";
+/// The canary generation's id, 0 without a canary (gauge).
+pub const CANARY_GENERATION: &str = "keel_canary_generation";
+/// The canary's share of requests in thousandths, 0 without a canary (gauge).
+pub const CANARY_PERMILLE: &str = "keel_canary_permille";
+/// Generations applied (counter).
+pub const APPLIES: &str = "keel_applies";
+/// Rollbacks, by `trigger` (`manual` or `automatic`) (counter).
+pub const ROLLBACKS: &str = "keel_rollbacks";
+/// Configs refused by the checker or the gate (counter).
+pub const REJECTIONS: &str = "keel_rejections";
+/// Alerts raised, by `detector` and `severity` (counter).
+pub const ALERTS: &str = "keel_alerts";
+/// Webhook deliveries, by `result` (`delivered`, `retried`, `failed`, `dropped`) (counter).
+pub const WEBHOOK_DELIVERIES: &str = "keel_webhook_deliveries";
+/// 1 while a detector has fired within its window, else 0, by `detector` (gauge).
+pub const DETECTOR_FIRING: &str = "keel_detector_firing";
+/// 1 when the detectors of the active config are enabled, else 0 (gauge).
+pub const DETECTORS_ENABLED: &str = "keel_detectors_enabled";
+
+/// Every name, for documentation checks.
+pub const ALL: [&str; 14] = [
+    REQUESTS,
+    UNROUTED,
+    REQUEST_DURATION,
+    BACKEND_STATE,
+    ACTIVE_GENERATION,
+    CANARY_GENERATION,
+    CANARY_PERMILLE,
+    APPLIES,
+    ROLLBACKS,
+    REJECTIONS,
+    ALERTS,
+    WEBHOOK_DELIVERIES,
+    DETECTOR_FIRING,
+    DETECTORS_ENABLED,
+];

@@ -1,0 +1,315 @@
+//! A small shop on loopback for the watcher's integration tests and the `detect`
+//! example: hyper backends that identify as a service (or fail), a real DataPlane
+//! serving on 127.0.0.1:0, and a bounded client load at a fixed request rate.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_config::Config;
+use keel_proxy::{DataPlane, DataPlaneOptions, Generation, ListenerLimits};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How a test backend answers.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    /// 200 with `x-service: <service>`, after 0–2 ms of jitter.
+    Ok,
+    /// 500 with `x-service: <service>`.
+    Fail,
+}
+
+/// Starts a backend on 127.0.0.1:0 that identifies as `service`.
+pub async fn backend(service: &'static str, answer: Answer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(move |_request: Request<Incoming>| async move {
+                    if let Answer::Ok = answer {
+                        let jitter = fastrand::u64(0..2_000);
+                        tokio::time::sleep(Duration::from_micros(jitter)).await;
+                    }
+                    let status = match answer {
+                        Answer::Ok => StatusCode::OK,
+                        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+                    };
+                    let response = Response::builder()
+                        .status(status)
+                        .header("x-service", service)
+                        .body(Full::new(Bytes::from_static(b"hello\n")))
+                        .expect("static response");
+                    Ok::<_, Infallible>(response)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The shop's backends.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub web: [SocketAddr; 2],
+    pub legacy: SocketAddr,
+    pub api: SocketAddr,
+    pub api_broken: SocketAddr,
+}
+
+impl Backends {
+    pub async fn start() -> Self {
+        Self {
+            web: [
+                backend("web", Answer::Ok).await,
+                backend("web", Answer::Ok).await,
+            ],
+            legacy: backend("legacy-web", Answer::Ok).await,
+            api: backend("api", Answer::Ok).await,
+            api_broken: backend("api", Answer::Fail).await,
+        }
+    }
+}
+
+/// What a config variant changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Route `web` → pool `web`, route `api` → pool `api`.
+    Good,
+    /// Same routing; only the web route's timeout changed.
+    Harmless,
+    /// Route `web` splits 30 `web` / 70 `legacy` (backends of another service).
+    Misroute,
+    /// Route `api` → pool `api-broken` (every answer is a 500).
+    BrokenApi,
+}
+
+/// The shop config; `verify` makes service `web` check every response's identity.
+pub fn shop_config(
+    backends: &Backends,
+    variant: Variant,
+    verify: bool,
+    webhook: Option<SocketAddr>,
+) -> Arc<Config> {
+    let web_target = match variant {
+        Variant::Misroute => {
+            r#"split = [{ pool = "web", weight = 30 }, { pool = "legacy", weight = 70 }]"#
+        }
+        _ => r#"pool = "web""#,
+    };
+    let api_pool = if variant == Variant::BrokenApi {
+        "api-broken"
+    } else {
+        "api"
+    };
+    let web_timeout = if variant == Variant::Harmless {
+        "9s"
+    } else {
+        "10s"
+    };
+    let hooks = webhook
+        .map(|addr| {
+            format!(
+                "[[alerts.webhooks]]\nurl = \"http://{addr}/hook\"\ntimeout = \"1s\"\nattempts = 3\n"
+            )
+        })
+        .unwrap_or_default();
+    let text = format!(
+        r#"
+[listeners.web]
+addr = "127.0.0.1:8080"
+
+[services.web]
+identity = {{ header = "x-service", equals = "web" }}
+verify_responses = {verify}
+
+[services.legacy-web]
+identity = {{ header = "x-service", equals = "legacy-web" }}
+
+[services.api]
+identity = {{ header = "x-service", equals = "api" }}
+
+[pools.web]
+service = "web"
+backends = [{{ addr = "{web0}" }}, {{ addr = "{web1}" }}]
+
+[pools.legacy]
+service = "legacy-web"
+backends = [{{ addr = "{legacy}" }}]
+
+[pools.api]
+service = "api"
+backends = [{{ addr = "{api}" }}]
+
+[pools.api-broken]
+service = "api"
+backends = [{{ addr = "{api_broken}" }}]
+outlier = {{ consecutive_failures = 0 }}
+
+[[routes]]
+name = "api"
+host = "shop.example.com"
+path_prefix = "/api"
+service = "api"
+pool = "{api_pool}"
+retries = 0
+
+[[routes]]
+name = "web"
+host = "shop.example.com"
+service = "web"
+{web_target}
+timeout = "{web_timeout}"
+
+{hooks}
+"#,
+        web0 = backends.web[0],
+        web1 = backends.web[1],
+        legacy = backends.legacy,
+        api = backends.api,
+        api_broken = backends.api_broken,
+    );
+    let parsed = keel_config::parse(&text);
+    assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
+    Arc::new(parsed.config)
+}
+
+/// A data plane serving on 127.0.0.1:0 until the test ends.
+pub struct Proxy {
+    pub plane: Arc<DataPlane>,
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(config: &Config) -> Self {
+        let mut options = DataPlaneOptions::from_config(config);
+        options.access_log = None;
+        let plane = DataPlane::new(options).expect("data plane");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (stop, mut stopped) = watch::channel(false);
+        let serving = plane.clone();
+        let limits = ListenerLimits::from_server(&config.server);
+        tokio::spawn(async move {
+            let _ = serving
+                .serve(listener, limits, async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+        });
+        Self { plane, addr, stop }
+    }
+
+    pub fn compile(&self, id: u64, config: Arc<Config>) -> Arc<Generation> {
+        self.plane.compile(id, config).expect("compile")
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub sent: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub transport_errors: u64,
+}
+
+impl LoadReport {
+    pub fn count(&self, status: u16) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or(0)
+    }
+}
+
+/// Sends `rps` requests per second for `duration` (at most `rps × seconds` requests),
+/// 80% to `/` and 20% to `/api/items`, all for host shop.example.com.
+pub async fn load(proxy: SocketAddr, rps: u32, duration: Duration) -> LoadReport {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let total = (f64::from(rps) * duration.as_secs_f64()) as u64;
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps.max(1))));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        interval.tick().await;
+        let path = if n % 5 == 4 { "/api/items" } else { "/" };
+        let request = Request::builder()
+            .uri(format!("http://{proxy}{path}"))
+            .header("host", "shop.example.com")
+            .header(
+                "x-request-id",
+                format!("load-{n:08}-{:08x}", fastrand::u32(..)),
+            )
+            .body(Empty::new())
+            .expect("request");
+        let client = client.clone();
+        let statuses = statuses.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), client.request(request)).await {
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let _ = response.into_body().collect().await;
+                    *statuses
+                        .lock()
+                        .expect("statuses")
+                        .entry(status)
+                        .or_default() += 1;
+                }
+                _ => {
+                    errors.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let statuses = statuses.lock().expect("statuses").clone();
+    LoadReport {
+        sent: total,
+        statuses,
+        transport_errors: errors.load(Relaxed),
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `deadline` passes.
+pub async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + deadline;
+    while tokio::time::Instant::now() < end {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
