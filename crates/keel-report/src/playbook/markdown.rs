@@ -62,15 +62,15 @@ fn now_serving(out: &mut String, playbook: &Playbook) {
         },
         active.hash
     );
-    if let LiveView::Known(states) = &playbook.live {
-        if let Some(live) = states.active_generation.filter(|g| *g != active.id) {
-            let _ = writeln!(
-                out,
-                "- **Warning**: the admin API says generation {live} is active, the store says {}. \
-                 Check that `--state-dir` is the running daemon's.",
-                active.id
-            );
-        }
+    if let LiveView::Known(states) = &playbook.live
+        && let Some(live) = states.active_generation.filter(|g| *g != active.id)
+    {
+        let _ = writeln!(
+            out,
+            "- **Warning**: the admin API says generation {live} is active, the store says {}. \
+             Check that `--state-dir` is the running daemon's.",
+            active.id
+        );
     }
     out.push('\n');
 }

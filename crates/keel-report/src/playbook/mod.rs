@@ -249,10 +249,10 @@ fn targets(
         .filter(|g| Some(g.id) != active_id && g.activated_at_ms.is_some())
         .filter(|g| g.state == GenerationState::Superseded)
         .max_by_key(|g| (g.activated_at_ms, g.id));
-    if let Some(previous) = previous {
-        if !targets.iter().any(|(g, _)| g.id == previous.id) {
-            targets.push((previous, TargetReason::PreviouslyServed));
-        }
+    if let Some(previous) = previous
+        && !targets.iter().any(|(g, _)| g.id == previous.id)
+    {
+        targets.push((previous, TargetReason::PreviouslyServed));
     }
     Ok(targets)
 }

@@ -19,13 +19,15 @@ pub(super) fn render(timeline: &Timeline) -> String {
     let mut out = String::new();
     match &timeline.incident {
         Some(incident) => {
+            let alert = &incident.first_signal.summary;
             let suspect = incident
                 .suspect()
-                .map_or(String::new(), |g| format!("generation {g}: "));
+                .filter(|g| !alert.contains(&format!("generation {g}")))
+                .map_or(String::new(), |g| format!(" (generation {g})"));
             let _ = writeln!(
                 out,
-                "# Post-mortem draft: {suspect}{}\n",
-                md(&headline(&incident.first_signal.summary, TITLE_CHARS))
+                "# Post-mortem draft: {}{suspect}\n",
+                md(&headline(alert, TITLE_CHARS))
             );
         }
         None => out.push_str("# Timeline: no alert in this window\n\n"),
@@ -70,17 +72,16 @@ fn summary(out: &mut String, timeline: &Timeline) {
     };
     let _ = writeln!(
         out,
-        "- **Window**: {} – {} ({} events: {} applies, {} rejections, {} rollbacks, {} alerts, \
-         {} identity flips, {} health flips)",
+        "- **Window**: {} – {} ({}: {}, {}, {}, {}, {}, {})",
         first.time,
         last.time,
-        timeline.entries.len(),
-        count(kind::APPLY),
-        count(kind::REJECT),
-        count(kind::ROLLBACK),
-        count(kind::ALERT),
-        count(kind::IDENTITY),
-        count(kind::HEALTH)
+        plural(timeline.entries.len(), "event", "events"),
+        plural(count(kind::APPLY), "apply", "applies"),
+        plural(count(kind::REJECT), "rejection", "rejections"),
+        plural(count(kind::ROLLBACK), "rollback", "rollbacks"),
+        plural(count(kind::ALERT), "alert", "alerts"),
+        plural(count(kind::IDENTITY), "identity flip", "identity flips"),
+        plural(count(kind::HEALTH), "health flip", "health flips")
     );
     let Some(incident) = &timeline.incident else {
         out.push_str("- **Impact**: no alert and no identity flip was recorded.\n\n");
@@ -143,12 +144,12 @@ fn impact(out: &mut String, incident: &Incident) {
             .map_or(String::new(), |n| format!(", {n} requests recorded,"));
         let _ = writeln!(
             out,
-            "Generation {g} served traffic for {}{requests} {until}. From the first alert: {} \
-             alerts, {} identity flips, {} health flips.\n",
+            "Generation {g} served traffic for {}{requests} {until}. From the first alert: {}, {}, \
+             {}.\n",
             duration_ms(served),
-            incident.alerts,
-            incident.identity_flips,
-            incident.health_flips
+            plural(incident.alerts, "alert", "alerts"),
+            plural(incident.identity_flips, "identity flip", "identity flips"),
+            plural(incident.health_flips, "health flip", "health flips")
         );
     }
     out.push_str("| | this incident | March 15, 2024 |\n|---|---|---|\n");
@@ -162,9 +163,14 @@ fn impact(out: &mut String, incident: &Incident) {
         "| change → first alert (detection) | {} | not recorded |",
         seconds(incident.detection_ms)
     );
+    let named = if incident.first_signal.generation.is_some() {
+        "at once: the alert names the generation"
+    } else {
+        "the alert names no generation: see the candidates below"
+    };
     let _ = writeln!(
         out,
-        "| first alert → cause named | at once: the alert names the generation | {} (10:20, after chasing the database) |",
+        "| first alert → cause named | {named} | {} (10:20, after chasing the database) |",
         duration_ms(MARCH_15_SUSPECT_SECONDS * 1000)
     );
     let _ = writeln!(
@@ -212,8 +218,14 @@ fn entries(out: &mut String, timeline: &Timeline) {
 
 fn entry_details(out: &mut String, entry: &TimelineEntry) {
     if let Some(change) = &entry.change {
-        if !change.message.trim().is_empty() {
-            let _ = writeln!(out, "  - message: {}", md(&headline(&change.message, 200)));
+        // The summary already quotes the message's first line; show the rest when there is more.
+        if change.message.trim().lines().count() > 1 {
+            let flat = change
+                .message
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(out, "  - message: {}", md(&headline(&flat, 300)));
         }
         let _ = writeln!(out, "  - change: {}", md(&change.diff.text));
         let _ = writeln!(out, "  - {}; {}", md(&change.check), md(&change.impact));
@@ -277,6 +289,10 @@ fn root_causes(out: &mut String, incident: &Incident) {
         }
     }
     out.push('\n');
+}
+
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
 }
 
 fn generation_word(generation: Option<u64>) -> String {

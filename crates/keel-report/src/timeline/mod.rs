@@ -118,13 +118,13 @@ impl Timeline {
         since_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> Result<Timeline, ReportError> {
-        if let (Some(since), Some(until)) = (since_ms, until_ms) {
-            if since >= until {
-                return Err(ReportError::EmptyRange {
-                    since: rfc3339(since),
-                    until: rfc3339(until),
-                });
-            }
+        if let (Some(since), Some(until)) = (since_ms, until_ms)
+            && since >= until
+        {
+            return Err(ReportError::EmptyRange {
+                since: rfc3339(since),
+                until: rfc3339(until),
+            });
         }
         let events = store.events(EventQuery {
             since_ms,
@@ -185,8 +185,8 @@ fn change_info(
     let Some(id) = event.generation else {
         return Ok(None);
     };
-    if !records.contains_key(&id) {
-        records.insert(id, store.generation(id)?);
+    if let std::collections::hash_map::Entry::Vacant(slot) = records.entry(id) {
+        slot.insert(store.generation(id)?);
     }
     let Some(Some(record)) = records.get(&id) else {
         return Ok(None);

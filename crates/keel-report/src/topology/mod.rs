@@ -228,11 +228,12 @@ impl Topology {
                     .pools
                     .get(&pool_name.value)
                     .map(|p| p.service.value.as_str());
-                let mismatch = served
-                    .filter(|s| *s != route.service.value)
-                    .map(|s| format!("expects {} · pool serves {s}", route.service.value));
                 let share = (arms > 1 && total > 0)
                     .then(|| format!("{}%", u64::from(weight) * 100 / total));
+                let mismatch = served.filter(|s| *s != route.service.value).map(|s| {
+                    let prefix = share.as_ref().map_or(String::new(), |p| format!("{p} · "));
+                    format!("{prefix}expects {} · pool serves {s}", route.service.value)
+                });
                 let slot = seen.entry((*source, pool_node)).or_insert((0, None, false));
                 slot.0 += 1;
                 if mismatch.is_some() {

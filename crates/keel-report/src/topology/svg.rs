@@ -9,8 +9,8 @@ use layout::adt::dag::NodeHandle;
 use layout::backends::svg::SVGWriter;
 use layout::core::base::Orientation;
 use layout::core::color::Color;
+use layout::core::geometry::Point;
 use layout::core::style::{LineStyleKind, StyleAttr};
-use layout::std_shapes::render::get_shape_size;
 use layout::std_shapes::shapes::{Arrow, Element, LineEndKind, ShapeKind};
 use layout::topo::layout::VisualGraph;
 
@@ -21,6 +21,14 @@ use crate::text::html;
 
 /// Label font size, in px.
 const FONT_SIZE: usize = 12;
+/// Average width of one label character at [`FONT_SIZE`] in a sans-serif font, in px.
+const CHAR_WIDTH: f64 = 7.2;
+/// Height of one label line, in px (layout-rs advances one em per line).
+const LINE_HEIGHT: f64 = 12.0;
+/// Space around a label inside its box, in px.
+const BOX_PADDING: f64 = 16.0;
+/// Margin kept around the drawing when the canvas is trimmed, in px.
+const MARGIN: f64 = 10.0;
 /// Height of the legend strip under the graph, in px.
 const LEGEND_HEIGHT: f64 = 36.0;
 /// Width the legend needs, in px: a narrower graph is widened to it.
@@ -64,7 +72,7 @@ fn layout_svg(topology: &Topology) -> String {
                 rounded,
                 FONT_SIZE,
             );
-            let size = get_shape_size(orientation, &shape, FONT_SIZE, false);
+            let size = box_size(&node.lines);
             graph.add_node(Element::create(shape, look, orientation, size))
         })
         .collect();
@@ -96,6 +104,22 @@ fn layout_svg(topology: &Topology) -> String {
     writer.finalize()
 }
 
+/// A box that fits its label in a sans-serif font. (layout-rs sizes boxes at one font size per
+/// character, which makes every box about twice as wide as its text.)
+fn box_size(lines: &[String]) -> Point {
+    let widest = lines
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let rows = lines.len().max(1);
+    Point::new(
+        widest as f64 * CHAR_WIDTH + BOX_PADDING,
+        rows as f64 * LINE_HEIGHT + BOX_PADDING,
+    )
+}
+
 fn kind_fill(kind: NodeKind) -> &'static str {
     match kind {
         NodeKind::Listener => "#cfe3f7",
@@ -104,6 +128,26 @@ fn kind_fill(kind: NodeKind) -> &'static str {
         NodeKind::Pool => "#fff6c8",
         NodeKind::Backend => BackendHealth::Unknown.fill(),
     }
+}
+
+/// The right and bottom edge of the lowest and rightmost `<rect>` drawn.
+fn drawn_extent(svg: &str) -> Option<(f64, f64)> {
+    let mut extent: Option<(f64, f64)> = None;
+    for rect in svg.split("<rect ").skip(1) {
+        let rect = format!(" {}", rect.split('>').next().unwrap_or(""));
+        let attr = |name: &str| -> Option<f64> {
+            let at = rect.find(&format!(" {name}=\""))? + name.len() + 3;
+            rect[at..].split('"').next()?.trim().parse().ok()
+        };
+        let (Some(x), Some(y), Some(w), Some(h)) =
+            (attr("x"), attr("y"), attr("width"), attr("height"))
+        else {
+            continue;
+        };
+        let (right, bottom) = extent.unwrap_or((0.0, 0.0));
+        extent = Some((right.max(x + w), bottom.max(y + h)));
+    }
+    extent
 }
 
 /// Grows the SVG by a strip at the bottom and draws the colour legend in it.
@@ -120,6 +164,11 @@ fn with_legend(svg: &str) -> Result<String, ReportError> {
     let (width, height) = number("width")
         .zip(number("height"))
         .ok_or_else(malformed)?;
+    // layout-rs grows its canvas by ten pixels per character of every label, downwards; the
+    // boxes tell the real extent.
+    let (width, height) = drawn_extent(svg).map_or((width, height), |(w, h)| {
+        (w.min(width) + MARGIN, h.min(height) + MARGIN)
+    });
     let width = width.max(LEGEND_WIDTH);
     let new_height = height + LEGEND_HEIGHT;
     let new_header = format!(
@@ -157,9 +206,26 @@ fn with_legend(svg: &str) -> Result<String, ReportError> {
         y + 12.0
     ));
     let close = svg.rfind("</svg>").ok_or_else(malformed)?;
+    let body =
+        svg[header_end..close].replace("font-family: Times, serif", "font-family: sans-serif");
     Ok(format!(
-        "{}{new_header}{}{legend}</svg>\n",
-        &svg[..start],
-        &svg[header_end..close]
+        "{}{new_header}{body}{legend}</svg>\n",
+        &svg[..start]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extent_comes_from_the_boxes() {
+        let svg = "<svg width=\"900\" height=\"900\"><g>\n<rect x=\"30\" y=\"171\" width=\"178\" height=\"34\" fill=\"#fff\" \n stroke=\"#000\" /></g><rect x=\"1\" y=\"2\" width=\"3\" height=\"4\"/></svg>";
+        assert_eq!(drawn_extent(svg), Some((208.0, 205.0)));
+        let out = with_legend(svg).unwrap_or_default();
+        assert!(
+            out.contains(&format!("height=\"{}\"", 205.0 + MARGIN + LEGEND_HEIGHT)),
+            "{out}"
+        );
+    }
 }

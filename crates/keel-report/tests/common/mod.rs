@@ -63,6 +63,14 @@ pub fn generation(text: &str, author: &str, message: &str) -> NewGeneration {
 /// The scripted scenario: apply 1 (known-good), a health flip, apply 2, an identity flip and an
 /// identity alert on 2, automatic rollback to 1. Returns the time just before it started.
 pub fn march_15_scenario(store: &dyn Store) -> i64 {
+    march_15_scenario_paced(store, [0; 4])
+}
+
+/// The scenario with pauses (ms) after apply 1, after apply 2, after the identity flip and after
+/// the alert, so an example's timeline shows realistic gaps (the store stamps applies and
+/// rollbacks with the wall clock).
+pub fn march_15_scenario_paced(store: &dyn Store, pauses_ms: [u64; 4]) -> i64 {
+    let pause = |i: usize| std::thread::sleep(std::time::Duration::from_millis(pauses_ms[i]));
     let start = now_ms();
     store
         .record_apply(generation(SHOP_V1, "alice", "initial shop config"), true)
@@ -75,6 +83,7 @@ pub fn march_15_scenario(store: &dyn Store) -> i64 {
                 .details(json!({"pool": "checkout-v2", "backend": "127.0.0.1:9002", "from": "unknown", "to": "healthy"})),
         )
         .expect("health");
+    pause(0);
     let mut second = generation(
         &shop_v2(),
         "bob",
@@ -86,6 +95,7 @@ pub fn march_15_scenario(store: &dyn Store) -> i64 {
         "hosts": [{"host": "shop.example.com", "requests": 400, "changes_service": {"requests": 0.0, "share": 0.0}, "flows": []}]
     }));
     store.record_apply(second, true).expect("apply 2");
+    pause(1);
     store
         .append_event(
             NewEvent::new(
@@ -96,6 +106,7 @@ pub fn march_15_scenario(store: &dyn Store) -> i64 {
             .details(json!({"route": "checkout", "pool": "checkout-v3", "backend": "127.0.0.1:9101", "expected": "checkout", "seen": "web"})),
         )
         .expect("identity");
+    pause(2);
     store
         .append_event(
             NewEvent::new(
@@ -108,6 +119,7 @@ pub fn march_15_scenario(store: &dyn Store) -> i64 {
             ),
         )
         .expect("alert");
+    pause(3);
     store
         .record_rollback(2, 1, "guard", "identity alert on generation 2")
         .expect("rollback");
