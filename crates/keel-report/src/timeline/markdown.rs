@@ -13,7 +13,7 @@ use super::{Incident, Timeline, TimelineEntry};
 use crate::text::{date_part, duration_ms, headline, md, md_code, percent, time_of_day};
 
 /// Longest alert summary used in the title.
-const TITLE_CHARS: usize = 80;
+const TITLE_CHARS: usize = 160;
 
 pub(super) fn render(timeline: &Timeline) -> String {
     let mut out = String::new();
@@ -155,7 +155,11 @@ fn impact(out: &mut String, incident: &Incident) {
     out.push_str("| | this incident | March 15, 2024 |\n|---|---|---|\n");
     let seconds = |ms: Option<i64>| {
         ms.map_or("–".to_owned(), |ms| {
-            format!("{} ({:.1} s)", duration_ms(ms), ms as f64 / 1000.0)
+            if ms < 60_000 {
+                duration_ms(ms)
+            } else {
+                format!("{} ({} s)", duration_ms(ms), ms / 1000)
+            }
         })
     };
     let _ = writeln!(
