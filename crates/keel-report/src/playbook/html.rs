@@ -46,11 +46,19 @@ pub(super) fn render(playbook: &Playbook) -> Result<String, ReportError> {
     if playbook.targets.is_empty() {
         out.push_str("<p class=\"warn\">No generation can be rolled back to. Fix forward with <code>keel apply</code>.</p>\n");
     }
-    for target in &playbook.targets {
+    if !playbook.targets.is_empty() {
+        out.push_str(
+            "<p>A rollback is an atomic swap to a generation Keel keeps compiled in memory: it \
+             needs no config file and no database. Use the first target unless you know better; \
+             each command needs the admin token, like every change through the admin API.</p>\n",
+        );
+    }
+    for (rank, target) in playbook.targets.iter().enumerate() {
         let g = &target.generation;
-        let why = match target.reason {
-            TargetReason::KnownGood => "known-good",
-            TargetReason::PreviouslyServed => {
+        let why = match (target.reason, rank) {
+            (TargetReason::KnownGood, 0) => "newest known-good (recommended)",
+            (TargetReason::KnownGood, _) => "known-good",
+            (TargetReason::PreviouslyServed, _) => {
                 "served before the active one, never marked known-good"
             }
         };
