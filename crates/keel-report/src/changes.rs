@@ -6,6 +6,10 @@
 //! stored one (a string, a list of strings, or an object with a `summary` string); otherwise it is
 //! computed here with [`crate::diff_configs`] from the previous generation's stored config text.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use keel_config::Parsed;
 use keel_store::{GenerationId, GenerationRecord, Store};
 use serde::Serialize;
 use serde_json::Value;
@@ -64,11 +68,43 @@ pub fn change_summary(
     record: &GenerationRecord,
     details: &Value,
 ) -> ChangeSummary {
-    summarize(store, record, details, Previous::from_details(details))
+    summarize(
+        store,
+        &mut ParsedConfigs::default(),
+        record,
+        details,
+        Previous::from_details(details),
+    )
+}
+
+/// Parsed configs by generation: consecutive applies share one generation each (the new one of
+/// an apply is the old one of the next), so each config text is parsed once per document.
+#[derive(Default)]
+pub(crate) struct ParsedConfigs(HashMap<GenerationId, Rc<Parsed>>);
+
+/// Parsed configs kept at once (8): enough for applies interleaved with rollbacks, bounded for
+/// long windows of large configs.
+const PARSED_CONFIGS_KEPT: usize = 8;
+
+impl ParsedConfigs {
+    fn get(&mut self, record: &GenerationRecord) -> Rc<Parsed> {
+        if let Some(parsed) = self.0.get(&record.id) {
+            return parsed.clone();
+        }
+        if self.0.len() >= PARSED_CONFIGS_KEPT
+            && let Some(oldest) = self.0.keys().min().copied()
+        {
+            self.0.remove(&oldest);
+        }
+        let parsed = Rc::new(keel_config::parse(&record.config_text));
+        self.0.insert(record.id, parsed.clone());
+        parsed
+    }
 }
 
 pub(crate) fn summarize(
     store: &dyn Store,
+    parsed: &mut ParsedConfigs,
     record: &GenerationRecord,
     details: &Value,
     previous: Previous,
@@ -79,7 +115,7 @@ pub(crate) fn summarize(
             source: DiffSource::Event,
         };
     }
-    let new = keel_config::parse(&record.config_text);
+    let new = parsed.get(record);
     let caveat = if new.has_errors() {
         " (its config has parse errors: summary may be incomplete)"
     } else {
@@ -93,7 +129,7 @@ pub(crate) fn summarize(
         Previous::Unknown => unavailable("the generation it replaced is not recorded"),
         Previous::Known(id) => match store.generation(id) {
             Ok(Some(old)) => {
-                let old = keel_config::parse(&old.config_text);
+                let old = parsed.get(&old);
                 ChangeSummary {
                     text: format!(
                         "vs generation {id}: {}{caveat}",

@@ -28,7 +28,9 @@ pub use incident::{
 };
 
 use crate::ReportError;
-use crate::changes::{ChangeSummary, Previous, check_summary, impact_summary, summarize};
+use crate::changes::{
+    ChangeSummary, ParsedConfigs, Previous, check_summary, impact_summary, summarize,
+};
 
 /// Version of the timeline's JSON form; renaming or removing a field bumps it.
 pub const TIMELINE_SCHEMA_VERSION: u32 = 1;
@@ -132,11 +134,14 @@ impl Timeline {
             ..EventQuery::default()
         })?;
         let mut records: HashMap<GenerationId, Option<GenerationRecord>> = HashMap::new();
+        let mut parsed = ParsedConfigs::default();
         let mut serving: Option<GenerationId> = None;
         let mut entries = Vec::with_capacity(events.len());
         for event in events {
             let change = match event.kind.as_str() {
-                kind::APPLY | kind::REJECT => change_info(store, &mut records, &event, serving)?,
+                kind::APPLY | kind::REJECT => {
+                    change_info(store, &mut records, &mut parsed, &event, serving)?
+                }
                 _ => None,
             };
             let rollback = (event.kind == kind::ROLLBACK).then(|| rollback_info(&event.details));
@@ -179,6 +184,7 @@ impl Timeline {
 fn change_info(
     store: &dyn Store,
     records: &mut HashMap<GenerationId, Option<GenerationRecord>>,
+    parsed: &mut ParsedConfigs,
     event: &EventRecord,
     serving: Option<GenerationId>,
 ) -> Result<Option<ChangeInfo>, ReportError> {
@@ -204,7 +210,7 @@ fn change_info(
         forced: record.forced,
         activated: details.get("activated").and_then(Value::as_bool),
         previous_active: details.get("previous_active").and_then(Value::as_u64),
-        diff: summarize(store, record, details, previous),
+        diff: summarize(store, parsed, record, details, previous),
         check: check_summary(&record.check_report),
         impact: impact_summary(record.impact_report.as_ref()),
         state_now: Some(record.state.as_str().to_owned()),
