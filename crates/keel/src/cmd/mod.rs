@@ -2,7 +2,9 @@
 //! library that does the work.
 
 mod check;
+mod playbook;
 mod serve;
+mod timeline;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,10 @@ pub(crate) enum Command {
     Check(check::CheckArgs),
     /// Serve traffic with a config.
     Serve(serve::ServeArgs),
+    /// Write the incident timeline (a post-mortem draft) from the store's events.
+    Timeline(timeline::TimelineArgs),
+    /// Write the rollback playbook (targets, commands, verification, topology) from the live state.
+    Playbook(playbook::PlaybookArgs),
 }
 
 pub(crate) fn init_logging(cli: &Cli) {
@@ -43,6 +49,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Timeline(args) => timeline::run(args),
+        Command::Playbook(args) => playbook::run(args),
     }
 }
 
