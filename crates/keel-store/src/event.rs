@@ -155,7 +155,7 @@ impl EventQuery {
     pub fn matches(&self, event: &EventRecord) -> bool {
         self.since_ms.is_none_or(|since| event.time_ms >= since)
             && self.until_ms.is_none_or(|until| event.time_ms < until)
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == event.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
             && self.generation.is_none_or(|g| event.generation == Some(g))
     }
 }

@@ -13,19 +13,18 @@
 //!
 //! # State machine
 //!
-//! ```text
-//!   record_apply(activate=false)      record_apply(activate=true)      record_rejection
-//!             │                                  │                            │
-//!             ▼            activate (promote)    ▼                            ▼
-//!         pending ─────────────────────────▶  active                      rejected (final)
-//!             │                              │  ▲  │
-//!  record_rollback(from=pending, to=active)  │  │  │ a newer apply, or activate(other)
-//!             │                              │  │  ▼
-//!             ▼      record_rollback(from=active)│ superseded
-//!        rolled-back ◀───────────────────────┘  │  │
-//!             │  record_rollback(to=..) / activate│◀─┘ record_rollback(to=..) / activate
-//!             └───────────────────────────────────┘
-//! ```
+//! | operation | generation(s) before | after | event |
+//! |---|---|---|---|
+//! | `record_apply(new, activate = true)` | previous active | new: `active`; previous: `superseded` | `apply` |
+//! | `record_apply(new, activate = false)` | – | new: `pending` (a canary) | `apply` |
+//! | `record_rejection(new)` | – | new: `rejected` (final) | `reject` |
+//! | `activate(id)` | id `pending` | id `active`; previous active `superseded` | `promote` |
+//! | `activate(id)` | id `superseded` / `rolled-back` | id `active`; previous active `superseded` | `activate` |
+//! | `record_rollback(from, to)` | from `active`, to served before | from `rolled-back` (known-good withdrawn); to `active` | `rollback` |
+//! | `record_rollback(from, to)` | from `pending`, to `active` | from `rolled-back`; to stays `active` | `rollback` |
+//! | `mark_known_good(id)` | id served before, not `rejected` | flag set (idempotent) | `known-good` |
+//!
+//! Anything else is refused with [`StoreError::InvalidTransition`] and changes nothing.
 //!
 //! * At most one generation is active; exactly one once anything has been activated.
 //! * Only a generation that has served traffic (superseded or rolled-back with an activation
