@@ -128,7 +128,11 @@ pub fn evaluate(
 }
 
 /// The static request space of an intent (see the module docs), each of weight 1.
-pub fn static_space(config: &Config, table: &RouteTable, intent: &Intent) -> Vec<(RequestShape, f64)> {
+pub fn static_space(
+    config: &Config,
+    table: &RouteTable,
+    intent: &Intent,
+) -> Vec<(RequestShape, f64)> {
     let preds: Vec<Pred<'_>> = config.routes.iter().map(pred::Pred::from_route).collect();
     let analyzer = Analyzer::new(preds, table);
     let scope = Pred {
@@ -181,7 +185,10 @@ pub fn diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> {
             out.push(
                 Diagnostic::error(
                     codes::INTENT_VIOLATED,
-                    format!("intent for {scope} names unknown service `{}`", intent.service),
+                    format!(
+                        "intent for {scope} names unknown service `{}`",
+                        intent.service
+                    ),
                 )
                 .at(intent.service.span, "no service by this name")
                 .with_help("name a service declared under [services]"),
@@ -208,7 +215,8 @@ pub fn diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> {
             result.requests
         ));
         for example in result.elsewhere.iter().take(5) {
-            diagnostic = diagnostic.with_note(describe(config, table, example, &intent.service.value));
+            diagnostic =
+                diagnostic.with_note(describe(config, table, example, &intent.service.value));
         }
         let elsewhere: Vec<Value> = result
             .elsewhere
@@ -317,9 +325,18 @@ min_share = 0.9
         let table = RouteTable::compile(&parsed.config).expect("compiles");
         let intent = &parsed.config.intents[0];
         let traffic = vec![
-            (RequestShape::new("GET", "shop.example.com", "/checkout/pay"), 1.0),
-            (RequestShape::new("PUT", "shop.example.com", "/checkout/pay"), 1.0),
-            (RequestShape::new("GET", "other.example.com", "/checkout"), 5.0),
+            (
+                RequestShape::new("GET", "shop.example.com", "/checkout/pay"),
+                1.0,
+            ),
+            (
+                RequestShape::new("PUT", "shop.example.com", "/checkout/pay"),
+                1.0,
+            ),
+            (
+                RequestShape::new("GET", "other.example.com", "/checkout"),
+                5.0,
+            ),
         ];
         let result = evaluate(&table, &parsed.config, intent, traffic);
         assert_eq!(result.requests, 2);

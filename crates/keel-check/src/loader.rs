@@ -102,13 +102,19 @@ pub fn load(file: &str, source: &str) -> Loaded {
         match RouteTable::compile(&config) {
             Ok(table) => Some(table),
             Err(error) => {
-                findings.push(Diagnostic::error(codes::UNKNOWN_REFERENCE, error.to_string()));
+                findings.push(Diagnostic::error(
+                    codes::UNKNOWN_REFERENCE,
+                    error.to_string(),
+                ));
                 None
             }
         }
     };
     if let Some(table) = &table {
-        findings.extend(shadow::diagnostics(&config, &shadow::analyze(&config, table)));
+        findings.extend(shadow::diagnostics(
+            &config,
+            &shadow::analyze(&config, table),
+        ));
         findings.extend(shadow::catch_all_diagnostic(
             &config,
             &shadow::catch_all(&config, table),

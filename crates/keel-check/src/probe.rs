@@ -152,7 +152,11 @@ pub async fn probe_backend(
     if health.is_some() && !answer.status.is_success() {
         return ProbeOutcome {
             identity_seen,
-            ..down(true, Some(status), format!("health check {path} answered {status}"))
+            ..down(
+                true,
+                Some(status),
+                format!("health check {path} answered {status}"),
+            )
         };
     }
     ProbeOutcome {
@@ -204,7 +208,10 @@ pub async fn probe_config(config: &Config) -> Vec<ProbeRow> {
             .get(pool.service.value.as_str())
             .and_then(|s| s.identity.as_ref())
             .map(|i| i.value.clone());
-        let timeout = pool.health.as_ref().map_or(DEFAULT_PROBE_TIMEOUT, |h| h.timeout);
+        let timeout = pool
+            .health
+            .as_ref()
+            .map_or(DEFAULT_PROBE_TIMEOUT, |h| h.timeout);
         for backend in &pool.backends {
             let index = rows.len();
             rows.push(ProbeRow {
@@ -215,11 +222,13 @@ pub async fn probe_config(config: &Config) -> Vec<ProbeRow> {
                 expected_identity: identity.clone(),
                 outcome: down(false, None, "not probed".into()),
             });
-            let (health, identity, addr) = (pool.health.clone(), identity.clone(), backend.addr.value);
+            let (health, identity, addr) =
+                (pool.health.clone(), identity.clone(), backend.addr.value);
             let permits = Arc::clone(&permits);
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let outcome = probe_backend(addr, health.as_ref(), identity.as_ref(), timeout).await;
+                let outcome =
+                    probe_backend(addr, health.as_ref(), identity.as_ref(), timeout).await;
                 (index, outcome)
             });
         }

@@ -94,7 +94,9 @@ fn failures(
     }
     if let Some(name) = &expect.route {
         if config.route(name).is_none() {
-            out.push(format!("expected route `{name}`, but no route has that name"));
+            out.push(format!(
+                "expected route `{name}`, but no route has that name"
+            ));
         } else if name != got_name {
             out.push(format!("expected route `{name}`, got route `{got_name}`"));
         }
@@ -160,7 +162,10 @@ fn describe_pools(config: &Config, table: &RouteTable, id: RouteId) -> String {
     let pools: Vec<String> = route
         .shares()
         .map(|(pool, share)| {
-            let name = config.pools.get_index(pool).map_or("?", |(n, _)| n.as_str());
+            let name = config
+                .pools
+                .get_index(pool)
+                .map_or("?", |(n, _)| n.as_str());
             format!("pool `{name}` ({:.0}%)", share * 100.0)
         })
         .collect();
@@ -227,8 +232,7 @@ pub fn diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> {
             diagnostic = diagnostic.with_note(failure.clone());
         }
         if let Some(route) = outcome.route.and_then(|id| config.routes.get(id)) {
-            diagnostic =
-                diagnostic.with_related(route.name.span, "the route this request matches");
+            diagnostic = diagnostic.with_related(route.name.span, "the route this request matches");
         }
         out.push(
             diagnostic
@@ -343,7 +347,10 @@ pool = "web"
              [[tests]]\nrequest = \"GET https://other.example.com/\"\nexpect = { status = 404 }\n\
              [[tests]]\nrequest = \"GET https://other.example.com/\"\nexpect = { route = \"web\" }\n",
         );
-        assert_eq!(out[0].failures, vec!["expected route `checkout`, got route `web`"]);
+        assert_eq!(
+            out[0].failures,
+            vec!["expected route `checkout`, got route `web`"]
+        );
         assert!(out[1].passed());
         assert_eq!(
             out[2].failures,

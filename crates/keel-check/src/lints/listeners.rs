@@ -14,9 +14,8 @@ pub(crate) fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
     if a.port() != b.port() || a.port() == 0 {
         return false;
     }
-    let covers = |wide: IpAddr, other: IpAddr| {
-        wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4())
-    };
+    let covers =
+        |wide: IpAddr, other: IpAddr| wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4());
     a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip())
 }
 
@@ -27,13 +26,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
         config.admin.addr.value,
         config.admin.addr.span,
     );
-    let listeners = config.listeners.values().map(|l| {
-        (
-            format!("listener `{}`", l.name),
-            l.addr.value,
-            l.addr.span,
-        )
-    });
+    let listeners = config
+        .listeners
+        .values()
+        .map(|l| (format!("listener `{}`", l.name), l.addr.value, l.addr.span));
     for (what, addr, span) in std::iter::once(admin).chain(listeners) {
         if let Some((other, other_addr, other_span)) =
             seen.iter().find(|(_, a, _)| conflict(*a, addr))
@@ -48,7 +44,9 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
             if *other_span != Span::default() {
                 diagnostic = diagnostic.with_related(*other_span, format!("{other} binds here"));
             } else {
-                diagnostic = diagnostic.with_note(format!("{other} uses the default address {other_addr}; set [admin] addr to move it"));
+                diagnostic = diagnostic.with_note(format!(
+                    "{other} uses the default address {other_addr}; set [admin] addr to move it"
+                ));
             }
             out.push(diagnostic);
         }

@@ -102,9 +102,24 @@ mod tests {
     #[test]
     fn unknown_pools_and_services_are_errors_with_suggestions() {
         let out = run("[[routes]]\nname = \"r\"\nservice = \"wbe\"\npool = \"apii\"\n");
-        assert_eq!(ids(&out), vec![codes::UNKNOWN_REFERENCE, codes::UNKNOWN_REFERENCE]);
-        assert!(out[0].help.as_deref().unwrap_or("").contains("did you mean `web`"));
-        assert!(out[1].help.as_deref().unwrap_or("").contains("did you mean `api`"));
+        assert_eq!(
+            ids(&out),
+            vec![codes::UNKNOWN_REFERENCE, codes::UNKNOWN_REFERENCE]
+        );
+        assert!(
+            out[0]
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .contains("did you mean `web`")
+        );
+        assert!(
+            out[1]
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .contains("did you mean `api`")
+        );
     }
 
     #[test]

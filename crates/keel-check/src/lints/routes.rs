@@ -6,7 +6,11 @@ use keel_route::is_idempotent;
 
 /// Where to point at a route setting: the value if written, else the route's name.
 fn setting_span(route: &Route, span: Span) -> Span {
-    if span == route.span { route.name.span } else { span }
+    if span == route.span {
+        route.name.span
+    } else {
+        span
+    }
 }
 
 pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
@@ -96,16 +100,23 @@ mod tests {
 
     #[test]
     fn retries_on_post_or_any_method_warn() {
-        let route = |extra: &str| format!("[[routes]]\nname = \"r\"\nservice = \"web\"\npool = \"web\"\n{extra}\n");
+        let route = |extra: &str| {
+            format!("[[routes]]\nname = \"r\"\nservice = \"web\"\npool = \"web\"\n{extra}\n")
+        };
         assert_eq!(ids(&run(&route(""))), vec![codes::UNSAFE_RETRIES]);
-        assert_eq!(ids(&run(&route("methods = [\"GET\", \"POST\"]"))), vec![codes::UNSAFE_RETRIES]);
+        assert_eq!(
+            ids(&run(&route("methods = [\"GET\", \"POST\"]"))),
+            vec![codes::UNSAFE_RETRIES]
+        );
         assert!(run(&route("methods = [\"GET\", \"PUT\"]")).is_empty());
         assert!(run(&route("retries = 0")).is_empty());
     }
 
     #[test]
     fn a_timeout_below_the_connect_timeout_warns() {
-        let out = run("[pools.slow]\nservice = \"web\"\nbackends = [\"127.0.0.1:9005\"]\nhealth = {}\nconnect_timeout = \"2s\"\n[[routes]]\nname = \"r\"\nservice = \"web\"\npool = \"slow\"\ntimeout = \"500ms\"\nretries = 0\n");
+        let out = run(
+            "[pools.slow]\nservice = \"web\"\nbackends = [\"127.0.0.1:9005\"]\nhealth = {}\nconnect_timeout = \"2s\"\n[[routes]]\nname = \"r\"\nservice = \"web\"\npool = \"slow\"\ntimeout = \"500ms\"\nretries = 0\n",
+        );
         assert_eq!(ids(&out), vec![codes::TIMEOUT_BELOW_CONNECT]);
         assert!(out[0].message.contains("500ms"), "{}", out[0].message);
     }

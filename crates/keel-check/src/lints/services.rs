@@ -30,7 +30,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
         for backend in &pool.backends {
             let addr = backend.addr.value;
             let Some((other_pool, other_service, other_span)) = first.get(&addr).copied() else {
-                first.insert(addr, (&pool.name.value, &pool.service.value, backend.addr.span));
+                first.insert(
+                    addr,
+                    (&pool.name.value, &pool.service.value, backend.addr.span),
+                );
                 continue;
             };
             if other_service == pool.service.value {
@@ -72,10 +75,14 @@ mod tests {
 
     #[test]
     fn one_address_in_two_services_is_an_error() {
-        let out = run("[pools.web2]\nservice = \"api\"\nbackends = [\"127.0.0.1:9001\"]\nhealth = {}\n");
+        let out =
+            run("[pools.web2]\nservice = \"api\"\nbackends = [\"127.0.0.1:9001\"]\nhealth = {}\n");
         assert_eq!(ids(&out), vec![codes::TWO_IDENTITIES]);
         assert_eq!(out[0].related.len(), 1);
         // The same address twice in pools of one service is fine (blue/green pools).
-        assert!(run("[pools.web2]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\nhealth = {}\n").is_empty());
+        assert!(
+            run("[pools.web2]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\nhealth = {}\n")
+                .is_empty()
+        );
     }
 }

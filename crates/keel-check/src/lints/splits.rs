@@ -15,7 +15,10 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 out.push(
                     Diagnostic::error(
                         codes::ZERO_SPLIT,
-                        format!("route `{}` splits with weights that are all zero", route.name),
+                        format!(
+                            "route `{}` splits with weights that are all zero",
+                            route.name
+                        ),
                     )
                     .at(route.target.span, "no arm can be chosen")
                     .with_help("give at least one arm a weight above zero"),
@@ -74,14 +77,18 @@ mod tests {
 
     #[test]
     fn all_zero_weights_are_an_error() {
-        let out = run("[[routes]]\nname = \"r\"\nservice = \"web\"\nsplit = [{ pool = \"web\", weight = 0 }]\n");
+        let out = run(
+            "[[routes]]\nname = \"r\"\nservice = \"web\"\nsplit = [{ pool = \"web\", weight = 0 }]\n",
+        );
         assert_eq!(ids(&out), vec![codes::ZERO_SPLIT]);
     }
 
     #[test]
     fn most_traffic_to_a_legacy_pool_is_a_warning() {
         let split = |old: u32, new: u32| {
-            format!("{OLD}[[routes]]\nname = \"r\"\nservice = \"web\"\nsplit = [{{ pool = \"old\", weight = {old} }}, {{ pool = \"web\", weight = {new} }}]\n")
+            format!(
+                "{OLD}[[routes]]\nname = \"r\"\nservice = \"web\"\nsplit = [{{ pool = \"old\", weight = {old} }}, {{ pool = \"web\", weight = {new} }}]\n"
+            )
         };
         let out = run(&split(70, 30));
         assert_eq!(ids(&out), vec![codes::SPLIT_TO_RETIRED_POOL]);

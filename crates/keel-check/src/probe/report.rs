@@ -58,7 +58,14 @@ pub fn rows_json(rows: &[ProbeRow]) -> Value {
 /// The rows as an aligned text table: pool, backend, reachable, status, identity seen,
 /// verdict.
 pub fn render_table(rows: &[ProbeRow]) -> String {
-    let header = ["pool", "backend", "reachable", "status", "identity seen", "verdict"];
+    let header = [
+        "pool",
+        "backend",
+        "reachable",
+        "status",
+        "identity seen",
+        "verdict",
+    ];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|row| {
@@ -134,7 +141,10 @@ mod tests {
             row(Verdict::Down, None),
         ];
         let found: Vec<_> = probe_diagnostics(&rows).iter().map(|d| d.code).collect();
-        assert_eq!(found, vec![codes::MISIDENTIFIED_BACKEND, codes::BACKEND_DOWN]);
+        assert_eq!(
+            found,
+            vec![codes::MISIDENTIFIED_BACKEND, codes::BACKEND_DOWN]
+        );
     }
 
     #[test]

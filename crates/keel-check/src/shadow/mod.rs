@@ -172,11 +172,17 @@ mod tests {
 
     #[test]
     fn a_union_of_earlier_routes_shadows_fully() {
-        let (_, found) = findings(&[
-            route("get", "host = \"a.com\"\nmethods = [\"GET\"]"),
-            route("post", "host = \"a.com\"\nmethods = [\"POST\"]"),
-            route("both", "host = \"a.com\"\npath_prefix = \"/x\"\nmethods = [\"GET\", \"POST\"]"),
-        ].concat());
+        let (_, found) = findings(
+            &[
+                route("get", "host = \"a.com\"\nmethods = [\"GET\"]"),
+                route("post", "host = \"a.com\"\nmethods = [\"POST\"]"),
+                route(
+                    "both",
+                    "host = \"a.com\"\npath_prefix = \"/x\"\nmethods = [\"GET\", \"POST\"]",
+                ),
+            ]
+            .concat(),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].route, 2);
         assert_eq!(found[0].kind, ShadowKind::FullyShadowed);
@@ -186,15 +192,21 @@ mod tests {
 
     #[test]
     fn carve_outs_are_not_reported_but_overlaps_are() {
-        let (_, found) = findings(&[
-            route("v2", "path_prefix = \"/api/v2\""),
-            route("api", "path_prefix = \"/api\""),
-        ].concat());
+        let (_, found) = findings(
+            &[
+                route("v2", "path_prefix = \"/api/v2\""),
+                route("api", "path_prefix = \"/api\""),
+            ]
+            .concat(),
+        );
         assert!(found.is_empty(), "{found:?}");
-        let (_, found) = findings(&[
-            route("get-api", "path_prefix = \"/api\"\nmethods = [\"GET\"]"),
-            route("v2", "host = \"a.com\"\npath_prefix = \"/api/v2\""),
-        ].concat());
+        let (_, found) = findings(
+            &[
+                route("get-api", "path_prefix = \"/api\"\nmethods = [\"GET\"]"),
+                route("v2", "host = \"a.com\"\npath_prefix = \"/api/v2\""),
+            ]
+            .concat(),
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, ShadowKind::PartlyShadowed);
         let w = &found[0].witnesses[0];
@@ -205,13 +217,20 @@ mod tests {
 
     #[test]
     fn regexes_only_may_shadow() {
-        let (_, found) = findings(&[
-            route("items", "path_regex = \"/items/[0-9]+\""),
-            route("item-7", "path = \"/items/7\""),
-            route("digits", "path_regex = \"/items/[0-9]\""),
-        ].concat());
+        let (_, found) = findings(
+            &[
+                route("items", "path_regex = \"/items/[0-9]+\""),
+                route("item-7", "path = \"/items/7\""),
+                route("digits", "path_regex = \"/items/[0-9]\""),
+            ]
+            .concat(),
+        );
         assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0].kind, ShadowKind::FullyShadowed, "an exact path is decided");
+        assert_eq!(
+            found[0].kind,
+            ShadowKind::FullyShadowed,
+            "an exact path is decided"
+        );
         assert_eq!(found[1].kind, ShadowKind::MayBeFullyShadowed);
     }
 

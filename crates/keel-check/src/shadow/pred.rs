@@ -160,12 +160,10 @@ impl<'c> Pred<'c> {
                 (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
                 _ => true,
             }
-            && self.headers.iter().all(|(name, value)| {
-                other
-                    .headers
-                    .iter()
-                    .all(|(n, v)| n != name || v == value)
-            })
+            && self
+                .headers
+                .iter()
+                .all(|(name, value)| other.headers.iter().all(|(n, v)| n != name || v == value))
     }
 
     /// True when every request `inner` matches, `self` matches too (a carve-out).
@@ -291,7 +289,10 @@ mod tests {
     #[test]
     fn containment_is_per_condition() {
         let wide = pred(HostPred::Suffix(".example.com"), PathPred::Prefix("/api"));
-        let narrow = pred(HostPred::Exact("a.example.com"), PathPred::Prefix("/api/v2"));
+        let narrow = pred(
+            HostPred::Exact("a.example.com"),
+            PathPred::Prefix("/api/v2"),
+        );
         assert!(wide.contains(&narrow));
         assert!(!narrow.contains(&wide));
         let mut get_only = narrow.clone();

@@ -61,10 +61,7 @@ fn walk(hir: &Hir) -> Vec<String> {
         HirKind::Literal(literal) => std::str::from_utf8(&literal.0)
             .map(|s| vec![s.to_string()])
             .unwrap_or_default(),
-        HirKind::Class(class) => class_samples(class)
-            .into_iter()
-            .map(String::from)
-            .collect(),
+        HirKind::Class(class) => class_samples(class).into_iter().map(String::from).collect(),
         HirKind::Capture(capture) => walk(&capture.sub),
         HirKind::Repetition(rep) => {
             let subs = walk(&rep.sub);

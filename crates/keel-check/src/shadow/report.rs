@@ -68,8 +68,9 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
         )
         .at(route.name.span, "unreachable route")
         .with_note(format!(
-            "checked over {} representative requests covering every combination of the conditions involved",
-            finding.representatives
+            "checked over {} representative request{} covering every combination of the conditions involved",
+            finding.representatives,
+            plural(finding.representatives)
         ))
         .with_help(format!(
             "move `{name}` above the routes that shadow it, narrow them, or delete `{name}`"
@@ -84,8 +85,9 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
         )
         .at(route.name.span, "possibly unreachable route")
         .with_note(format!(
-            "{} representative requests tried; path regexes make the full answer undecidable, so untried paths might still reach it",
-            finding.representatives
+            "{} representative request{} tried; path regexes (or the enumeration budget) make the full answer undecidable, so untried paths might still reach it",
+            finding.representatives,
+            plural(finding.representatives)
         ))
         .with_help(format!(
             "if `{name}` should get these requests, move it above the routes named here, or make their path regexes narrower"

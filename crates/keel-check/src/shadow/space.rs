@@ -340,8 +340,7 @@ fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
                 }
             }
             // The class "matches the regex but none of those exact paths" needs a sample.
-            if !named_exacts.is_empty() && r.samples.iter().all(|s| named_exacts.contains(&&**s))
-            {
+            if !named_exacts.is_empty() && r.samples.iter().all(|s| named_exacts.contains(&&**s)) {
                 exact = false;
             }
         }
@@ -372,8 +371,11 @@ fn header_dims<'c>(
     group: &[&Pred<'c>],
     variants: bool,
 ) -> Vec<(&'c str, Vec<Option<&'c str>>)> {
-    let mut dims: Vec<(&'c str, Vec<Option<&'c str>>)> =
-        b.headers.iter().map(|(n, v)| (*n, vec![Some(*v)])).collect();
+    let mut dims: Vec<(&'c str, Vec<Option<&'c str>>)> = b
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, vec![Some(*v)]))
+        .collect();
     let fixed = dims.len();
     if !variants {
         return dims;
