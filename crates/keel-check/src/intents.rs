@@ -18,10 +18,10 @@ use keel_config::{Config, Diagnostic, Intent, codes};
 use keel_route::{MAX_HOST_LEN, RequestShape, RequestView, RouteId, RouteTable, normalize_host};
 use serde_json::{Value, json};
 
+use crate::shadow::Analyzer;
 use crate::shadow::pred::{HostPred, PathPred, Pred};
 use crate::shadow::request_json;
 use crate::shadow::space::{Options, for_each_representative};
-use crate::shadow::{Analyzer, pred};
 
 /// Methods of the static request space.
 pub const STATIC_METHODS: [&str; 2] = ["GET", "POST"];
@@ -103,7 +103,7 @@ pub fn evaluate(
     let mut result = IntentShare::default();
     let mut reaching_weight = 0.0;
     for (request, weight) in requests {
-        if !in_scope(intent, &request) || !(weight > 0.0) {
+        if !in_scope(intent, &request) || weight.is_nan() || weight <= 0.0 {
             continue;
         }
         let route = table.find(&request);
@@ -133,8 +133,11 @@ pub fn static_space(
     table: &RouteTable,
     intent: &Intent,
 ) -> Vec<(RequestShape, f64)> {
-    let preds: Vec<Pred<'_>> = config.routes.iter().map(pred::Pred::from_route).collect();
-    let analyzer = Analyzer::new(preds, table);
+    static_space_with(&Analyzer::for_config(config, table), intent)
+}
+
+/// [`static_space`] over routes already read and indexed.
+fn static_space_with(analyzer: &Analyzer<'_>, intent: &Intent) -> Vec<(RequestShape, f64)> {
     let scope = Pred {
         host: HostPred::Exact(&intent.host),
         path: PathPred::Prefix(intent.path_prefix.as_deref().unwrap_or("/")),
@@ -174,6 +177,12 @@ fn bound_text(intent: &Intent) -> String {
 
 /// K108 for every intent the routing table breaks.
 pub fn diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> {
+    diagnostics_with(config, &Analyzer::for_config(config, table))
+}
+
+/// [`diagnostics`] over routes already read and indexed.
+pub(crate) fn diagnostics_with(config: &Config, analyzer: &Analyzer<'_>) -> Vec<Diagnostic> {
+    let table = analyzer.table;
     let mut out = Vec::new();
     for intent in &config.intents {
         let scope = format!(
@@ -195,7 +204,7 @@ pub fn diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> {
             );
             continue;
         }
-        let result = evaluate(table, config, intent, static_space(config, table, intent));
+        let result = evaluate(table, config, intent, static_space_with(analyzer, intent));
         if result.holds(intent) {
             continue;
         }

@@ -111,16 +111,18 @@ pub fn load(file: &str, source: &str) -> Loaded {
         }
     };
     if let Some(table) = &table {
+        // Read the routes once for every table-based stage.
+        let analyzer = shadow::Analyzer::for_config(&config, table);
         findings.extend(shadow::diagnostics(
             &config,
-            &shadow::analyze(&config, table),
+            &shadow::analyze_with(&analyzer),
         ));
         findings.extend(shadow::catch_all_diagnostic(
             &config,
-            &shadow::catch_all(&config, table),
+            &shadow::catch_all_with(&analyzer),
         ));
         findings.extend(route_tests::diagnostics(&config, table));
-        findings.extend(intents::diagnostics(&config, table));
+        findings.extend(intents::diagnostics_with(&config, &analyzer));
     }
     findings.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
     report.extend(findings);

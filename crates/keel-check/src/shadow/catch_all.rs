@@ -28,11 +28,14 @@ pub enum CatchAll {
 
 /// Finds a catch-all route, or a request no route matches.
 pub fn catch_all(config: &Config, table: &RouteTable) -> CatchAll {
-    let preds: Vec<Pred<'_>> = config.routes.iter().map(Pred::from_route).collect();
-    if let Some(id) = preds.iter().position(Pred::is_catch_all) {
+    catch_all_with(&Analyzer::for_config(config, table))
+}
+
+/// [`catch_all`] over routes already read and indexed.
+pub(crate) fn catch_all_with(analyzer: &Analyzer<'_>) -> CatchAll {
+    if let Some(id) = analyzer.preds.iter().position(Pred::is_catch_all) {
         return CatchAll::Route(id);
     }
-    let analyzer = Analyzer::new(preds, table);
     let everything = Pred::any();
     let end = analyzer.preds.len();
     let earlier = analyzer.candidates(&everything, end);
@@ -42,7 +45,7 @@ pub fn catch_all(config: &Config, table: &RouteTable) -> CatchAll {
         &everything,
         &earlier,
         Options::default(),
-        |request| match table.find(request) {
+        |request| match analyzer.route_of(request, &earlier, end) {
             Some(_) => ControlFlow::Continue(()),
             None => {
                 missing = Some(request.clone());

@@ -32,9 +32,9 @@ use std::ops::ControlFlow;
 use keel_config::Config;
 use keel_route::{RequestShape, RouteId, RouteTable};
 
+pub(crate) use catch_all::catch_all_with;
 pub use catch_all::{CatchAll, catch_all};
 pub(crate) use index::Analyzer;
-use pred::Pred;
 pub use report::{catch_all_diagnostic, diagnostics, request_json};
 use space::{Options, for_each_representative};
 
@@ -79,7 +79,11 @@ pub struct ShadowFinding {
 
 /// Shadow analysis of every route of `config`, compiled as `table`.
 pub fn analyze(config: &Config, table: &RouteTable) -> Vec<ShadowFinding> {
-    let analyzer = Analyzer::new(config.routes.iter().map(Pred::from_route).collect(), table);
+    analyze_with(&Analyzer::for_config(config, table))
+}
+
+/// [`analyze`] over routes already read and indexed.
+pub(crate) fn analyze_with(analyzer: &Analyzer<'_>) -> Vec<ShadowFinding> {
     (0..analyzer.preds.len())
         .filter_map(|route| analyze_route(&analyzer, route))
         .collect()
@@ -105,7 +109,7 @@ fn analyze_route(analyzer: &Analyzer<'_>, route: RouteId) -> Option<ShadowFindin
         Options::default(),
         |request| {
             matched = true;
-            match analyzer.table.find(request) {
+            match analyzer.route_of(request, &earlier, route) {
                 Some(winner) if winner < route => {
                     if !witnesses.iter().any(|w| w.winner == winner) {
                         if overlapping.binary_search(&winner).is_ok() {

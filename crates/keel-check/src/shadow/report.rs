@@ -10,6 +10,8 @@ use super::{CatchAll, ShadowFinding, ShadowKind, Witness};
 
 /// Witnesses written out in full per finding; the rest are counted.
 const MAX_WITNESSES_SHOWN: usize = 5;
+/// Earlier routes named in a finding's one-line message.
+const MAX_NAMES_IN_MESSAGE: usize = 3;
 
 /// A request as JSON: `{"method", "host", "path", "headers": {name: value}}`.
 pub fn request_json(request: &RequestShape) -> Value {
@@ -41,11 +43,16 @@ pub fn diagnostics(config: &Config, findings: &[ShadowFinding]) -> Vec<Diagnosti
 fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
     let route = config.routes.get(finding.route)?;
     let name = &route.name.value;
-    let winners: Vec<String> = finding
+    let mut winners: Vec<String> = finding
         .witnesses
         .iter()
+        .take(MAX_NAMES_IN_MESSAGE)
         .map(|w| format!("`{}`", route_name(config, w.winner)))
         .collect();
+    let count = finding.witnesses.len();
+    if count > MAX_NAMES_IN_MESSAGE {
+        winners.push(format!("{} more", count - MAX_NAMES_IN_MESSAGE));
+    }
     let mut diagnostic = match finding.kind {
         ShadowKind::MatchesNothing => Diagnostic::warning(
             codes::FULLY_SHADOWED,
@@ -61,15 +68,16 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
             codes::FULLY_SHADOWED,
             format!(
                 "route `{name}` is never reached: earlier route{} {} take{} every request it matches",
-                plural(winners.len()),
+                plural(count),
                 winners.join(", "),
-                if winners.len() == 1 { "s" } else { "" },
+                if count == 1 { "s" } else { "" },
             ),
         )
         .at(route.name.span, "unreachable route")
         .with_note(format!(
-            "checked over {} representative requests covering every combination of the conditions involved",
-            finding.representatives
+            "checked over {} representative request{} covering every combination of the conditions involved",
+            finding.representatives,
+            plural(finding.representatives)
         ))
         .with_help(format!(
             "move `{name}` above the routes that shadow it, narrow them, or delete `{name}`"
@@ -78,14 +86,15 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
             codes::MAY_SHADOW,
             format!(
                 "route `{name}` may never be reached: every request tried goes to earlier route{} {}",
-                plural(winners.len()),
+                plural(count),
                 winners.join(", ")
             ),
         )
         .at(route.name.span, "possibly unreachable route")
         .with_note(format!(
-            "{} representative requests tried; path regexes make the full answer undecidable, so untried paths might still reach it",
-            finding.representatives
+            "{} representative request{} tried; path regexes (or the enumeration budget) make the full answer undecidable, so untried paths might still reach it",
+            finding.representatives,
+            plural(finding.representatives)
         ))
         .with_help(format!(
             "if `{name}` should get these requests, move it above the routes named here, or make their path regexes narrower"
@@ -94,7 +103,7 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
             codes::PARTLY_SHADOWED,
             format!(
                 "route `{name}` is partly shadowed: some requests it matches go to earlier route{} {}",
-                plural(winners.len()),
+                plural(count),
                 winners.join(", ")
             ),
         )
