@@ -555,8 +555,10 @@ async fn health_flips_become_store_events() {
     })
     .await
     .expect("a health event is recorded");
-    assert_eq!(event.generation, Some(1));
+    // The first probe may fail while generation 1 is still compiling (nothing active yet).
+    assert!(matches!(event.generation, None | Some(1)), "{event:?}");
     assert_eq!(event.details["to"], "unhealthy");
+    assert_eq!(event.details["kind"], "backend_state");
     let _ = stop.send(());
     recorder.await.expect("recorder");
 }

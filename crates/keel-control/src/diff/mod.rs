@@ -89,44 +89,39 @@ impl ConfigDiff {
 pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
     ConfigDiff {
         routes: routes(old, new),
-        pools: named(
-            &old.pools,
-            &new.pools,
-            |name, pool| describe_pool(name, pool),
-            |a, b| {
-                let mut fields = Vec::new();
-                field(&mut fields, "service", &a.service.value, &b.service.value);
-                field(
-                    &mut fields,
-                    "balance",
-                    &debug(&a.balance),
-                    &debug(&b.balance),
-                );
-                field(&mut fields, "draining", &a.draining, &b.draining);
-                field(&mut fields, "legacy", &a.legacy, &b.legacy);
-                field(&mut fields, "health", &debug(&a.health), &debug(&b.health));
-                field(
-                    &mut fields,
-                    "outlier",
-                    &debug(&a.outlier),
-                    &debug(&b.outlier),
-                );
-                field(
-                    &mut fields,
-                    "connect_timeout",
-                    &debug(&a.connect_timeout.value),
-                    &debug(&b.connect_timeout.value),
-                );
-                field(
-                    &mut fields,
-                    "max_idle_per_backend",
-                    &a.max_idle_per_backend,
-                    &b.max_idle_per_backend,
-                );
-                keyed(&mut fields, "backend", &backends(a), &backends(b));
-                fields
-            },
-        ),
+        pools: named(&old.pools, &new.pools, describe_pool, |a, b| {
+            let mut fields = Vec::new();
+            field(&mut fields, "service", &a.service.value, &b.service.value);
+            field(
+                &mut fields,
+                "balance",
+                &debug(&a.balance),
+                &debug(&b.balance),
+            );
+            field(&mut fields, "draining", &a.draining, &b.draining);
+            field(&mut fields, "legacy", &a.legacy, &b.legacy);
+            field(&mut fields, "health", &debug(&a.health), &debug(&b.health));
+            field(
+                &mut fields,
+                "outlier",
+                &debug(&a.outlier),
+                &debug(&b.outlier),
+            );
+            field(
+                &mut fields,
+                "connect_timeout",
+                &debug(&a.connect_timeout.value),
+                &debug(&b.connect_timeout.value),
+            );
+            field(
+                &mut fields,
+                "max_idle_per_backend",
+                &a.max_idle_per_backend,
+                &b.max_idle_per_backend,
+            );
+            keyed(&mut fields, "backend", &backends(a), &backends(b));
+            fields
+        }),
         services: named(
             &old.services,
             &new.services,
