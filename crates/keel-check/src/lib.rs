@@ -1,1 +1,20 @@
 //! The one loader: parse, validate, lint, shadow analysis, route tests and intents.
+//!
+//! [`load`] is the only way a config becomes usable: `keel check`, `keel serve` and
+//! `apply` all go through it. It returns a [`Loaded`] with the config (when usable)
+//! and a [`keel_config::Report`] of every finding, each with a lint id documented in
+//! `docs/lints.md`.
+//!
+//! The stages are public for tools that want one of them: [`shadow`] (shadowed routes
+//! with witness requests, the catch-all check), [`route_tests`] (`[[tests]]`),
+//! [`intents`] (traffic-share bounds over any weighted request set) and [`probe`]
+//! (live backend probes for `keel check --probe`).
+
+pub mod intents;
+mod lints;
+mod loader;
+pub mod probe;
+pub mod route_tests;
+pub mod shadow;
+
+pub use loader::{Loaded, check, is_hard, load};

@@ -60,3 +60,5 @@ pub const BACKEND_DOWN: &str = "K210";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";
+/// Later checks were skipped because earlier ones found errors that make them meaningless.
+pub const SKIPPED: &str = "K302";

@@ -1,1 +1,58 @@
-//! The control plane: applies, rollbacks, the compiled-generation cache, the admin API and the guard.
+//! The control plane: applies, rollbacks, the compiled-generation cache, known-good
+//! promotion, the admin API and its client.
+//!
+//! ```text
+//! keel apply ─HTTP─▶ admin::router ─▶ Controller::apply
+//!   check (keel-check) ─▶ [apply lock] listeners ─▶ Gate ─▶ compile ─▶ persist (Store) ─▶ swap ─▶ Watch
+//! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ swap ─▶ persist
+//! timer ─▶ Controller::promote_known_good: AlarmSource says nothing for known_good_after ─▶ known-good
+//! DataPlane::subscribe ─▶ record_proxy_events ─▶ Store events
+//! ```
+//!
+//! * [`Controller`] owns the [`keel_store::Store`], the [`keel_proxy::DataPlane`], the
+//!   compiled-generation cache (the active generation plus the last
+//!   `[safety] keep_generations` it replaced, known-good ones kept longest) and the lock
+//!   that serializes applies and rollbacks. The data plane is never locked.
+//! * Hooks for later issues, each with a do-nothing default: [`Gate`] (blast radius),
+//!   [`Watch`] (guarded applies), [`AlarmSource`] (detectors).
+//! * Listener and admin addresses are bound at startup; an apply that changes them is
+//!   refused (rebinding on apply is not implemented yet).
+//! * [`semantic_diff`] compares two configs by routes, pools, backends and weights.
+//! * [`admin`] serves the API; [`client::AdminClient`] is what the `keel` CLI uses.
+
+pub mod admin;
+pub mod api;
+mod apply;
+pub mod boot;
+mod cache;
+pub mod client;
+mod controller;
+pub mod diff;
+mod error;
+mod events;
+mod hooks;
+mod known_good;
+mod load;
+mod request;
+mod rollback;
+mod settings;
+mod status;
+
+pub use apply::UNKNOWN_AUTHOR;
+pub use cache::{CachedGeneration, GenerationMeta};
+pub use controller::Controller;
+pub use diff::{ConfigDiff, semantic_diff};
+pub use error::ControlError;
+pub use events::{record_proxy_events, to_store_event};
+pub use hooks::{
+    Activated, Alarm, AlarmSource, AllowAll, Gate, GateInput, GateVerdict, Hooks, NoAlarms,
+    NoWatch, Watch,
+};
+pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
+pub use request::{
+    ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, RollbackOutcome, RollbackRequest, Stage,
+    StageTimings, UNNAMED_SOURCE,
+};
+pub use status::{
+    ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, PoolHealth, Status,
+};

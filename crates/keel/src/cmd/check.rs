@@ -1,9 +1,16 @@
-//! `keel check FILE`: the loader's verdict on a config, for people or for CI.
+//! `keel check FILE [--probe] [--format human|json] [--deny-warnings]`: the loader's
+//! verdict on a config, for people or for CI.
+//!
+//! Exit codes: 0 clean (warnings allowed unless `--deny-warnings`), 1 any error,
+//! 64 when the file cannot be read. `--probe` also connects to every backend (see
+//! `keel_check::probe`); only then is a tokio runtime started.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
-use keel_config::{Report, parse};
+use keel_check::probe::{self, ProbeRow};
+use keel_config::{Diagnostic, Report, Severity, codes};
 
 /// Arguments of `keel check`.
 #[derive(Args, Debug)]
@@ -16,6 +23,9 @@ pub(crate) struct CheckArgs {
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub(crate) deny_warnings: bool,
+    /// Also connect to every backend: health check and identity (K109, K210).
+    #[arg(long)]
+    pub(crate) probe: bool,
 }
 
 /// How findings are printed.
@@ -36,18 +46,53 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let parsed = parse(&source);
-    let mut report = Report::new(file, source);
-    report.extend(parsed.diagnostics);
+    let mut loaded = keel_check::load(&file, &source);
+    let rows = if args.probe {
+        probe_backends(&loaded.config_ignoring_policy(), &mut loaded.report)?
+    } else {
+        None
+    };
+    let report = &loaded.report;
     match args.format {
-        Format::Human => print!("{}", report.render_human()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        Format::Human => {
+            if let Some(rows) = &rows {
+                println!("backend probes:\n{}", probe::render_table(rows));
+            }
+            print!("{}", report.render_human());
+        }
+        Format::Json => {
+            let mut json = report.to_json();
+            if let (Some(rows), Some(object)) = (&rows, json.as_object_mut()) {
+                object.insert("probes".into(), probe::rows_json(rows));
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
     }
-    let failed = report.has_errors()
-        || (args.deny_warnings && report.count(keel_config::Severity::Warning) > 0);
+    let failed = report.has_errors() || (args.deny_warnings && report.count(Severity::Warning) > 0);
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Probes every backend of a usable config and adds the findings to the report.
+fn probe_backends(
+    config: &Option<std::sync::Arc<keel_config::Config>>,
+    report: &mut Report,
+) -> anyhow::Result<Option<Vec<ProbeRow>>> {
+    let Some(config) = config else {
+        report.push(Diagnostic::note(
+            codes::SKIPPED,
+            "backend probes skipped: the config has errors that make it unusable",
+        ));
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the probe runtime")?;
+    let rows = runtime.block_on(probe::probe_config(config));
+    report.extend(probe::probe_diagnostics(&rows));
+    Ok(Some(rows))
 }

@@ -1,77 +1,236 @@
-//! `keel serve --config FILE`: load the config through the checker, compile it into
-//! generation 1, bind every listener and serve until SIGTERM or Ctrl-C.
+//! `keel serve --config FILE --state-dir DIR`: run the controller.
+//!
+//! On first start FILE becomes generation 1. On every later start Keel serves the
+//! store's active generation, even if FILE has since been broken or deleted, and says
+//! so. Binds the admin API and every listener of the active generation; SIGHUP re-reads
+//! FILE and applies it through the same gate as `keel apply`; SIGTERM or Ctrl-C drains.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use keel_config::{Report, parse};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_control::admin::{self, AdminState, AdminToken};
+use keel_control::boot::{self, BootError, Prepared};
+use keel_control::{ApplyRequest, ApplyStatus, Controller, Hooks};
+use keel_proxy::ListenerLimits;
+use keel_store::{NewEvent, SqliteStore, Store, kind, origin};
+use tokio::sync::broadcast;
+
+use super::{DEFAULT_STATE_DIR, EXIT_FAILED, EXIT_USAGE, STATE_DIR_ENV};
+
+/// Author recorded for SIGHUP reloads.
+const SIGHUP_AUTHOR: &str = "sighup";
 
 /// Arguments of `keel serve`.
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// The config file.
+    /// The config file: generation 1 on a first start, re-read on SIGHUP.
     #[arg(long, short)]
-    pub(crate) config: PathBuf,
+    pub(crate) config: Option<PathBuf>,
+    /// Where the store (keel.db) and the admin token (admin.token) live.
+    #[arg(long, env = STATE_DIR_ENV, default_value = DEFAULT_STATE_DIR)]
+    pub(crate) state_dir: PathBuf,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let file = args.config.display().to_string();
-    let source =
-        std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {file}"))?;
-    let parsed = parse(&source);
-    if parsed.has_errors() {
-        let mut report = Report::new(file, source);
-        report.extend(parsed.diagnostics);
-        eprint!("{}", report.render_human());
-        return Ok(ExitCode::from(super::EXIT_USAGE));
-    }
-    let config = Arc::new(parsed.config);
+    let store = match SqliteStore::open(&args.state_dir) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!(
+                "keel: cannot open the store in {}: {error}",
+                args.state_dir.display()
+            );
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    let prepared = match boot::prepare(&store, args.config.as_deref()) {
+        Ok(prepared) => prepared,
+        Err(error) => return Ok(boot_failed(&error)),
+    };
+    let token = match AdminToken::load_or_create(&args.state_dir) {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("keel: {error}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.server.worker_threads > 0 {
-        runtime.worker_threads(config.server.worker_threads as usize);
+    let threads = prepared.config().server.worker_threads;
+    if threads > 0 {
+        runtime.worker_threads(threads as usize);
     }
     let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(Arc::new(store), prepared, token, args.config))
 }
 
-async fn serve(config: Arc<keel_config::Config>) -> anyhow::Result<ExitCode> {
-    let plane = DataPlane::new(DataPlaneOptions::from_config(&config))
-        .context("cannot open the access log")?;
-    let generation = plane
-        .compile(1, config.clone())
-        .context("cannot compile the config")?;
-    plane.activate(generation);
-    let limits = ListenerLimits::from_server(&config.server);
-    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+fn boot_failed(error: &BootError) -> ExitCode {
+    eprintln!("keel: {error}");
+    match error {
+        BootError::NoConfig
+        | BootError::ReadConfig { .. }
+        | BootError::FirstConfigRefused { .. }
+        | BootError::StoredConfigUnusable { .. } => ExitCode::from(EXIT_USAGE),
+        BootError::Store(_) | BootError::Control(_) => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+async fn serve(
+    store: Arc<SqliteStore>,
+    prepared: Prepared,
+    token: AdminToken,
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn Store> = store;
+    let (controller, report) = match Controller::start(store, prepared, Hooks::default()).await {
+        Ok(started) => started,
+        Err(error) => return Ok(boot_failed(&error)),
+    };
+    for note in &report.notes {
+        if report.first_start {
+            tracing::info!("{note}");
+        } else {
+            tracing::warn!("{note}");
+        }
+    }
+    let Some(active) = controller.active() else {
+        anyhow::bail!("no generation is active after startup");
+    };
+    let config = active.generation.config.clone();
+    let (stop, _) = broadcast::channel::<()>(1);
+    let stopped = |stop: &broadcast::Sender<()>| {
+        let mut receiver = stop.subscribe();
+        async move {
+            let _ = receiver.recv().await;
+        }
+    };
+
+    let admin_socket = tokio::net::TcpListener::bind(config.admin.addr.value)
+        .await
+        .with_context(|| format!("cannot bind the admin API on {}", config.admin.addr.value))?;
+    tracing::info!(addr = %admin_socket.local_addr()?, "admin API listening");
     let mut tasks = Vec::new();
+    let state = AdminState {
+        controller: controller.clone(),
+        token,
+    };
+    tasks.push(tokio::spawn(admin::serve(
+        admin_socket,
+        state,
+        stopped(&stop),
+    )));
+
+    let limits = ListenerLimits::from_server(&config.server);
     for (name, listener) in &config.listeners {
         let socket = tokio::net::TcpListener::bind(listener.addr.value)
             .await
             .with_context(|| format!("cannot bind listener `{name}` on {}", listener.addr.value))?;
         tracing::info!(listener = %name, addr = %socket.local_addr()?, "listening");
-        let plane = plane.clone();
-        let limits = limits.clone();
-        let mut stopped = stop.subscribe();
+        let plane = controller.plane().clone();
+        let (limits, shutdown) = (limits.clone(), stopped(&stop));
         tasks.push(tokio::spawn(async move {
-            plane
-                .serve(socket, limits, async move {
-                    let _ = stopped.recv().await;
-                })
-                .await
+            plane.serve(socket, limits, shutdown).await
         }));
     }
+    let background = [
+        tokio::spawn(keel_control::record_proxy_events(
+            controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::run_known_good(
+            controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(reload_on_sighup(
+            controller.clone(),
+            config_file,
+            stopped(&stop),
+        )),
+    ];
+
     super::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(());
     for task in tasks {
-        task.await??;
+        if let Err(error) = task.await? {
+            tracing::warn!(%error, "listener ended with an error");
+        }
+    }
+    for task in background {
+        task.await?;
+    }
+    let event = NewEvent::new(kind::SHUTDOWN, "keel stopped");
+    if let Err(error) = controller.with_store(move |s| s.append_event(event)).await {
+        tracing::warn!(%error, "cannot record the shutdown");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the config file on every SIGHUP and applies it through the full pipeline.
+async fn reload_on_sighup(
+    controller: Controller,
+    config_file: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                received = hangups.recv() => if received.is_none() { return },
+            }
+            match &config_file {
+                Some(path) => reload(&controller, path).await,
+                None => tracing::warn!("SIGHUP: no --config file to re-read"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (controller, config_file);
+        shutdown.await;
+    }
+}
+
+async fn reload(controller: &Controller, path: &Path) {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: cannot read {file}; nothing changed");
+            return;
+        }
+    };
+    let request = ApplyRequest {
+        config_text: text,
+        author: SIGHUP_AUTHOR.to_string(),
+        message: format!("SIGHUP: re-read {file}"),
+        origin: origin::SIGHUP.to_string(),
+        file_name: file.clone(),
+        ..ApplyRequest::default()
+    };
+    match controller.apply(request).await {
+        Ok(outcome) if outcome.status == ApplyStatus::Applied => {
+            tracing::info!(generation = outcome.generation, "SIGHUP: {file} applied")
+        }
+        Ok(outcome) => tracing::error!(
+            rejected = outcome.generation,
+            "SIGHUP: {file} refused; the active generation is unchanged\n{}",
+            outcome.report_text
+        ),
+        Err(error) => tracing::error!(%error, "SIGHUP: apply of {file} failed"),
+    }
 }

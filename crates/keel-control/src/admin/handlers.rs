@@ -1,0 +1,207 @@
+//! The admin route handlers: each turns a request into a controller call and the
+//! answer into JSON. Errors are `{"error": .., "hint": ..}` with a fitting status.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{StatusCode, header};
+use keel_store::origin;
+use serde::Deserialize;
+
+use super::AdminState;
+use crate::api::{
+    ActiveConfig, ApiError, ApplyBody, DEFAULT_HISTORY_LIMIT, GenerationDetail, GenerationSummary,
+    MAX_HISTORY_LIMIT, RollbackBody,
+};
+use crate::error::ControlError;
+use crate::request::{ApplyRequest, ApplyStatus, RollbackRequest};
+
+/// An error answer.
+pub(super) struct Failure(StatusCode, ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+pub(super) fn failure(status: StatusCode, error: String, hint: Option<String>) -> Failure {
+    Failure(status, ApiError { error, hint })
+}
+
+impl From<ControlError> for Failure {
+    fn from(error: ControlError) -> Self {
+        let status = match &error {
+            ControlError::NothingActive => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::NoRollbackTarget { .. } | ControlError::AlreadyActive(_) => {
+                StatusCode::CONFLICT
+            }
+            ControlError::Store(_) | ControlError::Persist(_) | ControlError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let hint = match &error {
+            ControlError::NoRollbackTarget { hint, .. } => Some(hint.clone()),
+            _ => None,
+        };
+        failure(status, error.to_string(), hint)
+    }
+}
+
+fn bad_json(rejection: JsonRejection) -> Failure {
+    failure(
+        rejection.status(),
+        format!("bad request body: {}", rejection.body_text()),
+        Some("see docs/admin-api.md for the request format".to_string()),
+    )
+}
+
+pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
+    match state.controller.active() {
+        Some(active) => {
+            Json(serde_json::json!({ "status": "ok", "generation": active.id() })).into_response()
+        }
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "starting" })),
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn status(State(state): State<AdminState>) -> Response {
+    Json(state.controller.status()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+pub(super) async fn generations(
+    State(state): State<AdminState>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let limit = query
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, e.body_text(), None))?
+        .limit
+        .unwrap_or(DEFAULT_HISTORY_LIMIT)
+        .clamp(1, MAX_HISTORY_LIMIT);
+    let records = state
+        .controller
+        .with_store(move |s| s.generations(limit))
+        .await?;
+    let list: Vec<GenerationSummary> = records
+        .iter()
+        .map(|r| GenerationSummary::from_record(r, state.controller.cached(r.id).is_some()))
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+pub(super) async fn generation(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let id: u64 = id.parse().map_err(|_| {
+        failure(
+            StatusCode::BAD_REQUEST,
+            format!("`{id}` is not a generation number"),
+            None,
+        )
+    })?;
+    let record = state
+        .controller
+        .with_store(move |s| s.generation(id))
+        .await?
+        .ok_or_else(|| {
+            failure(
+                StatusCode::NOT_FOUND,
+                format!("generation {id} does not exist"),
+                Some("`keel history` lists generations".to_string()),
+            )
+        })?;
+    let in_memory = state.controller.cached(id).is_some();
+    Ok(Json(GenerationDetail::from_record(record, in_memory)).into_response())
+}
+
+pub(super) async fn apply(
+    State(state): State<AdminState>,
+    body: Result<Json<ApplyBody>, JsonRejection>,
+) -> Result<Response, Failure> {
+    let Json(body) = body.map_err(bad_json)?;
+    let outcome = state
+        .controller
+        .apply(ApplyRequest {
+            config_text: body.config,
+            author: body.author,
+            message: body.message,
+            force: body.force,
+            dry_run: body.dry_run,
+            origin: origin::CLI.to_string(),
+            file_name: body.file_name,
+        })
+        .await?;
+    let status = match outcome.status {
+        ApplyStatus::Applied | ApplyStatus::DryRun => StatusCode::OK,
+        ApplyStatus::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+pub(super) async fn rollback(
+    State(state): State<AdminState>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let body: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!("bad request body: {e}"),
+                Some(
+                    r#"send {"to": N, "author": "..", "reason": ".."} (every field optional)"#
+                        .to_string(),
+                ),
+            )
+        })?
+    };
+    let outcome = state
+        .controller
+        .rollback(RollbackRequest {
+            to: body.to,
+            author: body.author,
+            reason: body.reason,
+            origin: origin::CLI.to_string(),
+        })
+        .await?;
+    Ok(Json(outcome).into_response())
+}
+
+pub(super) async fn config(State(state): State<AdminState>) -> Result<Response, Failure> {
+    let active = state
+        .controller
+        .active()
+        .ok_or(ControlError::NothingActive)?;
+    Ok(Json(ActiveConfig {
+        generation: active.id(),
+        config: active.config_text.to_string(),
+    })
+    .into_response())
+}
+
+pub(super) async fn traffic_sample(State(state): State<AdminState>) -> Response {
+    let mut lines = Vec::new();
+    for shape in state.controller.plane().sample().snapshot() {
+        if serde_json::to_writer(&mut lines, &shape).is_ok() {
+            lines.push(b'\n');
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Bytes::from(lines),
+    )
+        .into_response()
+}

@@ -1,0 +1,76 @@
+//! The admin API: an axum router on its own listener (`[admin] addr`, loopback by
+//! default), JSON in and out. Full request and response formats: `docs/admin-api.md`.
+//!
+//! | route | token | does |
+//! |---|---|---|
+//! | `GET /healthz` | no | 200 `{"status":"ok","generation":N}` once a generation serves, else 503 |
+//! | `GET /status` | yes | active generation, since when, who, kept generations, backend health |
+//! | `GET /generations?limit=N` | yes | newest generations first, every state, without config text |
+//! | `GET /generations/{id}` | yes | one generation: config text, author, message, time, check report, state |
+//! | `POST /apply` | yes | `{config, author, message, force, dry_run, file_name}`: full check, gate, apply; 422 with findings when refused |
+//! | `POST /rollback` | yes | `{to?, author?, reason?}`: swap to a generation kept in memory; 409 when there is none |
+//! | `GET /config` | yes | `{generation, config}`: the active config text |
+//! | `GET /traffic/sample` | yes | the live traffic sample, one JSON request shape per line |
+//!
+//! Authentication: `Authorization: Bearer <token>` (see [`AdminToken`]); 401 without a
+//! token, 403 with a wrong one. `POST /apply` bodies are limited to
+//! [`crate::api::MAX_APPLY_BODY_BYTES`], other bodies to [`crate::api::MAX_SMALL_BODY_BYTES`].
+
+mod auth;
+mod handlers;
+mod token;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use token::{AdminToken, TOKEN_ENV, TOKEN_FILE_NAME, TokenError};
+
+use crate::Controller;
+use crate::api::{MAX_APPLY_BODY_BYTES, MAX_SMALL_BODY_BYTES};
+
+/// What every admin handler shares.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// The controller.
+    pub controller: Controller,
+    /// The token mutating and reading routes require.
+    pub token: AdminToken,
+}
+
+/// The admin API's routes (see the module docs).
+pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/status", get(handlers::status))
+        .route("/generations", get(handlers::generations))
+        .route("/generations/{id}", get(handlers::generation))
+        .route(
+            "/apply",
+            post(handlers::apply).layer(DefaultBodyLimit::max(MAX_APPLY_BODY_BYTES)),
+        )
+        .route("/rollback", post(handlers::rollback))
+        .route("/config", get(handlers::config))
+        .route("/traffic/sample", get(handlers::traffic_sample))
+        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,149 @@
+//! The admin API's JSON bodies that are not controller types: generation listings,
+//! one generation in full, the active config, request bodies and errors. Shared by the
+//! server (`admin`) and the client (`client`), so the two cannot drift apart.
+
+use keel_store::{GenerationRecord, GenerationState};
+use serde::{Deserialize, Serialize};
+
+/// Largest `POST /apply` body (16 MiB): a 10,000-route config is about 1.5 MiB.
+pub const MAX_APPLY_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest body of the other POST routes (64 KiB).
+pub const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
+/// Generations `GET /generations` lists when no `limit` is given (50).
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+/// Most generations one `GET /generations` lists (1,000).
+pub const MAX_HISTORY_LIMIT: usize = 1000;
+
+/// `POST /apply` body.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ApplyBody {
+    /// The full config text.
+    pub config: String,
+    /// Who applies it.
+    #[serde(default)]
+    pub author: String,
+    /// Why.
+    #[serde(default)]
+    pub message: String,
+    /// Override policy errors and the gate.
+    #[serde(default)]
+    pub force: bool,
+    /// Check and gate only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// File name for the report (`keel.toml`).
+    #[serde(default)]
+    pub file_name: String,
+}
+
+/// `POST /rollback` body (every field optional; an empty body is fine too).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RollbackBody {
+    /// Target generation; default: the newest known-good one kept in memory.
+    #[serde(default)]
+    pub to: Option<u64>,
+    /// Who asks.
+    #[serde(default)]
+    pub author: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A generation in a listing (no config text).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenerationSummary {
+    /// Its number.
+    pub id: u64,
+    /// Lifecycle state: pending, active, superseded, rolled-back, rejected.
+    pub state: GenerationState,
+    /// Known-good rollback target.
+    pub known_good: bool,
+    /// Kept compiled in this process (instant rollback target).
+    pub in_memory: bool,
+    /// Who applied it.
+    pub author: String,
+    /// Why.
+    pub message: String,
+    /// What triggered it.
+    pub origin: String,
+    /// Forced over failing checks or gate.
+    pub forced: bool,
+    /// When it was recorded (RFC 3339).
+    pub created_at: String,
+    /// When it last became active (RFC 3339).
+    pub activated_at: Option<String>,
+    /// Errors in its check report.
+    pub errors: u64,
+    /// Warnings in its check report.
+    pub warnings: u64,
+    /// SHA-256 of its config text.
+    pub content_hash: String,
+}
+
+/// One generation in full.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenerationDetail {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: GenerationSummary,
+    /// The config text exactly as applied.
+    pub config: String,
+    /// Its check report (plus refusals and overrides).
+    pub check_report: serde_json::Value,
+    /// Its blast-radius report, if any.
+    pub impact_report: Option<serde_json::Value>,
+}
+
+/// `GET /config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActiveConfig {
+    /// The active generation.
+    pub generation: u64,
+    /// Its config text.
+    pub config: String,
+}
+
+/// Every error body: `{"error": "...", "hint": "..."}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: String,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl GenerationSummary {
+    /// The summary of a stored record.
+    pub fn from_record(record: &GenerationRecord, in_memory: bool) -> Self {
+        let count = |key: &str| record.check_report.get(key).and_then(|v| v.as_u64());
+        Self {
+            id: record.id,
+            state: record.state,
+            known_good: record.known_good,
+            in_memory,
+            author: record.author.clone(),
+            message: record.message.clone(),
+            origin: record.origin.clone(),
+            forced: record.forced,
+            created_at: keel_store::rfc3339(record.created_at_ms),
+            activated_at: record.activated_at_ms.map(keel_store::rfc3339),
+            errors: count("errors").unwrap_or(0),
+            warnings: count("warnings").unwrap_or(0),
+            content_hash: record.content_hash.clone(),
+        }
+    }
+}
+
+impl GenerationDetail {
+    /// The full view of a stored record.
+    pub fn from_record(record: GenerationRecord, in_memory: bool) -> Self {
+        Self {
+            summary: GenerationSummary::from_record(&record, in_memory),
+            config: record.config_text,
+            check_report: record.check_report,
+            impact_report: record.impact_report,
+        }
+    }
+}

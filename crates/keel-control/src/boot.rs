@@ -1,0 +1,312 @@
+//! Startup: what the process serves first.
+//!
+//! * The store has an active generation: serve it, whatever the config file says now
+//!   (missing, broken or changed files are reported as notes, never applied silently),
+//!   and recompile the known-good generations kept for rollback.
+//! * The store is empty: the config file goes through the normal apply pipeline and
+//!   becomes generation 1 (a refused file is recorded as rejected and startup fails).
+//!
+//! [`prepare`] is synchronous (it only reads the store and the file), so the binary can
+//! size its runtime from the config before starting it; [`Controller::start`] compiles
+//! and activates.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use keel_config::Config;
+use keel_proxy::{DataPlane, DataPlaneOptions};
+use keel_store::{GenerationRecord, NewEvent, NewGeneration, Store, StoreError, kind, origin};
+
+use crate::Controller;
+use crate::cache::{CachedGeneration, GenerationMeta};
+use crate::hooks::Hooks;
+use crate::load::load;
+use crate::request::{ApplyOutcome, ApplyRequest};
+use crate::settings::listener_changes;
+
+/// Author recorded for the generation a first start applies.
+pub const STARTUP_AUTHOR: &str = "keel";
+
+/// Why Keel cannot start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The store is empty and no config file was given.
+    #[error("the state directory has no generation yet: give the first config with --config FILE")]
+    NoConfig,
+    /// The first config file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The first config file was refused; the report says why.
+    #[error("{file} was refused (recorded as rejected generation {rejected}):\n{report}")]
+    FirstConfigRefused {
+        /// The file.
+        file: String,
+        /// The rejected generation's id.
+        rejected: u64,
+        /// The rendered check report.
+        report: String,
+    },
+    /// The stored active generation no longer loads (e.g. written by a newer Keel).
+    #[error("stored generation {id} cannot be served: {reason}")]
+    StoredConfigUnusable {
+        /// The generation.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Compiling or applying failed.
+    #[error("{0}")]
+    Control(#[from] crate::ControlError),
+}
+
+/// What startup will serve, decided before the runtime starts.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Serve the store's active generation.
+    Restore {
+        /// Its record.
+        record: Box<GenerationRecord>,
+        /// Its config, loaded.
+        config: Arc<Config>,
+        /// What was noticed about the config file.
+        notes: Vec<String>,
+    },
+    /// The store is empty: apply this file as generation 1.
+    FirstStart {
+        /// The file's name, for reports.
+        file: String,
+        /// Its text.
+        text: String,
+        /// Its config, checked.
+        config: Arc<Config>,
+    },
+}
+
+impl Prepared {
+    /// The config that will serve first (sizes the runtime and the data plane).
+    pub fn config(&self) -> &Arc<Config> {
+        match self {
+            Prepared::Restore { config, .. } | Prepared::FirstStart { config, .. } => config,
+        }
+    }
+}
+
+/// Decides what to serve: the store's active generation, or `config_file` on a first start.
+pub fn prepare(store: &dyn Store, config_file: Option<&Path>) -> Result<Prepared, BootError> {
+    if let Some(record) = store.active()? {
+        let loaded = load(&format!("generation {}", record.id), &record.config_text);
+        let Some(config) = loaded.config_ignoring_policy() else {
+            return Err(BootError::StoredConfigUnusable {
+                id: record.id,
+                reason: loaded.report.summary_line(),
+            });
+        };
+        let notes = config_file
+            .map(|file| file_note(file, &record))
+            .into_iter()
+            .collect();
+        return Ok(Prepared::Restore {
+            record: Box::new(record),
+            config,
+            notes,
+        });
+    }
+    let path = config_file.ok_or(BootError::NoConfig)?;
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| BootError::ReadConfig {
+        path: path.to_owned(),
+        source,
+    })?;
+    let loaded = load(&file, &text);
+    match loaded.config {
+        Some(config) => Ok(Prepared::FirstStart { file, text, config }),
+        None => {
+            let rejected = store.record_rejection(NewGeneration {
+                config_text: text,
+                author: STARTUP_AUTHOR.to_string(),
+                message: format!("first start from {file}"),
+                origin: origin::STARTUP.to_string(),
+                forced: false,
+                check_report: loaded.report.to_json(),
+                impact_report: None,
+            })?;
+            Err(BootError::FirstConfigRefused {
+                file,
+                rejected,
+                report: loaded.report.render_human(),
+            })
+        }
+    }
+}
+
+/// What the config file on disk is, compared with the generation being restored.
+fn file_note(file: &Path, record: &GenerationRecord) -> String {
+    let name = file.display();
+    let id = record.id;
+    match std::fs::read_to_string(file) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            format!("config file {name} does not exist; serving generation {id} from the store")
+        }
+        Err(error) => format!(
+            "config file {name} cannot be read ({error}); serving generation {id} from the store"
+        ),
+        Ok(text) if keel_store::content_hash(&text) == record.content_hash => {
+            format!("serving generation {id} from the store (config file {name} is the same)")
+        }
+        Ok(text) => {
+            let loaded = load(&name.to_string(), &text);
+            if loaded.report.has_errors() {
+                format!(
+                    "config file {name} is broken ({}); serving generation {id} from the store. \
+                     `keel check {name}` explains",
+                    loaded.report.summary_line()
+                )
+            } else {
+                format!(
+                    "config file {name} differs from generation {id}; serving generation {id} from \
+                     the store. Apply the file with `keel apply {name}` or SIGHUP"
+                )
+            }
+        }
+    }
+}
+
+/// What [`Controller::start`] did.
+#[derive(Debug)]
+pub struct BootReport {
+    /// The generation serving now.
+    pub generation: u64,
+    /// True when the config file became the first generation.
+    pub first_start: bool,
+    /// The first apply's outcome, on a first start.
+    pub first_apply: Option<ApplyOutcome>,
+    /// What was noticed (file state, generations that could not be restored).
+    pub notes: Vec<String>,
+}
+
+impl Controller {
+    /// Builds the data plane for `prepared`, then serves it: restores the active and the
+    /// known-good generations from the store, or applies the first config.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        prepared: Prepared,
+        hooks: Hooks,
+    ) -> Result<(Controller, BootReport), BootError> {
+        let options = DataPlaneOptions::from_config(prepared.config());
+        let plane = DataPlane::new(options).map_err(|error| {
+            BootError::Control(crate::ControlError::Task(format!(
+                "cannot open the access log: {error}"
+            )))
+        })?;
+        let controller = Controller::new(store, plane, hooks);
+        let report = match prepared {
+            Prepared::Restore {
+                record,
+                config,
+                notes,
+            } => controller.restore(*record, config, notes).await?,
+            Prepared::FirstStart { file, text, .. } => {
+                let outcome = controller
+                    .apply(ApplyRequest {
+                        config_text: text,
+                        author: STARTUP_AUTHOR.to_string(),
+                        message: format!("first start from {file}"),
+                        origin: origin::STARTUP.to_string(),
+                        file_name: file.clone(),
+                        ..ApplyRequest::default()
+                    })
+                    .await?;
+                let Some(generation) = outcome.generation.filter(|_| outcome.is_success()) else {
+                    return Err(BootError::FirstConfigRefused {
+                        file,
+                        rejected: outcome.generation.unwrap_or(0),
+                        report: outcome
+                            .refusals
+                            .iter()
+                            .map(|r| r.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    });
+                };
+                BootReport {
+                    generation,
+                    first_start: true,
+                    notes: vec![format!("{file} became generation {generation}")],
+                    first_apply: Some(outcome),
+                }
+            }
+        };
+        for note in &report.notes {
+            controller.add_note(note.clone());
+        }
+        let summary = report.notes.join("; ");
+        let event = NewEvent::new(kind::STARTUP, format!("keel started: {summary}"))
+            .generation(report.generation);
+        controller
+            .with_store(move |s| s.append_event(event))
+            .await?;
+        Ok((controller, report))
+    }
+
+    async fn restore(
+        &self,
+        record: GenerationRecord,
+        config: Arc<Config>,
+        mut notes: Vec<String>,
+    ) -> Result<BootReport, BootError> {
+        let id = record.id;
+        let keep = config.safety.keep_generations as usize;
+        let generation = self.inner.plane.compile(id, config.clone()).map_err(|e| {
+            BootError::StoredConfigUnusable {
+                id,
+                reason: e.to_string(),
+            }
+        })?;
+        self.inner.plane.activate(generation.clone());
+        {
+            let mut cache = self.cache();
+            cache.set_capacity(keep);
+            cache.activate(cached(generation, &record), None);
+        }
+        let known_good = self.with_store(move |s| s.known_good(keep + 1)).await?;
+        for old in known_good.into_iter().filter(|g| g.id != id) {
+            let loaded = load(&format!("generation {}", old.id), &old.config_text);
+            let compiled = loaded
+                .config_ignoring_policy()
+                .filter(|c| listener_changes(&config, c).is_empty())
+                .and_then(|c| self.inner.plane.compile(old.id, c).ok());
+            match compiled {
+                Some(generation) => self.cache().keep(cached(generation, &old)),
+                None => notes.push(format!(
+                    "known-good generation {} cannot be kept for rollback (it no longer loads, or its listeners differ)",
+                    old.id
+                )),
+            }
+        }
+        Ok(BootReport {
+            generation: id,
+            first_start: false,
+            first_apply: None,
+            notes,
+        })
+    }
+}
+
+fn cached(generation: Arc<keel_proxy::Generation>, record: &GenerationRecord) -> CachedGeneration {
+    CachedGeneration {
+        generation,
+        config_text: Arc::from(record.config_text.as_str()),
+        meta: GenerationMeta::from(record),
+        known_good: record.known_good,
+        activated_at: SystemTime::now(),
+    }
+}

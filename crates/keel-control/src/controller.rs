@@ -1,0 +1,136 @@
+//! The [`Controller`]: the one owner of the store, the data plane, the compiled-generation
+//! cache and the lock that serializes applies and rollbacks.
+//!
+//! ```text
+//! apply:    check ─▶ [lock] gate ─▶ listeners ─▶ compile ─▶ persist ─▶ swap ─▶ watch [unlock]
+//! rollback: [lock] pick from cache ─▶ swap ─▶ persist (a failure is reported, not undone) [unlock]
+//! ```
+//!
+//! The data plane is never locked: a request loads the active generation through its
+//! atomic pointer and is served wholly by it. The apply lock only orders control-plane
+//! writes so the store and the cache see the same history. Apply persists *before* the
+//! swap (a `kill -9` between the two restarts into the new generation, which was
+//! compiled successfully); rollback swaps *before* it persists (it must not depend on
+//! the disk), and reports if the store could not follow.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use keel_proxy::DataPlane;
+use keel_store::{Store, StoreError};
+
+use crate::cache::{CachedGeneration, GenerationCache};
+use crate::error::ControlError;
+use crate::hooks::Hooks;
+
+/// The control plane of one Keel process. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Controller {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) plane: Arc<DataPlane>,
+    pub(crate) hooks: Hooks,
+    /// Serializes applies, rollbacks and known-good marks (never held by requests).
+    pub(crate) apply_lock: tokio::sync::Mutex<()>,
+    /// Short critical sections only; readers (status, admin) never wait for an apply.
+    pub(crate) cache: Mutex<GenerationCache>,
+    /// Set when a rollback or known-good mark could not be recorded.
+    pub(crate) store_error: Mutex<Option<String>>,
+    /// What startup found (file missing, broken or different from the store, …).
+    pub(crate) notes: Mutex<Vec<String>>,
+    pub(crate) started_at: SystemTime,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("active", &self.active().map(|c| c.id()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller over `store` and `plane` with nothing active yet. Use
+    /// [`Controller::start`] to restore from the store or apply a first config.
+    pub fn new(store: Arc<dyn Store>, plane: Arc<DataPlane>, hooks: Hooks) -> Self {
+        let capacity = keel_config::defaults::KEEP_GENERATIONS as usize;
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                plane,
+                hooks,
+                apply_lock: tokio::sync::Mutex::new(()),
+                cache: Mutex::new(GenerationCache::new(capacity)),
+                store_error: Mutex::new(None),
+                notes: Mutex::new(Vec::new()),
+                started_at: SystemTime::now(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The data plane.
+    pub fn plane(&self) -> &Arc<DataPlane> {
+        &self.inner.plane
+    }
+
+    /// The active generation with its text and metadata.
+    pub fn active(&self) -> Option<CachedGeneration> {
+        self.cache().active().cloned()
+    }
+
+    /// A generation kept compiled in memory (active or rollback candidate).
+    pub fn cached(&self, id: u64) -> Option<CachedGeneration> {
+        self.cache().get(id).cloned()
+    }
+
+    /// The generations kept behind the active one, most recently replaced first.
+    pub fn kept(&self) -> Vec<CachedGeneration> {
+        self.cache().kept().cloned().collect()
+    }
+
+    /// What startup found out, and anything else operators should know.
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.inner.notes).clone()
+    }
+
+    /// The last error the store returned for a write the process did not undo
+    /// (a rollback or known-good mark), if the store has not caught up since.
+    pub fn store_error(&self) -> Option<String> {
+        lock(&self.inner.store_error).clone()
+    }
+
+    pub(crate) fn add_note(&self, note: String) {
+        lock(&self.inner.notes).push(note);
+    }
+
+    pub(crate) fn set_store_error(&self, error: Option<String>) {
+        *lock(&self.inner.store_error) = error;
+    }
+
+    pub(crate) fn cache(&self) -> MutexGuard<'_, GenerationCache> {
+        lock(&self.inner.cache)
+    }
+
+    /// Runs a store operation on a blocking thread (SQLite does file I/O and fsync).
+    pub async fn with_store<T, F>(&self, work: F) -> Result<T, ControlError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        Ok(tokio::task::spawn_blocking(move || work(store.as_ref())).await??)
+    }
+}
+
+/// Locks a std mutex; a panic elsewhere cannot leave these small values half-written.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

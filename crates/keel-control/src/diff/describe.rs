@@ -1,0 +1,109 @@
+//! One-line descriptions of routes, pools and services, and the keyed views (backends
+//! by address, split arms by pool) the diff compares.
+
+use indexmap::IndexMap;
+use keel_config::{Pool, Route, Service, Target};
+
+/// `host shop.example.com, path_prefix "/checkout", methods GET,POST → pool checkout (service checkout)`.
+pub(super) fn describe_route(route: &Route) -> String {
+    let mut parts = Vec::new();
+    if let Some(host) = &route.host {
+        parts.push(format!("host {}", host.value));
+    }
+    if let Some(path) = &route.path {
+        parts.push(path.value.to_string());
+    }
+    if let Some(methods) = &route.methods {
+        parts.push(format!("methods {}", methods.value.join(",")));
+    }
+    for header in &route.headers {
+        parts.push(format!("header {}={}", header.value.0, header.value.1));
+    }
+    let matches = if parts.is_empty() {
+        "every request".to_string()
+    } else {
+        parts.join(", ")
+    };
+    format!(
+        "{matches} → {} (service {})",
+        target(route),
+        route.service.value
+    )
+}
+
+/// `service web, round robin, 2 backends`.
+pub(super) fn describe_pool(_name: &str, pool: &Pool) -> String {
+    let mut text = format!(
+        "service {}, {:?}, {} backend{}",
+        pool.service.value,
+        pool.balance,
+        pool.backends.len(),
+        if pool.backends.len() == 1 { "" } else { "s" }
+    );
+    if pool.draining {
+        text.push_str(", draining");
+    }
+    if pool.legacy {
+        text.push_str(", legacy");
+    }
+    text
+}
+
+/// `header x-service = web`, or `none`.
+pub(super) fn identity(service: &Service) -> String {
+    service.identity.as_ref().map_or_else(
+        || "none".to_string(),
+        |i| format!("header {} = {}", i.value.header, i.value.equals),
+    )
+}
+
+/// `pool web` or `split web:70 (70%), web-v2:30 (30%)`.
+pub(super) fn target(route: &Route) -> String {
+    match &route.target.value {
+        Target::Pool(pool) => format!("pool {}", pool.value),
+        Target::Split(_) => {
+            let arms = split_arms(route).unwrap_or_default();
+            let list: Vec<String> = arms.iter().map(|(p, w)| format!("{p}:{w}")).collect();
+            format!("split {}", list.join(", "))
+        }
+    }
+}
+
+/// Split arms by pool: `"70 (70%)"`; `None` for a single-pool target.
+pub(super) fn split_arms(route: &Route) -> Option<IndexMap<String, String>> {
+    let Target::Split(entries) = &route.target.value else {
+        return None;
+    };
+    let total: u64 = entries.iter().map(|e| u64::from(e.weight.value)).sum();
+    Some(
+        entries
+            .iter()
+            .map(|e| {
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    100.0 * f64::from(e.weight.value) / total as f64
+                };
+                (
+                    e.pool.value.clone(),
+                    format!("{} ({share:.0}%)", e.weight.value),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Backends by address: `"weight 2"`. A repeated address gets a `#2` suffix.
+pub(super) fn backends(pool: &Pool) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for backend in &pool.backends {
+        let mut key = backend.addr.value.to_string();
+        let mut n = 1;
+        while out.contains_key(&key) {
+            n += 1;
+            key = format!("{}#{n}", backend.addr.value);
+        }
+        out.insert(key, format!("weight {}", backend.weight));
+    }
+    out
+}

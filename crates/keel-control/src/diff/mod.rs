@@ -1,0 +1,414 @@
+//! The semantic diff of two configs: which routes, pools, backends, weights, services,
+//! listeners and settings were added, removed or changed, by name, not by line.
+//!
+//! `keel diff N M` prints it. Routes are compared by name, and a change in their
+//! relative order is reported because the first matching route wins. Pools are
+//! compared by name and their backends by address. [`ConfigDiff`] serializes as JSON
+//! and [`ConfigDiff::render_human`] prints it for people.
+
+mod describe;
+mod render;
+
+use indexmap::IndexMap;
+use keel_config::Config;
+use serde::{Deserialize, Serialize};
+
+use describe::{backends, describe_pool, describe_route, identity, split_arms, target};
+
+/// Added, removed or changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// Only in the new config.
+    Added,
+    /// Only in the old config.
+    Removed,
+    /// In both, different.
+    Changed,
+}
+
+/// One named thing (route, pool, service, listener) that differs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemChange {
+    /// Added, removed or changed.
+    pub kind: ChangeKind,
+    /// Its name.
+    pub name: String,
+    /// One line describing it (for added and removed items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// What changed (for changed items).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+/// One value that differs; `None` means absent on that side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// What it is (`target`, `backend 127.0.0.1:9001`, `[safety] max_shift`).
+    pub field: String,
+    /// The old value.
+    pub old: Option<String>,
+    /// The new value.
+    pub new: Option<String>,
+}
+
+/// Everything that differs between two configs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigDiff {
+    /// Routes, in the new config's order (removed ones last).
+    pub routes: Vec<ItemChange>,
+    /// Pools.
+    pub pools: Vec<ItemChange>,
+    /// Services.
+    pub services: Vec<ItemChange>,
+    /// Listeners.
+    pub listeners: Vec<ItemChange>,
+    /// Other sections: admin, safety, detectors, server, traffic, access log, alerts,
+    /// and the number of route tests and intents.
+    pub settings: Vec<FieldChange>,
+}
+
+impl ConfigDiff {
+    /// True when the configs mean the same thing.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+            && self.pools.is_empty()
+            && self.services.is_empty()
+            && self.listeners.is_empty()
+            && self.settings.is_empty()
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// The semantic difference from `old` to `new`.
+pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
+    ConfigDiff {
+        routes: routes(old, new),
+        pools: named(&old.pools, &new.pools, describe_pool, |a, b| {
+            let mut fields = Vec::new();
+            field(&mut fields, "service", &a.service.value, &b.service.value);
+            field(
+                &mut fields,
+                "balance",
+                &debug(&a.balance),
+                &debug(&b.balance),
+            );
+            field(&mut fields, "draining", &a.draining, &b.draining);
+            field(&mut fields, "legacy", &a.legacy, &b.legacy);
+            field(&mut fields, "health", &debug(&a.health), &debug(&b.health));
+            field(
+                &mut fields,
+                "outlier",
+                &debug(&a.outlier),
+                &debug(&b.outlier),
+            );
+            field(
+                &mut fields,
+                "connect_timeout",
+                &debug(&a.connect_timeout.value),
+                &debug(&b.connect_timeout.value),
+            );
+            field(
+                &mut fields,
+                "max_idle_per_backend",
+                &a.max_idle_per_backend,
+                &b.max_idle_per_backend,
+            );
+            keyed(&mut fields, "backend", &backends(a), &backends(b));
+            fields
+        }),
+        services: named(
+            &old.services,
+            &new.services,
+            |_, s| format!("identity {}", identity(s)),
+            |a, b| {
+                let mut fields = Vec::new();
+                field(&mut fields, "identity", &identity(a), &identity(b));
+                field(
+                    &mut fields,
+                    "verify_responses",
+                    &a.verify_responses,
+                    &b.verify_responses,
+                );
+                fields
+            },
+        ),
+        listeners: named(
+            &old.listeners,
+            &new.listeners,
+            |_, l| l.addr.value.to_string(),
+            |a, b| {
+                let mut fields = Vec::new();
+                field(&mut fields, "addr", &a.addr.value, &b.addr.value);
+                fields
+            },
+        ),
+        settings: settings(old, new),
+    }
+}
+
+fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
+    let old_by_name: IndexMap<&str, (usize, &keel_config::Route)> = old
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.value.as_str(), (i, r)))
+        .collect();
+    let new_names: Vec<&str> = new.routes.iter().map(|r| r.name.value.as_str()).collect();
+    // Rank among routes present in both: a changed rank changes which route matches first.
+    let common_old: Vec<&str> = old
+        .routes
+        .iter()
+        .map(|r| r.name.value.as_str())
+        .filter(|n| new_names.contains(n))
+        .collect();
+    let common_new: Vec<&str> = new_names
+        .iter()
+        .copied()
+        .filter(|n| old_by_name.contains_key(n))
+        .collect();
+    let mut changes = Vec::new();
+    for route in &new.routes {
+        let name = route.name.value.as_str();
+        let Some((_, before)) = old_by_name.get(name) else {
+            changes.push(ItemChange {
+                kind: ChangeKind::Added,
+                name: name.to_string(),
+                summary: Some(describe_route(route)),
+                fields: Vec::new(),
+            });
+            continue;
+        };
+        let mut fields = Vec::new();
+        let (a, b) = (before, route);
+        field(&mut fields, "host", &opt(&a.host), &opt(&b.host));
+        field(&mut fields, "path", &opt(&a.path), &opt(&b.path));
+        let methods = |r: &keel_config::Route| r.methods.as_ref().map(|m| m.value.join(","));
+        field(
+            &mut fields,
+            "methods",
+            &debug(&methods(a)),
+            &debug(&methods(b)),
+        );
+        let headers = |r: &keel_config::Route| {
+            r.headers
+                .iter()
+                .map(|h| format!("{}={}", h.value.0, h.value.1))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        field(&mut fields, "headers", &headers(a), &headers(b));
+        field(&mut fields, "service", &a.service.value, &b.service.value);
+        match (split_arms(a), split_arms(b)) {
+            (Some(old_arms), Some(new_arms)) => {
+                keyed(&mut fields, "weight of", &old_arms, &new_arms)
+            }
+            _ => field(&mut fields, "target", &target(a), &target(b)),
+        }
+        field(
+            &mut fields,
+            "timeout",
+            &debug(&a.timeout.value),
+            &debug(&b.timeout.value),
+        );
+        field(&mut fields, "retries", &a.retries.value, &b.retries.value);
+        let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
+        if rank(&common_old) != rank(&common_new) {
+            fields.push(FieldChange {
+                field: "order (first match wins)".to_string(),
+                old: rank(&common_old).map(|r| format!("#{r} of the routes in both")),
+                new: rank(&common_new).map(|r| format!("#{r} of the routes in both")),
+            });
+        }
+        if !fields.is_empty() {
+            changes.push(ItemChange {
+                kind: ChangeKind::Changed,
+                name: name.to_string(),
+                summary: None,
+                fields,
+            });
+        }
+    }
+    for (name, (_, route)) in &old_by_name {
+        if !new_names.contains(name) {
+            changes.push(ItemChange {
+                kind: ChangeKind::Removed,
+                name: name.to_string(),
+                summary: Some(describe_route(route)),
+                fields: Vec::new(),
+            });
+        }
+    }
+    changes
+}
+
+/// Added, removed and changed entries of two maps keyed by name.
+fn named<T>(
+    old: &IndexMap<String, T>,
+    new: &IndexMap<String, T>,
+    describe: impl Fn(&str, &T) -> String,
+    compare: impl Fn(&T, &T) -> Vec<FieldChange>,
+) -> Vec<ItemChange> {
+    let mut changes = Vec::new();
+    for (name, item) in new {
+        match old.get(name) {
+            None => changes.push(ItemChange {
+                kind: ChangeKind::Added,
+                name: name.clone(),
+                summary: Some(describe(name, item)),
+                fields: Vec::new(),
+            }),
+            Some(before) => {
+                let fields = compare(before, item);
+                if !fields.is_empty() {
+                    changes.push(ItemChange {
+                        kind: ChangeKind::Changed,
+                        name: name.clone(),
+                        summary: None,
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    for (name, item) in old {
+        if !new.contains_key(name) {
+            changes.push(ItemChange {
+                kind: ChangeKind::Removed,
+                name: name.clone(),
+                summary: Some(describe(name, item)),
+                fields: Vec::new(),
+            });
+        }
+    }
+    changes
+}
+
+/// Compares two keyed lists (backends by address, split arms by pool).
+fn keyed(
+    fields: &mut Vec<FieldChange>,
+    label: &str,
+    old: &IndexMap<String, String>,
+    new: &IndexMap<String, String>,
+) {
+    for (key, value) in new {
+        if old.get(key) != Some(value) {
+            fields.push(FieldChange {
+                field: format!("{label} {key}"),
+                old: old.get(key).cloned(),
+                new: Some(value.clone()),
+            });
+        }
+    }
+    for (key, value) in old {
+        if !new.contains_key(key) {
+            fields.push(FieldChange {
+                field: format!("{label} {key}"),
+                old: Some(value.clone()),
+                new: None,
+            });
+        }
+    }
+}
+
+fn field<T: std::fmt::Display + PartialEq + ?Sized>(
+    fields: &mut Vec<FieldChange>,
+    name: &str,
+    old: &T,
+    new: &T,
+) {
+    if old != new {
+        fields.push(FieldChange {
+            field: name.to_string(),
+            old: Some(old.to_string()),
+            new: Some(new.to_string()),
+        });
+    }
+}
+
+fn debug<T: std::fmt::Debug>(value: &T) -> String {
+    format!("{value:?}")
+}
+
+fn opt<T: std::fmt::Display>(value: &Option<keel_config::Located<T>>) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| "any".to_string(), |v| v.value.to_string())
+}
+
+/// Section settings, compared key by key (their `Debug` forms carry no spans).
+fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    macro_rules! keys {
+        ($section:literal, $a:expr, $b:expr, [$($key:ident),*]) => {
+            $(field(&mut out, concat!("[", $section, "] ", stringify!($key)), &debug(&$a.$key), &debug(&$b.$key));)*
+        };
+    }
+    keys!("admin", old.admin, new.admin, [metrics_require_token]);
+    field(
+        &mut out,
+        "[admin] addr",
+        &old.admin.addr.value,
+        &new.admin.addr.value,
+    );
+    keys!(
+        "safety",
+        old.safety,
+        new.safety,
+        [
+            max_shift,
+            watch,
+            known_good_after,
+            keep_generations,
+            promote_steps
+        ]
+    );
+    keys!(
+        "detectors",
+        old.detectors,
+        new.detectors,
+        [
+            enabled,
+            window,
+            min_requests,
+            share_shift,
+            error_rate,
+            latency_factor
+        ]
+    );
+    keys!(
+        "server",
+        old.server,
+        new.server,
+        [
+            worker_threads,
+            drain_timeout,
+            max_header_bytes,
+            max_headers,
+            header_read_timeout,
+            generation_header
+        ]
+    );
+    keys!("traffic", old.traffic, new.traffic, [sample_size, window]);
+    keys!("access_log", old.access_log, new.access_log, [path]);
+    let hooks = |c: &Config| {
+        c.alerts
+            .webhooks
+            .iter()
+            .map(|w| w.url.value.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    field(&mut out, "[alerts] webhooks", &hooks(old), &hooks(new));
+    field(&mut out, "route tests", &old.tests.len(), &new.tests.len());
+    field(&mut out, "intents", &old.intents.len(), &new.intents.len());
+    out
+}
+
+#[cfg(test)]
+mod tests;

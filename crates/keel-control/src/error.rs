@@ -1,0 +1,39 @@
+//! `ControlError`: what can go wrong in the control plane other than a refused apply
+//! (a refusal is a normal [`crate::ApplyOutcome`], not an error).
+
+use keel_store::{GenerationId, StoreError};
+
+/// A control-plane failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The store failed; nothing was swapped unless the variant's context says so.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The apply was checked and compiled but could not be recorded; the previous
+    /// generation still serves.
+    #[error("cannot record the apply, the previous generation still serves: {0}")]
+    Persist(StoreError),
+    /// No generation serves yet.
+    #[error("no generation is active yet")]
+    NothingActive,
+    /// No rollback target could be chosen.
+    #[error("{message}")]
+    NoRollbackTarget {
+        /// Why.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// The requested rollback target is the active generation.
+    #[error("generation {0} is already active")]
+    AlreadyActive(GenerationId),
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl From<tokio::task::JoinError> for ControlError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ControlError::Task(error.to_string())
+    }
+}

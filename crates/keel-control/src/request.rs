@@ -1,0 +1,154 @@
+//! What callers hand the controller and what they get back: [`ApplyRequest`] /
+//! [`ApplyOutcome`] and [`RollbackRequest`] / [`RollbackOutcome`].
+//!
+//! These are plain data with serde derives: the admin API sends them as JSON and the
+//! CLI client reads them back, so the wire format is these types and nothing else.
+
+use keel_store::GenerationId;
+use serde::{Deserialize, Serialize};
+
+/// Label used in check reports when the caller did not name the file (`<apply>`).
+pub const UNNAMED_SOURCE: &str = "<apply>";
+
+/// A request to make a config text the active generation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// The full config text.
+    pub config_text: String,
+    /// Who applies it (recorded in the audit log).
+    pub author: String,
+    /// Why, in the author's words.
+    pub message: String,
+    /// Override policy errors and the gate (never hard errors). Recorded as forced.
+    #[serde(default)]
+    pub force: bool,
+    /// Run check and gate only: nothing is compiled, recorded or swapped.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// What triggered it: see `keel_store::origin` (`cli`, `sighup`, `startup`).
+    #[serde(default)]
+    pub origin: String,
+    /// The name findings are reported against (the file the author applied).
+    #[serde(default)]
+    pub file_name: String,
+}
+
+/// How an apply ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyStatus {
+    /// The config is the active generation now.
+    Applied,
+    /// A dry run that would have been applied.
+    DryRun,
+    /// Refused: see `refusals`. The active generation did not change.
+    Refused,
+}
+
+/// The pipeline stage that refused or overrode something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// `keel check`: parse errors, lints, route tests, intents.
+    Check,
+    /// The blast-radius gate.
+    Gate,
+    /// Listener addresses (they cannot change on a running Keel).
+    Listeners,
+    /// Compiling the config into a generation.
+    Compile,
+}
+
+/// One reason an apply was refused (or, under `force`, one thing that was overridden).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Which stage said no.
+    pub stage: Stage,
+    /// The lint id, for check findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+/// Time spent in each stage of one apply, in microseconds (0 for stages not reached).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Parse, lints, shadowing, route tests, intents.
+    pub check_us: u64,
+    /// The gate hook.
+    pub gate_us: u64,
+    /// Building the generation (routing table, pools).
+    pub compile_us: u64,
+    /// The store transaction.
+    pub persist_us: u64,
+    /// The atomic pointer swap.
+    pub swap_us: u64,
+}
+
+/// The result of an apply.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// Applied, dry run, or refused.
+    pub status: ApplyStatus,
+    /// The new active generation; for a refusal, the id it was recorded under as rejected.
+    pub generation: Option<GenerationId>,
+    /// The generation that was active before.
+    pub previous: Option<GenerationId>,
+    /// Whether `force` overrode anything.
+    pub forced: bool,
+    /// The check report (schema of `keel check --format json`).
+    pub report: serde_json::Value,
+    /// The check report rendered for people.
+    pub report_text: String,
+    /// Why it was refused (empty unless refused).
+    pub refusals: Vec<Refusal>,
+    /// What `force` overrode.
+    pub overridden: Vec<Refusal>,
+    /// The gate's report, when the gate produced one.
+    pub gate: Option<serde_json::Value>,
+    /// Things the author should know (settings that take effect only on restart, …).
+    pub notes: Vec<String>,
+    /// Time per stage.
+    pub timings: StageTimings,
+}
+
+impl ApplyOutcome {
+    /// True when the config was applied (or would be, for a dry run).
+    pub fn is_success(&self) -> bool {
+        self.status != ApplyStatus::Refused
+    }
+}
+
+/// A request to go back to an earlier generation kept compiled in memory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// The target; `None` for the newest known-good generation other than the active one.
+    #[serde(default)]
+    pub to: Option<GenerationId>,
+    /// Who asks (recorded in the audit log).
+    #[serde(default)]
+    pub author: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// What triggered it (`cli`, `guard`, …).
+    #[serde(default)]
+    pub origin: String,
+}
+
+/// The result of a rollback.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RollbackOutcome {
+    /// The generation that was serving.
+    pub from: GenerationId,
+    /// The generation serving now.
+    pub to: GenerationId,
+    /// Time of the pointer swap, in microseconds.
+    pub swap_us: u64,
+    /// Whether the store recorded the rollback. When false the new generation serves
+    /// anyway, but a restart would serve `from` again: see `persist_error`.
+    pub persisted: bool,
+    /// Why the store could not record it.
+    pub persist_error: Option<String>,
+}

@@ -1,0 +1,128 @@
+//! Rollback: swap to a generation already compiled in memory, then tell the store.
+//!
+//! The swap comes first and cannot fail: no parsing, no file, no database. Persisting
+//! comes second; if the store refuses or fails, the rolled-back-to generation keeps
+//! serving and the outcome (and `keel status`) says the store is behind.
+
+use std::time::{Instant, SystemTime};
+
+use keel_store::origin;
+
+use crate::Controller;
+use crate::apply::{UNKNOWN_AUTHOR, micros};
+use crate::cache::TargetError;
+use crate::error::ControlError;
+use crate::request::{RollbackOutcome, RollbackRequest};
+
+impl Controller {
+    /// Rolls back to `request.to`, or to the newest known-good generation kept in memory.
+    pub async fn rollback(
+        &self,
+        request: RollbackRequest,
+    ) -> Result<RollbackOutcome, ControlError> {
+        let controller = self.clone();
+        tokio::spawn(async move { controller.run_rollback(request).await }).await?
+    }
+
+    async fn run_rollback(
+        &self,
+        mut request: RollbackRequest,
+    ) -> Result<RollbackOutcome, ControlError> {
+        if request.origin.trim().is_empty() {
+            request.origin = origin::CLI.to_string();
+        }
+        if request.author.trim().is_empty() {
+            request.author = UNKNOWN_AUTHOR.to_string();
+        }
+        let _serialized = self.inner.apply_lock.lock().await;
+        let (from, target, swap_us) = {
+            let mut cache = self.cache();
+            let from = cache
+                .active()
+                .map(|c| c.id())
+                .ok_or(ControlError::NothingActive)?;
+            let mut target = cache
+                .rollback_target(request.to)
+                .map_err(|e| explain(e, from))?
+                .clone();
+            target.activated_at = SystemTime::now();
+            let started = Instant::now();
+            self.inner.plane.activate(target.generation.clone());
+            let swap_us = micros(started);
+            cache.activate(target.clone(), Some(false));
+            (from, target, swap_us)
+        };
+        let to = target.id();
+        tracing::warn!(from, to, author = %request.author, reason = %request.reason, "rolled back");
+        let reason = if request.reason.is_empty() {
+            format!("by {}", request.author)
+        } else {
+            format!("{} (by {})", request.reason, request.author)
+        };
+        let origin = request.origin.clone();
+        let persisted = self
+            .with_store(move |store| store.record_rollback(from, to, &origin, &reason))
+            .await;
+        let persist_error = match persisted {
+            Ok(()) => {
+                self.set_store_error(None);
+                None
+            }
+            Err(error) => {
+                let message = format!(
+                    "rollback from {from} to {to} is serving but not recorded ({error}); \
+                     a restart would serve generation {from} again"
+                );
+                tracing::error!("{message}");
+                self.set_store_error(Some(message.clone()));
+                Some(message)
+            }
+        };
+        Ok(RollbackOutcome {
+            from,
+            to,
+            swap_us,
+            persisted: persist_error.is_none(),
+            persist_error,
+        })
+    }
+}
+
+fn explain(error: TargetError, active: u64) -> ControlError {
+    match error {
+        TargetError::IsActive(id) => ControlError::AlreadyActive(id),
+        TargetError::NotInMemory { id, kept } => ControlError::NoRollbackTarget {
+            message: format!(
+                "generation {id} is not kept compiled in memory (kept: {}), so it cannot be rolled back to instantly",
+                list(&kept)
+            ),
+            hint: format!(
+                "re-apply its config through the full check: `keel show {id} --config > gen{id}.toml && keel apply gen{id}.toml -m \"back to {id}\"`"
+            ),
+        },
+        TargetError::NoKnownGood { kept } => ControlError::NoRollbackTarget {
+            message: format!(
+                "no known-good generation other than the active one ({active}) is kept in memory (kept: {})",
+                list(&kept)
+            ),
+            hint: if kept.is_empty() {
+                "apply a fixed config with `keel apply`, or re-apply an old one from `keel history` / `keel show N --config`".to_string()
+            } else {
+                format!(
+                    "name a generation explicitly, e.g. `keel rollback --to {}` (not yet known-good)",
+                    kept[0]
+                )
+            },
+        },
+    }
+}
+
+fn list(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "none".to_string();
+    }
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

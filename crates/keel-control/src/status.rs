@@ -1,0 +1,205 @@
+//! `keel status`: what serves, since when, who applied it, what is kept for rollback,
+//! and how the backends are doing.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keel_proxy::BackendState;
+use serde::{Deserialize, Serialize};
+
+use crate::Controller;
+
+/// The controller's state, as the admin API reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// The active generation (`None` only before the first apply).
+    pub active: Option<ActiveStatus>,
+    /// A canary generation and its share, if one runs.
+    pub canary: Option<CanaryStatus>,
+    /// Generations kept compiled for instant rollback, most recently replaced first.
+    pub kept: Vec<KeptGeneration>,
+    /// Backend health over the active generation's pools.
+    pub health: HealthSummary,
+    /// Whether the store has recorded everything that serves.
+    pub store_in_sync: bool,
+    /// The store's last unrecovered error.
+    pub store_error: Option<String>,
+    /// What startup found (file missing, broken or different), and similar notices.
+    pub notes: Vec<String>,
+    /// Seconds since the controller started.
+    pub uptime_secs: u64,
+}
+
+/// The active generation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActiveStatus {
+    /// Its number.
+    pub id: u64,
+    /// Who applied it.
+    pub author: String,
+    /// Why.
+    pub message: String,
+    /// What triggered it.
+    pub origin: String,
+    /// Whether it was forced over failing checks.
+    pub forced: bool,
+    /// Whether it is known-good.
+    pub known_good: bool,
+    /// When this process made it active (RFC 3339, UTC).
+    pub active_since: String,
+    /// Seconds it has been active.
+    pub active_for_secs: u64,
+    /// Requests it has served.
+    pub requests: u64,
+    /// Number of routes.
+    pub routes: usize,
+    /// Number of pools.
+    pub pools: usize,
+}
+
+/// A canary slice.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CanaryStatus {
+    /// The generation on trial.
+    pub generation: u64,
+    /// Its share of requests, in thousandths.
+    pub permille: u32,
+}
+
+/// A generation kept for rollback.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeptGeneration {
+    /// Its number.
+    pub id: u64,
+    /// Whether it is known-good (a default rollback target).
+    pub known_good: bool,
+    /// Who applied it.
+    pub author: String,
+    /// Why.
+    pub message: String,
+}
+
+/// Backend health of the active generation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HealthSummary {
+    /// Backends in total.
+    pub backends: usize,
+    /// Backends that get traffic (healthy or not yet probed).
+    pub serving: usize,
+    /// Backends that get none (unhealthy, misidentified, ejected).
+    pub out: usize,
+    /// Per pool.
+    pub pools: Vec<PoolHealth>,
+}
+
+/// One pool's backends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoolHealth {
+    /// The pool.
+    pub name: String,
+    /// The service it serves.
+    pub service: String,
+    /// Its backends.
+    pub backends: Vec<BackendHealth>,
+}
+
+/// One backend.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BackendHealth {
+    /// Its address.
+    pub addr: String,
+    /// `unknown`, `healthy`, `unhealthy`, `misidentified` or `ejected`.
+    pub state: String,
+    /// Requests in flight.
+    pub in_flight: u32,
+}
+
+impl Controller {
+    /// The current status.
+    pub fn status(&self) -> Status {
+        let now = SystemTime::now();
+        let active = self.active();
+        let plane_active = self.plane().active();
+        let health = plane_active
+            .as_ref()
+            .map(|a| health(&a.primary))
+            .unwrap_or_default();
+        let canary = plane_active.as_ref().and_then(|a| {
+            a.canary.as_ref().map(|c| CanaryStatus {
+                generation: c.generation.id,
+                permille: c.permille,
+            })
+        });
+        let store_error = self.store_error();
+        Status {
+            active: active.map(|c| ActiveStatus {
+                id: c.id(),
+                author: c.meta.author.clone(),
+                message: c.meta.message.clone(),
+                origin: c.meta.origin.clone(),
+                forced: c.meta.forced,
+                known_good: c.known_good,
+                active_since: keel_store::rfc3339(epoch_ms(c.activated_at)),
+                active_for_secs: since(now, c.activated_at).as_secs(),
+                requests: c.generation.stats.requests(),
+                routes: c.generation.route_count(),
+                pools: c.generation.pools.len(),
+            }),
+            canary,
+            kept: self
+                .kept()
+                .iter()
+                .map(|c| KeptGeneration {
+                    id: c.id(),
+                    known_good: c.known_good,
+                    author: c.meta.author.clone(),
+                    message: c.meta.message.clone(),
+                })
+                .collect(),
+            health,
+            store_in_sync: store_error.is_none(),
+            store_error,
+            notes: self.notes(),
+            uptime_secs: since(now, self.inner.started_at).as_secs(),
+        }
+    }
+}
+
+fn health(generation: &keel_proxy::Generation) -> HealthSummary {
+    let mut summary = HealthSummary::default();
+    for (index, pool) in generation.pools.iter().enumerate() {
+        let backends: Vec<BackendHealth> = pool
+            .backends
+            .iter()
+            .map(|b| {
+                let state = b.state();
+                summary.backends += 1;
+                if matches!(state, BackendState::Unknown | BackendState::Healthy) {
+                    summary.serving += 1;
+                } else {
+                    summary.out += 1;
+                }
+                BackendHealth {
+                    addr: b.addr.to_string(),
+                    state: state.as_str().to_string(),
+                    in_flight: b.in_flight(),
+                }
+            })
+            .collect();
+        summary.pools.push(PoolHealth {
+            name: pool.name.to_string(),
+            service: generation.pool_service(index).to_string(),
+            backends,
+        });
+    }
+    summary
+}
+
+fn since(now: SystemTime, then: SystemTime) -> Duration {
+    now.duration_since(then).unwrap_or(Duration::ZERO)
+}
+
+fn epoch_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

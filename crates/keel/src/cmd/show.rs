@@ -1,0 +1,78 @@
+//! `keel show N`: one generation: who, when, why, its state, its check result, and its
+//! config text (`--config` prints only the text, ready for `keel apply`).
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{AdminArgs, block_on, failed, print_json};
+
+/// Arguments of `keel show`.
+#[derive(Args, Debug)]
+pub(crate) struct ShowArgs {
+    /// The generation.
+    pub(crate) id: u64,
+    /// Print only the config text.
+    #[arg(long)]
+    pub(crate) config: bool,
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+}
+
+pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let client = match args.admin.client() {
+        Ok(client) => client,
+        Err(code) => return Ok(code),
+    };
+    let detail = match block_on(client.generation(args.id))? {
+        Ok(detail) => detail,
+        Err(error) => return Ok(failed(error)),
+    };
+    if args.config {
+        print!("{}", detail.config);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.admin.json {
+        print_json(&detail)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let g = &detail.summary;
+    println!(
+        "generation {}  {}{}{}",
+        g.id,
+        g.state.as_str(),
+        if g.known_good { ", known-good" } else { "" },
+        if g.forced { ", FORCED" } else { "" }
+    );
+    println!("author:    {}", g.author);
+    println!("origin:    {}", g.origin);
+    println!("created:   {}", g.created_at);
+    if let Some(activated) = &g.activated_at {
+        println!("activated: {activated}");
+    }
+    println!(
+        "in memory: {}",
+        if g.in_memory {
+            "yes (instant rollback target)"
+        } else {
+            "no"
+        }
+    );
+    println!("message:   {}", g.message);
+    println!("check:     {} errors, {} warnings", g.errors, g.warnings);
+    for key in ["refusals", "overridden"] {
+        if let Some(items) = detail.check_report[key].as_array() {
+            for item in items {
+                println!(
+                    "{key}: [{}] {}",
+                    item["stage"].as_str().unwrap_or("?"),
+                    item["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    println!("sha256:    {}", g.content_hash);
+    println!("---");
+    print!("{}", detail.config);
+    Ok(ExitCode::SUCCESS)
+}
