@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+#[path = "support/synth.rs"]
 mod synth;
 
 /// Routes in the generated config.
