@@ -20,7 +20,7 @@
 //! both cases the enumeration says it is not exact, and the caller must not claim a
 //! universal verdict.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use keel_route::{MAX_HOST_LEN, RequestShape, normalize_host};
@@ -86,16 +86,32 @@ pub(crate) fn for_each_representative(
     mut visit: impl FnMut(&RequestShape) -> ControlFlow<()>,
 ) -> Enumeration {
     let (hosts, mut exact) = host_candidates(preds, b, c);
+    // Exact-host routes of `c` by host, so each host's group costs its own size.
+    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut others = Vec::new();
+    for id in c {
+        match preds[*id].host {
+            HostPred::Exact(h) => by_host.entry(h).or_default().push(*id),
+            HostPred::Suffix(_) | HostPred::Any => others.push(*id),
+        }
+    }
     let mut visited = 0;
     let mut request = RequestShape::default();
     for host in hosts {
         let mut buffer = [0u8; MAX_HOST_LEN];
         let normalized = normalize_host(&host, &mut buffer);
-        let group: Vec<&Pred<'_>> = c
-            .iter()
-            .map(|id| &preds[*id])
-            .filter(|a| a.host_matches(normalized))
-            .collect();
+        let mut ids: Vec<usize> = normalized
+            .and_then(|h| by_host.get(h))
+            .cloned()
+            .unwrap_or_default();
+        ids.extend(
+            others
+                .iter()
+                .copied()
+                .filter(|id| preds[*id].host_matches(normalized)),
+        );
+        ids.sort_unstable();
+        let group: Vec<&Pred<'_>> = ids.iter().map(|id| &preds[*id]).collect();
         let (paths, paths_exact) = path_candidates(b, &group);
         exact &= paths_exact;
         let methods = method_candidates(b, &group);
@@ -164,29 +180,46 @@ fn advance(odometer: &mut [usize], dims: &[usize]) -> bool {
     false
 }
 
-fn push_unique(out: &mut Vec<String>, value: String) {
-    if !out.contains(&value) {
-        out.push(value);
+/// Strings kept once each, in insertion order.
+#[derive(Default)]
+struct Unique {
+    items: Vec<String>,
+    seen: HashSet<String>,
+}
+
+impl Unique {
+    fn push(&mut self, value: String) {
+        if !self.seen.contains(&value) {
+            self.seen.insert(value.clone());
+            self.items.push(value);
+        }
     }
+}
+
+/// True when `host` ends with one of `suffixes` with something before it.
+fn under_any_suffix(host: &str, suffixes: &HashSet<&str>) -> bool {
+    host.match_indices('.')
+        .any(|(at, _)| at > 0 && suffixes.contains(&host[at..]))
 }
 
 fn host_candidates(preds: &[Pred<'_>], b: &Pred<'_>, c: &[usize]) -> (Vec<String>, bool) {
     let mut exact_hosts: Vec<&str> = Vec::new();
     let mut suffixes: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen_suffixes: HashSet<&str> = HashSet::new();
     for id in c {
         match preds[*id].host {
             HostPred::Exact(h) if seen.insert(h) => exact_hosts.push(h),
-            HostPred::Suffix(s) if !suffixes.contains(&s) => suffixes.push(s),
+            HostPred::Suffix(s) if seen_suffixes.insert(s) => suffixes.push(s),
             _ => {}
         }
     }
     let mut exact = true;
-    let mut out = Vec::new();
+    let mut out = Unique::default();
     // False when no fresh host could be made (the class is then not represented).
-    let fresh_under = |suffix: &str, out: &mut Vec<String>| match fresh_host(suffix, &seen) {
+    let fresh_under = |suffix: &str, out: &mut Unique| match fresh_host(suffix, &seen) {
         Some(host) => {
-            push_unique(out, host);
+            out.push(host);
             true
         }
         None => false,
@@ -202,12 +235,12 @@ fn host_candidates(preds: &[Pred<'_>], b: &Pred<'_>, c: &[usize]) -> (Vec<String
             }
             for h in &exact_hosts {
                 if h.len() > s.len() && h.ends_with(s) {
-                    push_unique(&mut out, (*h).to_string());
+                    out.push((*h).to_string());
                 }
             }
         }
         HostPred::Any => {
-            match other_host(&seen, &suffixes) {
+            match other_host(&seen, &seen_suffixes) {
                 Some(host) => out.push(host),
                 None => exact = false,
             }
@@ -215,11 +248,11 @@ fn host_candidates(preds: &[Pred<'_>], b: &Pred<'_>, c: &[usize]) -> (Vec<String
                 exact &= fresh_under(sx, &mut out);
             }
             for h in &exact_hosts {
-                push_unique(&mut out, (*h).to_string());
+                out.push((*h).to_string());
             }
         }
     }
-    (out, exact)
+    (out.items, exact)
 }
 
 fn fresh_host(suffix: &str, exact_hosts: &HashSet<&str>) -> Option<String> {
@@ -230,56 +263,55 @@ fn fresh_host(suffix: &str, exact_hosts: &HashSet<&str>) -> Option<String> {
         .find(|host| host.len() <= MAX_HOST_LEN && !exact_hosts.contains(host.as_str()))
 }
 
-fn other_host(exact_hosts: &HashSet<&str>, suffixes: &[&str]) -> Option<String> {
+fn other_host(exact_hosts: &HashSet<&str>, suffixes: &HashSet<&str>) -> Option<String> {
     OTHER_HOSTS
         .iter()
         .map(|h| (*h).to_string())
         .chain((0..64).map(|n| format!("keel-witness-{n}")))
-        .find(|host| {
-            !exact_hosts.contains(host.as_str())
-                && !suffixes
-                    .iter()
-                    .any(|s| host.len() > s.len() && host.ends_with(s))
-        })
+        .find(|host| !exact_hosts.contains(host.as_str()) && !under_any_suffix(host, suffixes))
 }
 
 /// `base` plus a segment that keeps it under no longer prefix of `prefixes` and equal to
 /// no path of `exacts`.
-fn fresh_path(base: &str, prefixes: &[&str], exacts: &[&str]) -> Option<String> {
+fn fresh_path(base: &str, prefixes: &HashSet<&str>, exacts: &HashSet<&str>) -> Option<String> {
     FRESH_SEGMENTS
         .iter()
         .filter(|segment| !(base.ends_with('/') && segment.starts_with('/')))
         .map(|segment| format!("{base}{segment}"))
         .chain((0..64).map(|n| format!("{base}~{n}")))
         .find(|path| {
-            !exacts.contains(&path.as_str())
-                && !prefixes
-                    .iter()
-                    .any(|p| p.len() > base.len() && path.starts_with(p))
+            // The prefixes a path is under are among its own leading substrings.
+            !exacts.contains(path.as_str())
+                && !(base.len() + 1..=path.len())
+                    .any(|end| path.is_char_boundary(end) && prefixes.contains(&path[..end]))
         })
 }
 
 fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
-    let mut prefixes: Vec<&str> = Vec::new();
-    let mut exacts: Vec<&str> = Vec::new();
+    let mut prefixes: HashSet<&str> = HashSet::new();
+    let mut exacts: HashSet<&str> = HashSet::new();
     for a in group {
         match &a.path {
-            PathPred::Prefix(p) => prefixes.push(p),
-            PathPred::Exact(e) => exacts.push(e),
+            PathPred::Prefix(p) => {
+                prefixes.insert(p);
+            }
+            PathPred::Exact(e) => {
+                exacts.insert(e);
+            }
             PathPred::Any | PathPred::Regex(_) => {}
         }
     }
-    let mut out = Vec::new();
+    let mut out = Unique::default();
     let mut exact = true;
     // Adds `base` and `base` plus a fresh segment; false when no fresh segment exists.
-    let with_fresh = |base: &str, out: &mut Vec<String>| {
+    let with_fresh = |base: &str, out: &mut Unique| {
         if b.path_matches(base) {
-            push_unique(out, base.to_string());
+            out.push(base.to_string());
         }
         match fresh_path(base, &prefixes, &exacts) {
             Some(path) => {
                 if b.path_matches(&path) {
-                    push_unique(out, path);
+                    out.push(path);
                 }
                 true
             }
@@ -296,14 +328,14 @@ fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
             exact &= with_fresh(base, &mut out);
             for a in group {
                 match &a.path {
-                    PathPred::Exact(e) if b.path_matches(e) => push_unique(&mut out, (*e).into()),
+                    PathPred::Exact(e) if b.path_matches(e) => out.push((*e).into()),
                     PathPred::Prefix(p) if p.len() > base.len() && p.starts_with(base) => {
                         exact &= with_fresh(p, &mut out);
                     }
                     PathPred::Regex(x) => {
                         exact = false;
                         for sample in x.samples.iter().filter(|s| b.path_matches(s)) {
-                            push_unique(&mut out, sample.clone());
+                            out.push(sample.clone());
                         }
                     }
                     _ => {}
@@ -312,16 +344,16 @@ fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
         }
         PathPred::Regex(r) => {
             for sample in &r.samples {
-                push_unique(&mut out, sample.clone());
+                out.push(sample.clone());
             }
-            exact &= !out.is_empty();
+            exact &= !out.items.is_empty();
             let mut named_exacts: Vec<&str> = Vec::new();
             for a in group {
                 match &a.path {
                     PathPred::Any => {}
                     PathPred::Exact(e) => {
                         if r.regex.is_match(e) {
-                            push_unique(&mut out, (*e).to_string());
+                            out.push((*e).to_string());
                             named_exacts.push(e);
                         }
                     }
@@ -334,7 +366,7 @@ fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
                     PathPred::Regex(x) => {
                         exact &= x.source == r.source;
                         for sample in x.samples.iter().filter(|s| r.regex.is_match(s)) {
-                            push_unique(&mut out, sample.clone());
+                            out.push(sample.clone());
                         }
                     }
                 }
@@ -345,7 +377,7 @@ fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
             }
         }
     }
-    (out, exact)
+    (out.items, exact)
 }
 
 fn method_candidates<'c>(b: &Pred<'c>, group: &[&Pred<'c>]) -> Vec<&'c str> {
@@ -376,22 +408,27 @@ fn header_dims<'c>(
         .iter()
         .map(|(n, v)| (*n, vec![Some(*v)]))
         .collect();
-    let fixed = dims.len();
     if !variants {
         return dims;
     }
+    let fixed: HashSet<&str> = b.headers.iter().map(|(n, _)| *n).collect();
+    let mut index: HashMap<&'c str, usize> = HashMap::new();
     for a in group {
         for (name, value) in &a.headers {
-            if b.headers.iter().any(|(n, _)| n == name) {
+            if fixed.contains(name) {
                 continue;
             }
-            match dims[fixed..].iter_mut().find(|(n, _)| n == name) {
-                Some((_, values)) => {
+            match index.get(name) {
+                Some(at) => {
+                    let values = &mut dims[*at].1;
                     if !values.contains(&Some(*value)) {
                         values.push(Some(value));
                     }
                 }
-                None => dims.push((name, vec![None, Some(value)])),
+                None => {
+                    index.insert(name, dims.len());
+                    dims.push((name, vec![None, Some(value)]));
+                }
             }
         }
     }
@@ -453,7 +490,8 @@ mod tests {
 
     #[test]
     fn fresh_paths_avoid_longer_prefixes() {
-        let path = fresh_path("/a", &["/a/keel-witness", "/akeel-witness"], &[]);
+        let prefixes = HashSet::from(["/a/keel-witness", "/akeel-witness"]);
+        let path = fresh_path("/a", &prefixes, &HashSet::new());
         assert_eq!(path.as_deref(), Some("/a-keel-witness"));
     }
 
