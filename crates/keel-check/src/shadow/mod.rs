@@ -2,12 +2,13 @@
 //! witness request that the real routing table sends to the earlier route.
 //!
 //! For each route B (in file order) the analysis:
-//! 1. finds the earlier routes C that may match a common request (host index, then the
-//!    cheap pairwise test of [`pred::Pred::may_intersect`]);
+//! 1. finds the earlier routes C that may match a common request (host and first path
+//!    segment index, then the cheap pairwise test of `Pred::may_intersect`);
 //! 2. enumerates one representative request per equivalence class of the conditions of
-//!    B and C that B matches ([`space`]);
-//! 3. routes each representative with `RouteTable::find`, the function the data plane
-//!    uses, and records which earlier route wins it.
+//!    B and C that B matches (module `space`);
+//! 3. routes each representative — with `RouteTable::find`, the function the data
+//!    plane uses, whenever a route of C matches it — and records which earlier route
+//!    wins it. The work is bounded ([`MAX_TOTAL_WORK`]); a cut-short route never gets K201.
 //!
 //! Verdicts:
 //! - **fully shadowed** (K201): every representative is won by an earlier route, and the
@@ -21,6 +22,7 @@
 //!   out an exception and is not reported.
 
 mod catch_all;
+mod classes;
 mod index;
 pub(crate) mod pred;
 pub(crate) mod regex_sample;
