@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+#[path = "support/synth.rs"]
 mod synth;
 
 /// Routes in the generated config.
@@ -34,12 +35,14 @@ fn main() {
     let table = keel_route::RouteTable::compile(&parsed.config);
     if let Ok(table) = table {
         let shadow_started = Instant::now();
-        let findings = keel_check::shadow::analyze(&parsed.config, &table);
+        let analysis = keel_check::shadow::analyze(&parsed.config, &table);
         println!(
-            "  parse: {:.3} s, shadow analysis: {:.3} s ({} shadowed routes)",
+            "  parse: {:.3} s, shadow analysis: {:.3} s ({} shadowed routes, {} representative requests, work {})",
             parse_time.as_secs_f64(),
             shadow_started.elapsed().as_secs_f64(),
-            findings.len()
+            analysis.findings.len(),
+            analysis.representatives,
+            analysis.work
         );
     }
 

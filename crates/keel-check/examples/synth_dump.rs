@@ -1,6 +1,6 @@
 //! Writes the generated benchmark config to stdout (`cargo run -p keel-check --example synth_dump > big.toml`).
 
-#[path = "../benches/synth.rs"]
+#[path = "../benches/support/synth.rs"]
 mod synth;
 
 fn main() {

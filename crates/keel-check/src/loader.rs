@@ -115,7 +115,7 @@ pub fn load(file: &str, source: &str) -> Loaded {
         let analyzer = shadow::Analyzer::for_config(&config, table);
         findings.extend(shadow::diagnostics(
             &config,
-            &shadow::analyze_with(&analyzer),
+            &shadow::analyze_with(&analyzer, shadow::MAX_TOTAL_WORK),
         ));
         findings.extend(shadow::catch_all_diagnostic(
             &config,

@@ -151,7 +151,7 @@ proptest! {
     fn fully_shadowed_routes_never_match_first(routes in prop::collection::vec(route_spec(), 1..7)) {
         let (config, table) = compiled(&routes);
         let requests = all_requests();
-        for finding in analyze(&config, &table) {
+        for finding in analyze(&config, &table).findings {
             if matches!(finding.kind, ShadowKind::FullyShadowed | ShadowKind::MatchesNothing) {
                 for request in &requests {
                     prop_assert_ne!(
@@ -168,7 +168,7 @@ proptest! {
     #[test]
     fn witnesses_reproduce_their_shadowing(routes in prop::collection::vec(route_spec(), 1..7)) {
         let (config, table) = compiled(&routes);
-        for finding in analyze(&config, &table) {
+        for finding in analyze(&config, &table).findings {
             if finding.kind != ShadowKind::MatchesNothing {
                 prop_assert!(!finding.witnesses.is_empty(), "{finding:?}");
             }
@@ -200,16 +200,28 @@ fn the_alphabet_exercises_every_verdict() {
     // Guards the properties above against vacuity: each kind of finding does occur.
     let union = [(1, 0, 1, 0), (1, 0, 2, 0), (1, 4, 3, 0)];
     let (config, table) = compiled(&union);
-    let kinds: Vec<ShadowKind> = analyze(&config, &table).iter().map(|f| f.kind).collect();
+    let kinds: Vec<ShadowKind> = analyze(&config, &table)
+        .findings
+        .iter()
+        .map(|f| f.kind)
+        .collect();
     assert_eq!(kinds, vec![ShadowKind::FullyShadowed]);
 
     let partial = [(0, 4, 1, 0), (1, 5, 0, 0)];
     let (config, table) = compiled(&partial);
-    let kinds: Vec<ShadowKind> = analyze(&config, &table).iter().map(|f| f.kind).collect();
+    let kinds: Vec<ShadowKind> = analyze(&config, &table)
+        .findings
+        .iter()
+        .map(|f| f.kind)
+        .collect();
     assert_eq!(kinds, vec![ShadowKind::PartlyShadowed]);
 
     let regex = [(0, 10, 0, 0), (0, 8, 0, 0)];
     let (config, table) = compiled(&regex);
-    let kinds: Vec<ShadowKind> = analyze(&config, &table).iter().map(|f| f.kind).collect();
+    let kinds: Vec<ShadowKind> = analyze(&config, &table)
+        .findings
+        .iter()
+        .map(|f| f.kind)
+        .collect();
     assert_eq!(kinds, vec![ShadowKind::MayBeFullyShadowed]);
 }

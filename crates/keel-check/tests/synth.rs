@@ -3,7 +3,7 @@
 //! warning per shop (the GET-only wildcard `/api` route behind the exact hosts' `/api/vN`
 //! routes, which also take other methods), and a coverage note.
 
-#[path = "../benches/synth.rs"]
+#[path = "../benches/support/synth.rs"]
 mod synth;
 
 use keel_config::{Severity, codes};

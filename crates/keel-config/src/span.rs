@@ -71,7 +71,8 @@ impl<T: fmt::Display> fmt::Display for Located<T> {
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
+    // A byte count vectorizes; `matches('\n')` makes one search call per line.
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)

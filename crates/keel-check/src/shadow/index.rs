@@ -156,7 +156,13 @@ impl Analyzer<'_> {
         route: usize,
     ) -> Option<usize> {
         let own = (route < self.preds.len()).then_some(route);
-        if earlier.iter().any(|id| self.preds[*id].matches(request)) {
+        let mut buffer = [0u8; keel_route::MAX_HOST_LEN];
+        let host = keel_route::RequestView::host(request)
+            .and_then(|h| keel_route::normalize_host(h, &mut buffer));
+        if earlier
+            .iter()
+            .any(|id| self.preds[*id].matches_with_host(request, host))
+        {
             return self.table.find(request);
         }
         debug_assert_eq!(self.table.find(request), own, "{request}");

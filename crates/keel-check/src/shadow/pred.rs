@@ -119,6 +119,11 @@ impl<'c> Pred<'c> {
     pub(crate) fn matches(&self, request: &RequestShape) -> bool {
         let mut buffer = [0u8; MAX_HOST_LEN];
         let host = request.host().and_then(|h| normalize_host(h, &mut buffer));
+        self.matches_with_host(request, host)
+    }
+
+    /// [`Pred::matches`] with the request's host already normalized.
+    pub(crate) fn matches_with_host(&self, request: &RequestShape, host: Option<&str>) -> bool {
         self.host_matches(host)
             && self
                 .methods

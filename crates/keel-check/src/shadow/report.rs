@@ -6,7 +6,7 @@ use keel_config::{Config, Diagnostic, codes};
 use keel_route::RequestShape;
 use serde_json::{Value, json};
 
-use super::{CatchAll, ShadowFinding, ShadowKind, Witness};
+use super::{CatchAll, ShadowAnalysis, ShadowFinding, ShadowKind, Witness};
 
 /// Witnesses written out in full per finding; the rest are counted.
 const MAX_WITNESSES_SHOWN: usize = 5;
@@ -32,12 +32,42 @@ fn route_name(config: &Config, id: usize) -> &str {
     config.routes.get(id).map_or("?", |r| r.name.value.as_str())
 }
 
-/// The diagnostics for a list of shadow findings.
-pub fn diagnostics(config: &Config, findings: &[ShadowFinding]) -> Vec<Diagnostic> {
-    findings
+/// The diagnostics of a shadow analysis (and a K302 note if its budget ran out).
+pub fn diagnostics(config: &Config, analysis: &ShadowAnalysis) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = analysis
+        .findings
         .iter()
         .filter_map(|f| diagnostic(config, f))
-        .collect()
+        .collect();
+    if let Some(route) = analysis
+        .budget_ran_out_at
+        .and_then(|id| config.routes.get(id))
+    {
+        let skipped: Vec<String> = analysis
+            .skipped
+            .iter()
+            .take(10)
+            .filter_map(|id| config.routes.get(*id))
+            .map(|r| format!("`{}`", r.name))
+            .collect();
+        let mut note = Diagnostic::note(
+            codes::SKIPPED,
+            format!(
+                "shadow analysis budget ran out at route `{}`: later routes were checked with {} representative requests each, and {} entangled routes not at all",
+                route.name,
+                super::REPRESENTATIVES_AFTER_BUDGET,
+                analysis.skipped.len()
+            ),
+        )
+        .at(route.name.span, "analysed on a reduced budget from here on")
+        .with_note("a route whose check was cut short can be reported as possibly shadowed (K203), never as fully shadowed (K201)")
+        .with_help("the table is unusually entangled (many overlapping routes); splitting it by host or path keeps the analysis complete");
+        if !skipped.is_empty() {
+            note = note.with_note(format!("not analysed: {}", skipped.join(", ")));
+        }
+        out.push(note);
+    }
+    out
 }
 
 fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {

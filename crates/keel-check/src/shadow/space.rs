@@ -20,33 +20,16 @@
 //! both cases the enumeration says it is not exact, and the caller must not claim a
 //! universal verdict.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use keel_route::{MAX_HOST_LEN, RequestShape, normalize_host};
 
-use super::pred::{HostPred, PathPred, Pred};
+use super::classes::{header_dims, host_candidates, method_candidates, path_candidates};
+use super::pred::{HostPred, Pred};
 
 /// Most representative requests tried for one route before giving up on exactness.
 pub(crate) const MAX_REPRESENTATIVES: usize = 20_000;
-
-/// Labels tried for a host under a wildcard suffix, most readable first.
-const FRESH_LABELS: [&str; 3] = ["keel-witness", "w", "x0"];
-/// Hosts tried for "a host no route names".
-const OTHER_HOSTS: [&str; 3] = ["keel-witness.invalid", "keel-witness.test", "keel-witness"];
-/// Path extensions tried for "under this prefix but under no longer one".
-const FRESH_SEGMENTS: [&str; 4] = ["/keel-witness", "keel-witness", "-keel-witness", "~k"];
-/// Methods tried for "a method no route names", most common first.
-const UNNAMED_METHODS: [&str; 8] = [
-    "GET",
-    "POST",
-    "PUT",
-    "DELETE",
-    "PATCH",
-    "HEAD",
-    "OPTIONS",
-    "KEEL-WITNESS",
-];
 
 /// What to enumerate.
 #[derive(Clone, Copy, Debug)]
@@ -86,16 +69,32 @@ pub(crate) fn for_each_representative(
     mut visit: impl FnMut(&RequestShape) -> ControlFlow<()>,
 ) -> Enumeration {
     let (hosts, mut exact) = host_candidates(preds, b, c);
+    // Exact-host routes of `c` by host, so each host's group costs its own size.
+    let mut by_host: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut others = Vec::new();
+    for id in c {
+        match preds[*id].host {
+            HostPred::Exact(h) => by_host.entry(h).or_default().push(*id),
+            HostPred::Suffix(_) | HostPred::Any => others.push(*id),
+        }
+    }
     let mut visited = 0;
     let mut request = RequestShape::default();
     for host in hosts {
         let mut buffer = [0u8; MAX_HOST_LEN];
         let normalized = normalize_host(&host, &mut buffer);
-        let group: Vec<&Pred<'_>> = c
-            .iter()
-            .map(|id| &preds[*id])
-            .filter(|a| a.host_matches(normalized))
-            .collect();
+        let mut ids: Vec<usize> = normalized
+            .and_then(|h| by_host.get(h))
+            .cloned()
+            .unwrap_or_default();
+        ids.extend(
+            others
+                .iter()
+                .copied()
+                .filter(|id| preds[*id].host_matches(normalized)),
+        );
+        ids.sort_unstable();
+        let group: Vec<&Pred<'_>> = ids.iter().map(|id| &preds[*id]).collect();
         let (paths, paths_exact) = path_candidates(b, &group);
         exact &= paths_exact;
         let methods = method_candidates(b, &group);
@@ -134,14 +133,14 @@ pub(crate) fn for_each_representative(
 fn fill(
     request: &mut RequestShape,
     paths: &[String],
-    methods: &[&str],
+    methods: &[String],
     headers: &[(&str, Vec<Option<&str>>)],
     odometer: &[usize],
 ) {
     request.path.clear();
     request.path.push_str(&paths[odometer[0]]);
     request.method.clear();
-    request.method.push_str(methods[odometer[1]]);
+    request.method.push_str(&methods[odometer[1]]);
     request.headers.clear();
     for ((name, values), index) in headers.iter().zip(&odometer[2..]) {
         if let Some(value) = values[*index] {
@@ -164,242 +163,9 @@ fn advance(odometer: &mut [usize], dims: &[usize]) -> bool {
     false
 }
 
-fn push_unique(out: &mut Vec<String>, value: String) {
-    if !out.contains(&value) {
-        out.push(value);
-    }
-}
-
-fn host_candidates(preds: &[Pred<'_>], b: &Pred<'_>, c: &[usize]) -> (Vec<String>, bool) {
-    let mut exact_hosts: Vec<&str> = Vec::new();
-    let mut suffixes: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    for id in c {
-        match preds[*id].host {
-            HostPred::Exact(h) if seen.insert(h) => exact_hosts.push(h),
-            HostPred::Suffix(s) if !suffixes.contains(&s) => suffixes.push(s),
-            _ => {}
-        }
-    }
-    let mut exact = true;
-    let mut out = Vec::new();
-    // False when no fresh host could be made (the class is then not represented).
-    let fresh_under = |suffix: &str, out: &mut Vec<String>| match fresh_host(suffix, &seen) {
-        Some(host) => {
-            push_unique(out, host);
-            true
-        }
-        None => false,
-    };
-    match b.host {
-        HostPred::Exact(h) => out.push(h.to_string()),
-        HostPred::Suffix(s) => {
-            exact &= fresh_under(s, &mut out);
-            for sx in &suffixes {
-                if sx.len() > s.len() && sx.ends_with(s) {
-                    exact &= fresh_under(sx, &mut out);
-                }
-            }
-            for h in &exact_hosts {
-                if h.len() > s.len() && h.ends_with(s) {
-                    push_unique(&mut out, (*h).to_string());
-                }
-            }
-        }
-        HostPred::Any => {
-            match other_host(&seen, &suffixes) {
-                Some(host) => out.push(host),
-                None => exact = false,
-            }
-            for sx in &suffixes {
-                exact &= fresh_under(sx, &mut out);
-            }
-            for h in &exact_hosts {
-                push_unique(&mut out, (*h).to_string());
-            }
-        }
-    }
-    (out, exact)
-}
-
-fn fresh_host(suffix: &str, exact_hosts: &HashSet<&str>) -> Option<String> {
-    FRESH_LABELS
-        .iter()
-        .map(|label| format!("{label}{suffix}"))
-        .chain((0..64).map(|n| format!("w{n}{suffix}")))
-        .find(|host| host.len() <= MAX_HOST_LEN && !exact_hosts.contains(host.as_str()))
-}
-
-fn other_host(exact_hosts: &HashSet<&str>, suffixes: &[&str]) -> Option<String> {
-    OTHER_HOSTS
-        .iter()
-        .map(|h| (*h).to_string())
-        .chain((0..64).map(|n| format!("keel-witness-{n}")))
-        .find(|host| {
-            !exact_hosts.contains(host.as_str())
-                && !suffixes
-                    .iter()
-                    .any(|s| host.len() > s.len() && host.ends_with(s))
-        })
-}
-
-/// `base` plus a segment that keeps it under no longer prefix of `prefixes` and equal to
-/// no path of `exacts`.
-fn fresh_path(base: &str, prefixes: &[&str], exacts: &[&str]) -> Option<String> {
-    FRESH_SEGMENTS
-        .iter()
-        .filter(|segment| !(base.ends_with('/') && segment.starts_with('/')))
-        .map(|segment| format!("{base}{segment}"))
-        .chain((0..64).map(|n| format!("{base}~{n}")))
-        .find(|path| {
-            !exacts.contains(&path.as_str())
-                && !prefixes
-                    .iter()
-                    .any(|p| p.len() > base.len() && path.starts_with(p))
-        })
-}
-
-fn path_candidates(b: &Pred<'_>, group: &[&Pred<'_>]) -> (Vec<String>, bool) {
-    let mut prefixes: Vec<&str> = Vec::new();
-    let mut exacts: Vec<&str> = Vec::new();
-    for a in group {
-        match &a.path {
-            PathPred::Prefix(p) => prefixes.push(p),
-            PathPred::Exact(e) => exacts.push(e),
-            PathPred::Any | PathPred::Regex(_) => {}
-        }
-    }
-    let mut out = Vec::new();
-    let mut exact = true;
-    // Adds `base` and `base` plus a fresh segment; false when no fresh segment exists.
-    let with_fresh = |base: &str, out: &mut Vec<String>| {
-        if b.path_matches(base) {
-            push_unique(out, base.to_string());
-        }
-        match fresh_path(base, &prefixes, &exacts) {
-            Some(path) => {
-                if b.path_matches(&path) {
-                    push_unique(out, path);
-                }
-                true
-            }
-            None => false,
-        }
-    };
-    match &b.path {
-        PathPred::Exact(p) => return (vec![(*p).to_string()], true),
-        PathPred::Any | PathPred::Prefix(_) => {
-            let base = match &b.path {
-                PathPred::Prefix(q) => q,
-                _ => "/",
-            };
-            exact &= with_fresh(base, &mut out);
-            for a in group {
-                match &a.path {
-                    PathPred::Exact(e) if b.path_matches(e) => push_unique(&mut out, (*e).into()),
-                    PathPred::Prefix(p) if p.len() > base.len() && p.starts_with(base) => {
-                        exact &= with_fresh(p, &mut out);
-                    }
-                    PathPred::Regex(x) => {
-                        exact = false;
-                        for sample in x.samples.iter().filter(|s| b.path_matches(s)) {
-                            push_unique(&mut out, sample.clone());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        PathPred::Regex(r) => {
-            for sample in &r.samples {
-                push_unique(&mut out, sample.clone());
-            }
-            exact &= !out.is_empty();
-            let mut named_exacts: Vec<&str> = Vec::new();
-            for a in group {
-                match &a.path {
-                    PathPred::Any => {}
-                    PathPred::Exact(e) => {
-                        if r.regex.is_match(e) {
-                            push_unique(&mut out, (*e).to_string());
-                            named_exacts.push(e);
-                        }
-                    }
-                    PathPred::Prefix(p) => {
-                        let all = r.prefix.starts_with(p);
-                        let none = !p.starts_with(&r.prefix);
-                        exact &= all || none;
-                        exact &= with_fresh(p, &mut out);
-                    }
-                    PathPred::Regex(x) => {
-                        exact &= x.source == r.source;
-                        for sample in x.samples.iter().filter(|s| r.regex.is_match(s)) {
-                            push_unique(&mut out, sample.clone());
-                        }
-                    }
-                }
-            }
-            // The class "matches the regex but none of those exact paths" needs a sample.
-            if !named_exacts.is_empty() && r.samples.iter().all(|s| named_exacts.contains(&&**s)) {
-                exact = false;
-            }
-        }
-    }
-    (out, exact)
-}
-
-fn method_candidates<'c>(b: &Pred<'c>, group: &[&Pred<'c>]) -> Vec<&'c str> {
-    if let Some(methods) = &b.methods {
-        return methods.clone();
-    }
-    let mut named: Vec<&'c str> = Vec::new();
-    for a in group {
-        for m in a.methods.iter().flatten() {
-            if !named.contains(m) {
-                named.push(m);
-            }
-        }
-    }
-    if let Some(unnamed) = UNNAMED_METHODS.iter().find(|m| !named.contains(m)) {
-        named.push(unnamed);
-    }
-    named
-}
-
-fn header_dims<'c>(
-    b: &Pred<'c>,
-    group: &[&Pred<'c>],
-    variants: bool,
-) -> Vec<(&'c str, Vec<Option<&'c str>>)> {
-    let mut dims: Vec<(&'c str, Vec<Option<&'c str>>)> = b
-        .headers
-        .iter()
-        .map(|(n, v)| (*n, vec![Some(*v)]))
-        .collect();
-    let fixed = dims.len();
-    if !variants {
-        return dims;
-    }
-    for a in group {
-        for (name, value) in &a.headers {
-            if b.headers.iter().any(|(n, _)| n == name) {
-                continue;
-            }
-            match dims[fixed..].iter_mut().find(|(n, _)| n == name) {
-                Some((_, values)) => {
-                    if !values.contains(&Some(*value)) {
-                        values.push(Some(value));
-                    }
-                }
-                None => dims.push((name, vec![None, Some(value)])),
-            }
-        }
-    }
-    dims
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::pred::PathPred;
     use super::*;
 
     fn collect(preds: &[Pred<'_>], b: &Pred<'_>, c: &[usize]) -> (Vec<String>, bool) {
@@ -449,12 +215,6 @@ mod tests {
         };
         let (seen, _) = collect(&earlier, &b, &[0]);
         assert_eq!(seen, vec!["GET a/", "GET a/ [x-beta: 1]"]);
-    }
-
-    #[test]
-    fn fresh_paths_avoid_longer_prefixes() {
-        let path = fresh_path("/a", &["/a/keel-witness", "/akeel-witness"], &[]);
-        assert_eq!(path.as_deref(), Some("/a-keel-witness"));
     }
 
     #[test]
