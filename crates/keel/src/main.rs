@@ -9,7 +9,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cmd::Cli::parse();
+    let cli = match cmd::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are not errors; every real usage error exits 64.
+            let code = if error.use_stderr() {
+                cmd::EXIT_USAGE
+            } else {
+                0
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
     cmd::init_logging(&cli);
     match cmd::run(cli) {
         Ok(code) => code,

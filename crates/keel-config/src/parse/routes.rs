@@ -194,18 +194,15 @@ fn path(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Option<Located<PathMat
     let matcher = match *key {
         "path" => PathMatch::Exact(text.value.clone()),
         "path_prefix" => PathMatch::Prefix(text.value.clone()),
-        _ => match regex::Regex::new(&format!("^(?:{})$", text.value)) {
+        _ => match compile_path_regex(&text.value) {
             Ok(regex) => PathMatch::Regex(PathRegex {
                 source: text.value.clone(),
                 regex,
             }),
-            Err(e) => {
+            Err(reason) => {
                 sink.invalid(
                     text.span,
-                    format!(
-                        "bad path_regex: {}",
-                        e.to_string().lines().last().unwrap_or("invalid")
-                    ),
+                    format!("bad path_regex: {reason}"),
                     "write a regex that matches the whole path, such as \"/items/[0-9]+\"",
                 );
                 return None;
@@ -330,5 +327,48 @@ fn target(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Located<Target>> {
             );
             None
         }
+    }
+}
+
+/// Longest `path_regex` source accepted (1,024 bytes).
+const MAX_PATH_REGEX_LEN: usize = 1024;
+/// Compiled size limit of one `path_regex` (1 MiB): bounds check time and memory.
+const PATH_REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles a path regex anchored at both ends.
+///
+/// The source is first compiled alone, so a regex such as `x)|(y` cannot escape the
+/// `^(?:…)$` wrapping and match only part of a path.
+fn compile_path_regex(source: &str) -> Result<regex::Regex, String> {
+    if source.len() > MAX_PATH_REGEX_LEN {
+        return Err(format!("longer than {MAX_PATH_REGEX_LEN} bytes"));
+    }
+    let build = |pattern: &str| {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(PATH_REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
+                e.to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .to_string()
+            })
+    };
+    build(source)?;
+    build(&format!("^(?:{source})$"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_regexes_stay_anchored() {
+        assert!(compile_path_regex("x)|(y").is_err());
+        let regex = compile_path_regex("/a|/b").expect("valid");
+        assert!(regex.is_match("/b"));
+        assert!(!regex.is_match("/bc"));
+        assert!(compile_path_regex(&"a".repeat(2000)).is_err());
     }
 }
