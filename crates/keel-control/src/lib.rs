@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod api;
 mod apply;
+mod apply_steps;
 pub mod boot;
 mod cache;
 pub mod client;
