@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_APPLY_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest body of the other POST routes (64 KiB).
 pub const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
+/// Alerts `GET /alerts` lists when no `limit` is given (50).
+pub const DEFAULT_ALERTS_LIMIT: usize = 50;
 /// Generations `GET /generations` lists when no `limit` is given (50).
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 /// Most generations one `GET /generations` lists (1,000).
@@ -34,6 +36,19 @@ pub struct ApplyBody {
     /// File name for the report (`keel.toml`).
     #[serde(default)]
     pub file_name: String,
+    /// Canary share in percent (0 < p < 100): the answer comes when the canary is
+    /// promoted or reverted, which takes the watch time and the promotion steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<f64>,
+    /// Watch time in milliseconds (default `[safety] watch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_ms: Option<u64>,
+    /// Apply without the guard (no canary, no watch, no automatic revert).
+    #[serde(default)]
+    pub no_guard: bool,
+    /// After a full swap, answer only when the watch has decided.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// `POST /rollback` body (every field optional; an empty body is fine too).

@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate ─▶ compile
-//!       ─▶ persist (one store transaction: new generation active) ─▶ swap ─▶ watch
+//!       ─▶ persist (one store transaction: new generation active, or pending for a canary)
+//!       ─▶ swap (all traffic, or a canary slice) ─▶ guard (see `crate::guard`)
 //! ```
+//!
+//! With a watcher, a full swap is watched in the background and a canary apply waits
+//! for its verdict (the apply lock is released while it is watched).
 //!
 //! Any refusal (check errors, listener changes, gate, compile) is recorded in the store
 //! as a rejected generation with its report, so the audit log has every attempt. `force`
@@ -21,6 +25,7 @@ use keel_store::{GenerationId, NewGeneration, origin};
 use crate::Controller;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::error::ControlError;
+use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::{Activated, GateInput};
 use crate::load::load;
 use crate::request::{
@@ -43,6 +48,7 @@ impl Controller {
     }
 
     async fn run_apply(&self, request: ApplyRequest) -> Result<ApplyOutcome, ControlError> {
+        self.check_guard_flags(&request)?;
         // Stage 1: check. Pure, so it runs before the lock and applies can check in parallel.
         let started = Instant::now();
         let (name, text) = (request.file_name.clone(), request.config_text.clone());
@@ -62,6 +68,7 @@ impl Controller {
                 check_us: micros(started),
                 ..StageTimings::default()
             },
+            guard: None,
         };
         let errors: Vec<(bool, Refusal)> = loaded
             .report
@@ -94,8 +101,16 @@ impl Controller {
             return self.refuse(&request, outcome, None).await;
         };
 
-        let _serialized = self.inner.apply_lock.lock().await;
+        let serialized = self.inner.apply_lock.lock().await;
+        if !request.dry_run
+            && let Some(generation) = self.canary_in_progress()
+        {
+            return Err(ControlError::CanaryInProgress { generation });
+        }
         let current = self.inner.plane.active().map(|a| a.primary.clone());
+        let baseline = self
+            .active()
+            .filter(|c| Some(c.id()) == current.as_ref().map(|g| g.id));
         outcome.previous = current.as_ref().map(|g| g.id);
 
         // Stage 2: listeners. A running Keel does not rebind them (see the crate docs).
@@ -117,7 +132,7 @@ impl Controller {
                 .extend(restart_only_changes(&current.config, &config));
         }
 
-        // Stage 3: the gate (blast radius, next issue).
+        // Stage 3: the gate (blast radius on the live sample).
         let started = Instant::now();
         let verdict = {
             let gate = self.inner.hooks.gate.clone();
@@ -134,6 +149,7 @@ impl Controller {
         };
         outcome.timings.gate_us = micros(started);
         outcome.gate = verdict.report.clone();
+        outcome.notes.extend(verdict.notes.iter().cloned());
         if !verdict.allow {
             let mut reasons: Vec<Refusal> = verdict
                 .reasons
@@ -163,6 +179,13 @@ impl Controller {
             outcome.status = ApplyStatus::DryRun;
             return Ok(outcome);
         }
+        let choice = self.guard_choice(&request, current.as_deref(), &config)?;
+        if matches!(choice, GuardChoice::Canary(_)) && baseline.is_none() {
+            return Err(ControlError::Task(
+                "the active generation is not in the cache: cannot run a canary against it".into(),
+            ));
+        }
+        let change = guard::change_summary(current.as_deref(), &config);
 
         // Stage 4: compile, under the id the store will give (checked after persisting).
         let predicted = self
@@ -184,7 +207,8 @@ impl Controller {
         };
         outcome.timings.compile_us = micros(started);
 
-        // Stage 5: persist the new generation as active, in one transaction.
+        // Stage 5: persist, in one transaction: active, or pending for a canary.
+        let canary = matches!(choice, GuardChoice::Canary(_));
         let started = Instant::now();
         let record = NewGeneration {
             config_text: request.config_text.clone(),
@@ -196,7 +220,10 @@ impl Controller {
             impact_report: verdict.report,
         };
         let meta_record = record.clone();
-        let id = match self.with_store(move |s| s.record_apply(record, true)).await {
+        let id = match self
+            .with_store(move |s| s.record_apply(record, !canary))
+            .await
+        {
             Ok(id) => id,
             Err(ControlError::Store(error)) => return Err(ControlError::Persist(error)),
             Err(other) => return Err(other),
@@ -211,21 +238,102 @@ impl Controller {
                 Ok(generation) => generation,
                 Err(message) => {
                     let error = format!(
-                        "generation {id} is recorded as active but could not be compiled: {message}"
+                        "generation {id} is recorded as {} but could not be compiled: {message}",
+                        if canary { "pending" } else { "active" }
                     );
                     self.set_store_error(Some(error.clone()));
                     return Err(ControlError::Task(error));
                 }
             }
         };
-
-        // Stage 6: swap.
-        let started = Instant::now();
-        self.inner.plane.activate(generation.clone());
-        outcome.timings.swap_us = micros(started);
-        outcome.status = ApplyStatus::Applied;
         outcome.generation = Some(id);
-        self.remember(&generation, &meta_record, id, &config);
+        outcome.status = ApplyStatus::Applied;
+        let candidate = cached(&generation, &meta_record, id);
+        self.log_applied(&request, &outcome, id);
+
+        // Stage 6: swap (a canary slice, or the whole traffic) and stage 7: watch.
+        match (choice, baseline) {
+            (GuardChoice::Canary(plan), Some(baseline)) => {
+                let mut trial = Trial {
+                    session: 0,
+                    candidate,
+                    baseline,
+                    change,
+                    started: Instant::now(),
+                };
+                let Some((cancellation, swap_us)) = self.start_canary(&mut trial, &plan).await
+                else {
+                    return Err(ControlError::Task(
+                        "a canary plan without a canary stage".into(),
+                    ));
+                };
+                outcome.timings.swap_us = swap_us;
+                drop(serialized);
+                self.run_canary(trial, &plan, cancellation, outcome).await
+            }
+            (GuardChoice::Canary(_), None) => Err(ControlError::Task(
+                "the active generation is not in the cache: cannot run a canary against it".into(),
+            )),
+            (choice, baseline) => {
+                let started = Instant::now();
+                self.inner.plane.activate(generation.clone());
+                outcome.timings.swap_us = micros(started);
+                self.remember(candidate.clone(), &config);
+                self.became_primary(&generation, &mut outcome.notes);
+                self.inner.hooks.watch.activated(
+                    Activated {
+                        generation: generation.clone(),
+                        previous: current,
+                        origin: request.origin.clone(),
+                    },
+                    self,
+                );
+                let task = match choice {
+                    GuardChoice::Off | GuardChoice::Canary(_) => None,
+                    GuardChoice::Bypassed => {
+                        self.cancel_session();
+                        self.bypassed(&request, &mut outcome, id, &change, baseline.as_ref())
+                            .await;
+                        None
+                    }
+                    GuardChoice::Full(plan) => {
+                        self.note_applied(id, &change);
+                        match baseline {
+                            Some(baseline) if generation.config.detectors.enabled => {
+                                let trial = Trial {
+                                    session: 0,
+                                    candidate,
+                                    baseline,
+                                    change,
+                                    started,
+                                };
+                                let (watching, task) = self.watch_full_swap(trial, &plan);
+                                outcome.guard = Some(watching);
+                                Some(task)
+                            }
+                            baseline => {
+                                self.cancel_session();
+                                outcome.guard = Some(unwatched(
+                                    &plan,
+                                    baseline.as_ref(),
+                                    &generation,
+                                    &mut outcome.notes,
+                                ));
+                                None
+                            }
+                        }
+                    }
+                };
+                drop(serialized);
+                match task {
+                    Some(task) if request.wait => Ok(waited(outcome, task.await?)),
+                    _ => Ok(outcome),
+                }
+            }
+        }
+    }
+
+    fn log_applied(&self, request: &ApplyRequest, outcome: &ApplyOutcome, id: GenerationId) {
         if outcome.forced {
             tracing::warn!(
                 generation = id,
@@ -236,17 +344,6 @@ impl Controller {
         } else {
             tracing::info!(generation = id, author = %request.author, origin = %request.origin, "applied");
         }
-
-        // Stage 7: watch (guarded applies, next issue).
-        self.inner.hooks.watch.activated(
-            Activated {
-                generation,
-                previous: current,
-                origin: request.origin.clone(),
-            },
-            self,
-        );
-        Ok(outcome)
     }
 
     /// Compiles on a blocking thread; the inner error is the compile error's message.
@@ -260,30 +357,10 @@ impl Controller {
         Ok(compiled.map_err(|e| e.to_string()))
     }
 
-    fn remember(
-        &self,
-        generation: &Arc<Generation>,
-        record: &NewGeneration,
-        id: GenerationId,
-        config: &Config,
-    ) {
-        let cached = CachedGeneration {
-            generation: generation.clone(),
-            config_text: Arc::from(record.config_text.as_str()),
-            meta: GenerationMeta {
-                id,
-                author: record.author.clone(),
-                message: record.message.clone(),
-                origin: record.origin.clone(),
-                forced: record.forced,
-                content_hash: keel_store::content_hash(&record.config_text),
-                created_at_ms: keel_store::now_ms(),
-            },
-            known_good: false,
-            activated_at: SystemTime::now(),
-        };
+    /// Makes `candidate` the cache's active generation (after its swap).
+    fn remember(&self, candidate: CachedGeneration, config: &Config) {
         let mut cache = self.cache();
-        cache.activate(cached, None);
+        cache.activate(candidate, None);
         cache.set_capacity(config.safety.keep_generations as usize);
     }
 
@@ -307,6 +384,9 @@ impl Controller {
                 impact_report: impact,
             };
             outcome.generation = Some(self.with_store(move |s| s.record_rejection(record)).await?);
+            if let Some(watcher) = self.watcher() {
+                watcher.metrics().record_rejection();
+            }
         }
         tracing::warn!(
             rejected = ?outcome.generation,
@@ -347,6 +427,29 @@ fn stored_report(outcome: &ApplyOutcome) -> serde_json::Value {
         );
     }
     report
+}
+
+/// A compiled generation with its audit data, as the cache keeps it.
+fn cached(
+    generation: &Arc<Generation>,
+    record: &NewGeneration,
+    id: GenerationId,
+) -> CachedGeneration {
+    CachedGeneration {
+        generation: generation.clone(),
+        config_text: Arc::from(record.config_text.as_str()),
+        meta: GenerationMeta {
+            id,
+            author: record.author.clone(),
+            message: record.message.clone(),
+            origin: record.origin.clone(),
+            forced: record.forced,
+            content_hash: keel_store::content_hash(&record.config_text),
+            created_at_ms: keel_store::now_ms(),
+        },
+        known_good: false,
+        activated_at: SystemTime::now(),
+    }
 }
 
 pub(crate) fn micros(since: Instant) -> u64 {

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use keel_config::Config;
 use keel_proxy::{DataPlane, DataPlaneOptions};
 use keel_store::{GenerationRecord, NewEvent, NewGeneration, Store, StoreError, kind, origin};
+use keel_watch::Watcher;
 
 use crate::Controller;
 use crate::cache::{CachedGeneration, GenerationMeta};
@@ -201,13 +202,32 @@ impl Controller {
         prepared: Prepared,
         hooks: Hooks,
     ) -> Result<(Controller, BootReport), BootError> {
-        let options = DataPlaneOptions::from_config(prepared.config());
-        let plane = DataPlane::new(options).map_err(|error| {
-            BootError::Control(crate::ControlError::Task(format!(
-                "cannot open the access log: {error}"
-            )))
-        })?;
-        let controller = Controller::new(store, plane, hooks);
+        let plane = plane_for(&prepared)?;
+        Self::boot(Controller::new(store, plane, hooks), prepared).await
+    }
+
+    /// Like [`Controller::start`], guarded as `keel serve` runs: a [`Watcher`] on the
+    /// new data plane (with the first config's webhooks), the blast-radius gate, guarded
+    /// applies that revert by themselves, alerts persisted as events, known-good only
+    /// without alerts ([`Hooks::guarded`]). Webhook URLs the watcher cannot use are
+    /// returned as notes. The watcher is [`Controller::watcher`].
+    pub async fn start_guarded(
+        store: Arc<dyn Store>,
+        prepared: Prepared,
+    ) -> Result<(Controller, BootReport), BootError> {
+        let plane = plane_for(&prepared)?;
+        let (watcher, errors) = Watcher::start(plane.clone(), &prepared.config().alerts.webhooks);
+        let controller = Controller::new(store, plane, Hooks::guarded(watcher));
+        for error in errors {
+            controller.add_note(format!("alert webhook not used: {error}"));
+        }
+        Self::boot(controller, prepared).await
+    }
+
+    async fn boot(
+        controller: Controller,
+        prepared: Prepared,
+    ) -> Result<(Controller, BootReport), BootError> {
         let report = match prepared {
             Prepared::Restore {
                 record,
@@ -272,6 +292,7 @@ impl Controller {
             }
         })?;
         self.inner.plane.activate(generation.clone());
+        self.became_primary(&generation, &mut notes);
         {
             let mut cache = self.cache();
             cache.set_capacity(keep);
@@ -299,6 +320,16 @@ impl Controller {
             notes,
         })
     }
+}
+
+/// The data plane a prepared start serves with (sample, access log, header settings).
+fn plane_for(prepared: &Prepared) -> Result<Arc<DataPlane>, BootError> {
+    let options = DataPlaneOptions::from_config(prepared.config());
+    DataPlane::new(options).map_err(|error| {
+        BootError::Control(crate::ControlError::Task(format!(
+            "cannot open the access log: {error}"
+        )))
+    })
 }
 
 fn cached(generation: Arc<keel_proxy::Generation>, record: &GenerationRecord) -> CachedGeneration {

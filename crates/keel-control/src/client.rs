@@ -55,11 +55,13 @@ pub enum ClientError {
         /// The connection error.
         reason: String,
     },
-    /// No answer within [`REQUEST_TIMEOUT`].
-    #[error("the admin API at {url} did not answer within {REQUEST_TIMEOUT:?}")]
+    /// No answer within the client's request timeout ([`REQUEST_TIMEOUT`] by default).
+    #[error("the admin API at {url} did not answer within {after:?}")]
     Timeout {
         /// The URL.
         url: String,
+        /// The timeout that passed.
+        after: Duration,
     },
     /// The API answered with an error.
     #[error("{}{}", .error.error, .error.hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
@@ -90,6 +92,7 @@ pub struct AdminClient {
     base: String,
     token: Option<AdminToken>,
     http: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl AdminClient {
@@ -115,7 +118,30 @@ impl AdminClient {
             base: url.trim_end_matches('/').to_string(),
             token,
             http: Client::builder(TokioExecutor::new()).build(connector),
+            timeout: REQUEST_TIMEOUT,
         })
+    }
+
+    /// The same client with another time limit per call: a guarded apply's answer takes
+    /// its watch time (see [`guard_timeout`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (status, bytes) = self.send(Method::GET, "/metrics", None).await?;
+        if !status.is_success() {
+            return decode(status, &bytes);
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET /alerts?limit=N`: `{"alerts": [...]}`, newest first.
+    pub async fn alerts(&self, limit: usize) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, &format!("/alerts?limit={limit}"), None)
+            .await
     }
 
     /// `GET /healthz`: the active generation's id.
@@ -223,12 +249,33 @@ impl AdminClient {
                 .to_bytes();
             Ok((status, bytes))
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout {
                 url: self.base.clone(),
+                after: self.timeout,
             })?
     }
+}
+
+/// The time limit for an apply with these guard flags under `config_text`'s `[safety]`:
+/// [`REQUEST_TIMEOUT`] plus every stage of the guard plan a canary (or `--wait`) waits
+/// for. An unparsable config gets the default `[safety]` (the server refuses it anyway).
+pub fn guard_timeout(
+    config_text: &str,
+    canary: Option<f64>,
+    watch: Option<Duration>,
+    waits: bool,
+) -> Duration {
+    if canary.is_none() && !waits {
+        return REQUEST_TIMEOUT;
+    }
+    let config = keel_config::parse(config_text).config;
+    // The server watches at least `[safety] watch` of the config it replaces too: allow
+    // for the default when the new config asks for less.
+    let watch = watch.unwrap_or(config.safety.watch.max(keel_config::defaults::WATCH));
+    let plan = keel_watch::GuardPlan::new(&config.safety, canary, Some(watch));
+    REQUEST_TIMEOUT + plan.total_watch()
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, ClientError> {

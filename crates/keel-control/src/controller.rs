@@ -13,14 +13,17 @@
 //! compiled successfully); rollback swaps *before* it persists (it must not depend on
 //! the disk), and reports if the store could not follow.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use keel_proxy::DataPlane;
 use keel_store::{Store, StoreError};
+use keel_watch::Watcher;
 
 use crate::cache::{CachedGeneration, GenerationCache};
 use crate::error::ControlError;
+use crate::guard::Session;
 use crate::hooks::Hooks;
 
 /// The control plane of one Keel process. Cheap to clone: clones share everything.
@@ -42,6 +45,11 @@ pub(crate) struct Inner {
     /// What startup found (file missing, broken or different from the store, …).
     pub(crate) notes: Mutex<Vec<String>>,
     pub(crate) started_at: SystemTime,
+    /// The guarded apply being watched, if any (changed under the apply lock only).
+    pub(crate) session: Mutex<Option<Session>>,
+    pub(crate) next_session: AtomicU64,
+    /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
+    pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -55,9 +63,13 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// A controller over `store` and `plane` with nothing active yet. Use
     /// [`Controller::start`] to restore from the store or apply a first config.
+    ///
+    /// With a watcher in `hooks` (which must watch `plane`), applies are guarded and a
+    /// task persists every alert as a store event: that needs a Tokio runtime.
     pub fn new(store: Arc<dyn Store>, plane: Arc<DataPlane>, hooks: Hooks) -> Self {
         let capacity = keel_config::defaults::KEEP_GENERATIONS as usize;
-        Self {
+        let alerts = hooks.watcher.as_ref().map(|w| w.subscribe());
+        let controller = Self {
             inner: Arc::new(Inner {
                 store,
                 plane,
@@ -67,8 +79,34 @@ impl Controller {
                 store_error: Mutex::new(None),
                 notes: Mutex::new(Vec::new()),
                 started_at: SystemTime::now(),
+                session: Mutex::new(None),
+                next_session: AtomicU64::new(0),
+                webhooks: Mutex::new(None),
             }),
+        };
+        if let Some(alerts) = alerts {
+            tokio::spawn(crate::guard::record_alerts(
+                Arc::downgrade(&controller.inner),
+                alerts,
+            ));
         }
+        controller
+    }
+
+    /// A guarded controller over `store` and `plane`: starts a [`Watcher`] on `plane`
+    /// (no webhooks until the first generation names some) and installs
+    /// [`Hooks::guarded`]: the blast-radius gate, guarded applies with automatic
+    /// revert, alerts persisted as events, known-good only without alerts. This is what
+    /// `keel serve` runs; in-process users (tests, `keel demo`) call it with their own
+    /// data plane. Needs a Tokio runtime.
+    pub fn new_guarded(store: Arc<dyn Store>, plane: Arc<DataPlane>) -> Self {
+        let (watcher, _) = Watcher::start(plane.clone(), &[]);
+        Self::new(store, plane, Hooks::guarded(watcher))
+    }
+
+    /// The watcher, when applies are guarded.
+    pub fn watcher(&self) -> Option<&Arc<Watcher>> {
+        self.inner.hooks.watcher.as_ref()
     }
 
     /// The store.

@@ -27,6 +27,18 @@ pub enum ControlError {
     /// The requested rollback target is the active generation.
     #[error("generation {0} is already active")]
     AlreadyActive(GenerationId),
+    /// A canary is being watched: nothing else may be applied until it is decided.
+    #[error(
+        "generation {generation} is on canary (watched until it is promoted or reverted); \
+         wait for it, or cancel it with `keel rollback`"
+    )]
+    CanaryInProgress {
+        /// The generation on canary.
+        generation: GenerationId,
+    },
+    /// The request asks for something that cannot be done (e.g. a canary of 0%).
+    #[error("{0}")]
+    BadRequest(String),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

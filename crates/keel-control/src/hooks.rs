@@ -3,12 +3,17 @@
 //! * [`Gate`]: after check, before compile: may refuse an apply (blast radius, `keel-impact`).
 //! * [`Watch`]: after the swap: may watch the new generation and roll it back (guarded applies).
 //! * [`AlarmSource`]: consulted before a generation is marked known-good (detectors, `keel-watch`).
+//!
+//! [`Hooks::guarded`] is what `keel serve` runs with: the blast-radius gate
+//! ([`crate::BlastRadiusGate`]), the watcher's alert log as the alarm source, and the
+//! watcher itself, which turns on guarded applies (canary, watch, automatic revert).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use keel_config::Config;
 use keel_proxy::{Generation, TrafficSample};
+use keel_watch::Watcher;
 use serde::{Deserialize, Serialize};
 
 use crate::Controller;
@@ -33,6 +38,9 @@ pub struct GateVerdict {
     pub reasons: Vec<String>,
     /// The full report, stored with the generation as its impact report.
     pub report: Option<serde_json::Value>,
+    /// What the gate could not judge (empty sample, first generation), for the author.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl GateVerdict {
@@ -42,6 +50,7 @@ impl GateVerdict {
             allow: true,
             reasons: Vec::new(),
             report: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -124,6 +133,24 @@ pub struct Hooks {
     pub watch: Arc<dyn Watch>,
     /// Consulted before marking known-good.
     pub alarms: Arc<dyn AlarmSource>,
+    /// The detectors of the controller's data plane. With one, applies are guarded
+    /// (canary slices, a watch after every swap, automatic revert on an alarm), alerts
+    /// are persisted as store events and applies, rejections and rollbacks are counted
+    /// in its metrics. It must watch the same data plane the controller is given.
+    pub watcher: Option<Arc<Watcher>>,
+}
+
+impl Hooks {
+    /// The hooks of a guarded Keel, as `keel serve` runs: the blast-radius gate, the
+    /// watcher's alerts as the known-good alarm source, and guarded applies.
+    pub fn guarded(watcher: Arc<Watcher>) -> Self {
+        Self {
+            gate: Arc::new(crate::gate::BlastRadiusGate),
+            watch: Arc::new(NoWatch),
+            alarms: watcher.clone(),
+            watcher: Some(watcher),
+        }
+    }
 }
 
 impl Default for Hooks {
@@ -132,12 +159,30 @@ impl Default for Hooks {
             gate: Arc::new(AllowAll),
             watch: Arc::new(NoWatch),
             alarms: Arc::new(NoAlarms),
+            watcher: None,
         }
+    }
+}
+
+/// A generation has alarms when the watcher raised alerts about it: what keeps a
+/// generation from becoming known-good.
+impl AlarmSource for Watcher {
+    fn alarms(&self, generation: &Generation, since: SystemTime) -> Vec<Alarm> {
+        self.alerts()
+            .about(generation.id, since)
+            .into_iter()
+            .map(|alert| Alarm {
+                source: alert.detector.as_str().to_string(),
+                summary: alert.summary,
+            })
+            .collect()
     }
 }
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooks").finish_non_exhaustive()
+        f.debug_struct("Hooks")
+            .field("guarded", &self.watcher.is_some())
+            .finish_non_exhaustive()
     }
 }

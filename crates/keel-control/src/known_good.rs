@@ -1,5 +1,6 @@
 //! Known-good promotion: a generation that has served for `[safety] known_good_after`
-//! with no alarm from the [`crate::AlarmSource`] becomes a rollback target.
+//! with no alarm from the [`crate::AlarmSource`] (with a watcher: no alert about it since
+//! it became active), and that the guard is no longer watching, becomes a rollback target.
 //!
 //! [`Controller::promote_known_good`] does one check; [`run_known_good`] calls it on a
 //! timer until shutdown.
@@ -23,7 +24,8 @@ impl Controller {
         let Some(active) = self.active() else {
             return Ok(None);
         };
-        if active.known_good {
+        // A generation the guard still watches is not vouched for yet.
+        if active.known_good || self.watched_generation() == Some(active.id()) {
             return Ok(None);
         }
         let served = SystemTime::now()

@@ -1,20 +1,25 @@
 //! The control plane: applies, rollbacks, the compiled-generation cache, known-good
-//! promotion, the admin API and its client.
+//! promotion, the blast-radius gate, guarded applies, the admin API and its client.
 //!
 //! ```text
 //! keel apply ─HTTP─▶ admin::router ─▶ Controller::apply
-//!   check (keel-check) ─▶ [apply lock] listeners ─▶ Gate ─▶ compile ─▶ persist (Store) ─▶ swap ─▶ Watch
+//!   check (keel-check) ─▶ [apply lock] listeners ─▶ Gate ─▶ compile ─▶ persist (Store) ─▶ swap ─▶ guard
 //! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ swap ─▶ persist
+//! guard: canary slice / full swap ─watch (keel-watch)─▶ promote, or revert by itself on an alarm
 //! timer ─▶ Controller::promote_known_good: AlarmSource says nothing for known_good_after ─▶ known-good
-//! DataPlane::subscribe ─▶ record_proxy_events ─▶ Store events
+//! DataPlane::subscribe ─▶ record_proxy_events ─▶ Store events; Watcher::subscribe ─▶ alert events
 //! ```
+//!
+//! In-process entry points: [`Controller::start_guarded`] (boot from a store, guarded,
+//! what `keel serve` runs) and [`Controller::new_guarded`] (over a data plane you built).
 //!
 //! * [`Controller`] owns the [`keel_store::Store`], the [`keel_proxy::DataPlane`], the
 //!   compiled-generation cache (the active generation plus the last
 //!   `[safety] keep_generations` it replaced, known-good ones kept longest) and the lock
 //!   that serializes applies and rollbacks. The data plane is never locked.
-//! * Hooks for later issues, each with a do-nothing default: [`Gate`] (blast radius),
-//!   [`Watch`] (guarded applies), [`AlarmSource`] (detectors).
+//! * Hooks, each with a do-nothing default: [`Gate`] (blast radius: [`BlastRadiusGate`]),
+//!   [`Watch`] (told of every swap), [`AlarmSource`] (the watcher's alerts), and the
+//!   [`Watcher`] that turns on guarded applies ([`guard`]). [`Hooks::guarded`] sets them all.
 //! * Listener and admin addresses are bound at startup; an apply that changes them is
 //!   refused (rebinding on apply is not implemented yet).
 //! * [`semantic_diff`] compares two configs by routes, pools, backends and weights.
@@ -30,6 +35,8 @@ mod controller;
 pub mod diff;
 mod error;
 mod events;
+mod gate;
+pub mod guard;
 mod hooks;
 mod known_good;
 mod load;
@@ -44,14 +51,17 @@ pub use controller::Controller;
 pub use diff::{ConfigDiff, semantic_diff};
 pub use error::ControlError;
 pub use events::{record_proxy_events, to_store_event};
+pub use gate::{BlastRadiusGate, IMPACT_SCHEMA_VERSION, impact_text};
+pub use guard::{GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus};
 pub use hooks::{
     Activated, Alarm, AlarmSource, AllowAll, Gate, GateInput, GateVerdict, Hooks, NoAlarms,
     NoWatch, Watch,
 };
+pub use keel_watch::{GuardPlan, Watcher};
 pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
 pub use request::{
-    ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, RollbackOutcome, RollbackRequest, Stage,
-    StageTimings, UNNAMED_SOURCE,
+    ApplyOutcome, ApplyRequest, ApplyStatus, GuardMode, GuardReport, GuardResult, GuardStage,
+    Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings, UNNAMED_SOURCE,
 };
 pub use status::{
     ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, PoolHealth, Status,

@@ -4,6 +4,8 @@
 //! These are plain data with serde derives: the admin API sends them as JSON and the
 //! CLI client reads them back, so the wire format is these types and nothing else.
 
+use std::time::Duration;
+
 use keel_store::GenerationId;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,24 @@ pub struct ApplyRequest {
     /// The name findings are reported against (the file the author applied).
     #[serde(default)]
     pub file_name: String,
+    /// Guarded apply with a canary: the new generation first serves this percentage of
+    /// requests (0 < p < 100), is watched against the active one for `watch`, then is
+    /// promoted through `[safety] promote_steps`; any alarm reverts it and the apply
+    /// ends refused (stage `guard`). `apply` returns when the canary is decided.
+    /// `None`: full swap, then a background watch (see `wait`). Needs a watcher.
+    #[serde(default)]
+    pub canary: Option<f64>,
+    /// Watch time of the canary slice, or of the full swap; `None`: `[safety] watch`.
+    #[serde(default)]
+    pub watch: Option<Duration>,
+    /// Skip the guard: swap at once, unwatched. Logged as a warning and recorded as a
+    /// `guard-bypassed` event.
+    #[serde(default)]
+    pub no_guard: bool,
+    /// For a full swap: return only when the watch has decided (promoted or reverted)
+    /// instead of right after the swap.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// How an apply ended.
@@ -57,6 +77,9 @@ pub enum Stage {
     Listeners,
     /// Compiling the config into a generation.
     Compile,
+    /// The guard: a detector fired while the new generation was watched, and it was
+    /// reverted (or an operator cancelled its canary).
+    Guard,
 }
 
 /// One reason an apply was refused (or, under `force`, one thing that was overridden).
@@ -111,6 +134,81 @@ pub struct ApplyOutcome {
     pub notes: Vec<String>,
     /// Time per stage.
     pub timings: StageTimings,
+    /// What the guard did, when the controller runs one (`None` otherwise, and for
+    /// refusals before the swap and dry runs).
+    #[serde(default)]
+    pub guard: Option<GuardReport>,
+}
+
+/// How the new generation was brought in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardMode {
+    /// A canary slice, then promotion steps, each watched.
+    Canary,
+    /// A full swap, watched afterwards.
+    Full,
+    /// `--no-guard`: a full swap, not watched.
+    Unguarded,
+}
+
+/// Where a guarded apply stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardResult {
+    /// The watch runs in the background; an alarm reverts the generation by itself.
+    Watching,
+    /// Every stage was watched without an alarm: the generation serves everything.
+    Promoted,
+    /// A detector fired and the previous generation serves again.
+    RolledBack,
+    /// An operator cancelled the canary (a rollback while it ran).
+    Cancelled,
+    /// Nothing was watched: the config disables the detectors, or there was no
+    /// previous generation to compare with and to go back to.
+    Unwatched,
+    /// `--no-guard`.
+    Bypassed,
+}
+
+/// What the guard did with an applied generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardReport {
+    /// How the generation was brought in.
+    pub mode: GuardMode,
+    /// How it ended (or `watching`).
+    pub result: GuardResult,
+    /// The generation it was compared with and would go back to.
+    pub baseline: Option<GenerationId>,
+    /// The stages planned: share of requests in thousandths (1000 = full swap) and
+    /// watch time in milliseconds.
+    pub stages: Vec<GuardStage>,
+    /// Time from the first swap to the result, in milliseconds (0 while watching).
+    pub watched_ms: u64,
+    /// The alert that caused the rollback (the `GET /alerts` form).
+    #[serde(default)]
+    pub alert: Option<serde_json::Value>,
+    /// Why it was rolled back or cancelled, in one line.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Time from the first swap to the alarm, in milliseconds.
+    #[serde(default)]
+    pub detected_after_ms: Option<u64>,
+    /// Time from the first swap to the revert swap, in milliseconds.
+    #[serde(default)]
+    pub reverted_after_ms: Option<u64>,
+    /// The canary share (thousandths) the generation had when it was reverted.
+    #[serde(default)]
+    pub at_permille: Option<u32>,
+}
+
+/// One stage of a guarded apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardStage {
+    /// Share of requests the new generation serves, in thousandths (1000: all).
+    pub permille: u32,
+    /// How long the stage is watched, in milliseconds.
+    pub watch_ms: u64,
 }
 
 impl ApplyOutcome {

@@ -3,19 +3,26 @@
 //! The swap comes first and cannot fail: no parsing, no file, no database. Persisting
 //! comes second; if the store refuses or fails, the rolled-back-to generation keeps
 //! serving and the outcome (and `keel status`) says the store is behind.
+//!
+//! The guard's automatic reverts use the same [`Controller::swap_back`]; a rollback
+//! during a canary cancels the canary (see [`Controller::rollback`]).
 
 use std::time::{Instant, SystemTime};
 
-use keel_store::origin;
+use keel_store::{GenerationId, origin};
+use keel_watch::RollbackTrigger;
 
 use crate::Controller;
 use crate::apply::{UNKNOWN_AUTHOR, micros};
-use crate::cache::TargetError;
+use crate::cache::{CachedGeneration, TargetError};
 use crate::error::ControlError;
 use crate::request::{RollbackOutcome, RollbackRequest};
 
 impl Controller {
     /// Rolls back to `request.to`, or to the newest known-good generation kept in memory.
+    ///
+    /// While a canary runs, a rollback cancels the canary first (the newest change) and,
+    /// unless `to` names another generation than the active one, stops there.
     pub async fn rollback(
         &self,
         request: RollbackRequest,
@@ -34,35 +41,102 @@ impl Controller {
         if request.author.trim().is_empty() {
             request.author = UNKNOWN_AUTHOR.to_string();
         }
-        let _serialized = self.inner.apply_lock.lock().await;
-        let (from, target, swap_us) = {
-            let mut cache = self.cache();
-            let from = cache
-                .active()
-                .map(|c| c.id())
-                .ok_or(ControlError::NothingActive)?;
-            let mut target = cache
-                .rollback_target(request.to)
-                .map_err(|e| explain(e, from))?
-                .clone();
-            target.activated_at = SystemTime::now();
-            let started = Instant::now();
-            self.inner.plane.activate(target.generation.clone());
-            let swap_us = micros(started);
-            cache.activate(target.clone(), Some(false));
-            (from, target, swap_us)
-        };
-        let to = target.id();
-        tracing::warn!(from, to, author = %request.author, reason = %request.reason, "rolled back");
         let reason = if request.reason.is_empty() {
             format!("by {}", request.author)
         } else {
             format!("{} (by {})", request.reason, request.author)
         };
-        let origin = request.origin.clone();
+        let _serialized = self.inner.apply_lock.lock().await;
+        if self.canary_in_progress().is_some()
+            && let Some((canary, active, _, _)) = self.cancel_session()
+        {
+            let aborted = self
+                .abort_canary(canary, active, &request.origin, &reason)
+                .await;
+            if request.to.is_none_or(|to| to == active) {
+                return Ok(aborted);
+            }
+        }
+        let (from, target) = {
+            let cache = self.cache();
+            let from = cache
+                .active()
+                .map(|c| c.id())
+                .ok_or(ControlError::NothingActive)?;
+            let target = cache
+                .rollback_target(request.to)
+                .map_err(|e| explain(e, from))?
+                .clone();
+            (from, target)
+        };
+        // A watch of the generation being rolled back has nothing left to protect.
+        self.cancel_session();
+        let outcome = self
+            .swap_back(from, target, &request.origin, &request.author, &reason)
+            .await;
+        if let Some(watcher) = self.watcher() {
+            watcher.metrics().record_rollback(RollbackTrigger::Manual);
+        }
+        Ok(outcome)
+    }
+
+    /// Makes `target` (kept compiled) serve everything instead of `from`, then records
+    /// the rollback; a store failure is reported in the outcome, not undone. Call under
+    /// the apply lock.
+    pub(crate) async fn swap_back(
+        &self,
+        from: GenerationId,
+        mut target: CachedGeneration,
+        origin: &str,
+        author: &str,
+        reason: &str,
+    ) -> RollbackOutcome {
+        let swap_us = {
+            let mut cache = self.cache();
+            target.activated_at = SystemTime::now();
+            let started = Instant::now();
+            self.inner.plane.activate(target.generation.clone());
+            let swap_us = micros(started);
+            cache.activate(target.clone(), Some(false));
+            swap_us
+        };
+        let to = target.id();
+        tracing::warn!(from, to, %author, %reason, %origin, "rolled back");
+        let mut notes = Vec::new();
+        self.became_primary(&target.generation, &mut notes);
+        let (origin, reason) = (origin.to_string(), reason.to_string());
         let persisted = self
             .with_store(move |store| store.record_rollback(from, to, &origin, &reason))
             .await;
+        self.rollback_recorded(from, to, swap_us, persisted)
+    }
+
+    /// Takes a canary slice away (the active generation keeps serving) and records it.
+    async fn abort_canary(
+        &self,
+        canary: GenerationId,
+        active: GenerationId,
+        origin: &str,
+        reason: &str,
+    ) -> RollbackOutcome {
+        let started = Instant::now();
+        self.inner.plane.set_canary(None);
+        let swap_us = micros(started);
+        tracing::warn!(canary, active, %reason, "canary cancelled");
+        let (origin, reason) = (origin.to_string(), reason.to_string());
+        let persisted = self
+            .with_store(move |store| store.record_rollback(canary, active, &origin, &reason))
+            .await;
+        self.rollback_recorded(canary, active, swap_us, persisted)
+    }
+
+    fn rollback_recorded(
+        &self,
+        from: GenerationId,
+        to: GenerationId,
+        swap_us: u64,
+        persisted: Result<(), ControlError>,
+    ) -> RollbackOutcome {
         let persist_error = match persisted {
             Ok(()) => {
                 self.set_store_error(None);
@@ -78,13 +152,13 @@ impl Controller {
                 Some(message)
             }
         };
-        Ok(RollbackOutcome {
+        RollbackOutcome {
             from,
             to,
             swap_us,
             persisted: persist_error.is_none(),
             persist_error,
-        })
+        }
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Status {
     pub active: Option<ActiveStatus>,
     /// A canary generation and its share, if one runs.
     pub canary: Option<CanaryStatus>,
+    /// The guarded apply being watched (a canary, or a full swap in its watch window).
+    #[serde(default)]
+    pub guard: Option<crate::guard::GuardStatus>,
     /// Generations kept compiled for instant rollback, most recently replaced first.
     pub kept: Vec<KeptGeneration>,
     /// Backend health over the active generation's pools.
@@ -145,6 +148,7 @@ impl Controller {
                 pools: c.generation.pools.len(),
             }),
             canary,
+            guard: self.guard_status(),
             kept: self
                 .kept()
                 .iter()

@@ -201,6 +201,7 @@ impl Gate for RefuseGate {
             allow: false,
             reasons: vec!["70% of shop.example.com moves to legacy".into()],
             report: Some(serde_json::json!({ "moved": 0.7 })),
+            notes: Vec::new(),
         }
     }
 }

@@ -49,6 +49,36 @@ impl GuardPlan {
             step_watch: (watch / steps).max(MIN_STEP_WATCH),
         }
     }
+
+    /// The stages of the plan, in order: the share each serves the candidate to (in
+    /// thousandths; `None` is the full swap) and how long it is watched. A plan without a
+    /// canary (or with a canary of 100%) is one full-swap stage; a canary plan walks its
+    /// slice, then every larger promotion step, and always ends with the full swap.
+    pub fn stages(&self) -> Vec<(Option<u32>, Duration)> {
+        let mut stages: Vec<(Option<u32>, Duration)> = Vec::new();
+        match self.canary_permille {
+            Some(permille) if permille < 1000 => {
+                stages.push((Some(permille), self.watch));
+                for step in &self.promote_steps {
+                    let step = step.saturating_mul(10);
+                    if step <= permille {
+                        continue;
+                    }
+                    stages.push(((step < 1000).then_some(step), self.step_watch));
+                }
+                if stages.last().is_some_and(|(p, _)| p.is_some()) {
+                    stages.push((None, self.step_watch));
+                }
+            }
+            _ => stages.push((None, self.watch)),
+        }
+        stages
+    }
+
+    /// The longest a guarded apply under this plan can take: every stage watched to its end.
+    pub fn total_watch(&self) -> Duration {
+        self.stages().iter().map(|(_, watch)| *watch).sum()
+    }
 }
 
 /// How a guarded apply ended.
@@ -84,23 +114,7 @@ pub async fn guarded_apply(
 ) -> GuardOutcome {
     let plane = watcher.plane().clone();
     let started = Instant::now();
-    let mut stages: Vec<(Option<u32>, Duration)> = Vec::new();
-    match plan.canary_permille {
-        Some(permille) if permille < 1000 => {
-            stages.push((Some(permille), plan.watch));
-            for step in &plan.promote_steps {
-                let step = step.saturating_mul(10);
-                if step <= permille {
-                    continue;
-                }
-                stages.push(((step < 1000).then_some(step), plan.step_watch));
-            }
-            if stages.last().is_some_and(|(p, _)| p.is_some()) {
-                stages.push((None, plan.step_watch));
-            }
-        }
-        _ => stages.push((None, plan.watch)),
-    }
+    let stages = plan.stages();
     for (permille, duration) in stages {
         let mode = match permille {
             Some(permille) => {
@@ -198,5 +212,29 @@ mod tests {
         let plan = GuardPlan::new(&safety(), None, Some(Duration::from_secs(2)));
         assert_eq!(plan.canary_permille, None);
         assert_eq!(plan.step_watch, MIN_STEP_WATCH);
+        assert_eq!(plan.stages(), vec![(None, Duration::from_secs(2))]);
+    }
+
+    #[test]
+    fn canary_stages_walk_the_promotion_steps_and_end_with_the_full_swap() {
+        let plan = GuardPlan::new(&safety(), Some(10.0), Some(Duration::from_secs(30)));
+        let step = Duration::from_secs(10);
+        assert_eq!(
+            plan.stages(),
+            vec![
+                (Some(100), Duration::from_secs(30)),
+                (Some(250), step),
+                (Some(500), step),
+                (None, step)
+            ]
+        );
+        assert_eq!(plan.total_watch(), Duration::from_secs(60));
+        let mut partial = safety();
+        partial.promote_steps = vec![5, 50];
+        let plan = GuardPlan::new(&partial, Some(10.0), Some(Duration::from_secs(4)));
+        assert_eq!(
+            plan.stages().iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![Some(100), Some(500), None]
+        );
     }
 }

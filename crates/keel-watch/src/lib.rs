@@ -24,12 +24,12 @@
 //!   (token only if `[admin] metrics_require_token`); `GET /alerts` → [`Watcher::alerts_json`].
 //! * Counters: [`Metrics::record_apply`], [`Metrics::record_rejection`],
 //!   [`Metrics::record_rollback`] (the guard counts its own automatic rollbacks).
-//! * Guarded apply: build a [`GuardPlan`] from `[safety]` and the `--canary/--watch` flags,
-//!   then `guarded_apply(&watcher, current_primary, candidate, &plan, &diff_summary)`
-//!   *instead of* `DataPlane::activate`. It does the swaps itself (canary slice, steps,
-//!   full swap) and on an alarm swaps back at once; the controller then records the
-//!   outcome ([`GuardOutcome::RolledBack`] → store state `rolled-back`, an event with the
-//!   alert, `apply` exits non-zero with `alert.summary`). `--no-guard` → [`unguarded_apply`].
+//! * Guarded apply: build a [`GuardPlan`] from `[safety]` and the `--canary/--watch` flags.
+//!   [`guard::guarded_apply`] runs the whole plan and does the swaps itself; `keel-control`
+//!   instead walks [`GuardPlan::stages`] and awaits [`Watcher::watch_apply`] per stage, so
+//!   the controller stays the one owner of swaps and store state. `--no-guard` →
+//!   [`unguarded_apply`] (or the controller's own equivalent).
+//! * Persisting alerts: [`Watcher::subscribe`] hands every raised alert to the controller.
 //! * Known-good promotion: [`AlertLog::about`]`(generation, since)` lists the alerts the
 //!   generation collected since it became active.
 
@@ -51,7 +51,9 @@ pub use detectors::{Alarm, Detector, Thresholds};
 pub use guard::{GuardOutcome, GuardPlan, guarded_apply, unguarded_apply};
 pub use metrics::{Delivery, METRICS_CONTENT_TYPE, Metrics, RollbackTrigger};
 pub use shape::{ANY_HOST, ArmShape, RouteShape, Shape};
-pub use watcher::{CONTINUOUS_REPEAT, WatchMode, WatchRequest, WatchVerdict, Watcher};
+pub use watcher::{
+    ALERT_BUFFER, CONTINUOUS_REPEAT, WatchMode, WatchRequest, WatchVerdict, Watcher,
+};
 pub use webhook::{
     Dispatcher, WEBHOOK_BACKOFF_BASE, WEBHOOK_BACKOFF_MAX, WEBHOOK_QUEUE, WebhookError, parse_url,
     payload,

@@ -35,6 +35,8 @@ const MAX_SERIES: usize = 8;
 const MAX_CHANGES: usize = 64;
 /// A background alert for the same detector, subject and generation repeats at most this often (5 minutes).
 pub const CONTINUOUS_REPEAT: Duration = Duration::from_secs(300);
+/// Alerts buffered for a slow [`Watcher::subscribe`]r before the oldest are dropped (256 alerts).
+pub const ALERT_BUFFER: usize = 256;
 
 /// How the candidate serves while it is watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +124,7 @@ pub struct Watcher {
     alerts: AlertLog,
     webhooks: Mutex<Dispatcher>,
     state: Mutex<State>,
+    raised: broadcast::Sender<Alert>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -143,6 +146,7 @@ impl Watcher {
             alerts: AlertLog::default(),
             webhooks: Mutex::new(dispatcher),
             state: Mutex::new(State::default()),
+            raised: broadcast::channel(ALERT_BUFFER).0,
         });
         tokio::spawn(run(Arc::downgrade(&watcher), events));
         (watcher, errors)
@@ -156,6 +160,12 @@ impl Watcher {
     /// The recent alerts.
     pub fn alerts(&self) -> &AlertLog {
         &self.alerts
+    }
+
+    /// Every alert raised from now on (the control plane persists them as store events).
+    /// A subscriber that falls more than [`ALERT_BUFFER`] alerts behind loses the oldest.
+    pub fn subscribe(&self) -> broadcast::Receiver<Alert> {
+        self.raised.subscribe()
     }
 
     /// The data plane watched.
@@ -480,6 +490,8 @@ impl Watcher {
         for alert in &raised {
             self.metrics.record_alert(alert);
             webhooks.send(alert);
+            // No subscriber is fine: the alert log and the webhooks have it.
+            let _ = self.raised.send(alert.clone());
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn analyze(config: &Config, table: &RouteTable) -> Vec<ShadowFinding> {
 /// [`analyze`] over routes already read and indexed.
 pub(crate) fn analyze_with(analyzer: &Analyzer<'_>) -> Vec<ShadowFinding> {
     (0..analyzer.preds.len())
-        .filter_map(|route| analyze_route(&analyzer, route))
+        .filter_map(|route| analyze_route(analyzer, route))
         .collect()
 }
 
@@ -110,17 +110,16 @@ fn analyze_route(analyzer: &Analyzer<'_>, route: RouteId) -> Option<ShadowFindin
         |request| {
             matched = true;
             match analyzer.route_of(request, &earlier, route) {
-                Some(winner) if winner < route => {
-                    if !witnesses.iter().any(|w| w.winner == winner) {
-                        if overlapping.binary_search(&winner).is_ok() {
-                            overlapping_witnessed += 1;
-                        }
-                        witnesses.push(Witness {
-                            request: request.clone(),
-                            winner,
-                        });
+                Some(winner) if winner < route && !witnesses.iter().any(|w| w.winner == winner) => {
+                    if overlapping.binary_search(&winner).is_ok() {
+                        overlapping_witnessed += 1;
                     }
+                    witnesses.push(Witness {
+                        request: request.clone(),
+                        winner,
+                    });
                 }
+                Some(winner) if winner < route => {}
                 Some(winner) if winner == route => reaches = true,
                 // The table disagrees with the checker's reading of the route: claim
                 // nothing from this request.

@@ -1,6 +1,8 @@
 //! The admin route handlers: each turns a request into a controller call and the
 //! answer into JSON. Errors are `{"error": .., "hint": ..}` with a fitting status.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -12,8 +14,8 @@ use serde::Deserialize;
 
 use super::AdminState;
 use crate::api::{
-    ActiveConfig, ApiError, ApplyBody, DEFAULT_HISTORY_LIMIT, GenerationDetail, GenerationSummary,
-    MAX_HISTORY_LIMIT, RollbackBody,
+    ActiveConfig, ApiError, ApplyBody, DEFAULT_ALERTS_LIMIT, DEFAULT_HISTORY_LIMIT,
+    GenerationDetail, GenerationSummary, MAX_HISTORY_LIMIT, RollbackBody,
 };
 use crate::error::ControlError;
 use crate::request::{ApplyRequest, ApplyStatus, RollbackRequest};
@@ -35,9 +37,10 @@ impl From<ControlError> for Failure {
     fn from(error: ControlError) -> Self {
         let status = match &error {
             ControlError::NothingActive => StatusCode::SERVICE_UNAVAILABLE,
-            ControlError::NoRollbackTarget { .. } | ControlError::AlreadyActive(_) => {
-                StatusCode::CONFLICT
-            }
+            ControlError::NoRollbackTarget { .. }
+            | ControlError::AlreadyActive(_)
+            | ControlError::CanaryInProgress { .. } => StatusCode::CONFLICT,
+            ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ControlError::Store(_) | ControlError::Persist(_) | ControlError::Task(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -141,6 +144,10 @@ pub(super) async fn apply(
             dry_run: body.dry_run,
             origin: origin::CLI.to_string(),
             file_name: body.file_name,
+            canary: body.canary,
+            watch: body.watch_ms.map(Duration::from_millis),
+            no_guard: body.no_guard,
+            wait: body.wait,
         })
         .await?;
     let status = match outcome.status {
@@ -204,4 +211,37 @@ pub(super) async fn traffic_sample(State(state): State<AdminState>) -> Response 
         Bytes::from(lines),
     )
         .into_response()
+}
+
+/// `GET /metrics`: the Prometheus exposition; 404 when the controller runs no watcher.
+pub(super) async fn metrics(State(state): State<AdminState>) -> Result<Response, Failure> {
+    let watcher = watcher(&state)?;
+    Ok((
+        [(header::CONTENT_TYPE, keel_watch::METRICS_CONTENT_TYPE)],
+        watcher.metrics_text(),
+    )
+        .into_response())
+}
+
+/// `GET /alerts?limit=N`: the recent alerts, newest first.
+pub(super) async fn alerts(
+    State(state): State<AdminState>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let limit = query
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, e.body_text(), None))?
+        .limit
+        .unwrap_or(DEFAULT_ALERTS_LIMIT)
+        .clamp(1, keel_watch::ALERT_LOG_CAPACITY);
+    Ok(Json(watcher(&state)?.alerts_json(limit)).into_response())
+}
+
+fn watcher(state: &AdminState) -> Result<&std::sync::Arc<keel_watch::Watcher>, Failure> {
+    state.controller.watcher().ok_or_else(|| {
+        failure(
+            StatusCode::NOT_FOUND,
+            "this controller runs no detectors: no metrics or alerts".to_string(),
+            Some("`keel serve` runs them".to_string()),
+        )
+    })
 }

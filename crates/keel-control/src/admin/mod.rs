@@ -11,6 +11,11 @@
 //! | `POST /rollback` | yes | `{to?, author?, reason?}`: swap to a generation kept in memory; 409 when there is none |
 //! | `GET /config` | yes | `{generation, config}`: the active config text |
 //! | `GET /traffic/sample` | yes | the live traffic sample, one JSON request shape per line |
+//! | `GET /metrics` | only with `[admin] metrics_require_token` | Prometheus text exposition (keel-watch) |
+//! | `GET /alerts?limit=N` | yes | `{"alerts": [...]}`, newest first |
+//!
+//! `POST /apply` also takes `canary` (percent), `watch_ms`, `no_guard` and `wait`: a
+//! canary apply answers when the canary is promoted or reverted.
 //!
 //! Authentication: `Authorization: Bearer <token>` (see [`AdminToken`]); 401 without a
 //! token, 403 with a wrong one. `POST /apply` bodies are limited to
@@ -41,8 +46,23 @@ pub struct AdminState {
 }
 
 /// The admin API's routes (see the module docs).
+///
+/// Whether `GET /metrics` needs the token is read from the active generation's
+/// `[admin] metrics_require_token` when the router is built (at startup).
 pub fn router(state: AdminState) -> Router {
+    let metrics_require_token = state
+        .controller
+        .active()
+        .is_some_and(|a| a.generation.config.admin.metrics_require_token);
+    let metrics = Router::new().route("/metrics", get(handlers::metrics));
+    let (open_metrics, guarded_metrics) = if metrics_require_token {
+        (Router::new(), metrics)
+    } else {
+        (metrics, Router::new())
+    };
     let guarded = Router::new()
+        .merge(guarded_metrics)
+        .route("/alerts", get(handlers::alerts))
         .route("/status", get(handlers::status))
         .route("/generations", get(handlers::generations))
         .route("/generations/{id}", get(handlers::generation))
@@ -60,6 +80,7 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(handlers::healthz))
+        .merge(open_metrics)
         .merge(guarded)
         .with_state(state)
 }

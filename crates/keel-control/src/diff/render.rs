@@ -32,6 +32,66 @@ impl ConfigDiff {
     }
 }
 
+/// Items named in a [`ConfigDiff::summary_line`] before the rest are counted (4).
+const SUMMARY_ITEMS: usize = 4;
+/// Changed fields named per item in a summary line (2).
+const SUMMARY_FIELDS: usize = 2;
+
+impl ConfigDiff {
+    /// The diff on one line, for alerts and logs: the first few items and their first
+    /// changed values, e.g. `route web: target pool web → split web 30 / legacy 70; + pool legacy`.
+    pub fn summary_line(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let kinds = [
+            ("route", &self.routes),
+            ("pool", &self.pools),
+            ("service", &self.services),
+            ("listener", &self.listeners),
+        ];
+        for (kind, items) in kinds {
+            for item in items {
+                parts.push(match item.kind {
+                    ChangeKind::Added => format!("+ {kind} {}", item.name),
+                    ChangeKind::Removed => format!("- {kind} {}", item.name),
+                    ChangeKind::Changed => {
+                        let fields: Vec<String> = item
+                            .fields
+                            .iter()
+                            .take(SUMMARY_FIELDS)
+                            .map(value_line)
+                            .collect();
+                        let more = item.fields.len().saturating_sub(SUMMARY_FIELDS);
+                        format!(
+                            "{kind} {}: {}{}",
+                            item.name,
+                            fields.join(", "),
+                            if more > 0 {
+                                format!(" (+{more})")
+                            } else {
+                                String::new()
+                            }
+                        )
+                    }
+                });
+            }
+        }
+        parts.extend(self.settings.iter().map(value_line));
+        if parts.is_empty() {
+            return "no semantic changes".to_string();
+        }
+        let total = parts.len();
+        let mut line = parts
+            .into_iter()
+            .take(SUMMARY_ITEMS)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if total > SUMMARY_ITEMS {
+            let _ = write!(line, "; and {} more", total - SUMMARY_ITEMS);
+        }
+        line
+    }
+}
+
 fn section(out: &mut String, title: &str, items: &[ItemChange]) {
     if items.is_empty() {
         return;

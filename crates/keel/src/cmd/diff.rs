@@ -1,15 +1,23 @@
-//! `keel diff OLD NEW`: the semantic diff of two configs (routes, pools, backends,
-//! weights added, removed, changed). OLD and NEW are generation ids (fetched from the
-//! admin API) or config files. A later issue adds `--traffic FILE` (blast radius).
+//! `keel diff OLD NEW [--traffic FILE]`: the semantic diff of two configs (routes,
+//! pools, backends, weights added, removed, changed). OLD and NEW are generation ids
+//! (fetched from the admin API) or config files.
+//!
+//! With `--traffic FILE` (request shapes as `GET /traffic/sample` serves them, access-log
+//! lines, or `METHOD URL` lines; see docs/blast-radius.md) it also replays that traffic
+//! through both configs and prints the blast radius: the movement matrix, the per-host
+//! service shift, requests that start failing, examples, sticky-session movement, and
+//! the verdict `keel apply`'s gate would give. `--format json` prints
+//! `{"diff", "impact", "gate"}` (the last two in keel-impact's schema version 1).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use keel_config::Config;
 use keel_control::semantic_diff;
 
-use super::{AdminArgs, EXIT_USAGE, block_on, failed, print_json};
+use super::check::Format;
+use super::{AdminArgs, EXIT_FAILED, EXIT_USAGE, block_on, failed, print_json};
 
 /// Arguments of `keel diff`.
 #[derive(Args, Debug)]
@@ -18,6 +26,12 @@ pub(crate) struct DiffArgs {
     pub(crate) old: String,
     /// The new config: a generation id or a file.
     pub(crate) new: String,
+    /// Replay this traffic through both configs and print the blast radius.
+    #[arg(long)]
+    pub(crate) traffic: Option<PathBuf>,
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
 }
@@ -75,12 +89,50 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let diff = semantic_diff(&configs[0], &configs[1]);
-    if args.admin.json {
-        print_json(&diff)?;
+    let json = args.admin.json || matches!(args.format, Some(Format::Json));
+    let Some(path) = &args.traffic else {
+        if json {
+            print_json(&diff)?;
+        } else {
+            print!("{}", diff.render_human());
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let traffic = match keel_impact::read_traffic(path) {
+        Ok(traffic) => traffic,
+        Err(error) => {
+            eprintln!("keel: {error}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if let Some(line) = traffic.truncated_line {
+        eprintln!(
+            "keel: note: {}:{line}: the last line is incomplete (no newline) and was skipped",
+            path.display()
+        );
+    }
+    let report = match keel_impact::blast_radius(&configs[0], &configs[1], &traffic.requests) {
+        Ok(report) => report,
+        Err(error) => return Ok(failed(error)),
+    };
+    let verdict = keel_impact::gate_change(&report, &configs[0], &configs[1]);
+    if json {
+        print_json(&serde_json::json!({
+            "diff": diff,
+            "impact": report.to_json(),
+            "gate": verdict.to_json(),
+        }))?;
     } else {
         print!("{}", diff.render_human());
+        println!();
+        print!("{}", verdict.render_human());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if verdict.allowed {
+        ExitCode::SUCCESS
+    } else {
+        // The gate of `keel apply` would refuse this change: scripts can stop here.
+        ExitCode::from(EXIT_FAILED)
+    })
 }
 
 fn parse(label: &str, text: &str) -> Option<Config> {

@@ -4,6 +4,11 @@
 //! store's active generation, even if FILE has since been broken or deleted, and says
 //! so. Binds the admin API and every listener of the active generation; SIGHUP re-reads
 //! FILE and applies it through the same gate as `keel apply`; SIGTERM or Ctrl-C drains.
+//!
+//! The controller runs guarded (`Controller::start_guarded`): the blast-radius gate
+//! on the live traffic sample, the detectors (`GET /metrics`, `GET /alerts`, alerts
+//! persisted as events), a watch after every apply that reverts by itself on an alarm,
+//! canary applies, and known-good marks only for generations without alerts.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +18,7 @@ use anyhow::Context;
 use clap::Args;
 use keel_control::admin::{self, AdminState, AdminToken};
 use keel_control::boot::{self, BootError, Prepared};
-use keel_control::{ApplyRequest, ApplyStatus, Controller, Hooks};
+use keel_control::{ApplyRequest, ApplyStatus, Controller};
 use keel_proxy::ListenerLimits;
 use keel_store::{NewEvent, SqliteStore, Store, kind, origin};
 use tokio::sync::broadcast;
@@ -86,7 +91,7 @@ async fn serve(
     config_file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = store;
-    let (controller, report) = match Controller::start(store, prepared, Hooks::default()).await {
+    let (controller, report) = match Controller::start_guarded(store, prepared).await {
         Ok(started) => started,
         Err(error) => return Ok(boot_failed(&error)),
     };

@@ -68,6 +68,21 @@ fn render(status: &Status) -> String {
             canary.permille % 10
         ));
     }
+    if let Some(guard) = &status.guard {
+        out.push_str(&format!(
+            "guard: watching generation {} ({}, {}.{}% of requests) against generation {} since {}, until {} unless a detector fires\n",
+            guard.generation,
+            match guard.mode {
+                keel_control::GuardMode::Canary => "canary",
+                _ => "full swap",
+            },
+            guard.permille / 10,
+            guard.permille % 10,
+            guard.baseline,
+            guard.since,
+            guard.until
+        ));
+    }
     let kept: Vec<String> = status
         .kept
         .iter()
