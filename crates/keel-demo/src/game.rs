@@ -25,9 +25,9 @@ use crate::shop::{SHOP_HOST, ServiceKind, Shop, ShopConfig};
 use crate::stand::Stand;
 use crate::view::{LiveView, ViewMode};
 
-/// Warm-up and observation time unless `--duration` says otherwise (20 seconds): a full
-/// default run takes about a minute.
-pub const DEFAULT_OBSERVE: Duration = Duration::from_secs(20);
+/// Warm-up and observation time unless `--duration` says otherwise (30 seconds): a full
+/// default run takes a little over a minute.
+pub const DEFAULT_OBSERVE: Duration = Duration::from_secs(30);
 /// Shortest accepted `--duration` (2 seconds): the detectors need a baseline.
 pub const MIN_OBSERVE: Duration = Duration::from_secs(2);
 /// Longest accepted `--duration` (5 minutes).
@@ -136,8 +136,8 @@ impl GameReport {
         if let Some(recovery) = self.results.iter().find_map(|r| r.recovery.as_ref()) {
             let _ = writeln!(
                 out,
-                "March 15, 2024: 2 hours, 70% of shoppers. Today: {:.1} s, {} of shoppers active during the window.",
-                recovery.push_to_recovery.as_secs_f64(),
+                "March 15, 2024: 2 hours, 70% of shoppers. Today: {}, {} of shoppers active during the window.",
+                crate::scenes::seconds(recovery.push_to_recovery),
                 recovery
                     .affected
                     .share()
@@ -196,6 +196,7 @@ pub async fn run(options: GameOptions) -> Result<GameReport, DemoError> {
         pause: pause(options.observe),
         started_ms,
         done: Vec::new(),
+        forced_generation: None,
     };
     let acts: Vec<Act> = std::iter::once(Act::WarmUp)
         .chain(options.scenes.iter().copied())

@@ -2,22 +2,24 @@
 //! controller, the data plane's listener and the admin API, both on `127.0.0.1:0`.
 //!
 //! ```text
-//! bind 127.0.0.1:0 ×2 ─▶ keel-demo.toml from the real addresses ─▶ boot::prepare ─▶ Controller::start
+//! bind 127.0.0.1:0 ×2 ─▶ keel-demo.toml from the real addresses ─▶ boot::prepare ─▶ Controller::start_guarded
 //!   ├─ DataPlane::serve(listener)        what shoppers connect to
 //!   ├─ admin::serve(admin socket)        what `keel status --admin …` talks to
 //!   └─ record_proxy_events, run_known_good   as `keel serve` runs them
 //! ```
 //!
-//! The sockets are bound before the config is written so the config says where Keel
+//! The controller is the guarded one `keel serve` runs: the blast-radius gate refuses
+//! applies that move too much traffic, and every apply is watched by the detectors and
+//! reverted by itself on an alarm. The sockets are bound before the config is written so the config says where Keel
 //! really listens, and the playbook's commands and `--keep`'s instructions work as printed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keel_control::Controller;
 use keel_control::admin::{self, AdminState, AdminToken, TOKEN_FILE_NAME};
 use keel_control::boot;
-use keel_control::{Controller, Hooks};
 use keel_proxy::ListenerLimits;
 use keel_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -54,8 +56,8 @@ impl std::fmt::Debug for Stand {
 }
 
 impl Stand {
-    /// Binds Keel's two sockets, writes the good config into `state_dir` and starts Keel
-    /// on it (it becomes generation 1 of a fresh store).
+    /// Binds Keel's two sockets, writes the good config into `state_dir` and starts Keel,
+    /// guarded, on it (it becomes generation 1 of a fresh store).
     pub async fn start(shop: &Shop, state_dir: &Path) -> Result<Stand, DemoError> {
         let listener_socket = bind_loopback("Keel's listener").await?;
         let admin_socket = bind_loopback("the admin API").await?;
@@ -73,7 +75,7 @@ impl Stand {
         let prepared = boot::prepare(&store, Some(&config_path))?;
         let token = AdminToken::load_or_create(state_dir)?;
         let store: Arc<dyn Store> = Arc::new(store);
-        let (controller, report) = Controller::start(store, prepared, Hooks::default()).await?;
+        let (controller, report) = Controller::start_guarded(store, prepared).await?;
 
         let (stop, _) = broadcast::channel::<()>(1);
         let stopped = |stop: &broadcast::Sender<()>| {

@@ -148,6 +148,8 @@ pub struct Play<'a> {
     pub started_ms: i64,
     /// The acts run so far.
     pub done: Vec<Act>,
+    /// The generation scene 2 forced in, once it has.
+    pub forced_generation: Option<u64>,
 }
 
 impl Play<'_> {
@@ -186,6 +188,16 @@ impl Play<'_> {
     }
 }
 
+/// A duration for people: `0.08 s` under ten seconds, `12.3 s` above.
+pub fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs < 10.0 {
+        format!("{secs:.2} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
 /// `0.834` → `83.4%`.
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
@@ -218,6 +230,13 @@ mod tests {
         for act in Act::SCENES {
             assert_eq!(Act::scene(act.number()), Some(act));
         }
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(seconds(Duration::from_millis(84)), "0.08 s");
+        assert_eq!(seconds(Duration::from_millis(12_345)), "12.3 s");
+        assert_eq!(percent(0.0404), "4.0%");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use keel_control::{ApplyRequest, ApplyStatus, Stage};
+use keel_control::{ApplyRequest, ApplyStatus, Refusal, Stage};
 use keel_store::origin;
 
 use super::{Act, Play, SceneResult, percent};
@@ -13,8 +13,6 @@ use crate::config::{MARCH_15_FILE_NAME, march_15_config};
 pub const GAME_DAY_AUTHOR: &str = "game-day";
 /// The edit's commit message, as its author would have written it.
 pub const EDIT_MESSAGE: &str = "move storefront, cart and checkout to the legacy pool";
-/// Refusal lines shown (the rest are counted).
-const SHOWN_REFUSALS: usize = 8;
 
 pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
     let mut result = SceneResult::new(Act::Refused);
@@ -57,21 +55,7 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
             before.map_or_else(|| "-".to_owned(), |g| g.to_string()),
         ));
     }
-    for refusal in outcome.refusals.iter().take(SHOWN_REFUSALS) {
-        let stage = match refusal.stage {
-            Stage::Gate => "gate: blast radius".to_owned(),
-            other => wire_name(&other),
-        };
-        let code = refusal.code.as_deref().unwrap_or("");
-        narrator.detail(format!("[{stage} {code}] {}", refusal.message).replace(" ]", "]"));
-    }
-    if outcome.refusals.len() > SHOWN_REFUSALS {
-        narrator.detail(format!(
-            "… and {} more (`keel show {}` has them all)",
-            outcome.refusals.len() - SHOWN_REFUSALS,
-            outcome.generation.unwrap_or(0)
-        ));
-    }
+    show_findings(narrator, &outcome.refusals);
     result.expect(
         narrator,
         refused,
@@ -104,6 +88,7 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
             after.map_or_else(|| "-".to_owned(), |g| g.to_string())
         ),
     );
+    gate_verdict(play, &mut result).await;
     tokio::time::sleep(play.pause).await;
     let (success, answers) =
         play.success_between(play.offset(started), play.offset(Instant::now()));
@@ -116,6 +101,71 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
         ),
     );
     result
+}
+
+/// One line per kind of finding (stage and lint id): its first message and how many more.
+fn show_findings(narrator: &crate::narration::Narrator, refusals: &[Refusal]) {
+    let mut kinds: Vec<(String, &str, usize)> = Vec::new();
+    for refusal in refusals {
+        let stage = wire_name(&refusal.stage);
+        let label = match &refusal.code {
+            Some(code) => format!("{stage} {code}"),
+            None => stage,
+        };
+        match kinds.iter_mut().find(|(l, _, _)| *l == label) {
+            Some((_, _, count)) => *count += 1,
+            None => kinds.push((label, &refusal.message, 1)),
+        }
+    }
+    for (label, first, count) in kinds {
+        let more = match count {
+            1 => String::new(),
+            n => format!(" (and {} more like it)", n - 1),
+        };
+        narrator.detail(format!("[{label}] {first}{more}"));
+    }
+}
+
+/// What the blast-radius gate says about the edit: `keel apply --dry-run --force` asks
+/// it without recording or changing anything (check refused first, so the gate never ran).
+async fn gate_verdict(play: &Play<'_>, result: &mut SceneResult) {
+    let narrator = play.narrator;
+    let asked = play
+        .stand
+        .controller
+        .apply(ApplyRequest {
+            config_text: march_15_config(&play.stand.addrs),
+            author: GAME_DAY_AUTHOR.to_owned(),
+            message: format!("{EDIT_MESSAGE} (dry run)"),
+            origin: origin::CLI.to_owned(),
+            file_name: MARCH_15_FILE_NAME.to_owned(),
+            force: true,
+            dry_run: true,
+            ..ApplyRequest::default()
+        })
+        .await;
+    let gate: Vec<&Refusal> = match &asked {
+        Ok(outcome) => outcome
+            .overridden
+            .iter()
+            .chain(&outcome.refusals)
+            .filter(|r| r.stage == Stage::Gate)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    narrator
+        .say("And the blast radius on the live traffic sample (`keel apply --dry-run --force`):");
+    for reason in &gate {
+        narrator.detail(format!("[gate] {}", reason.message));
+    }
+    result.expect(
+        narrator,
+        !gate.is_empty(),
+        match &asked {
+            Ok(_) => "the blast-radius gate refuses it too".to_owned(),
+            Err(error) => format!("the blast-radius gate answers ({error})"),
+        },
+    );
 }
 
 /// The name a stage or status has in the admin API's JSON (`check`, `refused`, …).

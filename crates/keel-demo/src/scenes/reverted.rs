@@ -122,30 +122,37 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
         return result;
     };
     let push_to_recovery = recovered - push;
-    let window = (
-        play.offset(push),
-        play.offset(recovered) + Duration::from_secs(1),
-    );
-    let affected = play.stats.affected_between(window.0, window.1);
+    play.forced_generation = Some(bad_generation);
     result.expect(
         narrator,
         true,
         format!(
-            "Keel reverted by itself: generation {good} serves again, {:.1} s after the push",
-            push_to_recovery.as_secs_f64()
+            "Keel reverted by itself: generation {good} serves again, {} after the push",
+            super::seconds(push_to_recovery)
         ),
     );
     let alerts = alerts_since(play, pushed_ms).await;
     for alert in &alerts {
         narrator.detail(format!("detector: {alert}"));
     }
-    let share = affected.share().unwrap_or(0.0);
+    result.expect(
+        narrator,
+        !alerts.is_empty(),
+        format!("a detector raised an alert about generation {bad_generation}"),
+    );
+    // Answers are counted when they complete: wait until the window's last ones are in.
+    tokio::time::sleep(SETTLE.max(play.observe)).await;
+    let window = (
+        play.offset(push),
+        play.offset(recovered) + Duration::from_secs(1),
+    );
+    let affected = play.stats.affected_between(window.0, window.1);
     narrator.say(format!(
         "Measured: {} of the {} shoppers with an answer between the push and 1 s after the recovery",
         affected.affected, affected.shoppers
     ));
     narrator.say(format!(
-        "(whole seconds {}..{} of the load) got at least one bad answer.",
+        "(whole seconds {}..{} of the load) got at least one answer that was not ok.",
         window.0.as_secs(),
         window.1.as_secs_f64().ceil() as u64
     ));
@@ -155,9 +162,9 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
         MARCH_15_AFFECTED_SHARE * 100.0
     ));
     narrator.detail(format!(
-        "today:          {:.1} s, {} of shoppers active during the window",
-        push_to_recovery.as_secs_f64(),
-        percent(share)
+        "today:          {}, {} of shoppers active during the window",
+        super::seconds(push_to_recovery),
+        percent(affected.share().unwrap_or(0.0))
     ));
     result.recovery = Some(Recovery {
         bad_generation: Some(bad_generation),
@@ -166,7 +173,6 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
         window,
         alerts,
     });
-    tokio::time::sleep(SETTLE.max(play.observe)).await;
     let (success, answers) =
         play.success_between(play.offset(recovered) + SETTLE, play.offset(Instant::now()));
     result.expect(

@@ -62,6 +62,17 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
             has(kind::ROLLBACK, None),
             "it has the rollback that undid it".to_owned(),
         );
+        if let Some(forced) = play.forced_generation {
+            let suspect = timeline.incident.as_ref().and_then(|i| i.suspect());
+            result.expect(
+                narrator,
+                suspect == Some(forced),
+                format!(
+                    "it names generation {forced} as the most likely cause of the first alert (named: {})",
+                    suspect.map_or_else(|| "none".to_owned(), |g| g.to_string())
+                ),
+            );
+        }
     }
     result
 }

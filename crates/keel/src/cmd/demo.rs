@@ -31,7 +31,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub(crate) scene: Option<u8>,
     /// Length of the warm-up and of the observation after the revert (2s to 5m).
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) duration: Duration,
     /// Plain lines instead of the live screen (chosen by itself when stdout is not a terminal).
     #[arg(long)]
