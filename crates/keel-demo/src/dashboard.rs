@@ -16,6 +16,10 @@ use crate::load::{AffectedShare, Answerer, LoadStats};
 pub const HISTORY_SECONDS: usize = 60;
 /// Notable events kept for the view (50 events).
 const EVENTS_KEPT: usize = 50;
+/// How far back each read of the store looks before the newest event seen (10 seconds):
+/// alerts are stamped with the time they fired, a moment before they are stored, so
+/// store order and time order can differ.
+const EVENTS_OVERLAP_MS: i64 = 10_000;
 /// Event kinds the view lists: changes, verdicts and alarms (health flips are shown as
 /// backend states instead).
 const NOTABLE: [&str; 9] = [
@@ -51,6 +55,8 @@ pub struct PoolView {
 /// A notable store event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventView {
+    /// Arrival order in the view, from 1: what the plain view has printed is below it.
+    pub seq: u64,
     /// The store's event id.
     pub id: u64,
     /// Seconds since the load started (0 for events before it).
@@ -114,8 +120,8 @@ pub struct Sampler {
     /// Generations whose first identity mismatch is already listed: one per generation
     /// says it all, the data plane reports one per backend per second.
     identity_listed: Vec<u64>,
-    /// The newest event id read.
-    last_read: u64,
+    /// Every event id read so far (a demo run stores a few hundred events at most).
+    read: std::collections::HashSet<u64>,
 }
 
 impl Sampler {
@@ -133,15 +139,14 @@ impl Sampler {
             since_ms,
             events: Vec::new(),
             identity_listed: Vec::new(),
-            last_read: 0,
+            read: std::collections::HashSet::new(),
         }
     }
 
     /// Reads new notable events from the store (a blocking SQLite read on its own thread).
     pub async fn refresh_events(&mut self) {
-        let since_ms = self.since_ms;
         let query = EventQuery {
-            since_ms: Some(since_ms),
+            since_ms: Some(self.since_ms),
             kinds: NOTABLE.iter().map(|k| (*k).to_owned()).collect(),
             ..EventQuery::default()
         };
@@ -149,10 +154,13 @@ impl Sampler {
             // A failed read only delays the list: the next refresh tries again.
             return;
         };
-        let last_read = self.last_read;
-        for record in records.into_iter().filter(|r| r.id > last_read) {
-            self.last_read = record.id;
-            self.since_ms = self.since_ms.max(record.time_ms);
+        for record in records {
+            if !self.read.insert(record.id) {
+                continue;
+            }
+            self.since_ms = self
+                .since_ms
+                .max(record.time_ms.saturating_sub(EVENTS_OVERLAP_MS));
             if record.kind == kind::IDENTITY {
                 let generation = record.generation.unwrap_or(0);
                 if self.identity_listed.contains(&generation) {
@@ -168,6 +176,7 @@ impl Sampler {
 
     fn view_of(&self, record: EventRecord) -> EventView {
         EventView {
+            seq: self.read.len() as u64,
             id: record.id,
             at_secs: (record.time_ms - self.load_started_ms).max(0) as f64 / 1000.0,
             kind: record.kind,
@@ -230,5 +239,68 @@ impl Sampler {
                 .collect(),
             rate_history: recent.iter().map(|s| s.sent).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use keel_control::{Controller, Hooks};
+    use keel_proxy::{DataPlane, DataPlaneOptions};
+    use keel_store::{MemoryStore, NewEvent, Store};
+
+    use super::*;
+
+    fn sampler() -> (Sampler, Arc<dyn Store>) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let plane = DataPlane::new(DataPlaneOptions {
+            sample_size: 0,
+            sample_window: Duration::from_secs(1),
+            access_log: None,
+            generation_header: true,
+        })
+        .expect("data plane");
+        let controller = Controller::new(store.clone(), plane, Hooks::default());
+        let stats = Arc::new(LoadStats::new(Instant::now(), 4));
+        (Sampler::new(controller, stats, 1_000, 0), store)
+    }
+
+    #[tokio::test]
+    async fn events_stored_out_of_time_order_are_listed_once_each() {
+        let (mut sampler, store) = sampler();
+        let append = |event: NewEvent| store.append_event(event).expect("append");
+        append(NewEvent::new(kind::APPLY, "generation 3 applied").at(5_000));
+        append(NewEvent::new(kind::ROLLBACK, "rolled back from 3 to 1").at(5_100));
+        sampler.refresh_events().await;
+        // The alert fired before the rollback but reached the store after it.
+        append(NewEvent::new(kind::ALERT, "identity alert on generation 3").at(5_050));
+        append(NewEvent::new(kind::HEALTH, "a health flip").at(5_060));
+        sampler.refresh_events().await;
+        sampler.refresh_events().await;
+        let listed: Vec<(&str, u64)> = sampler
+            .events
+            .iter()
+            .map(|e| (e.kind.as_str(), e.seq))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(kind::APPLY, 1), (kind::ROLLBACK, 2), (kind::ALERT, 3)]
+        );
+        assert_eq!(sampler.events[0].at_secs, 4.0);
+    }
+
+    #[tokio::test]
+    async fn identity_mismatches_are_listed_once() {
+        let (mut sampler, store) = sampler();
+        for n in 0..5 {
+            store
+                .append_event(NewEvent::new(kind::IDENTITY, format!("mismatch {n}")).at(2_000 + n))
+                .expect("append");
+        }
+        sampler.refresh_events().await;
+        assert_eq!(sampler.events.len(), 1);
+        assert_eq!(sampler.events[0].summary, "mismatch 0");
     }
 }

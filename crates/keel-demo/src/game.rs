@@ -141,7 +141,7 @@ impl GameReport {
                 recovery
                     .affected
                     .share()
-                    .map_or_else(|| "-".to_owned(), |s| format!("{:.0}%", s * 100.0))
+                    .map_or_else(|| "-".to_owned(), crate::scenes::percent)
             );
         }
         let _ = writeln!(

@@ -199,7 +199,7 @@ pub fn seconds(duration: Duration) -> String {
 }
 
 /// `0.834` → `83.4%`.
-fn percent(share: f64) -> String {
+pub fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 

@@ -14,15 +14,15 @@ use crate::dashboard::{Dashboard, EventView};
 #[derive(Debug, Default)]
 pub(super) struct Printer {
     last_second: Option<u64>,
-    last_event: u64,
+    last_seq: u64,
 }
 
 impl Printer {
     pub(super) fn print(&mut self, dashboard: &Dashboard) {
-        let last_event = self.last_event;
-        for event in dashboard.events.iter().filter(|e| e.id > last_event) {
+        let last_seq = self.last_seq;
+        for event in dashboard.events.iter().filter(|e| e.seq > last_seq) {
             println!("{}", event_line(event));
-            self.last_event = event.id;
+            self.last_seq = event.seq;
         }
         let second = dashboard.elapsed.as_secs();
         if second > 0 && self.last_second.is_none_or(|last| second > last) {

@@ -309,6 +309,7 @@ mod tests {
                 backends: vec![backend("healthy"), backend("misidentified")],
             }],
             events: vec![EventView {
+                seq: 1,
                 id: 9,
                 at_secs: 25.5,
                 kind: "rollback".into(),
