@@ -26,7 +26,7 @@ use crate::Controller;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
-use crate::hooks::{Activated, GateInput};
+use crate::hooks::{Activated, GateInput, GateVerdict};
 use crate::load::load;
 use crate::request::{
     ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, Stage, StageTimings, UNNAMED_SOURCE,
@@ -98,7 +98,17 @@ impl Controller {
         };
         let Some(config) = config else {
             outcome.refusals = errors.into_iter().map(|(_, r)| r).collect();
-            return self.refuse(&request, outcome, None).await;
+            // A config refused for policy still has a blast radius: the audit log keeps it.
+            let impact = match loaded.config_ignoring_policy() {
+                Some(config) => {
+                    let current = self.inner.plane.active().map(|a| a.primary.clone());
+                    let verdict = self.evaluate_gate(current, config).await?;
+                    outcome.gate = verdict.report.clone();
+                    verdict.report
+                }
+                None => None,
+            };
+            return self.refuse(&request, outcome, impact).await;
         };
 
         let serialized = self.inner.apply_lock.lock().await;
@@ -134,19 +144,7 @@ impl Controller {
 
         // Stage 3: the gate (blast radius on the live sample).
         let started = Instant::now();
-        let verdict = {
-            let gate = self.inner.hooks.gate.clone();
-            let plane = self.inner.plane.clone();
-            let (current, candidate) = (current.clone(), config.clone());
-            tokio::task::spawn_blocking(move || {
-                gate.evaluate(&GateInput {
-                    current: current.as_deref(),
-                    candidate: &candidate,
-                    traffic: plane.sample(),
-                })
-            })
-            .await?
-        };
+        let verdict = self.evaluate_gate(current.clone(), config.clone()).await?;
         outcome.timings.gate_us = micros(started);
         outcome.gate = verdict.report.clone();
         outcome.notes.extend(verdict.notes.iter().cloned());
@@ -344,6 +342,25 @@ impl Controller {
         } else {
             tracing::info!(generation = id, author = %request.author, origin = %request.origin, "applied");
         }
+    }
+
+    /// Runs the gate hook on a blocking thread: `candidate` against `current` on the
+    /// live traffic sample.
+    async fn evaluate_gate(
+        &self,
+        current: Option<Arc<Generation>>,
+        candidate: Arc<Config>,
+    ) -> Result<GateVerdict, ControlError> {
+        let gate = self.inner.hooks.gate.clone();
+        let plane = self.inner.plane.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            gate.evaluate(&GateInput {
+                current: current.as_deref(),
+                candidate: &candidate,
+                traffic: plane.sample(),
+            })
+        })
+        .await?)
     }
 
     /// Compiles on a blocking thread; the inner error is the compile error's message.

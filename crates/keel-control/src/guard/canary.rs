@@ -235,6 +235,12 @@ impl Controller {
         }
         let reason = alert_reason(alert);
         let id = trial.candidate_id();
+        // Counted before the swap: it cannot fail, and a scrape right after sees it.
+        if let Some(watcher) = self.watcher() {
+            watcher
+                .metrics()
+                .record_rollback(RollbackTrigger::Automatic);
+        }
         match permille {
             Some(_) => {
                 self.inner.plane.set_canary(None);
@@ -271,11 +277,6 @@ impl Controller {
                     trial.elapsed_ms()
                 );
             }
-        }
-        if let Some(watcher) = self.watcher() {
-            watcher
-                .metrics()
-                .record_rollback(RollbackTrigger::Automatic);
         }
         self.end_session(trial.session);
         true

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod shop;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

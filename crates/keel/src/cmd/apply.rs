@@ -229,6 +229,9 @@ fn print_blast_radius(outcome: &ApplyOutcome) {
         .chain(&outcome.overridden)
         .any(|r| r.stage == Stage::Gate);
     if involved || outcome.status == ApplyStatus::DryRun {
+        if outcome.overridden.iter().any(|r| r.stage == Stage::Gate) {
+            eprintln!("keel: the blast-radius gate refused this change; --force overrides it:");
+        }
         if let Some(text) = keel_control::impact_text(gate) {
             let text = format!("{}\n", text.trim_end());
             if outcome.status == ApplyStatus::DryRun {
