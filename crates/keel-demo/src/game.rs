@@ -20,7 +20,9 @@ use crate::dashboard::Sampler;
 use crate::error::DemoError;
 use crate::load::{LoadConfig, LoadSnapshot, ShopperLoad};
 use crate::narration::Narrator;
-use crate::scenes::{Act, PUSH_DEADLINE, Play, READY_DEADLINE, REVERT_SLACK, SceneResult};
+use crate::scenes::{
+    ALERT_DEADLINE, Act, PUSH_DEADLINE, Play, READY_DEADLINE, REVERT_SLACK, SETTLE, SceneResult,
+};
 use crate::shop::{SHOP_HOST, ServiceKind, Shop, ShopConfig};
 use crate::stand::Stand;
 use crate::view::{LiveView, ViewMode};
@@ -84,7 +86,9 @@ impl GameOptions {
             + PUSH_DEADLINE
             + crate::config::SAFETY_WATCH
             + REVERT_SLACK
-            + self.observe.max(Duration::from_secs(2))
+            + ALERT_DEADLINE
+            + SETTLE
+            + self.observe
             + LOAD_MARGIN
     }
 }

@@ -23,7 +23,7 @@ use crate::stand::Stand;
 use crate::view::LiveView;
 
 pub use refused::{EDIT_MESSAGE, GAME_DAY_AUTHOR};
-pub use reverted::{PUSH_DEADLINE, REVERT_SLACK};
+pub use reverted::{ALERT_DEADLINE, PUSH_DEADLINE, REVERT_SLACK, SETTLE};
 pub use warm_up::{MIN_WARM_UP_SUCCESS, READY_DEADLINE};
 
 /// Least share of ok answers expected once Keel has reverted (0.98).

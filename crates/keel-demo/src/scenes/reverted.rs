@@ -23,7 +23,9 @@ pub const REVERT_SLACK: Duration = Duration::from_secs(15);
 /// How often the demo looks at which generation serves (10 milliseconds).
 const POLL: Duration = Duration::from_millis(10);
 /// Seconds after the recovery not judged, while in-flight answers of the bad generation land.
-const SETTLE: Duration = Duration::from_secs(2);
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// Longest wait for the alert's event to reach the store after the revert (5 seconds).
+pub const ALERT_DEADLINE: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
     let mut result = SceneResult::new(Act::Reverted);
@@ -131,7 +133,13 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
             super::seconds(push_to_recovery)
         ),
     );
-    let alerts = alerts_since(play, pushed_ms).await;
+    // The alert reaches the store a moment after the revert: give it a bounded while.
+    let mut alerts = Vec::new();
+    let until = Instant::now() + ALERT_DEADLINE;
+    while alerts.is_empty() && Instant::now() < until {
+        tokio::time::sleep(POLL).await;
+        alerts = alerts_since(play, pushed_ms).await;
+    }
     for alert in &alerts {
         narrator.detail(format!("detector: {alert}"));
     }
@@ -140,8 +148,9 @@ pub(super) async fn run(play: &mut Play<'_>) -> SceneResult {
         !alerts.is_empty(),
         format!("a detector raised an alert about generation {bad_generation}"),
     );
-    // Answers are counted when they complete: wait until the window's last ones are in.
-    tokio::time::sleep(SETTLE.max(play.observe)).await;
+    // Answers are counted when they complete: wait until the window's last ones are in,
+    // then watch the shoppers for the observation time.
+    tokio::time::sleep(SETTLE + play.observe).await;
     let window = (
         play.offset(push),
         play.offset(recovered) + Duration::from_secs(1),
