@@ -36,7 +36,7 @@ pub struct ApplyBody {
     /// File name for the report (`keel.toml`).
     #[serde(default)]
     pub file_name: String,
-    /// Canary share in percent (0 < p < 100): the answer comes when the canary is
+    /// Canary share in percent (0.1 ≤ p < 100): the answer comes when the canary is
     /// promoted or reverted, which takes the watch time and the promotion steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<f64>,

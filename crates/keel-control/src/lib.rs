@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod api;
 mod apply;
+mod apply_steps;
 pub mod boot;
 mod cache;
 pub mod client;
@@ -52,7 +53,7 @@ pub use diff::{ConfigDiff, semantic_diff};
 pub use error::ControlError;
 pub use events::{record_proxy_events, to_store_event};
 pub use gate::{BlastRadiusGate, IMPACT_SCHEMA_VERSION, impact_text};
-pub use guard::{GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus};
+pub use guard::{GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus, MIN_CANARY_PERCENT};
 pub use hooks::{
     Activated, Alarm, AlarmSource, AllowAll, Gate, GateInput, GateVerdict, Hooks, NoAlarms,
     NoWatch, Watch,

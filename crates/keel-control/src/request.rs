@@ -34,7 +34,7 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub file_name: String,
     /// Guarded apply with a canary: the new generation first serves this percentage of
-    /// requests (0 < p < 100), is watched against the active one for `watch`, then is
+    /// requests (0.1 ≤ p < 100), is watched against the active one for `watch`, then is
     /// promoted through `[safety] promote_steps`; any alarm reverts it and the apply
     /// ends refused (stage `guard`). `apply` returns when the canary is decided.
     /// `None`: full swap, then a background watch (see `wait`). Needs a watcher.

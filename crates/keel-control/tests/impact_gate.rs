@@ -198,6 +198,9 @@ async fn a_config_refused_by_check_still_records_its_blast_radius() {
         .expect("record");
     let impact = record.impact_report.expect("impact report stored");
     // 50 of the 100 sampled requests take route web: 70% of them, 35, change service.
-    assert_eq!(number(&impact["report"]["changes_service"]["requests"]), 35.0);
+    assert_eq!(
+        number(&impact["report"]["changes_service"]["requests"]),
+        35.0
+    );
     assert_eq!(impact["gate"]["allowed"], false);
 }

@@ -161,3 +161,27 @@ fn settings_services_and_listeners() {
     assert_eq!(diff.settings[0].field, "[safety] max_shift");
     assert_eq!(diff.settings[0].new.as_deref(), Some("0.5"));
 }
+
+#[test]
+fn the_summary_line_names_the_first_changes_and_counts_the_rest() {
+    let a = parse(BASE);
+    assert_eq!(semantic_diff(&a, &a).summary_line(), "no semantic changes");
+    let retargeted = BASE.replace(
+        "pool = \"checkout\"\n",
+        "split = [{ pool = \"checkout\", weight = 30 }, { pool = \"web\", weight = 70 }]\n",
+    );
+    let line = semantic_diff(&a, &parse(&retargeted)).summary_line();
+    assert!(line.starts_with("route checkout: "), "{line}");
+    assert!(line.contains("→"), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+    let many = format!(
+        "{BASE}\n[[routes]]\nname = \"a\"\nservice = \"web\"\npool = \"web\"\n\
+         [[routes]]\nname = \"b\"\nservice = \"web\"\npool = \"web\"\n\
+         [[routes]]\nname = \"c\"\nservice = \"web\"\npool = \"web\"\n\
+         [[routes]]\nname = \"d\"\nservice = \"web\"\npool = \"web\"\n\
+         [[routes]]\nname = \"e\"\nservice = \"web\"\npool = \"web\"\n"
+    );
+    let line = semantic_diff(&a, &parse(&many)).summary_line();
+    assert!(line.starts_with("+ route a; + route b"), "{line}");
+    assert!(line.ends_with("and 1 more"), "{line}");
+}

@@ -50,6 +50,9 @@ use crate::request::{ApplyRequest, GuardMode, GuardReport, GuardResult, GuardSta
 pub const GUARD_ORIGIN: &str = "guard";
 /// Author of the guard's own rollbacks: `keel`.
 pub const GUARD_AUTHOR: &str = "keel";
+/// Smallest canary share, in percent (0.1%: one request in a thousand, the data plane's
+/// resolution).
+pub const MIN_CANARY_PERCENT: f64 = 0.1;
 /// Event kind of an apply made with `--no-guard`.
 pub const GUARD_BYPASSED: &str = "guard-bypassed";
 
@@ -75,10 +78,10 @@ impl Controller {
         let Some(percent) = request.canary else {
             return Ok(());
         };
-        if !(percent > 0.0 && percent < 100.0) {
+        if !(MIN_CANARY_PERCENT..100.0).contains(&percent) {
             return Err(ControlError::BadRequest(format!(
-                "--canary {percent}%: a canary serves between 0% and 100% of requests (exclusive); \
-                 leave it out for a full swap"
+                "--canary {percent}%: a canary serves at least {MIN_CANARY_PERCENT}% and less than \
+                 100% of requests; leave it out for a full swap"
             )));
         }
         if request.no_guard {

@@ -66,8 +66,11 @@ pub(crate) struct ApplyArgs {
 fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%').trim();
     match number.parse::<f64>() {
-        Ok(p) if p > 0.0 && p < 100.0 => Ok(p),
-        Ok(_) => Err("a canary is more than 0% and less than 100% of requests".to_string()),
+        Ok(p) if (keel_control::MIN_CANARY_PERCENT..100.0).contains(&p) => Ok(p),
+        Ok(_) => Err(format!(
+            "a canary is at least {}% and less than 100% of requests",
+            keel_control::MIN_CANARY_PERCENT
+        )),
         Err(_) => Err(format!("`{text}` is not a percentage (e.g. 10%)")),
     }
 }
