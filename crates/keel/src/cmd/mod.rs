@@ -3,6 +3,7 @@
 
 mod apply;
 mod check;
+mod demo;
 mod diff;
 mod history;
 mod playbook;
@@ -62,6 +63,8 @@ pub(crate) enum Command {
     Timeline(timeline::TimelineArgs),
     /// Write the rollback playbook (targets, commands, verification, topology) from the live state.
     Playbook(playbook::PlaybookArgs),
+    /// The game day: a simulated shop behind Keel, shoppers, and March 15 replayed as scenes.
+    Demo(demo::DemoArgs),
 }
 
 /// How a command reaches the admin API of a running `keel serve`.
@@ -144,6 +147,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Timeline(args) => timeline::run(args),
         Command::Playbook(args) => playbook::run(args),
+        Command::Demo(args) => demo::run(args, &cli.log),
     }
 }
 
