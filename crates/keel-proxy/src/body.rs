@@ -2,8 +2,14 @@
 //!
 //! [`UpstreamBody`] is what goes to a backend: the client's body streamed through, or
 //! nothing (retries of body-less requests). [`ResponseBody`] is what goes to the
-//! client: the backend's body streamed through — handing the keep-alive connection
-//! back to its pool once the body has ended — or a small body Keel wrote itself.
+//! client: the backend's body streamed through, or a small body Keel wrote itself.
+//!
+//! Neither ever holds more than one frame: bytes move from one socket to the other as
+//! they arrive, and each side's backpressure reaches the other. A streamed response
+//! body also drives its backend connection (see [`crate::upstream`]): when the body
+//! has ended the connection goes back to its pool; if the client goes away first, the
+//! connection is dropped, which closes it. The access-log record of a request is
+//! completed when its response body is done, so it carries the bytes really sent.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,9 +18,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 
+use crate::access_log::PendingRecord;
 use crate::backend::Backend;
+use crate::upstream::PooledConn;
 
 /// A request body on its way to a backend.
 #[derive(Debug)]
@@ -29,6 +36,7 @@ impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -39,6 +47,7 @@ impl Body for UpstreamBody {
         }
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Incoming(body) => body.is_end_stream(),
@@ -46,6 +55,7 @@ impl Body for UpstreamBody {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Incoming(body) => body.size_hint(),
@@ -54,22 +64,29 @@ impl Body for UpstreamBody {
     }
 }
 
-/// A backend connection lent to one response; returned to the pool when the response
-/// body ends, dropped (closing the connection) if the client goes away first.
+/// A backend connection lent to one exchange.
 pub(crate) struct Lease {
-    pub(crate) sender: SendRequest<UpstreamBody>,
+    pub(crate) conn: Box<PooledConn>,
     pub(crate) backend: Arc<Backend>,
 }
 
 impl Lease {
-    fn release(self) {
-        self.backend.upstream.checkin(self.sender);
+    /// Hands the connection back to its pool (or closes it if it cannot be reused).
+    pub(crate) fn release(self, cx: &mut Context<'_>) {
+        self.backend.upstream.checkin(self.conn, cx);
     }
 }
 
 /// In-flight accounting for least-request balancing: decremented when the response
 /// ends or is dropped.
 pub(crate) struct InFlight(pub(crate) Arc<Backend>);
+
+impl InFlight {
+    pub(crate) fn start(backend: &Arc<Backend>) -> Self {
+        backend.start_request();
+        Self(backend.clone())
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -82,6 +99,7 @@ pub struct ResponseBody {
     inner: Inner,
     lease: Option<Lease>,
     _in_flight: Option<InFlight>,
+    record: Option<Box<PendingRecord>>,
 }
 
 enum Inner {
@@ -96,6 +114,7 @@ impl ResponseBody {
             inner: Inner::Full(Some(bytes.into())),
             lease: None,
             _in_flight: None,
+            record: None,
         }
     }
 
@@ -105,21 +124,39 @@ impl ResponseBody {
             inner: Inner::Full(None),
             lease: None,
             _in_flight: None,
+            record: None,
         }
     }
 
-    pub(crate) fn upstream(body: Incoming, lease: Lease, in_flight: InFlight) -> Self {
-        let mut this = Self {
+    /// A backend's body; `lease` is `None` when the connection was already released.
+    pub(crate) fn upstream(body: Incoming, lease: Option<Lease>, in_flight: InFlight) -> Self {
+        Self {
             inner: Inner::Upstream(body),
-            lease: Some(lease),
+            lease,
             _in_flight: Some(in_flight),
-        };
-        if this.is_end_stream()
-            && let Some(lease) = this.lease.take()
-        {
-            lease.release();
+            record: None,
         }
-        this
+    }
+
+    /// Attaches the access-log record to complete when the body is done.
+    pub(crate) fn set_record(&mut self, record: Box<PendingRecord>) {
+        self.record = Some(record);
+    }
+
+    #[inline]
+    fn count(&mut self, frame: &Frame<Bytes>) {
+        if let (Some(record), Some(data)) = (self.record.as_mut(), frame.data_ref()) {
+            record.bytes += data.len() as u64;
+        }
+    }
+
+    fn finished(&mut self, cx: &mut Context<'_>) {
+        if let Some(lease) = self.lease.take() {
+            lease.release(cx);
+        }
+        if let Some(record) = self.record.as_mut() {
+            record.complete = true;
+        }
     }
 }
 
@@ -132,29 +169,34 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        match &mut this.inner {
+        let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(body) => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => {
-                        if let Some(lease) = this.lease.take() {
-                            lease.release();
-                        }
-                    }
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
-                        if let Some(lease) = this.lease.take() {
-                            lease.release();
-                        }
-                    }
-                    Poll::Ready(Some(Err(_))) => this.lease = None,
-                    _ => {}
+                // The connection reads what the body yields: let it run first. Its
+                // I/O wakers are this task's, so a later read wakes this body.
+                if let Some(lease) = this.lease.as_mut()
+                    && !lease.conn.drive(cx)
+                {
+                    this.lease = None;
                 }
-                polled
+                Pin::new(body).poll_frame(cx)
             }
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.count(frame);
+                if this.is_end_stream() {
+                    this.finished(cx);
+                }
+            }
+            Poll::Ready(None) => this.finished(cx),
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            Poll::Pending => {}
         }
+        polled
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(bytes) => bytes.is_none(),
@@ -162,6 +204,7 @@ impl Body for ResponseBody {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),

@@ -90,7 +90,7 @@ pub struct DataPlane {
     active: ArcSwapOption<Active>,
     backends: Mutex<HashMap<BackendKey, Weak<Backend>>>,
     pub(crate) sample: TrafficSample,
-    pub(crate) access_log: Option<AccessLog>,
+    pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) events: broadcast::Sender<ProxyEvent>,
     pub(crate) options: DataPlaneOptions,
 }
@@ -110,7 +110,8 @@ impl DataPlane {
             .access_log
             .as_deref()
             .map(AccessLog::open)
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         Ok(Arc::new(Self {
             active: ArcSwapOption::empty(),
             backends: Mutex::new(HashMap::new()),
@@ -172,6 +173,7 @@ impl DataPlane {
                         pool_name.clone(),
                         b.weight,
                         pool.outlier.clone(),
+                        pool.health.is_some(),
                         upstream,
                         self.events.clone(),
                     ));
@@ -259,6 +261,6 @@ impl DataPlane {
 
     /// Requests the access log had to drop because its writer fell behind.
     pub fn access_log_dropped(&self) -> u64 {
-        self.access_log.as_ref().map_or(0, AccessLog::dropped)
+        self.access_log.as_deref().map_or(0, AccessLog::dropped)
     }
 }
