@@ -28,7 +28,8 @@ case "$preset" in
 esac
 outdir=$(mktemp -d /tmp/peers-keel.XXXXXX)
 command=("$peers" "${args[@]}" "$@" --outdir "$outdir")
-echo "peers-keel.sh: ${command[*]}"
+printf -v shown '%q ' "${command[@]}"
+echo "peers-keel.sh: $shown"
 status=0
 "${command[@]}" 2>&1 | tee "$outdir/console.txt" || status=$?
 
@@ -68,11 +69,11 @@ section=$outdir/section.md
   echo '```'
   echo "bench/peers-keel.sh $preset $*"
   echo "# which runs:"
-  echo "${command[*]}"
+  echo "$shown"
   echo '```'
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) vCPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r); load average at the start: $(grep -m1 '^kernel' "$outdir/meta.txt" | sed 's/.*load: //') (the box is shared)."
-  echo "Tools: $(grep -E '^(wrk|haproxy|nginx):' "$outdir/meta.txt" | sed 's/  */ /g' | paste -sd ';' -)."
+  echo "Tools: $(grep -E '^(wrk|haproxy|nginx):' "$outdir/meta.txt" | sed -e 's/  */ /g' -e 's/ Copyright.*//' -e 's/ - https.*//' | paste -sd ';' - | sed 's/;/; /g')."
   echo "Exit status of peers.sh: $status (0 = every run clean)."
   echo
   echo "Keel against each peer, median of per-round ratios (rps above 1 and p99 below 1 favour Keel):"

@@ -64,21 +64,9 @@ impl Body for UpstreamBody {
     }
 }
 
-/// A backend connection lent to one exchange.
-pub(crate) struct Lease {
-    pub(crate) conn: Box<PooledConn>,
-    pub(crate) backend: Arc<Backend>,
-}
-
-impl Lease {
-    /// Hands the connection back to its pool (or closes it if it cannot be reused).
-    pub(crate) fn release(self, cx: &mut Context<'_>) {
-        self.backend.upstream.checkin(self.conn, cx);
-    }
-}
-
 /// In-flight accounting for least-request balancing: decremented when the response
-/// ends or is dropped.
+/// ends or is dropped. Also the response's handle on its backend (one reference
+/// count per request, not two).
 pub(crate) struct InFlight(pub(crate) Arc<Backend>);
 
 impl InFlight {
@@ -97,8 +85,9 @@ impl Drop for InFlight {
 /// A response body on its way to the client.
 pub struct ResponseBody {
     inner: Inner,
-    lease: Option<Lease>,
-    _in_flight: Option<InFlight>,
+    /// The backend connection this body is read from, until it goes back to its pool.
+    conn: Option<Box<PooledConn>>,
+    in_flight: Option<InFlight>,
     record: Option<Box<PendingRecord>>,
 }
 
@@ -112,8 +101,8 @@ impl ResponseBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
             inner: Inner::Full(Some(bytes.into())),
-            lease: None,
-            _in_flight: None,
+            conn: None,
+            in_flight: None,
             record: None,
         }
     }
@@ -122,24 +111,30 @@ impl ResponseBody {
     pub fn empty() -> Self {
         Self {
             inner: Inner::Full(None),
-            lease: None,
-            _in_flight: None,
+            conn: None,
+            in_flight: None,
             record: None,
         }
     }
 
-    /// A backend's body; `lease` is `None` when the connection was already released.
-    pub(crate) fn upstream(body: Incoming, lease: Option<Lease>, in_flight: InFlight) -> Self {
+    /// A backend's body; `conn` is `None` when the connection was already released.
+    pub(crate) fn upstream(
+        body: Incoming,
+        conn: Option<Box<PooledConn>>,
+        in_flight: InFlight,
+    ) -> Self {
         Self {
             inner: Inner::Upstream(body),
-            lease,
-            _in_flight: Some(in_flight),
+            conn,
+            in_flight: Some(in_flight),
             record: None,
         }
     }
 
     /// Attaches the access-log record to complete when the body is done.
-    pub(crate) fn set_record(&mut self, record: Box<PendingRecord>) {
+    pub(crate) fn set_record(&mut self, mut record: Box<PendingRecord>) {
+        // An empty body (HEAD, 204, 304) may never be polled: it is complete already.
+        record.complete = self.is_end_stream();
         self.record = Some(record);
     }
 
@@ -151,8 +146,8 @@ impl ResponseBody {
     }
 
     fn finished(&mut self, cx: &mut Context<'_>) {
-        if let Some(lease) = self.lease.take() {
-            lease.release(cx);
+        if let (Some(conn), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
+            in_flight.0.upstream.checkin(conn, cx);
         }
         if let Some(record) = self.record.as_mut() {
             record.complete = true;
@@ -174,10 +169,10 @@ impl Body for ResponseBody {
             Inner::Upstream(body) => {
                 // The connection reads what the body yields: let it run first. Its
                 // I/O wakers are this task's, so a later read wakes this body.
-                if let Some(lease) = this.lease.as_mut()
-                    && !lease.conn.drive(cx)
+                if let Some(conn) = this.conn.as_mut()
+                    && !conn.drive(cx)
                 {
-                    this.lease = None;
+                    this.conn = None;
                 }
                 Pin::new(body).poll_frame(cx)
             }
@@ -190,7 +185,7 @@ impl Body for ResponseBody {
                 }
             }
             Poll::Ready(None) => this.finished(cx),
-            Poll::Ready(Some(Err(_))) => this.lease = None,
+            Poll::Ready(Some(Err(_))) => this.conn = None,
             Poll::Pending => {}
         }
         polled

@@ -131,6 +131,10 @@ impl DataPlane {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         registry.retain(|_, backend| backend.strong_count() > 0);
+        // Health checks run on the caller's runtime. Without one they cannot start, and
+        // a checked backend that is never probed would never get traffic: treat the
+        // pool as unchecked then (and say so).
+        let can_probe = tokio::runtime::Handle::try_current().is_ok();
         let mut pools = Vec::with_capacity(config.pools.len());
         for (name, pool) in &config.pools {
             let (service, identity) = match config.services.get_full(pool.service.value.as_str()) {
@@ -173,7 +177,7 @@ impl DataPlane {
                         pool_name.clone(),
                         b.weight,
                         pool.outlier.clone(),
-                        pool.health.is_some(),
+                        pool.health.is_some() && can_probe,
                         upstream,
                         self.events.clone(),
                     ));

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::backend::BackendState;
 use crate::balance::Tried;
-use crate::body::{InFlight, Lease, ResponseBody, UpstreamBody};
+use crate::body::{InFlight, ResponseBody, UpstreamBody};
 use crate::dataplane::DataPlane;
 use crate::errors::ProxyFailure;
 use crate::events::ProxyEvent;
@@ -148,25 +148,21 @@ impl DataPlane {
             stats.latency.observe(started.elapsed());
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            let lease = Lease {
-                conn,
-                backend: backend.clone(),
-            };
-            let lease = if http_body::Body::is_end_stream(&body) {
+            let conn = if http_body::Body::is_end_stream(&body) {
                 // Nothing will poll an empty body: hand the connection back now.
-                let mut lease = Some(lease);
+                let mut conn = Some(conn);
                 poll_fn(|cx| {
-                    if let Some(lease) = lease.take() {
-                        lease.release(cx);
+                    if let Some(conn) = conn.take() {
+                        backend.upstream.checkin(conn, cx);
                     }
                     Poll::Ready(())
                 })
                 .await;
                 None
             } else {
-                Some(lease)
+                Some(conn)
             };
-            let body = ResponseBody::upstream(body, lease, in_flight);
+            let body = ResponseBody::upstream(body, conn, in_flight);
             return (Ok(Response::from_parts(parts, body)), served);
         }
         // One outcome per request, on the backend tried last (misidentified answers
