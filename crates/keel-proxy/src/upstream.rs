@@ -7,14 +7,19 @@
 //! saves a task switch and a cross-task wake-up on every request, and it means an
 //! exchange makes progress exactly as fast as its client consumes it.
 //!
-//! Idle connections wait in a lock-free queue (crossbeam's `ArrayQueue`, bounded by
-//! `max_idle_per_backend`), untouched. A checkout polls a connection once before using
-//! it, which is when a connection the backend closed in the meantime is noticed and
-//! dropped; one idle for longer than the idle timeout is dropped unused.
+//! Idle connections wait in lock-free queues (crossbeam's `ArrayQueue`, together
+//! bounded by `max_idle_per_backend`), untouched. There is one queue per CPU the process
+//! may use, and a thread returns connections to, and first takes them from, its own:
+//! threads do not fight over one queue's head and tail, and a connection tends to stay
+//! with the thread (and the reactor) that opened it. A checkout polls a connection
+//! once before using it, which is when a connection the backend closed in the meantime
+//! is noticed and dropped; one idle for longer than the idle timeout is dropped unused.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -88,10 +93,33 @@ impl PooledConn {
     }
 }
 
+/// Most idle-queue shards per backend (64).
+const MAX_SHARDS: usize = 64;
+
+/// Shards per idle pool: the CPUs this process may use, read once.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_SHARDS)
+    })
+}
+
+/// This thread's shard: threads are numbered in the order they first use a pool.
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % shard_count();
+    }
+    SHARD.with(|shard| *shard)
+}
+
 /// The connection pool of one backend.
 pub(crate) struct Upstream {
     addr: SocketAddr,
-    idle: Option<ArrayQueue<Box<PooledConn>>>,
+    /// Idle connections, one queue per shard (empty when pooling is off).
+    idle: Box<[ArrayQueue<Box<PooledConn>>]>,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -100,7 +128,10 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("addr", &self.addr)
-            .field("idle", &self.idle.as_ref().map_or(0, ArrayQueue::len))
+            .field(
+                "idle",
+                &self.idle.iter().map(ArrayQueue::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -112,7 +143,13 @@ impl Upstream {
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Self {
-        let idle = (max_idle > 0).then(|| ArrayQueue::new(max_idle as usize));
+        let idle = if max_idle == 0 {
+            Box::default()
+        } else {
+            let shards = shard_count();
+            let per_shard = (max_idle as usize).div_ceil(shards);
+            (0..shards).map(|_| ArrayQueue::new(per_shard)).collect()
+        };
         Self {
             addr,
             idle,
@@ -121,17 +158,24 @@ impl Upstream {
         }
     }
 
-    /// An idle connection ready for a request, if one is left. Never waits.
+    /// An idle connection ready for a request, if one is left (this thread's own first).
+    /// Never waits.
     pub(crate) async fn checkout_idle(&self) -> Option<Box<PooledConn>> {
-        let queue = self.idle.as_ref()?;
+        if self.idle.is_empty() {
+            return None;
+        }
+        let first = my_shard();
         poll_fn(|cx| {
-            while let Some(mut conn) = queue.pop() {
-                if conn.idle_since.elapsed() > self.idle_timeout {
-                    continue;
-                }
-                // One poll notices a connection the backend closed while it sat idle.
-                if conn.drive(cx) && conn.is_reusable() {
-                    return Poll::Ready(Some(conn));
+            for step in 0..self.idle.len() {
+                let queue = &self.idle[(first + step) % self.idle.len()];
+                while let Some(mut conn) = queue.pop() {
+                    if conn.idle_since.elapsed() > self.idle_timeout {
+                        continue;
+                    }
+                    // One poll notices a connection the backend closed while it sat idle.
+                    if conn.drive(cx) && conn.is_reusable() {
+                        return Poll::Ready(Some(conn));
+                    }
                 }
             }
             Poll::Ready(None)
@@ -142,7 +186,7 @@ impl Upstream {
     /// Returns a connection after its exchange has finished; one that is closed or still
     /// busy (an upload the backend answered early) is dropped, which closes it.
     pub(crate) fn checkin(&self, mut conn: Box<PooledConn>, cx: &mut Context<'_>) {
-        let Some(queue) = &self.idle else {
+        let Some(queue) = self.idle.get(my_shard() % self.idle.len().max(1)) else {
             return;
         };
         if conn.drive(cx) && conn.is_reusable() {
