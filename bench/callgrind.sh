@@ -50,7 +50,7 @@ mkdir -p "$out/keel"
 # keel-peer.sh writes the config and execs KEEL_BIN; point it at a valgrind wrapper.
 cat > "$out/keel/valgrind-keel" <<WRAP
 #!/usr/bin/env bash
-exec valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file=$out/callgrind.out "$keel" "\$@"
+exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out/callgrind.out "$keel" "\$@"
 WRAP
 chmod +x "$out/keel/valgrind-keel"
 KEEL_BIN=$out/keel/valgrind-keel BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backends BENCH_DIR=$out/keel \
@@ -61,17 +61,17 @@ for _ in $(seq 1 300); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18120/ || true)" = 200 ] && break
   sleep 0.1
 done
-# Warm up past the traffic sample's fill phase (its first 10,000 requests are all kept),
-# then count from zero: the figure is the steady state, without startup.
+# Warm up uninstrumented past the traffic sample's fill phase (its first 10,000 requests
+# are all kept), then switch counting on: the figure leaves out startup and warm-up.
 wrk -t1 -c"$conns" -d6s http://127.0.0.1:18120/ > "$out/warmup.txt"
-callgrind_control -d "$keel_pid" > /dev/null   # warm-up goes to its own dump file
+callgrind_control -i on "$keel_pid" > /dev/null   # count from here: the warm-up is not instrumented
 wrk -t1 -c"$conns" -d"${duration}s" http://127.0.0.1:18120/ | tee "$out/wrk.txt"
 requests=$(awk '/requests in/ { print $1 }' "$out/wrk.txt")
 kill -TERM "$keel_pid"
 wait "$keel_pid" || true
-# The file written at exit holds only what ran after the warm-up dump.
+# Only what ran after instrumentation was switched on is counted.
 total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 echo "callgrind.sh: $requests requests, $total instructions in all: $(( total / (requests + 1) )) instructions/request (steady state)"
-callgrind_annotate --inclusive=no "$out/callgrind.out" 2>/dev/null | head -n 60 > "$out/self.txt"
-callgrind_annotate --inclusive=yes "$out/callgrind.out" 2>/dev/null | head -n 120 > "$out/inclusive.txt"
+callgrind_annotate --inclusive=no --auto=no "$out/callgrind.out" 2>/dev/null | head -n 60 > "$out/self.txt"
+callgrind_annotate --inclusive=yes --auto=no "$out/callgrind.out" 2>/dev/null | head -n 120 > "$out/inclusive.txt"
 echo "callgrind.sh: per-function costs in $out/self.txt and $out/inclusive.txt"
