@@ -2,23 +2,47 @@
 //! so a slow disk never stalls a request. When the writer falls behind, lines are
 //! dropped and counted rather than queued without bound.
 //!
-//! A line is also a valid traffic file entry for `keel diff --traffic`: it carries the
-//! method, host, path, the header values routes match on and the hash key.
+//! A record is opened when the response head is ready and written when the response
+//! body is done (sent, or abandoned by the client), so `bytes` and `duration_ms` are
+//! what the client really got. Fields, in order:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `time` | RFC 3339 time the request arrived (milliseconds, UTC) |
+//! | `request_id` | the `x-request-id` sent to the backend (the client's, or a new one) |
+//! | `method`, `host`, `path` | the request (host lower case without port, path without query) |
+//! | `status` | status sent to the client |
+//! | `duration_ms` | arrival to the end of the response body |
+//! | `ttfb_ms` | arrival to the response head |
+//! | `bytes` | response body bytes sent |
+//! | `complete` | false when the client went away before the body ended |
+//! | `route`, `pool`, `backend` | where it went (`null` when it went nowhere) |
+//! | `generation` | the generation that routed it |
+//! | `retries` | extra attempts made |
+//! | `error` | the `keel-error` reason, when Keel answered itself |
+//! | `headers`, `hash_key` | header values routes match on, and the consistent-hash key |
+//!
+//! A line is therefore also a valid traffic-file entry for `keel diff --traffic`: its
+//! `method`, `host`, `path`, `headers` and `hash_key` are a `keel_route::RequestShape`.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
+use http::HeaderValue;
+use keel_route::RequestShape;
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// Lines buffered for the writer thread before new ones are dropped (65,536 lines).
 const QUEUE: usize = 65_536;
 /// Longest time a written line waits in the buffer before a flush (200 ms).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-/// One access-log record.
+/// One access-log line.
 #[derive(Debug, Serialize)]
 pub struct AccessRecord<'a> {
     /// RFC 3339 time the request arrived.
@@ -33,16 +57,20 @@ pub struct AccessRecord<'a> {
     pub path: &'a str,
     /// Status sent to the client.
     pub status: u16,
-    /// Time to response headers, in milliseconds.
+    /// Arrival to the end of the response body, in milliseconds.
     pub duration_ms: f64,
-    /// Response body size when known (`content-length`).
-    pub bytes: Option<u64>,
+    /// Arrival to the response head, in milliseconds.
+    pub ttfb_ms: f64,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    /// False when the client went away before the response body ended.
+    pub complete: bool,
     /// Route name, if one matched.
     pub route: Option<&'a str>,
     /// Pool chosen.
     pub pool: Option<&'a str>,
-    /// Backend that answered.
-    pub backend: Option<String>,
+    /// Backend that answered (or was tried last).
+    pub backend: Option<SocketAddr>,
     /// Generation that routed the request.
     pub generation: u64,
     /// Extra attempts made.
@@ -51,8 +79,8 @@ pub struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// Values of the headers routes match on.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(&'a str, &'a str)>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub headers: &'a [(String, String)],
     /// The consistent-hash key, if the pool hashes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<&'a str>,
@@ -62,7 +90,7 @@ pub struct AccessRecord<'a> {
 #[derive(Debug)]
 pub(crate) struct AccessLog {
     sender: SyncSender<String>,
-    dropped: Arc<AtomicU64>,
+    dropped: AtomicU64,
 }
 
 impl AccessLog {
@@ -84,7 +112,7 @@ impl AccessLog {
             .spawn(move || write_lines(receiver, out))?;
         Ok(Self {
             sender,
-            dropped: Arc::new(AtomicU64::new(0)),
+            dropped: AtomicU64::new(0),
         })
     }
 
@@ -102,6 +130,51 @@ impl AccessLog {
     /// Lines dropped so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
+    }
+}
+
+/// A record waiting for its response body to end; written when dropped.
+pub(crate) struct PendingRecord {
+    pub(crate) log: Arc<AccessLog>,
+    pub(crate) arrived: jiff::Timestamp,
+    pub(crate) started: Instant,
+    pub(crate) ttfb: Duration,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) shape: RequestShape,
+    pub(crate) status: u16,
+    pub(crate) route: Option<Arc<str>>,
+    pub(crate) pool: Option<Arc<str>>,
+    pub(crate) backend: Option<SocketAddr>,
+    pub(crate) generation: u64,
+    pub(crate) retries: u32,
+    pub(crate) error: Option<&'static str>,
+    pub(crate) bytes: u64,
+    pub(crate) complete: bool,
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+        self.log.write(&AccessRecord {
+            time: format!("{:.3}", self.arrived),
+            request_id: self.request_id.to_str().unwrap_or(""),
+            method: &self.shape.method,
+            host: &self.shape.host,
+            path: &self.shape.path,
+            status: self.status,
+            duration_ms: millis(self.started.elapsed()),
+            ttfb_ms: millis(self.ttfb),
+            bytes: self.bytes,
+            complete: self.complete,
+            route: self.route.as_deref(),
+            pool: self.pool.as_deref(),
+            backend: self.backend,
+            generation: self.generation,
+            retries: self.retries,
+            error: self.error,
+            headers: &self.shape.headers,
+            hash_key: self.shape.hash_key.as_deref(),
+        });
     }
 }
 
@@ -123,10 +196,4 @@ fn write_lines(receiver: Receiver<String>, out: Box<dyn Write + Send>) {
             }
         }
     }
-}
-
-/// Now, as RFC 3339 with milliseconds.
-pub(crate) fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    format!("{now:.3}")
 }

@@ -19,7 +19,9 @@ use crate::upstream::Upstream;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendState {
-    /// Not probed yet (or no health check): gets traffic.
+    /// Not probed yet, or its pool has no health check. Gets traffic only when its pool
+    /// has no health check: a checked backend must pass a probe (status and identity)
+    /// before its first request.
     Unknown = 0,
     /// Passed its health check with the right identity: gets traffic.
     Healthy = 1,
@@ -71,6 +73,8 @@ pub struct Backend {
     last_mismatch_event_ms: AtomicU64,
     identity_seen: ArcSwapOption<String>,
     outlier: Outlier,
+    /// Its pool has an active health check: `Unknown` then means "not proven yet".
+    checked: bool,
     pub(crate) upstream: Upstream,
     events: broadcast::Sender<ProxyEvent>,
 }
@@ -81,6 +85,7 @@ impl Backend {
         pool: Arc<str>,
         weight: u32,
         outlier: Outlier,
+        checked: bool,
         upstream: Upstream,
         events: broadcast::Sender<ProxyEvent>,
     ) -> Self {
@@ -96,6 +101,7 @@ impl Backend {
             last_mismatch_event_ms: AtomicU64::new(0),
             identity_seen: ArcSwapOption::empty(),
             outlier,
+            checked,
             upstream,
             events,
         }
@@ -110,12 +116,19 @@ impl Backend {
         health
     }
 
-    /// True when the backend may receive traffic.
+    /// True when the backend may receive traffic: healthy (or in a pool without health
+    /// checks) and not ejected.
     #[inline]
     pub fn is_eligible(&self) -> bool {
         let health = self.health.load(Relaxed);
-        (health == BackendState::Unknown as u8 || health == BackendState::Healthy as u8)
+        (health == BackendState::Healthy as u8
+            || (health == BackendState::Unknown as u8 && !self.checked))
             && !self.ejected.load(Relaxed)
+    }
+
+    /// True while the backend awaits its first health-check verdict.
+    pub fn awaits_first_probe(&self) -> bool {
+        self.checked && self.health.load(Relaxed) == BackendState::Unknown as u8
     }
 
     /// Requests currently in flight to this backend.

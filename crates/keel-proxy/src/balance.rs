@@ -2,9 +2,11 @@
 //! choices, and a consistent-hash ring.
 //!
 //! All three are lock-free. Round robin precomputes nginx's smooth weighted sequence
-//! once per pool and walks it with one atomic cursor; least request compares the
-//! in-flight counts of two random backends; the ring is `keel_route::Ring`, shared
-//! with the blast-radius replay. Backends that are not eligible (unhealthy,
+//! once per pool and walks it with one atomic cursor. Least request draws two
+//! candidates at random, each with probability proportional to its weight, and takes
+//! the one with fewer requests in flight (the first on a tie): idle, the shares follow
+//! the weights; loaded, a slow backend gets less. The ring is `keel_route::Ring`,
+//! shared with the blast-radius replay. Backends that are not eligible (unhealthy,
 //! misidentified, ejected) or already tried by this request are skipped.
 
 use std::sync::Arc;
@@ -41,7 +43,10 @@ pub(crate) enum Balancer {
         sequence: Box<[u32]>,
         cursor: AtomicUsize,
     },
-    LeastRequest,
+    LeastRequest {
+        /// Running sum of the weights, for weight-proportional draws.
+        cumulative: Box<[u64]>,
+    },
     ConsistentHash {
         ring: Ring,
         fallback: Box<Balancer>,
@@ -52,7 +57,15 @@ impl Balancer {
     pub(crate) fn new(balance: &Balance, backends: &[Arc<Backend>]) -> Self {
         match balance {
             Balance::RoundRobin => round_robin(backends),
-            Balance::LeastRequest => Balancer::LeastRequest,
+            Balance::LeastRequest => Balancer::LeastRequest {
+                cumulative: backends
+                    .iter()
+                    .scan(0u64, |sum, b| {
+                        *sum += u64::from(b.weight);
+                        Some(*sum)
+                    })
+                    .collect(),
+            },
             Balance::ConsistentHash(_) => Balancer::ConsistentHash {
                 ring: Ring::new(backends.iter().map(|b| (b.addr, b.weight))),
                 fallback: Box::new(round_robin(backends)),
@@ -81,7 +94,7 @@ impl Balancer {
                     .map(|_| sequence[cursor.fetch_add(1, Relaxed) % sequence.len()] as usize)
                     .find(|i| usable(*i))
             }
-            Balancer::LeastRequest => least_request(backends, usable),
+            Balancer::LeastRequest { cumulative } => least_request(backends, cumulative, usable),
             Balancer::ConsistentHash { ring, fallback } => match key_hash {
                 Some(hash) => ring.lookup_eligible(hash, usable),
                 None => fallback.pick(backends, None, tried),
@@ -143,30 +156,47 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// Power of two choices: of two random usable backends, the one with fewer requests
-/// in flight per unit of weight.
-fn least_request(backends: &[Arc<Backend>], usable: impl Fn(usize) -> bool) -> Option<usize> {
-    let n = backends.len();
-    if n == 0 {
+/// Power of two choices: of two usable backends drawn in proportion to their weights
+/// (distinct when possible), the one with fewer requests in flight (the first drawn on
+/// a tie, so idle shares follow the weights).
+fn least_request(
+    backends: &[Arc<Backend>],
+    cumulative: &[u64],
+    usable: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let total = cumulative.last().copied().unwrap_or(0);
+    if total == 0 {
         return None;
     }
-    let first = fastrand::usize(..n);
-    let second = fastrand::usize(..n);
-    let score = |i: usize| {
-        (u64::from(backends[i].in_flight()) + 1) * 1000 / u64::from(backends[i].weight.max(1))
+    let draw = || {
+        let roll = fastrand::u64(..total);
+        cumulative.partition_point(|sum| *sum <= roll)
     };
+    let first = draw();
+    // Two distinct candidates when there are two: with replacement, a two-backend pool
+    // would compare a backend with itself a quarter of the time. A few redraws bound
+    // the cost when one weight dwarfs the rest.
+    let mut second = draw();
+    for _ in 0..3 {
+        if second != first || backends.len() < 2 {
+            break;
+        }
+        second = draw();
+    }
     match (usable(first), usable(second)) {
-        (true, true) => Some(if score(second) < score(first) {
-            second
-        } else {
-            first
-        }),
+        (true, true) => Some(
+            if backends[second].in_flight() < backends[first].in_flight() {
+                second
+            } else {
+                first
+            },
+        ),
         (true, false) => Some(first),
         (false, true) => Some(second),
-        (false, false) => (0..n)
-            .map(|s| (first + s) % n)
-            .filter(|i| usable(*i))
-            .min_by_key(|i| score(*i)),
+        // Both draws unusable: the least loaded usable backend with weight, if any.
+        (false, false) => (0..backends.len())
+            .filter(|i| usable(*i) && backends[*i].weight > 0)
+            .min_by_key(|i| backends[*i].in_flight()),
     }
 }
 

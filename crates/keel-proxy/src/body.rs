@@ -2,8 +2,14 @@
 //!
 //! [`UpstreamBody`] is what goes to a backend: the client's body streamed through, or
 //! nothing (retries of body-less requests). [`ResponseBody`] is what goes to the
-//! client: the backend's body streamed through — handing the keep-alive connection
-//! back to its pool once the body has ended — or a small body Keel wrote itself.
+//! client: the backend's body streamed through, or a small body Keel wrote itself.
+//!
+//! Neither ever holds more than one frame: bytes move from one socket to the other as
+//! they arrive, and each side's backpressure reaches the other. A streamed response
+//! body also drives its backend connection (see [`crate::upstream`]): when the body
+//! has ended the connection goes back to its pool; if the client goes away first, the
+//! connection is dropped, which closes it. The access-log record of a request is
+//! completed when its response body is done, so it carries the bytes really sent.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,9 +18,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 
+use crate::access_log::PendingRecord;
 use crate::backend::Backend;
+use crate::upstream::PooledConn;
 
 /// A request body on its way to a backend.
 #[derive(Debug)]
@@ -29,6 +36,7 @@ impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -39,6 +47,7 @@ impl Body for UpstreamBody {
         }
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Incoming(body) => body.is_end_stream(),
@@ -46,6 +55,7 @@ impl Body for UpstreamBody {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Incoming(body) => body.size_hint(),
@@ -54,22 +64,17 @@ impl Body for UpstreamBody {
     }
 }
 
-/// A backend connection lent to one response; returned to the pool when the response
-/// body ends, dropped (closing the connection) if the client goes away first.
-pub(crate) struct Lease {
-    pub(crate) sender: SendRequest<UpstreamBody>,
-    pub(crate) backend: Arc<Backend>,
-}
+/// In-flight accounting for least-request balancing: decremented when the response
+/// ends or is dropped. Also the response's handle on its backend (one reference
+/// count per request, not two).
+pub(crate) struct InFlight(pub(crate) Arc<Backend>);
 
-impl Lease {
-    fn release(self) {
-        self.backend.upstream.checkin(self.sender);
+impl InFlight {
+    pub(crate) fn start(backend: &Arc<Backend>) -> Self {
+        backend.start_request();
+        Self(backend.clone())
     }
 }
-
-/// In-flight accounting for least-request balancing: decremented when the response
-/// ends or is dropped.
-pub(crate) struct InFlight(pub(crate) Arc<Backend>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -80,8 +85,10 @@ impl Drop for InFlight {
 /// A response body on its way to the client.
 pub struct ResponseBody {
     inner: Inner,
-    lease: Option<Lease>,
-    _in_flight: Option<InFlight>,
+    /// The backend connection this body is read from, until it goes back to its pool.
+    conn: Option<Box<PooledConn>>,
+    in_flight: Option<InFlight>,
+    record: Option<Box<PendingRecord>>,
 }
 
 enum Inner {
@@ -94,8 +101,9 @@ impl ResponseBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
             inner: Inner::Full(Some(bytes.into())),
-            lease: None,
-            _in_flight: None,
+            conn: None,
+            in_flight: None,
+            record: None,
         }
     }
 
@@ -103,23 +111,47 @@ impl ResponseBody {
     pub fn empty() -> Self {
         Self {
             inner: Inner::Full(None),
-            lease: None,
-            _in_flight: None,
+            conn: None,
+            in_flight: None,
+            record: None,
         }
     }
 
-    pub(crate) fn upstream(body: Incoming, lease: Lease, in_flight: InFlight) -> Self {
-        let mut this = Self {
+    /// A backend's body; `conn` is `None` when the connection was already released.
+    pub(crate) fn upstream(
+        body: Incoming,
+        conn: Option<Box<PooledConn>>,
+        in_flight: InFlight,
+    ) -> Self {
+        Self {
             inner: Inner::Upstream(body),
-            lease: Some(lease),
-            _in_flight: Some(in_flight),
-        };
-        if this.is_end_stream()
-            && let Some(lease) = this.lease.take()
-        {
-            lease.release();
+            conn,
+            in_flight: Some(in_flight),
+            record: None,
         }
-        this
+    }
+
+    /// Attaches the access-log record to complete when the body is done.
+    pub(crate) fn set_record(&mut self, mut record: Box<PendingRecord>) {
+        // An empty body (HEAD, 204, 304) may never be polled: it is complete already.
+        record.complete = self.is_end_stream();
+        self.record = Some(record);
+    }
+
+    #[inline]
+    fn count(&mut self, frame: &Frame<Bytes>) {
+        if let (Some(record), Some(data)) = (self.record.as_mut(), frame.data_ref()) {
+            record.bytes += data.len() as u64;
+        }
+    }
+
+    fn finished(&mut self, cx: &mut Context<'_>) {
+        if let (Some(conn), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
+            in_flight.0.upstream.checkin(conn, cx);
+        }
+        if let Some(record) = self.record.as_mut() {
+            record.complete = true;
+        }
     }
 }
 
@@ -132,29 +164,34 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        match &mut this.inner {
+        let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(body) => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => {
-                        if let Some(lease) = this.lease.take() {
-                            lease.release();
-                        }
-                    }
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
-                        if let Some(lease) = this.lease.take() {
-                            lease.release();
-                        }
-                    }
-                    Poll::Ready(Some(Err(_))) => this.lease = None,
-                    _ => {}
+                // The connection reads what the body yields: let it run first. Its
+                // I/O wakers are this task's, so a later read wakes this body.
+                if let Some(conn) = this.conn.as_mut()
+                    && !conn.drive(cx)
+                {
+                    this.conn = None;
                 }
-                polled
+                Pin::new(body).poll_frame(cx)
             }
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.count(frame);
+                if this.is_end_stream() {
+                    this.finished(cx);
+                }
+            }
+            Poll::Ready(None) => this.finished(cx),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            Poll::Pending => {}
         }
+        polled
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(bytes) => bytes.is_none(),
@@ -162,6 +199,7 @@ impl Body for ResponseBody {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),

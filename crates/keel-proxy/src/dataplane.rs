@@ -90,7 +90,7 @@ pub struct DataPlane {
     active: ArcSwapOption<Active>,
     backends: Mutex<HashMap<BackendKey, Weak<Backend>>>,
     pub(crate) sample: TrafficSample,
-    pub(crate) access_log: Option<AccessLog>,
+    pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) events: broadcast::Sender<ProxyEvent>,
     pub(crate) options: DataPlaneOptions,
 }
@@ -110,7 +110,8 @@ impl DataPlane {
             .access_log
             .as_deref()
             .map(AccessLog::open)
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         Ok(Arc::new(Self {
             active: ArcSwapOption::empty(),
             backends: Mutex::new(HashMap::new()),
@@ -130,6 +131,10 @@ impl DataPlane {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         registry.retain(|_, backend| backend.strong_count() > 0);
+        // Health checks run on the caller's runtime. Without one they cannot start, and
+        // a checked backend that is never probed would never get traffic: treat the
+        // pool as unchecked then (and say so).
+        let can_probe = tokio::runtime::Handle::try_current().is_ok();
         let mut pools = Vec::with_capacity(config.pools.len());
         for (name, pool) in &config.pools {
             let (service, identity) = match config.services.get_full(pool.service.value.as_str()) {
@@ -172,6 +177,7 @@ impl DataPlane {
                         pool_name.clone(),
                         b.weight,
                         pool.outlier.clone(),
+                        pool.health.is_some() && can_probe,
                         upstream,
                         self.events.clone(),
                     ));
@@ -259,6 +265,6 @@ impl DataPlane {
 
     /// Requests the access log had to drop because its writer fell behind.
     pub fn access_log_dropped(&self) -> u64 {
-        self.access_log.as_ref().map_or(0, AccessLog::dropped)
+        self.access_log.as_deref().map_or(0, AccessLog::dropped)
     }
 }

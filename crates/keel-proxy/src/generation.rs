@@ -3,7 +3,7 @@
 //! generation that routed them, so a swap never changes a request in flight.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 use keel_config::{Config, HashKey};
@@ -61,6 +61,30 @@ impl Generation {
     /// Number of routes.
     pub fn route_count(&self) -> usize {
         self.table.len()
+    }
+
+    /// Waits until every health-checked backend has its first probe verdict, or until
+    /// `timeout` passes; true when all have one. A checked backend gets no traffic before
+    /// its first passing probe, so activating a generation after this wait avoids
+    /// answering 503 for the first probe interval.
+    pub async fn first_probes(&self, timeout: Duration) -> bool {
+        /// Time between two looks at the backends' states (5 ms).
+        const POLL: Duration = Duration::from_millis(5);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let waiting = self
+                .pools
+                .iter()
+                .flat_map(|p| p.backends.iter())
+                .any(|b| b.awaits_first_probe());
+            if !waiting {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Name of the service a pool serves.

@@ -1,11 +1,18 @@
 //! Header rules at the proxy boundary: hop-by-hop headers never cross it, forwarding
 //! headers are set, and every request gets an id.
+//!
+//! These run on every request and response, so they avoid allocating: the hop-by-hop
+//! scan is one pass over the header names (almost always finding nothing), and request
+//! ids are cut from a per-thread slab instead of each taking its own allocation.
 
+use std::cell::RefCell;
+
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
-/// legacy `proxy-connection` and `keep-alive`.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// legacy `proxy-connection` and `keep-alive`. Bit `i` of a scan mask stands for entry `i`.
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     header::TE,
     header::TRAILER,
@@ -14,6 +21,8 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
 ];
+/// Scan-mask bit of `Connection` (entry 0 of [`HOP_BY_HOP`]).
+const CONNECTION_BIT: u8 = 1;
 
 /// `x-forwarded-for`.
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -28,71 +37,136 @@ pub(crate) static X_KEEL_GENERATION: HeaderName = HeaderName::from_static("x-kee
 /// `keel-error`: why Keel answered instead of a backend.
 pub(crate) static KEEL_ERROR: HeaderName = HeaderName::from_static("keel-error");
 
+/// Bytes of request ids cut from one slab allocation (1,024 ids of 32 bytes).
+const ID_SLAB_BYTES: usize = 32 * 1024;
+
+thread_local! {
+    /// Where this thread's request ids are written; each id shares the slab's allocation.
+    static ID_SLAB: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The scan-mask bit of a header name, 0 when it is end-to-end.
+#[inline]
+fn hop_by_hop_bit(name: &HeaderName) -> u8 {
+    HOP_BY_HOP
+        .iter()
+        .position(|hop| hop == name)
+        .map_or(0, |i| 1 << i)
+}
+
 /// Removes hop-by-hop headers, including any the `Connection` header names.
+#[inline]
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
+    let found = headers
+        .keys()
+        .fold(0u8, |mask, name| mask | hop_by_hop_bit(name));
+    if found == 0 {
+        return;
+    }
+    if found & CONNECTION_BIT != 0 {
+        remove_connection_named(headers);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate().skip(1) {
+        if found & (1 << i) != 0 {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        if headers.contains_key(name) {
-            headers.remove(name);
+}
+
+/// Removes `Connection` and every header its tokens name (`Connection: close, x-secret`).
+/// The fixed hop-by-hop names are left to the caller.
+fn remove_connection_named(headers: &mut HeaderMap) {
+    let several = headers.get_all(header::CONNECTION).iter().nth(1).is_some();
+    if several {
+        let values: Vec<HeaderValue> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect();
+        headers.remove(header::CONNECTION);
+        for value in &values {
+            remove_named_by(headers, value);
         }
+    } else if let Some(value) = headers.remove(header::CONNECTION) {
+        remove_named_by(headers, &value);
+    }
+}
+
+fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
+    let Ok(text) = connection.to_str() else {
+        return;
+    };
+    for token in text.split(',').map(str::trim) {
+        // `close` and `keep-alive` are the usual tokens: no header is named `close`, and
+        // a `keep-alive` header goes with the fixed list anyway.
+        if token.is_empty()
+            || token.eq_ignore_ascii_case("close")
+            || token.eq_ignore_ascii_case("keep-alive")
+        {
+            continue;
+        }
+        // A `&str` key is looked up case-insensitively without allocating; a token
+        // that is no valid header name simply matches nothing.
+        headers.remove(token);
     }
 }
 
 /// Sets the forwarding headers on a request bound for a backend.
 ///
 /// `client_ip` is the connection's peer address, pre-rendered once per connection.
+#[inline]
 pub(crate) fn set_forwarding(
     headers: &mut HeaderMap,
     client_ip: &HeaderValue,
     host: Option<&HeaderValue>,
 ) {
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
-        Some(existing) => {
-            let mut value = Vec::with_capacity(existing.len() + 2 + client_ip.len());
-            value.extend_from_slice(existing.as_bytes());
+    match headers.entry(&X_FORWARDED_FOR) {
+        header::Entry::Occupied(mut existing) => {
+            let chain = existing.get();
+            let mut value = Vec::with_capacity(chain.len() + 2 + client_ip.len());
+            value.extend_from_slice(chain.as_bytes());
             value.extend_from_slice(b", ");
             value.extend_from_slice(client_ip.as_bytes());
-            HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone())
+            existing.insert(HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone()));
         }
-        None => client_ip.clone(),
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        header::Entry::Vacant(slot) => {
+            slot.insert(client_ip.clone());
+        }
+    }
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(&X_FORWARDED_HOST, host.clone());
     }
 }
 
 /// The request's id: the client's `x-request-id`, or a new random one that is added.
+#[inline]
 pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(&X_REQUEST_ID) {
         return id.clone();
     }
     let id = new_request_id();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    headers.insert(&X_REQUEST_ID, id.clone());
     id
 }
 
-/// 32 hex digits of randomness.
+/// 32 hex digits of randomness, written into this thread's id slab.
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buffer = [0u8; 32];
-    let bits = fastrand::u128(..);
-    for (i, byte) in buffer.iter_mut().enumerate() {
-        *byte = HEX[((bits >> (i * 4)) & 0xf) as usize];
+    let mut digits = [0u8; 32];
+    let (high, low) = (fastrand::u64(..), fastrand::u64(..));
+    for i in 0..16 {
+        digits[i] = HEX[((high >> (i * 4)) & 0xf) as usize];
+        digits[16 + i] = HEX[((low >> (i * 4)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&buffer).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let bytes = ID_SLAB.with_borrow_mut(|slab| {
+        if slab.capacity() < digits.len() {
+            *slab = BytesMut::with_capacity(ID_SLAB_BYTES);
+        }
+        slab.extend_from_slice(&digits);
+        slab.split().freeze()
+    });
+    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]
@@ -104,7 +178,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
+            HeaderValue::from_static("keep-alive, X-Secret"),
         );
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
@@ -116,6 +190,30 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn several_connection_headers_are_all_honoured() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-a"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("x-b, upgrade"));
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.insert("x-b", HeaderValue::from_static("1"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::HOST, HeaderValue::from_static("h"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key(header::HOST));
+    }
+
+    #[test]
+    fn end_to_end_headers_are_left_alone() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("h"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        headers.insert("x-keep-alive-ish", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 3);
     }
 
     #[test]
@@ -134,10 +232,14 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_kept_or_made() {
+    fn request_ids_are_kept_or_made_and_differ() {
         let mut headers = HeaderMap::new();
         let made = ensure_request_id(&mut headers);
         assert_eq!(made.len(), 32);
+        assert!(made.as_bytes().iter().all(u8::is_ascii_hexdigit));
         assert_eq!(ensure_request_id(&mut headers), made);
+        let ids: std::collections::HashSet<HeaderValue> =
+            (0..3000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 3000, "ids repeat across slab refills");
     }
 }

@@ -20,7 +20,7 @@ use crate::probe::{ProbeVerdict, probe_backend};
 /// Starts the health task of a backend (needs a Tokio runtime).
 pub(crate) fn spawn(backend: &Arc<Backend>, check: HealthCheck, identity: Option<Identity>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(backend = %backend.addr, "no runtime: health checks not started");
+        tracing::warn!(backend = %backend.addr, "no runtime: health checks not started; the backend gets traffic unchecked");
         return;
     };
     let weak = Arc::downgrade(backend);

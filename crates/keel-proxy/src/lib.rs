@@ -3,8 +3,10 @@
 //! traffic sample.
 //!
 //! ```text
-//! accept ─▶ hyper (h1 / h2c) ─▶ handle(): load Active ─▶ RouteTable::find ─▶ split arm
-//!        ─▶ Balancer::pick ─▶ Upstream::checkout ─▶ send ─▶ verify identity ─▶ count ─▶ respond
+//! accept ─▶ peek: h1 or h2c ─▶ hyper ─▶ handle(): load Active ─▶ RouteTable::find ─▶ sample
+//!        ─▶ forward(): split arm ─▶ Balancer::pick ─▶ idle or new backend connection
+//!        ─▶ send + drive the connection ─▶ verify identity ─▶ count ─▶ respond
+//!        ─▶ stream the body back (driving the connection) ─▶ pool it ─▶ access log line
 //! ```
 //!
 //! The control plane compiles configs into [`Generation`]s with [`DataPlane::compile`]
@@ -18,11 +20,13 @@ mod body;
 mod dataplane;
 mod errors;
 mod events;
+mod forward;
 mod generation;
 mod handler;
 mod headers;
 mod health;
 pub mod probe;
+mod request;
 mod sample;
 mod server;
 pub mod stats;

@@ -1,24 +1,43 @@
 //! Accepting client connections: HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one
 //! listener, bounded request heads, and a graceful drain on shutdown.
+//!
+//! The protocol is told apart by peeking at the first bytes (the HTTP/2 connection
+//! preface starts `PRI * HTTP/2.0`), so each connection is then served by hyper's own
+//! HTTP/1 or HTTP/2 connection with no wrapper on its reads.
+//!
+//! Limits: a request head larger than `max_header_bytes` or with more than
+//! `max_headers` fields gets `431`; a head not complete within `header_read_timeout`
+//! closes the connection; anything hyper cannot parse gets `400`. After shutdown is
+//! asked for, the listener closes at once (new connections are refused), idle
+//! keep-alive connections close, and in-flight requests get `drain_timeout` to finish.
 
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use keel_config::Server;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::dataplane::DataPlane;
-use crate::handler::ConnInfo;
+use crate::request::ConnInfo;
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// The HTTP/2 connection preface a prior-knowledge client opens with (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Wait between two peeks at a connection that sent only part of the preface (1 ms).
+const PREFACE_RETRY: Duration = Duration::from_millis(1);
+/// Pause after a failed accept (out of file descriptors and the like) (50 ms).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Limits applied to every client connection of a listener.
 #[derive(Clone, Debug)]
@@ -45,6 +64,40 @@ impl ListenerLimits {
     }
 }
 
+/// hyper's connection builders, configured once per listener.
+struct Builders {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Builders {
+    fn new(limits: &ListenerLimits) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            // hyper needs a read buffer of at least 8 KiB; the head limit is above.
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .max_headers(limits.max_headers)
+            // One flat buffer and write(2) instead of writev(2): small answers dominate,
+            // and the vectored path costs more in the kernel than the copy saves.
+            .writev(false)
+            .keep_alive(true);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        Self {
+            http1,
+            http2,
+            header_read_timeout: limits.header_read_timeout,
+        }
+    }
+}
+
 impl DataPlane {
     /// Serves one listener until `shutdown` completes, then stops accepting and gives
     /// in-flight requests up to the drain deadline to finish.
@@ -54,29 +107,16 @@ impl DataPlane {
         limits: ListenerLimits,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .max_headers(limits.max_headers)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        let graceful = GracefulShutdown::new();
+        let builders = Arc::new(Builders::new(&limits));
+        let mut live = Connections::default();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        // Out of file descriptors and the like: wait a little instead of spinning.
                         tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
@@ -84,33 +124,133 @@ impl DataPlane {
             };
             let _ = stream.set_nodelay(true);
             let conn = Arc::new(ConnInfo {
-                peer_header: HeaderValue::from_str(&peer.ip().to_string())
+                peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
             });
             let plane = self.clone();
-            let service = service_fn(move |request| {
-                let plane = plane.clone();
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(plane.handle(request, &conn).await) }
+            let builders = builders.clone();
+            let (drain, draining) = oneshot::channel();
+            let task = tokio::spawn(async move {
+                plane
+                    .serve_connection(stream, conn, &builders, draining)
+                    .await;
             });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, error = %error, "client connection ended with an error");
-                }
-            });
+            live.add(drain, task);
         }
         drop(listener);
-        tracing::info!(connections = graceful.count(), "draining");
-        if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("drain deadline passed; closing the remaining connections");
-        }
+        live.drain(limits.drain_timeout).await;
         Ok(())
+    }
+
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        conn: Arc<ConnInfo>,
+        builders: &Builders,
+        draining: oneshot::Receiver<()>,
+    ) {
+        let deadline = Instant::now() + builders.header_read_timeout;
+        let is_h2 = match tokio::time::timeout_at(deadline, sends_h2_preface(&stream)).await {
+            Ok(Ok(is_h2)) => is_h2,
+            Ok(Err(_)) | Err(_) => return,
+        };
+        let plane = self;
+        let service = service_fn(move |request| {
+            let plane = plane.clone();
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(plane.handle(request, &conn).await) }
+        });
+        let io = TokioIo::new(stream);
+        let result = if is_h2 {
+            let connection = pin!(builders.http2.serve_connection(io, service));
+            until_drained(connection, draining, |c| c.graceful_shutdown()).await
+        } else {
+            let connection = pin!(builders.http1.serve_connection(io, service));
+            until_drained(connection, draining, |c| c.graceful_shutdown()).await
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "client connection ended with an error");
+        }
+    }
+}
+
+/// Runs a connection; when `draining` fires, asks it to finish its in-flight requests
+/// and close (keep-alive connections close at once when idle).
+///
+/// Checking a oneshot receiver on each poll is one atomic load: no lock, no allocation.
+async fn until_drained<C, T, E>(
+    mut connection: Pin<&mut C>,
+    mut draining: oneshot::Receiver<()>,
+    graceful: impl Fn(Pin<&mut C>),
+) -> Result<T, E>
+where
+    C: Future<Output = Result<T, E>>,
+{
+    let mut asked = false;
+    poll_fn(|cx| {
+        if !asked && Pin::new(&mut draining).poll(cx).is_ready() {
+            asked = true;
+            graceful(connection.as_mut());
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// The client connections of one listener: a drain signal and a task handle each.
+#[derive(Default)]
+struct Connections {
+    entries: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Size at which finished connections are next swept out (amortized O(1) per accept).
+    sweep_at: usize,
+}
+
+impl Connections {
+    fn add(&mut self, drain: oneshot::Sender<()>, task: JoinHandle<()>) {
+        if self.entries.len() >= self.sweep_at {
+            self.entries.retain(|(_, task)| !task.is_finished());
+            self.sweep_at = (self.entries.len() * 2).max(64);
+        }
+        self.entries.push((drain, task));
+    }
+
+    /// Asks every connection to finish, waits up to `deadline` for them, then closes
+    /// the ones still open.
+    async fn drain(self, deadline: Duration) {
+        let mut tasks = Vec::with_capacity(self.entries.len());
+        for (drain, task) in self.entries {
+            if !task.is_finished() {
+                let _ = drain.send(());
+                tasks.push(task);
+            }
+        }
+        tracing::info!(connections = tasks.len(), "draining");
+        let until = Instant::now() + deadline;
+        for task in &mut tasks {
+            if tokio::time::timeout_at(until, &mut *task).await.is_err() {
+                tracing::warn!("drain deadline passed; closing the remaining connections");
+                break;
+            }
+        }
+        for task in &tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Whether the client opens with the HTTP/2 preface. Decides at the first byte that
+/// differs; `false` at end of stream (HTTP/1 handling then closes it).
+async fn sends_h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut buffer = [0u8; H2_PREFACE.len()];
+    loop {
+        let seen = stream.peek(&mut buffer).await?;
+        if seen == 0 || buffer[..seen] != H2_PREFACE[..seen] {
+            return Ok(false);
+        }
+        if seen == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface so far; peeking again at once would see the same bytes.
+        tokio::time::sleep(PREFACE_RETRY).await;
     }
 }

@@ -1,15 +1,30 @@
-//! Keep-alive HTTP/1.1 connections to one backend.
+//! Keep-alive HTTP/1.1 connections to one backend, driven by the requests that use them.
 //!
-//! Idle connections wait in a lock-free queue (crossbeam's `ArrayQueue`, bounded by
-//! `max_idle_per_backend`); a request takes one, or opens a new one within the pool's
-//! connect timeout. Connections come back when their response body has ended
-//! ([`crate::body::ResponseBody`]); stale or closed ones are dropped on the way out.
+//! A connection is hyper's client pair: the `SendRequest` handle and the `Connection`
+//! future that does the I/O. Keel does not spawn a task per backend connection: the
+//! request that holds a connection polls its `Connection` itself (while waiting for the
+//! response head, and then from the response body that streams to the client). That
+//! saves a task switch and a cross-task wake-up on every request, and it means an
+//! exchange makes progress exactly as fast as its client consumes it.
+//!
+//! Idle connections wait in lock-free queues (crossbeam's `ArrayQueue`, together
+//! bounded by `max_idle_per_backend`), untouched. There is one queue per CPU the process
+//! may use, and a thread returns connections to, and first takes them from, its own:
+//! threads do not fight over one queue's head and tail, and a connection tends to stay
+//! with the thread (and the reactor) that opened it. A checkout polls a connection
+//! once before using it, which is when a connection the backend closed in the meantime
+//! is noticed and dropped; one idle for longer than the idle timeout is dropped unused.
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -45,15 +60,66 @@ pub enum ConnectError {
     },
 }
 
-struct Idle {
-    sender: SendRequest<UpstreamBody>,
-    since: Instant,
+/// One HTTP/1.1 connection to a backend, owned by whoever uses it (boxed once, so it
+/// moves between the pool and requests as a pointer).
+pub(crate) struct PooledConn {
+    pub(crate) sender: SendRequest<UpstreamBody>,
+    /// The I/O half; `None` once it has completed (closed or failed). Dropping it then
+    /// hands any request still queued on it back to its sender, unsent.
+    io: Option<Connection<TokioIo<TcpStream>, UpstreamBody>>,
+    idle_since: Instant,
+}
+
+impl PooledConn {
+    /// Lets the connection make progress (write the request, read the response) with the
+    /// caller's waker. Returns false once the connection is closed or broken.
+    #[inline]
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(io) = self.io.as_mut()
+            && let Poll::Ready(result) = Pin::new(io).poll(cx)
+        {
+            if let Err(error) = result {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+            self.io = None;
+        }
+        self.io.is_some()
+    }
+
+    /// True when the connection is alive and idle, ready for a new request.
+    #[inline]
+    pub(crate) fn is_reusable(&self) -> bool {
+        self.io.is_some() && self.sender.is_ready()
+    }
+}
+
+/// Most idle-queue shards per backend (64).
+const MAX_SHARDS: usize = 64;
+
+/// Shards per idle pool: the CPUs this process may use, read once.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_SHARDS)
+    })
+}
+
+/// This thread's shard: threads are numbered in the order they first use a pool.
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % shard_count();
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// The connection pool of one backend.
 pub(crate) struct Upstream {
     addr: SocketAddr,
-    idle: Option<ArrayQueue<Idle>>,
+    /// Idle connections, one queue per shard (empty when pooling is off).
+    idle: Box<[ArrayQueue<Box<PooledConn>>]>,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -62,7 +128,10 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("addr", &self.addr)
-            .field("idle", &self.idle.as_ref().map_or(0, ArrayQueue::len))
+            .field(
+                "idle",
+                &self.idle.iter().map(ArrayQueue::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -74,7 +143,13 @@ impl Upstream {
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Self {
-        let idle = (max_idle > 0).then(|| ArrayQueue::new(max_idle as usize));
+        let idle = if max_idle == 0 {
+            Box::default()
+        } else {
+            let shards = shard_count();
+            let per_shard = (max_idle as usize).div_ceil(shards);
+            (0..shards).map(|_| ArrayQueue::new(per_shard)).collect()
+        };
         Self {
             addr,
             idle,
@@ -83,36 +158,46 @@ impl Upstream {
         }
     }
 
-    /// An idle connection ready for a request, or a new one.
-    pub(crate) async fn checkout(&self) -> Result<SendRequest<UpstreamBody>, ConnectError> {
-        if let Some(queue) = &self.idle {
-            while let Some(mut idle) = queue.pop() {
-                if idle.sender.is_closed() || idle.since.elapsed() > self.idle_timeout {
-                    continue;
-                }
-                if idle.sender.ready().await.is_ok() {
-                    return Ok(idle.sender);
+    /// An idle connection ready for a request, if one is left (this thread's own first).
+    /// Never waits.
+    pub(crate) async fn checkout_idle(&self) -> Option<Box<PooledConn>> {
+        if self.idle.is_empty() {
+            return None;
+        }
+        let first = my_shard();
+        poll_fn(|cx| {
+            for step in 0..self.idle.len() {
+                let queue = &self.idle[(first + step) % self.idle.len()];
+                while let Some(mut conn) = queue.pop() {
+                    if conn.idle_since.elapsed() > self.idle_timeout {
+                        continue;
+                    }
+                    // One poll notices a connection the backend closed while it sat idle.
+                    if conn.drive(cx) && conn.is_reusable() {
+                        return Poll::Ready(Some(conn));
+                    }
                 }
             }
-        }
-        self.connect().await
+            Poll::Ready(None)
+        })
+        .await
     }
 
-    /// Returns a connection after its exchange has finished.
-    pub(crate) fn checkin(&self, sender: SendRequest<UpstreamBody>) {
-        if let Some(queue) = &self.idle
-            && !sender.is_closed()
-        {
-            // A full queue drops the connection, which closes it.
-            let _ = queue.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+    /// Returns a connection after its exchange has finished; one that is closed or still
+    /// busy (an upload the backend answered early) is dropped, which closes it.
+    pub(crate) fn checkin(&self, mut conn: Box<PooledConn>, cx: &mut Context<'_>) {
+        let Some(queue) = self.idle.get(my_shard() % self.idle.len().max(1)) else {
+            return;
+        };
+        if conn.drive(cx) && conn.is_reusable() {
+            conn.idle_since = Instant::now();
+            // A full queue hands the connection back; dropping it closes it.
+            let _ = queue.push(conn);
         }
     }
 
-    /// Opens a new connection (used by checkout and by probes of the same backend).
-    pub(crate) async fn connect(&self) -> Result<SendRequest<UpstreamBody>, ConnectError> {
+    /// Opens a new connection.
+    pub(crate) async fn connect(&self) -> Result<Box<PooledConn>, ConnectError> {
         let addr = self.addr;
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -126,15 +211,16 @@ impl Upstream {
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
+        let (sender, io) = http1::Builder::new()
+            // See the listener's builder: flat writes are cheaper for small messages.
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(backend = %addr, %error, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Box::new(PooledConn {
+            sender,
+            io: Some(io),
+            idle_since: Instant::now(),
+        }))
     }
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Counts the user-space instructions Keel executes per proxied request with callgrind:
+# a deterministic cost measure that host noise does not move, used to find and remove
+# per-request work. Bounded: one wrk run of DURATION seconds (default 5) against Keel
+# running under callgrind (about 50x slower than native), three loopback nginx backends.
+#
+#   bench/callgrind.sh [DURATION] [CONNS]    -> prints instructions/request and the top functions
+#
+# Needs: nginx, wrk, valgrind, a release build. Ports: backends 18091-18093, Keel 18120.
+set -euo pipefail
+duration=${1:-5}
+conns=${2:-16}
+root=$(cd "$(dirname "$0")/.." && pwd)
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+[ -x "$keel" ] || { echo "callgrind.sh: no keel binary at $keel" >&2; exit 1; }
+out=$(mktemp -d /tmp/keel-callgrind.XXXXXX)
+ports="18091 18092 18093"
+for p in $ports 18120; do
+  if [ -n "$(ss -Htln "sport = :$p")" ]; then echo "callgrind.sh: port $p is in use" >&2; exit 1; fi
+done
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+backends=""
+for p in $ports; do
+  d=$out/be-$p; mkdir -p "$d"
+  cat > "$d/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp_body; proxy_temp_path $d/tmp_proxy;
+  fastcgi_temp_path $d/tmp_fastcgi; uwsgi_temp_path $d/tmp_uwsgi; scgi_temp_path $d/tmp_scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$p backlog=4096;
+    location / { default_type text/plain; add_header X-Backend $p always; return 200 "ok"; }
+  }
+}
+CONF
+  nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" </dev/null >"$d/out.log" 2>&1 &
+  pids+=($!)
+  backends="${backends:+$backends,}127.0.0.1:$p"
+done
+mkdir -p "$out/keel"
+# keel-peer.sh writes the config and execs KEEL_BIN; point it at a valgrind wrapper.
+cat > "$out/keel/valgrind-keel" <<WRAP
+#!/usr/bin/env bash
+exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out/callgrind.out "$keel" "\$@"
+WRAP
+chmod +x "$out/keel/valgrind-keel"
+KEEL_BIN=$out/keel/valgrind-keel BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backends BENCH_DIR=$out/keel \
+  "$root/bench/keel-peer.sh" 1 </dev/null >"$out/keel/out.log" 2>&1 &
+keel_pid=$!
+pids+=($keel_pid)
+for _ in $(seq 1 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18120/ || true)" = 200 ] && break
+  sleep 0.1
+done
+# Warm up uninstrumented past the traffic sample's fill phase (its first 10,000 requests
+# are all kept), then switch counting on: the figure leaves out startup and warm-up.
+wrk -t1 -c"$conns" -d6s http://127.0.0.1:18120/ > "$out/warmup.txt"
+callgrind_control -i on "$keel_pid" > /dev/null   # count from here: the warm-up is not instrumented
+wrk -t1 -c"$conns" -d"${duration}s" http://127.0.0.1:18120/ | tee "$out/wrk.txt"
+requests=$(awk '/requests in/ { print $1 }' "$out/wrk.txt")
+kill -TERM "$keel_pid"
+wait "$keel_pid" || true
+# Only what ran after instrumentation was switched on is counted.
+total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+echo "callgrind.sh: $requests requests, $total instructions in all: $(( total / (requests + 1) )) instructions/request (steady state)"
+callgrind_annotate --inclusive=no --auto=no "$out/callgrind.out" 2>/dev/null | head -n 60 > "$out/self.txt"
+callgrind_annotate --inclusive=yes --auto=no "$out/callgrind.out" 2>/dev/null | head -n 120 > "$out/inclusive.txt"
+echo "callgrind.sh: per-function costs in $out/self.txt and $out/inclusive.txt"

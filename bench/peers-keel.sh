@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the shared loopback reverse-proxy benchmark (peers.sh) with Keel as a contestant
+# next to HAProxy and nginx, and writes the table it prints into BENCHMARKS.md together
+# with the machine, the tool versions, the Keel commit and the exact command.
+#
+#   bench/peers-keel.sh stable     # --preset stable: 1 thread, pinned, 30 x 1 s, 64 conns, A/A control
+#   bench/peers-keel.sh survey     # --preset survey: 1 and 2 threads, 64 and 256 conns, 3 x 5 s
+#   bench/peers-keel.sh stable -c "64 256" -r 20    # extra arguments go to peers.sh
+#
+# Needs: haproxy, nginx, wrk (apt-get install -y haproxy nginx wrk) and a release build
+# (cargo build --release -p keel; CARGO_TARGET_DIR is honoured). peers.sh bounds every run
+# (it refuses plans over 290 s) and only uses 127.0.0.1. PEERS_SH overrides its path.
+set -euo pipefail
+preset=${1:?usage: peers-keel.sh stable|survey [peers.sh args...]}
+shift
+root=$(cd "$(dirname "$0")/.." && pwd)
+peers=${PEERS_SH:-/work/shared/bench/peers.sh}
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+[ -x "$peers" ] || { echo "peers-keel.sh: peers.sh not found at $peers (set PEERS_SH)" >&2; exit 2; }
+[ -x "$keel" ] || { echo "peers-keel.sh: no release build at $keel (cargo build --release -p keel)" >&2; exit 2; }
+export KEEL_BIN=$keel
+
+case "$preset" in
+  stable) args=(--preset stable --peer "keel-t1:18110:$root/bench/keel-peer.sh 1") ;;
+  survey) args=(--preset survey --peer "keel-t1:18110:$root/bench/keel-peer.sh 1"
+                --peer "keel-t2:18111:$root/bench/keel-peer.sh 2") ;;
+  *) echo "peers-keel.sh: preset must be stable or survey" >&2; exit 2 ;;
+esac
+outdir=$(mktemp -d /tmp/peers-keel.XXXXXX)
+command=("$peers" "${args[@]}" "$@" --outdir "$outdir")
+printf -v shown '%q ' "${command[@]}"
+echo "peers-keel.sh: $shown"
+status=0
+"${command[@]}" 2>&1 | tee "$outdir/console.txt" || status=$?
+
+[ -s "$outdir/summary.txt" ] || { echo "peers-keel.sh: no summary (exit $status); see $outdir" >&2; exit 1; }
+
+# Median per-round ratios of Keel against each peer, for rps and for p99 latency.
+ratios() {
+  awk -F, '
+    function med(a, m,   i, j, t) {
+      for (i = 2; i <= m; i++) { t = a[i]; j = i - 1; while (j > 0 && a[j] > t) { a[j+1] = a[j]; j-- } a[j+1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m/2] + a[m/2 + 1]) / 2
+    }
+    NR > 1 && NF >= 12 { rps[$2, $3, $1] = $4; p99[$2, $3, $1] = $7; conns[$2] = 1; names[$3] = 1; rounds[$1] = 1 }
+    END {
+      printf "| conns | Keel | peer | rps Keel/peer | p99 Keel/peer | rounds |\n|---|---|---|---|---|---|\n"
+      for (c in conns) for (k in names) {
+        if (k !~ /^keel/) continue
+        for (p in names) {
+          if (p ~ /^keel/ || p == "direct") continue
+          n = 0; delete R; delete P
+          for (r in rounds) if (((c, k, r) in rps) && ((c, p, r) in rps) && rps[c, p, r] > 0 && p99[c, p, r] > 0) {
+            n++; R[n] = rps[c, k, r] / rps[c, p, r]; P[n] = p99[c, k, r] / p99[c, p, r]
+          }
+          if (n) printf "| %s | %s | %s | %.3f | %.3f | %d |\n", c, k, p, med(R, n), med(P, n), n
+        }
+      }
+    }' "$outdir/runs.csv" | { read -r h; read -r s; echo "$h"; echo "$s"; sort -t'|' -k2,2n -k3,3 -k4,4; }
+}
+
+section=$outdir/section.md
+{
+  echo "<!-- peers:$preset:begin -->"
+  echo "### \`$preset\` preset — $(date -u +%Y-%m-%d)"
+  echo
+  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates || echo ' plus uncommitted changes')):"
+  echo
+  echo '```'
+  echo "bench/peers-keel.sh $preset $*"
+  echo "# which runs:"
+  echo "$shown"
+  echo '```'
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) vCPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r); load average at the start: $(grep -m1 '^kernel' "$outdir/meta.txt" | sed 's/.*load: //') (the box is shared)."
+  echo "Tools: $(grep -E '^(wrk|haproxy|nginx):' "$outdir/meta.txt" | sed -e 's/  */ /g' -e 's/ Copyright.*//' -e 's/ - https.*//' | paste -sd ';' - | sed 's/;/; /g')."
+  echo "Exit status of peers.sh: $status (0 = every run clean)."
+  echo
+  echo "Keel against each peer, median of per-round ratios (rps above 1 and p99 below 1 favour Keel):"
+  echo
+  ratios
+  echo
+  echo "peers.sh summary:"
+  echo
+  echo '```'
+  cat "$outdir/summary.txt"
+  echo '```'
+  echo "<!-- peers:$preset:end -->"
+} > "$section"
+
+doc=$root/BENCHMARKS.md
+[ -f "$doc" ] || printf '# Keel benchmarks\n' > "$doc"
+if grep -q "<!-- peers:$preset:begin -->" "$doc"; then
+  awk -v begin="<!-- peers:$preset:begin -->" -v end="<!-- peers:$preset:end -->" -v file="$section" '
+    $0 == begin { while ((getline line < file) > 0) print line; skip = 1; next }
+    $0 == end { skip = 0; next }
+    !skip { print }' "$doc" > "$doc.tmp" && mv "$doc.tmp" "$doc"
+else
+  { echo; cat "$section"; } >> "$doc"
+fi
+echo "peers-keel.sh: wrote the $preset section of $doc (raw data in $outdir)"
+exit "$status"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Profiles Keel under a fixed wrk load with `perf record`, against three loopback nginx
+# backends like peers.sh's, and prints the hottest symbols. Bounded: one wrk run of
+# DURATION seconds (default 10). Everything listens on 127.0.0.1 only.
+#
+#   bench/profile.sh [DURATION] [CONNS]      -> report in /tmp/keel-profile.XXXXXX/
+#
+# Needs: nginx, wrk, perf (linux-perf), a release build (cargo build --release -p keel).
+# Ports: backends 18091-18093, Keel 18120 (refuses to start if any is taken).
+set -euo pipefail
+duration=${1:-10}
+conns=${2:-64}
+root=$(cd "$(dirname "$0")/.." && pwd)
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+[ -x "$keel" ] || { echo "profile.sh: no keel binary at $keel" >&2; exit 1; }
+out=$(mktemp -d /tmp/keel-profile.XXXXXX)
+ports="18091 18092 18093"
+for p in $ports 18120; do
+  if [ -n "$(ss -Htln "sport = :$p")" ]; then echo "profile.sh: port $p is in use" >&2; exit 1; fi
+done
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+backends=""
+for p in $ports; do
+  d=$out/be-$p; mkdir -p "$d"
+  cat > "$d/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp_body; proxy_temp_path $d/tmp_proxy;
+  fastcgi_temp_path $d/tmp_fastcgi; uwsgi_temp_path $d/tmp_uwsgi; scgi_temp_path $d/tmp_scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$p backlog=4096;
+    location / { default_type text/plain; add_header X-Backend $p always; return 200 "ok"; }
+  }
+}
+CONF
+  taskset -c 0 nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" </dev/null >"$d/out.log" 2>&1 &
+  pids+=($!)
+  backends="${backends:+$backends,}127.0.0.1:$p"
+done
+mkdir -p "$out/keel"
+BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backends BENCH_DIR=$out/keel \
+  taskset -c 1 "$root/bench/keel-peer.sh" 1 </dev/null >"$out/keel/out.log" 2>&1 &
+keel_pid=$!
+pids+=($keel_pid)
+for _ in $(seq 1 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18120/ || true)" = 200 ] && break
+  sleep 0.1
+done
+taskset -c 0 wrk -t1 -c"$conns" -d2s http://127.0.0.1:18120/ >/dev/null   # warm the pools
+perf record -F 2999 -g --call-graph dwarf,16384 -p "$keel_pid" -o "$out/perf.data" -- sleep "$duration" \
+  >"$out/perf.log" 2>&1 &
+perf_pid=$!
+taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency http://127.0.0.1:18120/ | tee "$out/wrk.txt"
+wait "$perf_pid" || true
+perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' | head -n 120 > "$out/flat.txt"
+perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -n 150 > "$out/children.txt"
+echo "profile.sh: flat profile in $out/flat.txt, inclusive in $out/children.txt"
+head -n 60 "$out/flat.txt"

@@ -1,0 +1,311 @@
+//! Sending one routed request to a backend, with retries.
+//!
+//! Retry rule: a request that never reached a backend (connect failure, or hyper hands
+//! it back unsent) may go to another backend whatever its method; one that reached a
+//! backend is retried only if its method is idempotent and it has no body. Each retry
+//! goes to a backend this request has not tried. The route timeout bounds all
+//! attempts together (up to the response head; bodies stream without a deadline).
+//!
+//! To resend a request that reached a backend, its head must survive the first send,
+//! which consumes it: a copy is taken only for requests that could be resent (idempotent,
+//! no body, route retries above zero).
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use http::{HeaderMap, Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use keel_route::RouteId;
+use tokio::time::Instant;
+
+use crate::backend::BackendState;
+use crate::balance::Tried;
+use crate::body::{InFlight, ResponseBody, UpstreamBody};
+use crate::dataplane::DataPlane;
+use crate::errors::ProxyFailure;
+use crate::events::ProxyEvent;
+use crate::generation::Generation;
+use crate::headers::strip_hop_by_hop;
+use crate::stats::Outcome;
+use crate::upstream::PooledConn;
+
+/// What happened to one request, for stats, the access log and the error answer.
+#[derive(Debug, Default)]
+pub(crate) struct Served {
+    pub(crate) pool: Option<usize>,
+    pub(crate) backend: Option<usize>,
+    pub(crate) retries: u32,
+    pub(crate) error: Option<ProxyFailure>,
+}
+
+/// The head of a request that may be sent again.
+struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Template {
+    fn of(request: &Request<UpstreamBody>) -> Self {
+        Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        }
+    }
+
+    fn request(&self) -> Request<UpstreamBody> {
+        let mut request = Request::new(UpstreamBody::Empty);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(Response<Incoming>, Box<PooledConn>, InFlight),
+    /// Failed; the request comes back when it may be tried elsewhere.
+    Failed(ProxyFailure, Option<Request<UpstreamBody>>),
+    TimedOut,
+}
+
+impl DataPlane {
+    /// Sends `request` to a backend of the route's pool, retrying where allowed.
+    pub(crate) async fn forward(
+        &self,
+        generation: &Arc<Generation>,
+        route_id: RouteId,
+        request: Request<UpstreamBody>,
+        key_hash: Option<u64>,
+        started: Instant,
+    ) -> (Result<Response<ResponseBody>, ProxyFailure>, Served) {
+        let route = generation.table.route(route_id);
+        let stats = &generation.stats.routes[route_id];
+        let target = pick_target(&route.targets);
+        let pool_id = route.targets[target].0;
+        let pool = &generation.pools[pool_id];
+        let deadline = started + route.timeout;
+        let template = (route.retries > 0
+            && pool.backends.len() > 1
+            && keel_route::is_idempotent(request.method().as_str())
+            && http_body::Body::is_end_stream(request.body()))
+        .then(|| Template::of(&request));
+        let mut outgoing = Some(request);
+        let mut tried = Tried::default();
+        let mut served = Served {
+            pool: Some(pool_id),
+            ..Served::default()
+        };
+        let mut failure = ProxyFailure::NoHealthyBackend;
+        for attempt in 0..=route.retries {
+            let Some(request) = outgoing.take() else {
+                break;
+            };
+            let Some(index) = pool.balancer.pick(&pool.backends, key_hash, tried) else {
+                break;
+            };
+            tried.add(index);
+            served.retries = attempt;
+            served.backend = Some(index);
+            let backend = &pool.backends[index];
+            let counters = &stats.targets[target][index];
+            let (response, conn, in_flight) = match self.attempt(backend, request, deadline).await {
+                Attempt::Answered(response, conn, in_flight) => (response, conn, in_flight),
+                Attempt::Failed(why, unsent) => {
+                    failure = why;
+                    if why == ProxyFailure::BadRequest {
+                        break;
+                    }
+                    outgoing = unsent.or_else(|| template.as_ref().map(Template::request));
+                    continue;
+                }
+                Attempt::TimedOut => {
+                    failure = ProxyFailure::Timeout;
+                    break;
+                }
+            };
+            if let Some((header, expected)) = &generation.routes[route_id].verify {
+                let seen = response.headers().get(header).and_then(|v| v.to_str().ok());
+                if seen != Some(&**expected) {
+                    self.identity_mismatch(generation, route_id, pool_id, index, seen);
+                    counters.record(Outcome::Misidentified);
+                    failure = ProxyFailure::Misidentified;
+                    outgoing = template.as_ref().map(Template::request);
+                    continue;
+                }
+            }
+            let outcome = Outcome::of_status(response.status().as_u16());
+            if outcome == Outcome::ServerError {
+                backend.record_failure("5xx answer");
+            } else {
+                backend.record_success();
+            }
+            counters.record(outcome);
+            stats.latency.observe(started.elapsed());
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let conn = if http_body::Body::is_end_stream(&body) {
+                // Nothing will poll an empty body: hand the connection back now.
+                let mut conn = Some(conn);
+                poll_fn(|cx| {
+                    if let Some(conn) = conn.take() {
+                        backend.upstream.checkin(conn, cx);
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+                None
+            } else {
+                Some(conn)
+            };
+            let body = ResponseBody::upstream(body, conn, in_flight);
+            return (Ok(Response::from_parts(parts, body)), served);
+        }
+        // One outcome per request, on the backend tried last (misidentified answers
+        // were counted as they came).
+        let outcome = match failure {
+            ProxyFailure::Misidentified => None,
+            ProxyFailure::BadRequest => Some(Outcome::ClientError),
+            _ => Some(Outcome::ConnectFailure),
+        };
+        match (served.backend, outcome) {
+            (Some(index), Some(outcome)) => stats.targets[target][index].record(outcome),
+            (None, _) => stats.unassigned.record(Outcome::ServerError),
+            (Some(_), None) => {}
+        }
+        served.error = Some(failure);
+        (Err(failure), served)
+    }
+
+    /// One try against one backend: an idle or new connection, the request, the head of
+    /// the response, all before `deadline`.
+    async fn attempt(
+        &self,
+        backend: &Arc<crate::backend::Backend>,
+        request: Request<UpstreamBody>,
+        deadline: Instant,
+    ) -> Attempt {
+        let mut conn = match backend.upstream.checkout_idle().await {
+            Some(conn) => conn,
+            None => {
+                // Connecting is the cold path: boxed, so it does not bloat every request.
+                let connect = Box::pin(backend.upstream.connect());
+                match tokio::time::timeout_at(deadline, connect).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "connect failed");
+                        backend.record_failure("connect failed");
+                        return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+                    }
+                    Err(_) => return Attempt::TimedOut,
+                }
+            }
+        };
+        let in_flight = InFlight::start(backend);
+        let mut sent = pin!(conn.sender.try_send_request(request));
+        let exchange = poll_fn(|cx| {
+            // The connection writes the request and reads the response in this task.
+            conn.drive(cx);
+            sent.as_mut().poll(cx)
+        });
+        let result = tokio::time::timeout_at(deadline, exchange).await;
+        match result {
+            Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),
+            Ok(Err(mut error)) => {
+                let unsent = error.take_message();
+                if error.error().is_user() && unsent.is_none() {
+                    // The client's own body failed (bad chunking, client gone): not the
+                    // backend's fault, and nothing can be resent.
+                    tracing::debug!(error = %error.error(), "request body failed");
+                    return Attempt::Failed(ProxyFailure::BadRequest, None);
+                }
+                tracing::debug!(error = %error.error(), backend = %backend.addr, "exchange failed");
+                backend.record_failure("exchange failed");
+                Attempt::Failed(ProxyFailure::UpstreamReset, unsent)
+            }
+            Err(_) => Attempt::TimedOut,
+        }
+    }
+
+    fn identity_mismatch(
+        &self,
+        generation: &Generation,
+        route: RouteId,
+        pool: usize,
+        index: usize,
+        seen: Option<&str>,
+    ) {
+        let runtime = &generation.pools[pool];
+        let backend = &runtime.backends[index];
+        backend.note_identity(seen);
+        // The backend contradicts its own pool's service: it is the wrong server.
+        // Otherwise the route is aimed at the wrong pool: the backend is fine.
+        if let Some((_, own)) = &runtime.identity
+            && seen != Some(&**own)
+        {
+            backend.set_health(
+                BackendState::Misidentified,
+                &format!("answered as `{}`", seen.unwrap_or("nothing")),
+            );
+        }
+        let now_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+        )
+        .unwrap_or(0);
+        if backend.should_report_mismatch(now_ms) {
+            let event = ProxyEvent::IdentityMismatch {
+                generation: generation.id,
+                route: generation.table.route(route).name.to_string(),
+                pool: runtime.name.to_string(),
+                backend: backend.addr,
+                expected: generation.routes[route].service.to_string(),
+                seen: seen.map(str::to_string),
+            };
+            tracing::warn!("{}", event.summary());
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+/// Index of the split arm for this request (a weighted random draw).
+#[inline]
+pub(crate) fn pick_target(targets: &[(usize, u32)]) -> usize {
+    if targets.len() == 1 {
+        return 0;
+    }
+    let total: u32 = targets.iter().map(|(_, w)| *w).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut roll = fastrand::u32(..total);
+    for (i, (_, weight)) in targets.iter().enumerate() {
+        if roll < *weight {
+            return i;
+        }
+        roll -= weight;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_arms_follow_weights() {
+        let targets = [(0usize, 3u32), (1, 1)];
+        let mut counts = [0u32; 2];
+        for _ in 0..40_000 {
+            counts[pick_target(&targets)] += 1;
+        }
+        let share = f64::from(counts[0]) / 40_000.0;
+        assert!((0.73..0.77).contains(&share), "{share}");
+        assert_eq!(pick_target(&[(5, 0), (6, 0)]), 0);
+    }
+}
