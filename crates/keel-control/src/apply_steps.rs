@@ -61,7 +61,18 @@ impl Controller {
         config: Arc<Config>,
     ) -> Result<Result<Arc<Generation>, String>, ControlError> {
         let plane = self.inner.plane.clone();
+        let wait = first_probe_wait(&config);
         let compiled = tokio::task::spawn_blocking(move || plane.compile(id, config)).await?;
+        if let Ok(generation) = &compiled {
+            // New backends of health-checked pools take no traffic until their first
+            // probe passes; waiting here keeps a swap from answering 503 meanwhile.
+            if !generation.first_probes(wait).await {
+                tracing::warn!(
+                    generation = id,
+                    "some new backends were not probed in time; they get traffic once they pass"
+                );
+            }
+        }
         Ok(compiled.map_err(|e| e.to_string()))
     }
 
@@ -158,4 +169,18 @@ pub(crate) fn cached(
         known_good: false,
         activated_at: SystemTime::now(),
     }
+}
+
+/// Most time a compile waits for the first probes of new backends (5 seconds).
+const MAX_FIRST_PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Time to wait for first probes: the slowest pool's probe timeout plus a little, capped.
+pub(crate) fn first_probe_wait(config: &Config) -> std::time::Duration {
+    let slowest = config
+        .pools
+        .values()
+        .filter_map(|p| p.health.as_ref().map(|h| h.timeout))
+        .max()
+        .unwrap_or_default();
+    (slowest + std::time::Duration::from_millis(200)).min(MAX_FIRST_PROBE_WAIT)
 }

@@ -291,6 +291,9 @@ impl Controller {
                 reason: e.to_string(),
             }
         })?;
+        let _ = generation
+            .first_probes(crate::apply_steps::first_probe_wait(&config))
+            .await;
         self.inner.plane.activate(generation.clone());
         self.became_primary(&generation, &mut notes);
         {

@@ -43,6 +43,7 @@ struct Keel {
     child: Child,
     addr: SocketAddr,
     _config: TempFile,
+    _state: tempfile::TempDir,
 }
 
 struct TempFile(PathBuf);
@@ -65,9 +66,13 @@ impl Keel {
             std::process::id()
         ));
         std::fs::write(&path, text).expect("write config");
+        // A fresh state directory: a leftover store would serve its own generation.
+        let state = tempfile::tempdir().expect("state dir");
         let child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["--log", "warn", "serve", "--config"])
             .arg(&path)
+            .arg("--state-dir")
+            .arg(state.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -77,6 +82,7 @@ impl Keel {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             _config: TempFile(path),
+            _state: state,
         }
     }
 
