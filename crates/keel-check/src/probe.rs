@@ -1,19 +1,17 @@
 //! Live probes for `keel check --probe`: connect to every backend of every pool, run the
 //! pool's health check, and verify the service identity the backend answers with.
 //!
-//! One probe is one HTTP/1.1 `GET` of the health path (`/` when the pool has no health
-//! check) on a fresh connection, with `Host: <backend address>`, bounded by the pool's
-//! health timeout (or [`DEFAULT_PROBE_TIMEOUT`]) for connect and answer together.
-//! Verdicts, in order:
+//! One probe is the data plane's own health probe (`keel_proxy::probe`): one HTTP/1.1
+//! `GET` of the health path (`/` when the pool has no health check) on a fresh
+//! connection, bounded by the pool's health timeout (or [`DEFAULT_PROBE_TIMEOUT`]).
+//! Verdicts:
+//! - **misidentified**: the answer carries the identity header with another value, or a
+//!   `2xx` answer lacks it — the backend is some other application;
 //! - **down**: no TCP connection, no HTTP answer in time, or (with a health check) an
 //!   answer that is not `2xx`;
-//! - **misidentified**: the service has an identity and the answer lacks the identity
-//!   header or carries another value — the backend is some other application;
 //! - **ok** otherwise.
 //!
-//! A misidentified backend outranks a failing health check: an answer from the wrong
-//! application is the more dangerous finding. [`report`] turns rows into diagnostics
-//! (K109, K210), a table and JSON, without I/O.
+//! [`report`] turns rows into diagnostics (K109, K210), a table and JSON, without I/O.
 
 pub mod report;
 
@@ -21,13 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
 use keel_config::{Config, HealthCheck, Identity, Span};
-use tokio::net::TcpStream;
+use keel_proxy::probe::ProbeVerdict;
 use tokio::sync::Semaphore;
-use tokio::time::{Instant, timeout_at};
 
 pub use report::{probe_diagnostics, render_table, rows_json};
 
@@ -35,10 +29,6 @@ pub use report::{probe_diagnostics, render_table, rows_json};
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Probes in flight at once, so a large config does not exhaust file descriptors (64).
 pub const MAX_CONCURRENT_PROBES: usize = 64;
-/// User agent of probe requests, so backends can tell probes from traffic.
-const USER_AGENT: &str = "keel-check-probe";
-/// Longest identity value kept from an answer (256 bytes).
-const MAX_IDENTITY_LEN: usize = 256;
 
 /// What a probe concluded about a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -105,94 +95,37 @@ fn down(reachable: bool, status: Option<u16>, detail: String) -> ProbeOutcome {
     }
 }
 
-/// Probes one backend: connect, `GET` the health path, check status and identity, all
-/// within `timeout`.
+/// Probes one backend with the data plane's own probe (`keel_proxy::probe`), so a
+/// backend that passes `keel check --probe` passes the health checks of `keel serve`.
+///
+/// Without a health check the probe asks `/` and only the identity matters: any status
+/// of a backend that proves who it is counts as ok.
 pub async fn probe_backend(
     addr: SocketAddr,
     health: Option<&HealthCheck>,
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
-    let deadline = Instant::now() + timeout;
-    let stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return down(false, None, format!("cannot connect: {error}")),
-        Err(_) => {
-            return down(false, None, format!("no connection within {timeout:?}"));
-        }
-    };
     let path = health.map_or("/", |h| h.path.as_str());
-    let answer = match timeout_at(deadline, exchange(stream, addr, path)).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => return down(true, None, format!("no HTTP answer: {error}")),
-        Err(_) => return down(true, None, format!("no answer within {timeout:?}")),
+    let seen = keel_proxy::probe::probe_backend(addr, path, identity, timeout).await;
+    let identity_proven = match identity {
+        Some(id) => seen.identity_seen.as_deref() == Some(id.equals.as_str()),
+        None => true,
     };
-    let status = answer.status.as_u16();
-    let identity_seen = identity.and_then(|id| {
-        answer.headers.get(id.header.as_str()).map(|value| {
-            let text = String::from_utf8_lossy(value.as_bytes());
-            text.chars().take(MAX_IDENTITY_LEN).collect()
-        })
-    });
-    if let Some(id) = identity
-        && identity_seen.as_deref() != Some(id.equals.as_str())
-    {
-        let detail = match &identity_seen {
-            Some(seen) => format!("`{}: {seen}` instead of `{}`", id.header, id.equals),
-            None => format!("no `{}` header (expected `{}`)", id.header, id.equals),
-        };
-        return ProbeOutcome {
-            reachable: true,
-            status: Some(status),
-            identity_seen,
-            verdict: Verdict::Misidentified,
-            detail,
-        };
-    }
-    if health.is_some() && !answer.status.is_success() {
-        return ProbeOutcome {
-            identity_seen,
-            ..down(
-                true,
-                Some(status),
-                format!("health check {path} answered {status}"),
-            )
-        };
-    }
+    let verdict = match seen.verdict {
+        ProbeVerdict::Ok => Verdict::Ok,
+        ProbeVerdict::Misidentified => Verdict::Misidentified,
+        ProbeVerdict::Down if health.is_none() && seen.status.is_some() && identity_proven => {
+            Verdict::Ok
+        }
+        ProbeVerdict::Down => Verdict::Down,
+    };
     ProbeOutcome {
-        reachable: true,
-        status: Some(status),
-        identity_seen,
-        verdict: Verdict::Ok,
-        detail: format!("answered {status}"),
-    }
-}
-
-/// Sends one `GET` on an open connection and returns the answer's head.
-async fn exchange(
-    stream: TcpStream,
-    addr: SocketAddr,
-    path: &str,
-) -> Result<http::response::Parts, Box<dyn std::error::Error + Send + Sync>> {
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
-    // The connection task ends when the answer is read and `sender` dropped, or when the
-    // caller's deadline drops this future and the handle aborts it.
-    let driver = AbortOnDrop(tokio::spawn(connection));
-    let request = http::Request::get(path)
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::USER_AGENT, USER_AGENT)
-        .body(Empty::new())?;
-    let response = sender.send_request(request).await?;
-    drop(driver);
-    Ok(response.into_parts().0)
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        reachable: seen.reachable,
+        status: seen.status,
+        identity_seen: seen.identity_seen,
+        verdict,
+        detail: seen.detail,
     }
 }
 

@@ -15,6 +15,8 @@ use keel_config::Identity;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
+/// Longest identity value kept from an answer (256 characters): a peer controls it.
+const MAX_IDENTITY_LEN: usize = 256;
 /// Most bytes of a probe response body read before the connection is dropped (64 KiB).
 const MAX_PROBE_BODY: usize = 64 * 1024;
 
@@ -55,20 +57,22 @@ pub async fn probe_backend(
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
-    match tokio::time::timeout(timeout, exchange(addr, path, identity)).await {
+    let connected = std::sync::atomic::AtomicBool::new(false);
+    match tokio::time::timeout(timeout, exchange(addr, path, identity, &connected)).await {
         Ok(Ok((status, seen))) => judge(addr, status, seen, identity),
-        Ok(Err(detail)) => down(addr, detail),
+        Ok(Err(detail)) => down(addr, connected.into_inner(), detail),
         Err(_) => down(
             addr,
+            connected.into_inner(),
             format!("no answer within {}", keel_config::format_duration(timeout)),
         ),
     }
 }
 
-fn down(backend: SocketAddr, detail: String) -> ProbeOutcome {
+fn down(backend: SocketAddr, reachable: bool, detail: String) -> ProbeOutcome {
     ProbeOutcome {
         backend,
-        reachable: false,
+        reachable,
         status: None,
         identity_seen: None,
         verdict: ProbeVerdict::Down,
@@ -122,15 +126,18 @@ async fn exchange(
     addr: SocketAddr,
     path: &str,
     identity: Option<&Identity>,
+    connected: &std::sync::atomic::AtomicBool,
 ) -> Result<(u16, Option<String>), String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect failed: {e}"))?;
+    connected.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake failed: {e}"))?;
-    let driver = tokio::spawn(connection);
+    // Aborted when this future ends, also when the caller's timeout drops it.
+    let _driver = AbortOnDrop(tokio::spawn(connection));
     let request = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .header(http::header::USER_AGENT, "keel-health-check")
@@ -144,14 +151,26 @@ async fn exchange(
     let status = response.status().as_u16();
     let seen = identity
         .and_then(|id| response.headers().get(id.header.as_str()))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(MAX_IDENTITY_LEN)
+                .collect()
+        });
     // Read (a bounded amount of) the body so the exchange completes cleanly.
     let _ = Limited::new(response.into_body(), MAX_PROBE_BODY)
         .collect()
         .await;
-    driver.abort();
     Ok((status, seen))
+}
+
+/// Aborts a spawned connection task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
