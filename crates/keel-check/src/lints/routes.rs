@@ -22,7 +22,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
 
 fn unsafe_retries(route: &Route, out: &mut Vec<Diagnostic>) {
     let retries = route.retries.value;
-    if retries == 0 {
+    // Only a retry count someone wrote: the default is safe for every method, since the
+    // data plane re-sends a non-idempotent request only when it never reached a
+    // backend, and warning on it would flag every catch-all route.
+    let written = route.retries.span != route.span;
+    if retries == 0 || !written {
         return;
     }
     let allowed = match &route.methods {
@@ -103,10 +107,17 @@ mod tests {
         let route = |extra: &str| {
             format!("[[routes]]\nname = \"r\"\nservice = \"web\"\npool = \"web\"\n{extra}\n")
         };
-        assert_eq!(ids(&run(&route(""))), vec![codes::UNSAFE_RETRIES]);
         assert_eq!(
-            ids(&run(&route("methods = [\"GET\", \"POST\"]"))),
+            ids(&run(&route("retries = 2"))),
             vec![codes::UNSAFE_RETRIES]
+        );
+        assert_eq!(
+            ids(&run(&route("methods = [\"GET\", \"POST\"]\nretries = 1"))),
+            vec![codes::UNSAFE_RETRIES]
+        );
+        assert!(
+            run(&route("")).is_empty(),
+            "the default retry count is safe"
         );
         assert!(run(&route("methods = [\"GET\", \"PUT\"]")).is_empty());
         assert!(run(&route("retries = 0")).is_empty());
