@@ -5,6 +5,11 @@
 //!   and recompile the known-good generations kept for rollback.
 //! * The store is empty: the config file goes through the normal apply pipeline and
 //!   becomes generation 1 (a refused file is recorded as rejected and startup fails).
+//! * `keel serve --adopt-config` ([`prepare_adopting`]): a config file that differs from
+//!   the stored active generation goes through the apply pipeline at start and becomes
+//!   the next generation. This is how listener addresses change: a running Keel does
+//!   not rebind, so a changed `[listeners]` table is adopted by a restart. A file that
+//!   check refuses is recorded as rejected and the stored generation serves instead.
 //!
 //! [`prepare`] is synchronous (it only reads the store and the file), so the binary can
 //! size its runtime from the config before starting it; [`Controller::start`] compiles
@@ -81,7 +86,7 @@ pub enum Prepared {
         /// What was noticed about the config file.
         notes: Vec<String>,
     },
-    /// The store is empty: apply this file as generation 1.
+    /// The store is empty (or the file is adopted): apply this file as the next generation.
     FirstStart {
         /// The file's name, for reports.
         file: String,
@@ -90,6 +95,64 @@ pub enum Prepared {
         /// Its config, checked.
         config: Arc<Config>,
     },
+}
+
+/// Like [`prepare`], but a config file that differs from the stored active generation
+/// is applied at start instead of being only reported (`keel serve --adopt-config`).
+pub fn prepare_adopting(store: &dyn Store, config_file: &Path) -> Result<Prepared, BootError> {
+    let prepared = prepare(store, Some(config_file))?;
+    let Prepared::Restore {
+        record,
+        config,
+        mut notes,
+    } = prepared
+    else {
+        return Ok(prepared);
+    };
+    let file = config_file.display().to_string();
+    let Ok(text) = std::fs::read_to_string(config_file) else {
+        return Ok(Prepared::Restore {
+            record,
+            config,
+            notes,
+        });
+    };
+    if keel_store::content_hash(&text) == record.content_hash {
+        return Ok(Prepared::Restore {
+            record,
+            config,
+            notes,
+        });
+    }
+    let loaded = load(&file, &text);
+    match loaded.config {
+        Some(adopted) => Ok(Prepared::FirstStart {
+            file,
+            text,
+            config: adopted,
+        }),
+        None => {
+            let rejected = store.record_rejection(NewGeneration {
+                config_text: text,
+                author: STARTUP_AUTHOR.to_string(),
+                message: format!("--adopt-config {file}"),
+                origin: origin::STARTUP.to_string(),
+                forced: false,
+                check_report: loaded.report.to_json(),
+                impact_report: None,
+            })?;
+            notes.push(format!(
+                "--adopt-config: {file} was refused (recorded as rejected generation {rejected}); \
+                 serving generation {} from the store. `keel check {file}` explains",
+                record.id
+            ));
+            Ok(Prepared::Restore {
+                record,
+                config,
+                notes,
+            })
+        }
+    }
 }
 
 impl Prepared {

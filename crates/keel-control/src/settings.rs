@@ -9,7 +9,7 @@ use keel_config::Config;
 
 /// Why an apply that changes listener or admin addresses is refused: one line per change.
 pub(crate) fn listener_changes(current: &Config, candidate: &Config) -> Vec<String> {
-    const WHY: &str = "a running Keel cannot rebind its listeners yet: keep `[listeners]` and `[admin]` as they are";
+    const WHY: &str = "a running Keel does not rebind its listeners: keep `[listeners]` and `[admin]` as they are, or restart with `keel serve --config FILE --adopt-config`";
     let mut changes = Vec::new();
     for (name, listener) in &candidate.listeners {
         match current.listeners.get(name) {

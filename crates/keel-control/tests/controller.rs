@@ -185,7 +185,7 @@ async fn listener_changes_are_refused_with_a_reason() {
     assert_eq!(outcome.status, ApplyStatus::Refused);
     assert_eq!(outcome.refusals[0].stage, Stage::Listeners);
     assert!(
-        outcome.refusals[0].message.contains("cannot rebind"),
+        outcome.refusals[0].message.contains("does not rebind"),
         "{:?}",
         outcome.refusals
     );
@@ -503,6 +503,54 @@ async fn restart_serves_the_store_even_when_the_file_is_gone_or_broken() {
             vec![(1, true)]
         );
     }
+}
+
+#[tokio::test]
+async fn adopt_config_applies_a_changed_listener_at_start_and_refuses_a_broken_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    std::fs::write(&file, config(backend(9001), "")).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let prepared = boot::prepare(&store, Some(&file)).expect("prepare");
+        Controller::start(Arc::new(store), prepared, Hooks::default())
+            .await
+            .expect("start");
+    }
+    // A running Keel refuses a listener move; a restart with --adopt-config takes it.
+    let moved = config(backend(9001), "").replace("127.0.0.1:18080", "127.0.0.1:18081");
+    std::fs::write(&file, &moved).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let prepared = boot::prepare_adopting(&store, &file).expect("prepare");
+    let (controller, report) = Controller::start(Arc::new(store), prepared, Hooks::default())
+        .await
+        .expect("start");
+    assert_eq!(report.generation, 2);
+    let active = controller.plane().active().expect("active");
+    assert_eq!(
+        active.primary.config.listeners["web"].addr.value.port(),
+        18081
+    );
+    drop(controller);
+
+    // A broken file is recorded as rejected and the stored generation keeps serving.
+    std::fs::write(&file, "[listeners.web]\naddr = 5\n").expect("write");
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let prepared = boot::prepare_adopting(&store, &file).expect("prepare");
+    assert!(matches!(prepared, Prepared::Restore { .. }));
+    assert_eq!(
+        store.generation(3).expect("store").map(|g| g.state),
+        Some(GenerationState::Rejected)
+    );
+    let (_, report) = Controller::start(Arc::new(store), prepared, Hooks::default())
+        .await
+        .expect("start");
+    assert_eq!(report.generation, 2);
+    assert!(
+        report.notes.iter().any(|n| n.contains("was refused")),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[tokio::test]

@@ -37,6 +37,11 @@ pub(crate) struct ServeArgs {
     /// Where the store (keel.db) and the admin token (admin.token) live.
     #[arg(long, env = STATE_DIR_ENV, default_value = DEFAULT_STATE_DIR)]
     pub(crate) state_dir: PathBuf,
+    /// Apply --config at start when it differs from the stored active generation
+    /// (through the full check), instead of serving the stored one. This is how
+    /// listener addresses change: a running Keel does not rebind them.
+    #[arg(long, requires = "config")]
+    pub(crate) adopt_config: bool,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -50,7 +55,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
-    let prepared = match boot::prepare(&store, args.config.as_deref()) {
+    let prepared = match (&args.config, args.adopt_config) {
+        (Some(file), true) => boot::prepare_adopting(&store, file),
+        (file, _) => boot::prepare(&store, file.as_deref()),
+    };
+    let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(error) => return Ok(boot_failed(&error)),
     };
