@@ -12,6 +12,7 @@
 pub mod codes;
 pub mod defaults;
 mod diagnostic;
+pub mod diff;
 mod duration;
 mod model;
 mod parse;
@@ -19,6 +20,7 @@ mod reader;
 mod span;
 
 pub use diagnostic::{Diagnostic, Report, Severity};
+pub use diff::{ConfigDiff, describe_config, semantic_diff};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use model::*;
 pub use parse::pools::parse_hash_key;

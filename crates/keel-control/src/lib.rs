@@ -33,7 +33,8 @@ pub mod boot;
 mod cache;
 pub mod client;
 mod controller;
-pub mod diff;
+/// The semantic config diff (it lives in keel-config, shared with keel-report).
+pub use keel_config::diff;
 mod error;
 mod events;
 mod gate;

@@ -4,7 +4,8 @@
 //!
 //! The change summary comes from the apply event's `details.diff_summary` when the control plane
 //! stored one (a string, a list of strings, or an object with a `summary` string); otherwise it is
-//! computed here with [`crate::diff_configs`] from the previous generation's stored config text.
+//! computed here with [`keel_config::semantic_diff`] (the diff `keel diff` prints) from the previous
+//! generation's stored config text.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,8 +15,8 @@ use keel_store::{GenerationId, GenerationRecord, Store};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config_diff::{describe_config, diff_configs};
 use crate::text::percent;
+use keel_config::{describe_config, semantic_diff};
 
 /// Where a change summary came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,7 +134,7 @@ pub(crate) fn summarize(
                 ChangeSummary {
                     text: format!(
                         "vs generation {id}: {}{caveat}",
-                        diff_configs(&old.config, &new.config).summary()
+                        semantic_diff(&old.config, &new.config).summary_line()
                     ),
                     source: DiffSource::Computed,
                 }

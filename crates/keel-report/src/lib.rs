@@ -19,10 +19,8 @@
 //! * [`Playbook`]: the active and known-good generations, the exact rollback commands, how to
 //!   verify a rollback, who changed what recently, and a [`Topology`] diagram.
 //! * [`parse_time`]: the `--since` / `--until` forms (RFC 3339, a date, `2h ago`, `-30m`).
-//! * [`diff_configs`]: a small semantic summary of what changed between two configs.
 
 mod changes;
-mod config_diff;
 mod error;
 mod live;
 mod playbook;
@@ -32,9 +30,6 @@ mod timeline;
 mod topology;
 
 pub use changes::{ChangeSummary, DiffSource, change_summary, check_summary, impact_summary};
-pub use config_diff::{
-    ChangeItem, ConfigChange, ItemChange, SUMMARY_ITEMS, Subject, describe_config, diff_configs,
-};
 pub use error::ReportError;
 pub use live::{BackendHealth, LiveStates, LiveView};
 pub use playbook::{

@@ -39,7 +39,7 @@ fn check_scenario(store: &dyn Store) {
     assert_eq!(change.previous_active, Some(1));
     assert_eq!(change.diff.source, DiffSource::Computed);
     assert!(
-        change.diff.text.contains("+pool checkout-v3"),
+        change.diff.text.contains("+ pool checkout-v3"),
         "{}",
         change.diff.text
     );
@@ -47,7 +47,7 @@ fn check_scenario(store: &dyn Store) {
         change
             .diff
             .text
-            .contains("route checkout: pool checkout-v2 → pool checkout-v3"),
+            .contains("route checkout: target: pool checkout-v2 → pool checkout-v3"),
         "{}",
         change.diff.text
     );

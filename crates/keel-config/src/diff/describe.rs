@@ -1,8 +1,8 @@
 //! One-line descriptions of routes, pools and services, and the keyed views (backends
 //! by address, split arms by pool) the diff compares.
 
+use crate::{Pool, Route, Service, Target};
 use indexmap::IndexMap;
-use keel_config::{Pool, Route, Service, Target};
 
 /// `host shop.example.com, path_prefix "/checkout", methods GET,POST → pool checkout (service checkout)`.
 pub(super) fn describe_route(route: &Route) -> String {

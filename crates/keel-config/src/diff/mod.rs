@@ -9,8 +9,8 @@
 mod describe;
 mod render;
 
+use crate::Config;
 use indexmap::IndexMap;
-use keel_config::Config;
 use serde::{Deserialize, Serialize};
 
 use describe::{backends, describe_pool, describe_route, identity, split_arms, target};
@@ -153,7 +153,7 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
 }
 
 fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
-    let old_by_name: IndexMap<&str, (usize, &keel_config::Route)> = old
+    let old_by_name: IndexMap<&str, (usize, &crate::Route)> = old
         .routes
         .iter()
         .enumerate()
@@ -188,14 +188,14 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
         let (a, b) = (before, route);
         field(&mut fields, "host", &opt(&a.host), &opt(&b.host));
         field(&mut fields, "path", &opt(&a.path), &opt(&b.path));
-        let methods = |r: &keel_config::Route| r.methods.as_ref().map(|m| m.value.join(","));
+        let methods = |r: &crate::Route| r.methods.as_ref().map(|m| m.value.join(","));
         field(
             &mut fields,
             "methods",
             &debug(&methods(a)),
             &debug(&methods(b)),
         );
-        let headers = |r: &keel_config::Route| {
+        let headers = |r: &crate::Route| {
             r.headers
                 .iter()
                 .map(|h| format!("{}={}", h.value.0, h.value.1))
@@ -335,7 +335,7 @@ fn debug<T: std::fmt::Debug>(value: &T) -> String {
     format!("{value:?}")
 }
 
-fn opt<T: std::fmt::Display>(value: &Option<keel_config::Located<T>>) -> String {
+fn opt<T: std::fmt::Display>(value: &Option<crate::Located<T>>) -> String {
     value
         .as_ref()
         .map_or_else(|| "any".to_string(), |v| v.value.to_string())
@@ -412,3 +412,22 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
 
 #[cfg(test)]
 mod tests;
+
+/// A config in a few words: `1 listener, 6 routes, 5 pools, 13 backends`.
+pub fn describe_config(config: &Config) -> String {
+    let plural = |count: usize, noun: &str| {
+        if count == 1 {
+            format!("1 {noun}")
+        } else {
+            format!("{count} {noun}s")
+        }
+    };
+    let backends: usize = config.pools.values().map(|p| p.backends.len()).sum();
+    [
+        plural(config.listeners.len(), "listener"),
+        plural(config.routes.len(), "route"),
+        plural(config.pools.len(), "pool"),
+        plural(backends, "backend"),
+    ]
+    .join(", ")
+}

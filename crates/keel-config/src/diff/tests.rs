@@ -26,7 +26,7 @@ pool = "web"
 "#;
 
 fn parse(text: &str) -> Config {
-    let parsed = keel_config::parse(text);
+    let parsed = crate::parse(text);
     assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
     parsed.config
 }
