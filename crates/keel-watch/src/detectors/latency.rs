@@ -6,7 +6,7 @@
 //! of the bucket holding the 99th-percentile request. It fires when
 //!
 //! * both windows have at least `max(min_requests, LATENCY_MIN_SAMPLES)` requests (a
-//!   p99 of 20 requests is just the maximum),
+//!   p99 of 20 requests is just the maximum, and of 130 it is the second-slowest request),
 //! * candidate p99 ≥ `latency_factor` × baseline p99 (with the default factor 3 that is
 //!   at least two bucket steps, so one-bucket jitter never fires), and
 //! * candidate p99 exceeds [`LATENCY_FLOOR_MICROS`]: going from a 1 ms to a 5 ms bucket
@@ -17,8 +17,9 @@ use serde_json::json;
 
 use super::{Alarm, Detector, Thresholds};
 
-/// Fewest requests on each side before a p99 is compared (100 requests).
-pub const LATENCY_MIN_SAMPLES: u64 = 100;
+/// Fewest requests on each side before a p99 is compared (500 requests): the p99 then
+/// rests on at least five slow requests, not on the one or two a busy host delays.
+pub const LATENCY_MIN_SAMPLES: u64 = 500;
 /// A candidate p99 at or below this never alarms (50 ms, in microseconds).
 pub const LATENCY_FLOOR_MICROS: u64 = 50_000;
 
@@ -120,7 +121,7 @@ mod tests {
     fn too_few_requests_do_not_fire() {
         let t = Thresholds::default();
         let before = buckets(1_000, || 20_000);
-        let after = buckets(99, || 900_000);
+        let after = buckets(499, || 900_000);
         assert_eq!(latency_regression("web", &before, &after, &t), None);
     }
 }
