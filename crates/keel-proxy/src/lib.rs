@@ -29,6 +29,7 @@ pub mod probe;
 mod request;
 mod sample;
 mod server;
+mod serving;
 pub mod stats;
 mod upstream;
 
@@ -42,4 +43,5 @@ pub use generation::{Generation, PoolRuntime};
 pub use keel_route::CompileError;
 pub use sample::TrafficSample;
 pub use server::ListenerLimits;
+pub use serving::ServingThreads;
 pub use upstream::ConnectError;

@@ -9,9 +9,12 @@
 //!
 //! Idle connections wait in lock-free queues (crossbeam's `ArrayQueue`, together
 //! bounded by `max_idle_per_backend`), untouched. There is one queue per CPU the process
-//! may use, and a thread returns connections to, and first takes them from, its own:
-//! threads do not fight over one queue's head and tail, and a connection tends to stay
-//! with the thread (and the reactor) that opened it. A checkout polls a connection
+//! may use (or per serving thread, if there are more), and a thread returns connections
+//! to, and first takes them from, its own: threads do not fight over one queue's head
+//! and tail, and a connection tends to stay with the thread (and the reactor) that
+//! opened it. A serving thread (see [`crate::serving`]) takes only from its own queue:
+//! its connections are registered with its own reactor, and one from another thread's
+//! would have its readiness noticed there. A checkout polls a connection
 //! once before using it, which is when a connection the backend closed in the meantime
 //! is noticed and dropped; one idle for longer than the idle timeout is dropped unused.
 
@@ -30,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
+use crate::serving::{serving_index, serving_thread_count};
 
 /// Why no connection to a backend could be had.
 #[derive(Debug, thiserror::Error)]
@@ -96,21 +100,25 @@ impl PooledConn {
 /// Most idle-queue shards per backend (64).
 const MAX_SHARDS: usize = 64;
 
-/// Shards per idle pool: the CPUs this process may use, read once.
+/// Shards per idle pool: the CPUs this process may use, or the serving threads if there
+/// are more, read once.
 fn shard_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
         std::thread::available_parallelism()
             .map_or(1, usize::from)
+            .max(serving_thread_count())
             .clamp(1, MAX_SHARDS)
     })
 }
 
-/// This thread's shard: threads are numbered in the order they first use a pool.
+/// This thread's shard: a serving thread's own index; other threads are numbered in
+/// the order they first use a pool.
+#[inline]
 fn my_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % shard_count();
+        static SHARD: usize = serving_index().unwrap_or_else(|| NEXT.fetch_add(1, Relaxed)) % shard_count();
     }
     SHARD.with(|shard| *shard)
 }
@@ -165,8 +173,15 @@ impl Upstream {
             return None;
         }
         let first = my_shard();
+        // A serving thread uses only connections it opened: they are registered with its
+        // own reactor, so their readiness never has to cross threads.
+        let shards = if serving_index().is_some() {
+            1
+        } else {
+            self.idle.len()
+        };
         poll_fn(|cx| {
-            for step in 0..self.idle.len() {
+            for step in 0..shards {
                 let queue = &self.idle[(first + step) % self.idle.len()];
                 while let Some(mut conn) = queue.pop() {
                     if conn.idle_since.elapsed() > self.idle_timeout {
