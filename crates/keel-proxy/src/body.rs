@@ -6,8 +6,8 @@
 //!
 //! Neither ever holds more than one frame: bytes move from one socket to the other as
 //! they arrive, and each side's backpressure reaches the other. A streamed response
-//! body also drives its backend connection (see [`crate::upstream`]): when the body
-//! has ended the connection goes back to its pool; if the client goes away first, the
+//! body holds its backend connection (see [`crate::upstream`]): when the body has
+//! ended the connection goes back to its pool; if the client goes away first, the
 //! connection is dropped, which closes it. The access-log record of a request is
 //! completed when its response body is done, so it carries the bytes really sent.
 
@@ -87,6 +87,8 @@ pub struct ResponseBody {
     inner: Inner,
     /// The backend connection this body is read from, until it goes back to its pool.
     conn: Option<Box<PooledConn>>,
+    /// The request sent on `conn` had a body (see [`crate::upstream::Upstream::checkin`]).
+    upload: bool,
     in_flight: Option<InFlight>,
     record: Option<Box<PendingRecord>>,
 }
@@ -102,6 +104,7 @@ impl ResponseBody {
         Self {
             inner: Inner::Full(Some(bytes.into())),
             conn: None,
+            upload: false,
             in_flight: None,
             record: None,
         }
@@ -112,6 +115,7 @@ impl ResponseBody {
         Self {
             inner: Inner::Full(None),
             conn: None,
+            upload: false,
             in_flight: None,
             record: None,
         }
@@ -121,11 +125,13 @@ impl ResponseBody {
     pub(crate) fn upstream(
         body: Incoming,
         conn: Option<Box<PooledConn>>,
+        upload: bool,
         in_flight: InFlight,
     ) -> Self {
         Self {
             inner: Inner::Upstream(body),
             conn,
+            upload,
             in_flight: Some(in_flight),
             record: None,
         }
@@ -145,9 +151,9 @@ impl ResponseBody {
         }
     }
 
-    fn finished(&mut self, cx: &mut Context<'_>) {
+    fn finished(&mut self) {
         if let (Some(conn), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
-            in_flight.0.upstream.checkin(conn, cx);
+            in_flight.0.upstream.checkin(conn, self.upload);
         }
         if let Some(record) = self.record.as_mut() {
             record.complete = true;
@@ -166,25 +172,16 @@ impl Body for ResponseBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(body) => {
-                // The connection reads what the body yields: let it run first. Its
-                // I/O wakers are this task's, so a later read wakes this body.
-                if let Some(conn) = this.conn.as_mut()
-                    && !conn.drive(cx)
-                {
-                    this.conn = None;
-                }
-                Pin::new(body).poll_frame(cx)
-            }
+            Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.count(frame);
                 if this.is_end_stream() {
-                    this.finished(cx);
+                    this.finished();
                 }
             }
-            Poll::Ready(None) => this.finished(cx),
+            Poll::Ready(None) => this.finished(),
             Poll::Ready(Some(Err(_))) => this.conn = None,
             Poll::Pending => {}
         }

@@ -10,10 +10,8 @@
 //! which consumes it: a copy is taken only for requests that could be resent (idempotent,
 //! no body, route retries above zero).
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::Poll;
 
 use http::{HeaderMap, Method, Request, Response, Uri};
 use hyper::body::Incoming;
@@ -113,6 +111,7 @@ impl DataPlane {
             served.backend = Some(index);
             let backend = &pool.backends[index];
             let counters = &stats.targets[target][index];
+            let upload = !http_body::Body::is_end_stream(request.body());
             let (response, conn, in_flight) = match self.attempt(backend, request, deadline).await {
                 Attempt::Answered(response, conn, in_flight) => (response, conn, in_flight),
                 Attempt::Failed(why, unsent) => {
@@ -150,19 +149,12 @@ impl DataPlane {
             strip_hop_by_hop(&mut parts.headers);
             let conn = if http_body::Body::is_end_stream(&body) {
                 // Nothing will poll an empty body: hand the connection back now.
-                let mut conn = Some(conn);
-                poll_fn(|cx| {
-                    if let Some(conn) = conn.take() {
-                        backend.upstream.checkin(conn, cx);
-                    }
-                    Poll::Ready(())
-                })
-                .await;
+                backend.upstream.checkin(conn, upload);
                 None
             } else {
                 Some(conn)
             };
-            let body = ResponseBody::upstream(body, conn, in_flight);
+            let body = ResponseBody::upstream(body, conn, upload, in_flight);
             return (Ok(Response::from_parts(parts, body)), served);
         }
         // One outcome per request, on the backend tried last (misidentified answers
@@ -189,29 +181,39 @@ impl DataPlane {
         request: Request<UpstreamBody>,
         deadline: Instant,
     ) -> Attempt {
-        let mut conn = match backend.upstream.checkout_idle().await {
-            Some(conn) => conn,
-            None => {
-                // Connecting is the cold path: boxed, so it does not bloat every request.
-                let connect = Box::pin(backend.upstream.connect());
-                match tokio::time::timeout_at(deadline, connect).await {
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "connect failed");
-                        backend.record_failure("connect failed");
-                        return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+        let mut conn = loop {
+            let (mut conn, pooled) = match backend.upstream.checkout_idle() {
+                Some(conn) => (conn, true),
+                None => {
+                    // Connecting is the cold path: boxed, so it does not bloat every request.
+                    let connect = Box::pin(backend.upstream.connect());
+                    match tokio::time::timeout_at(deadline, connect).await {
+                        Ok(Ok(conn)) => (conn, false),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "connect failed");
+                            backend.record_failure("connect failed");
+                            return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+                        }
+                        Err(_) => return Attempt::TimedOut,
                     }
-                    Err(_) => return Attempt::TimedOut,
                 }
+            };
+            // A pooled connection's task may still be finishing the previous exchange.
+            let ready = poll_fn(|cx| conn.sender.poll_ready(cx));
+            match tokio::time::timeout_at(deadline, ready).await {
+                Ok(Ok(())) => break conn,
+                // Closed meanwhile: an idle one is no one's fault, try the next.
+                Ok(Err(_)) if pooled => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, backend = %backend.addr, "new connection closed");
+                    backend.record_failure("connection closed");
+                    return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+                }
+                Err(_) => return Attempt::TimedOut,
             }
         };
         let in_flight = InFlight::start(backend);
-        let mut sent = pin!(conn.sender.try_send_request(request));
-        let exchange = poll_fn(|cx| {
-            // The connection writes the request and reads the response in this task.
-            conn.drive(cx);
-            sent.as_mut().poll(cx)
-        });
+        let exchange = conn.sender.try_send_request(request);
         let result = tokio::time::timeout_at(deadline, exchange).await;
         match result {
             Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),

@@ -46,12 +46,24 @@ thread_local! {
 }
 
 /// The scan-mask bit of a header name, 0 when it is end-to-end.
+///
+/// Runs for every header of every request and response: the name's length (names are
+/// stored lowercase) rules out nearly every end-to-end header before any comparison.
 #[inline]
 fn hop_by_hop_bit(name: &HeaderName) -> u8 {
-    HOP_BY_HOP
+    let name = name.as_str();
+    let candidates: &[usize] = match name.len() {
+        2 => &[1],     // te
+        7 => &[2, 4],  // trailer, upgrade
+        10 => &[0, 5], // connection, keep-alive
+        16 => &[6],    // proxy-connection
+        17 => &[3],    // transfer-encoding
+        _ => return 0,
+    };
+    candidates
         .iter()
-        .position(|hop| hop == name)
-        .map_or(0, |i| 1 << i)
+        .find(|&&i| HOP_BY_HOP[i].as_str() == name)
+        .map_or(0, |&i| 1 << i)
 }
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
@@ -93,6 +105,11 @@ fn remove_connection_named(headers: &mut HeaderMap) {
 }
 
 fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
+    // The usual single token, as backends send it on every answer: it names no header.
+    let bytes = connection.as_bytes();
+    if bytes.eq_ignore_ascii_case(b"keep-alive") || bytes.eq_ignore_ascii_case(b"close") {
+        return;
+    }
     let Ok(text) = connection.to_str() else {
         return;
     };
@@ -204,6 +221,17 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key(header::HOST));
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_has_its_own_bit() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_bit(name), 1 << i, "{name}");
+        }
+        for name in ["host", "x-te", "trailers", "connectionx", "keep-alivex"] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("valid name");
+            assert_eq!(hop_by_hop_bit(&name), 0, "{name}");
+        }
     }
 
     #[test]

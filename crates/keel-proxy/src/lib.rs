@@ -5,8 +5,8 @@
 //! ```text
 //! accept ─▶ peek: h1 or h2c ─▶ hyper ─▶ handle(): load Active ─▶ RouteTable::find ─▶ sample
 //!        ─▶ forward(): split arm ─▶ Balancer::pick ─▶ idle or new backend connection
-//!        ─▶ send + drive the connection ─▶ verify identity ─▶ count ─▶ respond
-//!        ─▶ stream the body back (driving the connection) ─▶ pool it ─▶ access log line
+//!        ─▶ send on it (its own task does the I/O) ─▶ verify identity ─▶ count ─▶ respond
+//!        ─▶ stream the body back ─▶ pool the connection ─▶ access log line
 //! ```
 //!
 //! The control plane compiles configs into [`Generation`]s with [`DataPlane::compile`]
@@ -29,6 +29,7 @@ pub mod probe;
 mod request;
 mod sample;
 mod server;
+mod serving;
 pub mod stats;
 mod upstream;
 
@@ -42,4 +43,5 @@ pub use generation::{Generation, PoolRuntime};
 pub use keel_route::CompileError;
 pub use sample::TrafficSample;
 pub use server::ListenerLimits;
+pub use serving::ServingThreads;
 pub use upstream::ConnectError;

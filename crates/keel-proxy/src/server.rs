@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::dataplane::DataPlane;
 use crate::request::ConnInfo;
+use crate::serving::ServingThreads;
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -101,11 +102,36 @@ impl Builders {
 impl DataPlane {
     /// Serves one listener until `shutdown` completes, then stops accepting and gives
     /// in-flight requests up to the drain deadline to finish.
+    ///
+    /// Connections run as tasks of the runtime this is called on.
     pub async fn serve(
         self: &Arc<Self>,
         listener: TcpListener,
         limits: ListenerLimits,
         shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, limits, shutdown, None).await
+    }
+
+    /// Like [`DataPlane::serve`], but each accepted connection runs on the next of
+    /// `threads` in turn, and stays there (see [`ServingThreads`]).
+    pub async fn serve_on(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        shutdown: impl Future<Output = ()>,
+        threads: &ServingThreads,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, limits, shutdown, Some(threads))
+            .await
+    }
+
+    async fn serve_with(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        shutdown: impl Future<Output = ()>,
+        threads: Option<&ServingThreads>,
     ) -> std::io::Result<()> {
         let builders = Arc::new(Builders::new(&limits));
         let mut live = Connections::default();
@@ -130,11 +156,29 @@ impl DataPlane {
             let plane = self.clone();
             let builders = builders.clone();
             let (drain, draining) = oneshot::channel();
-            let task = tokio::spawn(async move {
-                plane
-                    .serve_connection(stream, conn, &builders, draining)
-                    .await;
-            });
+            let task = match threads {
+                None => tokio::spawn(async move {
+                    plane
+                        .serve_connection(stream, conn, &builders, draining)
+                        .await;
+                }),
+                Some(threads) => {
+                    // Move the socket to the serving thread's own reactor.
+                    let Ok(stream) = stream.into_std() else {
+                        continue;
+                    };
+                    threads.spawn(async move {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                plane
+                                    .serve_connection(stream, conn, &builders, draining)
+                                    .await;
+                            }
+                            Err(error) => tracing::warn!(%error, "cannot register a connection"),
+                        }
+                    })
+                }
+            };
             live.add(drain, task);
         }
         drop(listener);

@@ -19,7 +19,7 @@ use clap::Args;
 use keel_control::admin::{self, AdminState, AdminToken};
 use keel_control::boot::{self, BootError, Prepared};
 use keel_control::{ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::ListenerLimits;
+use keel_proxy::{ListenerLimits, ServingThreads};
 use keel_store::{NewEvent, SqliteStore, Store, kind, origin};
 use tokio::sync::broadcast;
 
@@ -70,16 +70,30 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    let threads = prepared.config().server.worker_threads;
-    if threads > 0 {
-        runtime.worker_threads(threads as usize);
-    }
-    let runtime = runtime
+    // Client connections run on `worker_threads` serving threads, one single-threaded
+    // runtime each (see keel_proxy::ServingThreads); the control plane, the admin API,
+    // health checks and accepting need little and share one more worker.
+    let threads = match prepared.config().server.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n as usize,
+    };
+    let serving = ServingThreads::start(threads).context("cannot start the serving threads")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(Arc::new(store), prepared, token, args.config))
+    let serving = Arc::new(serving);
+    let exit = runtime.block_on(serve(
+        Arc::new(store),
+        prepared,
+        token,
+        args.config,
+        serving.clone(),
+    ));
+    drop(runtime);
+    drop(serving);
+    exit
 }
 
 fn boot_failed(error: &BootError) -> ExitCode {
@@ -98,6 +112,7 @@ async fn serve(
     prepared: Prepared,
     token: AdminToken,
     config_file: Option<PathBuf>,
+    serving: Arc<ServingThreads>,
 ) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = store;
     let (controller, report) = match Controller::start_guarded(store, prepared).await {
@@ -146,8 +161,9 @@ async fn serve(
         tracing::info!(listener = %name, addr = %socket.local_addr()?, "listening");
         let plane = controller.plane().clone();
         let (limits, shutdown) = (limits.clone(), stopped(&stop));
+        let serving = serving.clone();
         tasks.push(tokio::spawn(async move {
-            plane.serve(socket, limits, shutdown).await
+            plane.serve_on(socket, limits, shutdown, &serving).await
         }));
     }
     let background = [
