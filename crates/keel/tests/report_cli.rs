@@ -145,7 +145,7 @@ fn timeline_reads_the_store_while_it_is_open() {
             .starts_with("# Post-mortem draft: identity: checkout answered by web on generation 2")
     );
     assert!(
-        markdown.contains("route checkout: pool checkout → pool web"),
+        markdown.contains("route checkout: target: pool checkout → pool web"),
         "{markdown}"
     );
 
