@@ -144,7 +144,7 @@ impl DataPlane {
                 backend.record_success();
             }
             counters.record(outcome);
-            stats.latency.observe(started.elapsed());
+            stats.target_latency[target].observe(started.elapsed());
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let conn = if http_body::Body::is_end_stream(&body) {

@@ -181,11 +181,32 @@ pub struct RouteStats {
     pub targets: Box<[Box<[OutcomeCounters]>]>,
     /// Outcomes that never reached a backend (no healthy backend, empty pool).
     pub unassigned: OutcomeCounters,
-    /// Time to response headers.
-    pub latency: LatencyHistogram,
+    /// Time to response headers, per target pool (in the route's target order). One
+    /// histogram per arm rather than one per route plus one per pool: the hot path
+    /// still observes once, and the route's view is the sum read at scrape time.
+    pub target_latency: Box<[LatencyHistogram]>,
 }
 
 impl RouteStats {
+    /// Non-cumulative latency bucket counts of the whole route (every target summed).
+    pub fn latency_buckets(&self) -> [u64; 14] {
+        let mut out = [0; 14];
+        for histogram in self.target_latency.iter() {
+            for (sum, n) in out.iter_mut().zip(histogram.buckets()) {
+                *sum += n;
+            }
+        }
+        out
+    }
+
+    /// Sum of the route's observations, in microseconds.
+    pub fn latency_sum_micros(&self) -> u64 {
+        self.target_latency
+            .iter()
+            .map(LatencyHistogram::sum_micros)
+            .sum()
+    }
+
     /// Sum of every outcome of the route.
     pub fn totals(&self) -> [u64; 7] {
         let mut out = [0; 7];
@@ -227,7 +248,11 @@ impl GenerationStats {
                     })
                     .collect(),
                 unassigned: OutcomeCounters::default(),
-                latency: LatencyHistogram::default(),
+                target_latency: route
+                    .targets
+                    .iter()
+                    .map(|_| LatencyHistogram::default())
+                    .collect(),
             })
             .collect();
         Self {
@@ -261,6 +286,24 @@ mod tests {
         assert_eq!(bucket_quantile(&b, 0.5), Some(1_000));
         assert_eq!(bucket_quantile(&b, 0.99), Some(50_000));
         assert_eq!(bucket_quantile(&[0; 14], 0.99), None);
+    }
+
+    #[test]
+    fn a_route_latency_is_the_sum_of_its_arms() {
+        let route = RouteStats {
+            targets: Box::new([]),
+            unassigned: OutcomeCounters::default(),
+            target_latency: (0..2).map(|_| LatencyHistogram::default()).collect(),
+        };
+        route.target_latency[0].observe(Duration::from_millis(1));
+        route.target_latency[1].observe(Duration::from_millis(40));
+        route.target_latency[1].observe(Duration::from_millis(40));
+        assert_eq!(route.target_latency[1].buckets().iter().sum::<u64>(), 2);
+        let buckets = route.latency_buckets();
+        assert_eq!(buckets.iter().sum::<u64>(), 3);
+        assert_eq!(bucket_quantile(&buckets, 0.3), Some(1_000));
+        assert_eq!(bucket_quantile(&buckets, 0.99), Some(50_000));
+        assert_eq!(route.latency_sum_micros(), 81_000);
     }
 
     #[test]

@@ -219,35 +219,44 @@ fn encode_latency(
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(
         names::REQUEST_DURATION,
-        "Time from request to response headers, by generation and route.",
+        "Time from request to response headers, by generation, route and target pool.",
         None,
         MetricType::Histogram,
     )?;
     for generation in generations {
         let id = generation.id.to_string();
         for (route_id, route) in generation.stats.routes.iter().enumerate() {
-            let counts = route.latency.buckets();
-            let count: u64 = counts.iter().sum();
-            if count == 0 {
-                continue;
+            let compiled = generation.table.route(route_id);
+            for ((pool_id, _), histogram) in
+                compiled.targets.iter().zip(route.target_latency.iter())
+            {
+                let counts = histogram.buckets();
+                let count: u64 = counts.iter().sum();
+                if count == 0 {
+                    continue;
+                }
+                let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_MICROS
+                    .iter()
+                    .zip(counts.iter())
+                    .map(|(bound, n)| {
+                        let le = if *bound == u64::MAX {
+                            f64::INFINITY
+                        } else {
+                            *bound as f64 / 1e6
+                        };
+                        (le, *n)
+                    })
+                    .collect();
+                let sum = histogram.sum_micros() as f64 / 1e6;
+                let pool = generation.pools.get(*pool_id).map_or("", |p| &*p.name);
+                metric
+                    .encode_family(&[
+                        ("generation", id.as_str()),
+                        ("route", &*compiled.name),
+                        ("pool", pool),
+                    ])?
+                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_MICROS
-                .iter()
-                .zip(counts.iter())
-                .map(|(bound, n)| {
-                    let le = if *bound == u64::MAX {
-                        f64::INFINITY
-                    } else {
-                        *bound as f64 / 1e6
-                    };
-                    (le, *n)
-                })
-                .collect();
-            let sum = route.latency.sum_micros() as f64 / 1e6;
-            let name = &*generation.table.route(route_id).name;
-            metric
-                .encode_family(&[("generation", id.as_str()), ("route", name)])?
-                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
     }
     Ok(())

@@ -90,7 +90,7 @@ impl Layout {
             for (o, outcome) in Outcome::ALL.iter().enumerate() {
                 out[layout.unassigned + o] = route.unassigned.get(*outcome);
             }
-            out[layout.latency..layout.latency + BUCKETS].copy_from_slice(&route.latency.buckets());
+            out[layout.latency..layout.latency + BUCKETS].copy_from_slice(&route.latency_buckets());
         }
     }
 }
@@ -345,7 +345,7 @@ split = [{ pool = "a", weight = 1 }, { pool = "b", weight = 1 }]
             route.targets[0][1].record(Outcome::Success);
         }
         route.targets[1][0].record(Outcome::ServerError);
-        route.latency.observe(Duration::from_millis(3));
+        route.target_latency[1].observe(Duration::from_millis(3));
         series.sample(true, now);
         let view = series.window();
         assert_eq!(view.backend(0, 0, 1)[Outcome::Success as usize], 10);

@@ -49,7 +49,7 @@ async fn metrics_expose_requests_per_generation_backend_states_and_control_count
         format!(
             "keel_requests_total{{generation=\"2\",route=\"web\",pool=\"web\",backend=\"{web0}\",class=\"2xx\"}}"
         ),
-        "keel_request_duration_seconds_bucket{generation=\"1\",route=\"api\",le=\"0.001\"}"
+        "keel_request_duration_seconds_bucket{generation=\"1\",route=\"api\",pool=\"api\",le=\"0.001\"}"
             .to_string(),
         format!("keel_backend_state{{pool=\"web\",backend=\"{web0}\",state=\"unknown\"}} 1"),
         format!("keel_backend_state{{pool=\"web\",backend=\"{web0}\",state=\"misidentified\"}} 0"),
