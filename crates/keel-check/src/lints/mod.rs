@@ -63,6 +63,16 @@ health = { path = "/healthz" }
         parsed.config
     }
 
+    /// Runs one lint over `BASE` plus `extra`.
+    pub(crate) fn run_lint(
+        lint: fn(&Config, &mut Vec<Diagnostic>),
+        extra: &str,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        lint(&config(extra), &mut out);
+        out
+    }
+
     pub(crate) fn codes(diagnostics: &[Diagnostic]) -> Vec<&'static str> {
         diagnostics.iter().map(|d| d.code).collect()
     }

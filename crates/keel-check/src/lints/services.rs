@@ -58,13 +58,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{codes as ids, config};
+    use super::super::test_support::{codes as ids, run_lint};
     use super::*;
 
     fn run(extra: &str) -> Vec<Diagnostic> {
-        let mut out = Vec::new();
-        check(&config(extra), &mut out);
-        out
+        run_lint(check, extra)
     }
 
     #[test]
