@@ -219,8 +219,9 @@ async fn a_harmless_change_is_promoted_without_an_alert_over_20_seconds() {
     harmless_change_is_promoted(Duration::from_secs(20)).await;
 }
 
-/// The two-minute clean run of the requirement (opt-in: `cargo test -p keel-watch
-/// --test guard -- --ignored`).
+/// The two-minute clean run of the requirement: ignored by `cargo test --workspace` to keep
+/// the everyday run short, always run by `.ci/run` (`cargo test -p keel-watch --test guard
+/// -- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "two minutes of load; run with --ignored"]
 async fn a_harmless_change_is_promoted_without_an_alert_over_2_minutes() {
