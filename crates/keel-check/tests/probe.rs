@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use keel_check::probe::{Verdict, probe_backend, probe_config, probe_diagnostics, render_table};
 use keel_config::{HealthCheck, Identity, codes, parse};
-use keel_testkit::{Answer, Backend};
+use keel_testkit::{Answer, Backend, free_addr};
 use tokio::net::TcpListener;
 
 /// An HTTP backend that answers `/healthz` with `health_status`, every other path with
@@ -19,12 +19,6 @@ async fn backend(identity: &'static str, health_status: u16) -> SocketAddr {
         .body("ok")
         .start()
         .await
-}
-
-/// An address on 127.0.0.1 where nothing listens.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 fn identity(name: &str) -> Identity {
@@ -48,7 +42,7 @@ fn health() -> HealthCheck {
 async fn right_wrong_and_closed_backends_of_a_pool() {
     let right = backend("api", 200).await;
     let wrong = backend("web", 200).await;
-    let closed = closed_port();
+    let closed = free_addr();
     let source = format!(
         r#"
 [listeners.web]

@@ -10,14 +10,17 @@
 //! * [`load`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
+//! * [`free_addr`]: a loopback address where nothing listens.
 //!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
 //! knows nothing of Keel's other crates.
 
 mod backend;
 mod load;
+mod port;
 mod serve;
 
 pub use backend::{Answer, Backend, start};
 pub use load::{LoadReport, load, sequential};
+pub use port::free_addr;
 pub use serve::serve;
