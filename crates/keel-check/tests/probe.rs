@@ -2,56 +2,23 @@
 //! service, one answering as another service, one port with nobody listening, and one
 //! that accepts but never answers.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use keel_check::probe::{Verdict, probe_backend, probe_config, probe_diagnostics, render_table};
 use keel_config::{HealthCheck, Identity, codes, parse};
+use keel_testkit::{Answer, Backend, free_addr};
 use tokio::net::TcpListener;
 
-/// An HTTP backend that answers `/healthz` with `health_status` and everything with
-/// `x-service: <identity>`.
+/// An HTTP backend that answers `/healthz` with `health_status`, every other path with
+/// 404, and everything with `x-service: <identity>`.
 async fn backend(identity: &'static str, health_status: u16) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service =
-                    service_fn(move |request: Request<hyper::body::Incoming>| async move {
-                        let status = if request.uri().path() == "/healthz" {
-                            health_status
-                        } else {
-                            404
-                        };
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .header("x-service", identity)
-                                .body(Full::new(Bytes::from_static(b"ok")))
-                                .expect("response"),
-                        )
-                    });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// An address on 127.0.0.1 where nothing listens.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    Backend::new(identity)
+        .answer(Answer::Status(404))
+        .healthz(health_status)
+        .body("ok")
+        .start()
+        .await
 }
 
 fn identity(name: &str) -> Identity {
@@ -75,7 +42,7 @@ fn health() -> HealthCheck {
 async fn right_wrong_and_closed_backends_of_a_pool() {
     let right = backend("api", 200).await;
     let wrong = backend("web", 200).await;
-    let closed = closed_port();
+    let closed = free_addr();
     let source = format!(
         r#"
 [listeners.web]

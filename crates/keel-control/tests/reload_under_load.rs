@@ -14,7 +14,8 @@ use std::time::Duration;
 use keel_control::{ApplyRequest, ApplyStatus, Hooks, RollbackRequest};
 use keel_proxy::ListenerLimits;
 use keel_store::SqliteStore;
-use support::{Answer, Http, config, echo_backend, eventually};
+use keel_testkit::Backend;
+use support::{Answer, Http, config, eventually};
 
 /// Applies, and as many rollbacks, alternating.
 const ROUNDS: usize = 100;
@@ -30,7 +31,12 @@ async fn applies_and_rollbacks_under_load_lose_no_request_and_never_mix_generati
     let names = ["A", "B", "C", "D"];
     let mut backends: Vec<SocketAddr> = Vec::new();
     for name in names {
-        backends.push(echo_backend(name, Duration::from_millis(1)).await);
+        backends.push(
+            Backend::new(name)
+                .delay(Duration::from_millis(1))
+                .start()
+                .await,
+        );
     }
     let settings = "[safety]\nknown_good_after = \"0s\"\nkeep_generations = 5";
     let dir = tempfile::tempdir().expect("tempdir");

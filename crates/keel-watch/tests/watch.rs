@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +11,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use keel_watch::{Delivery, Detector, Phase, Watcher, names};
 use support::{Backends, Proxy, Variant, eventually, load, shop_config};
 use tokio::net::TcpListener;
@@ -139,40 +136,27 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<(StatusCode, serde_json::Value
     let addr = listener.local_addr().expect("receiver addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
+    keel_testkit::serve(listener, move |request: Request<Incoming>| {
+        let log = log.clone();
+        async move {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let json: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let mut log = log.lock().expect("log");
+            let status = if log.is_empty() {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
             };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let body = request
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let json: serde_json::Value =
-                            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                        let mut log = log.lock().expect("log");
-                        let status = if log.is_empty() {
-                            StatusCode::INTERNAL_SERVER_ERROR
-                        } else {
-                            StatusCode::OK
-                        };
-                        log.push((status, json));
-                        let mut response = Response::new(Full::new(Bytes::new()));
-                        *response.status_mut() = status;
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            log.push((status, json));
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            response
         }
     });
     (addr, seen)

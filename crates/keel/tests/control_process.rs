@@ -3,7 +3,6 @@
 //! applies (the store stays intact and serves the old or the new generation, never a
 //! mix, never nothing).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -12,15 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::service::service_fn;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use keel_control::ApplyStatus;
 use keel_control::admin::AdminToken;
 use keel_control::api::ApplyBody;
 use keel_control::client::AdminClient;
 use keel_store::{GenerationState, SqliteStore, Store};
+use keel_testkit::{Backend, free_addr};
 
 const TOKEN: &str = "process-test-token";
 /// Crash rounds: start, apply continuously, kill -9, inspect, restart.
@@ -113,31 +112,9 @@ fn unique_suffix() -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> SocketAddr {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr")
-}
-
+/// A backend answering 200 with body `name` (and no identity header).
 async fn echo_backend(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(move |_| async move {
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                        name.as_bytes(),
-                    ))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    Backend::new(name).anonymous().start().await
 }
 
 fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
@@ -204,7 +181,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (echo_backend("A").await, echo_backend("B").await);
-    let (proxy, admin) = (free_port(), free_port());
+    let (proxy, admin) = (free_addr(), free_addr());
     let file = dir.path().join("keel.toml");
     let file_b = dir.path().join("b.toml");
     std::fs::write(&file, config(proxy, admin, a)).expect("write");
@@ -353,7 +330,7 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
 async fn kill_9_during_applies_leaves_the_old_or_the_new_generation_never_a_mix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (echo_backend("A").await, echo_backend("B").await);
-    let (proxy, admin) = (free_port(), free_port());
+    let (proxy, admin) = (free_addr(), free_addr());
     let file = dir.path().join("keel.toml");
     std::fs::write(&file, config(proxy, admin, a)).expect("write");
     let texts = [config(proxy, admin, a), config(proxy, admin, b)];

@@ -7,25 +7,19 @@
 //! * `keel apply --canary 10% --watch 5s` of a misrouting config, under ~200 requests/s,
 //!   exits non-zero with the detector's reason and `keel status` shows the old generation.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::Empty;
 use keel_control::admin::AdminToken;
 use keel_control::client::AdminClient;
+use keel_testkit::{Backend, free_addr};
 
 const TOKEN: &str = "guard-process-token";
 /// Requests per second of the canary test's load.
-const RPS: u64 = 200;
+const RPS: u32 = 200;
 
 /// A `keel serve` child, killed (by its id) when dropped.
 struct Keel {
@@ -108,37 +102,6 @@ impl Drop for Keel {
     }
 }
 
-fn free_port() -> SocketAddr {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr")
-}
-
-/// A backend answering 200 with `x-service: name`.
-async fn backend(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(move |_| async move {
-                    Ok::<_, Infallible>(
-                        http::Response::builder()
-                            .header("x-service", name)
-                            .body(Full::new(Bytes::from_static(name.as_bytes())))
-                            .expect("response"),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
 /// How the web route is aimed.
 #[derive(Clone, Copy)]
 enum Web {
@@ -200,35 +163,16 @@ service = "{service}"
 
 /// Sends `rps` requests per second for `seconds` through the proxy; returns how many
 /// failed at the transport level.
-async fn load(proxy: SocketAddr, rps: u64, seconds: u64) -> u64 {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut interval = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::new();
-    for n in 0..rps * seconds {
-        interval.tick().await;
-        let (client, errors) = (client.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let request = http::Request::builder()
-                .uri(format!("http://{proxy}/products/{}", n % 50))
-                .header("host", "shop.example.com")
-                .body(Empty::new())
-                .expect("request");
-            match tokio::time::timeout(Duration::from_secs(5), client.request(request)).await {
-                Ok(Ok(response)) => {
-                    let _ = response.into_body().collect().await;
-                }
-                _ => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    errors.load(Ordering::Relaxed)
+async fn load(proxy: SocketAddr, rps: u32, seconds: u64) -> u64 {
+    keel_testkit::load(rps, Duration::from_secs(seconds), |n| {
+        http::Request::builder()
+            .uri(format!("http://{proxy}/products/{}", n % 50))
+            .header("host", "shop.example.com")
+            .body(Empty::new())
+            .expect("request")
+    })
+    .await
+    .transport_errors
 }
 
 fn text(output: &Output) -> String {
@@ -251,8 +195,11 @@ struct Setup {
 impl Setup {
     async fn start() -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (web, legacy) = (backend("web").await, backend("legacy-web").await);
-        let (proxy, admin) = (free_port(), free_port());
+        let (web, legacy) = (
+            Backend::new("web").start().await,
+            Backend::new("legacy-web").start().await,
+        );
+        let (proxy, admin) = (free_addr(), free_addr());
         let keel = Keel::start(
             dir.path(),
             &config(proxy, admin, web, legacy, Web::Good),

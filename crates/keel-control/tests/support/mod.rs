@@ -1,61 +1,26 @@
-//! Test helpers: real backends that say who they are, a real HTTP client, config
-//! texts, a store whose writes can be made to fail, and an `eventually` loop.
+//! Test helpers: a real HTTP client, config texts, a store whose writes can be made to
+//! fail, and an `eventually` loop (backends come from `keel-testkit`).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod shop;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::service::service_fn;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use keel_control::{Controller, Hooks};
 use keel_proxy::{DataPlane, DataPlaneOptions};
 use keel_store::{
     EventQuery, EventRecord, GenerationId, GenerationRecord, MemoryStore, NewEvent, NewGeneration,
     Store, StoreError,
 };
-
-/// A backend answering every request with 200, body `name`, header `x-service: name`,
-/// after `delay`.
-pub async fn echo_backend(name: &'static str, delay: Duration) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind backend");
-    let addr = listener.local_addr().expect("backend addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(move |_request| async move {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    Ok::<_, Infallible>(
-                        http::Response::builder()
-                            .header("x-service", name)
-                            .body(Full::new(Bytes::from_static(name.as_bytes())))
-                            .expect("response"),
-                    )
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// A config with one listener, one pool of one backend, and one catch-all route.
 pub fn config(backend: SocketAddr, extra: &str) -> String {

@@ -6,69 +6,19 @@
 //! `2` → `/checkout/pay`, `3, 4` → `/api/items`, the rest → `/products/N`; every
 //! request for host `shop.example.com`.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::Request;
+use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
 use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
 use keel_store::{SqliteStore, Store};
+use keel_testkit::{Answer, LoadReport};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-
-/// How a test backend answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// 200 with `x-service: <service>`.
-    Ok,
-    /// 500 with `x-service: <service>`.
-    Fail,
-}
-
-/// Starts a backend on 127.0.0.1:0 that identifies as `service`.
-pub async fn backend(service: &'static str, answer: Answer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind backend");
-    let addr = listener.local_addr().expect("backend addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let handler = service_fn(move |_request: Request<Incoming>| async move {
-                    let status = match answer {
-                        Answer::Ok => StatusCode::OK,
-                        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
-                    };
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .status(status)
-                            .header("x-service", service)
-                            .body(Full::new(Bytes::from_static(service.as_bytes())))
-                            .expect("static response"),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), handler)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// The shop's backends.
 #[derive(Clone, Copy, Debug)]
@@ -83,11 +33,11 @@ pub struct Backends {
 impl Backends {
     pub async fn start() -> Self {
         Self {
-            web: backend("web", Answer::Ok).await,
-            legacy: backend("legacy-web", Answer::Ok).await,
-            checkout: backend("checkout", Answer::Ok).await,
-            api: backend("api", Answer::Ok).await,
-            api_broken: backend("api", Answer::Fail).await,
+            web: keel_testkit::start("web", Answer::Ok).await,
+            legacy: keel_testkit::start("legacy-web", Answer::Ok).await,
+            checkout: keel_testkit::start("checkout", Answer::Ok).await,
+            api: keel_testkit::start("api", Answer::Ok).await,
+            api_broken: keel_testkit::start("api", Answer::ServerError).await,
         }
     }
 }
@@ -383,94 +333,23 @@ pub fn request(text: String) -> ApplyRequest {
     }
 }
 
-/// What a load run saw.
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    pub sent: u64,
-    pub statuses: BTreeMap<u16, u64>,
-    pub transport_errors: u64,
-}
-
-impl LoadReport {
-    pub fn count(&self, status: u16) -> u64 {
-        self.statuses.get(&status).copied().unwrap_or(0)
-    }
-}
-
-/// Sends `total` requests one after another (the sample sees every one of them).
+/// Sends `total` shop requests one after another (the sample sees every one of them).
 pub async fn sequential(addr: SocketAddr, total: u64) -> LoadReport {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut report = LoadReport {
-        sent: total,
-        ..LoadReport::default()
-    };
-    for n in 0..total {
-        match send(&client, addr, n).await {
-            Some(status) => *report.statuses.entry(status).or_default() += 1,
-            None => report.transport_errors += 1,
-        }
-    }
-    report
+    keel_testkit::sequential(total, |n| shop_request(addr, n)).await
 }
 
-/// Sends `rps` requests per second for `duration`: at most `rps × seconds` requests.
+/// Sends `rps` shop requests per second for `duration`: at most `rps × seconds` requests.
 pub async fn load(addr: SocketAddr, rps: u32, duration: Duration) -> LoadReport {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
-    let errors = Arc::new(AtomicU64::new(0));
-    let total = (f64::from(rps) * duration.as_secs_f64()) as u64;
-    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps.max(1))));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity(total as usize);
-    for n in 0..total {
-        interval.tick().await;
-        let (client, statuses, errors) = (client.clone(), statuses.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            match send(&client, addr, n).await {
-                Some(status) => {
-                    *statuses
-                        .lock()
-                        .expect("statuses")
-                        .entry(status)
-                        .or_default() += 1;
-                }
-                None => {
-                    errors.fetch_add(1, Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    let statuses = statuses.lock().expect("statuses").clone();
-    LoadReport {
-        sent: total,
-        statuses,
-        transport_errors: errors.load(Relaxed),
-    }
+    keel_testkit::load(rps, duration, |n| shop_request(addr, n)).await
 }
 
-async fn send(
-    client: &Client<HttpConnector, Empty<Bytes>>,
-    addr: SocketAddr,
-    n: u64,
-) -> Option<u16> {
-    let request = Request::builder()
+/// Request number `n` of the traffic mix (see the module docs).
+fn shop_request(addr: SocketAddr, n: u64) -> Request<Empty<Bytes>> {
+    Request::builder()
         .uri(format!("http://{addr}{}", path_of(n)))
         .header("host", "shop.example.com")
         .body(Empty::new())
-        .expect("request");
-    match tokio::time::timeout(Duration::from_secs(5), client.request(request)).await {
-        Ok(Ok(response)) => {
-            let status = response.status().as_u16();
-            let _ = response.into_body().collect().await;
-            Some(status)
-        }
-        _ => None,
-    }
+        .expect("request")
 }
 
 /// Makes a request a dry run.

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +15,9 @@ use http::header::COOKIE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use keel_demo::shop::{ServiceKind, Shop};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -63,22 +60,9 @@ impl Router {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind router");
         let addr = listener.local_addr().expect("router addr");
         let serving = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&serving);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(forward(&state, request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = keel_testkit::serve(listener, move |request| {
+            let state = Arc::clone(&serving);
+            async move { forward(&state, request).await }
         });
         Router { addr, state, task }
     }

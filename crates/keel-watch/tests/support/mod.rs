@@ -4,70 +4,28 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::Request;
+use http_body_util::Empty;
 use keel_config::Config;
 use keel_proxy::{DataPlane, DataPlaneOptions, Generation, ListenerLimits};
+use keel_testkit::{Answer, Backend, LoadReport};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// How a test backend answers.
-#[derive(Clone, Copy, Debug)]
-pub enum Answer {
-    /// 200 with `x-service: <service>`, after 0–2 ms of jitter.
-    Ok,
-    /// 500 with `x-service: <service>`.
-    Fail,
-}
-
-/// Starts a backend on 127.0.0.1:0 that identifies as `service`.
+/// Starts a backend on 127.0.0.1:0 that identifies as `service` (body `hello`); a
+/// healthy one answers after 0–2 ms of jitter.
 pub async fn backend(service: &'static str, answer: Answer) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind backend");
-    let addr = listener.local_addr().expect("backend addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = service_fn(move |_request: Request<Incoming>| async move {
-                    if let Answer::Ok = answer {
-                        let jitter = fastrand::u64(0..2_000);
-                        tokio::time::sleep(Duration::from_micros(jitter)).await;
-                    }
-                    let status = match answer {
-                        Answer::Ok => StatusCode::OK,
-                        Answer::Fail => StatusCode::INTERNAL_SERVER_ERROR,
-                    };
-                    let response = Response::builder()
-                        .status(status)
-                        .header("x-service", service)
-                        .body(Full::new(Bytes::from_static(b"hello\n")))
-                        .expect("static response");
-                    Ok::<_, Infallible>(response)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    let backend = Backend::new(service).answer(answer).body("hello\n");
+    match answer {
+        Answer::Ok => backend.jitter(Duration::from_millis(2)),
+        _ => backend,
+    }
+    .start()
+    .await
 }
 
 /// The shop's backends.
@@ -88,7 +46,7 @@ impl Backends {
             ],
             legacy: backend("legacy-web", Answer::Ok).await,
             api: backend("api", Answer::Ok).await,
-            api_broken: backend("api", Answer::Fail).await,
+            api_broken: backend("api", Answer::ServerError).await,
         }
     }
 }
@@ -234,35 +192,12 @@ impl Drop for Proxy {
     }
 }
 
-/// What a load run saw.
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    pub sent: u64,
-    pub statuses: BTreeMap<u16, u64>,
-    pub transport_errors: u64,
-}
-
-impl LoadReport {
-    pub fn count(&self, status: u16) -> u64 {
-        self.statuses.get(&status).copied().unwrap_or(0)
-    }
-}
-
 /// Sends `rps` requests per second for `duration` (at most `rps × seconds` requests),
 /// 80% to `/` and 20% to `/api/items`, all for host shop.example.com.
 pub async fn load(proxy: SocketAddr, rps: u32, duration: Duration) -> LoadReport {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
-    let errors = Arc::new(AtomicU64::new(0));
-    let total = (f64::from(rps) * duration.as_secs_f64()) as u64;
-    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rps.max(1))));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity(total as usize);
-    for n in 0..total {
-        interval.tick().await;
+    keel_testkit::load(rps, duration, |n| {
         let path = if n % 5 == 4 { "/api/items" } else { "/" };
-        let request = Request::builder()
+        Request::builder()
             .uri(format!("http://{proxy}{path}"))
             .header("host", "shop.example.com")
             .header(
@@ -270,36 +205,9 @@ pub async fn load(proxy: SocketAddr, rps: u32, duration: Duration) -> LoadReport
                 format!("load-{n:08}-{:08x}", fastrand::u32(..)),
             )
             .body(Empty::new())
-            .expect("request");
-        let client = client.clone();
-        let statuses = statuses.clone();
-        let errors = errors.clone();
-        tasks.push(tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(5), client.request(request)).await {
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    let _ = response.into_body().collect().await;
-                    *statuses
-                        .lock()
-                        .expect("statuses")
-                        .entry(status)
-                        .or_default() += 1;
-                }
-                _ => {
-                    errors.fetch_add(1, Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    let statuses = statuses.lock().expect("statuses").clone();
-    LoadReport {
-        sent: total,
-        statuses,
-        transport_errors: errors.load(Relaxed),
-    }
+            .expect("request")
+    })
+    .await
 }
 
 /// Polls `condition` every 20 ms until it holds or `deadline` passes.
