@@ -14,38 +14,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
 [ -x "$keel" ] || { echo "callgrind.sh: no keel binary at $keel" >&2; exit 1; }
 out=$(mktemp -d /tmp/keel-callgrind.XXXXXX)
-ports="18091 18092 18093"
-for p in $ports 18120; do
-  if [ -n "$(ss -Htln "sport = :$p")" ]; then echo "callgrind.sh: port $p is in use" >&2; exit 1; fi
-done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-backends=""
-for p in $ports; do
-  d=$out/be-$p; mkdir -p "$d"
-  cat > "$d/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d/tmp_body; proxy_temp_path $d/tmp_proxy;
-  fastcgi_temp_path $d/tmp_fastcgi; uwsgi_temp_path $d/tmp_uwsgi; scgi_temp_path $d/tmp_scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$p backlog=4096;
-    location / { default_type text/plain; add_header X-Backend $p always; return 200 "ok"; }
-  }
-}
-CONF
-  nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" </dev/null >"$d/out.log" 2>&1 &
-  pids+=($!)
-  backends="${backends:+$backends,}127.0.0.1:$p"
-done
+. "$root/bench/backends.sh"
+bench_check_ports callgrind.sh
+bench_start_backends "$out"
 mkdir -p "$out/keel"
 # keel-peer.sh writes the config and execs KEEL_BIN; point it at a valgrind wrapper.
 cat > "$out/keel/valgrind-keel" <<WRAP
@@ -72,6 +43,10 @@ wait "$keel_pid" || true
 # Only what ran after instrumentation was switched on is counted.
 total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 echo "callgrind.sh: $requests requests, $total instructions in all: $(( total / (requests + 1) )) instructions/request (steady state)"
-callgrind_annotate --inclusive=no --auto=no "$out/callgrind.out" 2>/dev/null | head -n 60 > "$out/self.txt"
-callgrind_annotate --inclusive=yes --auto=no "$out/callgrind.out" 2>/dev/null | head -n 120 > "$out/inclusive.txt"
+# To files first: piping into `head` could end the annotator with SIGPIPE, which
+# pipefail turns into the script's exit status.
+callgrind_annotate --inclusive=no --auto=no "$out/callgrind.out" > "$out/self-full.txt" 2>/dev/null
+callgrind_annotate --inclusive=yes --auto=no "$out/callgrind.out" > "$out/inclusive-full.txt" 2>/dev/null
+head -n 60 "$out/self-full.txt" > "$out/self.txt"
+head -n 120 "$out/inclusive-full.txt" > "$out/inclusive.txt"
 echo "callgrind.sh: per-function costs in $out/self.txt and $out/inclusive.txt"

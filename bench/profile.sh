@@ -14,38 +14,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
 [ -x "$keel" ] || { echo "profile.sh: no keel binary at $keel" >&2; exit 1; }
 out=$(mktemp -d /tmp/keel-profile.XXXXXX)
-ports="18091 18092 18093"
-for p in $ports 18120; do
-  if [ -n "$(ss -Htln "sport = :$p")" ]; then echo "profile.sh: port $p is in use" >&2; exit 1; fi
-done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-backends=""
-for p in $ports; do
-  d=$out/be-$p; mkdir -p "$d"
-  cat > "$d/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d/tmp_body; proxy_temp_path $d/tmp_proxy;
-  fastcgi_temp_path $d/tmp_fastcgi; uwsgi_temp_path $d/tmp_uwsgi; scgi_temp_path $d/tmp_scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$p backlog=4096;
-    location / { default_type text/plain; add_header X-Backend $p always; return 200 "ok"; }
-  }
-}
-CONF
-  taskset -c 0 nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" </dev/null >"$d/out.log" 2>&1 &
-  pids+=($!)
-  backends="${backends:+$backends,}127.0.0.1:$p"
-done
+. "$root/bench/backends.sh"
+bench_check_ports profile.sh
+bench_start_backends "$out" taskset -c 0
 mkdir -p "$out/keel"
 BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backends BENCH_DIR=$out/keel \
   taskset -c 1 "$root/bench/keel-peer.sh" 1 </dev/null >"$out/keel/out.log" 2>&1 &
@@ -61,7 +32,11 @@ perf record -F 2999 -g --call-graph dwarf,16384 -p "$keel_pid" -o "$out/perf.dat
 perf_pid=$!
 taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency http://127.0.0.1:18120/ | tee "$out/wrk.txt"
 wait "$perf_pid" || true
-perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' | head -n 120 > "$out/flat.txt"
-perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -n 150 > "$out/children.txt"
+# Reports go to files first: piping perf into `head` would end it with SIGPIPE, which
+# pipefail turns into the script's exit status before the summary is printed.
+perf report -i "$out/perf.data" --no-children --sort symbol --stdio > "$out/flat-full.txt" 2>/dev/null
+perf report -i "$out/perf.data" --children --sort symbol --stdio -g none > "$out/children-full.txt" 2>/dev/null
+grep -v '^$' "$out/flat-full.txt" | head -n 120 > "$out/flat.txt" || true
+grep -v '^$' "$out/children-full.txt" | head -n 150 > "$out/children.txt" || true
 echo "profile.sh: flat profile in $out/flat.txt, inclusive in $out/children.txt"
 head -n 60 "$out/flat.txt"
