@@ -50,23 +50,31 @@ fn plan(canary_permille: Option<u32>, watch: Duration, step_watch: Duration) -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seventy_percent_misroute_is_reverted_within_seconds() {
-    let shop = shop(false).await;
-    let bad = shop.proxy.compile(
-        2,
-        shop_config(&shop.backends, Variant::Misroute, false, None),
-    );
-    let traffic = tokio::spawn(load(shop.proxy.addr, RPS, Duration::from_secs(6)));
+/// What a guarded apply that was rolled back reports, plus the load still running.
+struct Reverted {
+    alert: keel_watch::Alert,
+    detected_after: Duration,
+    reverted_after: Duration,
+    at_permille: Option<u32>,
+    traffic: tokio::task::JoinHandle<keel_testkit::LoadReport>,
+}
+
+/// Compiles `variant` as generation 2 and applies it under load half a second into
+/// `load_for`, watched by `plan`; panics unless the guard rolled it back.
+async fn apply_bad(
+    shop: &Shop,
+    variant: Variant,
+    verify: bool,
+    plan: GuardPlan,
+    load_for: Duration,
+    change: &str,
+) -> Reverted {
+    let bad = shop
+        .proxy
+        .compile(2, shop_config(&shop.backends, variant, verify, None));
+    let traffic = tokio::spawn(load(shop.proxy.addr, RPS, load_for));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let outcome = guarded_apply(
-        &shop.watcher,
-        shop.baseline.clone(),
-        bad,
-        &plan(None, Duration::from_secs(20), Duration::from_secs(5)),
-        "route web: pool web → split web 30 / legacy 70",
-    )
-    .await;
+    let outcome = guarded_apply(&shop.watcher, shop.baseline.clone(), bad, &plan, change).await;
     let GuardOutcome::RolledBack {
         alert,
         detected_after,
@@ -76,6 +84,33 @@ async fn a_seventy_percent_misroute_is_reverted_within_seconds() {
     else {
         panic!("not rolled back: {outcome:?}");
     };
+    Reverted {
+        alert,
+        detected_after,
+        reverted_after,
+        at_permille,
+        traffic,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seventy_percent_misroute_is_reverted_within_seconds() {
+    let shop = shop(false).await;
+    let Reverted {
+        alert,
+        detected_after,
+        reverted_after,
+        at_permille,
+        traffic,
+    } = apply_bad(
+        &shop,
+        Variant::Misroute,
+        false,
+        plan(None, Duration::from_secs(20), Duration::from_secs(5)),
+        Duration::from_secs(6),
+        "route web: pool web → split web 30 / legacy 70",
+    )
+    .await;
     println!(
         "misroute (full swap, share detector): detected after {detected_after:?}, reverted after {reverted_after:?}: {}",
         alert.summary
@@ -102,29 +137,21 @@ async fn a_seventy_percent_misroute_is_reverted_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misroute_to_servers_of_another_service_trips_identity_during_the_canary() {
     let shop = shop(true).await;
-    let bad = shop.proxy.compile(
-        2,
-        shop_config(&shop.backends, Variant::Misroute, true, None),
-    );
-    let traffic = tokio::spawn(load(shop.proxy.addr, RPS, Duration::from_secs(6)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let outcome = guarded_apply(
-        &shop.watcher,
-        shop.baseline.clone(),
-        bad,
-        &plan(Some(100), Duration::from_secs(20), Duration::from_secs(5)),
-        "route web: pool web → split web 30 / legacy 70",
-    )
-    .await;
-    let GuardOutcome::RolledBack {
+    let Reverted {
         alert,
         reverted_after,
         at_permille,
+        traffic,
         ..
-    } = outcome
-    else {
-        panic!("not rolled back: {outcome:?}");
-    };
+    } = apply_bad(
+        &shop,
+        Variant::Misroute,
+        true,
+        plan(Some(100), Duration::from_secs(20), Duration::from_secs(5)),
+        Duration::from_secs(6),
+        "route web: pool web → split web 30 / legacy 70",
+    )
+    .await;
     println!(
         "misroute (10% canary, identity detector): reverted after {reverted_after:?}: {}",
         alert.summary
@@ -144,29 +171,21 @@ async fn a_misroute_to_servers_of_another_service_trips_identity_during_the_cana
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_that_returns_5xx_is_reverted_during_its_canary() {
     let shop = shop(false).await;
-    let bad = shop.proxy.compile(
-        2,
-        shop_config(&shop.backends, Variant::BrokenApi, false, None),
-    );
-    let traffic = tokio::spawn(load(shop.proxy.addr, RPS, Duration::from_secs(8)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let outcome = guarded_apply(
-        &shop.watcher,
-        shop.baseline.clone(),
-        bad,
-        &plan(Some(100), Duration::from_secs(20), Duration::from_secs(5)),
-        "route api: pool api → api-broken",
-    )
-    .await;
-    let GuardOutcome::RolledBack {
+    let Reverted {
         alert,
         reverted_after,
         at_permille,
+        traffic,
         ..
-    } = outcome
-    else {
-        panic!("not rolled back: {outcome:?}");
-    };
+    } = apply_bad(
+        &shop,
+        Variant::BrokenApi,
+        false,
+        plan(Some(100), Duration::from_secs(20), Duration::from_secs(5)),
+        Duration::from_secs(8),
+        "route api: pool api → api-broken",
+    )
+    .await;
     println!(
         "5xx route (10% canary, error detector): reverted after {reverted_after:?}: {}",
         alert.summary
