@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a proxied request allocates about ten times, two
+/// of them hyper's 8 KiB read buffers, and glibc served those from its slow bins
+/// (`_int_malloc`, `malloc_consolidate`): about 3,000 instructions per request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match cmd::Cli::try_parse() {
         Ok(cli) => cli,
