@@ -22,6 +22,7 @@ use crate::backend::BackendState;
 use crate::balance::Tried;
 use crate::body::{InFlight, ResponseBody, UpstreamBody};
 use crate::dataplane::DataPlane;
+use crate::deadline::within;
 use crate::errors::ProxyFailure;
 use crate::events::ProxyEvent;
 use crate::generation::Generation;
@@ -200,7 +201,7 @@ impl DataPlane {
             };
             // A pooled connection's task may still be finishing the previous exchange.
             let ready = poll_fn(|cx| conn.sender.poll_ready(cx));
-            match tokio::time::timeout_at(deadline, ready).await {
+            match within(deadline, ready).await {
                 Ok(Ok(())) => break conn,
                 // Closed meanwhile: an idle one is no one's fault, try the next.
                 Ok(Err(_)) if pooled => {}
@@ -214,7 +215,7 @@ impl DataPlane {
         };
         let in_flight = InFlight::start(backend);
         let exchange = conn.sender.try_send_request(request);
-        let result = tokio::time::timeout_at(deadline, exchange).await;
+        let result = within(deadline, exchange).await;
         match result {
             Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),
             Ok(Err(mut error)) => {

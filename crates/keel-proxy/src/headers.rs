@@ -88,19 +88,16 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Removes `Connection` and every header its tokens name (`Connection: close, x-secret`).
 /// The fixed hop-by-hop names are left to the caller.
 fn remove_connection_named(headers: &mut HeaderMap) {
-    let several = headers.get_all(header::CONNECTION).iter().nth(1).is_some();
-    if several {
-        let values: Vec<HeaderValue> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .cloned()
-            .collect();
-        headers.remove(header::CONNECTION);
-        for value in &values {
-            remove_named_by(headers, value);
-        }
-    } else if let Some(value) = headers.remove(header::CONNECTION) {
-        remove_named_by(headers, &value);
+    // One lookup for the usual single value (backends send `Connection: keep-alive` on
+    // every answer); further values, rare, are gathered before the map is touched again.
+    let header::Entry::Occupied(entry) = headers.entry(header::CONNECTION) else {
+        return;
+    };
+    let mut values = entry.remove_entry_mult().1;
+    let first = values.next();
+    let more: Vec<HeaderValue> = values.collect();
+    for value in first.iter().chain(&more) {
+        remove_named_by(headers, value);
     }
 }
 
@@ -156,15 +153,14 @@ pub(crate) fn set_forwarding(
     }
 }
 
-/// The request's id: the client's `x-request-id`, or a new random one that is added.
+/// Gives the request an id: the client's `x-request-id` stays, or a new random one is
+/// added. Returns it borrowed: most callers only need it to be there.
 #[inline]
-pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID) {
-        return id.clone();
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
+    match headers.entry(&X_REQUEST_ID) {
+        header::Entry::Occupied(existing) => existing.into_mut(),
+        header::Entry::Vacant(slot) => slot.insert(new_request_id()),
     }
-    let id = new_request_id();
-    headers.insert(&X_REQUEST_ID, id.clone());
-    id
 }
 
 /// 32 hex digits of randomness, written into this thread's id slab.
@@ -262,10 +258,10 @@ mod tests {
     #[test]
     fn request_ids_are_kept_or_made_and_differ() {
         let mut headers = HeaderMap::new();
-        let made = ensure_request_id(&mut headers);
+        let made = ensure_request_id(&mut headers).clone();
         assert_eq!(made.len(), 32);
         assert!(made.as_bytes().iter().all(u8::is_ascii_hexdigit));
-        assert_eq!(ensure_request_id(&mut headers), made);
+        assert_eq!(ensure_request_id(&mut headers), &made);
         let ids: std::collections::HashSet<HeaderValue> =
             (0..3000).map(|_| new_request_id()).collect();
         assert_eq!(ids.len(), 3000, "ids repeat across slab refills");

@@ -18,6 +18,7 @@ mod backend;
 mod balance;
 mod body;
 mod dataplane;
+mod deadline;
 mod errors;
 mod events;
 mod forward;

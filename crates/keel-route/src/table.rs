@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use keel_config::{Config, HostMatch};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::request::{MAX_HOST_LEN, RequestView, normalize_host};
 use crate::route::{CompiledRoute, PoolId, RouteId};
@@ -41,8 +42,13 @@ pub enum CompileError {
 #[derive(Clone, Debug)]
 pub struct RouteTable {
     routes: Vec<CompiledRoute>,
-    by_host: HashMap<Box<str>, Box<[u32]>>,
+    /// Routes by exact host. The hasher is unkeyed (xxh3): the map is built from the
+    /// config and only looked up with client input, never grown by it, so there is no
+    /// flooding to defend against, and SipHash cost more than the rest of a lookup.
+    by_host: HashMap<Box<str>, Box<[u32]>, Xxh3DefaultBuilder>,
     fallback: Box<[u32]>,
+    /// Some route looks at the host: without one, lookups skip reading and folding it.
+    needs_host: bool,
 }
 
 impl RouteTable {
@@ -79,8 +85,10 @@ impl RouteTable {
             }
             routes.push(CompiledRoute::new(route, service, targets));
         }
+        let needs_host = routes.iter().any(|r: &CompiledRoute| r.host.is_some());
         Ok(Self {
             routes,
+            needs_host,
             by_host: by_host
                 .into_iter()
                 .map(|(k, v)| (k, v.into_boxed_slice()))
@@ -92,6 +100,11 @@ impl RouteTable {
     /// The first route, in file order, that matches the request.
     #[inline]
     pub fn find<R: RequestView + ?Sized>(&self, request: &R) -> Option<RouteId> {
+        if !self.needs_host {
+            return self
+                .first_match(&self.fallback, u32::MAX, request, None)
+                .map(|i| i as RouteId);
+        }
         let mut buffer = [0u8; MAX_HOST_LEN];
         let host = request.host().and_then(|h| normalize_host(h, &mut buffer));
         let exact = host
