@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use crate::access_log::PendingRecord;
 use crate::backend::Backend;
 use crate::upstream::PooledConn;
+use crate::watchdog::ResponseDone;
 
 /// A request body on its way to a backend.
 #[derive(Debug)]
@@ -91,6 +92,8 @@ pub struct ResponseBody {
     upload: bool,
     in_flight: Option<InFlight>,
     record: Option<Box<PendingRecord>>,
+    /// Starts the client connection's wait for its next request head when dropped.
+    done: Option<ResponseDone>,
 }
 
 enum Inner {
@@ -107,6 +110,7 @@ impl ResponseBody {
             upload: false,
             in_flight: None,
             record: None,
+            done: None,
         }
     }
 
@@ -118,6 +122,7 @@ impl ResponseBody {
             upload: false,
             in_flight: None,
             record: None,
+            done: None,
         }
     }
 
@@ -134,6 +139,7 @@ impl ResponseBody {
             upload,
             in_flight: Some(in_flight),
             record: None,
+            done: None,
         }
     }
 
@@ -142,6 +148,11 @@ impl ResponseBody {
         // An empty body (HEAD, 204, 304) may never be polled: it is complete already.
         record.complete = self.is_end_stream();
         self.record = Some(record);
+    }
+
+    /// Ties the body to its client connection's watchdog (see [`crate::watchdog`]).
+    pub(crate) fn set_done(&mut self, done: ResponseDone) {
+        self.done = Some(done);
     }
 
     #[inline]

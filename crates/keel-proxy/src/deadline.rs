@@ -11,10 +11,16 @@
 //! requests whose deadline has passed. A deadline therefore fires up to one tick late,
 //! never early. The shard locks are taken by their own thread and, for a moment per
 //! tick, by the sweeper: in practice never contended.
+//!
+//! The sweeper also keeps a coarse clock ([`coarse_now_ms`]): a millisecond count it
+//! stores every tick, so that timekeeping that tolerates a tick of error (idle pooled
+//! connections, the client connection watchdog) reads one atomic instead of the clock.
+//! An [`Alarm`] is the registry's slot on its own, for callers that re-arm one deadline
+//! many times (the watchdog of [`crate::watchdog`]).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -46,6 +52,10 @@ struct Shard {
 
 struct Registry {
     shards: Box<[Mutex<Shard>]>,
+    /// The coarse clock's origin.
+    origin: Instant,
+    /// Milliseconds from `origin` to the sweeper's latest tick.
+    coarse_ms: AtomicU64,
 }
 
 impl Registry {
@@ -62,8 +72,17 @@ impl Registry {
             }
             Registry {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                origin: Instant::now(),
+                coarse_ms: AtomicU64::new(0),
             }
         })
+    }
+
+    fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let ms = u64::try_from(now.duration_since(self.origin).as_millis()).unwrap_or(u64::MAX);
+        self.coarse_ms.store(ms, Relaxed);
+        now
     }
 
     fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
@@ -90,7 +109,7 @@ fn sweep() {
     let mut due = Vec::new();
     loop {
         std::thread::sleep(DEADLINE_TICK);
-        let now = Instant::now();
+        let now = registry.tick();
         for index in 0..SHARDS {
             let mut shard = registry.shard(index);
             for slot in &mut shard.slots {
@@ -107,6 +126,87 @@ fn sweep() {
     }
 }
 
+/// Milliseconds since an arbitrary origin, as of the sweeper's latest tick: behind the
+/// real time by up to one [`DEADLINE_TICK`], never ahead. One atomic load.
+#[inline]
+pub(crate) fn coarse_now_ms() -> u64 {
+    Registry::get().coarse_ms.load(Relaxed)
+}
+
+/// The instant a [`coarse_now_ms`] reading stands for.
+pub(crate) fn coarse_instant(ms: u64) -> Instant {
+    Registry::get().origin + Duration::from_millis(ms)
+}
+
+/// One slot of the registry, re-armable: wakes the task that armed it once its time
+/// has passed (within a tick). Vacated on drop.
+#[derive(Debug, Default)]
+pub(crate) struct Alarm {
+    // (shard, slot) once armed.
+    slot: Option<(usize, usize)>,
+}
+
+impl Alarm {
+    /// Arms the alarm for `at` (replacing any earlier time) and the task of `waker`.
+    pub(crate) fn arm(&mut self, at: Instant, waker: &Waker) {
+        let armed = Slot::Armed {
+            at,
+            waker: waker.clone(),
+        };
+        match self.slot {
+            Some((index, slot)) => Registry::get().shard(index).slots[slot] = armed,
+            None => {
+                let index = my_shard();
+                let mut shard = Registry::get().shard(index);
+                let slot = match shard.vacant.pop() {
+                    Some(slot) => {
+                        shard.slots[slot] = armed;
+                        slot
+                    }
+                    None => {
+                        shard.slots.push(armed);
+                        shard.slots.len() - 1
+                    }
+                };
+                self.slot = Some((index, slot));
+            }
+        }
+    }
+
+    /// Whether the time it was armed for has passed. Keeps the waker current.
+    fn fired(&self, waker: &Waker) -> bool {
+        let Some((index, slot)) = self.slot else {
+            return false;
+        };
+        let mut shard = Registry::get().shard(index);
+        match &mut shard.slots[slot] {
+            Slot::Fired => true,
+            Slot::Armed { waker: armed, .. } => {
+                if !armed.will_wake(waker) {
+                    armed.clone_from(waker);
+                }
+                false
+            }
+            // Only the alarm empties its own slot, and only when dropped.
+            Slot::Vacant => false,
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some((index, slot)) = self.slot {
+            let mut shard = Registry::get().shard(index);
+            shard.slots[slot] = Slot::Vacant;
+            shard.vacant.push(slot);
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// `inner`, bounded by `at`: resolves to `Err(Elapsed)` if `inner` is still pending
     /// once `at` has passed (noticed within [`DEADLINE_TICK`]).
@@ -114,18 +214,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         at: Instant,
-        // (shard, slot) once armed.
-        armed: Option<(usize, usize)>,
-    }
-
-    impl<F> PinnedDrop for Deadline<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some((shard, slot)) = *this.project().armed {
-                let mut shard = Registry::get().shard(shard);
-                shard.slots[slot] = Slot::Vacant;
-                shard.vacant.push(slot);
-            }
-        }
+        alarm: Alarm,
     }
 }
 
@@ -134,7 +223,7 @@ pub(crate) fn within<F: Future>(at: tokio::time::Instant, inner: F) -> Deadline<
     Deadline {
         inner,
         at: at.into_std(),
-        armed: None,
+        alarm: Alarm::default(),
     }
 }
 
@@ -146,42 +235,12 @@ impl<F: Future> Future for Deadline<F> {
         if let Poll::Ready(output) = this.inner.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match *this.armed {
-            None => {
-                let index = my_shard();
-                let mut shard = Registry::get().shard(index);
-                let armed = Slot::Armed {
-                    at: *this.at,
-                    waker: cx.waker().clone(),
-                };
-                let slot = match shard.vacant.pop() {
-                    Some(slot) => {
-                        shard.slots[slot] = armed;
-                        slot
-                    }
-                    None => {
-                        shard.slots.push(armed);
-                        shard.slots.len() - 1
-                    }
-                };
-                *this.armed = Some((index, slot));
-                Poll::Pending
-            }
-            Some((index, slot)) => {
-                let mut shard = Registry::get().shard(index);
-                match &mut shard.slots[slot] {
-                    Slot::Fired => Poll::Ready(Err(Elapsed)),
-                    Slot::Armed { waker, .. } => {
-                        if !waker.will_wake(cx.waker()) {
-                            waker.clone_from(cx.waker());
-                        }
-                        Poll::Pending
-                    }
-                    // Only this future empties its own slot, and only when dropped.
-                    Slot::Vacant => Poll::Pending,
-                }
-            }
+        if !this.alarm.is_armed() {
+            this.alarm.arm(*this.at, cx.waker());
+        } else if this.alarm.fired(cx.waker()) {
+            return Poll::Ready(Err(Elapsed));
         }
+        Poll::Pending
     }
 }
 
@@ -213,8 +272,7 @@ mod tests {
         assert_eq!(within(at, rx).await.map(Result::ok), Ok(Some(7)));
         answer.await.ok();
         // The slot was emptied on drop and is handed out again.
-        let index = my_shard();
-        let shard = Registry::get().shard(index);
+        let shard = Registry::get().shard(my_shard());
         assert!(
             shard.slots.iter().all(
                 |slot| !matches!(slot, Slot::Armed { at: when, .. } if *when == at.into_std())

@@ -33,6 +33,7 @@ mod server;
 mod serving;
 pub mod stats;
 mod upstream;
+mod watchdog;
 
 pub use access_log::AccessRecord;
 pub use backend::{Backend, BackendState};

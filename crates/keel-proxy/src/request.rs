@@ -10,12 +10,15 @@ use keel_route::{RequestShape, RequestView, Ring};
 
 use crate::generation::Generation;
 use crate::headers::{set_forwarding, strip_hop_by_hop};
+use crate::watchdog::HeadClock;
 
 /// Per-connection facts every request of the connection shares.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
     /// The client's IP address, rendered once for `x-forwarded-for` and `client_ip` keys.
     pub(crate) peer_header: HeaderValue,
+    /// Since when the connection has waited for a request head (see [`crate::watchdog`]).
+    pub(crate) head_clock: HeadClock,
 }
 
 /// The request as routing sees it, borrowed from the request head.
@@ -177,6 +180,7 @@ mod tests {
             .expect("valid request");
         let conn = ConnInfo {
             peer_header: HeaderValue::from_static("10.1.2.3"),
+            head_clock: HeadClock::new(),
         };
         let request = into_upstream(parts, (), &conn);
         assert_eq!(request.version(), Version::HTTP_11);

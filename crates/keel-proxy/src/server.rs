@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use crate::dataplane::DataPlane;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
+use crate::watchdog::{HeadClock, HeadTimeout, ResponseDone, watch_heads};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -76,8 +77,9 @@ impl Builders {
     fn new(limits: &ListenerLimits) -> Self {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            // The request-head bound is Keel's own watchdog (see `crate::watchdog`):
+            // hyper's would arm a timer per keep-alive request.
+            .header_read_timeout(None)
             .max_header_size(limits.max_header_bytes)
             // hyper needs a read buffer of at least 8 KiB; the head limit is above.
             .max_buf_size(limits.max_header_bytes.max(8192))
@@ -152,6 +154,7 @@ impl DataPlane {
             let conn = Arc::new(ConnInfo {
                 peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
+                head_clock: HeadClock::new(),
             });
             let plane = self.clone();
             let builders = builders.clone();
@@ -199,10 +202,16 @@ impl DataPlane {
             Ok(Err(_)) | Err(_) => return,
         };
         let plane = self;
+        let watched = conn.clone();
         let service = service_fn(move |request| {
             let plane = plane.clone();
             let conn = conn.clone();
-            async move { Ok::<_, Infallible>(plane.handle(request, &conn).await) }
+            async move {
+                conn.head_clock.request_started();
+                let mut response = plane.handle(request, &conn).await;
+                response.body_mut().set_done(ResponseDone(conn));
+                Ok::<_, Infallible>(response)
+            }
         });
         let io = TokioIo::new(stream);
         let result = if is_h2 {
@@ -210,7 +219,14 @@ impl DataPlane {
             until_drained(connection, draining, |c| c.graceful_shutdown()).await
         } else {
             let connection = pin!(builders.http1.serve_connection(io, service));
-            until_drained(connection, draining, |c| c.graceful_shutdown()).await
+            let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
+            let limit = builders.header_read_timeout;
+            watch_heads(drained, watched, limit)
+                .await
+                .unwrap_or_else(|HeadTimeout| {
+                    tracing::debug!(?limit, "no request head in time: connection closed");
+                    Ok(())
+                })
         };
         if let Err(error) = result {
             tracing::debug!(%error, "client connection ended with an error");

@@ -29,9 +29,9 @@ use crossbeam_queue::ArrayQueue;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
+use crate::deadline::coarse_now_ms;
 use crate::serving::{serving_index, serving_thread_count};
 
 /// Why no connection to a backend could be had.
@@ -68,7 +68,9 @@ pub enum ConnectError {
 /// connection's task, which closes the connection.
 pub(crate) struct PooledConn {
     pub(crate) sender: SendRequest<UpstreamBody>,
-    idle_since: Instant,
+    /// When it last went idle, on the coarse clock: the idle timeout is seconds long,
+    /// and a tick of error is worth not reading the clock twice per request.
+    idle_since_ms: u64,
 }
 
 impl PooledConn {
@@ -111,7 +113,7 @@ pub(crate) struct Upstream {
     /// Idle connections, one queue per shard (empty when pooling is off).
     idle: Box<[ArrayQueue<Box<PooledConn>>]>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
+    idle_timeout_ms: u64,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -144,7 +146,7 @@ impl Upstream {
             addr,
             idle,
             connect_timeout,
-            idle_timeout,
+            idle_timeout_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
@@ -164,7 +166,8 @@ impl Upstream {
         for step in 0..shards {
             let queue = &self.idle[(first + step) % self.idle.len()];
             while let Some(conn) = queue.pop() {
-                if conn.is_open() && conn.idle_since.elapsed() <= self.idle_timeout {
+                let idle_ms = coarse_now_ms().saturating_sub(conn.idle_since_ms);
+                if conn.is_open() && idle_ms <= self.idle_timeout_ms {
                     return Some(conn);
                 }
             }
@@ -183,7 +186,7 @@ impl Upstream {
         // Right after the answer's end the connection's task may not have run yet, so
         // `is_ready` is still false for a body-less exchange: the checkout waits for it.
         if conn.is_open() && (!upload || conn.sender.is_ready()) {
-            conn.idle_since = Instant::now();
+            conn.idle_since_ms = coarse_now_ms();
             // A full queue hands the connection back; dropping it closes it.
             let _ = queue.push(conn);
         }
@@ -213,7 +216,7 @@ impl Upstream {
         tokio::spawn(run_connection(io));
         Ok(Box::new(PooledConn {
             sender,
-            idle_since: Instant::now(),
+            idle_since_ms: coarse_now_ms(),
         }))
     }
 }

@@ -1,0 +1,112 @@
+//! `header_read_timeout` against real sockets: a client that never finishes its request
+//! head, or leaves a keep-alive connection idle, is disconnected; a request whose
+//! answer takes longer than the timeout is not cut, and its connection stays usable.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The header read timeout under test (300 ms).
+const HEAD_LIMIT: Duration = Duration::from_millis(300);
+
+async fn proxy_for(backend: &TestBackend) -> TestProxy {
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n",
+        pool("web", "web", &[backend], "")
+    ));
+    TestProxy::start_with(&config, |limits| limits.header_read_timeout = HEAD_LIMIT).await
+}
+
+/// Reads until the peer closes; `true` if it did within [`WAIT`].
+async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends a GET for `path` and reads its answer up to `body`.
+async fn exchange(stream: &mut TcpStream, path: &str, body: &str) -> String {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).ends_with(body) {
+        let mut buffer = [0u8; 1024];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "connection closed before the answer to {path} ended");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_disconnected() {
+    let backend = TestBackend::start("web", None).await;
+    let proxy = proxy_for(&backend).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: shop\r\nX-Drip: 1\r\n")
+        .await
+        .expect("write");
+    assert!(
+        closed_by_peer(&mut stream).await,
+        "a half-sent head kept its connection open"
+    );
+    assert_eq!(
+        backend.requests(),
+        0,
+        "a half-sent head reached the backend"
+    );
+    // The watchdog closed one connection, not the listener.
+    let answer = get(&client(), &proxy.url("/after"), &[]).await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let backend = TestBackend::start("web", None).await;
+    let proxy = proxy_for(&backend).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let answer = exchange(&mut stream, "/first", "web").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        closed_by_peer(&mut stream).await,
+        "an idle keep-alive connection stayed open"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_head_timeout_is_not_cut() {
+    // Three times the head limit: the wait for the answer must not count against it.
+    let delay = HEAD_LIMIT * 3;
+    let backend = TestBackend::with_handler("slow", move |request| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(delay).await;
+        }
+        Response::builder()
+            .body(Full::new(Bytes::from_static(b"finished")))
+            .unwrap_or_default()
+    })
+    .await;
+    let proxy = proxy_for(&backend).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let slow = exchange(&mut stream, "/slow", "finished").await;
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+    // The same connection serves the next request.
+    let next = exchange(&mut stream, "/next", "finished").await;
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+}
