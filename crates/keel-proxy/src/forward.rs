@@ -67,18 +67,24 @@ impl Template {
 /// How one attempt ended.
 enum Attempt {
     Answered(Response<Incoming>, Box<PooledConn>, InFlight),
-    /// Failed; the request comes back when it may be tried elsewhere.
-    Failed(ProxyFailure, Option<Request<UpstreamBody>>),
+    /// Failed; the request is left (or put back) in the caller's slot when it may be
+    /// tried elsewhere.
+    Failed(ProxyFailure),
     TimedOut,
 }
 
 impl DataPlane {
-    /// Sends `request` to a backend of the route's pool, retrying where allowed.
+    /// Sends the request in `outgoing` to a backend of the route's pool, retrying where
+    /// allowed.
+    ///
+    /// The request is passed in a slot, not by value, and taken out only when it is
+    /// handed to hyper: a request head is 264 bytes, and every move of it through
+    /// futures' arguments cost a copy.
     pub(crate) async fn forward(
         &self,
         generation: &Arc<Generation>,
         route_id: RouteId,
-        request: Request<UpstreamBody>,
+        outgoing: &mut Option<Request<UpstreamBody>>,
         key_hash: Option<u64>,
         started: Instant,
     ) -> (Result<Response<ResponseBody>, ProxyFailure>, Served) {
@@ -88,12 +94,13 @@ impl DataPlane {
         let pool_id = route.targets[target].0;
         let pool = &generation.pools[pool_id];
         let deadline = started + route.timeout;
-        let template = (route.retries > 0
-            && pool.backends.len() > 1
-            && keel_route::is_idempotent(request.method().as_str())
-            && http_body::Body::is_end_stream(request.body()))
-        .then(|| Template::of(&request));
-        let mut outgoing = Some(request);
+        let template = outgoing.as_ref().and_then(|request| {
+            (route.retries > 0
+                && pool.backends.len() > 1
+                && keel_route::is_idempotent(request.method().as_str())
+                && http_body::Body::is_end_stream(request.body()))
+            .then(|| Template::of(request))
+        });
         let mut tried = Tried::default();
         let mut served = Served {
             pool: Some(pool_id),
@@ -101,9 +108,10 @@ impl DataPlane {
         };
         let mut failure = ProxyFailure::NoHealthyBackend;
         for attempt in 0..=route.retries {
-            let Some(request) = outgoing.take() else {
+            let Some(request) = outgoing.as_ref() else {
                 break;
             };
+            let upload = !http_body::Body::is_end_stream(request.body());
             let Some(index) = pool.balancer.pick(&pool.backends, key_hash, tried) else {
                 break;
             };
@@ -112,15 +120,17 @@ impl DataPlane {
             served.backend = Some(index);
             let backend = &pool.backends[index];
             let counters = &stats.targets[target][index];
-            let upload = !http_body::Body::is_end_stream(request.body());
-            let (response, conn, in_flight) = match self.attempt(backend, request, deadline).await {
+            let (response, conn, in_flight) = match self.attempt(backend, outgoing, deadline).await
+            {
                 Attempt::Answered(response, conn, in_flight) => (response, conn, in_flight),
-                Attempt::Failed(why, unsent) => {
+                Attempt::Failed(why) => {
                     failure = why;
                     if why == ProxyFailure::BadRequest {
                         break;
                     }
-                    outgoing = unsent.or_else(|| template.as_ref().map(Template::request));
+                    if outgoing.is_none() {
+                        *outgoing = template.as_ref().map(Template::request);
+                    }
                     continue;
                 }
                 Attempt::TimedOut => {
@@ -134,7 +144,7 @@ impl DataPlane {
                     self.identity_mismatch(generation, route_id, pool_id, index, seen);
                     counters.record(Outcome::Misidentified);
                     failure = ProxyFailure::Misidentified;
-                    outgoing = template.as_ref().map(Template::request);
+                    *outgoing = template.as_ref().map(Template::request);
                     continue;
                 }
             }
@@ -175,11 +185,12 @@ impl DataPlane {
     }
 
     /// One try against one backend: an idle or new connection, the request, the head of
-    /// the response, all before `deadline`.
+    /// the response, all before `deadline`. The request stays in `outgoing` until it is
+    /// sent, and hyper's unsent request is put back there.
     async fn attempt(
         &self,
         backend: &Arc<crate::backend::Backend>,
-        request: Request<UpstreamBody>,
+        outgoing: &mut Option<Request<UpstreamBody>>,
         deadline: Instant,
     ) -> Attempt {
         let mut conn = loop {
@@ -193,7 +204,7 @@ impl DataPlane {
                         Ok(Err(error)) => {
                             tracing::debug!(%error, "connect failed");
                             backend.record_failure("connect failed");
-                            return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+                            return Attempt::Failed(ProxyFailure::ConnectFailed);
                         }
                         Err(_) => return Attempt::TimedOut,
                     }
@@ -208,10 +219,13 @@ impl DataPlane {
                 Ok(Err(error)) => {
                     tracing::debug!(%error, backend = %backend.addr, "new connection closed");
                     backend.record_failure("connection closed");
-                    return Attempt::Failed(ProxyFailure::ConnectFailed, Some(request));
+                    return Attempt::Failed(ProxyFailure::ConnectFailed);
                 }
                 Err(_) => return Attempt::TimedOut,
             }
+        };
+        let Some(request) = outgoing.take() else {
+            return Attempt::Failed(ProxyFailure::NoHealthyBackend);
         };
         let in_flight = InFlight::start(backend);
         let exchange = conn.sender.try_send_request(request);
@@ -219,16 +233,16 @@ impl DataPlane {
         match result {
             Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),
             Ok(Err(mut error)) => {
-                let unsent = error.take_message();
-                if error.error().is_user() && unsent.is_none() {
+                *outgoing = error.take_message();
+                if error.error().is_user() && outgoing.is_none() {
                     // The client's own body failed (bad chunking, client gone): not the
                     // backend's fault, and nothing can be resent.
                     tracing::debug!(error = %error.error(), "request body failed");
-                    return Attempt::Failed(ProxyFailure::BadRequest, None);
+                    return Attempt::Failed(ProxyFailure::BadRequest);
                 }
                 tracing::debug!(error = %error.error(), backend = %backend.addr, "exchange failed");
                 backend.record_failure("exchange failed");
-                Attempt::Failed(ProxyFailure::UpstreamReset, unsent)
+                Attempt::Failed(ProxyFailure::UpstreamReset)
             }
             Err(_) => Attempt::TimedOut,
         }

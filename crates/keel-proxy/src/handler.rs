@@ -21,7 +21,7 @@ use crate::errors::{ProxyFailure, respond};
 use crate::forward::Served;
 use crate::generation::Generation;
 use crate::headers::{X_KEEL_GENERATION, X_REQUEST_ID, ensure_request_id};
-use crate::request::{ConnInfo, View, hash_of, into_upstream, route_hash_key, shape};
+use crate::request::{ConnInfo, View, hash_of, prepare_upstream, route_hash_key, shape};
 
 impl DataPlane {
     /// Serves one request.
@@ -92,9 +92,10 @@ impl DataPlane {
             Some(route_id) => {
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));
-                let request = into_upstream(parts, UpstreamBody::Incoming(body), conn);
+                prepare_upstream(&mut parts, conn);
+                let mut outgoing = Some(Request::from_parts(parts, UpstreamBody::Incoming(body)));
                 let (result, served) = self
-                    .forward(&generation, route_id, request, key_hash, started)
+                    .forward(&generation, route_id, &mut outgoing, key_hash, started)
                     .await;
                 let response = result.unwrap_or_else(|failure| {
                     let pool = served

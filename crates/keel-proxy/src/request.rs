@@ -4,7 +4,7 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Request, Uri, Version};
+use http::{Uri, Version};
 use keel_config::HashKey;
 use keel_route::{RequestShape, RequestView, Ring};
 
@@ -125,11 +125,11 @@ pub(crate) fn shape(
     }
 }
 
-/// Turns the client's request into the one sent upstream, in place: HTTP/1.1 in
+/// Turns the client's request head into the one sent upstream, in place: HTTP/1.1 in
 /// origin form, hop-by-hop headers removed, `Host` kept (or made from an HTTP/2
 /// `:authority`), forwarding headers set.
 #[inline]
-pub(crate) fn into_upstream<B>(mut parts: Parts, body: B, conn: &ConnInfo) -> Request<B> {
+pub(crate) fn prepare_upstream(parts: &mut Parts, conn: &ConnInfo) {
     let authority_host = parts
         .uri
         .authority()
@@ -153,12 +153,12 @@ pub(crate) fn into_upstream<B>(mut parts: Parts, body: B, conn: &ConnInfo) -> Re
     }
     parts.version = Version::HTTP_11;
     parts.extensions.clear();
-    Request::from_parts(parts, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
 
     #[test]
     fn cookies_are_found_among_many() {
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn h2_requests_go_upstream_as_h1_origin_form_with_a_host() {
-        let (parts, ()) = Request::get("http://shop.example.com:8080/cart?x=1")
+        let (mut parts, ()) = Request::get("http://shop.example.com:8080/cart?x=1")
             .version(Version::HTTP_2)
             .header("te", "trailers")
             .body(())
@@ -182,7 +182,8 @@ mod tests {
             peer_header: HeaderValue::from_static("10.1.2.3"),
             head_clock: HeadClock::new(),
         };
-        let request = into_upstream(parts, (), &conn);
+        prepare_upstream(&mut parts, &conn);
+        let request = Request::from_parts(parts, ());
         assert_eq!(request.version(), Version::HTTP_11);
         assert_eq!(request.uri(), "/cart?x=1");
         assert_eq!(request.headers()["host"], "shop.example.com:8080");
