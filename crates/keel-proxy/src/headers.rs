@@ -163,14 +163,26 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
     }
 }
 
+/// The two lowercase hex digits of every byte value: a request id is written a byte,
+/// not a nibble, at a time.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// 32 hex digits of randomness, written into this thread's id slab.
 fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
-    let (high, low) = (fastrand::u64(..), fastrand::u64(..));
-    for i in 0..16 {
-        digits[i] = HEX[((high >> (i * 4)) & 0xf) as usize];
-        digits[16 + i] = HEX[((low >> (i * 4)) & 0xf) as usize];
+    let random =
+        (u128::from(fastrand::u64(..)) << 64 | u128::from(fastrand::u64(..))).to_le_bytes();
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(random) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     let bytes = ID_SLAB.with_borrow_mut(|slab| {
         if slab.capacity() < digits.len() {
