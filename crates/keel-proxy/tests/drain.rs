@@ -41,19 +41,7 @@ async fn in_flight_requests_finish_and_new_connections_are_refused() {
     let mut proxy = TestProxy::start(&config_for(&backend)).await;
     // An idle keep-alive connection, opened before the shutdown.
     let mut idle = TcpStream::connect(proxy.addr).await.expect("connect");
-    idle.write_all(b"GET /warm HTTP/1.1\r\nHost: shop\r\n\r\n")
-        .await
-        .expect("write");
-    let mut warm = Vec::new();
-    while !String::from_utf8_lossy(&warm).ends_with("warm") {
-        let mut buffer = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, idle.read(&mut buffer))
-            .await
-            .expect("warm answer in time")
-            .expect("read");
-        assert!(n > 0, "closed before answering");
-        warm.extend_from_slice(&buffer[..n]);
-    }
+    get_on(&mut idle, "/warm", "warm").await;
     let client = client();
     let url = proxy.url("/slow");
     let in_flight = tokio::spawn(async move { get(&client, &url, &[]).await });

@@ -36,23 +36,6 @@ async fn closed_by_peer(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// Sends a GET for `path` and reads its answer up to `body`.
-async fn exchange(stream: &mut TcpStream, path: &str, body: &str) -> String {
-    let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    while !String::from_utf8_lossy(&answer).ends_with(body) {
-        let mut buffer = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "connection closed before the answer to {path} ended");
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_disconnected() {
     let backend = TestBackend::start("web", None).await;
@@ -81,7 +64,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let backend = TestBackend::start("web", None).await;
     let proxy = proxy_for(&backend).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let answer = exchange(&mut stream, "/first", "web").await;
+    let answer = get_on(&mut stream, "/first", "web").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         closed_by_peer(&mut stream).await,
@@ -104,9 +87,9 @@ async fn an_answer_slower_than_the_head_timeout_is_not_cut() {
     .await;
     let proxy = proxy_for(&backend).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    let slow = exchange(&mut stream, "/slow", "finished").await;
+    let slow = get_on(&mut stream, "/slow", "finished").await;
     assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
     // The same connection serves the next request.
-    let next = exchange(&mut stream, "/next", "finished").await;
+    let next = get_on(&mut stream, "/next", "finished").await;
     assert!(next.starts_with("HTTP/1.1 200"), "{next}");
 }

@@ -383,6 +383,24 @@ pub async fn spread(
     counts
 }
 
+/// Sends a GET for `path` on an open keep-alive connection and reads its answer until
+/// it ends with `body` (each read within `WAIT`); panics if the connection closes first.
+pub async fn get_on(stream: &mut TcpStream, path: &str, body: &str) -> String {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).ends_with(body) {
+        let mut buffer = [0u8; 1024];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "connection closed before the answer to {path} ended");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Writes `bytes` on a fresh connection and reads until the peer closes or `WAIT`
 /// passes; returns what was read and whether the peer closed the connection.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
