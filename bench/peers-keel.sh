@@ -7,6 +7,9 @@
 #   bench/peers-keel.sh survey     # --preset survey: 1 and 2 threads, 64 and 256 conns, 3 x 5 s
 #   bench/peers-keel.sh stable -c "64 256" -r 20    # extra arguments go to peers.sh
 #
+# With a PGO build in target/pgo (bench/pgo-build.sh; KEEL_PGO_BIN overrides the path),
+# it runs next to the plain release build as keel-pgo-tN.
+#
 # Needs: haproxy, nginx, wrk (apt-get install -y haproxy nginx wrk) and a release build
 # (cargo build --release -p keel; CARGO_TARGET_DIR is honoured). peers.sh bounds every run
 # (it refuses plans over 290 s) and only uses 127.0.0.1. PEERS_SH overrides its path.
@@ -20,10 +23,22 @@ keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
 [ -x "$keel" ] || { echo "peers-keel.sh: no release build at $keel (cargo build --release -p keel)" >&2; exit 2; }
 export KEEL_BIN=$keel
 
+# The PGO build (bench/pgo-build.sh) runs as a second Keel contestant when it exists.
+pgo=${KEEL_PGO_BIN:-$root/target/pgo/release/keel}
+pgo_commit=$(cat "$(dirname "$pgo")/../COMMIT" 2>/dev/null || echo unknown)
 case "$preset" in
-  stable) args=(--preset stable --peer "keel-t1:18110:$root/bench/keel-peer.sh 1") ;;
+  stable) args=(--preset stable --peer "keel-t1:18110:$root/bench/keel-peer.sh 1")
+          if [ -x "$pgo" ]; then
+            args+=(--peer "keel-pgo-t1:18111:KEEL_BIN=$pgo $root/bench/keel-peer.sh 1")
+          fi ;;
   survey) args=(--preset survey --peer "keel-t1:18110:$root/bench/keel-peer.sh 1"
-                --peer "keel-t2:18111:$root/bench/keel-peer.sh 2") ;;
+                --peer "keel-t2:18111:$root/bench/keel-peer.sh 2")
+          # Two more contestants make the plan ~360 s, over peers.sh's default bound.
+          if [ -x "$pgo" ]; then
+            args+=(--peer "keel-pgo-t1:18112:KEEL_BIN=$pgo $root/bench/keel-peer.sh 1"
+                   --peer "keel-pgo-t2:18113:KEEL_BIN=$pgo $root/bench/keel-peer.sh 2"
+                   --max-seconds 420)
+          fi ;;
   *) echo "peers-keel.sh: preset must be stable or survey" >&2; exit 2 ;;
 esac
 outdir=$(mktemp -d /tmp/peers-keel.XXXXXX)
@@ -64,7 +79,7 @@ section=$outdir/section.md
   echo "<!-- peers:$preset:begin -->"
   echo "### \`$preset\` preset — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates || echo ' plus uncommitted changes')):"
+  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
   echo
   echo '```'
   echo "bench/peers-keel.sh $preset $*"
