@@ -22,7 +22,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 gen_target=$root/target/pgo-gen
 use_target=$root/target/pgo
 work=$(mktemp -d /tmp/keel-pgo.XXXXXX)
-profiles=$work/profiles
+# A fixed directory: it is part of the instrumented build's flags, so a new one each
+# time would rebuild every crate. The optimised build, whose flags name the profile,
+# is rebuilt whole every time on purpose (cargo cannot see a profile's content change).
+profiles=$gen_target/profiles
+rm -rf "$profiles"
 
 host=$(rustc -vV | awk '/^host:/ { print $2 }')
 profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
