@@ -4,6 +4,7 @@
 #   bench_check_ports NAME          refuse to start when a backend port or Keel's is taken
 #   bench_start_backends OUT [PIN…] start the backends (PIN: a command prefix such as
 #                                   `taskset -c 0`); sets $backends to "addr,addr,addr"
+#   bench_wait_ok URL [TRIES]       wait (TRIES x 0.1 s, default 100) until URL answers 200
 # Every process started is recorded in $pids and stopped on exit.
 
 bench_ports="18091 18092 18093"
@@ -47,4 +48,14 @@ CONF
     pids+=($!)
     backends="${backends:+$backends,}127.0.0.1:$p"
   done
+}
+
+bench_wait_ok() {
+  local url=$1 tries=${2:-100} _
+  for _ in $(seq 1 "$tries"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
+    sleep 0.1
+  done
+  # Not fatal: the load that follows shows what is wrong, and its logs are kept.
+  echo "bench: $url did not answer 200 in time" >&2
 }

@@ -28,10 +28,7 @@ KEEL_BIN=$out/keel/valgrind-keel BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backend
   "$root/bench/keel-peer.sh" 1 </dev/null >"$out/keel/out.log" 2>&1 &
 keel_pid=$!
 pids+=($keel_pid)
-for _ in $(seq 1 300); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18120/ || true)" = 200 ] && break
-  sleep 0.1
-done
+bench_wait_ok http://127.0.0.1:18120/ 300   # valgrind starts slowly
 # Warm up uninstrumented past the traffic sample's fill phase (its first 10,000 requests
 # are all kept), then switch counting on: the figure leaves out startup and warm-up.
 wrk -t1 -c"$conns" -d6s http://127.0.0.1:18120/ > "$out/warmup.txt"

@@ -22,10 +22,7 @@ BENCH_LISTEN_PORT=18120 BENCH_BACKENDS=$backends BENCH_DIR=$out/keel \
   taskset -c 1 "$root/bench/keel-peer.sh" 1 </dev/null >"$out/keel/out.log" 2>&1 &
 keel_pid=$!
 pids+=($keel_pid)
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://127.0.0.1:18120/ || true)" = 200 ] && break
-  sleep 0.1
-done
+bench_wait_ok http://127.0.0.1:18120/
 taskset -c 0 wrk -t1 -c"$conns" -d2s http://127.0.0.1:18120/ >/dev/null   # warm the pools
 perf record -F 2999 -g --call-graph dwarf,16384 -p "$keel_pid" -o "$out/perf.data" -- sleep "$duration" \
   >"$out/perf.log" 2>&1 &

@@ -60,10 +60,7 @@ start_nginx() {
 
 measure() { # name
   local name=$1 requests
-  for _ in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port/" || true)" = 200 ] && break
-    sleep 0.1
-  done
+  bench_wait_ok "http://127.0.0.1:$port/"
   taskset -c 0 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm the pools
   perf stat -e 'syscalls:sys_enter_*' -p "$proxy_pid" -x, -o "$out/$name.stat" -- sleep "$duration" &
   local perf_pid=$!
