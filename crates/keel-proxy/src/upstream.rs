@@ -301,6 +301,17 @@ mod tests {
         Upstream::new(addr, max_idle, Duration::from_secs(2), idle_timeout)
     }
 
+    /// A pool and two fresh connections to a silent backend, not yet checked in.
+    async fn pool_with_two(
+        max_idle: u32,
+        idle_timeout: Duration,
+    ) -> (Upstream, Box<PooledConn>, Box<PooledConn>) {
+        let upstream = pool(silent_backend().await, max_idle, idle_timeout);
+        let first = upstream.connect().await.expect("connect");
+        let second = upstream.connect().await.expect("connect");
+        (upstream, first, second)
+    }
+
     /// A connection's identity: its box does not move while it is pooled.
     fn id(conn: &PooledConn) -> usize {
         std::ptr::from_ref(conn) as usize
@@ -312,9 +323,7 @@ mod tests {
 
     #[tokio::test]
     async fn checkout_takes_the_connection_that_went_idle_last() {
-        let upstream = pool(silent_backend().await, 8, Duration::from_secs(60));
-        let first = upstream.connect().await.expect("connect");
-        let second = upstream.connect().await.expect("connect");
+        let (upstream, first, second) = pool_with_two(8, Duration::from_secs(60)).await;
         let (first_id, second_id) = (id(&first), id(&second));
         upstream.checkin(first, false);
         upstream.checkin(second, false);
@@ -344,9 +353,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_stack_keeps_the_most_recent_connection() {
         // One idle connection at most (per shard).
-        let upstream = pool(silent_backend().await, 1, Duration::from_secs(60));
-        let first = upstream.connect().await.expect("connect");
-        let second = upstream.connect().await.expect("connect");
+        let (upstream, first, second) = pool_with_two(1, Duration::from_secs(60)).await;
         let second_id = id(&second);
         upstream.checkin(first, false);
         upstream.checkin(second, false);
@@ -357,9 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_checkin_retires_the_bottom_connection_once_it_expired() {
-        let upstream = pool(silent_backend().await, 8, Duration::from_millis(50));
-        let first = upstream.connect().await.expect("connect");
-        let second = upstream.connect().await.expect("connect");
+        let (upstream, first, second) = pool_with_two(8, Duration::from_millis(50)).await;
         let second_id = id(&second);
         upstream.checkin(first, false);
         // Well past the idle timeout on the coarse clock (10 ms ticks).
