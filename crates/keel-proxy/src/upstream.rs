@@ -82,9 +82,15 @@ pub enum ConnectError {
 /// connection's task, which closes the connection.
 pub(crate) struct PooledConn {
     pub(crate) sender: SendRequest<UpstreamBody>,
-    /// When it last went idle, on the coarse clock: the idle timeout is seconds long,
-    /// and a tick of error is worth not reading the clock twice per request.
-    idle_since_ms: u64,
+}
+
+/// A pooled connection and when it went idle, on the coarse clock (the idle timeout is
+/// seconds long, and a tick of error is worth not reading the clock twice per request).
+/// The time sits beside the pointer so that a checkin can judge the stack's bottom
+/// without touching that long-idle connection's memory.
+struct Idle {
+    since_ms: u64,
+    conn: Box<PooledConn>,
 }
 
 impl PooledConn {
@@ -126,7 +132,7 @@ pub(crate) struct Upstream {
     addr: SocketAddr,
     /// Idle connections, one stack per shard (empty when pooling is off): the most
     /// recently used at the back, the longest idle at the front.
-    idle: Box<[Mutex<VecDeque<Box<PooledConn>>>]>,
+    idle: Box<[Mutex<VecDeque<Idle>>]>,
     /// Most idle connections one shard keeps.
     per_shard: usize,
     connect_timeout: Duration,
@@ -187,9 +193,9 @@ impl Upstream {
                 // The guard goes at the end of this statement: a closed connection is
                 // dropped below without the lock held.
                 let popped = lock(shard).pop_back();
-                let Some(conn) = popped else { break };
-                if self.usable(&conn, coarse_now_ms()) {
-                    return Some(conn);
+                let Some(idle) = popped else { break };
+                if idle.conn.is_open() && !self.expired(&idle, coarse_now_ms()) {
+                    return Some(idle.conn);
                 }
             }
         }
@@ -200,7 +206,7 @@ impl Upstream {
     /// closed is dropped; so is one still sending an upload the backend answered early
     /// (`upload`: the request had a body), which closes it rather than make the next
     /// request wait behind the rest of the upload.
-    pub(crate) fn checkin(&self, mut conn: Box<PooledConn>, upload: bool) {
+    pub(crate) fn checkin(&self, conn: Box<PooledConn>, upload: bool) {
         let Some(shard) = self.idle.get(my_shard() % self.idle.len().max(1)) else {
             return;
         };
@@ -210,28 +216,29 @@ impl Upstream {
             return;
         }
         let now = coarse_now_ms();
-        conn.idle_since_ms = now;
-        // Dropped after the lock is released: dropping one ends its task.
-        let retired = {
-            let mut stack = lock(shard);
-            // The longest-idle connection leaves when the stack is full or it expired, so
-            // connections that a quieter load no longer reaches do not linger.
-            let retired = match stack.front() {
-                Some(oldest) if stack.len() >= self.per_shard || !self.usable(oldest, now) => {
-                    stack.pop_front()
-                }
-                _ => None,
-            };
-            stack.push_back(conn);
-            retired
+        let mut stack = lock(shard);
+        // The longest-idle connection leaves when the stack is full or it expired, so
+        // connections that a quieter load no longer reaches do not linger. (Closed ones
+        // are left to the checkout, which has to look at the connection anyway.)
+        let retired = match stack.front() {
+            Some(oldest) if stack.len() >= self.per_shard || self.expired(oldest, now) => {
+                stack.pop_front()
+            }
+            _ => None,
         };
+        stack.push_back(Idle {
+            since_ms: now,
+            conn,
+        });
+        drop(stack);
+        // Outside the lock: dropping a connection ends its task.
         drop(retired);
     }
 
-    /// Open and idle for no longer than the idle timeout.
+    /// Idle for longer than the idle timeout.
     #[inline]
-    fn usable(&self, conn: &PooledConn, now_ms: u64) -> bool {
-        conn.is_open() && now_ms.saturating_sub(conn.idle_since_ms) <= self.idle_timeout_ms
+    fn expired(&self, idle: &Idle, now_ms: u64) -> bool {
+        now_ms.saturating_sub(idle.since_ms) > self.idle_timeout_ms
     }
 
     /// Opens a new connection.
@@ -256,17 +263,14 @@ impl Upstream {
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::spawn(run_connection(io));
-        Ok(Box::new(PooledConn {
-            sender,
-            idle_since_ms: coarse_now_ms(),
-        }))
+        Ok(Box::new(PooledConn { sender }))
     }
 }
 
 /// A shard's stack; a poisoned lock still holds a consistent stack (every change to it
 /// is a single push or pop).
 #[inline]
-fn lock(shard: &Mutex<VecDeque<Box<PooledConn>>>) -> MutexGuard<'_, VecDeque<Box<PooledConn>>> {
+fn lock(shard: &Mutex<VecDeque<Idle>>) -> MutexGuard<'_, VecDeque<Idle>> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -372,7 +376,7 @@ mod tests {
         upstream.checkin(second, false);
         assert_eq!(idle_count(&upstream), 1, "the expired one was retired");
         let shard = upstream.idle.iter().find(|s| !lock(s).is_empty());
-        let kept = shard.and_then(|s| lock(s).back().map(|conn| id(conn)));
+        let kept = shard.and_then(|s| lock(s).back().map(|idle| id(&idle.conn)));
         assert_eq!(kept, Some(second_id));
     }
 }
