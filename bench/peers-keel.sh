@@ -79,7 +79,7 @@ section=$outdir/section.md
   echo "<!-- peers:$preset:begin -->"
   echo "### \`$preset\` preset — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
+  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
   echo
   echo '```'
   echo "bench/peers-keel.sh $preset $*"

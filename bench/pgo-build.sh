@@ -128,7 +128,7 @@ wrk.body = string.rep("x", 4096)
 wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
 
-train_once() { # NAME ACCESS_LOG_PATH
+train_once() { # NAME ACCESS_LOG_PATH (empty: off) SECONDS (the first, longest run)
   mkdir -p "$work/$1"
   write_config "$2" > "$work/$1/keel.toml"
   KEEL_STATE_DIR=$work/$1/state LLVM_PROFILE_FILE="$profiles/keel-%p-%m.profraw" \
