@@ -1,4 +1,5 @@
-//! Human durations in the config: `"250ms"`, `"2s"`, `"1m"`, `"1h"`, or a sum like `"1m30s"`.
+//! Human durations in the config: `"20us"`, `"250ms"`, `"2s"`, `"1m"`, `"1h"`, or a sum like
+//! `"1m30s"`.
 
 use std::time::Duration;
 
@@ -9,10 +10,10 @@ pub enum DurationError {
     #[error("empty duration")]
     Empty,
     /// A number was not followed by a unit.
-    #[error("missing unit after `{0}` (use ms, s, m or h)")]
+    #[error("missing unit after `{0}` (use us, ms, s, m or h)")]
     MissingUnit(String),
     /// An unknown unit.
-    #[error("unknown unit `{0}` (use ms, s, m or h)")]
+    #[error("unknown unit `{0}` (use us, ms, s, m or h)")]
     UnknownUnit(String),
     /// Something that is not a number where a number belongs.
     #[error("expected a number, found `{0}`")]
@@ -22,7 +23,7 @@ pub enum DurationError {
     Overflow,
 }
 
-/// Parses `"250ms"`, `"2s"`, `"1m"`, `"1h"` and sums of them such as `"1m30s"`.
+/// Parses `"20us"`, `"250ms"`, `"2s"`, `"1m"`, `"1h"` and sums of them such as `"1m30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
@@ -48,6 +49,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         rest = &rest[unit_len..];
         let part = match unit {
             "" => return Err(DurationError::MissingUnit(number.to_string())),
+            "us" => Duration::from_micros(number),
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.checked_mul(60).ok_or(DurationError::Overflow)?),
@@ -59,8 +61,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(total)
 }
 
-/// Formats a duration the way the config writes it (`"1m30s"`, `"250ms"`).
+/// Formats a duration the way the config writes it (`"1m30s"`, `"250ms"`, `"20us"`).
 pub fn format_duration(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if !micros.is_multiple_of(1000) {
+        return format!("{micros}us");
+    }
     let millis = duration.as_millis();
     if millis == 0 {
         return "0s".to_string();
@@ -89,6 +95,8 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("20us"), Ok(Duration::from_micros(20)));
+        assert_eq!(parse_duration("1ms500us"), Ok(Duration::from_micros(1500)));
     }
 
     #[test]
@@ -114,7 +122,7 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for text in ["250ms", "2s", "1m30s", "1h", "0s"] {
+        for text in ["20us", "1500us", "250ms", "2s", "1m30s", "1h", "0s"] {
             assert_eq!(
                 format_duration(parse_duration(text).unwrap_or_default()),
                 text

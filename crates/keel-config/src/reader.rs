@@ -300,7 +300,7 @@ impl<'a, 'i> Table<'a, 'i> {
                 sink.invalid(
                     text.span,
                     format!("bad duration `{}` for `{key}`: {e}", text.value),
-                    "write durations like \"250ms\", \"2s\", \"1m\" or \"1m30s\"",
+                    "write durations like \"20us\", \"250ms\", \"2s\", \"1m\" or \"1m30s\"",
                 );
                 Located::new(default, text.span)
             }
