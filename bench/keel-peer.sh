@@ -4,6 +4,9 @@
 #
 #   keel-peer.sh THREADS    (reads BENCH_LISTEN_PORT, BENCH_BACKENDS, BENCH_DIR from peers.sh)
 #
+# KEEL_BIN picks the binary; KEEL_IDLE_SPIN (e.g. "0s") sets `[server] idle_spin`, to
+# compare a build with itself spinning and not.
+#
 # The config matches the other contestants: round robin over every backend, keep-alive
 # upstream connections, no health checks, no service identity, no access log. Keel's
 # defaults otherwise stay on (traffic sample, x-keel-generation header), as in production.
@@ -29,6 +32,7 @@ rm -rf "$KEEL_STATE_DIR"
   echo
   echo "[server]"
   echo "worker_threads = $threads"
+  if [ -n "${KEEL_IDLE_SPIN:-}" ]; then echo "idle_spin = \"$KEEL_IDLE_SPIN\""; fi
   echo
   echo "[services.bench]"
   echo

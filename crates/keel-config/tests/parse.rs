@@ -139,3 +139,28 @@ split = [{ pool = "a", weight = 90 }, { pool = "b", weight = 10 }]
         vec![90, 10]
     );
 }
+
+#[test]
+fn idle_spin_takes_microseconds_and_is_bounded() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n";
+    let default = parse(BASE);
+    assert_eq!(
+        default.config.server.idle_spin,
+        keel_config::defaults::IDLE_SPIN
+    );
+    let set = parse(&format!("{BASE}[server]\nidle_spin = \"50us\"\n"));
+    assert!(set.diagnostics.is_empty(), "{:#?}", set.diagnostics);
+    assert_eq!(set.config.server.idle_spin, Duration::from_micros(50));
+    let off = parse(&format!("{BASE}[server]\nidle_spin = \"0s\"\n"));
+    assert_eq!(off.config.server.idle_spin, Duration::ZERO);
+
+    let source = format!("{BASE}[server]\nidle_spin = \"2ms\"\n");
+    let too_long = parse(&source);
+    assert_eq!(too_long.diagnostics.len(), 1, "{:#?}", too_long.diagnostics);
+    assert_eq!(too_long.diagnostics[0].code, codes::INVALID_VALUE);
+    let mut report = Report::new("keel.toml", &source);
+    report.extend(too_long.diagnostics);
+    let text = report.render_human();
+    assert!(text.contains("keel.toml:4:13"), "{text}");
+    assert!(text.contains("longer than the 1ms allowed"), "{text}");
+}

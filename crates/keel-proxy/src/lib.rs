@@ -26,6 +26,7 @@ mod generation;
 mod handler;
 mod headers;
 mod health;
+mod idle_spin;
 pub mod probe;
 mod request;
 mod sample;

@@ -15,14 +15,20 @@
 //! connections). From then on the connection, its requests and the backend connections
 //! they use stay on that thread: each serving thread has its own idle queue in every
 //! backend pool (see [`crate::upstream`]).
+//!
+//! A serving thread that runs out of work spins briefly before it sleeps (see
+//! [`crate::idle_spin`]).
 
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+
+use crate::idle_spin;
 
 /// The number of serving threads started in this process (0 when none): the upstream
 /// pools keep at least that many idle queues per backend.
@@ -64,11 +70,12 @@ impl std::fmt::Debug for ServingThreads {
 }
 
 impl ServingThreads {
-    /// Starts `count` serving threads (at least one), named `keel-serve-N`.
+    /// Starts `count` serving threads (at least one), named `keel-serve-N`, each
+    /// spinning up to `idle_spin` before it sleeps (`[server] idle_spin`).
     ///
     /// Start them before any configuration is compiled, so the backend pools get an
     /// idle queue per serving thread.
-    pub fn start(count: usize) -> std::io::Result<Self> {
+    pub fn start(count: usize, idle_spin: Duration) -> std::io::Result<Self> {
         let count = count.max(1);
         SERVING_THREADS.fetch_max(count, Relaxed);
         let mut serving = Self {
@@ -80,6 +87,8 @@ impl ServingThreads {
         for index in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(move || idle_spin::before_sleep(idle_spin))
+                .on_thread_unpark(idle_spin::after_wake)
                 .build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             serving.runtimes.push(runtime.handle().clone());

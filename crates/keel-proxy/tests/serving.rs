@@ -26,7 +26,8 @@ async fn connections_spread_over_serving_threads_are_answered_and_drained() {
     let generation = plane.compile(1, config.clone()).expect("compile");
     generation.first_probes(WAIT).await;
     plane.activate(generation);
-    let threads = Arc::new(ServingThreads::start(2).expect("serving threads"));
+    let threads =
+        Arc::new(ServingThreads::start(2, config.server.idle_spin).expect("serving threads"));
     assert_eq!(threads.len(), 2);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -391,6 +391,7 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             max_header_bytes,
             max_headers,
             header_read_timeout,
+            idle_spin,
             generation_header
         ]
     );

@@ -7,10 +7,15 @@ use super::named_tables;
 use crate::codes;
 use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
+use crate::duration::format_duration;
 use crate::model::{
     AccessLog, Admin, Alerts, Detectors, Listener, Safety, Server, Traffic, Webhook,
 };
 use crate::reader::{Sink, Table};
+
+/// Longest `[server] idle_spin` accepted (1 millisecond): the spin is a pause for
+/// events to gather, not a replacement for sleeping.
+const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Listener> {
     let listeners = named_tables(sink, root, "listeners", "listener", |sink, name, table| {
@@ -214,6 +219,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         max_header_bytes: d::MAX_HEADER_BYTES,
         max_headers: d::MAX_HEADERS,
         header_read_timeout: d::HEADER_READ_TIMEOUT,
+        idle_spin: d::IDLE_SPIN,
         generation_header: d::GENERATION_HEADER,
     };
     let Some(table) = root.table(sink, "server", "[server]") else {
@@ -227,6 +233,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
             "max_header_bytes",
             "max_headers",
             "header_read_timeout",
+            "idle_spin",
             "generation_header",
         ],
     );
@@ -251,6 +258,21 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
     server.header_read_timeout = table
         .duration(sink, "header_read_timeout", d::HEADER_READ_TIMEOUT)
         .value;
+    let idle_spin = table.duration(sink, "idle_spin", d::IDLE_SPIN);
+    server.idle_spin = if idle_spin.value > MAX_IDLE_SPIN {
+        sink.invalid(
+            idle_spin.span,
+            format!(
+                "`idle_spin` of {} is longer than the {} allowed",
+                format_duration(idle_spin.value),
+                format_duration(MAX_IDLE_SPIN)
+            ),
+            "spin for microseconds (\"20us\"), or write \"0s\" to sleep at once",
+        );
+        d::IDLE_SPIN
+    } else {
+        idle_spin.value
+    };
     server.generation_header = table.bool(sink, "generation_header", d::GENERATION_HEADER);
     server
 }

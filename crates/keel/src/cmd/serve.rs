@@ -73,11 +73,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Client connections run on `worker_threads` serving threads, one single-threaded
     // runtime each (see keel_proxy::ServingThreads); the control plane, the admin API,
     // health checks and accepting need little and share one more worker.
-    let threads = match prepared.config().server.worker_threads {
+    let server = &prepared.config().server;
+    let threads = match server.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n as usize,
     };
-    let serving = ServingThreads::start(threads).context("cannot start the serving threads")?;
+    let serving = ServingThreads::start(threads, server.idle_spin)
+        .context("cannot start the serving threads")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
