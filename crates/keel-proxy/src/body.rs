@@ -72,6 +72,7 @@ pub(crate) struct InFlight(pub(crate) Arc<Backend>);
 
 impl InFlight {
     pub(crate) fn start(backend: &Arc<Backend>) -> Self {
+        crate::idle_spin::backend_request_started();
         backend.start_request();
         Self(backend.clone())
     }
@@ -79,6 +80,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        crate::idle_spin::backend_request_finished();
         self.0.finish_request();
     }
 }

@@ -45,6 +45,9 @@ const MIN_WINDOW: Duration = Duration::from_micros(1);
 const SHARE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 /// Run-queue wait above this share of the time means the CPU is shared (5 %).
 const SHARED_WAIT_PERCENT: u128 = 5;
+/// Fewest requests awaiting backends on a thread for it to spin (16 requests): with
+/// fewer in flight, the backends and clients run dry while Keel waits.
+const MIN_AWAITING: u32 = 16;
 
 /// The spin window of one serving thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +158,30 @@ struct Waiting {
 
 thread_local! {
     static WAITING: Cell<Option<Waiting>> = const { Cell::new(None) };
+    /// Requests on this thread sent to a backend whose answer has not ended yet.
+    static AWAITING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A request on this thread was sent to a backend.
+#[inline]
+pub(crate) fn backend_request_started() {
+    AWAITING.with(|count| count.set(count.get().saturating_add(1)));
+}
+
+/// A request on this thread has its backend's answer in full (or gave up on it).
+#[inline]
+pub(crate) fn backend_request_finished() {
+    AWAITING.with(|count| count.set(count.get().saturating_sub(1)));
+}
+
+/// How long to spin before this sleep: the window, unless the CPU is shared or too few
+/// requests await backends for the wait to cost them nothing.
+fn spin_length(window: Duration, shared: bool, awaiting: u32) -> Duration {
+    if shared || awaiting < MIN_AWAITING {
+        Duration::ZERO
+    } else {
+        window
+    }
 }
 
 /// Runs before a serving thread sleeps (tokio's `on_thread_park`): spins for this
@@ -173,11 +200,8 @@ pub(crate) fn before_sleep(limit: Duration) {
         },
         |waiting| (waiting.window, waiting.cpu),
     );
-    let until = if cpu.shared(now, run_queue_wait_ns) {
-        now
-    } else {
-        now + window.current()
-    };
+    let shared = cpu.shared(now, run_queue_wait_ns);
+    let until = now + spin_length(window.current(), shared, AWAITING.with(Cell::get));
     while now < until {
         std::thread::yield_now();
         let after = Instant::now();
@@ -284,6 +308,9 @@ mod tests {
         // spin may end early (a handover) or not start (a shared CPU); otherwise it
         // lasts the window.
         let limit = Duration::from_micros(200);
+        for _ in 0..MIN_AWAITING {
+            backend_request_started();
+        }
         let started = Instant::now();
         before_sleep(limit);
         let spun = started.elapsed();
@@ -296,6 +323,31 @@ mod tests {
         after_wake();
         let window = WAITING.with(Cell::get).map(|w| w.window.current());
         assert!(window < Some(limit), "{window:?}");
+    }
+
+    #[test]
+    fn only_a_thread_alone_with_many_requests_in_flight_spins() {
+        assert_eq!(spin_length(LIMIT, false, MIN_AWAITING), LIMIT);
+        assert_eq!(spin_length(LIMIT, false, 200), LIMIT);
+        assert_eq!(spin_length(LIMIT, false, MIN_AWAITING - 1), Duration::ZERO);
+        assert_eq!(spin_length(LIMIT, true, 200), Duration::ZERO);
+        assert_eq!(spin_length(Duration::ZERO, false, 200), Duration::ZERO);
+    }
+
+    #[test]
+    fn requests_in_flight_are_counted_per_thread() {
+        std::thread::spawn(|| {
+            backend_request_started();
+            backend_request_started();
+            backend_request_finished();
+            assert_eq!(AWAITING.with(Cell::get), 1);
+            backend_request_finished();
+            // A guard dropped on another thread never takes a count below zero.
+            backend_request_finished();
+            assert_eq!(AWAITING.with(Cell::get), 0);
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]
