@@ -56,10 +56,10 @@ pub const MAX_HEADERS: u32 = 100;
 /// Time a client has to send a complete request head (10 seconds).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a serving thread that has run out of work keeps the CPU, handing it to
-/// anything else runnable, before it sleeps in the kernel for more events (0: off, it
-/// sleeps at once). Off by default: it pays only on a dedicated CPU under many
-/// concurrent requests, and costs throughput at a few. Why: keel-proxy's `idle_spin`.
-pub const IDLE_SPIN: Duration = Duration::ZERO;
+/// anything else runnable, before it sleeps in the kernel for more events (20
+/// microseconds; 0 sleeps at once). Only a thread alone on its CPU with at least 16
+/// requests awaiting backends spins. Why: keel-proxy's `idle_spin` module.
+pub const IDLE_SPIN: Duration = Duration::from_micros(20);
 /// Whether responses carry `x-keel-generation` (yes).
 pub const GENERATION_HEADER: bool = true;
 

@@ -1,6 +1,5 @@
-//! How a serving thread waits once it has run out of work: with `[server] idle_spin`
-//! set, it keeps the CPU for a few microseconds before it sleeps in the kernel for more
-//! events. Off by default.
+//! How a serving thread waits once it has run out of work: it keeps the CPU for a few
+//! microseconds (`[server] idle_spin`) before it sleeps in the kernel for more events.
 //!
 //! Why: a serving thread that drains its queue faster than its peers (clients and
 //! backends) produce events sleeps after nearly every batch, and each sleep costs the
@@ -9,15 +8,17 @@
 //! and sleep once per trickle too. Waiting a moment lets the next events gather, so the
 //! thread takes them in one batch without having slept, and answers in batches. On
 //! `peers.sh`'s pinned preset (Keel alone on one CPU, wrk and the backends on the other,
-//! 64 connections) a 20 µs spin measured 7.5 % more requests per second and a lower p99
-//! (BENCHMARKS.md, seventh pass): the profile-guided build had been idle 7 % of the time
-//! there, sleeping 0.1 times per request against HAProxy's 0.003.
+//! 64 connections) a 20 µs spin measured 7.4 % more requests per second (BENCHMARKS.md,
+//! seventh pass): the profile-guided build had been idle 7 % of the time there, sleeping
+//! 0.1 times per request against HAProxy's 0.003.
 //!
-//! Why off by default: the spin is a delay, and it pays only while the peers have other
-//! work queued during it. With few requests in flight each one waits it out: a closed
-//! loop of 4 connections measured 35 % fewer requests per second, 16 connections 7–10 %.
+//! The spin is a delay, and it pays only while the peers have other work queued during
+//! it. With few requests in flight each one waits it out: unconditionally, a closed loop
+//! of 4 connections measured 35 % fewer requests per second. So a thread spins only while
+//! at least 16 of its requests await backends (at 4 connections that never happens, at
+//! 16 almost never; at 64, at about half the moments the thread runs out of work).
 //!
-//! The spin is only for a thread that has its CPU to itself. Where the thread shares
+//! And only a thread that has its CPU to itself spins. Where the thread shares
 //! its CPU (with the very clients and backends it waits for, say), the moment it spins
 //! is a moment they could have run, and holding back the thread's answers can leave a
 //! CPU idle: measured with two unpinned threads sharing two CPUs with wrk and the
