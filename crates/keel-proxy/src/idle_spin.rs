@@ -30,8 +30,9 @@
 //!
 //! The window adapts: it stays full while each sleep after it is no longer than the
 //! window (events come faster than that), halves after each longer sleep, and drops to
-//! nothing after a handover. So a quiet thread does not spin, and a lightly loaded one
-//! adds no latency. Timers that fall due during a spin fire at most one window late.
+//! nothing after a handover. So a thread whose requests are many but slow (backends
+//! that answer in milliseconds) stops spinning for nothing. Timers that fall due during
+//! a spin fire at most one window late.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -52,7 +53,7 @@ const MIN_AWAITING: u32 = 16;
 
 /// The spin window of one serving thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SpinWindow {
+struct SpinWindow {
     /// The configured window, `[server] idle_spin`.
     limit: Duration,
     /// How long the next wait spins.
@@ -60,7 +61,7 @@ pub(crate) struct SpinWindow {
 }
 
 impl SpinWindow {
-    pub(crate) fn new(limit: Duration) -> Self {
+    fn new(limit: Duration) -> Self {
         Self {
             limit,
             current: limit,
@@ -68,13 +69,13 @@ impl SpinWindow {
     }
 
     /// How long the next wait spins.
-    pub(crate) fn current(&self) -> Duration {
+    fn current(&self) -> Duration {
         self.current
     }
 
     /// After a sleep in the kernel that lasted `slept`: events that come within a
     /// window are worth waiting for; a longer quiet halves the window.
-    pub(crate) fn after_sleep(&mut self, slept: Duration) {
+    fn after_sleep(&mut self, slept: Duration) {
         self.current = if slept <= self.limit {
             self.limit
         } else {
@@ -88,14 +89,14 @@ impl SpinWindow {
     }
 
     /// The spin gave the CPU to another task: the next wait sleeps at once.
-    pub(crate) fn handed_off(&mut self) {
+    fn handed_off(&mut self) {
         self.current = Duration::ZERO;
     }
 }
 
 /// Whether a thread has its CPU to itself, from its run-queue wait between two checks.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct CpuShare {
+struct CpuShare {
     checked_at: Instant,
     /// Run-queue wait so far, in nanoseconds (`None`: unknown, which counts as shared).
     waited_ns: Option<u64>,

@@ -16,7 +16,7 @@
 //! they use stay on that thread: each serving thread has its own idle queue in every
 //! backend pool (see [`crate::upstream`]).
 //!
-//! A serving thread that runs out of work spins briefly before it sleeps (see
+//! A serving thread that runs out of work may spin briefly before it sleeps (see
 //! [`crate::idle_spin`]).
 
 use std::cell::Cell;
@@ -85,11 +85,15 @@ impl ServingThreads {
             threads: Vec::with_capacity(count),
         };
         for index in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .on_thread_park(move || idle_spin::before_sleep(idle_spin))
-                .on_thread_unpark(idle_spin::after_wake)
-                .build()?;
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            // With the spin off, the scheduler's parks run no hooks at all.
+            if !idle_spin.is_zero() {
+                builder
+                    .on_thread_park(move || idle_spin::before_sleep(idle_spin))
+                    .on_thread_unpark(idle_spin::after_wake);
+            }
+            let runtime = builder.build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             serving.runtimes.push(runtime.handle().clone());
             serving.stops.push(stop);
