@@ -7,13 +7,13 @@
 //! attempts together (up to the response head; bodies stream without a deadline).
 //!
 //! To resend a request that reached a backend, its head must survive the first send,
-//! which consumes it: a copy is taken only for requests that could be resent (idempotent,
-//! no body, route retries above zero).
+//! which consumes it: a copy (see [`crate::resend`]) is taken only for requests that
+//! could be resent (idempotent, no body, route retries above zero).
 
 use std::future::poll_fn;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use keel_route::RouteId;
 use tokio::time::Instant;
@@ -27,6 +27,7 @@ use crate::errors::ProxyFailure;
 use crate::events::ProxyEvent;
 use crate::generation::Generation;
 use crate::headers::strip_hop_by_hop;
+use crate::resend::ResendCopy;
 use crate::stats::Outcome;
 use crate::upstream::PooledConn;
 
@@ -37,31 +38,6 @@ pub(crate) struct Served {
     pub(crate) backend: Option<usize>,
     pub(crate) retries: u32,
     pub(crate) error: Option<ProxyFailure>,
-}
-
-/// The head of a request that may be sent again.
-struct Template {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-}
-
-impl Template {
-    fn of(request: &Request<UpstreamBody>) -> Self {
-        Self {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            headers: request.headers().clone(),
-        }
-    }
-
-    fn request(&self) -> Request<UpstreamBody> {
-        let mut request = Request::new(UpstreamBody::Empty);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
-    }
 }
 
 /// How one attempt ended.
@@ -94,12 +70,13 @@ impl DataPlane {
         let pool_id = route.targets[target].0;
         let pool = &generation.pools[pool_id];
         let deadline = started + route.timeout;
-        let template = outgoing.as_ref().and_then(|request| {
+        let copy = outgoing.as_ref().and_then(|request| {
             (route.retries > 0
                 && pool.backends.len() > 1
                 && keel_route::is_idempotent(request.method().as_str())
                 && http_body::Body::is_end_stream(request.body()))
-            .then(|| Template::of(request))
+            .then(|| ResendCopy::of(request))
+            .flatten()
         });
         let mut tried = Tried::default();
         let mut served = Served {
@@ -129,7 +106,7 @@ impl DataPlane {
                         break;
                     }
                     if outgoing.is_none() {
-                        *outgoing = template.as_ref().map(Template::request);
+                        *outgoing = copy.as_ref().and_then(ResendCopy::request);
                     }
                     continue;
                 }
@@ -144,7 +121,7 @@ impl DataPlane {
                     self.identity_mismatch(generation, route_id, pool_id, index, seen);
                     counters.record(Outcome::Misidentified);
                     failure = ProxyFailure::Misidentified;
-                    *outgoing = template.as_ref().map(Template::request);
+                    *outgoing = copy.as_ref().and_then(ResendCopy::request);
                     continue;
                 }
             }

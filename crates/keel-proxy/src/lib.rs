@@ -29,6 +29,7 @@ mod health;
 mod idle_spin;
 pub mod probe;
 mod request;
+mod resend;
 mod sample;
 mod server;
 mod serving;

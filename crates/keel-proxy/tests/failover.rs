@@ -169,6 +169,54 @@ async fn a_request_that_reached_a_backend_is_retried_only_if_idempotent() {
 }
 
 #[tokio::test]
+async fn an_idempotent_request_is_resent_with_its_head_intact() {
+    let (slam_addr, slammed, _task) = slammer().await;
+    let good = TestBackend::start("good", None).await;
+    let text = config_with(
+        &format!(
+            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{slam_addr}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
+            good.addr
+        ),
+        "retries = 2",
+    );
+    let proxy = TestProxy::start(&text).await;
+    let client = client();
+    let headers = [
+        ("x-cart", "c-42"),
+        ("accept", "text/html"),
+        ("x-cart", "c-43"),
+        ("authorization", "Bearer t0ken"),
+    ];
+    for i in 0..10 {
+        let answer = get(&client, &proxy.url("/item?n=7"), &headers).await;
+        assert_eq!(answer.status, StatusCode::OK, "GET {i}: {}", answer.text());
+    }
+    // Round robin sent half of them to the slammer first, which read them and hung up:
+    // those were resent from Keel's copy of the head, which must match the original.
+    assert!(slammed.load(SeqCst) >= 5, "the slammer took its share");
+    let heads = good
+        .seen
+        .heads
+        .lock()
+        .map(|heads| heads.clone())
+        .unwrap_or_default();
+    assert_eq!(heads.len(), 10);
+    for head in &heads {
+        assert_eq!(head.method, http::Method::GET);
+        assert_eq!(
+            head.uri.path_and_query().map(|p| p.as_str()),
+            Some("/item?n=7")
+        );
+        let carts: Vec<_> = head.headers.get_all("x-cart").iter().collect();
+        assert_eq!(carts, ["c-42", "c-43"], "{:?}", head.headers);
+        assert_eq!(head.headers["accept"], "text/html");
+        assert_eq!(head.headers["authorization"], "Bearer t0ken");
+        assert!(head.headers.contains_key("x-request-id"));
+        assert!(head.headers.contains_key("x-forwarded-for"));
+    }
+}
+
+#[tokio::test]
 async fn a_request_that_never_reached_a_backend_is_retried_whatever_its_method() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_addr = dead.local_addr().expect("addr");
