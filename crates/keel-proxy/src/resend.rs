@@ -2,12 +2,15 @@
 //! idempotent request can be sent again after a backend failed it mid-exchange: hyper
 //! consumes the request it sends, and gives it back only when it never wrote it.
 //!
-//! The copy is flat: each header's name and value back to back in one buffer, with
-//! their lengths. A cloned `HeaderMap` (the earlier copy) costs two allocations and two
-//! reference-count updates per header, and as much again to free; under callgrind it
-//! was about 3 % of a proxied request's instructions. The flat copy is one allocation,
-//! one short `memcpy` per header, and one free. Turning it back into a request parses
-//! and checks every header again, but only a retry does that.
+//! The copy is flat: the request target and each header's name and value back to back
+//! in one buffer, with their lengths; it is made with one allocation and freed with one
+//! free. The earlier copy, a cloned `HeaderMap` and `Uri`, shared the request's bytes:
+//! releasing it when the request ended (long after the send, once hundreds of other
+//! requests had passed) walked its bucket array and every shared buffer's reference
+//! count again, all gone from the cache by then. Under callgrind's cache simulation at
+//! 256 connections the flat copy cut the misses of a 1 MiB (L2-sized) cache per request
+//! by about 13 %, for the same number of instructions. Turning it back into a request
+//! parses and checks every header again, but only a retry does that.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
@@ -23,10 +26,15 @@ const SENSITIVE: u8 = 1;
 /// A request head, kept to send the request again.
 pub(crate) struct ResendCopy {
     method: Method,
-    uri: Uri,
+    /// The target when it has a scheme or an authority; an origin-form target (all that
+    /// Keel sends to backends) is kept as text at the start of `fields`.
+    absolute: Option<Uri>,
+    /// Length of the origin-form target at the start of `fields`.
+    target_len: usize,
     /// Header count, to size the rebuilt map.
     count: usize,
-    /// Per header, in the map's order: name length, value length, flags, name, value.
+    /// The origin-form target, then per header, in the map's order: name length,
+    /// value length, flags, name, value.
     fields: Vec<u8>,
 }
 
@@ -35,11 +43,21 @@ impl ResendCopy {
     /// listener accepts such a head, so this does not happen).
     pub(crate) fn of(request: &Request<UpstreamBody>) -> Option<Self> {
         let headers = request.headers();
-        let size: usize = headers
-            .iter()
-            .map(|(name, value)| FIELD_HEAD_BYTES + name.as_str().len() + value.len())
-            .sum();
+        let uri = request.uri();
+        // Cloning a `Uri` shares its bytes; releasing the clone when the request ends
+        // would touch them again, long after they left the cache.
+        let (absolute, target) = if uri.scheme().is_some() || uri.authority().is_some() {
+            (Some(uri.clone()), "")
+        } else {
+            (None, uri.path_and_query().map_or("/", |pq| pq.as_str()))
+        };
+        let size: usize = target.len()
+            + headers
+                .iter()
+                .map(|(name, value)| FIELD_HEAD_BYTES + name.as_str().len() + value.len())
+                .sum::<usize>();
         let mut fields = Vec::with_capacity(size);
+        fields.extend_from_slice(target.as_bytes());
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
             let value_bytes = value.as_bytes();
@@ -51,7 +69,8 @@ impl ResendCopy {
         }
         Some(Self {
             method: request.method().clone(),
-            uri: request.uri().clone(),
+            absolute,
+            target_len: target.len(),
             count: headers.len(),
             fields,
         })
@@ -60,8 +79,12 @@ impl ResendCopy {
     /// A body-less request with the copied head. `None` if a header no longer parses
     /// (every one was a valid header when it was copied, so this does not happen).
     pub(crate) fn request(&self) -> Option<Request<UpstreamBody>> {
+        let (target, mut rest) = self.fields.split_at_checked(self.target_len)?;
+        let uri = match &self.absolute {
+            Some(uri) => uri.clone(),
+            None => Uri::try_from(target).ok()?,
+        };
         let mut headers = HeaderMap::with_capacity(self.count);
-        let mut rest = self.fields.as_slice();
         while !rest.is_empty() {
             let (name_len, after) = rest.split_first_chunk::<4>()?;
             let (value_len, after) = after.split_first_chunk::<4>()?;
@@ -77,7 +100,7 @@ impl ResendCopy {
         }
         let mut request = Request::new(UpstreamBody::Empty);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         Some(request)
     }
@@ -122,6 +145,16 @@ mod tests {
         // A second resend from the same copy is identical.
         let third = copy.request().expect("rebuilt twice");
         assert_eq!(pairs(third.headers()), pairs(request.headers()));
+    }
+
+    #[test]
+    fn an_absolute_target_is_kept_whole() {
+        let mut request = Request::new(UpstreamBody::Empty);
+        *request.uri_mut() = Uri::from_static("http://shop.example.com:8080/a?b=c");
+        let again = ResendCopy::of(&request)
+            .and_then(|copy| copy.request())
+            .expect("rebuilt");
+        assert_eq!(again.uri(), "http://shop.example.com:8080/a?b=c");
     }
 
     #[test]
