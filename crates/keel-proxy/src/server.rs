@@ -117,15 +117,33 @@ impl DataPlane {
 
     /// Like [`DataPlane::serve`], but each accepted connection runs on the next of
     /// `threads` in turn, and stays there (see [`ServingThreads`]).
+    ///
+    /// With one serving thread the listener itself runs on it, so a connection starts
+    /// on the thread and reactor that accepted it. Accepting elsewhere and handing it
+    /// over costs, per connection, two more `epoll_ctl` calls (out of one reactor, into
+    /// the other) and a wake-up of the serving thread from another thread.
     pub async fn serve_on(
         self: &Arc<Self>,
         listener: TcpListener,
         limits: ListenerLimits,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
         threads: &ServingThreads,
     ) -> std::io::Result<()> {
-        self.serve_with(listener, limits, shutdown, Some(threads))
+        if threads.len() > 1 {
+            return self
+                .serve_with(listener, limits, shutdown, Some(threads))
+                .await;
+        }
+        let listener = listener.into_std()?;
+        let plane = self.clone();
+        let accepting = threads.spawn(async move {
+            let listener = TcpListener::from_std(listener)?;
+            plane.serve_with(listener, limits, shutdown, None).await
+        });
+        // Cancelled only when the serving threads stop, which happens after shutdown.
+        accepting
             .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error)))
     }
 
     async fn serve_with(

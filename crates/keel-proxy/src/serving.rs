@@ -12,7 +12,8 @@
 //! Here a connection is accepted once (by the listener's task, wherever it runs) and
 //! handed to the next serving thread in turn, so the threads get equal shares of the
 //! connections (the kernel's `SO_REUSEPORT` hash gives uneven ones at a few dozen
-//! connections). From then on the connection, its requests and the backend connections
+//! connections). With a single serving thread the listener's task runs on it, and a
+//! connection stays where it was accepted. From then on the connection, its requests and the backend connections
 //! they use stay on that thread: each serving thread has its own idle queue in every
 //! backend pool (see [`crate::upstream`]).
 //!
@@ -120,9 +121,10 @@ impl ServingThreads {
     }
 
     /// Runs `task` on the next serving thread in turn.
-    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
     {
         let index = self.next.fetch_add(1, Relaxed) % self.runtimes.len();
         self.runtimes[index].spawn(task)

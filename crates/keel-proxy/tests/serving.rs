@@ -1,6 +1,7 @@
 //! Serving on dedicated threads (`DataPlane::serve_on` with `ServingThreads`, as
 //! `keel serve` does): client connections handed out over several single-threaded
-//! runtimes are all answered, with keep-alive, and shutdown drains them all.
+//! runtimes, or accepted by the only one, are all answered, with keep-alive, and
+//! shutdown drains them all.
 
 mod support;
 
@@ -17,6 +18,17 @@ use tokio::sync::oneshot;
 
 #[tokio::test]
 async fn connections_spread_over_serving_threads_are_answered_and_drained() {
+    serve_and_drain(2).await;
+}
+
+#[tokio::test]
+async fn a_single_serving_thread_accepts_answers_and_drains() {
+    serve_and_drain(1).await;
+}
+
+/// Four connections over `count` serving threads, five keep-alive requests on each,
+/// then a shutdown that must end `serve_on` cleanly and close the listener.
+async fn serve_and_drain(count: usize) {
     let backend = TestBackend::start("a", None).await;
     let config = Arc::new(config(&with_listener(&format!(
         "[services.web]\n\n{}\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n",
@@ -27,8 +39,8 @@ async fn connections_spread_over_serving_threads_are_answered_and_drained() {
     generation.first_probes(WAIT).await;
     plane.activate(generation);
     let threads =
-        Arc::new(ServingThreads::start(2, config.server.idle_spin).expect("serving threads"));
-    assert_eq!(threads.len(), 2);
+        Arc::new(ServingThreads::start(count, config.server.idle_spin).expect("serving threads"));
+    assert_eq!(threads.len(), count);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -47,7 +59,6 @@ async fn connections_spread_over_serving_threads_are_answered_and_drained() {
         }
     });
 
-    // Four connections (two per thread), five keep-alive requests on each.
     for _ in 0..4 {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

@@ -72,7 +72,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // Client connections run on `worker_threads` serving threads, one single-threaded
     // runtime each (see keel_proxy::ServingThreads); the control plane, the admin API,
-    // health checks and accepting need little and share one more worker.
+    // health checks and accepting need little and share one more worker (with a single
+    // serving thread, it accepts its connections itself).
     let server = &prepared.config().server;
     let threads = match server.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
