@@ -52,6 +52,27 @@ async fn slammer() -> (
     (addr, seen, task)
 }
 
+/// A proxy over a pool of the slammer and one good backend (never ejected), with two
+/// retries: round robin starts every other request on the slammer.
+async fn proxy_over_slammer_and_good() -> (
+    TestProxy,
+    TestBackend,
+    Arc<AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (slam_addr, slammed, _task) = slammer().await;
+    let good = TestBackend::start("good", None).await;
+    let text = config_with(
+        &format!(
+            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{slam_addr}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
+            good.addr
+        ),
+        "retries = 2",
+    );
+    let proxy = TestProxy::start(&text).await;
+    (proxy, good, slammed, _task)
+}
+
 #[tokio::test]
 async fn a_killed_backend_is_ejected_and_clients_see_no_error() {
     let a = TestBackend::start("a", None).await;
@@ -119,16 +140,7 @@ async fn a_killed_backend_is_ejected_and_clients_see_no_error() {
 
 #[tokio::test]
 async fn a_request_that_reached_a_backend_is_retried_only_if_idempotent() {
-    let (slam_addr, slammed, _task) = slammer().await;
-    let good = TestBackend::start("good", None).await;
-    let text = config_with(
-        &format!(
-            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{slam_addr}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
-            good.addr
-        ),
-        "retries = 2",
-    );
-    let proxy = TestProxy::start(&text).await;
+    let (proxy, good, slammed, _task) = proxy_over_slammer_and_good().await;
     let client = client();
     let (mut posts_failed, mut gets_ok) = (0, 0);
     for i in 0..10 {
@@ -170,16 +182,7 @@ async fn a_request_that_reached_a_backend_is_retried_only_if_idempotent() {
 
 #[tokio::test]
 async fn an_idempotent_request_is_resent_with_its_head_intact() {
-    let (slam_addr, slammed, _task) = slammer().await;
-    let good = TestBackend::start("good", None).await;
-    let text = config_with(
-        &format!(
-            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{slam_addr}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
-            good.addr
-        ),
-        "retries = 2",
-    );
-    let proxy = TestProxy::start(&text).await;
+    let (proxy, good, slammed, _task) = proxy_over_slammer_and_good().await;
     let client = client();
     let headers = [
         ("x-cart", "c-42"),
