@@ -13,9 +13,9 @@
 //! handed to the next serving thread in turn, so the threads get equal shares of the
 //! connections (the kernel's `SO_REUSEPORT` hash gives uneven ones at a few dozen
 //! connections). With a single serving thread the listener's task runs on it, and a
-//! connection stays where it was accepted. From then on the connection, its requests and the backend connections
-//! they use stay on that thread: each serving thread has its own idle queue in every
-//! backend pool (see [`crate::upstream`]).
+//! connection stays where it was accepted. From then on the connection, its requests
+//! and the backend connections they use stay on that thread: each serving thread has its
+//! own idle queue in every backend pool (see [`crate::upstream`]).
 //!
 //! A serving thread that runs out of work may spin briefly before it sleeps (see
 //! [`crate::idle_spin`]).
