@@ -52,25 +52,35 @@ async fn slammer() -> (
     (addr, seen, task)
 }
 
-/// A proxy over a pool of the slammer and one good backend (never ejected), with two
-/// retries: round robin starts every other request on the slammer.
+/// A proxy over one pool of `backends` in this order, round robin, never ejecting, with
+/// two retries.
+async fn proxy_over(backends: &[std::net::SocketAddr]) -> TestProxy {
+    let list: Vec<String> = backends
+        .iter()
+        .map(|addr| format!("{{ addr = \"{addr}\" }}"))
+        .collect();
+    let text = config_with(
+        &format!(
+            "[pools.web]\nservice = \"web\"\nbackends = [{}]\noutlier = {{ consecutive_failures = 0 }}\n",
+            list.join(", ")
+        ),
+        "retries = 2",
+    );
+    TestProxy::start(&text).await
+}
+
+/// A proxy over the slammer and one good backend: round robin starts every other
+/// request on the slammer.
 async fn proxy_over_slammer_and_good() -> (
     TestProxy,
     TestBackend,
     Arc<AtomicU64>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (slam_addr, slammed, _task) = slammer().await;
+    let (slam_addr, slammed, task) = slammer().await;
     let good = TestBackend::start("good", None).await;
-    let text = config_with(
-        &format!(
-            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{slam_addr}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
-            good.addr
-        ),
-        "retries = 2",
-    );
-    let proxy = TestProxy::start(&text).await;
-    (proxy, good, slammed, _task)
+    let proxy = proxy_over(&[slam_addr, good.addr]).await;
+    (proxy, good, slammed, task)
 }
 
 #[tokio::test]
@@ -249,14 +259,7 @@ async fn every_retry_goes_to_a_backend_not_yet_tried() {
     let (first, first_seen, _t1) = slammer().await;
     let (second, second_seen, _t2) = slammer().await;
     let good = TestBackend::start("good", None).await;
-    let text = config_with(
-        &format!(
-            "[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{first}\" }}, {{ addr = \"{second}\" }}, {{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 0 }}\n",
-            good.addr
-        ),
-        "retries = 2",
-    );
-    let proxy = TestProxy::start(&text).await;
+    let proxy = proxy_over(&[first, second, good.addr]).await;
     let client = client();
     for i in 0..9 {
         let answer = get(&client, &proxy.url("/"), &[]).await;
