@@ -50,25 +50,40 @@ status=0
 
 [ -s "$outdir/summary.txt" ] || { echo "peers-keel.sh: no summary (exit $status); see $outdir" >&2; exit 1; }
 
-# Median per-round ratios of Keel against each peer, for rps and for p99 latency.
+# Median per-round ratios of Keel (and of the A/A control, the noise floor) against each
+# peer, for rps and for p99 latency. One round's p99 at 256 connections is close to a
+# lottery on this shared host: a stall of a few milliseconds delays every in-flight
+# request, and a 1 s round holds zero, one or two of them. So next to the median the
+# table counts the rounds in which the row's p99 was the higher one, with a two-sided
+# sign test: p well above 0.05 means the rounds do not tell the two tails apart.
 ratios() {
   awk -F, '
     function med(a, m,   i, j, t) {
       for (i = 2; i <= m; i++) { t = a[i]; j = i - 1; while (j > 0 && a[j] > t) { a[j+1] = a[j]; j-- } a[j+1] = t }
       return (m % 2) ? a[(m + 1) / 2] : (a[m/2] + a[m/2 + 1]) / 2
     }
+    # two-sided binomial sign test: h of m untied rounds went one way
+    function sign_p(h, m,   k, i, c, s) {
+      if (m == 0) return 1
+      k = (h < m - h) ? h : m - h; c = 1; s = 1
+      for (i = 1; i <= k; i++) { c = c * (m - i + 1) / i; s += c }
+      s = 2 * s / 2 ^ m
+      return s > 1 ? 1 : s
+    }
     NR > 1 && NF >= 12 { rps[$2, $3, $1] = $4; p99[$2, $3, $1] = $7; conns[$2] = 1; names[$3] = 1; rounds[$1] = 1 }
     END {
-      printf "| conns | Keel | peer | rps Keel/peer | p99 Keel/peer | rounds |\n|---|---|---|---|---|---|\n"
+      printf "| conns | row | peer | rps row/peer | p99 row/peer | p99 higher in | sign test p | rounds |\n|---|---|---|---|---|---|---|---|\n"
       for (c in conns) for (k in names) {
-        if (k !~ /^keel/) continue
+        if (k !~ /^keel/ && k !~ /-aa$/) continue
         for (p in names) {
-          if (p ~ /^keel/ || p == "direct") continue
-          n = 0; delete R; delete P
+          if (p ~ /^keel/ || p ~ /-aa$/ || p == "direct") continue
+          n = 0; higher = 0; untied = 0; delete R; delete P
           for (r in rounds) if (((c, k, r) in rps) && ((c, p, r) in rps) && rps[c, p, r] > 0 && p99[c, p, r] > 0) {
             n++; R[n] = rps[c, k, r] / rps[c, p, r]; P[n] = p99[c, k, r] / p99[c, p, r]
+            if (P[n] != 1) untied++
+            if (P[n] > 1) higher++
           }
-          if (n) printf "| %s | %s | %s | %.3f | %.3f | %d |\n", c, k, p, med(R, n), med(P, n), n
+          if (n) printf "| %s | %s | %s | %.3f | %.3f | %d of %d | %.2f | %d |\n", c, k, p, med(R, n), med(P, n), higher, untied, sign_p(higher, untied), n
         }
       }
     }' "$outdir/runs.csv" | { read -r h; read -r s; echo "$h"; echo "$s"; sort -t'|' -k2,2n -k3,3 -k4,4; }
@@ -91,7 +106,7 @@ section=$outdir/section.md
   echo "Tools: $(grep -E '^(wrk|haproxy|nginx):' "$outdir/meta.txt" | sed -e 's/  */ /g' -e 's/ Copyright.*//' -e 's/ - https.*//' | paste -sd ';' - | sed 's/;/; /g')."
   echo "Exit status of peers.sh: $status (0 = every run clean)."
   echo
-  echo "Keel against each peer, median of per-round ratios (rps above 1 and p99 below 1 favour Keel):"
+  echo "Keel, and the A/A control when it ran, against each peer: median of per-round ratios (rps above 1 and p99 below 1 favour the row), and in how many rounds the row's p99 was the higher:"
   echo
   ratios
   echo
