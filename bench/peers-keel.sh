@@ -7,8 +7,10 @@
 #   bench/peers-keel.sh survey     # --preset survey: 1 and 2 threads, 64 and 256 conns, 3 x 5 s
 #   bench/peers-keel.sh stable -c "64 256" -r 20    # extra arguments go to peers.sh
 #
-# With a PGO build in target/pgo (bench/pgo-build.sh; KEEL_PGO_BIN overrides the path),
-# it runs next to the plain release build as keel-pgo-tN.
+# The release build uses the committed PGO profile (pgo/README.md). With a build in
+# target/pgo (bench/pgo-build.sh, a fresh profile of the same source; KEEL_PGO_BIN
+# overrides the path), that runs next to it as keel-pgo-tN: the gap between the two
+# shows how far the committed profile has gone stale.
 #
 # Needs: haproxy, nginx, wrk (apt-get install -y haproxy nginx wrk) and a release build
 # (cargo build --release -p keel; CARGO_TARGET_DIR is honoured). peers.sh bounds every run
@@ -23,7 +25,7 @@ keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
 [ -x "$keel" ] || { echo "peers-keel.sh: no release build at $keel (cargo build --release -p keel)" >&2; exit 2; }
 export KEEL_BIN=$keel
 
-# The PGO build (bench/pgo-build.sh) runs as a second Keel contestant when it exists.
+# The freshly profiled build (bench/pgo-build.sh) runs as a second Keel contestant when it exists.
 pgo=${KEEL_PGO_BIN:-$root/target/pgo/release/keel}
 pgo_commit=$(cat "$(dirname "$pgo")/../COMMIT" 2>/dev/null || echo unknown)
 case "$preset" in
@@ -94,7 +96,7 @@ section=$outdir/section.md
   echo "<!-- peers:$preset:begin -->"
   echo "### \`$preset\` preset — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\`$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
+  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\` with its committed PGO profile$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
   echo
   echo '```'
   echo "bench/peers-keel.sh $preset $*"

@@ -3,13 +3,16 @@
 # bounded, mixed training load on loopback, and its profile steers the final build's
 # inlining and code layout. Same source, same features; only the machine code differs.
 #
-#   bench/pgo-build.sh        -> target/pgo/release/keel (its path is the last line printed)
+#   bench/pgo-build.sh            -> target/pgo/release/keel, built with a fresh profile
+#                                    (its path is the last line printed)
+#   bench/pgo-build.sh --update   -> the same, and the profile replaces pgo/keel.profdata
 #
-# Why: against the plain release build the PGO build executes 27 % fewer user-space
-# instructions per proxied request. That measured +4-11 % requests/s wherever Keel's
-# CPU is the limit (two threads; one pinned thread at 256 connections), and nothing
-# where the load generator's is (one pinned thread at 64) (BENCHMARKS.md, "Fifth
-# pass"). `cargo build --release` stays the everyday build.
+# Every `cargo build --release` already uses the committed profile, pgo/keel.profdata
+# (see pgo/README.md). This script makes a fresh one. Use it to refresh the committed
+# profile after the request path changes, or to see whether the profile has gone stale:
+# bench/peers-keel.sh runs target/pgo next to the release build. Against a release build
+# without a profile, a profile-guided build executes 27 % fewer user-space instructions
+# per proxied request (BENCHMARKS.md, "Fifth pass" and "Tenth pass").
 #
 # The training load is not the benchmark's request alone: several routes (host, prefix,
 # regex, header and method conditions), a weighted split, all three balancing
@@ -20,6 +23,12 @@
 # Needs: rustup (the llvm-tools component is added if missing), nginx, wrk, curl.
 # Ports: backends 18091-18093, Keel 18120. About 8 minutes on two cores, ~30 s of load.
 set -euo pipefail
+update=0
+case "${1:-}" in
+  --update) update=1 ;;
+  "") ;;
+  *) echo "usage: bench/pgo-build.sh [--update]" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 gen_target=$root/target/pgo-gen
 use_target=$root/target/pgo
@@ -154,7 +163,9 @@ train_once plain "" 6
 train_once logged "$work/logged/access.log" 2
 # Only Keel's own profiles: build scripts compiled with the same flags leave theirs too.
 ls "$profiles"/keel-*.profraw >/dev/null 2>&1 || { echo "pgo-build.sh: training wrote no profile" >&2; exit 1; }
-"$profdata" merge -o "$work/keel.profdata" "$profiles"/keel-*.profraw
+# Sparse: functions the load never ran are left out, not recorded as never run. That
+# keeps the committed file near 1 MB instead of 6.5, and measured no slower (Tenth pass).
+"$profdata" merge --sparse -o "$work/keel.profdata" "$profiles"/keel-*.profraw
 
 echo "pgo-build.sh: 3/3 optimised build ($use_target)"
 CARGO_TARGET_DIR=$use_target RUSTFLAGS="-Cprofile-use=$work/keel.profdata" \
@@ -162,3 +173,7 @@ CARGO_TARGET_DIR=$use_target RUSTFLAGS="-Cprofile-use=$work/keel.profdata" \
 # What the binary was built from, for bench/peers-keel.sh's report.
 echo "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')" > "$use_target/COMMIT"
 echo "$use_target/release/keel"
+if [ "$update" = 1 ]; then
+  cp "$work/keel.profdata" "$root/pgo/keel.profdata"
+  echo "pgo-build.sh: replaced pgo/keel.profdata; run \`cargo clean --release\` before the next release build" >&2
+fi
