@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Checks that the committed profile still names the functions of a release build.
+#
+#   bash pgo/check-profile.sh [BINARY]    (default: target/release/keel)
+#
+# LLVM finds a function's profile by its symbol name, and a Rust symbol name carries a
+# hash that depends on how its crate was built: versions, features, dependencies and the
+# compiler. When that changes, the functions are renamed and silently build as if there
+# were no profile. Adding one dependency to the `keel` binary crate (an allocator
+# experiment) renamed half of the hottest functions, the generic code instantiated for
+# the binary among them; that build ran 29,900 user-space instructions per proxied
+# request instead of 21,700, and one without any profile runs 29,400 (BENCHMARKS.md,
+# "Eleventh pass").
+#
+# The check reads the TOP_FUNCTIONS functions the profile counts most and fails when fewer
+# than MIN_MATCHED_PERCENT of them are symbols of BINARY. Not all of them can be: a
+# function inlined into every caller leaves no symbol. A build matching the profile
+# finds about 80 %; the build above found 50 %. The check does not see a function whose
+# name matches but whose code changed since the profile was made (LLVM drops that
+# function's data); `bench/callgrind.sh` shows that, as instructions per request.
+# Run by .ci/run after the release build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+binary=${1:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+profile=$root/pgo/keel.profdata
+# How many of the profile's hottest functions to look up.
+TOP_FUNCTIONS=200
+# The share of them that must be symbols of the binary, in percent.
+MIN_MATCHED_PERCENT=70
+
+[ -x "$binary" ] || { echo "check-profile.sh: no binary at $binary" >&2; exit 1; }
+host=$(rustc -vV | awk '/^host:/ { print $2 }')
+tools=$(rustc --print sysroot)/lib/rustlib/$host/bin
+if [ ! -x "$tools/llvm-profdata" ] || [ ! -x "$tools/llvm-nm" ]; then
+  rustup component add llvm-tools
+fi
+work=$(mktemp -d /tmp/keel-check-profile.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# A local function's profile name is "<codegen unit>;<symbol>"; the symbol is what the
+# binary keeps.
+"$tools/llvm-profdata" show --topn="$TOP_FUNCTIONS" "$profile" |
+  awk '/, max count = / { name = $1; sub(/^.*;/, "", name); sub(/,$/, "", name); print name }' |
+  sort -u > "$work/profile"
+"$tools/llvm-nm" --defined-only "$binary" | awk '{ print $NF }' | sort -u > "$work/binary"
+total=$(wc -l < "$work/profile")
+matched=$(comm -12 "$work/profile" "$work/binary" | wc -l)
+[ "$total" -gt 0 ] || { echo "check-profile.sh: no functions read from $profile" >&2; exit 1; }
+percent=$((matched * 100 / total))
+echo "check-profile.sh: $matched of the profile's $total hottest functions are symbols of $binary ($percent %, at least $MIN_MATCHED_PERCENT % wanted)"
+if [ "$percent" -lt "$MIN_MATCHED_PERCENT" ]; then
+  echo "check-profile.sh: the committed profile no longer matches this build (a dependency, its features or the toolchain changed); run bench/pgo-build.sh --update, then cargo clean --release" >&2
+  exit 1
+fi
