@@ -24,6 +24,11 @@ pub const MAX_WEIGHT: u32 = 10_000;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Idle keep-alive connections kept per backend (256 connections).
 pub const MAX_IDLE_PER_BACKEND: u32 = 256;
+/// Requests in flight to one backend at once, at most (0 connections: no limit). Each
+/// holds one HTTP/1.1 connection, so this also caps the busy connections per backend.
+pub const MAX_CONNECTIONS: u32 = 0;
+/// Largest `max_connections` (1,000,000 connections).
+pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
 /// An idle backend connection older than this is closed instead of reused (60 seconds).
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -107,6 +107,9 @@ pub struct Pool {
     pub connect_timeout: Located<Duration>,
     /// Idle keep-alive connections kept per backend.
     pub max_idle_per_backend: u32,
+    /// Requests in flight to each backend at once, at most (0: no limit); more wait
+    /// their turn.
+    pub max_connections: u32,
     /// Marked as being drained: it should not get new traffic.
     pub draining: bool,
     /// Marked as legacy: it should not get most of a route's traffic.

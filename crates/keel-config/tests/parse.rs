@@ -164,3 +164,30 @@ fn idle_spin_takes_microseconds_and_is_bounded() {
     assert!(text.contains("keel.toml:4:13"), "{text}");
     assert!(text.contains("longer than the 1ms allowed"), "{text}");
 }
+
+#[test]
+fn max_connections_defaults_to_no_limit_and_is_bounded() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let default = parse(BASE);
+    assert_eq!(
+        default.config.pools["p"].max_connections,
+        keel_config::defaults::MAX_CONNECTIONS
+    );
+    assert_eq!(
+        keel_config::defaults::MAX_CONNECTIONS,
+        0,
+        "0 means no limit"
+    );
+    let set = parse(&format!("{BASE}max_connections = 64\n"));
+    assert!(set.diagnostics.is_empty(), "{:#?}", set.diagnostics);
+    assert_eq!(set.config.pools["p"].max_connections, 64);
+
+    let source = format!("{BASE}max_connections = -1\n");
+    let negative = parse(&source);
+    assert_eq!(negative.diagnostics.len(), 1, "{:#?}", negative.diagnostics);
+    let mut report = Report::new("keel.toml", &source);
+    report.extend(negative.diagnostics);
+    let text = report.render_human();
+    assert!(text.contains("keel.toml:7:19"), "{text}");
+    assert!(text.contains("between 0 and 1000000"), "{text}");
+}

@@ -83,6 +83,7 @@ struct BackendKey {
     outlier: Outlier,
     connect_timeout: Duration,
     max_idle: u32,
+    max_connections: u32,
 }
 
 /// The data plane.
@@ -162,6 +163,7 @@ impl DataPlane {
                         outlier: pool.outlier.clone(),
                         connect_timeout: pool.connect_timeout.value,
                         max_idle: pool.max_idle_per_backend,
+                        max_connections: pool.max_connections,
                     };
                     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
                         return existing;
@@ -169,6 +171,7 @@ impl DataPlane {
                     let upstream = Upstream::new(
                         b.addr.value,
                         pool.max_idle_per_backend,
+                        pool.max_connections,
                         pool.connect_timeout.value,
                         keel_config::defaults::UPSTREAM_IDLE_TIMEOUT,
                     );

@@ -21,6 +21,9 @@ pub enum ProxyFailure {
     Misidentified,
     /// No response headers before the route's timeout (504).
     Timeout,
+    /// The backend stayed at its pool's `max_connections` until the route's timeout
+    /// (503): the request never left Keel.
+    QueueTimeout,
     /// The client sent a request Keel will not forward (400).
     BadRequest,
     /// No generation is active yet (503).
@@ -32,9 +35,9 @@ impl ProxyFailure {
     pub fn status(self) -> StatusCode {
         match self {
             ProxyFailure::NoRoute => StatusCode::NOT_FOUND,
-            ProxyFailure::NoHealthyBackend | ProxyFailure::Starting => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyFailure::NoHealthyBackend
+            | ProxyFailure::Starting
+            | ProxyFailure::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ProxyFailure::ConnectFailed
             | ProxyFailure::UpstreamReset
             | ProxyFailure::Misidentified => StatusCode::BAD_GATEWAY,
@@ -52,6 +55,7 @@ impl ProxyFailure {
             ProxyFailure::UpstreamReset => "upstream-reset",
             ProxyFailure::Misidentified => "misidentified-backend",
             ProxyFailure::Timeout => "upstream-timeout",
+            ProxyFailure::QueueTimeout => "backend-queue-timeout",
             ProxyFailure::BadRequest => "bad-request",
             ProxyFailure::Starting => "no-active-generation",
         }

@@ -29,7 +29,7 @@ use crate::generation::Generation;
 use crate::headers::strip_hop_by_hop;
 use crate::resend::ResendCopy;
 use crate::stats::Outcome;
-use crate::upstream::PooledConn;
+use crate::upstream::{PooledConn, Slot};
 
 /// What happened to one request, for stats, the access log and the error answer.
 #[derive(Debug, Default)]
@@ -47,6 +47,8 @@ enum Attempt {
     /// tried elsewhere.
     Failed(ProxyFailure),
     TimedOut,
+    /// The backend stayed at its `max_connections` until the deadline.
+    QueueTimedOut,
 }
 
 impl DataPlane {
@@ -114,6 +116,10 @@ impl DataPlane {
                     failure = ProxyFailure::Timeout;
                     break;
                 }
+                Attempt::QueueTimedOut => {
+                    failure = ProxyFailure::QueueTimeout;
+                    break;
+                }
             };
             if let Some((header, expected)) = &generation.routes[route_id].verify {
                 let seen = response.headers().get(header).and_then(|v| v.to_str().ok());
@@ -161,15 +167,26 @@ impl DataPlane {
         (Err(failure), served)
     }
 
-    /// One try against one backend: an idle or new connection, the request, the head of
-    /// the response, all before `deadline`. The request stays in `outgoing` until it is
-    /// sent, and hyper's unsent request is put back there.
+    /// One try against one backend: a slot if its pool caps requests in flight, an idle
+    /// or new connection, the request, the head of the response, all before `deadline`.
+    /// The request stays in `outgoing` until it is sent, and hyper's unsent request is
+    /// put back there.
     async fn attempt(
         &self,
         backend: &Arc<crate::backend::Backend>,
         outgoing: &mut Option<Request<UpstreamBody>>,
         deadline: Instant,
     ) -> Attempt {
+        let slot = match backend.upstream.slot() {
+            Slot::Unlimited => None,
+            Slot::Held(slot) => Some(slot),
+            // Waiting is the cold path: boxed, so it does not bloat every request. The
+            // semaphore is never closed, so an error can only be the deadline.
+            Slot::Full(slots) => match within(deadline, Box::pin(slots.acquire_owned())).await {
+                Ok(Ok(slot)) => Some(slot),
+                Ok(Err(_)) | Err(_) => return Attempt::QueueTimedOut,
+            },
+        };
         let mut conn = loop {
             let (mut conn, pooled) = match backend.upstream.checkout_idle() {
                 Some(conn) => (conn, true),
@@ -201,6 +218,7 @@ impl DataPlane {
                 Err(_) => return Attempt::TimedOut,
             }
         };
+        conn.slot = slot;
         let Some(request) = outgoing.take() else {
             return Attempt::Failed(ProxyFailure::NoHealthyBackend);
         };

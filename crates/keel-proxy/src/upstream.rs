@@ -33,16 +33,23 @@
 //! connections whose task has ended (the backend closed it while it sat idle) or that
 //! are past the timeout; the request then waits until hyper reports a new connection
 //! ready.
+//!
+//! A pool may cap the requests in flight to each backend (`max_connections`, HAProxy's
+//! server `maxconn`). A request takes one of the backend's slots before it takes a
+//! connection, and its connection holds the slot until it returns to the pool or
+//! closes; at the cap, requests wait for a slot in arrival order (tokio's semaphore is
+//! fair). With no cap, which is the default, nothing is counted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::UpstreamBody;
 use crate::deadline::coarse_now_ms;
@@ -82,6 +89,19 @@ pub enum ConnectError {
 /// connection's task, which closes the connection.
 pub(crate) struct PooledConn {
     pub(crate) sender: SendRequest<UpstreamBody>,
+    /// The backend slot its exchange holds when the pool caps requests in flight; given
+    /// back at checkin, or when the connection is dropped.
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Whether a request may take a connection to a backend now.
+pub(crate) enum Slot {
+    /// The pool sets no `max_connections`.
+    Unlimited,
+    /// A free slot.
+    Held(OwnedSemaphorePermit),
+    /// The backend is at its cap: wait on these slots.
+    Full(Arc<Semaphore>),
 }
 
 /// A pooled connection and when it went idle, on the coarse clock (the idle timeout is
@@ -137,6 +157,8 @@ pub(crate) struct Upstream {
     per_shard: usize,
     connect_timeout: Duration,
     idle_timeout_ms: u64,
+    /// One permit per request that may be in flight, when the pool caps them.
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -152,9 +174,11 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// `max_connections` 0 sets no cap on requests in flight.
     pub(crate) fn new(
         addr: SocketAddr,
         max_idle: u32,
+        max_connections: u32,
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Self {
@@ -171,6 +195,21 @@ impl Upstream {
             per_shard,
             connect_timeout,
             idle_timeout_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            slots: (max_connections > 0)
+                .then(|| Arc::new(Semaphore::new(max_connections as usize))),
+        }
+    }
+
+    /// A slot for one more request in flight, if the pool caps them. A free slot is
+    /// taken only when nobody waits for one, so waiting requests keep their order.
+    #[inline]
+    pub(crate) fn slot(&self) -> Slot {
+        let Some(slots) = &self.slots else {
+            return Slot::Unlimited;
+        };
+        match Arc::clone(slots).try_acquire_owned() {
+            Ok(slot) => Slot::Held(slot),
+            Err(_) => Slot::Full(Arc::clone(slots)),
         }
     }
 
@@ -206,7 +245,10 @@ impl Upstream {
     /// closed is dropped; so is one still sending an upload the backend answered early
     /// (`upload`: the request had a body), which closes it rather than make the next
     /// request wait behind the rest of the upload.
-    pub(crate) fn checkin(&self, conn: Box<PooledConn>, upload: bool) {
+    pub(crate) fn checkin(&self, mut conn: Box<PooledConn>, upload: bool) {
+        // The exchange is over: its slot goes to the next request, which may then take
+        // this very connection.
+        drop(conn.slot.take());
         let Some(shard) = self.idle.get(my_shard() % self.idle.len().max(1)) else {
             return;
         };
@@ -263,7 +305,7 @@ impl Upstream {
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::spawn(run_connection(io));
-        Ok(Box::new(PooledConn { sender }))
+        Ok(Box::new(PooledConn { sender, slot: None }))
     }
 }
 
@@ -302,7 +344,7 @@ mod tests {
     }
 
     fn pool(addr: SocketAddr, max_idle: u32, idle_timeout: Duration) -> Upstream {
-        Upstream::new(addr, max_idle, Duration::from_secs(2), idle_timeout)
+        Upstream::new(addr, max_idle, 0, Duration::from_secs(2), idle_timeout)
     }
 
     /// A pool and two fresh connections to a silent backend, not yet checked in.

@@ -119,6 +119,12 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
                 &a.max_idle_per_backend,
                 &b.max_idle_per_backend,
             );
+            field(
+                &mut fields,
+                "max_connections",
+                &a.max_connections,
+                &b.max_connections,
+            );
             keyed(&mut fields, "backend", &backends(a), &backends(b));
             fields
         }),

@@ -79,6 +79,7 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                 "outlier",
                 "connect_timeout",
                 "max_idle_per_backend",
+                "max_connections",
                 "draining",
                 "legacy",
             ],
@@ -127,6 +128,15 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                     d::MAX_IDLE_PER_BACKEND,
                     0,
                     65_536,
+                )
+                .value,
+            max_connections: table
+                .u32(
+                    sink,
+                    "max_connections",
+                    d::MAX_CONNECTIONS,
+                    0,
+                    d::MAX_CONNECTIONS_LIMIT,
                 )
                 .value,
             draining: table.bool(sink, "draining", false),
