@@ -5,7 +5,9 @@
 #   keel-peer.sh THREADS    (reads BENCH_LISTEN_PORT, BENCH_BACKENDS, BENCH_DIR from peers.sh)
 #
 # KEEL_BIN picks the binary; KEEL_IDLE_SPIN (e.g. "0s") sets `[server] idle_spin`, to
-# compare a build with itself spinning and not.
+# compare a build with itself spinning and not; KEEL_MAX_CONNECTIONS (e.g. 8) sets the
+# pool's `max_connections`, which the other contestants' configs have no counterpart of
+# (HAProxy's `maxconn` on a server line), so the standing runs leave it unset.
 #
 # The config matches the other contestants: round robin over every backend, keep-alive
 # upstream connections, no health checks, no service identity, no access log. Keel's
@@ -44,6 +46,7 @@ rm -rf "$KEEL_STATE_DIR"
   IFS=, read -r -a backends <<< "$BENCH_BACKENDS"
   for b in "${backends[@]}"; do printf '%s{ addr = "%s" }' "$sep" "$b"; sep=", "; done
   echo "]"
+  if [ -n "${KEEL_MAX_CONNECTIONS:-}" ]; then echo "max_connections = $KEEL_MAX_CONNECTIONS"; fi
   echo
   echo "[[routes]]"
   echo "name = \"all\""
