@@ -43,6 +43,21 @@ async fn holding_backend(concurrency: Arc<Concurrency>) -> TestBackend {
     .await
 }
 
+/// Sends `count` GETs to `/hold` at once and checks that each is answered `200`.
+async fn all_served_at_once(proxy: &TestProxy, count: usize) {
+    let client = client();
+    let mut requests = JoinSet::new();
+    for _ in 0..count {
+        let client = client.clone();
+        let url = proxy.url("/hold");
+        requests.spawn(async move { get(&client, &url, &[]).await });
+    }
+    while let Some(answer) = requests.join_next().await {
+        let answer = answer.expect("request task");
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+}
+
 fn capped_config(backend: &TestBackend, max_connections: u32) -> String {
     with_listener(&format!(
         "[services.web]\n\n{}\n\
@@ -62,17 +77,7 @@ async fn a_backend_never_has_more_requests_in_flight_than_max_connections() {
     let concurrency = Arc::new(Concurrency::default());
     let backend = holding_backend(concurrency.clone()).await;
     let proxy = TestProxy::start(&capped_config(&backend, 2)).await;
-    let client = client();
-    let mut requests = JoinSet::new();
-    for _ in 0..8 {
-        let client = client.clone();
-        let url = proxy.url("/hold");
-        requests.spawn(async move { get(&client, &url, &[]).await });
-    }
-    while let Some(answer) = requests.join_next().await {
-        let answer = answer.expect("request task");
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    }
+    all_served_at_once(&proxy, 8).await;
     assert_eq!(backend.requests(), 8, "every waiting request is served");
     assert_eq!(
         concurrency.most.load(SeqCst),
@@ -129,16 +134,7 @@ async fn without_max_connections_requests_are_not_held_back() {
         pool("web", "web", &[&backend], "")
     ));
     let proxy = TestProxy::start(&config).await;
-    let client = client();
-    let mut requests = JoinSet::new();
-    for _ in 0..6 {
-        let client = client.clone();
-        let url = proxy.url("/hold");
-        requests.spawn(async move { get(&client, &url, &[]).await });
-    }
-    while let Some(answer) = requests.join_next().await {
-        assert_eq!(answer.expect("request task").status, StatusCode::OK);
-    }
+    all_served_at_once(&proxy, 6).await;
     assert_eq!(
         concurrency.most.load(SeqCst),
         6,
