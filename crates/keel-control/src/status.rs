@@ -114,6 +114,10 @@ pub struct BackendHealth {
     pub state: String,
     /// Requests in flight.
     pub in_flight: u32,
+    /// Requests waiting for a slot under the pool's `max_connections` (HAProxy's
+    /// `qcur`); absent from older nodes' answers.
+    #[serde(default)]
+    pub queued: u32,
 }
 
 impl Controller {
@@ -186,6 +190,7 @@ fn health(generation: &keel_proxy::Generation) -> HealthSummary {
                     addr: b.addr.to_string(),
                     state: state.as_str().to_string(),
                     in_flight: b.in_flight(),
+                    queued: b.queued(),
                 }
             })
             .collect();

@@ -136,6 +136,11 @@ impl Backend {
         self.in_flight.load(Relaxed)
     }
 
+    /// Requests waiting for one of its pool's `max_connections` slots.
+    pub fn queued(&self) -> u32 {
+        self.upstream.queued()
+    }
+
     /// The identity value the last probe or response showed, if any.
     pub fn identity_seen(&self) -> Option<String> {
         self.identity_seen.load_full().map(|s| s.as_ref().clone())

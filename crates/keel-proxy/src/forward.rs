@@ -180,12 +180,14 @@ impl DataPlane {
         let slot = match backend.upstream.slot() {
             Slot::Unlimited => None,
             Slot::Held(slot) => Some(slot),
-            // Waiting is the cold path: boxed, so it does not bloat every request. The
-            // semaphore is never closed, so an error can only be the deadline.
-            Slot::Full(slots) => match within(deadline, Box::pin(slots.acquire_owned())).await {
-                Ok(Ok(slot)) => Some(slot),
-                Ok(Err(_)) | Err(_) => return Attempt::QueueTimedOut,
-            },
+            // Waiting is the cold path: boxed, so it does not bloat every request.
+            Slot::Full(slots) => {
+                let wait = Box::pin(backend.upstream.wait_for_slot(slots));
+                match within(deadline, wait).await {
+                    Ok(Some(slot)) => Some(slot),
+                    Ok(None) | Err(_) => return Attempt::QueueTimedOut,
+                }
+            }
         };
         let mut conn = loop {
             let (mut conn, pooled) = match backend.upstream.checkout_idle() {

@@ -38,11 +38,12 @@
 //! server `maxconn`). A request takes one of the backend's slots before it takes a
 //! connection, and its connection holds the slot until it returns to the pool or
 //! closes; at the cap, requests wait for a slot in arrival order (tokio's semaphore is
-//! fair). With no cap, which is the default, nothing is counted.
+//! fair), and the admin API's status shows how many wait (`queued`). With no cap, which
+//! is the default, nothing is counted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -159,6 +160,8 @@ pub(crate) struct Upstream {
     idle_timeout_ms: u64,
     /// One permit per request that may be in flight, when the pool caps them.
     slots: Option<Arc<Semaphore>>,
+    /// Requests waiting for a slot now.
+    queued: AtomicU32,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -197,7 +200,24 @@ impl Upstream {
             idle_timeout_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
             slots: (max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(max_connections as usize))),
+            queued: AtomicU32::new(0),
         }
+    }
+
+    /// Waits for one of `slots` (from [`Upstream::slot`]), in arrival order, counted in
+    /// [`Upstream::queued`] until it has one or gives up. `None` if the slots closed,
+    /// which they never do.
+    pub(crate) async fn wait_for_slot(
+        &self,
+        slots: Arc<Semaphore>,
+    ) -> Option<OwnedSemaphorePermit> {
+        let _counted = Queued::enter(&self.queued);
+        slots.acquire_owned().await.ok()
+    }
+
+    /// Requests waiting for a slot now (0 without `max_connections`).
+    pub(crate) fn queued(&self) -> u32 {
+        self.queued.load(Relaxed)
     }
 
     /// A slot for one more request in flight, if the pool caps them. A free slot is
@@ -306,6 +326,23 @@ impl Upstream {
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::spawn(run_connection(io));
         Ok(Box::new(PooledConn { sender, slot: None }))
+    }
+}
+
+/// One request counted as waiting for a slot, until it is dropped: when it has a slot,
+/// or when its deadline or its client gave up.
+struct Queued<'a>(&'a AtomicU32);
+
+impl<'a> Queued<'a> {
+    fn enter(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

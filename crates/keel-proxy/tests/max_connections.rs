@@ -1,7 +1,7 @@
 //! A pool's `max_connections`: a backend never has more requests in flight from Keel
-//! than the cap, requests beyond it wait their turn and are served, and one that waits
-//! past its route's timeout gets `503 backend-queue-timeout` without reaching the
-//! backend.
+//! than the cap, requests beyond it wait their turn, counted as queued, and are served,
+//! and one that waits past its route's timeout gets `503 backend-queue-timeout` without
+//! reaching the backend.
 
 mod support;
 
@@ -123,6 +123,55 @@ async fn a_request_waiting_past_its_timeout_gets_503_and_never_reaches_the_backe
     let after = get(&client, &proxy.url("/quick"), &[]).await;
     assert_eq!(after.status, StatusCode::OK, "{}", after.text());
     assert_eq!(backend.requests(), 2);
+    assert_eq!(
+        proxy.generation.pools[0].backends[0].queued(),
+        0,
+        "a request that gave up is still counted as queued"
+    );
+}
+
+#[tokio::test]
+async fn waiting_requests_are_counted_as_queued_until_they_have_a_slot() {
+    // Each request waits at the backend until the test lets it through.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let backend = {
+        let gate = gate.clone();
+        TestBackend::with_handler("b1", move |_request| {
+            let gate = gate.clone();
+            async move {
+                if let Ok(pass) = gate.acquire().await {
+                    pass.forget();
+                }
+                Response::new(Full::new(Bytes::from_static(b"ok")))
+            }
+        })
+        .await
+    };
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\n",
+        pool("web", "web", &[&backend], "max_connections = 1")
+    ));
+    let proxy = TestProxy::start(&config).await;
+    let client = client();
+    let mut requests = JoinSet::new();
+    for _ in 0..3 {
+        let client = client.clone();
+        let url = proxy.url("/");
+        requests.spawn(async move { get(&client, &url, &[]).await });
+    }
+    let state = &proxy.generation.pools[0].backends[0];
+    eventually(
+        WAIT,
+        "one request at the backend and two queued",
+        || async { backend.requests() == 1 && state.queued() == 2 },
+    )
+    .await;
+    gate.add_permits(3);
+    while let Some(answer) = requests.join_next().await {
+        assert_eq!(answer.expect("request task").status, StatusCode::OK);
+    }
+    assert_eq!(state.queued(), 0);
+    assert_eq!(backend.requests(), 3);
 }
 
 #[tokio::test]
