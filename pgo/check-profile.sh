@@ -3,21 +3,10 @@
 #
 #   bash pgo/check-profile.sh [BINARY]    (default: target/release/keel)
 #
-# LLVM finds a function's profile by its symbol name, and a Rust symbol name carries a
-# hash that depends on how its crate was built: versions, features, dependencies and the
-# compiler. When that changes, the functions are renamed and silently build as if there
-# were no profile. Adding one dependency to the `keel` binary crate (an allocator
-# experiment) renamed half of the hottest functions, the generic code instantiated for
-# the binary among them; that build ran 29,900 user-space instructions per proxied
-# request instead of 21,700, and one without any profile runs 29,400 (BENCHMARKS.md,
-# "Eleventh pass").
-#
-# The check reads the TOP_FUNCTIONS functions the profile counts most and fails when fewer
-# than MIN_MATCHED_PERCENT of them are symbols of BINARY. Not all of them can be: a
-# function inlined into every caller leaves no symbol. A build matching the profile
-# finds about 80 %; the build above found 50 %. The check does not see a function whose
-# name matches but whose code changed since the profile was made (LLVM drops that
-# function's data); `bench/callgrind.sh` shows that, as instructions per request.
+# Why a build can drift from its profile without a warning, and what this check does
+# not see: pgo/README.md. It reads the TOP_FUNCTIONS functions the profile counts most
+# and fails when fewer than MIN_MATCHED_PERCENT of them are symbols of BINARY (a function
+# inlined into every caller leaves no symbol, so a matching build finds about 80 %).
 # Run by .ci/run after the release build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
