@@ -26,6 +26,9 @@ pub enum ProxyFailure {
     QueueTimeout,
     /// The client sent a request Keel will not forward (400).
     BadRequest,
+    /// The client asked for something Keel does not do, such as a `CONNECT` tunnel
+    /// (501).
+    NotImplemented,
     /// No generation is active yet (503).
     Starting,
 }
@@ -43,6 +46,7 @@ impl ProxyFailure {
             | ProxyFailure::Misidentified => StatusCode::BAD_GATEWAY,
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyFailure::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -57,6 +61,7 @@ impl ProxyFailure {
             ProxyFailure::Timeout => "upstream-timeout",
             ProxyFailure::QueueTimeout => "backend-queue-timeout",
             ProxyFailure::BadRequest => "bad-request",
+            ProxyFailure::NotImplemented => "not-implemented",
             ProxyFailure::Starting => "no-active-generation",
         }
     }

@@ -1,6 +1,6 @@
-//! One request through the data plane: pick the generation (primary or canary), route,
-//! sample, give it an id, forward it (see [`crate::forward`]), answer, and open its
-//! access-log record.
+//! One request through the data plane: refuse it if its host is ambiguous (see
+//! [`crate::refuse`]), pick the generation (primary or canary), route, sample, give it
+//! an id, forward it (see [`crate::forward`]), answer, and open its access-log record.
 //!
 //! The generation is loaded once per request; the request is served wholly by it even
 //! if a swap happens meanwhile.
@@ -21,6 +21,7 @@ use crate::errors::{ProxyFailure, respond};
 use crate::forward::Served;
 use crate::generation::Generation;
 use crate::headers::{X_KEEL_GENERATION, X_REQUEST_ID, ensure_request_id};
+use crate::refuse::refusal;
 use crate::request::{ConnInfo, View, hash_of, prepare_upstream, route_hash_key, shape};
 
 impl DataPlane {
@@ -32,6 +33,7 @@ impl DataPlane {
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
+        let refused = refusal(&parts);
         let (generation, route) = {
             let active = self.load();
             let Some(active) = active.as_ref() else {
@@ -41,9 +43,12 @@ impl DataPlane {
                     None,
                 );
             };
-            choose(active, &parts, conn)
+            match refused {
+                Some(_) => (active.primary.clone(), None),
+                None => choose(active, &parts, conn),
+            }
         };
-        if self.sample.capacity() > 0 {
+        if self.sample.capacity() > 0 && refused.is_none() {
             self.sample
                 .offer(|| shape(&parts, &generation, route, conn));
         }
@@ -75,6 +80,14 @@ impl DataPlane {
             })
         });
         let (mut response, served) = match route {
+            None if let Some(refused) = refused => {
+                generation.stats.refused.fetch_add(1, Relaxed);
+                let served = Served {
+                    error: Some(refused.failure),
+                    ..Served::default()
+                };
+                (respond(refused.failure, refused.detail, None), served)
+            }
             None => {
                 generation.stats.unrouted.fetch_add(1, Relaxed);
                 let detail = format!(

@@ -230,6 +230,9 @@ pub struct GenerationStats {
     pub routes: Box<[RouteStats]>,
     /// Requests no route matched (answered 404).
     pub unrouted: AtomicU64,
+    /// Requests refused before routing: an ambiguous, missing or malformed host, or a
+    /// method Keel cannot proxy (answered 400 or 501).
+    pub refused: AtomicU64,
 }
 
 impl GenerationStats {
@@ -258,12 +261,14 @@ impl GenerationStats {
         Self {
             routes,
             unrouted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
-    /// Requests counted so far, routed or not.
+    /// Requests counted so far, routed, unrouted or refused.
     pub fn requests(&self) -> u64 {
         self.unrouted.load(Relaxed)
+            + self.refused.load(Relaxed)
             + self
                 .routes
                 .iter()

@@ -9,6 +9,9 @@
 //! the guarantees that matter: the backend receives exactly one framing (chunked, no
 //! `Content-Length`), nothing smuggled after the body is ever parsed as a request, and
 //! the client connection is closed after the answer.
+//!
+//! Requests whose host is ambiguous or missing, and `CONNECT`, are answered by Keel
+//! before routing (see `refuse.rs`): they never reach a backend either.
 
 mod support;
 
@@ -223,4 +226,58 @@ async fn oversized_and_overlong_heads_get_431_and_a_closed_connection() {
         assert!(closed, "{what}: the connection stayed open");
     }
     assert_eq!(backend.text(), "");
+}
+
+#[tokio::test]
+async fn ambiguous_hosts_and_connect_are_refused_before_any_backend() {
+    let backend = RawBackend::start().await;
+    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let cases = [
+        (
+            "two Host headers",
+            "GET / HTTP/1.1\r\nHost: shop.example.com\r\nHost: admin.internal\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "an HTTP/1.1 request without Host",
+            "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "a Host that is not a host",
+            "GET / HTTP/1.1\r\nHost: shop.example.com, admin.internal\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "userinfo in an absolute-form target",
+            "GET http://user@shop.example.com/ HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "a CONNECT tunnel",
+            "CONNECT shop.example.com:443 HTTP/1.1\r\nHost: shop.example.com:443\r\nConnection: close\r\n\r\n",
+            501,
+            "not-implemented",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let (answer, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
+        assert_eq!(status_of(&answer), Some(status), "{what}: got {answer:?}");
+        assert_eq!(
+            count(&answer, &format!("keel-error: {code}\r\n")),
+            1,
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(backend.text(), "", "a refused request reached the backend");
+    let refused = proxy.generation.stats.refused.load(SeqCst);
+    assert_eq!(refused, cases.len() as u64);
+    // An HTTP/1.0 request may leave Host out; it is routed as usual.
+    let (answer, _) = raw_exchange(proxy.addr, b"GET /old HTTP/1.0\r\n\r\n").await;
+    assert_eq!(answer.get(..12), Some("HTTP/1.0 200"), "{answer}");
+    still_serves(&proxy).await;
 }

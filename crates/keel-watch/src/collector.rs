@@ -8,9 +8,10 @@
 //! 10,000 × backends × 7 empty series.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 
-use keel_proxy::stats::{LATENCY_BUCKETS_MICROS, Outcome};
+use keel_proxy::stats::{GenerationStats, LATENCY_BUCKETS_MICROS, Outcome};
 use keel_proxy::{BackendState, DataPlane, Generation};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -190,25 +191,36 @@ fn encode_requests(
     Ok(())
 }
 
+/// Reads one counter of a generation's stats.
+type CounterOf = fn(&GenerationStats) -> &AtomicU64;
+
+/// The per-generation counters of requests that reached no route: unrouted (404) and
+/// refused before routing (400, 501).
 fn encode_unrouted(
     encoder: &mut DescriptorEncoder,
     generations: &[Arc<Generation>],
 ) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(
-        names::UNROUTED,
-        "Requests no route matched (answered 404), by generation.",
-        None,
-        MetricType::Counter,
-    )?;
-    for generation in generations {
-        let id = generation.id.to_string();
-        let count = generation
-            .stats
-            .unrouted
-            .load(std::sync::atomic::Ordering::Relaxed);
-        metric
-            .encode_family(&[("generation", id.as_str())])?
-            .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+    let counters: [(&str, &str, CounterOf); 2] = [
+        (
+            names::UNROUTED,
+            "Requests no route matched (answered 404), by generation.",
+            |stats| &stats.unrouted,
+        ),
+        (
+            names::REFUSED,
+            "Requests refused before routing: ambiguous, missing or malformed host, or CONNECT (answered 400 or 501), by generation.",
+            |stats| &stats.refused,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for generation in generations {
+            let id = generation.id.to_string();
+            let count = counter(&generation.stats).load(Relaxed);
+            metric
+                .encode_family(&[("generation", id.as_str())])?
+                .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+        }
     }
     Ok(())
 }

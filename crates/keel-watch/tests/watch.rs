@@ -58,6 +58,7 @@ async fn metrics_expose_requests_per_generation_backend_states_and_control_count
         "keel_rejections_total 1".to_string(),
         "keel_detector_firing{detector=\"share\"} 0".to_string(),
         "keel_unrouted_requests_total{generation=\"1\"} 0".to_string(),
+        "keel_refused_requests_total{generation=\"1\"} 0".to_string(),
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
