@@ -60,6 +60,10 @@ pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 pub const MAX_HEADERS: u32 = 100;
 /// Time a client has to send a complete request head (10 seconds).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a response body may go without a byte moving towards the client, because the
+/// backend sends nothing or the client reads nothing, before Keel closes both
+/// connections (60 seconds, nginx's `proxy_read_timeout` and `send_timeout`; 0 never).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a serving thread that has run out of work keeps the CPU, handing it to
 /// anything else runnable, before it sleeps in the kernel for more events (20
 /// microseconds; 0 sleeps at once). Only a thread alone on its CPU with at least 16

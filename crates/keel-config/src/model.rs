@@ -409,6 +409,8 @@ pub struct Server {
     pub max_headers: u32,
     /// Time to send a complete request head.
     pub header_read_timeout: Duration,
+    /// Time a response body may stall before both connections close; zero for never.
+    pub body_idle_timeout: Duration,
     /// Longest a serving thread out of work spins before it sleeps.
     pub idle_spin: Duration,
     /// Whether responses carry `x-keel-generation`.

@@ -166,6 +166,26 @@ fn idle_spin_takes_microseconds_and_is_bounded() {
 }
 
 #[test]
+fn body_idle_timeout_defaults_to_a_minute_and_zero_turns_it_off() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n";
+    let default = parse(BASE);
+    assert_eq!(
+        default.config.server.body_idle_timeout,
+        keel_config::defaults::BODY_IDLE_TIMEOUT
+    );
+    let set = parse(&format!("{BASE}[server]\nbody_idle_timeout = \"5m\"\n"));
+    assert!(set.diagnostics.is_empty(), "{:#?}", set.diagnostics);
+    assert_eq!(
+        set.config.server.body_idle_timeout,
+        Duration::from_secs(300)
+    );
+    let off = parse(&format!("{BASE}[server]\nbody_idle_timeout = \"0s\"\n"));
+    assert_eq!(off.config.server.body_idle_timeout, Duration::ZERO);
+    let bad = parse(&format!("{BASE}[server]\nbody_idle_timeout = 60\n"));
+    assert_eq!(bad.diagnostics.len(), 1, "{:#?}", bad.diagnostics);
+}
+
+#[test]
 fn max_connections_defaults_to_no_limit_and_is_bounded() {
     const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
     let default = parse(BASE);

@@ -60,6 +60,9 @@ pub(crate) fn restart_only_changes(current: &Config, candidate: &Config) -> Vec<
     if a.header_read_timeout != b.header_read_timeout {
         changed.push("[server] header_read_timeout");
     }
+    if a.body_idle_timeout != b.body_idle_timeout {
+        changed.push("[server] body_idle_timeout");
+    }
     if a.idle_spin != b.idle_spin {
         changed.push("[server] idle_spin");
     }

@@ -60,6 +60,7 @@ async fn applies_and_rollbacks_under_load_lose_no_request_and_never_mix_generati
         max_header_bytes: 64 * 1024,
         max_headers: 100,
         header_read_timeout: Duration::from_secs(10),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
         drain_timeout: Duration::from_secs(5),
     };
     let plane = controller.plane().clone();

@@ -152,8 +152,10 @@ impl ResponseBody {
         self.record = Some(record);
     }
 
-    /// Ties the body to its client connection's watchdog (see [`crate::watchdog`]).
+    /// Ties the body to its client connection's watchdog (see [`crate::watchdog`]),
+    /// which from now on bounds how long the response may go without moving.
     pub(crate) fn set_done(&mut self, done: ResponseDone) {
+        done.0.head_clock.response_started();
         self.done = Some(done);
     }
 

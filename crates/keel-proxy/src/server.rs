@@ -7,7 +7,8 @@
 //!
 //! Limits: a request head larger than `max_header_bytes` or with more than
 //! `max_headers` fields gets `431`; a head not complete within `header_read_timeout`
-//! closes the connection; anything hyper cannot parse gets `400`. After shutdown is
+//! closes the connection, and so does an HTTP/1 response body that moves no byte for
+//! `body_idle_timeout`; anything hyper cannot parse gets `400`. After shutdown is
 //! asked for, the listener closes at once (new connections are refused), idle
 //! keep-alive connections close, and in-flight requests get `drain_timeout` to finish.
 
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 use crate::dataplane::DataPlane;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
-use crate::watchdog::{HeadClock, HeadTimeout, ResponseDone, watch_heads};
+use crate::watchdog::{Cut, HeadClock, Progress, ResponseDone, WatchLimits, watch};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -50,6 +51,9 @@ pub struct ListenerLimits {
     pub max_headers: usize,
     /// Time to send a complete request head.
     pub header_read_timeout: Duration,
+    /// Time an HTTP/1 response body may go without moving before the connection
+    /// closes; zero for never.
+    pub body_idle_timeout: Duration,
     /// Drain deadline after shutdown is asked for.
     pub drain_timeout: Duration,
 }
@@ -61,6 +65,7 @@ impl ListenerLimits {
             max_header_bytes: server.max_header_bytes as usize,
             max_headers: server.max_headers as usize,
             header_read_timeout: server.header_read_timeout,
+            body_idle_timeout: server.body_idle_timeout,
             drain_timeout: server.drain_timeout,
         }
     }
@@ -71,6 +76,7 @@ struct Builders {
     http1: hyper::server::conn::http1::Builder,
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    body_idle_timeout: Duration,
 }
 
 impl Builders {
@@ -97,6 +103,7 @@ impl Builders {
             http1,
             http2,
             header_read_timeout: limits.header_read_timeout,
+            body_idle_timeout: limits.body_idle_timeout,
         }
     }
 }
@@ -236,15 +243,26 @@ impl DataPlane {
             let connection = pin!(builders.http2.serve_connection(io, service));
             until_drained(connection, draining, |c| c.graceful_shutdown()).await
         } else {
+            let io = Progress::new(io, watched.clone());
             let connection = pin!(builders.http1.serve_connection(io, service));
             let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-            let limit = builders.header_read_timeout;
-            watch_heads(drained, watched, limit)
-                .await
-                .unwrap_or_else(|HeadTimeout| {
-                    tracing::debug!(?limit, "no request head in time: connection closed");
-                    Ok(())
-                })
+            let limits = WatchLimits {
+                head: builders.header_read_timeout,
+                body_idle: builders.body_idle_timeout,
+            };
+            watch(drained, watched, limits).await.unwrap_or_else(|cut| {
+                match cut {
+                    Cut::NoHead => tracing::debug!(
+                        limit = ?limits.head,
+                        "no request head in time: connection closed"
+                    ),
+                    Cut::BodyStalled => tracing::debug!(
+                        limit = ?limits.body_idle,
+                        "response body stalled: client and backend connections closed"
+                    ),
+                }
+                Ok(())
+            })
         };
         if let Err(error) = result {
             tracing::debug!(%error, "client connection ended with an error");

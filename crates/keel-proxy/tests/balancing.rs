@@ -212,6 +212,7 @@ async fn placement_is_the_same_on_every_node() {
         max_header_bytes: 65536,
         max_headers: 100,
         header_read_timeout: Duration::from_secs(5),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
         drain_timeout: Duration::from_secs(1),
     };
     let serving = tokio::spawn(async move {

@@ -53,6 +53,7 @@ async fn a_backend_answering_as_another_service_never_gets_a_request() {
         max_header_bytes: 65536,
         max_headers: 100,
         header_read_timeout: std::time::Duration::from_secs(5),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
         drain_timeout: std::time::Duration::from_secs(1),
     };
     let serving =

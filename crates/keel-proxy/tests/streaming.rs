@@ -8,15 +8,12 @@
 
 mod support;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::*;
@@ -31,31 +28,6 @@ const LOCKSTEP: u64 = 4 * 1024 * 1024;
 const STEP: u64 = 1024 * 1024;
 /// Most the process may grow while streaming (48 MiB): a buffered body is 100 MiB.
 const MAX_GROWTH: u64 = 48 * 1024 * 1024;
-
-/// A body fed from a channel, optionally announcing its exact length.
-struct ChannelBody {
-    frames: mpsc::Receiver<Bytes>,
-    length: Option<u64>,
-}
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.frames
-            .poll_recv(cx)
-            .map(|frame| frame.map(|bytes| Ok(Frame::data(bytes))))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.length
-            .map_or_else(SizeHint::default, SizeHint::with_exact)
-    }
-}
 
 /// The byte expected at `offset`: a pattern that exposes lost, repeated or swapped frames.
 fn pattern(offset: u64) -> u8 {

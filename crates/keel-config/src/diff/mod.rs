@@ -397,6 +397,7 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             max_header_bytes,
             max_headers,
             header_read_timeout,
+            body_idle_timeout,
             idle_spin,
             generation_header
         ]

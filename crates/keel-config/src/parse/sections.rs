@@ -219,6 +219,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         max_header_bytes: d::MAX_HEADER_BYTES,
         max_headers: d::MAX_HEADERS,
         header_read_timeout: d::HEADER_READ_TIMEOUT,
+        body_idle_timeout: d::BODY_IDLE_TIMEOUT,
         idle_spin: d::IDLE_SPIN,
         generation_header: d::GENERATION_HEADER,
     };
@@ -233,6 +234,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
             "max_header_bytes",
             "max_headers",
             "header_read_timeout",
+            "body_idle_timeout",
             "idle_spin",
             "generation_header",
         ],
@@ -257,6 +259,9 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         .value;
     server.header_read_timeout = table
         .duration(sink, "header_read_timeout", d::HEADER_READ_TIMEOUT)
+        .value;
+    server.body_idle_timeout = table
+        .duration(sink, "body_idle_timeout", d::BODY_IDLE_TIMEOUT)
         .value;
     let idle_spin = table.duration(sink, "idle_spin", d::IDLE_SPIN);
     server.idle_spin = if idle_spin.value > MAX_IDLE_SPIN {

@@ -274,6 +274,7 @@ impl Shop {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
             drain_timeout: Duration::from_secs(2),
         };
         tokio::spawn(async move {

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_proxy::{DataPlane, DataPlaneOptions, Generation, ListenerLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -508,4 +508,31 @@ pub fn pool(name: &str, service: &str, backends: &[&TestBackend], extra: &str) -
         "[pools.{name}]\nservice = \"{service}\"\nbackends = [{}]\n{extra}\n",
         list.join(", ")
     )
+}
+
+/// A body fed from a channel, optionally announcing its exact length.
+pub struct ChannelBody {
+    pub frames: mpsc::Receiver<Bytes>,
+    pub length: Option<u64>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.frames
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.length.map_or_else(
+            http_body::SizeHint::default,
+            http_body::SizeHint::with_exact,
+        )
+    }
 }
