@@ -207,6 +207,17 @@ impl<T> Progress<T> {
     pub(crate) fn new(io: T, conn: Arc<ConnInfo>) -> Self {
         Self { io, conn }
     }
+
+    /// Notes a write that moved bytes, and passes its result on.
+    #[inline]
+    fn noted(&self, written: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = written
+            && n > 0
+        {
+            self.conn.head_clock.wrote();
+        }
+        written
+    }
 }
 
 impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Progress<T> {
@@ -229,12 +240,7 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Progress<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            this.conn.head_clock.wrote();
-        }
-        written
+        this.noted(written)
     }
 
     #[inline]
@@ -245,12 +251,7 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Progress<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            this.conn.head_clock.wrote();
-        }
-        written
+        this.noted(written)
     }
 
     #[inline]

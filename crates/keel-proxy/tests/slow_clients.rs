@@ -17,11 +17,7 @@ use tokio::net::TcpStream;
 const HEAD_LIMIT: Duration = Duration::from_millis(300);
 
 async fn proxy_for(backend: &TestBackend) -> TestProxy {
-    let config = with_listener(&format!(
-        "[services.web]\n\n{}\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n",
-        pool("web", "web", &[backend], "")
-    ));
-    TestProxy::start_with(&config, |limits| limits.header_read_timeout = HEAD_LIMIT).await
+    proxy_in_front(backend, |limits| limits.header_read_timeout = HEAD_LIMIT).await
 }
 
 /// Reads until the peer closes; `true` if it did within [`WAIT`].

@@ -19,11 +19,7 @@ use tokio::sync::mpsc;
 const BODY_IDLE: Duration = Duration::from_millis(300);
 
 async fn proxy_for(backend: &TestBackend) -> TestProxy {
-    let config = with_listener(&format!(
-        "[services.web]\n\n{}\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\nretries = 0\n",
-        pool("web", "web", &[backend], "")
-    ));
-    TestProxy::start_with(&config, |limits| limits.body_idle_timeout = BODY_IDLE).await
+    proxy_in_front(backend, |limits| limits.body_idle_timeout = BODY_IDLE).await
 }
 
 /// A backend whose `/stream` answer is fed by `feed` (a fresh call per request) and

@@ -510,6 +510,19 @@ pub fn pool(name: &str, service: &str, backends: &[&TestBackend], extra: &str) -
     )
 }
 
+/// A proxy with one route to a pool of `backend` (service `web`), its listener limits
+/// adjusted by `adjust`.
+pub async fn proxy_in_front(
+    backend: &TestBackend,
+    adjust: impl FnOnce(&mut ListenerLimits),
+) -> TestProxy {
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n",
+        pool("web", "web", &[backend], "")
+    ));
+    TestProxy::start_with(&config, adjust).await
+}
+
 /// A body fed from a channel, optionally announcing its exact length.
 pub struct ChannelBody {
     pub frames: mpsc::Receiver<Bytes>,
