@@ -262,6 +262,15 @@ fn k209_most_traffic_to_a_legacy_pool() {
 }
 
 #[test]
+fn k211_a_route_for_connect() {
+    let d = assert_fires(
+        "[[routes]]\nname = \"tunnel\"\nhost = \"a.example.com\"\nmethods = [\"CONNECT\"]\nservice = \"web\"\npool = \"web\"\nretries = 0\n",
+        codes::CONNECT_ROUTE,
+    );
+    assert!(d.notes[0].contains("501"), "{:?}", d.notes);
+}
+
+#[test]
 fn k301_coverage_names_untested_routes() {
     let d = assert_fires(
         "[[routes]]\nname = \"untested\"\nhost = \"a.example.com\"\nservice = \"web\"\npool = \"web\"\nretries = 0\n",

@@ -57,6 +57,8 @@ pub const NO_CATCH_ALL: &str = "K208";
 pub const SPLIT_TO_RETIRED_POOL: &str = "K209";
 /// A live probe could not reach a backend, or it failed its health check.
 pub const BACKEND_DOWN: &str = "K210";
+/// A route that names `CONNECT`, which the data plane answers with 501 before routing.
+pub const CONNECT_ROUTE: &str = "K211";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

@@ -1,5 +1,6 @@
-//! Per-route settings: K206 (retries on a route that allows non-idempotent methods)
-//! and K207 (a route timeout shorter than a pool's connect timeout).
+//! Per-route settings: K206 (retries on a route that allows non-idempotent methods),
+//! K207 (a route timeout shorter than a pool's connect timeout) and K211 (a route for
+//! `CONNECT`, which never reaches routing).
 
 use keel_config::{Config, Diagnostic, Route, Span, codes, format_duration};
 use keel_route::is_idempotent;
@@ -17,7 +18,26 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     for route in &config.routes {
         unsafe_retries(route, out);
         short_timeout(config, route, out);
+        connect_method(route, out);
     }
+}
+
+fn connect_method(route: &Route, out: &mut Vec<Diagnostic>) {
+    let Some(methods) = &route.methods else {
+        return;
+    };
+    if !methods.value.iter().any(|m| m == "CONNECT") {
+        return;
+    }
+    out.push(
+        Diagnostic::warning(
+            codes::CONNECT_ROUTE,
+            format!("route `{}` lists CONNECT, which Keel never routes", route.name),
+        )
+        .at(methods.span, "CONNECT is answered before routing")
+        .with_note("Keel opens no tunnels: every CONNECT request gets `501 not-implemented` before any route is matched")
+        .with_help("remove CONNECT from `methods`; tunnels need a TCP proxy in front of the backend"),
+    );
 }
 
 fn unsafe_retries(route: &Route, out: &mut Vec<Diagnostic>) {
@@ -118,6 +138,10 @@ mod tests {
             "the default retry count is safe"
         );
         assert!(run(&route("methods = [\"GET\", \"PUT\"]")).is_empty());
+        assert_eq!(
+            ids(&run(&route("methods = [\"GET\", \"CONNECT\"]"))),
+            vec![codes::CONNECT_ROUTE]
+        );
         assert!(run(&route("retries = 0")).is_empty());
     }
 
