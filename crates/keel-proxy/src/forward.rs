@@ -131,6 +131,13 @@ impl DataPlane {
                     continue;
                 }
             }
+            if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                // Keel never asks for an upgrade (it strips `Upgrade`), so a backend that
+                // switches protocols has left HTTP on this connection: nothing to relay.
+                backend.record_failure("switched protocols unasked");
+                failure = ProxyFailure::UpstreamReset;
+                break;
+            }
             let outcome = Outcome::of_status(response.status().as_u16());
             if outcome == Outcome::ServerError {
                 backend.record_failure("5xx answer");

@@ -23,6 +23,8 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 ];
 /// Scan-mask bit of `Connection` (entry 0 of [`HOP_BY_HOP`]).
 const CONNECTION_BIT: u8 = 1;
+/// Scan-mask bit of `Transfer-Encoding` (entry 3 of [`HOP_BY_HOP`]).
+const TRANSFER_ENCODING_BIT: u8 = 1 << 3;
 
 /// `x-forwarded-for`.
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -66,7 +68,15 @@ fn hop_by_hop_bit(name: &HeaderName) -> u8 {
         .map_or(0, |&i| 1 << i)
 }
 
-/// Removes hop-by-hop headers, including any the `Connection` header names.
+/// Removes hop-by-hop headers, including any the `Connection` header names, and the
+/// `Content-Length` of a message that came framed by `Transfer-Encoding`.
+///
+/// A message with both was framed by `Transfer-Encoding` (RFC 9112 §6.3), so its
+/// `Content-Length` is not its length, and a proxy must remove it before forwarding.
+/// hyper drops it from requests itself, but not from a backend's response: left in,
+/// hyper would frame the answer to the client by it, and a backend sending
+/// `Content-Length: 100` with a two-byte chunked body would cut the client's answer
+/// short.
 #[inline]
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let found = headers
@@ -77,6 +87,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     if found & CONNECTION_BIT != 0 {
         remove_connection_named(headers);
+    }
+    if found & TRANSFER_ENCODING_BIT != 0 {
+        headers.remove(header::CONTENT_LENGTH);
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate().skip(1) {
         if found & (1 << i) != 0 {
@@ -215,6 +228,26 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_length_goes_with_transfer_encoding_and_stays_without_it() {
+        let mut framed_twice = HeaderMap::new();
+        framed_twice.insert(header::CONTENT_LENGTH, HeaderValue::from_static("100"));
+        framed_twice.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        strip_hop_by_hop(&mut framed_twice);
+        assert!(framed_twice.is_empty(), "{framed_twice:?}");
+        let mut by_length = HeaderMap::new();
+        by_length.insert(header::CONTENT_LENGTH, HeaderValue::from_static("100"));
+        by_length.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        strip_hop_by_hop(&mut by_length);
+        assert_eq!(
+            by_length.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()),
+            Some(&b"100"[..])
+        );
     }
 
     #[test]

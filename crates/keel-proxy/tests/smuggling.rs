@@ -281,3 +281,37 @@ async fn ambiguous_hosts_and_connect_are_refused_before_any_backend() {
     assert_eq!(answer.get(..12), Some("HTTP/1.0 200"), "{answer}");
     still_serves(&proxy).await;
 }
+
+#[tokio::test]
+async fn a_backend_answer_framed_two_ways_reaches_the_client_framed_once() {
+    // Chunked, two bytes, but also announcing a length of 100: the length is not the
+    // message's, and the client must not be told it is.
+    let backend = RawBackend::answering(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    )
+    .await;
+    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    // Two answers on one keep-alive connection: a first answer framed by the wrong
+    // length would swallow the second or hang.
+    for path in ["/first", "/second"] {
+        let answer = get_on(&mut stream, path, "ok\r\n0\r\n\r\n").await;
+        assert_eq!(status_of(&answer), Some(200), "{answer}");
+        assert_eq!(count(&answer, "content-length: 100"), 0, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_switches_protocols_unasked_is_a_bad_gateway() {
+    let backend = RawBackend::answering(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nraw bytes",
+    )
+    .await;
+    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let request = "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
+    let (answer, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), Some(502), "{answer}");
+    assert!(!answer.contains("raw bytes"), "{answer}");
+}

@@ -430,6 +430,14 @@ pub struct RawBackend {
 
 impl RawBackend {
     pub async fn start() -> Self {
+        Self::answering(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\nx-backend: raw\r\n\r\nok",
+        )
+        .await
+    }
+
+    /// Like [`RawBackend::start`], answering every first request head with `answer`.
+    pub async fn answering(answer: &'static [u8]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind raw backend");
@@ -469,9 +477,7 @@ impl RawBackend {
                         }
                         if !answered && this_connection.windows(4).any(|w| w == b"\r\n\r\n") {
                             answered = true;
-                            let _ = stream
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\nx-backend: raw\r\n\r\nok")
-                                .await;
+                            let _ = stream.write_all(answer).await;
                         }
                     }
                 });
