@@ -6,6 +6,14 @@
 //! goes to a backend this request has not tried. The route timeout bounds all
 //! attempts together (up to the response head; bodies stream without a deadline).
 //!
+//! A reused keep-alive connection that closes before any answer is most likely one the
+//! backend closed as idle while the request was on its way (many servers close idle
+//! connections after a few seconds; Keel keeps them up to a minute). That is not the
+//! backend failing: the request goes once more to the same backend, on a new
+//! connection, if it can be sent again (hyper handed it back unsent, or it has a copy),
+//! without counting as a retry or a failure. nginx gives a cached connection's failure
+//! the same extra try.
+//!
 //! To resend a request that reached a backend, its head must survive the first send,
 //! which consumes it: a copy (see [`crate::resend`]) is taken only for requests that
 //! could be resent (idempotent, no body, route retries above zero).
@@ -49,6 +57,11 @@ enum Attempt {
     TimedOut,
     /// The backend stayed at its `max_connections` until the deadline.
     QueueTimedOut,
+    /// A reused keep-alive connection closed or broke before any answer: most likely
+    /// the backend closed it as idle while the request was on its way, which is not the
+    /// backend failing. The request is left (or put back) in the caller's slot when
+    /// hyper did not send it.
+    Stale,
 }
 
 impl DataPlane {
@@ -74,7 +87,6 @@ impl DataPlane {
         let deadline = started + route.timeout;
         let copy = outgoing.as_ref().and_then(|request| {
             (route.retries > 0
-                && pool.backends.len() > 1
                 && keel_route::is_idempotent(request.method().as_str())
                 && http_body::Body::is_end_stream(request.body()))
             .then(|| ResendCopy::of(request))
@@ -99,8 +111,21 @@ impl DataPlane {
             served.backend = Some(index);
             let backend = &pool.backends[index];
             let counters = &stats.targets[target][index];
-            let (response, conn, in_flight) = match self.attempt(backend, outgoing, deadline).await
-            {
+            let mut outcome = self.attempt(backend, outgoing, deadline, false).await;
+            if let Attempt::Stale = outcome {
+                // Once per backend, on a new connection to the same backend (a second
+                // pooled one may be just as stale), if the request can be sent again.
+                if outgoing.is_none() {
+                    *outgoing = copy.as_ref().and_then(ResendCopy::request);
+                }
+                outcome = if outgoing.is_some() {
+                    self.attempt(backend, outgoing, deadline, true).await
+                } else {
+                    backend.record_failure("exchange failed");
+                    Attempt::Failed(ProxyFailure::UpstreamReset)
+                };
+            }
+            let (response, conn, in_flight) = match outcome {
                 Attempt::Answered(response, conn, in_flight) => (response, conn, in_flight),
                 Attempt::Failed(why) => {
                     failure = why;
@@ -118,6 +143,11 @@ impl DataPlane {
                 }
                 Attempt::QueueTimedOut => {
                     failure = ProxyFailure::QueueTimeout;
+                    break;
+                }
+                // A new connection is never stale.
+                Attempt::Stale => {
+                    failure = ProxyFailure::UpstreamReset;
                     break;
                 }
             };
@@ -175,14 +205,15 @@ impl DataPlane {
     }
 
     /// One try against one backend: a slot if its pool caps requests in flight, an idle
-    /// or new connection, the request, the head of the response, all before `deadline`.
-    /// The request stays in `outgoing` until it is sent, and hyper's unsent request is
-    /// put back there.
+    /// (unless `fresh`) or new connection, the request, the head of the response, all
+    /// before `deadline`. The request stays in `outgoing` until it is sent, and hyper's
+    /// unsent request is put back there.
     async fn attempt(
         &self,
         backend: &Arc<crate::backend::Backend>,
         outgoing: &mut Option<Request<UpstreamBody>>,
         deadline: Instant,
+        fresh: bool,
     ) -> Attempt {
         let slot = match backend.upstream.slot() {
             Slot::Unlimited => None,
@@ -196,8 +227,13 @@ impl DataPlane {
                 }
             }
         };
-        let mut conn = loop {
-            let (mut conn, pooled) = match backend.upstream.checkout_idle() {
+        let (mut conn, reused) = loop {
+            let idle = if fresh {
+                None
+            } else {
+                backend.upstream.checkout_idle()
+            };
+            let (mut conn, pooled) = match idle {
                 Some(conn) => (conn, true),
                 None => {
                     // Connecting is the cold path: boxed, so it does not bloat every request.
@@ -216,7 +252,7 @@ impl DataPlane {
             // A pooled connection's task may still be finishing the previous exchange.
             let ready = poll_fn(|cx| conn.sender.poll_ready(cx));
             match within(deadline, ready).await {
-                Ok(Ok(())) => break conn,
+                Ok(Ok(())) => break (conn, pooled),
                 // Closed meanwhile: an idle one is no one's fault, try the next.
                 Ok(Err(_)) if pooled => {}
                 Ok(Err(error)) => {
@@ -244,7 +280,12 @@ impl DataPlane {
                     tracing::debug!(error = %error.error(), "request body failed");
                     return Attempt::Failed(ProxyFailure::BadRequest);
                 }
-                tracing::debug!(error = %error.error(), backend = %backend.addr, "exchange failed");
+                let error = error.error();
+                if reused && !error.is_parse() && !error.is_timeout() && !error.is_user() {
+                    tracing::debug!(%error, backend = %backend.addr, "reused connection closed");
+                    return Attempt::Stale;
+                }
+                tracing::debug!(%error, backend = %backend.addr, "exchange failed");
                 backend.record_failure("exchange failed");
                 Attempt::Failed(ProxyFailure::UpstreamReset)
             }
