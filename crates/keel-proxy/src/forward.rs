@@ -4,7 +4,8 @@
 //! it back unsent) may go to another backend whatever its method; one that reached a
 //! backend is retried only if its method is idempotent and it has no body. Each retry
 //! goes to a backend this request has not tried. The route timeout bounds all
-//! attempts together (up to the response head; bodies stream without a deadline).
+//! attempts together, up to the response head; a body that then stops moving is
+//! bounded by `body_idle_timeout` (see [`crate::watchdog`]).
 //!
 //! A reused keep-alive connection that closes before any answer is most likely one the
 //! backend closed as idle while the request was on its way (many servers close idle

@@ -8,10 +8,11 @@
 //! hyper can bound heads itself, but it makes a tokio timer for every request head it
 //! waits for: a boxed `Sleep`, a clock read, and a timer-wheel insertion and removal
 //! per keep-alive request, for a bound that practically never fires. Here a connection
-//! keeps two words — since when it has been waiting for a head (or "a request is in
-//! flight"), and when its response body last moved — written with plain stores from
-//! the coarse clock of [`crate::deadline`]: when a request starts, when its response
-//! starts, at each body frame, and when the response ends. The connection's task holds
+//! keeps three words — since when it has been waiting for a head (or "a request is in
+//! flight"), when its response started, and when it last wrote to the client — written
+//! with plain stores from the coarse clock of [`crate::deadline`]: when a request
+//! starts, when its response starts, at each write to the client socket (see
+//! [`Progress`]), and when the response ends. The connection's task holds
 //! one [`Alarm`], re-armed only when it has gone off or a bound comes due sooner: about
 //! once per timeout period.
 //!
