@@ -29,7 +29,8 @@ pub const MAX_IDLE_PER_BACKEND: u32 = 256;
 pub const MAX_CONNECTIONS: u32 = 0;
 /// Largest `max_connections` (1,000,000 connections).
 pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
-/// An idle backend connection older than this is closed instead of reused (60 seconds).
+/// An idle backend connection older than this is closed instead of reused (60 seconds);
+/// `[pools.NAME] idle_timeout` sets it per pool.
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Health check request path (`/healthz`).

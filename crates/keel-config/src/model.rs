@@ -107,6 +107,8 @@ pub struct Pool {
     pub connect_timeout: Located<Duration>,
     /// Idle keep-alive connections kept per backend.
     pub max_idle_per_backend: u32,
+    /// An idle keep-alive connection older than this is closed instead of reused.
+    pub idle_timeout: Located<Duration>,
     /// Requests in flight to each backend at once, at most (0: no limit); more wait
     /// their turn.
     pub max_connections: u32,

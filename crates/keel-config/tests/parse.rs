@@ -211,3 +211,29 @@ fn max_connections_defaults_to_no_limit_and_is_bounded() {
     assert!(text.contains("keel.toml:7:19"), "{text}");
     assert!(text.contains("between 0 and 1000000"), "{text}");
 }
+
+#[test]
+fn a_pools_idle_timeout_defaults_to_a_minute_and_must_be_above_zero() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let default = parse(BASE);
+    assert_eq!(
+        default.config.pools["p"].idle_timeout.value,
+        keel_config::defaults::UPSTREAM_IDLE_TIMEOUT
+    );
+    let set = parse(&format!("{BASE}idle_timeout = \"4s\"\n"));
+    assert!(set.diagnostics.is_empty(), "{:#?}", set.diagnostics);
+    assert_eq!(
+        set.config.pools["p"].idle_timeout.value,
+        Duration::from_secs(4)
+    );
+
+    let source = format!("{BASE}idle_timeout = \"0s\"\n");
+    let zero = parse(&source);
+    assert_eq!(zero.diagnostics.len(), 1, "{:#?}", zero.diagnostics);
+    assert_eq!(zero.diagnostics[0].code, codes::INVALID_VALUE);
+    let mut report = Report::new("keel.toml", &source);
+    report.extend(zero.diagnostics);
+    let text = report.render_human();
+    assert!(text.contains("keel.toml:7:16"), "{text}");
+    assert!(text.contains("max_idle_per_backend = 0"), "{text}");
+}

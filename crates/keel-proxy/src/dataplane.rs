@@ -83,6 +83,7 @@ struct BackendKey {
     outlier: Outlier,
     connect_timeout: Duration,
     max_idle: u32,
+    idle_timeout: Duration,
     max_connections: u32,
 }
 
@@ -163,6 +164,7 @@ impl DataPlane {
                         outlier: pool.outlier.clone(),
                         connect_timeout: pool.connect_timeout.value,
                         max_idle: pool.max_idle_per_backend,
+                        idle_timeout: pool.idle_timeout.value,
                         max_connections: pool.max_connections,
                     };
                     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
@@ -173,7 +175,7 @@ impl DataPlane {
                         pool.max_idle_per_backend,
                         pool.max_connections,
                         pool.connect_timeout.value,
-                        keel_config::defaults::UPSTREAM_IDLE_TIMEOUT,
+                        pool.idle_timeout.value,
                     );
                     let backend = Arc::new(Backend::new(
                         b.addr.value,

@@ -9,7 +9,8 @@
 //!
 //! A reused keep-alive connection that closes before any answer is most likely one the
 //! backend closed as idle while the request was on its way (many servers close idle
-//! connections after a few seconds; Keel keeps them up to a minute). That is not the
+//! connections after a few seconds; a pool keeps them up to its `idle_timeout`, a
+//! minute by default, unless the backend announces its own). That is not the
 //! backend failing: the request goes once more to the same backend, on a new
 //! connection, if it can be sent again (hyper handed it back unsent, or it has a copy),
 //! without counting as a retry or a failure. nginx gives a cached connection's failure
@@ -126,7 +127,7 @@ impl DataPlane {
                     Attempt::Failed(ProxyFailure::UpstreamReset)
                 };
             }
-            let (response, conn, in_flight) = match outcome {
+            let (response, mut conn, in_flight) = match outcome {
                 Attempt::Answered(response, conn, in_flight) => (response, conn, in_flight),
                 Attempt::Failed(why) => {
                     failure = why;
@@ -178,7 +179,9 @@ impl DataPlane {
             counters.record(outcome);
             stats.target_latency[target].observe(started.elapsed());
             let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
+            if let Some(announced) = strip_hop_by_hop(&mut parts.headers) {
+                conn.heed_keep_alive(announced);
+            }
             let conn = if http_body::Body::is_end_stream(&body) {
                 // Nothing will poll an empty body: hand the connection back now.
                 backend.upstream.checkin(conn, upload);

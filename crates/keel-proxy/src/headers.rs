@@ -6,6 +6,7 @@
 //! ids are cut from a per-thread slab instead of each taking its own allocation.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -25,6 +26,8 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 const CONNECTION_BIT: u8 = 1;
 /// Scan-mask bit of `Transfer-Encoding` (entry 3 of [`HOP_BY_HOP`]).
 const TRANSFER_ENCODING_BIT: u8 = 1 << 3;
+/// Scan-mask bit of `Keep-Alive` (entry 5 of [`HOP_BY_HOP`]).
+const KEEP_ALIVE_BIT: u8 = 1 << 5;
 
 /// `x-forwarded-for`.
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -77,14 +80,26 @@ fn hop_by_hop_bit(name: &HeaderName) -> u8 {
 /// hyper would frame the answer to the client by it, and a backend sending
 /// `Content-Length: 100` with a two-byte chunked body would cut the client's answer
 /// short.
+///
+/// Returns how long the sender said it keeps an idle connection open
+/// (`Keep-Alive: timeout=N`, RFC 2068 §19.7.1, sent by Node, Apache and others): a
+/// backend's announcement lets its pool stop reusing the connection before the backend
+/// closes it. A client's is ignored.
 #[inline]
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<Duration> {
     let found = headers
         .keys()
         .fold(0u8, |mask, name| mask | hop_by_hop_bit(name));
     if found == 0 {
-        return;
+        return None;
     }
+    let announced = if found & KEEP_ALIVE_BIT != 0 {
+        headers
+            .get(&HOP_BY_HOP[5])
+            .and_then(|value| keep_alive_timeout(value.as_bytes()))
+    } else {
+        None
+    };
     if found & CONNECTION_BIT != 0 {
         remove_connection_named(headers);
     }
@@ -96,6 +111,23 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+    announced
+}
+
+/// The `timeout=N` parameter (whole seconds) of a `Keep-Alive` value such as
+/// `timeout=5, max=100`; `None` when it is missing or not a number.
+fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
+    value.split(|&b| b == b',').find_map(|parameter| {
+        let (name, seconds) = parameter.trim_ascii().split_at_checked(b"timeout=".len())?;
+        if !name.eq_ignore_ascii_case(b"timeout=") {
+            return None;
+        }
+        let seconds = std::str::from_utf8(seconds.trim_ascii()).ok()?;
+        seconds
+            .parse::<u32>()
+            .ok()
+            .map(|s| Duration::from_secs(s.into()))
+    })
 }
 
 /// Removes `Connection` and every header its tokens name (`Connection: close, x-secret`).
@@ -225,9 +257,25 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         headers.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut headers);
+        assert_eq!(strip_hop_by_hop(&mut headers), Some(Duration::from_secs(5)));
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn the_keep_alive_timeout_is_read_wherever_it_stands() {
+        let timeout = |value: &str| keep_alive_timeout(value.as_bytes());
+        assert_eq!(timeout("timeout=5, max=100"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout("max=99,TimeOut=2"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout(" timeout= 0 "), Some(Duration::ZERO));
+        assert_eq!(timeout("max=100"), None);
+        assert_eq!(timeout("timeout=soon"), None);
+        assert_eq!(timeout("timeout=-1"), None);
+        assert_eq!(timeout("timeouts=5"), None);
+        assert_eq!(timeout(""), None);
+        let mut without = HeaderMap::new();
+        without.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(strip_hop_by_hop(&mut without), None);
     }
 
     #[test]

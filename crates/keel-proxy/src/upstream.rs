@@ -29,10 +29,16 @@
 //! `peers.sh`'s `stable` preset (BENCHMARKS.md, sixth pass).
 //!
 //! The longest-idle connection sits at the bottom. Each checkin retires it once it has
-//! been idle past the idle timeout, or when the stack is full. A checkout skips
+//! been idle past its idle limit, or when the stack is full. A checkout skips
 //! connections whose task has ended (the backend closed it while it sat idle) or that
-//! are past the timeout; the request then waits until hyper reports a new connection
+//! are past their limit; the request then waits until hyper reports a new connection
 //! ready.
+//!
+//! A connection's idle limit is the pool's `idle_timeout`, or less when the backend
+//! announces its own (`Keep-Alive: timeout=N`): then [`KEEP_ALIVE_MARGIN`] before the
+//! backend's, so that Keel stops reusing the connection before the backend closes it,
+//! instead of racing the close with a request (the same rule as undici's and
+//! browsers').
 //!
 //! A pool may cap the requests in flight to each backend (`max_connections`, HAProxy's
 //! server `maxconn`). A request takes one of the backend's slots before it takes a
@@ -93,6 +99,8 @@ pub(crate) struct PooledConn {
     /// The backend slot its exchange holds when the pool caps requests in flight; given
     /// back at checkin, or when the connection is dropped.
     pub(crate) slot: Option<OwnedSemaphorePermit>,
+    /// Longest time it may sit idle and still be reused, in milliseconds.
+    idle_limit_ms: u64,
 }
 
 /// Whether a request may take a connection to a backend now.
@@ -105,14 +113,19 @@ pub(crate) enum Slot {
     Full(Arc<Semaphore>),
 }
 
-/// A pooled connection and when it went idle, on the coarse clock (the idle timeout is
-/// seconds long, and a tick of error is worth not reading the clock twice per request).
-/// The time sits beside the pointer so that a checkin can judge the stack's bottom
-/// without touching that long-idle connection's memory.
+/// A pooled connection and when its idle limit runs out, on the coarse clock (the limit
+/// is seconds long, and a tick of error is worth not reading the clock twice per
+/// request). The time sits beside the pointer so that a checkin can judge the stack's
+/// bottom without touching that long-idle connection's memory.
 struct Idle {
-    since_ms: u64,
+    expires_ms: u64,
     conn: Box<PooledConn>,
 }
+
+/// How much sooner than a backend's announced keep-alive timeout Keel stops reusing a
+/// connection (1 second, or half the announced time when that is shorter): the request
+/// must reach the backend before the backend's timer closes the connection.
+pub(crate) const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
 
 impl PooledConn {
     /// False once the connection's task has ended (closed or broken).
@@ -120,6 +133,19 @@ impl PooledConn {
     pub(crate) fn is_open(&self) -> bool {
         !self.sender.is_closed()
     }
+
+    /// Heeds the backend's `Keep-Alive: timeout` announcement: the connection is not
+    /// reused once it has been idle for nearly that long.
+    pub(crate) fn heed_keep_alive(&mut self, announced: Duration) {
+        let announced_ms = duration_ms(announced);
+        let margin_ms = duration_ms(KEEP_ALIVE_MARGIN).min(announced_ms / 2);
+        self.idle_limit_ms = self.idle_limit_ms.min(announced_ms - margin_ms);
+    }
+}
+
+/// Whole milliseconds, saturating.
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Most idle-queue shards per backend (64).
@@ -197,7 +223,7 @@ impl Upstream {
             idle,
             per_shard,
             connect_timeout,
-            idle_timeout_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            idle_timeout_ms: duration_ms(idle_timeout),
             slots: (max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(max_connections as usize))),
             queued: AtomicU32::new(0),
@@ -253,7 +279,7 @@ impl Upstream {
                 // dropped below without the lock held.
                 let popped = lock(shard).pop_back();
                 let Some(idle) = popped else { break };
-                if idle.conn.is_open() && !self.expired(&idle, coarse_now_ms()) {
+                if idle.conn.is_open() && !expired(&idle, coarse_now_ms()) {
                     return Some(idle.conn);
                 }
             }
@@ -283,24 +309,18 @@ impl Upstream {
         // connections that a quieter load no longer reaches do not linger. (Closed ones
         // are left to the checkout, which has to look at the connection anyway.)
         let retired = match stack.front() {
-            Some(oldest) if stack.len() >= self.per_shard || self.expired(oldest, now) => {
+            Some(oldest) if stack.len() >= self.per_shard || expired(oldest, now) => {
                 stack.pop_front()
             }
             _ => None,
         };
         stack.push_back(Idle {
-            since_ms: now,
+            expires_ms: now.saturating_add(conn.idle_limit_ms),
             conn,
         });
         drop(stack);
         // Outside the lock: dropping a connection ends its task.
         drop(retired);
-    }
-
-    /// Idle for longer than the idle timeout.
-    #[inline]
-    fn expired(&self, idle: &Idle, now_ms: u64) -> bool {
-        now_ms.saturating_sub(idle.since_ms) > self.idle_timeout_ms
     }
 
     /// Opens a new connection.
@@ -325,8 +345,18 @@ impl Upstream {
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
         tokio::spawn(run_connection(io));
-        Ok(Box::new(PooledConn { sender, slot: None }))
+        Ok(Box::new(PooledConn {
+            sender,
+            slot: None,
+            idle_limit_ms: self.idle_timeout_ms,
+        }))
     }
+}
+
+/// Idle for longer than its limit.
+#[inline]
+fn expired(idle: &Idle, now_ms: u64) -> bool {
+    now_ms > idle.expires_ms
 }
 
 /// One request counted as waiting for a slot, until it is dropped: when it has a slot,

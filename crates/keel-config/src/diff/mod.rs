@@ -121,6 +121,12 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             );
             field(
                 &mut fields,
+                "idle_timeout",
+                &debug(&a.idle_timeout.value),
+                &debug(&b.idle_timeout.value),
+            );
+            field(
+                &mut fields,
                 "max_connections",
                 &a.max_connections,
                 &b.max_connections,

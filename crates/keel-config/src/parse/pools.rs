@@ -79,6 +79,7 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                 "outlier",
                 "connect_timeout",
                 "max_idle_per_backend",
+                "idle_timeout",
                 "max_connections",
                 "draining",
                 "legacy",
@@ -113,6 +114,15 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                 "write a duration such as \"1s\"",
             );
         }
+        let idle_timeout = table.duration(sink, "idle_timeout", d::UPSTREAM_IDLE_TIMEOUT);
+        if idle_timeout.value.is_zero() {
+            sink.invalid(
+                idle_timeout.span,
+                "idle_timeout must be above zero",
+                "write a duration below the backends' own keep-alive timeout, such as \"4s\" \
+                 (max_idle_per_backend = 0 turns keep-alive off)",
+            );
+        }
         Some(Pool {
             span: table.span,
             service: service?,
@@ -130,6 +140,7 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                     65_536,
                 )
                 .value,
+            idle_timeout,
             max_connections: table
                 .u32(
                     sink,
