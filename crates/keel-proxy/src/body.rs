@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use crate::access_log::PendingRecord;
 use crate::backend::Backend;
 use crate::upstream::PooledConn;
-use crate::watchdog::ResponseDone;
+use crate::watchdog::Exchange;
 
 /// A request body on its way to a backend.
 #[derive(Debug)]
@@ -94,8 +94,9 @@ pub struct ResponseBody {
     upload: bool,
     in_flight: Option<InFlight>,
     record: Option<Box<PendingRecord>>,
-    /// Starts the client connection's wait for its next request head when dropped.
-    done: Option<ResponseDone>,
+    /// The client connection's exchange this body answers: dropping it ends the
+    /// exchange for the connection's watchdog.
+    exchange: Option<Exchange>,
 }
 
 enum Inner {
@@ -112,7 +113,7 @@ impl ResponseBody {
             upload: false,
             in_flight: None,
             record: None,
-            done: None,
+            exchange: None,
         }
     }
 
@@ -124,7 +125,7 @@ impl ResponseBody {
             upload: false,
             in_flight: None,
             record: None,
-            done: None,
+            exchange: None,
         }
     }
 
@@ -141,7 +142,7 @@ impl ResponseBody {
             upload,
             in_flight: Some(in_flight),
             record: None,
-            done: None,
+            exchange: None,
         }
     }
 
@@ -154,9 +155,9 @@ impl ResponseBody {
 
     /// Ties the body to its client connection's watchdog (see [`crate::watchdog`]),
     /// which from now on bounds how long the response may go without moving.
-    pub(crate) fn set_done(&mut self, done: ResponseDone) {
-        done.0.head_clock.response_started();
-        self.done = Some(done);
+    pub(crate) fn answer(&mut self, mut exchange: Exchange) {
+        exchange.response_started();
+        self.exchange = Some(exchange);
     }
 
     #[inline]

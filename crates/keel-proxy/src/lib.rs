@@ -28,6 +28,7 @@ mod headers;
 mod health;
 mod idle_spin;
 pub mod probe;
+mod progress;
 mod refuse;
 mod request;
 mod resend;

@@ -29,9 +29,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::dataplane::DataPlane;
+use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
-use crate::watchdog::{Cut, HeadClock, Progress, ResponseDone, WatchLimits, watch};
+use crate::watchdog::{Cut, Exchange, HeadClock, Protocol, WatchLimits, watch};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -39,6 +40,9 @@ const MAX_CONCURRENT_STREAMS: u32 = 256;
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Wait between two peeks at a connection that sent only part of the preface (1 ms).
 const PREFACE_RETRY: Duration = Duration::from_millis(1);
+/// Time an idle HTTP/2 connection has to finish closing after its `GOAWAY` (1 second):
+/// the client's answer to hyper's closing `PING`, or nothing from a client gone away.
+const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (out of file descriptors and the like) (50 ms).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -226,48 +230,74 @@ impl DataPlane {
             Ok(Ok(is_h2)) => is_h2,
             Ok(Err(_)) | Err(_) => return,
         };
+        let protocol = if is_h2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        };
         let plane = self;
         let watched = conn.clone();
         let service = service_fn(move |request| {
             let plane = plane.clone();
-            let conn = conn.clone();
+            let exchange = Exchange::start(conn.clone(), protocol);
             async move {
-                conn.head_clock.request_started();
-                let mut response = plane.handle(request, &conn).await;
-                response.body_mut().set_done(ResponseDone(conn));
+                let mut response = plane.handle(request, exchange.conn()).await;
+                response.body_mut().answer(exchange);
                 Ok::<_, Infallible>(response)
             }
         });
-        let io = TokioIo::new(stream);
+        let limits = WatchLimits {
+            head: builders.header_read_timeout,
+            body_idle: builders.body_idle_timeout,
+        };
+        // Both protocols write through `Progress`, the watchdog's measure of a moving body.
+        let io = Progress::new(TokioIo::new(stream), watched.clone());
         let result = if is_h2 {
-            let connection = pin!(builders.http2.serve_connection(io, service));
-            until_drained(connection, draining, |c| c.graceful_shutdown()).await
+            let mut connection = pin!(builders.http2.serve_connection(io, service));
+            let drained = until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
+            match watch(drained, watched, protocol, limits).await {
+                Ok(result) => result,
+                Err(Cut::NoHead) => {
+                    // Idle with no stream open: a GOAWAY tells the client that nothing it
+                    // sent was dropped, and the connection then ends at once.
+                    tracing::debug!(limit = ?limits.head, "HTTP/2 connection idle: closing");
+                    connection.as_mut().graceful_shutdown();
+                    tokio::time::timeout(GOAWAY_GRACE, connection)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+                Err(Cut::BodyStalled) => {
+                    log_stalled(limits);
+                    Ok(())
+                }
+            }
         } else {
-            let io = Progress::new(io, watched.clone());
             let connection = pin!(builders.http1.serve_connection(io, service));
             let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-            let limits = WatchLimits {
-                head: builders.header_read_timeout,
-                body_idle: builders.body_idle_timeout,
-            };
-            watch(drained, watched, limits).await.unwrap_or_else(|cut| {
-                match cut {
-                    Cut::NoHead => tracing::debug!(
-                        limit = ?limits.head,
-                        "no request head in time: connection closed"
-                    ),
-                    Cut::BodyStalled => tracing::debug!(
-                        limit = ?limits.body_idle,
-                        "response body stalled: client and backend connections closed"
-                    ),
-                }
-                Ok(())
-            })
+            watch(drained, watched, protocol, limits)
+                .await
+                .unwrap_or_else(|cut| {
+                    match cut {
+                        Cut::NoHead => tracing::debug!(
+                            limit = ?limits.head,
+                            "no request head in time: connection closed"
+                        ),
+                        Cut::BodyStalled => log_stalled(limits),
+                    }
+                    Ok(())
+                })
         };
         if let Err(error) = result {
             tracing::debug!(%error, "client connection ended with an error");
         }
     }
+}
+
+fn log_stalled(limits: WatchLimits) {
+    tracing::debug!(
+        limit = ?limits.body_idle,
+        "response body stalled: client and backend connections closed"
+    );
 }
 
 /// Runs a connection; when `draining` fires, asks it to finish its in-flight requests

@@ -1,4 +1,4 @@
-//! The HTTP/1 client connection watchdog: a connection whose next request head does not
+//! The client connection watchdog: a connection whose next request head does not
 //! arrive within the listener's `header_read_timeout` is closed (slowloris clients, and
 //! keep-alive connections left idle), and so is one whose response body moves no byte
 //! for `body_idle_timeout` (a backend that stops sending mid-body, or a client that
@@ -12,20 +12,27 @@
 //! flight"), when its response started, and when it last wrote to the client — written
 //! with plain stores from the coarse clock of [`crate::deadline`]: when a request
 //! starts, when its response starts, at each write to the client socket (see
-//! [`Progress`]), and when the response ends. The connection's task holds
-//! one [`Alarm`], re-armed only when it has gone off or a bound comes due sooner: about
-//! once per timeout period.
+//! [`Progress`](crate::progress::Progress)), and when the response ends. The
+//! connection's task holds one [`Alarm`], re-armed only when it has gone off or a bound
+//! comes due sooner: about once per timeout period.
 //!
 //! The head wait starts when the connection opens and when a response body is finished,
 //! so a long download or upload never counts against it; a slow one is cut only if it
 //! stalls. Between a request's head and its response's, the route's timeout is the
 //! bound. Bounded by the coarse clock, a cut comes up to two ticks (20 ms) late, never
 //! early.
+//!
+//! An HTTP/2 connection carries many exchanges at once, each served by its own task, so
+//! its clock counts them instead: the connection is idle while no stream is open, and
+//! after `header_read_timeout` of that it is closed with a `GOAWAY` (nginx closes idle
+//! HTTP/2 connections by its `keepalive_timeout`). While some stream's response is
+//! under way, a connection that writes nothing for `body_idle_timeout` is cut: the bound
+//! is per connection, so one stalled stream among moving ones is not cut by it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +43,8 @@ use crate::request::ConnInfo;
 const IN_FLIGHT: u64 = u64::MAX;
 /// `HeadClock::body_started` before the response of the request in flight has started.
 const NO_BODY: u64 = 0;
+/// Shortest time between two looks at an HTTP/2 connection with nothing due (1,000 ms).
+const RECHECK_MIN_MS: u64 = 1_000;
 
 /// Since when a connection has been waiting for its next request head, and since when
 /// its response has been moving.
@@ -48,6 +57,26 @@ pub(crate) struct HeadClock {
     body_started: AtomicU64,
     /// When the connection last wrote a byte to the client.
     last_write: AtomicU64,
+    /// HTTP/2: streams being served.
+    streams: AtomicU32,
+    /// HTTP/2: streams whose response has started.
+    bodies: AtomicU32,
+}
+
+/// The protocol a client connection speaks, which decides how its clock is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// One exchange at a time.
+    Http1,
+    /// Many streams at once.
+    Http2,
+}
+
+/// When the watchdog should look again, and what it cuts then if nothing has changed.
+enum Due {
+    At(u64, Cut),
+    /// Nothing is bounded now.
+    Nothing,
 }
 
 impl HeadClock {
@@ -57,27 +86,29 @@ impl HeadClock {
             waiting_since: AtomicU64::new(coarse_now_ms()),
             body_started: AtomicU64::new(NO_BODY),
             last_write: AtomicU64::new(0),
+            streams: AtomicU32::new(0),
+            bodies: AtomicU32::new(0),
         }
     }
 
     /// A request head has arrived: no head is awaited until its response is done, and
     /// the route's timeout bounds the wait for the response's head.
     #[inline]
-    pub(crate) fn request_started(&self) {
+    fn request_started(&self) {
         self.waiting_since.store(IN_FLIGHT, Relaxed);
         self.body_started.store(NO_BODY, Relaxed);
     }
 
     /// The response has started: from now on its body may not stall.
     #[inline]
-    pub(crate) fn response_started(&self) {
+    fn response_started(&self) {
         // The coarse clock reads 0 until its first tick: that is not `NO_BODY`.
         self.body_started.store(coarse_now_ms().max(1), Relaxed);
     }
 
     /// Bytes went to the client.
     #[inline]
-    fn wrote(&self) {
+    pub(crate) fn wrote(&self) {
         self.last_write.store(coarse_now_ms(), Relaxed);
     }
 
@@ -85,16 +116,124 @@ impl HeadClock {
     fn response_done(&self) {
         self.waiting_since.store(coarse_now_ms(), Relaxed);
     }
+
+    fn stream_started(&self) {
+        self.streams.fetch_add(1, Relaxed);
+    }
+
+    fn stream_body_started(&self) {
+        self.body_started.store(coarse_now_ms().max(1), Relaxed);
+        self.bodies.fetch_add(1, Relaxed);
+    }
+
+    fn stream_done(&self, had_body: bool) {
+        if had_body {
+            self.bodies.fetch_sub(1, Relaxed);
+        }
+        if self.streams.fetch_sub(1, Relaxed) == 1 {
+            self.waiting_since.store(coarse_now_ms(), Relaxed);
+        }
+    }
+
+    /// An HTTP/1 connection's next bound: its next head, or its response body's next
+    /// move.
+    #[inline]
+    fn http1_due(&self, head_ms: u64, body_idle_ms: u64) -> Due {
+        let since = self.waiting_since.load(Relaxed);
+        if since != IN_FLIGHT {
+            return Due::At(since.saturating_add(head_ms), Cut::NoHead);
+        }
+        let started = self.body_started.load(Relaxed);
+        if started == NO_BODY || body_idle_ms == u64::MAX {
+            return Due::Nothing;
+        }
+        // A write before the response started (an interim `100 Continue`) is older
+        // than the start, and does not count.
+        let moved = started.max(self.last_write.load(Relaxed));
+        Due::At(moved.saturating_add(body_idle_ms), Cut::BodyStalled)
+    }
+
+    /// An HTTP/2 connection's next bound: its idle end with no stream open, or the next
+    /// move of its bodies under way.
+    fn http2_due(&self, head_ms: u64, body_idle_ms: u64) -> Due {
+        if self.streams.load(Relaxed) == 0 {
+            let since = self.waiting_since.load(Relaxed);
+            return Due::At(since.saturating_add(head_ms), Cut::NoHead);
+        }
+        if self.bodies.load(Relaxed) == 0 || body_idle_ms == u64::MAX {
+            return Due::Nothing;
+        }
+        let moved = (self.body_started.load(Relaxed)).max(self.last_write.load(Relaxed));
+        Due::At(moved.saturating_add(body_idle_ms), Cut::BodyStalled)
+    }
 }
 
-/// Held by a response body: when it is dropped (its last byte handed to hyper, or the
-/// exchange abandoned), the connection starts waiting for its next request head.
+/// One exchange on a client connection, as its watchdog times it: made when the request
+/// arrives, told when the response starts, and dropped with the response body (its last
+/// byte handed to hyper, or the exchange abandoned). An HTTP/1 connection then starts
+/// waiting for its next request head; an HTTP/2 one counts one stream fewer.
 #[derive(Debug)]
-pub(crate) struct ResponseDone(pub(crate) Arc<ConnInfo>);
+pub(crate) struct Exchange {
+    conn: Arc<ConnInfo>,
+    stream: Stream,
+}
 
-impl Drop for ResponseDone {
+/// Where an HTTP/2 exchange stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    /// Not HTTP/2.
+    No,
+    /// Waiting for its response.
+    Open,
+    /// Its response has started.
+    Answering,
+}
+
+impl Exchange {
+    /// A request has arrived on `conn`.
+    #[inline]
+    pub(crate) fn start(conn: Arc<ConnInfo>, protocol: Protocol) -> Self {
+        let stream = match protocol {
+            Protocol::Http1 => {
+                conn.head_clock.request_started();
+                Stream::No
+            }
+            Protocol::Http2 => {
+                conn.head_clock.stream_started();
+                Stream::Open
+            }
+        };
+        Self { conn, stream }
+    }
+
+    /// The client connection it is on.
+    #[inline]
+    pub(crate) fn conn(&self) -> &Arc<ConnInfo> {
+        &self.conn
+    }
+
+    /// The response has started: from now on its body may not stall.
+    #[inline]
+    pub(crate) fn response_started(&mut self) {
+        match self.stream {
+            Stream::No => self.conn.head_clock.response_started(),
+            Stream::Open => {
+                self.conn.head_clock.stream_body_started();
+                self.stream = Stream::Answering;
+            }
+            Stream::Answering => {}
+        }
+    }
+}
+
+impl Drop for Exchange {
+    #[inline]
     fn drop(&mut self) {
-        self.0.head_clock.response_done();
+        match self.stream {
+            Stream::No => self.conn.head_clock.response_done(),
+            Stream::Open => self.conn.head_clock.stream_done(false),
+            Stream::Answering => self.conn.head_clock.stream_done(true),
+        }
     }
 }
 
@@ -123,6 +262,7 @@ pin_project_lite::pin_project! {
         #[pin]
         connection: F,
         conn: Arc<ConnInfo>,
+        protocol: Protocol,
         head_ms: u64,
         // `u64::MAX` when bodies may stall for good.
         body_idle_ms: u64,
@@ -136,12 +276,14 @@ pin_project_lite::pin_project! {
 pub(crate) fn watch<F: Future>(
     connection: F,
     conn: Arc<ConnInfo>,
+    protocol: Protocol,
     limits: WatchLimits,
 ) -> Watched<F> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     Watched {
         connection,
         conn,
+        protocol,
         head_ms: ms(limits.head),
         body_idle_ms: if limits.body_idle.is_zero() {
             u64::MAX
@@ -162,23 +304,34 @@ impl<F: Future> Future for Watched<F> {
             return Poll::Ready(Ok(output));
         }
         let clock = &this.conn.head_clock;
-        let since = clock.waiting_since.load(Relaxed);
-        let (due, cut) = if since != IN_FLIGHT {
-            (since.saturating_add(*this.head_ms), Cut::NoHead)
-        } else {
-            let started = clock.body_started.load(Relaxed);
-            if started == NO_BODY || *this.body_idle_ms == u64::MAX {
-                // An alarm set for an earlier wait may still go off: the wake-up finds
-                // nothing due and does nothing.
-                return Poll::Pending;
+        let now;
+        let (due, cut) = match *this.protocol {
+            Protocol::Http1 => match clock.http1_due(*this.head_ms, *this.body_idle_ms) {
+                Due::At(due, cut) => {
+                    now = coarse_now_ms();
+                    (due, Some(cut))
+                }
+                // The task polls the connection again when the response starts or ends
+                // (and an alarm set for an earlier wait may still go off: the wake-up
+                // finds nothing due and does nothing).
+                Due::Nothing => return Poll::Pending,
+            },
+            Protocol::Http2 => {
+                now = coarse_now_ms();
+                match clock.http2_due(*this.head_ms, *this.body_idle_ms) {
+                    Due::At(due, cut) => (due, Some(cut)),
+                    // Streams start and end on their own tasks, which need not wake this
+                    // one: look again within the head bound.
+                    Due::Nothing => (
+                        now.saturating_add((*this.head_ms).max(RECHECK_MIN_MS)),
+                        None,
+                    ),
+                }
             }
-            // A write before the response started (an interim `100 Continue`) is older
-            // than the start, and does not count.
-            let moved = started.max(clock.last_write.load(Relaxed));
-            (moved.saturating_add(*this.body_idle_ms), Cut::BodyStalled)
         };
-        let now = coarse_now_ms();
-        if now >= due {
+        if now >= due
+            && let Some(cut) = cut
+        {
             return Poll::Ready(Err(cut));
         }
         // Waits and body moves only go forward, so an alarm still ahead and not later
@@ -189,84 +342,5 @@ impl<F: Future> Future for Watched<F> {
             *this.alarm_ms = due;
         }
         Poll::Pending
-    }
-}
-
-/// A client connection's socket, as hyper reads and writes it, noting in the
-/// connection's [`HeadClock`] each time bytes go out: the watchdog's measure of whether
-/// a response body still moves. A write is the right measure in both directions: a
-/// backend that stops sending leaves nothing to write, and a client that stops reading
-/// leaves no room to write into, while a slow client reading a large body steadily
-/// keeps its connection.
-pub(crate) struct Progress<T> {
-    io: T,
-    conn: Arc<ConnInfo>,
-}
-
-impl<T> Progress<T> {
-    /// Notes `io`'s writes in `conn`'s clock.
-    pub(crate) fn new(io: T, conn: Arc<ConnInfo>) -> Self {
-        Self { io, conn }
-    }
-
-    /// Notes a write that moved bytes, and passes its result on.
-    #[inline]
-    fn noted(&self, written: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
-        if let Poll::Ready(Ok(n)) = written
-            && n > 0
-        {
-            self.conn.head_clock.wrote();
-        }
-        written
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Progress<T> {
-    #[inline]
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Progress<T> {
-    #[inline]
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.noted(written)
-    }
-
-    #[inline]
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.noted(written)
-    }
-
-    #[inline]
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    #[inline]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    #[inline]
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }

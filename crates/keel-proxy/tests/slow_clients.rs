@@ -1,6 +1,7 @@
 //! `header_read_timeout` against real sockets: a client that never finishes its request
 //! head, or leaves a keep-alive connection idle, is disconnected; a request whose
 //! answer takes longer than the timeout is not cut, and its connection stays usable.
+//! The same for HTTP/2 connections, which are idle while no stream is open.
 
 mod support;
 
@@ -71,16 +72,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 #[tokio::test]
 async fn an_answer_slower_than_the_head_timeout_is_not_cut() {
     // Three times the head limit: the wait for the answer must not count against it.
-    let delay = HEAD_LIMIT * 3;
-    let backend = TestBackend::with_handler("slow", move |request| async move {
-        if request.uri().path() == "/slow" {
-            tokio::time::sleep(delay).await;
-        }
-        Response::builder()
-            .body(Full::new(Bytes::from_static(b"finished")))
-            .unwrap_or_default()
-    })
-    .await;
+    let backend = slow_backend().await;
     let proxy = proxy_for(&backend).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     let slow = get_on(&mut stream, "/slow", "finished").await;
@@ -88,4 +80,51 @@ async fn an_answer_slower_than_the_head_timeout_is_not_cut() {
     // The same connection serves the next request.
     let next = get_on(&mut stream, "/next", "finished").await;
     assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+}
+
+/// A backend whose `/slow` answer takes three times the head limit.
+async fn slow_backend() -> TestBackend {
+    let delay = HEAD_LIMIT * 3;
+    TestBackend::with_handler("slow", move |request| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(delay).await;
+        }
+        Response::builder()
+            .body(Full::new(Bytes::from_static(b"finished")))
+            .unwrap_or_default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_with_a_goaway() {
+    let backend = TestBackend::start("web", None).await;
+    let proxy = proxy_for(&backend).await;
+    let (mut sender, connection) = h2_connection(proxy.addr).await;
+    let (status, _) = h2_get(&mut sender, "/first").await.expect("first answer");
+    assert_eq!(status, 200);
+    // hyper's client connection ends without an error only on a GOAWAY; a bare close
+    // would be an error.
+    let ended = tokio::time::timeout(WAIT, connection).await;
+    let ended = ended.expect("an idle HTTP/2 connection stayed open");
+    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_a_stream_open_is_not_idle() {
+    let backend = slow_backend().await;
+    let proxy = proxy_for(&backend).await;
+    let (mut sender, connection) = h2_connection(proxy.addr).await;
+    // The only stream waits three head limits for its answer.
+    let (status, body) = h2_get(&mut sender, "/slow").await.expect("slow answer");
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"finished"[..]));
+    // Requests one third of the limit apart, for three limits: never idle long enough.
+    for round in 0..9 {
+        tokio::time::sleep(HEAD_LIMIT / 3).await;
+        let (status, _) = h2_get(&mut sender, &format!("/{round}"))
+            .await
+            .unwrap_or_else(|error| panic!("round {round}: {error}"));
+        assert_eq!(status, 200, "round {round}");
+    }
+    assert!(!connection.is_finished());
 }

@@ -1,6 +1,7 @@
 //! `body_idle_timeout` against real sockets: a response body that stops moving, because
 //! the backend stops sending or the client stops reading, closes the client connection
-//! and the backend connection; a slow body that keeps moving is never cut.
+//! and the backend connection; a slow body that keeps moving is never cut. On HTTP/2
+//! too, where the bound is per connection.
 
 mod support;
 
@@ -183,4 +184,24 @@ async fn the_wait_for_an_answer_head_is_the_route_timeouts_not_the_body_bound() 
     let answer = get(&client(), &proxy.url("/think"), &[]).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "done");
+}
+
+#[tokio::test]
+async fn an_http2_body_that_stops_moving_is_cut() {
+    let (backend, released) = streaming_backend(100, |frames| async move {
+        let _ = frames.send(Bytes::from_static(b"first ten.")).await;
+        frames.closed().await;
+    })
+    .await;
+    let proxy = proxy_for(&backend).await;
+    let (mut sender, connection) = h2_connection(proxy.addr).await;
+    let answer = tokio::time::timeout(WAIT, h2_get(&mut sender, "/stream")).await;
+    let answer = answer.expect("a stalled HTTP/2 body was never cut");
+    assert!(answer.is_err(), "{answer:?}");
+    eventually(WAIT, "the backend connection was released", || async {
+        released.load(SeqCst)
+    })
+    .await;
+    let ended = tokio::time::timeout(WAIT, connection).await;
+    assert!(ended.is_ok(), "the client connection stayed open");
 }

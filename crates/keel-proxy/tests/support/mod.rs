@@ -310,6 +310,37 @@ pub fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {
         .build_http()
 }
 
+/// An HTTP/2 (prior knowledge) connection to `addr`: the request handle, and the task
+/// driving the connection, which ends when the connection does.
+pub async fn h2_connection(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+/// A GET for `path` on an HTTP/2 connection: the status and the whole body, or the
+/// error that ended the exchange.
+pub async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> Result<(StatusCode, Bytes), hyper::Error> {
+    let request = Request::get(format!("http://shop{path}"))
+        .body(Full::default())
+        .expect("request");
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
 /// A collected response.
 #[derive(Debug)]
 pub struct Answer {
