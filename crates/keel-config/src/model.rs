@@ -208,6 +208,8 @@ pub struct Route {
     pub timeout: Located<Duration>,
     /// Extra attempts for idempotent requests.
     pub retries: Located<u32>,
+    /// This route's own `body_idle_timeout` (zero: never), instead of the `[server]` one.
+    pub body_idle_timeout: Option<Located<Duration>>,
 }
 
 /// A host condition.

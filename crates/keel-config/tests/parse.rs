@@ -237,3 +237,21 @@ fn a_pools_idle_timeout_defaults_to_a_minute_and_must_be_above_zero() {
     assert!(text.contains("keel.toml:7:16"), "{text}");
     assert!(text.contains("max_idle_per_backend = 0"), "{text}");
 }
+
+#[test]
+fn a_route_may_set_its_own_body_idle_timeout() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[services.s]\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n\n[[routes]]\nname = \"r\"\nservice = \"s\"\npool = \"p\"\n";
+    let unset = parse(BASE);
+    assert!(unset.diagnostics.is_empty(), "{:#?}", unset.diagnostics);
+    assert!(unset.config.routes[0].body_idle_timeout.is_none());
+    let never = parse(&format!("{BASE}body_idle_timeout = \"0s\"\n"));
+    assert!(never.diagnostics.is_empty(), "{:#?}", never.diagnostics);
+    let bound = never.config.routes[0].body_idle_timeout.as_ref();
+    assert_eq!(bound.map(|b| b.value), Some(Duration::ZERO));
+    let set = parse(&format!("{BASE}body_idle_timeout = \"10m\"\n"));
+    let bound = set.config.routes[0].body_idle_timeout.as_ref();
+    assert_eq!(bound.map(|b| b.value), Some(Duration::from_secs(600)));
+    let bad = parse(&format!("{BASE}body_idle_timeout = \"forever\"\n"));
+    assert_eq!(bad.diagnostics.len(), 1, "{:#?}", bad.diagnostics);
+    assert_eq!(bad.diagnostics[0].code, codes::INVALID_VALUE);
+}

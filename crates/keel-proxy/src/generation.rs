@@ -55,6 +55,9 @@ pub(crate) struct RouteRuntime {
     pub(crate) service: Arc<str>,
     /// Identity header and expected value, when the service verifies every response.
     pub(crate) verify: Option<(HeaderName, Arc<str>)>,
+    /// The route's own `body_idle_timeout` in milliseconds (`u64::MAX`: never), when it
+    /// sets one (see [`crate::watchdog::HeadClock::route_body_idle`]).
+    pub(crate) body_idle_ms: Option<u64>,
 }
 
 impl Generation {
@@ -116,7 +119,8 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
     table
         .routes()
         .iter()
-        .map(|route| {
+        .zip(&config.routes)
+        .map(|(route, configured)| {
             let service = config.services.get_index(route.service);
             let verify = service.and_then(|(_, s)| {
                 let identity = s.identity.as_ref().filter(|_| s.verify_responses)?;
@@ -126,6 +130,10 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
             RouteRuntime {
                 service: Arc::from(service.map_or("", |(n, _)| n.as_str())),
                 verify,
+                body_idle_ms: configured
+                    .body_idle_timeout
+                    .as_ref()
+                    .map(|bound| crate::watchdog::bound_ms(bound.value)),
             }
         })
         .collect()

@@ -28,6 +28,11 @@
 //! HTTP/2 connections by its `keepalive_timeout`). While some stream's response is
 //! under way, a connection that writes nothing for `body_idle_timeout` is cut: the bound
 //! is per connection, so one stalled stream among moving ones is not cut by it.
+//!
+//! A route may set its own body bound (`[[routes]] body_idle_timeout`, for answers quiet
+//! on purpose, such as server-sent events): the handler writes it into the clock once
+//! the request is routed. An HTTP/2 connection keeps the longest bound any of its routes
+//! set, since its streams share one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +50,19 @@ const IN_FLIGHT: u64 = u64::MAX;
 const NO_BODY: u64 = 0;
 /// Shortest time between two looks at an HTTP/2 connection with nothing due (1,000 ms).
 const RECHECK_MIN_MS: u64 = 1_000;
+/// `HeadClock::route_body_idle` when no route has set its own bound: the listener's
+/// `body_idle_timeout` applies.
+const LISTENER_BOUND: u64 = 0;
+
+/// A `body_idle_timeout` as the watchdog keeps it: milliseconds, at least 1 (0 is
+/// [`LISTENER_BOUND`]), and zero, which means never, as `u64::MAX`.
+pub(crate) fn bound_ms(bound: Duration) -> u64 {
+    if bound.is_zero() {
+        u64::MAX
+    } else {
+        u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+}
 
 /// Since when a connection has been waiting for its next request head, and since when
 /// its response has been moving.
@@ -61,6 +79,10 @@ pub(crate) struct HeadClock {
     streams: AtomicU32,
     /// HTTP/2: streams whose response has started.
     bodies: AtomicU32,
+    /// A route's own body bound in milliseconds (`u64::MAX`: never), or
+    /// [`LISTENER_BOUND`]. HTTP/1: the bound of the exchange in flight. HTTP/2: the
+    /// longest any route on the connection has set.
+    route_body_idle: AtomicU64,
 }
 
 /// The protocol a client connection speaks, which decides how its clock is kept.
@@ -88,6 +110,7 @@ impl HeadClock {
             last_write: AtomicU64::new(0),
             streams: AtomicU32::new(0),
             bodies: AtomicU32::new(0),
+            route_body_idle: AtomicU64::new(LISTENER_BOUND),
         }
     }
 
@@ -97,6 +120,14 @@ impl HeadClock {
     fn request_started(&self) {
         self.waiting_since.store(IN_FLIGHT, Relaxed);
         self.body_started.store(NO_BODY, Relaxed);
+        self.route_body_idle.store(LISTENER_BOUND, Relaxed);
+    }
+
+    /// The request's route sets its own body bound (from [`bound_ms`]). On HTTP/2 a
+    /// route can only lengthen the connection's bound: its streams share one.
+    #[inline]
+    pub(crate) fn route_body_idle(&self, bound_ms: u64) {
+        self.route_body_idle.fetch_max(bound_ms, Relaxed);
     }
 
     /// The response has started: from now on its body may not stall.
@@ -144,6 +175,10 @@ impl HeadClock {
             return Due::At(since.saturating_add(head_ms), Cut::NoHead);
         }
         let started = self.body_started.load(Relaxed);
+        let body_idle_ms = match self.route_body_idle.load(Relaxed) {
+            LISTENER_BOUND => body_idle_ms,
+            route => route,
+        };
         if started == NO_BODY || body_idle_ms == u64::MAX {
             return Due::Nothing;
         }
@@ -160,6 +195,7 @@ impl HeadClock {
             let since = self.waiting_since.load(Relaxed);
             return Due::At(since.saturating_add(head_ms), Cut::NoHead);
         }
+        let body_idle_ms = body_idle_ms.max(self.route_body_idle.load(Relaxed));
         if self.bodies.load(Relaxed) == 0 || body_idle_ms == u64::MAX {
             return Due::Nothing;
         }
@@ -279,17 +315,12 @@ pub(crate) fn watch<F: Future>(
     protocol: Protocol,
     limits: WatchLimits,
 ) -> Watched<F> {
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     Watched {
         connection,
         conn,
         protocol,
-        head_ms: ms(limits.head),
-        body_idle_ms: if limits.body_idle.is_zero() {
-            u64::MAX
-        } else {
-            ms(limits.body_idle)
-        },
+        head_ms: u64::try_from(limits.head.as_millis()).unwrap_or(u64::MAX),
+        body_idle_ms: bound_ms(limits.body_idle),
         alarm: Alarm::default(),
         alarm_ms: 0,
     }

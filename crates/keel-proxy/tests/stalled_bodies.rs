@@ -1,7 +1,7 @@
 //! `body_idle_timeout` against real sockets: a response body that stops moving, because
 //! the backend stops sending or the client stops reading, closes the client connection
 //! and the backend connection; a slow body that keeps moving is never cut. On HTTP/2
-//! too, where the bound is per connection.
+//! too, where the bound is per connection. A route may set its own bound.
 
 mod support;
 
@@ -204,4 +204,61 @@ async fn an_http2_body_that_stops_moving_is_cut() {
     .await;
     let ended = tokio::time::timeout(WAIT, connection).await;
     assert!(ended.is_ok(), "the client connection stayed open");
+}
+
+#[tokio::test]
+async fn a_route_with_its_own_bound_lets_a_quiet_body_pause() {
+    // Quiet for three listener bounds mid-body, as a server-sent event stream is.
+    let (backend, _released) = streaming_backend(20, |frames| async move {
+        let _ = frames.send(Bytes::from_static(b"first ten.")).await;
+        tokio::time::sleep(BODY_IDLE * 3).await;
+        let _ = frames.send(Bytes::from_static(b"last ten..")).await;
+    })
+    .await;
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n[[routes]]\nname = \"events\"\npath_prefix = \"/stream\"\nheaders = {{ \"x-events\" = \"1\" }}\nservice = \"web\"\npool = \"web\"\nbody_idle_timeout = \"0s\"\n\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n",
+        pool("web", "web", &[&backend], "")
+    ));
+    let proxy = TestProxy::start_with(&config, |limits| limits.body_idle_timeout = BODY_IDLE).await;
+
+    // HTTP/1, on the route with no bound: the whole body arrives.
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: shop\r\nx-events: 1\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.ends_with(b"first ten.last ten..") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("the body came")
+            .expect("read");
+        assert!(n > 0, "cut after {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    // The next request on the same connection takes the other route, and the
+    // listener's bound again.
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .await
+        .expect("write");
+    let (cut, closed) = read_to_close(&mut stream).await;
+    assert!(closed, "the listener's bound no longer applied");
+    assert!(
+        cut.ends_with(b"first ten."),
+        "{}",
+        String::from_utf8_lossy(&cut)
+    );
+
+    // HTTP/2: the route lengthens the connection's bound.
+    let (mut sender, _connection) = h2_connection(proxy.addr).await;
+    let request = http::Request::get("http://shop/stream")
+        .header("x-events", "1")
+        .body(http_body_util::Full::default())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("answer head");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await;
+    let body = body.expect("the whole HTTP/2 body").to_bytes();
+    assert_eq!(&body[..], b"first ten.last ten..");
 }

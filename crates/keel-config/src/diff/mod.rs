@@ -229,6 +229,12 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
             &debug(&b.timeout.value),
         );
         field(&mut fields, "retries", &a.retries.value, &b.retries.value);
+        field(
+            &mut fields,
+            "body_idle_timeout",
+            &debug(&a.body_idle_timeout.as_ref().map(|t| t.value)),
+            &debug(&b.body_idle_timeout.as_ref().map(|t| t.value)),
+        );
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {

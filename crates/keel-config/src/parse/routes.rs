@@ -1,6 +1,7 @@
 //! `[[routes]]`: the match language and the target of each route.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::{valid_header_name, valid_name};
 use crate::codes;
@@ -23,6 +24,7 @@ const ROUTE_KEYS: &[&str] = &[
     "split",
     "timeout",
     "retries",
+    "body_idle_timeout",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -99,6 +101,12 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         );
     }
     let retries = table.u32(sink, "retries", d::ROUTE_RETRIES, 0, d::MAX_ROUTE_RETRIES);
+    // Unset, the `[server]` bound applies; a bad value is reported, and the config
+    // refused, whatever stands in for it here.
+    let body_idle_timeout = table
+        .get("body_idle_timeout")
+        .is_some()
+        .then(|| table.duration(sink, "body_idle_timeout", Duration::ZERO));
     Some(Route {
         name: name?,
         span: table.span,
@@ -110,6 +118,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         target: target?,
         timeout,
         retries,
+        body_idle_timeout,
     })
 }
 
