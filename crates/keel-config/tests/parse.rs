@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use keel_config::{Balance, HashKey, HostMatch, PathMatch, Report, Target, codes, parse};
 
+/// The human report of `diagnostics` found in `source`, as `keel check` prints it.
+fn rendered(source: &str, diagnostics: Vec<keel_config::Diagnostic>) -> String {
+    let mut report = Report::new("keel.toml", source);
+    report.extend(diagnostics);
+    report.render_human()
+}
+
 fn example() -> String {
     std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -82,9 +89,7 @@ path_prefix = "/b"
         "{:#?}",
         parsed.diagnostics
     );
-    let mut report = Report::new("keel.toml", source);
-    report.extend(parsed.diagnostics);
-    let text = report.render_human();
+    let text = rendered(source, parsed.diagnostics);
     assert!(text.contains("keel.toml:3:8"), "{text}");
     assert!(text.contains("did you mean `balance`?"), "{text}");
     assert!(text.contains("keel.toml:9:23"), "{text}");
@@ -158,9 +163,7 @@ fn idle_spin_takes_microseconds_and_is_bounded() {
     let too_long = parse(&source);
     assert_eq!(too_long.diagnostics.len(), 1, "{:#?}", too_long.diagnostics);
     assert_eq!(too_long.diagnostics[0].code, codes::INVALID_VALUE);
-    let mut report = Report::new("keel.toml", &source);
-    report.extend(too_long.diagnostics);
-    let text = report.render_human();
+    let text = rendered(&source, too_long.diagnostics);
     assert!(text.contains("keel.toml:4:13"), "{text}");
     assert!(text.contains("longer than the 1ms allowed"), "{text}");
 }
@@ -205,9 +208,7 @@ fn max_connections_defaults_to_no_limit_and_is_bounded() {
     let source = format!("{BASE}max_connections = -1\n");
     let negative = parse(&source);
     assert_eq!(negative.diagnostics.len(), 1, "{:#?}", negative.diagnostics);
-    let mut report = Report::new("keel.toml", &source);
-    report.extend(negative.diagnostics);
-    let text = report.render_human();
+    let text = rendered(&source, negative.diagnostics);
     assert!(text.contains("keel.toml:7:19"), "{text}");
     assert!(text.contains("between 0 and 1000000"), "{text}");
 }
@@ -231,9 +232,7 @@ fn a_pools_idle_timeout_defaults_to_a_minute_and_must_be_above_zero() {
     let zero = parse(&source);
     assert_eq!(zero.diagnostics.len(), 1, "{:#?}", zero.diagnostics);
     assert_eq!(zero.diagnostics[0].code, codes::INVALID_VALUE);
-    let mut report = Report::new("keel.toml", &source);
-    report.extend(zero.diagnostics);
-    let text = report.render_human();
+    let text = rendered(&source, zero.diagnostics);
     assert!(text.contains("keel.toml:7:16"), "{text}");
     assert!(text.contains("max_idle_per_backend = 0"), "{text}");
 }

@@ -76,6 +76,20 @@ async fn read_to_close(stream: &mut TcpStream) -> (Vec<u8>, bool) {
     }
 }
 
+/// Reads until what arrived ends with `end`; fails if the connection closes first.
+async fn read_through(stream: &mut TcpStream, end: &[u8]) {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.ends_with(end) {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("the body kept coming")
+            .expect("read");
+        assert!(n > 0, "cut after {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buffer[..n]);
+    }
+}
+
 #[tokio::test]
 async fn a_backend_that_stops_mid_body_is_cut_at_both_ends() {
     let (backend, released) = streaming_backend(100, |frames| async move {
@@ -150,16 +164,8 @@ async fn a_slow_body_that_keeps_moving_is_not_cut() {
     .await;
     let proxy = proxy_for(&backend).await;
     let mut stream = request_stream(&proxy).await;
-    let mut answer = Vec::new();
+    read_through(&mut stream, b"\r\n\r\nxxxxxxxxxx").await;
     let mut buffer = [0u8; 1024];
-    while !answer.ends_with(b"\r\n\r\nxxxxxxxxxx") {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("the body kept coming")
-            .expect("read");
-        assert!(n > 0, "cut after {}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buffer[..n]);
-    }
     // The connection is still usable: the idle bound ended with the body.
     stream
         .write_all(b"GET /stream HTTP/1.1\r\nHost: shop\r\n\r\n")
@@ -227,16 +233,7 @@ async fn a_route_with_its_own_bound_lets_a_quiet_body_pause() {
         .write_all(b"GET /stream HTTP/1.1\r\nHost: shop\r\nx-events: 1\r\n\r\n")
         .await
         .expect("write");
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !answer.ends_with(b"first ten.last ten..") {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("the body came")
-            .expect("read");
-        assert!(n > 0, "cut after {}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    read_through(&mut stream, b"first ten.last ten..").await;
     // The next request on the same connection takes the other route, and the
     // listener's bound again.
     stream
