@@ -137,10 +137,14 @@ impl PooledConn {
     /// Heeds the backend's `Keep-Alive: timeout` announcement: the connection is not
     /// reused once it has been idle for nearly that long.
     pub(crate) fn heed_keep_alive(&mut self, announced: Duration) {
-        let announced_ms = duration_ms(announced);
-        let margin_ms = duration_ms(KEEP_ALIVE_MARGIN).min(announced_ms / 2);
-        self.idle_limit_ms = self.idle_limit_ms.min(announced_ms - margin_ms);
+        self.idle_limit_ms = self.idle_limit_ms.min(announced_limit_ms(announced));
     }
+}
+
+/// The idle limit a backend's announced keep-alive timeout leaves, in milliseconds.
+fn announced_limit_ms(announced: Duration) -> u64 {
+    let announced_ms = duration_ms(announced);
+    announced_ms - duration_ms(KEEP_ALIVE_MARGIN).min(announced_ms / 2)
 }
 
 /// Whole milliseconds, saturating.
@@ -432,6 +436,17 @@ mod tests {
 
     fn idle_count(upstream: &Upstream) -> usize {
         upstream.idle.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    #[test]
+    fn an_announced_keep_alive_timeout_leaves_a_margin() {
+        let limit = |seconds| announced_limit_ms(Duration::from_secs(seconds));
+        // Node and Apache announce 5 s: reused for up to 4 s.
+        assert_eq!(limit(5), 4_000);
+        assert_eq!(limit(2), 1_000);
+        // Under two seconds the margin is half the announced time.
+        assert_eq!(limit(1), 500);
+        assert_eq!(limit(0), 0);
     }
 
     #[tokio::test]
