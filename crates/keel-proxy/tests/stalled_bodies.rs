@@ -53,6 +53,16 @@ where
     (backend, released)
 }
 
+/// A [`streaming_backend`] announcing 100 bytes that sends ten, then nothing: the rest
+/// never comes, and the sender stays open until the body is dropped.
+async fn stalls_after_ten_bytes() -> (TestBackend, Arc<AtomicBool>) {
+    streaming_backend(100, |frames| async move {
+        let _ = frames.send(Bytes::from_static(b"first ten.")).await;
+        frames.closed().await;
+    })
+    .await
+}
+
 /// Sends a GET for `/stream` on a new connection.
 async fn request_stream(proxy: &TestProxy) -> TcpStream {
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
@@ -92,13 +102,7 @@ async fn read_through(stream: &mut TcpStream, end: &[u8]) {
 
 #[tokio::test]
 async fn a_backend_that_stops_mid_body_is_cut_at_both_ends() {
-    let (backend, released) = streaming_backend(100, |frames| async move {
-        let _ = frames.send(Bytes::from_static(b"first ten.")).await;
-        // Then nothing: the other 90 bytes never come, and the sender stays open until
-        // the body is dropped.
-        frames.closed().await;
-    })
-    .await;
+    let (backend, released) = stalls_after_ten_bytes().await;
     let proxy = proxy_for(&backend).await;
     let mut stream = request_stream(&proxy).await;
     let (answer, closed) = read_to_close(&mut stream).await;
@@ -194,11 +198,7 @@ async fn the_wait_for_an_answer_head_is_the_route_timeouts_not_the_body_bound() 
 
 #[tokio::test]
 async fn an_http2_body_that_stops_moving_is_cut() {
-    let (backend, released) = streaming_backend(100, |frames| async move {
-        let _ = frames.send(Bytes::from_static(b"first ten.")).await;
-        frames.closed().await;
-    })
-    .await;
+    let (backend, released) = stalls_after_ten_bytes().await;
     let proxy = proxy_for(&backend).await;
     let (mut sender, connection) = h2_connection(proxy.addr).await;
     let answer = tokio::time::timeout(WAIT, h2_get(&mut sender, "/stream")).await;
