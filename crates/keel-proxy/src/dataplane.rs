@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -95,6 +96,8 @@ pub struct DataPlane {
     pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) events: broadcast::Sender<ProxyEvent>,
     pub(crate) options: DataPlaneOptions,
+    /// Client connections cut because a response body stopped moving.
+    pub(crate) stalled_responses: AtomicU64,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -121,7 +124,15 @@ impl DataPlane {
             access_log,
             events: broadcast::channel(EVENT_BUFFER).0,
             options,
+            stalled_responses: AtomicU64::new(0),
         }))
+    }
+
+    /// Client connections cut so far because a response body moved no byte for its
+    /// `body_idle_timeout`: a backend that stopped sending, or a client that stopped
+    /// reading.
+    pub fn stalled_responses(&self) -> u64 {
+        self.stalled_responses.load(Relaxed)
     }
 
     /// Compiles a config into a generation, reusing the runtime (health state, idle

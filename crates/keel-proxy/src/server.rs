@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -235,7 +236,7 @@ impl DataPlane {
         } else {
             Protocol::Http1
         };
-        let plane = self;
+        let plane = self.clone();
         let watched = conn.clone();
         let service = service_fn(move |request| {
             let plane = plane.clone();
@@ -267,7 +268,7 @@ impl DataPlane {
                         .unwrap_or(Ok(()))
                 }
                 Err(Cut::BodyStalled) => {
-                    log_stalled(limits);
+                    self.stalled(limits);
                     Ok(())
                 }
             }
@@ -282,7 +283,7 @@ impl DataPlane {
                             limit = ?limits.head,
                             "no request head in time: connection closed"
                         ),
-                        Cut::BodyStalled => log_stalled(limits),
+                        Cut::BodyStalled => self.stalled(limits),
                     }
                     Ok(())
                 })
@@ -293,11 +294,15 @@ impl DataPlane {
     }
 }
 
-fn log_stalled(limits: WatchLimits) {
-    tracing::debug!(
-        limit = ?limits.body_idle,
-        "response body stalled: client and backend connections closed"
-    );
+impl DataPlane {
+    /// Counts and logs a connection cut for a stalled response body.
+    fn stalled(&self, limits: WatchLimits) {
+        self.stalled_responses.fetch_add(1, Relaxed);
+        tracing::debug!(
+            limit = ?limits.body_idle,
+            "response body stalled: client and backend connections closed"
+        );
+    }
 }
 
 /// Runs a connection; when `draining` fires, asks it to finish its in-flight requests

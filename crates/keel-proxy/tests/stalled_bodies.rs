@@ -104,17 +104,19 @@ async fn read_through(stream: &mut TcpStream, end: &[u8]) {
 async fn a_backend_that_stops_mid_body_is_cut_at_both_ends() {
     let (backend, released) = stalls_after_ten_bytes().await;
     let proxy = proxy_for(&backend).await;
+    assert_eq!(proxy.plane.stalled_responses(), 0);
     let mut stream = request_stream(&proxy).await;
     let (answer, closed) = read_to_close(&mut stream).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(closed, "a stalled body kept the client connection open");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("first ten."), "{answer}");
-    // Keel's end of the backend exchange is gone too.
+    // Keel's end of the backend exchange is gone too, and the cut is counted.
     eventually(WAIT, "the backend connection was released", || async {
         released.load(SeqCst)
     })
     .await;
+    assert_eq!(proxy.plane.stalled_responses(), 1);
     // One connection was cut, not the listener.
     let mut again = request_stream(&proxy).await;
     let mut head = [0u8; 12];
@@ -210,6 +212,7 @@ async fn an_http2_body_that_stops_moving_is_cut() {
     .await;
     let ended = tokio::time::timeout(WAIT, connection).await;
     assert!(ended.is_ok(), "the client connection stayed open");
+    assert_eq!(proxy.plane.stalled_responses(), 1);
 }
 
 #[tokio::test]

@@ -37,6 +37,8 @@ struct Exported {
     /// Canary id and permille.
     canary: Option<(u64, u32)>,
     primary: Option<u64>,
+    /// The data plane's count of connections cut for a stalled response body.
+    stalled_responses: u64,
 }
 
 /// Reads the data plane at scrape time.
@@ -66,12 +68,14 @@ impl PlaneCollector {
         }
     }
 
-    /// Primary, canary, then retained generations that are alive, without duplicates.
+    /// Primary, canary, then retained generations that are alive, without duplicates;
+    /// and the data plane's own counters.
     fn generations(&self) -> Exported {
         let mut out: Vec<Arc<Generation>> = Vec::new();
         let mut canary = None;
         let mut primary = None;
-        if let Some(active) = self.plane.upgrade().and_then(|p| p.active()) {
+        let plane = self.plane.upgrade();
+        if let Some(active) = plane.as_ref().and_then(|p| p.active()) {
             primary = Some(active.primary.id);
             out.push(active.primary.clone());
             if let Some(c) = &active.canary {
@@ -89,6 +93,7 @@ impl PlaneCollector {
             generations: out,
             canary,
             primary,
+            stalled_responses: plane.map_or(0, |p| p.stalled_responses()),
         }
     }
 }
@@ -99,11 +104,19 @@ impl Collector for PlaneCollector {
             generations,
             canary,
             primary,
+            stalled_responses,
         } = self.generations();
         encode_requests(&mut encoder, &generations)?;
         encode_unrouted(&mut encoder, &generations)?;
         encode_latency(&mut encoder, &generations)?;
         encode_backend_states(&mut encoder, &generations)?;
+        let mut stalled = encoder.encode_descriptor(
+            names::STALLED_RESPONSES,
+            "Client connections cut because a response body moved no byte for its body_idle_timeout: a backend that stopped sending, or a client that stopped reading.",
+            None,
+            MetricType::Counter,
+        )?;
+        stalled.encode_counter::<NoLabelSet, u64, u64>(&stalled_responses, None)?;
         for (name, help, value) in [
             (
                 names::ACTIVE_GENERATION,

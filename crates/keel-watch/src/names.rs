@@ -10,6 +10,8 @@ pub const REQUESTS: &str = "keel_requests";
 pub const UNROUTED: &str = "keel_unrouted_requests";
 /// Requests refused before routing (answered 400 or 501), by `generation` (counter).
 pub const REFUSED: &str = "keel_refused_requests";
+/// Client connections cut because a response body stopped moving (counter).
+pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Time to response headers, by `generation` and `route` (histogram, seconds).
 pub const REQUEST_DURATION: &str = "keel_request_duration_seconds";
 /// Backend state as one 0/1 gauge per state, by `pool`, `backend` and `state`.
@@ -36,10 +38,11 @@ pub const DETECTOR_FIRING: &str = "keel_detector_firing";
 pub const DETECTORS_ENABLED: &str = "keel_detectors_enabled";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     REQUESTS,
     UNROUTED,
     REFUSED,
+    STALLED_RESPONSES,
     REQUEST_DURATION,
     BACKEND_STATE,
     ACTIVE_GENERATION,

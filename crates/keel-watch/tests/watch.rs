@@ -59,6 +59,7 @@ async fn metrics_expose_requests_per_generation_backend_states_and_control_count
         "keel_detector_firing{detector=\"share\"} 0".to_string(),
         "keel_unrouted_requests_total{generation=\"1\"} 0".to_string(),
         "keel_refused_requests_total{generation=\"1\"} 0".to_string(),
+        "keel_stalled_responses_total 0".to_string(),
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
