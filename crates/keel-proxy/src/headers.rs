@@ -95,7 +95,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<Duration> {
     }
     let announced = if found & KEEP_ALIVE_BIT != 0 {
         headers
-            .get(&HOP_BY_HOP[5])
+            .get("keep-alive")
             .and_then(|value| keep_alive_timeout(value.as_bytes()))
     } else {
         None

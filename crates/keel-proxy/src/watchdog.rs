@@ -97,8 +97,12 @@ pub(crate) enum Protocol {
 /// When the watchdog should look again, and what it cuts then if nothing has changed.
 enum Due {
     At(u64, Cut),
-    /// Nothing is bounded now.
+    /// Nothing is bounded now, and the connection's own task will poll again when that
+    /// changes (HTTP/1: its response starts or ends on this task).
     Nothing,
+    /// Nothing is bounded now, but what changes it happens on other tasks (HTTP/2
+    /// streams), which need not wake this one: look again later.
+    LookAgain,
 }
 
 impl HeadClock {
@@ -197,9 +201,12 @@ impl HeadClock {
         }
         let body_idle_ms = body_idle_ms.max(self.route_body_idle.load(Relaxed));
         if self.bodies.load(Relaxed) == 0 || body_idle_ms == u64::MAX {
-            return Due::Nothing;
+            return Due::LookAgain;
         }
-        let moved = (self.body_started.load(Relaxed)).max(self.last_write.load(Relaxed));
+        let moved = self
+            .body_started
+            .load(Relaxed)
+            .max(self.last_write.load(Relaxed));
         Due::At(moved.saturating_add(body_idle_ms), Cut::BodyStalled)
     }
 }
@@ -335,31 +342,22 @@ impl<F: Future> Future for Watched<F> {
             return Poll::Ready(Ok(output));
         }
         let clock = &this.conn.head_clock;
-        let now;
-        let (due, cut) = match *this.protocol {
-            Protocol::Http1 => match clock.http1_due(*this.head_ms, *this.body_idle_ms) {
-                Due::At(due, cut) => {
-                    now = coarse_now_ms();
-                    (due, Some(cut))
-                }
-                // The task polls the connection again when the response starts or ends
-                // (and an alarm set for an earlier wait may still go off: the wake-up
-                // finds nothing due and does nothing).
-                Due::Nothing => return Poll::Pending,
-            },
-            Protocol::Http2 => {
-                now = coarse_now_ms();
-                match clock.http2_due(*this.head_ms, *this.body_idle_ms) {
-                    Due::At(due, cut) => (due, Some(cut)),
-                    // Streams start and end on their own tasks, which need not wake this
-                    // one: look again within the head bound.
-                    Due::Nothing => (
-                        now.saturating_add((*this.head_ms).max(RECHECK_MIN_MS)),
-                        None,
-                    ),
-                }
-            }
+        let next = match *this.protocol {
+            Protocol::Http1 => clock.http1_due(*this.head_ms, *this.body_idle_ms),
+            Protocol::Http2 => clock.http2_due(*this.head_ms, *this.body_idle_ms),
         };
+        let (due, cut) = match next {
+            Due::At(due, cut) => (due, Some(cut)),
+            // An alarm set for an earlier wait may still go off: the wake-up finds
+            // nothing due and does nothing. (No clock read: HTTP/1 polls land here
+            // several times per request.)
+            Due::Nothing => return Poll::Pending,
+            Due::LookAgain => (
+                coarse_now_ms().saturating_add((*this.head_ms).max(RECHECK_MIN_MS)),
+                None,
+            ),
+        };
+        let now = coarse_now_ms();
         if now >= due
             && let Some(cut) = cut
         {

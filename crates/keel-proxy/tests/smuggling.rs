@@ -29,6 +29,11 @@ fn raw_config(backend: std::net::SocketAddr) -> String {
     ))
 }
 
+/// Keel in front of `backend` alone, with no retries.
+async fn proxy_before(backend: &RawBackend) -> TestProxy {
+    TestProxy::start(&raw_config(backend.addr)).await
+}
+
 fn status_of(answer: &str) -> Option<u16> {
     answer.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
@@ -58,7 +63,7 @@ async fn content_length_with_transfer_encoding_is_framed_once_and_the_connection
         ),
     ] {
         let backend = RawBackend::start().await;
-        let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+        let proxy = proxy_before(&backend).await;
         let smuggle = format!(
             "POST /a HTTP/1.1\r\nHost: shop\r\n{head}\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: shop\r\n\r\n"
         );
@@ -93,7 +98,7 @@ async fn content_length_with_transfer_encoding_is_framed_once_and_the_connection
 #[tokio::test]
 async fn conflicting_lengths_and_unknown_codings_are_refused_before_any_backend() {
     let backend = RawBackend::start().await;
-    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let proxy = proxy_before(&backend).await;
     let cases = [
         (
             "two different Content-Length",
@@ -148,7 +153,7 @@ async fn conflicting_lengths_and_unknown_codings_are_refused_before_any_backend(
 #[tokio::test]
 async fn a_repeated_identical_content_length_is_forwarded_once() {
     let backend = RawBackend::start().await;
-    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let proxy = proxy_before(&backend).await;
     let request = "POST /same HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd";
     let (answer, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), Some(200), "{answer}");
@@ -231,7 +236,7 @@ async fn oversized_and_overlong_heads_get_431_and_a_closed_connection() {
 #[tokio::test]
 async fn ambiguous_hosts_and_connect_are_refused_before_any_backend() {
     let backend = RawBackend::start().await;
-    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let proxy = proxy_before(&backend).await;
     let cases = [
         (
             "two Host headers",
@@ -290,7 +295,7 @@ async fn a_backend_answer_framed_two_ways_reaches_the_client_framed_once() {
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     )
     .await;
-    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let proxy = proxy_before(&backend).await;
     let mut stream = tokio::net::TcpStream::connect(proxy.addr)
         .await
         .expect("connect");
@@ -309,7 +314,7 @@ async fn a_backend_that_switches_protocols_unasked_is_a_bad_gateway() {
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nraw bytes",
     )
     .await;
-    let proxy = TestProxy::start(&raw_config(backend.addr)).await;
+    let proxy = proxy_before(&backend).await;
     let request = "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
     let (answer, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), Some(502), "{answer}");
