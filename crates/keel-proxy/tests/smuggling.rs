@@ -34,6 +34,14 @@ async fn proxy_before(backend: &RawBackend) -> TestProxy {
     TestProxy::start(&raw_config(backend.addr)).await
 }
 
+/// Keel in front of a raw backend that answers every connection's first request with
+/// `answer`; the backend is returned to keep it alive.
+async fn answered_by(answer: &'static [u8]) -> (RawBackend, TestProxy) {
+    let backend = RawBackend::answering(answer).await;
+    let proxy = proxy_before(&backend).await;
+    (backend, proxy)
+}
+
 fn status_of(answer: &str) -> Option<u16> {
     answer.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
@@ -291,11 +299,10 @@ async fn ambiguous_hosts_and_connect_are_refused_before_any_backend() {
 async fn a_backend_answer_framed_two_ways_reaches_the_client_framed_once() {
     // Chunked, two bytes, but also announcing a length of 100: the length is not the
     // message's, and the client must not be told it is.
-    let backend = RawBackend::answering(
+    let (_backend, proxy) = answered_by(
         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     )
     .await;
-    let proxy = proxy_before(&backend).await;
     let mut stream = tokio::net::TcpStream::connect(proxy.addr)
         .await
         .expect("connect");
@@ -310,11 +317,10 @@ async fn a_backend_answer_framed_two_ways_reaches_the_client_framed_once() {
 
 #[tokio::test]
 async fn a_backend_that_switches_protocols_unasked_is_a_bad_gateway() {
-    let backend = RawBackend::answering(
+    let (_backend, proxy) = answered_by(
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nraw bytes",
     )
     .await;
-    let proxy = proxy_before(&backend).await;
     let request = "GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
     let (answer, _) = raw_exchange(proxy.addr, request.as_bytes()).await;
     assert_eq!(status_of(&answer), Some(502), "{answer}");
