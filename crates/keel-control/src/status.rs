@@ -30,6 +30,9 @@ pub struct Status {
     pub notes: Vec<String>,
     /// Seconds since the controller started.
     pub uptime_secs: u64,
+    /// The process's descriptor limit and use (`None` where it cannot be read).
+    #[serde(default)]
+    pub descriptors: Option<crate::descriptors::Descriptors>,
 }
 
 /// The active generation.
@@ -168,6 +171,7 @@ impl Controller {
             store_error,
             notes: self.notes(),
             uptime_secs: since(now, self.inner.started_at).as_secs(),
+            descriptors: crate::descriptors::descriptors(),
         }
     }
 }

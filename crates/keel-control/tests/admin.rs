@@ -333,3 +333,65 @@ async fn the_client_drives_a_real_admin_socket() {
         "{gone:?}"
     );
 }
+
+/// Waits (bounded) for the server to close `stream`; true when it did.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 512];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+        {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_admin_listener_caps_connections_and_closes_idle_ones() {
+    use keel_control::admin::{AdminLimits, serve_with};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+
+    let state = state().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = AdminLimits {
+        max_connections: 2,
+        header_read_timeout: std::time::Duration::from_millis(300),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with(listener, state, limits, async {
+        let _ = stopped.await;
+    }));
+
+    // Two idle connections fill the cap; the third is closed as soon as it is accepted.
+    let mut first = TcpStream::connect(addr).await.expect("connect");
+    let mut second = TcpStream::connect(addr).await.expect("connect");
+    let mut third = TcpStream::connect(addr).await.expect("connect");
+    assert!(closed_by_server(&mut third).await, "third connection kept");
+    // The idle ones send no head in time and are closed; their slots come back.
+    assert!(closed_by_server(&mut first).await, "idle connection kept");
+    assert!(closed_by_server(&mut second).await, "idle connection kept");
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
+    fresh
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut fresh, &mut answer)
+        .await
+        .expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve");
+}

@@ -19,10 +19,13 @@
 //!
 //! Authentication: `Authorization: Bearer <token>` (see [`AdminToken`]); 401 without a
 //! token, 403 with a wrong one. `POST /apply` bodies are limited to
-//! [`crate::api::MAX_APPLY_BODY_BYTES`], other bodies to [`crate::api::MAX_SMALL_BODY_BYTES`].
+//! [`crate::api::MAX_APPLY_BODY_BYTES`], other bodies to [`crate::api::MAX_SMALL_BODY_BYTES`],
+//! and a body must arrive within [`ADMIN_BODY_READ_TIMEOUT`]. The listener's own bounds
+//! (connection cap, head and idle timeout) are in [`AdminLimits`] (module `listener`).
 
 mod auth;
 mod handlers;
+mod listener;
 mod token;
 
 use std::future::Future;
@@ -31,6 +34,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub use listener::{
+    ADMIN_BODY_READ_TIMEOUT, ADMIN_HEADER_READ_TIMEOUT, AdminLimits, MAX_ADMIN_CONNECTIONS,
+};
 pub use token::{AdminToken, TOKEN_ENV, TOKEN_FILE_NAME, TokenError};
 
 use crate::Controller;
@@ -74,6 +80,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/config", get(handlers::config))
         .route("/traffic/sample", get(handlers::traffic_sample))
         .layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES))
+        // Inside the token check: no body is read for a caller without the token.
+        .route_layer(axum::middleware::from_fn(listener::read_body_in_time))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -85,13 +93,22 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Serves the admin API on `listener` until `shutdown` completes.
+/// Serves the admin API on `listener` within the default [`AdminLimits`] until
+/// `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, AdminLimits::default(), shutdown).await
+}
+
+/// Serves the admin API on `listener` within `limits` until `shutdown` completes.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    limits: AdminLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener::serve_bounded(listener, router(state), limits, shutdown).await
 }

@@ -45,6 +45,12 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Before anything opens a descriptor: every client, backend and admin connection
+    // takes one, and a distribution's default soft limit is far below an edge's needs.
+    match keel_control::descriptors::raise_descriptor_limit() {
+        Ok(limit) => tracing::info!(limit, "file descriptor limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the file descriptor limit"),
+    }
     let store = match SqliteStore::open(&args.state_dir) {
         Ok(store) => store,
         Err(error) => {

@@ -120,6 +120,15 @@ fn render(status: &Status) -> String {
             backends.join(", ")
         ));
     }
+    if let Some(d) = &status.descriptors {
+        let open = d
+            .open
+            .map_or(String::new(), |open| format!("{open} open of "));
+        out.push_str(&format!(
+            "file descriptors: {open}{} (hard limit {})\n",
+            d.limit, d.hard_limit
+        ));
+    }
     match &status.store_error {
         None => out.push_str("store: in sync\n"),
         Some(error) => out.push_str(&format!("store: NOT IN SYNC: {error}\n")),
