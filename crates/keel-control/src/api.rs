@@ -16,8 +16,10 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 /// Most generations one `GET /generations` lists (1,000).
 pub const MAX_HISTORY_LIMIT: usize = 1000;
 
-/// `POST /apply` body.
+/// `POST /apply` body. An unknown field is refused, not ignored: a misspelled
+/// `dryrun` must not turn a dry run into a real apply.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApplyBody {
     /// The full config text.
     pub config: String,
@@ -51,8 +53,10 @@ pub struct ApplyBody {
     pub wait: bool,
 }
 
-/// `POST /rollback` body (every field optional; an empty body is fine too).
+/// `POST /rollback` body (every field optional; an empty body is fine too; an unknown
+/// field is refused).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     /// Target generation; default: the newest known-good one kept in memory.
     #[serde(default)]

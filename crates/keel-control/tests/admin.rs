@@ -334,6 +334,50 @@ async fn the_client_drives_a_real_admin_socket() {
     );
 }
 
+#[tokio::test]
+async fn unknown_fields_in_a_body_are_refused_by_name_and_change_nothing() {
+    let state = state().await;
+    let auth = Some(format!("Bearer {TOKEN}"));
+    let misspelled = serde_json::json!({
+        "config": support::config(SocketAddr::from(([127, 0, 0, 1], 9002)), ""),
+        "dryrun": true,
+    })
+    .to_string();
+    let (status, _, body) = call(&state, "POST", "/apply", misspelled, auth.as_deref()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = json(&body)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("unknown field `dryrun`"), "{error}");
+    assert_eq!(state.controller.active().map(|a| a.id()), Some(1));
+
+    let (status, _, body) = call(
+        &state,
+        "POST",
+        "/rollback",
+        r#"{"too": 1}"#,
+        auth.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = json(&body)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("unknown field `too`"), "{error}");
+    let (status, _, body) = call(
+        &state,
+        "GET",
+        "/generations?limt=5",
+        Body::empty(),
+        auth.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("limt"));
+}
+
 /// Waits (bounded) for the server to close `stream`; true when it did.
 async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
     use tokio::io::AsyncReadExt;

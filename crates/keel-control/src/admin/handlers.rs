@@ -79,6 +79,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct HistoryQuery {
     limit: Option<usize>,
 }
