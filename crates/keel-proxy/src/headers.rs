@@ -130,8 +130,29 @@ fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
     })
 }
 
-/// Removes `Connection` and every header its tokens name (`Connection: close, x-secret`).
-/// The fixed hop-by-hop names are left to the caller.
+/// Whether a `Connection` token names a header Keel relies on or sets itself, which
+/// stays whatever the sender listed: `host` (routing, and the backend's own virtual
+/// hosts), the framing headers (`content-length`; `transfer-encoding` is re-framed by
+/// hyper anyway), `x-request-id` and every `x-forwarded-*`. Without this,
+/// `Connection: host` sent the backend an HTTP/1.1 request with no Host after Keel
+/// had routed on it, and `Connection: x-request-id` dropped the request's id.
+fn is_kept_whatever_connection_says(token: &str) -> bool {
+    const KEPT: [&str; 4] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "x-request-id",
+    ];
+    const FORWARDED_PREFIX: &str = "x-forwarded-";
+    KEPT.iter().any(|kept| token.eq_ignore_ascii_case(kept))
+        || token
+            .get(..FORWARDED_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(FORWARDED_PREFIX))
+}
+
+/// Removes `Connection` and every header its tokens name (`Connection: close, x-secret`),
+/// except those Keel relies on ([`is_kept_whatever_connection_says`]). The fixed
+/// hop-by-hop names are left to the caller.
 fn remove_connection_named(headers: &mut HeaderMap) {
     // One lookup for the usual single value (backends send `Connection: keep-alive` on
     // every answer); further values, rare, are gathered before the map is touched again.
@@ -161,6 +182,7 @@ fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
         if token.is_empty()
             || token.eq_ignore_ascii_case("close")
             || token.eq_ignore_ascii_case("keep-alive")
+            || is_kept_whatever_connection_says(token)
         {
             continue;
         }
@@ -173,6 +195,10 @@ fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
 /// Sets the forwarding headers on a request bound for a backend.
 ///
 /// `client_ip` is the connection's peer address, pre-rendered once per connection.
+/// Every incoming `X-Forwarded-For` line is kept, in order, joined into one list with
+/// the peer appended last (RFC 9110 §5.3 makes several lines one comma-separated
+/// list): a proxy in front that adds its own line, as HAProxy does, must not lose it.
+/// Keel believes only the address it appends; see docs/forwarding.md.
 #[inline]
 pub(crate) fn set_forwarding(
     headers: &mut HeaderMap,
@@ -181,10 +207,11 @@ pub(crate) fn set_forwarding(
 ) {
     match headers.entry(&X_FORWARDED_FOR) {
         header::Entry::Occupied(mut existing) => {
-            let chain = existing.get();
-            let mut value = Vec::with_capacity(chain.len() + 2 + client_ip.len());
-            value.extend_from_slice(chain.as_bytes());
-            value.extend_from_slice(b", ");
+            let mut value = Vec::new();
+            for line in existing.iter() {
+                value.extend_from_slice(line.as_bytes());
+                value.extend_from_slice(b", ");
+            }
             value.extend_from_slice(client_ip.as_bytes());
             existing.insert(HeaderValue::from_bytes(&value).unwrap_or_else(|_| client_ip.clone()));
         }
@@ -346,6 +373,53 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "shop.example.com");
+    }
+
+    #[test]
+    fn forwarded_for_joins_every_line_then_appends() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.1, 10.0.0.2"),
+        );
+        set_forwarding(&mut headers, &HeaderValue::from_static("127.0.0.1"), None);
+        let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["6.6.6.6, 10.0.0.1, 10.0.0.2, 127.0.0.1"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_what_keel_relies_on() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static(
+                "Host, x-request-id, X-Forwarded-For, x-forwarded-host, content-length, x-other",
+            ),
+        );
+        for name in [
+            "host",
+            "x-request-id",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "content-length",
+            "x-other",
+        ] {
+            headers.insert(name, HeaderValue::from_static("1"));
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            [
+                "content-length",
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-request-id",
+            ]
+        );
     }
 
     #[test]

@@ -274,3 +274,45 @@ pool = "web"
     assert_eq!(shape.headers, vec![("x-beta".to_string(), "1".to_string())]);
     assert_eq!(shape.hash_key.as_deref(), Some("c42"));
 }
+
+#[tokio::test]
+async fn connection_cannot_remove_host_request_id_or_forwarding_headers() {
+    let backend = TestBackend::start("b1", None).await;
+    let proxy = TestProxy::start(&simple_config(&[&backend], "")).await;
+    let (answer, _) = raw_exchange(
+        proxy.addr,
+        b"GET /cart HTTP/1.1\r\nHost: shop.example.com\r\n\
+          Connection: host, x-request-id, x-forwarded-for, x-forwarded-host, x-secret, close\r\n\
+          x-request-id: abc-123\r\nx-forwarded-for: 10.0.0.1\r\nx-secret: 1\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let head = backend.last_head().expect("backend saw the request");
+    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("host"), Some("shop.example.com"));
+    assert_eq!(header("x-forwarded-host"), Some("shop.example.com"));
+    assert_eq!(header("x-request-id"), Some("abc-123"));
+    assert_eq!(header("x-forwarded-for"), Some("10.0.0.1, 127.0.0.1"));
+    assert_eq!(header("x-secret"), None, "other named headers still go");
+}
+
+#[tokio::test]
+async fn every_forwarded_for_line_is_kept_before_the_client_address() {
+    let backend = TestBackend::start("b1", None).await;
+    let proxy = TestProxy::start(&simple_config(&[&backend], "")).await;
+    let (answer, _) = raw_exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\
+          X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.9\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let head = backend.last_head().expect("backend saw the request");
+    let lines: Vec<&str> = head
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(lines, ["6.6.6.6, 203.0.113.7, 10.0.0.9, 127.0.0.1"]);
+}
