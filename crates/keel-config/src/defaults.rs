@@ -9,6 +9,14 @@ pub const ADMIN_ADDR: &str = "127.0.0.1:9901";
 /// Whether `GET /metrics` needs the admin token (no: Prometheus scrapes without one).
 pub const METRICS_REQUIRE_TOKEN: bool = false;
 
+/// Connections a listener's kernel queue holds before they are accepted (4,096
+/// connections; nginx uses 511 and HAProxy 4,096 here). The kernel caps it at
+/// `net.core.somaxconn`. A burst of connects beyond the queue is dropped and retried
+/// by clients a second later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+/// Largest `backlog` accepted (65,535 connections, Linux's ceiling for somaxconn).
+pub const MAX_LISTEN_BACKLOG: u32 = 65_535;
+
 /// Deadline for a backend's response headers, across all attempts of one request (15 seconds).
 pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Extra attempts after the first, for idempotent requests, each to another backend (2).

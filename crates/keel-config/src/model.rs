@@ -55,6 +55,9 @@ pub struct Listener {
     pub name: Located<String>,
     /// The address to bind.
     pub addr: Located<SocketAddr>,
+    /// Connections the kernel queues for accepting (`listen(2)` backlog), before the
+    /// cap of `net.core.somaxconn`.
+    pub backlog: u32,
 }
 
 /// The admin API listener.

@@ -81,8 +81,14 @@ pub(crate) fn restart_only_changes(current: &Config, candidate: &Config) -> Vec<
     if current.admin.metrics_require_token != candidate.admin.metrics_require_token {
         changed.push("[admin] metrics_require_token");
     }
+    let backlogs = candidate.listeners.iter().filter_map(|(name, listener)| {
+        let old = current.listeners.get(name)?;
+        (old.backlog != listener.backlog).then(|| format!("[listeners.{name}] backlog"))
+    });
     changed
         .into_iter()
+        .map(str::to_string)
+        .chain(backlogs)
         .map(|setting| {
             format!(
                 "{setting} changed: it is read at startup and takes effect when keel serve restarts"

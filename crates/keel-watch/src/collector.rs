@@ -117,6 +117,16 @@ impl Collector for PlaneCollector {
             MetricType::Counter,
         )?;
         stalled.encode_counter::<NoLabelSet, u64, u64>(&stalled_responses, None)?;
+        // One small file read per scrape, and only where the kernel offers it.
+        if let Some(overflows) = keel_proxy::listen::listen_overflows() {
+            let mut metric = encoder.encode_descriptor(
+                names::LISTEN_OVERFLOWS,
+                "Connections the kernel dropped because a listen queue was full (TcpExt ListenOverflows, every listener of the network namespace, since boot).",
+                None,
+                MetricType::Counter,
+            )?;
+            metric.encode_counter::<NoLabelSet, u64, u64>(&overflows, None)?;
+        }
         for (name, help, value) in [
             (
                 names::ACTIVE_GENERATION,

@@ -12,6 +12,9 @@ pub const UNROUTED: &str = "keel_unrouted_requests";
 pub const REFUSED: &str = "keel_refused_requests";
 /// Client connections cut because a response body stopped moving (counter).
 pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
+/// Connections the kernel dropped because a listen queue was full, from
+/// `/proc/net/netstat` (`TcpExt ListenOverflows`; counter, Linux only).
+pub const LISTEN_OVERFLOWS: &str = "keel_listen_overflows";
 /// Time to response headers, by `generation` and `route` (histogram, seconds).
 pub const REQUEST_DURATION: &str = "keel_request_duration_seconds";
 /// Backend state as one 0/1 gauge per state, by `pool`, `backend` and `state`.
@@ -38,11 +41,12 @@ pub const DETECTOR_FIRING: &str = "keel_detector_firing";
 pub const DETECTORS_ENABLED: &str = "keel_detectors_enabled";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     REQUESTS,
     UNROUTED,
     REFUSED,
     STALLED_RESPONSES,
+    LISTEN_OVERFLOWS,
     REQUEST_DURATION,
     BACKEND_STATE,
     ACTIVE_GENERATION,

@@ -63,6 +63,12 @@ async fn metrics_expose_requests_per_generation_backend_states_and_control_count
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
+    if keel_proxy::listen::listen_overflows().is_some() {
+        assert!(
+            text.contains("\nkeel_listen_overflows_total "),
+            "no listen overflows in:\n{text}"
+        );
+    }
     // Generation 1 served 100 requests, then about half of the next 100.
     let served: u64 = text
         .lines()

@@ -157,6 +157,7 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             |a, b| {
                 let mut fields = Vec::new();
                 field(&mut fields, "addr", &a.addr.value, &b.addr.value);
+                field(&mut fields, "backlog", &a.backlog, &b.backlog);
                 fields
             },
         ),

@@ -19,7 +19,7 @@ const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Listener> {
     let listeners = named_tables(sink, root, "listeners", "listener", |sink, name, table| {
-        table.deny_unknown(sink, &["addr", "tls"]);
+        table.deny_unknown(sink, &["addr", "backlog", "tls"]);
         if let Some(tls) = table.get("tls") {
             sink.push(
                 Diagnostic::error(codes::INVALID_VALUE, "TLS termination is not supported yet")
@@ -42,7 +42,14 @@ pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<Strin
             }
             None
         })?;
-        Some(Listener { name, addr })
+        let backlog = table
+            .u32(sink, "backlog", d::LISTEN_BACKLOG, 1, d::MAX_LISTEN_BACKLOG)
+            .value;
+        Some(Listener {
+            name,
+            addr,
+            backlog,
+        })
     });
     if listeners.is_empty() && root.get("listeners").is_none() {
         sink.push(

@@ -164,10 +164,11 @@ async fn serve(
 
     let limits = ListenerLimits::from_server(&config.server);
     for (name, listener) in &config.listeners {
-        let socket = tokio::net::TcpListener::bind(listener.addr.value)
-            .await
-            .with_context(|| format!("cannot bind listener `{name}` on {}", listener.addr.value))?;
-        tracing::info!(listener = %name, addr = %socket.local_addr()?, "listening");
+        let (socket, backlog) =
+            keel_proxy::listen::bind_listener(listener.addr.value, listener.backlog).with_context(
+                || format!("cannot bind listener `{name}` on {}", listener.addr.value),
+            )?;
+        tracing::info!(listener = %name, addr = %socket.local_addr()?, backlog, "listening");
         let plane = controller.plane().clone();
         let (limits, shutdown) = (limits.clone(), stopped(&stop));
         let serving = serving.clone();

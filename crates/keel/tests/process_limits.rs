@@ -1,7 +1,8 @@
-//! The real `keel serve` under a low file-descriptor limit: idle connections to the
-//! admin listener (which need no token to open) cannot take the descriptors the data
-//! plane needs, and Keel raises its soft limit to the hard one at start and says so in
-//! `GET /status` and `keel status`.
+//! The real `keel serve` at the limits of the process and its sockets: under a low
+//! file-descriptor limit, idle connections to the admin listener (which need no token
+//! to open) cannot take the descriptors the data plane needs; Keel raises its soft
+//! limit to the hard one at start and says so in `GET /status` and `keel status`; and
+//! a listener's accept queue holds a burst of connects far beyond the old 128.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,6 +24,9 @@ const IDLE_ADMIN_CONNECTIONS: usize = LOW_LIMIT + 64;
 const DATA_PLANE_REQUESTS: usize = 20;
 /// Bound on any one wait on a socket: a starved accept never answers at all.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
+
+/// A burst of connects while Keel accepts none: far beyond the old backlog of 128.
+const CONNECT_BURST: usize = 600;
 
 /// `keel serve` started through `sh -c 'ulimit …; exec keel …'`, killed when dropped.
 struct Keel {
@@ -78,6 +82,14 @@ impl Keel {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("keel serve never became ready:\n{}", self.log());
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     fn log(&self) -> String {
@@ -183,5 +195,42 @@ async fn the_soft_descriptor_limit_is_raised_to_the_hard_one_and_reported() {
     assert!(
         text.contains(&format!("of {} (hard limit", descriptors.limit)),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_listener_queues_a_burst_of_connects_far_beyond_128() {
+    let cap = keel_proxy::listen::somaxconn().unwrap_or(u32::MAX) as usize;
+    if cap <= CONNECT_BURST {
+        eprintln!("net.core.somaxconn is {cap}: too low to tell a backlog of 128 from the default");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (proxy, admin) = (free_addr(), free_addr());
+    let mut keel = Keel::start(dir.path(), "-Sn", [proxy, admin, free_addr()]);
+    keel.ready().await;
+    // Stopped, Keel accepts nothing: every connect the kernel completes waits in the
+    // listener's queue, and one past the queue is dropped (its client retries later).
+    keel.signal("STOP");
+    let mut connects = tokio::task::JoinSet::new();
+    for _ in 0..CONNECT_BURST {
+        connects.spawn(async move {
+            tokio::time::timeout(SOCKET_WAIT, TcpStream::connect(proxy))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        });
+    }
+    let mut queued = Vec::new();
+    while let Some(connected) = connects.join_next().await {
+        if let Some(stream) = connected.expect("join") {
+            queued.push(stream);
+        }
+    }
+    keel.signal("CONT");
+    assert_eq!(
+        queued.len(),
+        CONNECT_BURST,
+        "connects beyond the listen queue were dropped"
     );
 }
