@@ -2,6 +2,8 @@
 //! copies), the consistent-hash key, the owned shape kept by the traffic sample and the
 //! access log, and the request sent upstream.
 
+use std::net::SocketAddr;
+
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Uri, Version};
@@ -17,6 +19,9 @@ use crate::watchdog::HeadClock;
 pub(crate) struct ConnInfo {
     /// The client's IP address, rendered once for `x-forwarded-for` and `client_ip` keys.
     pub(crate) peer_header: HeaderValue,
+    /// The listener address the client connected to: the authority of a request that
+    /// names none (rendered only then, see [`prepare_upstream`]).
+    pub(crate) local_addr: Option<SocketAddr>,
     /// Since when the connection has waited for a request head (see [`crate::watchdog`]).
     pub(crate) head_clock: HeadClock,
 }
@@ -128,6 +133,11 @@ pub(crate) fn shape(
 /// Turns the client's request head into the one sent upstream, in place: HTTP/1.1 in
 /// origin form, hop-by-hop headers removed, `Host` kept (or made from an HTTP/2
 /// `:authority`), forwarding headers set.
+///
+/// A request that names no host at all (HTTP/1.0 allows it; an HTTP/1.1 one is refused
+/// before routing) is sent with the listener's address as its `Host`: it went out as
+/// HTTP/1.1, which must carry one (RFC 9112 §3.2), and nginx does the same. Such a
+/// request matched a route without a host condition, so no route host applies.
 #[inline]
 pub(crate) fn prepare_upstream(parts: &mut Parts, conn: &ConnInfo) {
     let authority_host = parts
@@ -141,7 +151,18 @@ pub(crate) fn prepare_upstream(parts: &mut Parts, conn: &ConnInfo) {
             parts.headers.insert(header::HOST, host);
         }
         None => {
-            let host = parts.headers.get(header::HOST).cloned();
+            let host = match parts.headers.get(header::HOST) {
+                Some(host) => Some(host.clone()),
+                None => {
+                    let listener = conn
+                        .local_addr
+                        .and_then(|addr| HeaderValue::from_str(&addr.to_string()).ok());
+                    if let Some(listener) = &listener {
+                        parts.headers.insert(header::HOST, listener.clone());
+                    }
+                    listener
+                }
+            };
             set_forwarding(&mut parts.headers, &conn.peer_header, host.as_ref());
         }
     }
@@ -180,6 +201,7 @@ mod tests {
             .expect("valid request");
         let conn = ConnInfo {
             peer_header: HeaderValue::from_static("10.1.2.3"),
+            local_addr: None,
             head_clock: HeadClock::new(),
         };
         prepare_upstream(&mut parts, &conn);

@@ -184,6 +184,7 @@ impl DataPlane {
             let conn = Arc::new(ConnInfo {
                 peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
+                local_addr: stream.local_addr().ok(),
                 head_clock: HeadClock::new(),
             });
             let plane = self.clone();

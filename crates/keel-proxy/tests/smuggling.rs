@@ -326,3 +326,24 @@ async fn a_backend_that_switches_protocols_unasked_is_a_bad_gateway() {
     assert_eq!(status_of(&answer), Some(502), "{answer}");
     assert!(!answer.contains("raw bytes"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_http_1_0_request_without_host_goes_upstream_with_the_listeners_address() {
+    let backend = RawBackend::start().await;
+    let proxy = proxy_before(&backend).await;
+    let (answer, _) = raw_exchange(proxy.addr, b"GET /old HTTP/1.0\r\n\r\n").await;
+    assert_eq!(answer.get(..12), Some("HTTP/1.0 200"), "{answer}");
+    let seen = backend.text();
+    assert!(seen.starts_with("GET /old HTTP/1.1\r\n"), "{seen}");
+    let listener = proxy.addr.to_string();
+    assert_eq!(
+        count(&seen, &format!("\r\nhost: {listener}\r\n")),
+        1,
+        "{seen}"
+    );
+    assert_eq!(
+        count(&seen, &format!("\r\nx-forwarded-host: {listener}\r\n")),
+        1,
+        "{seen}"
+    );
+}
