@@ -271,6 +271,22 @@ fn k211_a_route_for_connect() {
 }
 
 #[test]
+fn k212_an_admin_api_beyond_loopback_without_tls() {
+    let exposed = CLEAN.replace("addr = \"127.0.0.1:9901\"", "addr = \"0.0.0.0:9901\"");
+    assert_ne!(exposed, CLEAN);
+    let diagnostics = load("keel.toml", &format!("{exposed}{CATCH_ALL}"))
+        .report
+        .diagnostics;
+    let d = diagnostics
+        .iter()
+        .find(|d| d.code == codes::ADMIN_EXPOSED)
+        .expect("K212");
+    assert_eq!(d.severity, Severity::Warning);
+    assert!(d.message.contains("0.0.0.0:9901"), "{}", d.message);
+    assert!(!has(&with(""), codes::ADMIN_EXPOSED));
+}
+
+#[test]
 fn k301_coverage_names_untested_routes() {
     let d = assert_fires(
         "[[routes]]\nname = \"untested\"\nhost = \"a.example.com\"\nservice = \"web\"\npool = \"web\"\nretries = 0\n",

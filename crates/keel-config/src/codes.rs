@@ -59,6 +59,8 @@ pub const SPLIT_TO_RETIRED_POOL: &str = "K209";
 pub const BACKEND_DOWN: &str = "K210";
 /// A route that names `CONNECT`, which the data plane answers with 501 before routing.
 pub const CONNECT_ROUTE: &str = "K211";
+/// The admin API bound to a non-loopback address without TLS.
+pub const ADMIN_EXPOSED: &str = "K212";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

@@ -1,7 +1,8 @@
 //! Lints that read the config alone (no routing table): references, pools, services,
-//! splits, listeners and per-route settings. Each file owns a few lint ids and their
+//! splits, listeners, the admin API's address and per-route settings. Each file owns a few lint ids and their
 //! unit tests; [`structural`] runs them all.
 
+mod admin;
 mod listeners;
 mod pools;
 mod references;
@@ -19,6 +20,7 @@ pub(crate) fn structural(config: &Config) -> Vec<Diagnostic> {
     services::check(config, &mut out);
     splits::check(config, &mut out);
     listeners::check(config, &mut out);
+    admin::check(config, &mut out);
     routes::check(config, &mut out);
     out
 }

@@ -151,6 +151,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot bind the admin API on {}", config.admin.addr.value))?;
     tracing::info!(addr = %admin_socket.local_addr()?, "admin API listening");
+    if !config.admin.addr.value.ip().is_loopback() {
+        // The same finding as `keel check`'s K212.
+        tracing::warn!(
+            addr = %config.admin.addr.value,
+            code = keel_config::codes::ADMIN_EXPOSED,
+            "the admin API listens beyond loopback without TLS: its token and configs cross the network in clear text; bind [admin] addr to 127.0.0.1"
+        );
+    }
     let mut tasks = Vec::new();
     let state = AdminState {
         controller: controller.clone(),
