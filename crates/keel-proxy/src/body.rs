@@ -13,6 +13,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -29,8 +30,32 @@ use crate::watchdog::Exchange;
 pub enum UpstreamBody {
     /// The client's body, streamed.
     Incoming(Incoming),
+    /// The client's body, streamed, with a flag set once all of it has been read from
+    /// the client: a route deadline that passes before then is the client's doing
+    /// (a stalled upload), not the backend's. Only requests with a body carry one (one
+    /// small allocation each).
+    Upload(Incoming, Arc<AtomicBool>),
     /// No body.
     Empty,
+}
+
+impl UpstreamBody {
+    /// The client's body as it goes upstream: tracked when it has bytes to send.
+    pub(crate) fn from_client(body: Incoming) -> Self {
+        if body.is_end_stream() {
+            UpstreamBody::Incoming(body)
+        } else {
+            UpstreamBody::Upload(body, Arc::new(AtomicBool::new(false)))
+        }
+    }
+
+    /// The flag an upload sets when the client has sent all of it.
+    pub(crate) fn upload_received(&self) -> Option<Arc<AtomicBool>> {
+        match self {
+            UpstreamBody::Upload(_, received) => Some(received.clone()),
+            UpstreamBody::Incoming(_) | UpstreamBody::Empty => None,
+        }
+    }
 }
 
 impl Body for UpstreamBody {
@@ -44,6 +69,13 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             UpstreamBody::Incoming(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Upload(body, received) => {
+                let frame = Pin::new(&mut *body).poll_frame(cx);
+                if matches!(frame, Poll::Ready(None)) || body.is_end_stream() {
+                    received.store(true, Ordering::Release);
+                }
+                frame
+            }
             UpstreamBody::Empty => Poll::Ready(None),
         }
     }
@@ -51,7 +83,7 @@ impl Body for UpstreamBody {
     #[inline]
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamBody::Incoming(body) => body.is_end_stream(),
+            UpstreamBody::Incoming(body) | UpstreamBody::Upload(body, _) => body.is_end_stream(),
             UpstreamBody::Empty => true,
         }
     }
@@ -59,7 +91,7 @@ impl Body for UpstreamBody {
     #[inline]
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpstreamBody::Incoming(body) => body.size_hint(),
+            UpstreamBody::Incoming(body) | UpstreamBody::Upload(body, _) => body.size_hint(),
             UpstreamBody::Empty => SizeHint::with_exact(0),
         }
     }

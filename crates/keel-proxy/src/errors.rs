@@ -21,6 +21,10 @@ pub enum ProxyFailure {
     Misidentified,
     /// No response headers before the route's timeout (504).
     Timeout,
+    /// The route's timeout passed while the client was still sending its request body
+    /// (408): a stalled upload is the client's doing, so it is not counted against the
+    /// backend (no 5xx class, no failure towards ejection or the error detector).
+    ClientTimeout,
     /// The backend stayed at its pool's `max_connections` until the route's timeout
     /// (503): the request never left Keel.
     QueueTimeout,
@@ -45,6 +49,7 @@ impl ProxyFailure {
             | ProxyFailure::UpstreamReset
             | ProxyFailure::Misidentified => StatusCode::BAD_GATEWAY,
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyFailure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyFailure::BadRequest => StatusCode::BAD_REQUEST,
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
@@ -59,6 +64,7 @@ impl ProxyFailure {
             ProxyFailure::UpstreamReset => "upstream-reset",
             ProxyFailure::Misidentified => "misidentified-backend",
             ProxyFailure::Timeout => "upstream-timeout",
+            ProxyFailure::ClientTimeout => "client-timeout",
             ProxyFailure::QueueTimeout => "backend-queue-timeout",
             ProxyFailure::BadRequest => "bad-request",
             ProxyFailure::NotImplemented => "not-implemented",
@@ -83,6 +89,10 @@ pub(crate) fn respond(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(KEEL_ERROR.clone(), HeaderValue::from_static(failure.code()));
+    if failure == ProxyFailure::ClientTimeout {
+        // The rest of the request body never came: the connection cannot carry another.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(generation) = generation {
         headers.insert(
             crate::headers::X_KEEL_GENERATION.clone(),

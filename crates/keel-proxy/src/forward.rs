@@ -22,6 +22,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -94,6 +95,9 @@ impl DataPlane {
             .then(|| ResendCopy::of(request))
             .flatten()
         });
+        let upload_received = outgoing
+            .as_ref()
+            .and_then(|request| request.body().upload_received());
         let mut tried = Tried::default();
         let mut served = Served {
             pool: Some(pool_id),
@@ -140,7 +144,15 @@ impl DataPlane {
                     continue;
                 }
                 Attempt::TimedOut => {
-                    failure = ProxyFailure::Timeout;
+                    // A backend cannot answer a request it has not all received.
+                    let stalled_upload = upload_received
+                        .as_ref()
+                        .is_some_and(|received| !received.load(Ordering::Acquire));
+                    failure = if stalled_upload {
+                        ProxyFailure::ClientTimeout
+                    } else {
+                        ProxyFailure::Timeout
+                    };
                     break;
                 }
                 Attempt::QueueTimedOut => {
@@ -196,7 +208,7 @@ impl DataPlane {
         // were counted as they came).
         let outcome = match failure {
             ProxyFailure::Misidentified => None,
-            ProxyFailure::BadRequest => Some(Outcome::ClientError),
+            ProxyFailure::BadRequest | ProxyFailure::ClientTimeout => Some(Outcome::ClientError),
             _ => Some(Outcome::ConnectFailure),
         };
         match (served.backend, outcome) {

@@ -109,7 +109,8 @@ impl DataPlane {
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));
                 prepare_upstream(&mut parts, conn);
-                let mut outgoing = Some(Request::from_parts(parts, UpstreamBody::Incoming(body)));
+                let mut outgoing =
+                    Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
                 let (result, served) = self
                     .forward(&generation, route_id, &mut outgoing, key_hash, started)
                     .await;

@@ -1,7 +1,9 @@
 //! `header_read_timeout` against real sockets: a client that never finishes its request
 //! head, or leaves a keep-alive connection idle, is disconnected; a request whose
 //! answer takes longer than the timeout is not cut, and its connection stays usable.
-//! The same for HTTP/2 connections, which are idle while no stream is open.
+//! The same for HTTP/2 connections, which are idle while no stream is open. A client
+//! that stalls mid-upload gets `408 client-timeout` at the route's deadline, and the
+//! backend is not blamed.
 
 mod support;
 
@@ -127,4 +129,57 @@ async fn an_http2_connection_with_a_stream_open_is_not_idle() {
         assert_eq!(status, 200, "round {round}");
     }
     assert!(!connection.is_finished());
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_a_client_timeout_not_the_backends_fault() {
+    // The backend reads the whole body before it answers, as most do.
+    let backend = TestBackend::with_handler("web", |request: http::Request<_>| async move {
+        let _ = http_body_util::BodyExt::collect(request.into_body()).await;
+        Response::new(Full::new(Bytes::from_static(b"stored")))
+    })
+    .await;
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n[[routes]]\nname = \"upload\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"300ms\"\nretries = 0\n",
+        pool(
+            "web",
+            "web",
+            &[&backend],
+            "outlier = { consecutive_failures = 1 }"
+        )
+    ));
+    let proxy = TestProxy::start(&config).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    // Ten bytes announced, three sent, then nothing.
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("keel-error: client-timeout\r\n"),
+        "{answer}"
+    );
+
+    // Not counted against the backend: no 5xx or failure class, not ejected.
+    let counters = &proxy.generation.stats.routes[0].targets[0][0];
+    assert_eq!(
+        counters.failures(),
+        0,
+        "a stalled upload counted as a failure"
+    );
+    assert_eq!(counters.get(keel_proxy::stats::Outcome::ClientError), 1);
+    let answer = get(&client(), &proxy.url("/after"), &[]).await;
+    assert_eq!(answer.status, 200, "the backend was ejected");
 }
