@@ -17,6 +17,7 @@ mod access_log;
 mod backend;
 mod balance;
 mod body;
+mod chunk_guard;
 mod dataplane;
 mod deadline;
 mod errors;

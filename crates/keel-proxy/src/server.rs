@@ -253,7 +253,7 @@ impl DataPlane {
             body_idle: builders.body_idle_timeout,
         };
         // Both protocols write through `Progress`, the watchdog's measure of a moving body.
-        let io = Progress::new(TokioIo::new(stream), watched.clone());
+        let io = Progress::new(TokioIo::new(stream), watched.clone(), !is_h2);
         let result = if is_h2 {
             let mut connection = pin!(builders.http2.serve_connection(io, service));
             let drained = until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());

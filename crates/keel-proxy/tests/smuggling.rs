@@ -202,6 +202,10 @@ async fn bad_chunking_never_reaches_a_backend_as_a_complete_request() {
             "a chunk size that overflows",
             "fffffffffffffffff1\r\nx\r\n0\r\n\r\n",
         ),
+        (
+            "a chunk size past Keel's bound (1 TiB)",
+            "ffffffffffffffff\r\nx\r\n0\r\n\r\n",
+        ),
     ];
     for (what, body) in cases {
         let request = format!(
@@ -346,4 +350,49 @@ async fn an_http_1_0_request_without_host_goes_upstream_with_the_listeners_addre
         1,
         "{seen}"
     );
+}
+
+#[tokio::test]
+async fn a_chunk_size_past_the_bound_is_a_400_and_smuggles_nothing() {
+    // hyper refuses a chunk size that overflows 64 bits (above) but takes
+    // `ffffffffffffffff` itself, which made everything the client sent after it body.
+    let complete = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+    let (done, begun) = (complete.clone(), started.clone());
+    let backend = TestBackend::with_handler("reader", move |request| {
+        let (done, begun) = (done.clone(), begun.clone());
+        async move {
+            begun.fetch_add(1, SeqCst);
+            if request.into_body().collect().await.is_ok() {
+                done.fetch_add(1, SeqCst);
+            }
+            Response::new(Full::new(Bytes::from_static(b"read")))
+        }
+    })
+    .await;
+    let config = with_listener(&format!(
+        "[services.web]\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{}\" }}]\noutlier = {{ consecutive_failures = 1 }}\n\n\
+         [[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\nretries = 0\n",
+        backend.addr
+    ));
+    let proxy = TestProxy::start(&config).await;
+    // A first chunk within the bound, then one past it, then a request to smuggle.
+    let request = "POST /upload HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   3\r\nabc\r\nffffffffffffffff\r\nabc\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: shop\r\n\r\n";
+    let (answer, closed) = raw_exchange(proxy.addr, request.as_bytes()).await;
+    assert_eq!(status_of(&answer), Some(400), "{answer:?}");
+    assert_eq!(count(&answer, "keel-error: bad-request\r\n"), 1, "{answer}");
+    assert!(closed, "the connection stayed open");
+    assert_eq!(
+        complete.load(SeqCst),
+        0,
+        "a backend read the body as complete"
+    );
+    assert!(
+        started.load(SeqCst) <= 1,
+        "a smuggled request reached the backend"
+    );
+    let counters = &proxy.generation.stats.routes[0].targets[0][0];
+    assert_eq!(counters.failures(), 0, "the backend was blamed");
+    still_serves(&proxy).await;
 }
