@@ -138,7 +138,7 @@ impl ChunkGuard {
                         };
                     }
                 }
-                Phase::DataEnd => match bytes[at..].iter().position(|&b| b == b'\n') {
+                Phase::DataEnd => match find_line_feed(&bytes[at..]) {
                     Some(end) => {
                         at += end + 1;
                         size_line = at;
@@ -195,8 +195,9 @@ impl ChunkGuard {
                     } else if b != b'\r' {
                         head.content = true;
                         if !head.request_line || head.line == Line::Skip {
-                            // Nothing in this line frames the body: on to its end.
-                            match bytes[at..].iter().position(|&b| b == b'\n' || b == b'\r') {
+                            // Nothing in this line frames the body: on to its end (a CR
+                            // before it counts for nothing either way).
+                            match find_line_feed(&bytes[at..]) {
                                 Some(end) => at += end,
                                 None => at = bytes.len(),
                             }
@@ -209,6 +210,32 @@ impl ChunkGuard {
         }
         Ok(())
     }
+}
+
+/// The offset of the first LF in `bytes`, eight bytes at a time: most of a request
+/// head is lines the guard skips whole.
+#[inline]
+fn find_line_feed(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_ne_bytes(eight) ^ LFS;
+        // Non-zero exactly when some byte of `x` is zero, that is, some byte is an LF.
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return word.iter().position(|&b| b == b'\n').map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
 }
 
 impl Head {
@@ -410,6 +437,21 @@ mod tests {
             MAX_CHUNK_SIZE + 1
         );
         assert!(scan_in_steps(past.as_bytes(), 7).is_err());
+    }
+
+    #[test]
+    fn line_feeds_are_found_at_every_offset() {
+        for length in 0..40 {
+            let mut bytes = vec![b'a'; length];
+            assert_eq!(find_line_feed(&bytes), None);
+            for at in 0..length {
+                bytes[at] = b'\n';
+                assert_eq!(find_line_feed(&bytes), Some(at), "{length} {at}");
+                bytes[at] = 0x8a; // an LF with its top bit set
+                assert_eq!(find_line_feed(&bytes), None, "{length} {at}");
+                bytes[at] = b'a';
+            }
+        }
     }
 
     #[test]
