@@ -35,6 +35,9 @@ pub mod kind {
     pub const IDENTITY: &str = "identity";
     /// A generation was marked known-good.
     pub const KNOWN_GOOD: &str = "known-good";
+    /// A generation was judged bad (by the guard's alarm or an operator's `keel mark-bad`):
+    /// its known-good mark, if any, is withdrawn.
+    pub const MARK_BAD: &str = "mark-bad";
     /// The daemon started.
     pub const STARTUP: &str = "startup";
     /// The daemon stopped.
