@@ -4,7 +4,8 @@
 //! ```text
 //! keel apply ─HTTP─▶ admin::router ─▶ Controller::apply
 //!   check (keel-check) ─▶ [apply lock] listeners ─▶ Gate ─▶ compile ─▶ persist (Store) ─▶ swap ─▶ guard
-//! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ swap ─▶ persist
+//! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ trust ─▶ blast radius ─▶ swap ─▶ persist ─▶ guard
+//! keel mark-bad ─HTTP─▶ Controller::mark_bad: known-good withdrawn, never promoted again
 //! guard: canary slice / full swap ─watch (keel-watch)─▶ promote, or revert by itself on an alarm
 //! timer ─▶ Controller::promote_known_good: AlarmSource says nothing for known_good_after ─▶ known-good
 //! DataPlane::subscribe ─▶ record_proxy_events ─▶ Store events; Watcher::subscribe ─▶ alert events
@@ -46,6 +47,7 @@ mod request;
 mod rollback;
 mod settings;
 mod status;
+mod trust;
 
 pub use apply::UNKNOWN_AUTHOR;
 pub use cache::{CachedGeneration, GenerationMeta};
@@ -63,8 +65,10 @@ pub use keel_watch::{GuardPlan, Watcher};
 pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
 pub use request::{
     ApplyOutcome, ApplyRequest, ApplyStatus, GuardMode, GuardReport, GuardResult, GuardStage,
-    Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings, UNNAMED_SOURCE,
+    MarkBadOutcome, MarkBadRequest, Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings,
+    UNNAMED_SOURCE,
 };
 pub use status::{
     ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, PoolHealth, Status,
 };
+pub use trust::MAX_DISTRUST_ALERTS;

@@ -166,7 +166,7 @@ fn without_known_good_the_previous_generation_is_offered_and_urls_are_quoted() {
     assert_eq!(targets, [(1, TargetReason::PreviouslyServed)]);
     assert_eq!(
         playbook.rollback_commands(),
-        [r"keel rollback --to 1 --admin 'http://127.0.0.1:9901/keel admin'\''s'"]
+        [r"keel rollback --to 1 --force --admin 'http://127.0.0.1:9901/keel admin'\''s'"]
     );
     let markdown = playbook.render_markdown(None);
     assert!(

@@ -232,6 +232,7 @@ async fn restore(play: &Play<'_>, good: u64, bad: u64) {
             author: GAME_DAY_AUTHOR.to_owned(),
             reason: "keel demo: no automatic revert came".to_owned(),
             origin: origin::CLI.to_owned(),
+            ..RollbackRequest::default()
         })
         .await;
     match rolled_back {

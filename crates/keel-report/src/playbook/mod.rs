@@ -82,7 +82,8 @@ pub struct RollbackTarget {
     pub generation: GenerationInfo,
     /// Why it is offered.
     pub reason: TargetReason,
-    /// `keel rollback --to N --admin URL`, shell-quoted where needed.
+    /// `keel rollback --to N --admin URL` (`--force` when not known-good), shell-quoted
+    /// where needed.
     pub command: String,
 }
 
@@ -133,7 +134,7 @@ impl Playbook {
         let targets = targets(store, active.as_ref())?
             .into_iter()
             .map(|(record, reason)| RollbackTarget {
-                command: rollback_command(record.id, admin_url),
+                command: rollback_command(record.id, admin_url, reason),
                 generation: info(&record),
                 reason,
             })
@@ -224,9 +225,17 @@ impl Playbook {
     }
 }
 
-/// `keel rollback --to N --admin URL`.
-fn rollback_command(id: GenerationId, admin_url: &str) -> String {
-    format!("keel rollback --to {id} --admin {}", shell_word(admin_url))
+/// `keel rollback --to N --admin URL`, with `--force` for a target that is not known-good
+/// (Keel refuses those without it, saying why).
+fn rollback_command(id: GenerationId, admin_url: &str, reason: TargetReason) -> String {
+    let force = match reason {
+        TargetReason::KnownGood => "",
+        TargetReason::PreviouslyServed => " --force",
+    };
+    format!(
+        "keel rollback --to {id}{force} --admin {}",
+        shell_word(admin_url)
+    )
 }
 
 fn targets(

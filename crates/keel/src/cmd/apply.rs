@@ -293,6 +293,10 @@ fn print_guard(guard: &GuardReport, generation: u64) {
             guard.reason.as_deref().unwrap_or("the watch was cancelled")
         ),
         GuardResult::Unwatched => println!("guard: not watched (see the note)"),
+        GuardResult::Kept => eprintln!(
+            "guard: a detector fired, and the generation keeps serving: {}",
+            guard.reason.as_deref().unwrap_or("see `keel status`")
+        ),
         GuardResult::Bypassed => eprintln!(
             "keel: WARNING: generation {generation} serves UNGUARDED (--no-guard): nothing will revert it by itself"
         ),

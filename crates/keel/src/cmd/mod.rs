@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod diff;
 mod history;
+mod mark_bad;
 mod playbook;
 mod rollback;
 mod serve;
@@ -49,8 +50,10 @@ pub(crate) enum Command {
     Serve(serve::ServeArgs),
     /// Apply a config to a running Keel (full check first).
     Apply(apply::ApplyArgs),
-    /// Go back to a generation kept compiled in memory.
+    /// Go back to a generation kept compiled in memory (shown, then watched like an apply).
     Rollback(rollback::RollbackArgs),
+    /// Judge a generation bad: it loses its known-good mark for good.
+    MarkBad(mark_bad::MarkBadArgs),
     /// List generations, newest first.
     History(history::HistoryArgs),
     /// Show one generation: metadata, check result and config text.
@@ -141,6 +144,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::MarkBad(args) => mark_bad::run(args),
         Command::History(args) => history::run(args),
         Command::Show(args) => show::run(args),
         Command::Diff(args) => diff::run(args),
