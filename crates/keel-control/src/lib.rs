@@ -69,6 +69,7 @@ pub use request::{
     UNNAMED_SOURCE,
 };
 pub use status::{
-    ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, PoolHealth, Status,
+    ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, MAX_STATUS_ALERTS,
+    OpenAlert, PoolHealth, Status,
 };
 pub use trust::MAX_DISTRUST_ALERTS;

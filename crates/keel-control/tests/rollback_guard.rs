@@ -5,7 +5,8 @@
 //!   reasons (the revert, its alerts with their times); with `force` it is watched and
 //!   reverted again, and judged bad;
 //! * rolling back from an alarming generation to a known-good one is the way out: the
-//!   target keeps serving whatever the detectors say about the move back.
+//!   target keeps serving whatever the detectors say about the move back; `/status` lists
+//!   the open alert (blaming the generation that serves) first, and drops it after.
 
 mod support;
 
@@ -187,6 +188,12 @@ async fn a_rollback_from_an_alarming_generation_to_a_known_good_one_stays() {
     })
     .await
     .expect("the background watch alerts about the 5xx route");
+    // `keel status` tells the truth about now: the open alert first, blaming generation 2.
+    let status = shop.controller.status();
+    let first = status.open_alerts.first().expect("open alerts in /status");
+    assert_eq!((first.generation, first.serving.as_str()), (2, "active"));
+    assert_eq!(first.detector, "errors");
+    assert!(status.open_alerts_total >= 1);
     let back = shop
         .controller
         .rollback(RollbackRequest {
@@ -204,5 +211,15 @@ async fn a_rollback_from_an_alarming_generation_to_a_known_good_one_stays() {
         "{guard:#?}"
     );
     assert_eq!(shop.primary(), 1, "the way out is not undone");
+    // Generation 2's alerts are not about what serves any more.
+    assert!(
+        shop.controller
+            .status()
+            .open_alerts
+            .iter()
+            .all(|a| a.generation != 2),
+        "{:?}",
+        shop.controller.status().open_alerts
+    );
     traffic.await.expect("load");
 }

@@ -31,7 +31,7 @@ mod topology;
 
 pub use changes::{ChangeSummary, DiffSource, change_summary, check_summary, impact_summary};
 pub use error::ReportError;
-pub use live::{BackendHealth, LiveStates, LiveView};
+pub use live::{BackendHealth, LiveAlert, LiveStates, LiveView};
 pub use playbook::{
     GenerationInfo, KNOWN_GOOD_TARGETS, METRIC_ACTIVE_GENERATION, METRIC_BACKEND_STATE,
     METRIC_REQUESTS_TOTAL, Playbook, RECENT_CHANGES, ROLLBACK_MARKER, RecentChange, RollbackTarget,

@@ -219,6 +219,13 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
         text(&applied)
     );
     assert_eq!(get(proxy).await, Some((2, "B".into())));
+    let status = cli(&["status"]).await;
+    assert!(
+        !text(&status).contains("became generation 1")
+            && text(&status).contains("Keel started on generation 1"),
+        "{}",
+        text(&status)
+    );
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[listeners.web]\naddr = 5\n").expect("write");
     let refused = cli(&["apply", &broken.display().to_string()]).await;

@@ -1,5 +1,6 @@
-//! `keel playbook`: the rollback runbook generated from the live state. Reads the store from
-//! `--state-dir` and the backend states from the admin API's `GET /status` (reported as unknown,
+//! `keel playbook`: the rollback runbook generated from the live state. Reads the store and the
+//! admin token (unless `KEEL_ADMIN_TOKEN` is set) from `--state-dir`, like every other command,
+//! and the backend states and open alerts from the admin API's `GET /status` (reported as unknown,
 //! with the reason, when the admin API does not answer: a playbook is most needed exactly when
 //! the daemon is in trouble).
 //!
@@ -16,6 +17,7 @@ use clap::{Args, ValueEnum};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use keel_control::admin::AdminToken;
 use keel_report::{LiveStates, LiveView, Playbook};
 
 use super::timeline::{DEFAULT_STATE_DIR, open_store, write_output};
@@ -67,8 +69,10 @@ pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
             reason: "not asked (--offline)".to_owned(),
         }
     } else {
-        let token = std::env::var("KEEL_ADMIN_TOKEN").ok();
-        fetch_live(&args.admin, token.as_deref())
+        // The token as every other command reads it: KEEL_ADMIN_TOKEN, else
+        // `<state-dir>/admin.token`. Without one, /status answers 401 and says so.
+        let token = AdminToken::read(&args.state_dir).ok();
+        fetch_live(&args.admin, token.as_ref().map(AdminToken::expose))
     };
     let playbook =
         Playbook::from_store(&store, live, &args.admin).context("cannot build the playbook")?;
