@@ -45,6 +45,7 @@ mod known_good;
 mod load;
 mod request;
 mod rollback;
+mod rollback_report;
 mod settings;
 mod status;
 mod trust;

@@ -18,11 +18,8 @@
 //! generation by a rollback keeps its known-good mark: only an alarm or `keel mark-bad`
 //! takes it away.
 
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use keel_impact::{Compiled, blast_radius_compiled};
-use keel_proxy::Generation;
 use keel_store::{GenerationId, origin};
 use keel_watch::RollbackTrigger;
 
@@ -30,8 +27,8 @@ use crate::Controller;
 use crate::apply::{UNKNOWN_AUTHOR, micros};
 use crate::cache::{CachedGeneration, TargetError};
 use crate::error::ControlError;
-use crate::gate::IMPACT_SCHEMA_VERSION;
 use crate::request::{RollbackOutcome, RollbackRequest};
+use crate::rollback_report::{rollback_blast_radius, traffic_event};
 
 impl Controller {
     /// Rolls back to `request.to`, or to the newest known-good generation kept in memory.
@@ -187,6 +184,7 @@ impl Controller {
             swap_us
         };
         let to = target.id();
+        let served = self.cached(from).map(|g| traffic_event(&g.generation, to));
         tracing::warn!(from, to, %author, %reason, %origin, "rolled back");
         let mut notes = Vec::new();
         self.became_primary(&target.generation, &mut notes);
@@ -194,6 +192,11 @@ impl Controller {
         let persisted = self
             .with_store(move |store| store.record_rollback(from, to, &origin, &reason))
             .await;
+        if persisted.is_ok()
+            && let Some(event) = served
+        {
+            self.record_event(event).await;
+        }
         self.rollback_recorded(from, to, swap_us, persisted)
     }
 
@@ -252,51 +255,6 @@ impl Controller {
             notes: Vec::new(),
         }
     }
-}
-
-/// The blast radius of going from `active` to `target` on the live sample, as the
-/// stored impact envelope, plus a note when the sample is empty. Never a refusal.
-async fn rollback_blast_radius(
-    controller: &Controller,
-    active: &Arc<Generation>,
-    target: &Arc<Generation>,
-) -> Result<(Option<serde_json::Value>, Vec<String>), ControlError> {
-    let (active, target) = (active.clone(), target.clone());
-    let plane = controller.plane().clone();
-    Ok(tokio::task::spawn_blocking(move || {
-        let sample = plane.sample().snapshot();
-        let report = blast_radius_compiled(
-            Compiled {
-                config: &active.config,
-                table: &active.table,
-            },
-            Compiled {
-                config: &target.config,
-                table: &target.table,
-            },
-            &sample,
-        );
-        let mut notes = Vec::new();
-        if sample.is_empty() {
-            notes.push(
-                "the live traffic sample is empty: the rollback's blast radius could not be measured"
-                    .to_string(),
-            );
-        }
-        let text = format!(
-            "Rollback from generation {} to {}: {}",
-            active.id,
-            target.id,
-            report.render_human()
-        );
-        let envelope = serde_json::json!({
-            "schema_version": IMPACT_SCHEMA_VERSION,
-            "report": report.to_json(),
-            "text": text,
-        });
-        (Some(envelope), notes)
-    })
-    .await?)
 }
 
 fn explain(error: TargetError, active: u64) -> ControlError {

@@ -134,6 +134,22 @@ async fn a_rollback_to_a_reverted_generation_needs_force_and_is_reverted_again()
         })
         .expect("events");
     assert_eq!(marks.len(), 1, "{marks:?}");
+    // Each rollback records what the generation it left served, from its own counters.
+    let served = shop
+        .store
+        .events(EventQuery {
+            kinds: vec![kind::TRAFFIC.to_string()],
+            generation: Some(2),
+            ..EventQuery::default()
+        })
+        .expect("events");
+    assert!(
+        !served.is_empty()
+            && served
+                .iter()
+                .all(|e| e.details["requests_served"].as_u64() > Some(0)),
+        "{served:?}"
+    );
     assert_eq!(marks[0].details["origin"], keel_control::GUARD_ORIGIN);
     let reverts = shop
         .store

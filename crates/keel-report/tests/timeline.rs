@@ -92,7 +92,10 @@ fn check_scenario(store: &dyn Store) {
     let rolled = incident.rollback.as_ref().expect("rollback found");
     assert_eq!(rolled.generation, Some(1));
     assert_eq!(incident.largest_share, Some(0.7));
-    assert_eq!(incident.requests_served, Some(412));
+    // The generation's own counters win over an alert's estimate.
+    assert_eq!(incident.requests_served, Some(500));
+    let counted = incident.traffic.expect("traffic counted by the generation");
+    assert_eq!((counted.requests, counted.wrong_or_failed), (500, 100));
     assert_eq!((incident.alerts, incident.identity_flips), (1, 1));
     assert!(!incident.still_serving);
     let (detection, recovery) = (
@@ -123,9 +126,12 @@ fn check_scenario(store: &dyn Store) {
     );
     assert!(markdown.contains("inspect: `keel diff 1 2`"), "{markdown}");
     assert!(
-        markdown.contains("| traffic affected | 70.0% | 70.0% of users |"),
+        markdown.contains(
+            "| traffic affected | 100 of 500 requests (20.0%) answered by the wrong application (97) or failed (counted by the generation) | 70.0% of users |"
+        ),
         "{markdown}"
     );
+    assert!(markdown.contains("- **Duration**: "), "{markdown}");
     assert!(markdown.contains("**(first alert)**"));
     line("## Issue Summary");
     line("## Impact");
@@ -150,7 +156,8 @@ fn check_scenario(store: &dyn Store) {
             "apply",
             "identity",
             "alert",
-            "rollback"
+            "rollback",
+            "traffic"
         ]
     );
     assert_eq!(json["entries"][3]["change"]["diff"]["source"], "computed");
@@ -181,7 +188,7 @@ fn windows_select_events_and_empty_ranges_are_refused() {
         )
         .expect("late alert");
     let before = Timeline::build(&store, Some(start), Some(late)).expect("before");
-    assert_eq!(before.entries.len(), 7);
+    assert_eq!(before.entries.len(), 8);
     assert!(before.entries.iter().all(|e| e.summary != "late alert"));
     let after = Timeline::build(&store, Some(late), None).expect("after");
     assert_eq!(after.entries.len(), 1);

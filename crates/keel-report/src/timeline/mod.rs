@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use incident::{
     Incident, IncidentSignal, MARCH_15_AFFECTED_SHARE, MARCH_15_RECOVERY_SECONDS,
-    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RootCause,
+    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RootCause, TrafficCounted,
 };
 
 use crate::ReportError;
