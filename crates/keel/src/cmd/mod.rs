@@ -2,6 +2,7 @@
 //! library that does the work.
 
 mod apply;
+mod apply_text;
 mod check;
 mod demo;
 mod diff;
