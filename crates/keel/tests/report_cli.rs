@@ -174,14 +174,15 @@ fn timeline_reads_the_store_while_it_is_open() {
 }
 
 #[test]
-fn bad_input_gets_a_clear_error_and_exit_64() {
+fn bad_flags_exit_2_and_unreadable_input_exits_64() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _store = scenario(dir.path());
     let state = dir.path().to_str().expect("utf-8 path");
-    for (args, needle) in [
+    for (args, needle, exit) in [
         (
             vec!["timeline", "--state-dir", state, "--since", "last tuesday"],
             "--since: cannot read time",
+            2,
         ),
         (
             vec![
@@ -194,18 +195,21 @@ fn bad_input_gets_a_clear_error_and_exit_64() {
                 "1h ago",
             ],
             "the window is empty",
+            2,
         ),
         (
             vec!["timeline", "--state-dir", "/nonexistent/keel"],
             "no Keel store at /nonexistent/keel/keel.db",
+            64,
         ),
         (
             vec!["playbook", "--state-dir", "/nonexistent/keel"],
             "no Keel store",
+            64,
         ),
     ] {
         let output = keel(&args);
-        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        assert_eq!(output.status.code(), Some(exit), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }

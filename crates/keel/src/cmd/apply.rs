@@ -19,8 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::apply_text;
-use super::check::Format;
-use super::{AdminArgs, EXIT_FAILED, EXIT_USAGE, author, block_on, failed, print_json};
+use super::{AdminArgs, EXIT_FAILED, EXIT_INPUT, author, block_on, failed, print_json};
 use clap::Args;
 use keel_control::api::ApplyBody;
 use keel_control::client::guard_timeout;
@@ -57,9 +56,6 @@ pub(crate) struct ApplyArgs {
     /// Apply without the guard: no canary, no watch, no automatic revert. Recorded.
     #[arg(long, conflicts_with = "canary")]
     pub(crate) no_guard: bool,
-    /// Output format (`--json` is the same as `--format json`).
-    #[arg(long, value_enum)]
-    pub(crate) format: Option<Format>,
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
 }
@@ -86,7 +82,7 @@ pub(crate) fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         Ok(text) => text,
         Err(error) => {
             eprintln!("keel: cannot read {file}: {error}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(EXIT_INPUT));
         }
     };
     let client = match args.admin.client() {
@@ -131,7 +127,7 @@ pub(crate) fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json || matches!(args.format, Some(Format::Json)) {
+    if args.admin.json_output() {
         print_json(&outcome)?;
     } else {
         let text = apply_text::render(&outcome, args.dry_run);

@@ -38,7 +38,7 @@ pub(crate) fn run(args: MarkBadArgs) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&outcome)?;
         return Ok(ExitCode::SUCCESS);
     }

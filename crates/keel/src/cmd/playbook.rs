@@ -44,6 +44,9 @@ pub(crate) struct PlaybookArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlaybookFormat::Markdown)]
     pub(crate) format: PlaybookFormat,
+    /// The same as `--format json`.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Write to this file instead of stdout (Markdown: the SVG goes next to it).
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -52,17 +55,20 @@ pub(crate) struct PlaybookArgs {
 /// How the playbook is written.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum PlaybookFormat {
-    /// Markdown with a Mermaid diagram (and an SVG file next to `--output`).
+    /// Markdown with a Mermaid diagram (and an SVG file next to `--output`): the human form.
+    #[value(alias = "human")]
     Markdown,
     /// One self-contained HTML page with the SVG inline.
     Html,
     /// The topology diagram alone.
     Svg,
+    /// The playbook's data (targets, commands, live states, open alerts) as JSON.
+    Json,
 }
 
 pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
     let Some(store) = open_store(&args.state_dir)? else {
-        return Ok(ExitCode::from(super::EXIT_USAGE));
+        return Ok(ExitCode::from(super::EXIT_INPUT));
     };
     let live = if args.offline {
         LiveView::Unknown {
@@ -76,7 +82,16 @@ pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
     };
     let playbook =
         Playbook::from_store(&store, live, &args.admin).context("cannot build the playbook")?;
-    match args.format {
+    let format = if args.json {
+        PlaybookFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        PlaybookFormat::Json => write_output(
+            args.output.as_deref(),
+            &format!("{}\n", serde_json::to_string_pretty(&playbook)?),
+        )?,
         PlaybookFormat::Markdown => {
             let svg_path = args.output.as_ref().map(|o| o.with_extension("svg"));
             let mut link = None;

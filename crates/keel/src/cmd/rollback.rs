@@ -81,7 +81,7 @@ pub(crate) fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&outcome)?;
     } else {
         print_human(&outcome);

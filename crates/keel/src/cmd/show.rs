@@ -32,7 +32,7 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         print!("{}", detail.config);
         return Ok(ExitCode::SUCCESS);
     }
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&detail)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -52,7 +52,11 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     }
     println!("in memory: {}", in_memory_line(g));
     println!("message:   {}", g.message);
-    println!("check:     {} errors, {} warnings", g.errors, g.warnings);
+    println!(
+        "check:     {}, {}",
+        super::plural(g.errors, "error", "errors"),
+        super::plural(g.warnings, "warning", "warnings")
+    );
     for key in ["refusals", "overridden"] {
         if let Some(items) = detail.check_report[key].as_array() {
             for item in items {

@@ -25,7 +25,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(status) => status,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&status)?;
     } else {
         print!("{}", render(&status));
