@@ -120,7 +120,7 @@ impl Controller {
                 from = from.id(),
                 to = target.id(),
                 author = %request.author,
-                distrust = ?outcome.distrust,
+                distrust = %outcome.distrust.join("; "),
                 "FORCED ROLLBACK: generation {} is not known-good",
                 target.id()
             );

@@ -39,9 +39,17 @@ async fn a_harmless_change_is_promoted_without_an_alert_over_2_minutes() {
         .iter()
         .map(keel_watch::Alert::text)
         .collect();
-    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}\n{alerts:#?}");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{outcome:#?}\n{alerts:#?}"
+    );
     let guard = outcome.guard.as_ref().expect("guarded");
-    assert_eq!(guard.result, GuardResult::Promoted, "{guard:#?}\n{alerts:#?}");
+    assert_eq!(
+        guard.result,
+        GuardResult::Promoted,
+        "{guard:#?}\n{alerts:#?}"
+    );
     assert!(guard.watched_ms >= 119_000, "{guard:?}");
     assert!(alerts.is_empty(), "false positives: {alerts:#?}");
     let report = traffic.await.expect("load");

@@ -47,8 +47,8 @@ pub mod window;
 pub use alerts::{ALERT_LOG_CAPACITY, Alert, AlertLog, Phase, Severity};
 pub use collector::PlaneCollector;
 pub use detectors::{Alarm, Detector, Thresholds};
-pub use plan::{GuardPlan, MIN_STEP_WATCH};
 pub use metrics::{Delivery, METRICS_CONTENT_TYPE, Metrics, RollbackTrigger};
+pub use plan::{GuardPlan, MIN_STEP_WATCH};
 pub use shape::{ANY_HOST, ArmShape, RouteShape, Shape};
 pub use watcher::{
     ALERT_BUFFER, CONTINUOUS_REPEAT, WatchMode, WatchRequest, WatchVerdict, Watcher,
