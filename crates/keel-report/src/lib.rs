@@ -40,8 +40,8 @@ pub use playbook::{
 pub use time_spec::{TimeSpecError, parse_time};
 pub use timeline::{
     ChangeInfo, Incident, IncidentSignal, MARCH_15_AFFECTED_SHARE, MARCH_15_RECOVERY_SECONDS,
-    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RollbackInfo, RootCause, TIMELINE_SCHEMA_VERSION,
-    Timeline, TimelineEntry, TrafficCounted,
+    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, OpenAlert, RollbackInfo, RootCause,
+    TIMELINE_SCHEMA_VERSION, Timeline, TimelineEntry, TrafficCounted,
 };
 pub use topology::{
     COLLAPSE_ROUTES_ABOVE, GROUP_BY_HOST_ABOVE, NodeKind, Topology, TopologyEdge, TopologyNode,

@@ -273,3 +273,48 @@ fn an_unattributed_alert_blames_the_last_change_and_reports_still_serving() {
         reject.diff.text
     );
 }
+
+/// Issue 27 (3): a timeline that ends now opens with the alerts still open: those about the
+/// generation that serves, raised since it became active, naming it.
+#[test]
+fn open_alerts_about_the_serving_generation_come_first() {
+    let store = MemoryStore::new();
+    store
+        .record_apply(common::generation(common::SHOP_V1, "alice", "first"), true)
+        .expect("apply 1");
+    store
+        .record_apply(
+            common::generation(&common::shop_v2(), "bob", "second"),
+            true,
+        )
+        .expect("apply 2");
+    store
+        .append_event(
+            NewEvent::new(kind::ALERT, "identity: checkout answered by web")
+                .generation(2)
+                .details(serde_json::json!({"detector": "identity"})),
+        )
+        .expect("alert");
+    let timeline = Timeline::build(&store, None, None).expect("timeline");
+    assert_eq!(timeline.open_alerts.len(), 1);
+    assert_eq!(timeline.open_alerts[0].generation, 2);
+    let markdown = timeline.render_markdown();
+    let open = markdown
+        .find("## Open alerts")
+        .expect("open alerts section");
+    assert!(
+        open < markdown.find("## Issue Summary").expect("summary"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("Generation 2 serves now and has 1 alert since it became active"),
+        "{markdown}"
+    );
+    // After a rollback away from it, nothing about generation 2 is open any more.
+    store
+        .record_rollback(2, 1, "cli", "back")
+        .expect("rollback");
+    let after = Timeline::build(&store, None, None).expect("timeline");
+    assert!(after.open_alerts.is_empty());
+    assert!(!after.render_markdown().contains("## Open alerts"));
+}

@@ -39,6 +39,7 @@ pub(super) fn render(timeline: &Timeline) -> String {
         timeline.generated_at,
         window(timeline)
     );
+    open_alerts(&mut out, timeline);
     summary(&mut out, timeline);
     if let Some(incident) = &timeline.incident {
         impact(&mut out, incident);
@@ -52,6 +53,23 @@ pub(super) fn render(timeline: &Timeline) -> String {
          - _To be written by the team: what would have stopped this change, or caught it sooner?_\n",
     );
     out
+}
+
+/// Open alerts first: what is still wrong with the generation that serves now.
+fn open_alerts(out: &mut String, timeline: &Timeline) {
+    let Some(first) = timeline.open_alerts.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Open alerts\n\nGeneration {} serves now and has {} since it became active, newest first:\n",
+        first.generation,
+        plural(timeline.open_alerts.len(), "alert", "alerts")
+    );
+    for alert in &timeline.open_alerts {
+        let _ = writeln!(out, "- {}: {}", alert.time, md(&alert.summary));
+    }
+    out.push('\n');
 }
 
 fn window(timeline: &Timeline) -> String {
