@@ -53,25 +53,39 @@ struct Scenario {
     name: &'static str,
     variant: Variant,
     canary_percent: Option<f64>,
+    /// The candidate checks every response of service `web` for its identity.
+    verify: bool,
 }
 
-const SCENARIOS: [Scenario; 3] = [
+const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "70% misroute, full swap, forced (share)",
         variant: Variant::Misroute,
         canary_percent: None,
+        verify: false,
     },
     Scenario {
         name: "70% misroute, 10% canary, forced (share)",
         variant: Variant::Misroute,
         canary_percent: Some(10.0),
+        verify: false,
+    },
+    Scenario {
+        name: "70% misroute, 10% canary, verify_responses (identity)",
+        variant: Variant::Misroute,
+        canary_percent: Some(10.0),
+        verify: true,
     },
     Scenario {
         name: "route answering 5xx, 10% canary (errors)",
         variant: Variant::BrokenApi,
         canary_percent: Some(10.0),
+        verify: false,
     },
 ];
+
+/// Service `web` of the test shop, and the same with `verify_responses`.
+const WEB_IDENTITY: &str = "identity = { header = \"x-service\", equals = \"web\" }\n";
 
 /// The detector, time to the alarm and time to the revert of one reverted apply.
 fn reverted(outcome: &ApplyOutcome) -> Result<(String, u64, u64), String> {
@@ -104,17 +118,28 @@ async fn run(scenario: Scenario, rps: u32) -> Result<(String, u64, u64), String>
     load(shop.addr, rps, Duration::from_secs(2)).await;
     let traffic = tokio::spawn(load(shop.addr, rps, Duration::from_secs(8)));
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut text = shop.config(scenario.variant, "");
+    if scenario.verify {
+        text = text.replace(
+            WEB_IDENTITY,
+            &format!("{WEB_IDENTITY}verify_responses = true\n"),
+        );
+        if !text.contains("verify_responses") {
+            return Err("the shop's service web has no identity to verify".to_string());
+        }
+    }
+    let mut request = shop::request(text);
+    // The gate refuses the misroute: forced, as on March 15.
+    request.force = true;
+    request.canary = scenario.canary_percent;
+    request.watch = Some(Duration::from_secs(30));
+    request.wait = true;
+    request.message = scenario.name.to_string();
     let outcome = shop
-        .apply(scenario.variant, "", |mut request| {
-            // The gate refuses the misroute: forced, as on March 15.
-            request.force = true;
-            request.canary = scenario.canary_percent;
-            request.watch = Some(Duration::from_secs(30));
-            request.wait = true;
-            request.message = scenario.name.to_string();
-            request
-        })
-        .await;
+        .controller
+        .apply(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = traffic.await;
     reverted(&outcome)
 }
@@ -206,7 +231,7 @@ async fn main() -> std::process::ExitCode {
         detectors.sort();
         detectors.dedup();
         println!(
-            "{:<48} detector {:<9} alarm median {:>6}  revert min {:>6} median {:>6} max {:>6}",
+            "{:<54} detector {:<9} alarm median {:>6}  revert min {:>6} median {:>6} max {:>6}",
             scenario.name,
             detectors.join(","),
             detected[detected.len() / 2],
