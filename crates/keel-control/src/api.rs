@@ -67,6 +67,29 @@ pub struct RollbackBody {
     /// Why.
     #[serde(default)]
     pub reason: String,
+    /// Roll back to a target that is not known-good (the answer says why it was distrusted).
+    #[serde(default)]
+    pub force: bool,
+    /// Show the target and the blast radius only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Watch time of the target in milliseconds (default: the longer `[safety] watch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_ms: Option<u64>,
+    /// Answer only when the watch of the target has decided.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// `POST /generations/{id}/mark-bad` body (every field optional).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MarkBadBody {
+    /// Who judges.
+    #[serde(default)]
+    pub author: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// A generation in a listing (no config text).

@@ -108,9 +108,9 @@ impl Controller {
             }
         }
         tracing::warn!(
-            rejected = ?outcome.generation,
+            rejected = outcome.generation.map_or_else(|| "not recorded (dry run)".to_string(), |g| g.to_string()),
             author = %request.author,
-            reasons = ?outcome.refusals.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
+            reasons = %outcome.refusals.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "),
             "apply refused"
         );
         Ok(outcome)

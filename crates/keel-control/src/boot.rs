@@ -328,6 +328,7 @@ impl Controller {
                 }
             }
         };
+        controller.set_startup_generation(report.generation);
         for note in &report.notes {
             controller.add_note(note.clone());
         }

@@ -116,8 +116,8 @@ impl GenerationCache {
     }
 
     /// Makes `new` active; the previous active generation is kept behind it with
-    /// `previous_known_good` as its mark (a rollback withdraws the mark). Returns the
-    /// previous active generation's id.
+    /// `previous_known_good` as its mark (`None`: unchanged). Returns the previous
+    /// active generation's id.
     pub(crate) fn activate(
         &mut self,
         new: CachedGeneration,
@@ -181,6 +181,15 @@ impl GenerationCache {
         for cached in self.active.iter_mut().chain(self.kept.iter_mut()) {
             if cached.id() == id {
                 cached.known_good = true;
+            }
+        }
+    }
+
+    /// Withdraws the known-good mark of `id` (judged bad).
+    pub(crate) fn withdraw_known_good(&mut self, id: GenerationId) {
+        for cached in self.active.iter_mut().chain(self.kept.iter_mut()) {
+            if cached.id() == id {
+                cached.known_good = false;
             }
         }
     }

@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 
 use crate::admin::AdminToken;
 use crate::api::{
-    ActiveConfig, ApiError, ApplyBody, GenerationDetail, GenerationSummary, RollbackBody,
+    ActiveConfig, ApiError, ApplyBody, GenerationDetail, GenerationSummary, MarkBadBody,
+    RollbackBody,
 };
-use crate::request::{ApplyOutcome, RollbackOutcome};
+use crate::request::{ApplyOutcome, MarkBadOutcome, RollbackOutcome};
 use crate::status::Status;
 
 /// Where the CLI looks for the admin API when neither `--admin` nor `KEEL_ADMIN` says.
@@ -180,6 +181,21 @@ impl AdminClient {
     pub async fn rollback(&self, body: &RollbackBody) -> Result<RollbackOutcome, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         self.call(Method::POST, "/rollback", Some(body)).await
+    }
+
+    /// `POST /generations/{id}/mark-bad`.
+    pub async fn mark_bad(
+        &self,
+        id: u64,
+        body: &MarkBadBody,
+    ) -> Result<MarkBadOutcome, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(
+            Method::POST,
+            &format!("/generations/{id}/mark-bad"),
+            Some(body),
+        )
+        .await
     }
 
     /// `GET /config`.

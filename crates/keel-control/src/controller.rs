@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) store_error: Mutex<Option<String>>,
     /// What startup found (file missing, broken or different from the store, …).
     pub(crate) notes: Mutex<Vec<String>>,
+    /// The generation startup served first (the notes are about it).
+    pub(crate) startup_generation: Mutex<Option<keel_store::GenerationId>>,
     pub(crate) started_at: SystemTime,
     /// The guarded apply being watched, if any (changed under the apply lock only).
     pub(crate) session: Mutex<Option<Session>>,
@@ -78,6 +80,7 @@ impl Controller {
                 cache: Mutex::new(GenerationCache::new(capacity)),
                 store_error: Mutex::new(None),
                 notes: Mutex::new(Vec::new()),
+                startup_generation: Mutex::new(None),
                 started_at: SystemTime::now(),
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
@@ -143,6 +146,15 @@ impl Controller {
     /// (a rollback or known-good mark), if the store has not caught up since.
     pub fn store_error(&self) -> Option<String> {
         lock(&self.inner.store_error).clone()
+    }
+
+    /// The generation startup served first, if this controller was started from a store.
+    pub fn startup_generation(&self) -> Option<keel_store::GenerationId> {
+        *lock(&self.inner.startup_generation)
+    }
+
+    pub(crate) fn set_startup_generation(&self, generation: keel_store::GenerationId) {
+        *lock(&self.inner.startup_generation) = Some(generation);
     }
 
     pub(crate) fn add_note(&self, note: String) {

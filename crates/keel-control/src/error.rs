@@ -24,6 +24,17 @@ pub enum ControlError {
         /// What to do instead.
         hint: String,
     },
+    /// The rollback target is not known-good and the request did not say `force`.
+    #[error(
+        "generation {id} is not known-good, so rolling back to it needs --force:{}",
+        reasons.iter().map(|r| format!("\n  - {r}")).collect::<String>()
+    )]
+    DistrustedTarget {
+        /// The target.
+        id: GenerationId,
+        /// Why it is distrusted (its alerts with their times, reverts, marks), one line each.
+        reasons: Vec<String>,
+    },
     /// The requested rollback target is the active generation.
     #[error("generation {0} is already active")]
     AlreadyActive(GenerationId),

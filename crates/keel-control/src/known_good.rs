@@ -1,6 +1,8 @@
 //! Known-good promotion: a generation that has served for `[safety] known_good_after`
 //! with no alarm from the [`crate::AlarmSource`] (with a watcher: no alert about it since
-//! it became active), and that the guard is no longer watching, becomes a rollback target.
+//! it became active), that the guard is no longer watching and that was never judged bad
+//! (no `mark-bad` event: see `trust.rs`), becomes a rollback target. Only evidence takes
+//! the mark away again; a manual rollback away from it does not.
 //!
 //! [`Controller::promote_known_good`] does one check; [`run_known_good`] calls it on a
 //! timer until shutdown.
@@ -44,6 +46,9 @@ impl Controller {
             return Ok(None);
         }
         let id = active.id();
+        if self.judged_bad(id).await {
+            return Ok(None);
+        }
         match self
             .with_store(move |store| store.mark_known_good(id))
             .await

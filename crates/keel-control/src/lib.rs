@@ -4,7 +4,8 @@
 //! ```text
 //! keel apply ─HTTP─▶ admin::router ─▶ Controller::apply
 //!   check (keel-check) ─▶ [apply lock] listeners ─▶ Gate ─▶ compile ─▶ persist (Store) ─▶ swap ─▶ guard
-//! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ swap ─▶ persist
+//! keel rollback ─HTTP─▶ Controller::rollback: [apply lock] cache ─▶ trust ─▶ blast radius ─▶ swap ─▶ persist ─▶ guard
+//! keel mark-bad ─HTTP─▶ Controller::mark_bad: known-good withdrawn, never promoted again
 //! guard: canary slice / full swap ─watch (keel-watch)─▶ promote, or revert by itself on an alarm
 //! timer ─▶ Controller::promote_known_good: AlarmSource says nothing for known_good_after ─▶ known-good
 //! DataPlane::subscribe ─▶ record_proxy_events ─▶ Store events; Watcher::subscribe ─▶ alert events
@@ -45,8 +46,10 @@ mod known_good;
 mod load;
 mod request;
 mod rollback;
+mod rollback_report;
 mod settings;
 mod status;
+mod trust;
 
 pub use apply::UNKNOWN_AUTHOR;
 pub use cache::{CachedGeneration, GenerationMeta};
@@ -64,8 +67,11 @@ pub use keel_watch::{GuardPlan, Watcher};
 pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
 pub use request::{
     ApplyOutcome, ApplyRequest, ApplyStatus, GuardMode, GuardReport, GuardResult, GuardStage,
-    Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings, UNNAMED_SOURCE,
+    MarkBadOutcome, MarkBadRequest, Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings,
+    UNNAMED_SOURCE,
 };
 pub use status::{
-    ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, PoolHealth, Status,
+    ActiveStatus, BackendHealth, CanaryStatus, HealthSummary, KeptGeneration, MAX_STATUS_ALERTS,
+    OpenAlert, PoolHealth, Status,
 };
+pub use trust::MAX_DISTRUST_ALERTS;

@@ -169,6 +169,9 @@ pub enum GuardResult {
     Unwatched,
     /// `--no-guard`.
     Bypassed,
+    /// A detector fired on a rollback's known-good target, but the generation it left
+    /// had alarmed too: the target keeps serving (it is the way out) and the alert stays.
+    Kept,
 }
 
 /// What the guard did with an applied generation.
@@ -219,6 +222,11 @@ impl ApplyOutcome {
 }
 
 /// A request to go back to an earlier generation kept compiled in memory.
+///
+/// A rollback is a change too: its blast radius (active table → target table on the live
+/// sample) is computed and shown before the swap, and with a watcher the target is watched
+/// for `[safety] watch` like an apply and reverted by the guard if it alarms. The gate never
+/// refuses a rollback; a target that is not known-good needs `force`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RollbackRequest {
     /// The target; `None` for the newest known-good generation other than the active one.
@@ -233,6 +241,21 @@ pub struct RollbackRequest {
     /// What triggered it (`cli`, `guard`, …).
     #[serde(default)]
     pub origin: String,
+    /// Roll back to a target that is not known-good (reverted by an alarm, judged bad,
+    /// forced, or never served long enough): recorded, and the outcome says why the target
+    /// was distrusted.
+    #[serde(default)]
+    pub force: bool,
+    /// Show the target and its blast radius only: nothing is swapped or recorded.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Watch time of the target after the swap; `None`: the longer `[safety] watch` of
+    /// the active and the target config.
+    #[serde(default)]
+    pub watch: Option<Duration>,
+    /// Return only when the watch of the target has decided.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// The result of a rollback.
@@ -240,7 +263,7 @@ pub struct RollbackRequest {
 pub struct RollbackOutcome {
     /// The generation that was serving.
     pub from: GenerationId,
-    /// The generation serving now.
+    /// The generation serving now (for a dry run: the one that would).
     pub to: GenerationId,
     /// Time of the pointer swap, in microseconds.
     pub swap_us: u64,
@@ -249,4 +272,49 @@ pub struct RollbackOutcome {
     pub persisted: bool,
     /// Why the store could not record it.
     pub persist_error: Option<String>,
+    /// A dry run: nothing was swapped.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// `force` was needed: the target was not known-good (see `distrust`).
+    #[serde(default)]
+    pub forced: bool,
+    /// Why the target is distrusted (its alerts with their times, a guard revert, a
+    /// `mark-bad`, a forced apply), one line each; empty for a known-good target.
+    #[serde(default)]
+    pub distrust: Vec<String>,
+    /// The rollback's blast radius, computed before the swap: the stored impact report
+    /// envelope (`gate`, `report`, `text`), as for an apply.
+    #[serde(default)]
+    pub blast_radius: Option<serde_json::Value>,
+    /// What the guard does with the target: `watching` (or, with `wait`, its verdict).
+    #[serde(default)]
+    pub guard: Option<GuardReport>,
+    /// Things the operator should know.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// A request to judge a generation bad (`keel mark-bad N`): its known-good mark is
+/// withdrawn and no rollback picks it without `force`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MarkBadRequest {
+    /// The generation.
+    pub id: GenerationId,
+    /// Who judges.
+    #[serde(default)]
+    pub author: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The result of `keel mark-bad`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarkBadOutcome {
+    /// The generation judged bad.
+    pub id: GenerationId,
+    /// Whether it was known-good until now.
+    pub withdrew_known_good: bool,
+    /// Whether it serves now (marking does not roll back: `keel rollback` does).
+    pub active: bool,
 }

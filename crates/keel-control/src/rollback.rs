@@ -1,11 +1,22 @@
 //! Rollback: swap to a generation already compiled in memory, then tell the store.
 //!
-//! The swap comes first and cannot fail: no parsing, no file, no database. Persisting
-//! comes second; if the store refuses or fails, the rolled-back-to generation keeps
-//! serving and the outcome (and `keel status`) says the store is behind.
+//! A rollback is a change too, so it runs the same loop as an apply, minus what would
+//! slow down the way out:
+//!
+//! ```text
+//! [apply lock] pick the target from the cache ─▶ trust (not known-good: needs force, and
+//!   says why: crate::trust) ─▶ blast radius (active → target on the live sample; shown,
+//!   never refusing) ─▶ swap ─▶ persist ─▶ watch the target like an apply (guard/rollback_watch)
+//! ```
+//!
+//! The swap cannot fail: no parsing, no file, no database. Persisting comes second; if
+//! the store refuses or fails, the rolled-back-to generation keeps serving and the
+//! outcome (and `keel status`) says the store is behind.
 //!
 //! The guard's automatic reverts use the same [`Controller::swap_back`]; a rollback
-//! during a canary cancels the canary (see [`Controller::rollback`]).
+//! during a canary cancels the canary (see [`Controller::rollback`]). Leaving a
+//! generation by a rollback keeps its known-good mark: only an alarm or `keel mark-bad`
+//! takes it away.
 
 use std::time::{Instant, SystemTime};
 
@@ -17,12 +28,15 @@ use crate::apply::{UNKNOWN_AUTHOR, micros};
 use crate::cache::{CachedGeneration, TargetError};
 use crate::error::ControlError;
 use crate::request::{RollbackOutcome, RollbackRequest};
+use crate::rollback_report::{rollback_blast_radius, traffic_event};
 
 impl Controller {
     /// Rolls back to `request.to`, or to the newest known-good generation kept in memory.
     ///
     /// While a canary runs, a rollback cancels the canary first (the newest change) and,
-    /// unless `to` names another generation than the active one, stops there.
+    /// unless `to` names another generation than the active one, stops there. A target
+    /// that is not known-good is refused ([`ControlError::DistrustedTarget`]) unless
+    /// `force`.
     pub async fn rollback(
         &self,
         request: RollbackRequest,
@@ -46,8 +60,9 @@ impl Controller {
         } else {
             format!("{} (by {})", request.reason, request.author)
         };
-        let _serialized = self.inner.apply_lock.lock().await;
-        if self.canary_in_progress().is_some()
+        let serialized = self.inner.apply_lock.lock().await;
+        if !request.dry_run
+            && self.canary_in_progress().is_some()
             && let Some((canary, active, _, _)) = self.cancel_session()
         {
             let aborted = self
@@ -59,23 +74,91 @@ impl Controller {
         }
         let (from, target) = {
             let cache = self.cache();
-            let from = cache
-                .active()
-                .map(|c| c.id())
-                .ok_or(ControlError::NothingActive)?;
+            let from = cache.active().cloned().ok_or(ControlError::NothingActive)?;
             let target = cache
                 .rollback_target(request.to)
-                .map_err(|e| explain(e, from))?
+                .map_err(|e| explain(e, from.id()))?
                 .clone();
             (from, target)
         };
+        let distrust = if target.known_good {
+            Vec::new()
+        } else {
+            self.distrust(&target).await
+        };
+        if !target.known_good && !request.force {
+            return Err(ControlError::DistrustedTarget {
+                id: target.id(),
+                reasons: distrust,
+            });
+        }
+        let (blast_radius, mut notes) =
+            rollback_blast_radius(self, &from.generation, &target.generation).await?;
+        let mut outcome = RollbackOutcome {
+            from: from.id(),
+            to: target.id(),
+            swap_us: 0,
+            persisted: false,
+            persist_error: None,
+            dry_run: request.dry_run,
+            forced: !target.known_good,
+            distrust,
+            blast_radius,
+            guard: None,
+            notes: Vec::new(),
+        };
+        if request.dry_run {
+            notes.push(format!(
+                "dry run: generation {} still serves; nothing was swapped or recorded",
+                from.id()
+            ));
+            outcome.notes = notes;
+            return Ok(outcome);
+        }
+        if outcome.forced {
+            tracing::warn!(
+                from = from.id(),
+                to = target.id(),
+                author = %request.author,
+                distrust = %outcome.distrust.join("; "),
+                "FORCED ROLLBACK: generation {} is not known-good",
+                target.id()
+            );
+        }
         // A watch of the generation being rolled back has nothing left to protect.
         self.cancel_session();
-        let outcome = self
-            .swap_back(from, target, &request.origin, &request.author, &reason)
+        let swapped = self
+            .swap_back(
+                from.id(),
+                target.clone(),
+                &request.origin,
+                &request.author,
+                &reason,
+            )
             .await;
         if let Some(watcher) = self.watcher() {
             watcher.metrics().record_rollback(RollbackTrigger::Manual);
+        }
+        outcome.swap_us = swapped.swap_us;
+        outcome.persisted = swapped.persisted;
+        outcome.persist_error = swapped.persist_error;
+        let task = match self.watch_rollback(&request, from, target, &mut notes) {
+            Some((watching, task)) => {
+                outcome.guard = Some(watching);
+                Some(task)
+            }
+            None => None,
+        };
+        outcome.notes = notes;
+        drop(serialized);
+        if let Some(task) = task
+            && request.wait
+        {
+            let verdict = task.await?;
+            if let Some(reason) = &verdict.reason {
+                outcome.notes.push(reason.clone());
+            }
+            outcome.guard = Some(verdict);
         }
         Ok(outcome)
     }
@@ -97,10 +180,11 @@ impl Controller {
             let started = Instant::now();
             self.inner.plane.activate(target.generation.clone());
             let swap_us = micros(started);
-            cache.activate(target.clone(), Some(false));
+            cache.activate(target.clone(), None);
             swap_us
         };
         let to = target.id();
+        let served = self.cached(from).map(|g| traffic_event(&g.generation, to));
         tracing::warn!(from, to, %author, %reason, %origin, "rolled back");
         let mut notes = Vec::new();
         self.became_primary(&target.generation, &mut notes);
@@ -108,6 +192,11 @@ impl Controller {
         let persisted = self
             .with_store(move |store| store.record_rollback(from, to, &origin, &reason))
             .await;
+        if persisted.is_ok()
+            && let Some(event) = served
+        {
+            self.record_event(event).await;
+        }
         self.rollback_recorded(from, to, swap_us, persisted)
     }
 
@@ -158,6 +247,12 @@ impl Controller {
             swap_us,
             persisted: persist_error.is_none(),
             persist_error,
+            dry_run: false,
+            forced: false,
+            distrust: Vec::new(),
+            blast_radius: None,
+            guard: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -183,7 +278,7 @@ fn explain(error: TargetError, active: u64) -> ControlError {
                 "apply a fixed config with `keel apply`, or re-apply an old one from `keel history` / `keel show N --config`".to_string()
             } else {
                 format!(
-                    "name a generation explicitly, e.g. `keel rollback --to {}` (not yet known-good)",
+                    "name a generation explicitly with --force, e.g. `keel rollback --to {} --force` (it is not known-good)",
                     kept[0]
                 )
             },

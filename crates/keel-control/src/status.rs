@@ -1,5 +1,10 @@
-//! `keel status`: what serves, since when, who applied it, what is kept for rollback,
-//! and how the backends are doing.
+//! `keel status`: open alerts first (alerts about a generation that serves now, raised
+//! since it became active, each naming the generation it blames), then what serves,
+//! since when, who applied it, what is kept for rollback, and how the backends are doing.
+//!
+//! Startup notes ("keel.toml became generation 1", a changed file, …) are reported while
+//! the generation Keel started on still serves; once another serves they are summed up
+//! in one line (the `startup` event in the store keeps them).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,9 +13,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::Controller;
 
-/// The controller's state, as the admin API reports it.
+/// Most open alerts `GET /status` lists (20); the rest are counted in `open_alerts_total`.
+pub const MAX_STATUS_ALERTS: usize = 20;
+
+/// The controller's state, as the admin API reports it (`GET /status`, documented once in
+/// `docs/admin-api.md`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
+    /// Alerts about a generation that serves now (primary or canary) raised since it
+    /// became active, newest first, at most [`MAX_STATUS_ALERTS`].
+    #[serde(default)]
+    pub open_alerts: Vec<OpenAlert>,
+    /// How many such alerts there are in all.
+    #[serde(default)]
+    pub open_alerts_total: usize,
     /// The active generation (`None` only before the first apply).
     pub active: Option<ActiveStatus>,
     /// A canary generation and its share, if one runs.
@@ -60,6 +76,25 @@ pub struct ActiveStatus {
     pub routes: usize,
     /// Number of pools.
     pub pools: usize,
+}
+
+/// An alert about a generation that serves now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenAlert {
+    /// The alert's number (as in `GET /alerts`).
+    pub id: u64,
+    /// When it was raised (RFC 3339, UTC).
+    pub time: String,
+    /// `share`, `errors`, `identity` or `latency`.
+    pub detector: String,
+    /// `critical` or `warning`.
+    pub severity: String,
+    /// The generation the evidence comes from: the one it blames.
+    pub generation: u64,
+    /// `active` or `canary`: how the blamed generation serves now.
+    pub serving: String,
+    /// One sentence with the numbers.
+    pub summary: String,
 }
 
 /// A canary slice.
@@ -140,7 +175,13 @@ impl Controller {
             })
         });
         let store_error = self.store_error();
+        let mut open_alerts = self.open_alerts(active.as_ref(), canary.as_ref());
+        let open_alerts_total = open_alerts.len();
+        open_alerts.truncate(MAX_STATUS_ALERTS);
+        let notes = self.status_notes(active.as_ref().map(|a| a.id()));
         Status {
+            open_alerts,
+            open_alerts_total,
             active: active.map(|c| ActiveStatus {
                 id: c.id(),
                 author: c.meta.author.clone(),
@@ -169,9 +210,66 @@ impl Controller {
             health,
             store_in_sync: store_error.is_none(),
             store_error,
-            notes: self.notes(),
+            notes,
             uptime_secs: since(now, self.inner.started_at).as_secs(),
             descriptors: crate::descriptors::descriptors(),
+        }
+    }
+}
+
+impl Controller {
+    /// Alerts about the serving generations since they became active, newest first.
+    fn open_alerts(
+        &self,
+        active: Option<&crate::CachedGeneration>,
+        canary: Option<&CanaryStatus>,
+    ) -> Vec<OpenAlert> {
+        let Some(watcher) = self.watcher() else {
+            return Vec::new();
+        };
+        let mut serving: Vec<(u64, SystemTime, &str)> = Vec::new();
+        if let Some(active) = active {
+            serving.push((active.id(), active.activated_at, "active"));
+        }
+        if let Some(canary) = canary {
+            // A canary generation is new: everything about it is about this slice.
+            serving.push((canary.generation, UNIX_EPOCH, "canary"));
+        }
+        let mut alerts: Vec<OpenAlert> = serving
+            .into_iter()
+            .flat_map(|(id, since, role)| {
+                watcher
+                    .alerts()
+                    .about(id, since)
+                    .into_iter()
+                    .map(move |alert| OpenAlert {
+                        id: alert.id,
+                        time: alert.time.clone(),
+                        detector: alert.detector.as_str().to_string(),
+                        severity: alert.severity.as_str().to_string(),
+                        generation: alert.generation,
+                        serving: role.to_string(),
+                        summary: alert.summary,
+                    })
+            })
+            .collect();
+        alerts.sort_by_key(|a| std::cmp::Reverse(a.id));
+        alerts
+    }
+
+    /// Startup notes while the generation Keel started on serves; one line after.
+    fn status_notes(&self, active: Option<u64>) -> Vec<String> {
+        let notes = self.notes();
+        match self.startup_generation() {
+            Some(started) if active.is_some_and(|a| a != started) && !notes.is_empty() => {
+                vec![format!(
+                    "Keel started on generation {started}; its {} startup note{} (`keel timeline`,                      event `startup`) no longer describe{} what serves",
+                    notes.len(),
+                    if notes.len() == 1 { "" } else { "s" },
+                    if notes.len() == 1 { "s" } else { "" }
+                )]
+            }
+            _ => notes,
         }
     }
 }

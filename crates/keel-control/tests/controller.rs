@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use keel_control::boot::{self, Prepared};
 use keel_control::{
     Activated, Alarm, AlarmSource, ApplyRequest, ApplyStatus, ControlError, Controller, Gate,
-    GateInput, GateVerdict, Hooks, RollbackRequest, Stage, Watch,
+    GateInput, GateVerdict, Hooks, MarkBadRequest, RollbackRequest, Stage, Watch,
 };
 use keel_proxy::Generation;
 use keel_store::{GenerationState, MemoryStore, SqliteStore, Store, kind};
@@ -350,15 +350,34 @@ async fn rollback_goes_to_the_newest_known_good_generation_in_memory() {
         Some(GenerationState::RolledBack)
     );
 
-    // An explicit target that is not known-good, then one that is not in memory.
-    let to_two = controller
+    // An explicit target that is not known-good needs --force and says why, then one
+    // that is not in memory.
+    let distrusted = controller
         .rollback(RollbackRequest {
             to: Some(2),
             ..RollbackRequest::default()
         })
+        .await;
+    let Err(ControlError::DistrustedTarget { id: 2, reasons }) = &distrusted else {
+        panic!("expected a distrusted target, got {distrusted:?}");
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("never became known-good")),
+        "{reasons:?}"
+    );
+    assert_eq!(controller.plane().active().map(|a| a.primary.id), Some(1));
+    let to_two = controller
+        .rollback(RollbackRequest {
+            to: Some(2),
+            force: true,
+            ..RollbackRequest::default()
+        })
         .await
         .expect("rollback");
-    assert_eq!(to_two.to, 2);
+    assert_eq!((to_two.to, to_two.forced), (2, true));
+    assert_eq!(to_two.distrust, reasons.clone());
     let missing = controller
         .rollback(RollbackRequest {
             to: Some(42),
@@ -379,6 +398,108 @@ async fn rollback_goes_to_the_newest_known_good_generation_in_memory() {
         })
         .await;
     assert!(matches!(active, Err(ControlError::AlreadyActive(2))));
+}
+
+/// Issue 27 (3): trying an older generation and going forward again must not leave
+/// both good generations distrusted: only an alarm or `mark-bad` takes known-good away.
+#[tokio::test]
+async fn a_manual_rollback_keeps_known_good_and_only_mark_bad_takes_it() {
+    let instant = "[safety]\nknown_good_after = \"0s\"";
+    let store = Arc::new(MemoryStore::new());
+    let controller = controller(store.clone(), Hooks::default());
+    for port in [9001, 9002, 9003] {
+        controller
+            .apply(request(config(backend(port), instant)))
+            .await
+            .expect("apply");
+        assert!(
+            controller
+                .promote_known_good()
+                .await
+                .expect("promote")
+                .is_some()
+        );
+    }
+    let back = controller
+        .rollback(RollbackRequest {
+            to: Some(1),
+            ..RollbackRequest::default()
+        })
+        .await
+        .expect("rollback to 1");
+    assert_eq!((back.from, back.to, back.forced), (3, 1, false));
+    let forward = controller
+        .rollback(RollbackRequest {
+            to: Some(3),
+            ..RollbackRequest::default()
+        })
+        .await
+        .expect("3 is still known-good: no --force needed");
+    assert_eq!((forward.to, forward.forced), (3, false));
+    let good: Vec<u64> = store
+        .known_good(10)
+        .expect("store")
+        .iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(good, vec![3, 2, 1]);
+    // Plain `keel rollback` has a target: the newest known-good one that is not active.
+    let plain = controller
+        .rollback(RollbackRequest::default())
+        .await
+        .expect("plain rollback");
+    assert_eq!((plain.from, plain.to), (3, 2));
+
+    // An operator's judgement takes it away, for good: the timer does not promote it again.
+    let marked = controller
+        .mark_bad(MarkBadRequest {
+            id: 2,
+            author: "ana".into(),
+            reason: "stale prices".into(),
+        })
+        .await
+        .expect("mark-bad");
+    assert_eq!(
+        (marked.id, marked.withdrew_known_good, marked.active),
+        (2, true, true)
+    );
+    assert_eq!(
+        controller.promote_known_good().await.expect("promote"),
+        None
+    );
+    assert!(
+        !store
+            .generation(2)
+            .expect("store")
+            .expect("gen 2")
+            .known_good
+    );
+    controller
+        .rollback(RollbackRequest::default())
+        .await
+        .expect("back to 3");
+    let refused = controller
+        .rollback(RollbackRequest {
+            to: Some(2),
+            ..RollbackRequest::default()
+        })
+        .await;
+    let Err(ControlError::DistrustedTarget { reasons, .. }) = &refused else {
+        panic!("expected a distrusted target, got {refused:?}");
+    };
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("marked bad via cli: stale prices (by ana)")),
+        "{reasons:?}"
+    );
+    let unknown = controller
+        .mark_bad(MarkBadRequest {
+            id: 42,
+            ..MarkBadRequest::default()
+        })
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
 }
 
 #[tokio::test]

@@ -12,8 +12,10 @@
 //! | `request_id` | the `x-request-id` sent to the backend (the client's, or a new one) |
 //! | `method`, `host`, `path` | the request (host lower case without port, path without query) |
 //! | `status` | status sent to the client |
-//! | `duration_ms` | arrival to the end of the response body |
-//! | `ttfb_ms` | arrival to the response head |
+//! | `client` | the client's IP address |
+//! | `user_agent` | the `user-agent` header, at most [`MAX_USER_AGENT_BYTES`] (absent when none was sent) |
+//! | `duration_ms` | arrival to the end of the response body, rounded to the microsecond |
+//! | `ttfb_ms` | arrival to the response head, rounded to the microsecond |
 //! | `bytes` | response body bytes sent |
 //! | `complete` | false when the client went away before the body ended |
 //! | `route`, `pool`, `backend` | where it went (`null` when it went nowhere) |
@@ -41,6 +43,9 @@ use tokio::time::Instant;
 const QUEUE: usize = 65_536;
 /// Longest time a written line waits in the buffer before a flush (200 ms).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Longest `user_agent` written, in bytes (256); longer ones are cut at a character
+/// boundary, so a client cannot make the log lines arbitrarily long.
+pub const MAX_USER_AGENT_BYTES: usize = 256;
 
 /// One access-log line.
 #[derive(Debug, Serialize)]
@@ -57,9 +62,14 @@ pub struct AccessRecord<'a> {
     pub path: &'a str,
     /// Status sent to the client.
     pub status: u16,
-    /// Arrival to the end of the response body, in milliseconds.
+    /// The client's IP address.
+    pub client: &'a str,
+    /// The `user-agent` header, cut to [`MAX_USER_AGENT_BYTES`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<&'a str>,
+    /// Arrival to the end of the response body, in milliseconds (microsecond precision).
     pub duration_ms: f64,
-    /// Arrival to the response head, in milliseconds.
+    /// Arrival to the response head, in milliseconds (microsecond precision).
     pub ttfb_ms: f64,
     /// Response body bytes sent.
     pub bytes: u64,
@@ -140,6 +150,8 @@ pub(crate) struct PendingRecord {
     pub(crate) started: Instant,
     pub(crate) ttfb: Duration,
     pub(crate) request_id: HeaderValue,
+    pub(crate) client: HeaderValue,
+    pub(crate) user_agent: Option<HeaderValue>,
     pub(crate) shape: RequestShape,
     pub(crate) status: u16,
     pub(crate) route: Option<Arc<str>>,
@@ -154,7 +166,6 @@ pub(crate) struct PendingRecord {
 
 impl Drop for PendingRecord {
     fn drop(&mut self) {
-        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
         self.log.write(&AccessRecord {
             time: format!("{:.3}", self.arrived),
             request_id: self.request_id.to_str().unwrap_or(""),
@@ -162,6 +173,12 @@ impl Drop for PendingRecord {
             host: &self.shape.host,
             path: &self.shape.path,
             status: self.status,
+            client: self.client.to_str().unwrap_or(""),
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|ua| ua.to_str().ok())
+                .map(|ua| cut(ua, MAX_USER_AGENT_BYTES)),
             duration_ms: millis(self.started.elapsed()),
             ttfb_ms: millis(self.ttfb),
             bytes: self.bytes,
@@ -176,6 +193,24 @@ impl Drop for PendingRecord {
             hash_key: self.shape.hash_key.as_deref(),
         });
     }
+}
+
+/// A duration in milliseconds, rounded to the microsecond: `0.444`, never
+/// `0.44406300000000004`.
+fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn write_lines(receiver: Receiver<String>, out: Box<dyn Write + Send>) {
@@ -195,5 +230,28 @@ fn write_lines(receiver: Receiver<String>, out: Box<dyn Write + Send>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{cut, millis};
+
+    #[test]
+    fn durations_are_rounded_to_the_microsecond() {
+        assert_eq!(millis(Duration::from_nanos(444_063)), 0.444);
+        assert_eq!(
+            serde_json::to_string(&millis(Duration::from_nanos(444_063))).ok(),
+            Some("0.444".to_string())
+        );
+        assert_eq!(millis(Duration::from_millis(1500)), 1500.0);
+    }
+
+    #[test]
+    fn user_agents_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("curl/8", 256), "curl/8");
+        assert_eq!(cut("ééé", 3), "é");
     }
 }

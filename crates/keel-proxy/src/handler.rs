@@ -67,6 +67,8 @@ impl DataPlane {
                     .get(&X_REQUEST_ID)
                     .cloned()
                     .unwrap_or(HeaderValue::from_static("")),
+                client: conn.peer_header.clone(),
+                user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
                 shape: shape(&parts, &generation, route, conn),
                 status: 0,
                 route: None,

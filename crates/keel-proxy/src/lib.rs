@@ -41,7 +41,7 @@ pub mod stats;
 mod upstream;
 mod watchdog;
 
-pub use access_log::AccessRecord;
+pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
 pub use backend::{Backend, BackendState};
 pub use body::{ResponseBody, UpstreamBody};
 pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};

@@ -227,6 +227,7 @@ pool = "web"
             ("x-beta", "1"),
             ("cookie", "a=b; cart_id=c42"),
             ("x-request-id", "rid-1"),
+            ("user-agent", "keel-test/1"),
         ],
     )
     .await;
@@ -268,6 +269,13 @@ pool = "web"
     assert_eq!(record["backend"], backend.addr.to_string());
     assert_eq!(record["generation"], 1);
     assert_eq!(record["retries"], 0);
+    assert_eq!(record["client"], "127.0.0.1");
+    assert_eq!(record["user_agent"], "keel-test/1");
+    // Microseconds at most: `0.444`, never `0.44406300000000004`.
+    for field in ["duration_ms", "ttfb_ms"] {
+        let ms = record[field].as_f64().expect("a number");
+        assert_eq!((ms * 1000.0).round() / 1000.0, ms, "{field} in {line}");
+    }
     let shape: keel_route::RequestShape =
         serde_json::from_str(&line).expect("a line is a traffic-file entry");
     assert_eq!(shape.method, "GET");

@@ -31,7 +31,7 @@ mod topology;
 
 pub use changes::{ChangeSummary, DiffSource, change_summary, check_summary, impact_summary};
 pub use error::ReportError;
-pub use live::{BackendHealth, LiveStates, LiveView};
+pub use live::{BackendHealth, LiveAlert, LiveStates, LiveView};
 pub use playbook::{
     GenerationInfo, KNOWN_GOOD_TARGETS, METRIC_ACTIVE_GENERATION, METRIC_BACKEND_STATE,
     METRIC_REQUESTS_TOTAL, Playbook, RECENT_CHANGES, ROLLBACK_MARKER, RecentChange, RollbackTarget,
@@ -40,8 +40,8 @@ pub use playbook::{
 pub use time_spec::{TimeSpecError, parse_time};
 pub use timeline::{
     ChangeInfo, Incident, IncidentSignal, MARCH_15_AFFECTED_SHARE, MARCH_15_RECOVERY_SECONDS,
-    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RollbackInfo, RootCause, TIMELINE_SCHEMA_VERSION,
-    Timeline, TimelineEntry,
+    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, OpenAlert, RollbackInfo, RootCause,
+    TIMELINE_SCHEMA_VERSION, Timeline, TimelineEntry, TrafficCounted,
 };
 pub use topology::{
     COLLAPSE_ROUTES_ABOVE, GROUP_BY_HOST_ABOVE, NodeKind, Topology, TopologyEdge, TopologyNode,

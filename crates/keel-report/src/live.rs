@@ -1,19 +1,22 @@
-//! Live backend states as the admin API reports them (`GET /status`), or why they are unknown.
+//! Live backend states and open alerts as the admin API reports them (`GET /status`), or why
+//! they are unknown.
 //!
 //! The states mirror `keel_proxy::BackendState` by name (`unknown`, `healthy`, `unhealthy`,
 //! `misidentified`, `ejected`) without depending on the data plane: they arrive as JSON.
-//! [`LiveStates::from_status_json`] reads this shape:
+//! [`LiveStates::from_status_json`] reads the one `/status` shape, documented in
+//! `docs/admin-api.md` (`keel_control::Status`; extra fields are ignored):
 //!
 //! ```json
-//! { "active_generation": 7,
-//!   "pools": [ { "name": "web",
-//!                "backends": [ { "addr": "127.0.0.1:9101", "state": "healthy" } ] } ] }
+//! { "open_alerts": [ { "time": "…", "severity": "critical", "detector": "identity",
+//!                      "generation": 6, "serving": "active", "summary": "…" } ],
+//!   "active": { "id": 7, "…": "…" },
+//!   "health": { "pools": [ { "name": "web", "service": "web",
+//!                            "backends": [ { "addr": "127.0.0.1:9101", "state": "healthy" } ] } ] } }
 //! ```
 //!
-//! and, to stay compatible while the admin API settles, also `pools` as an object keyed by pool
-//! name, a flat top-level `backends` list whose items carry `pool`, `address` for `addr`,
-//! `health` for `state`, and `active_generation` given as `{"id": 7}`. A state name it does
-//! not know reads as `unknown`.
+//! A state name it does not know reads as `unknown`; an answer without `health.pools` is an
+//! error that names the documented shape. A test against the real admin API keeps the two
+//! in step (`crates/keel/tests/playbook_e2e.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -79,14 +82,47 @@ impl BackendHealth {
     }
 }
 
-/// Backend states by pool and address, from one `/status` answer.
+/// Backend states by pool and address, and the open alerts, from one `/status` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LiveStates {
     /// Where they came from (e.g. `GET http://127.0.0.1:9901/status`).
     pub source: String,
     /// The generation the admin API said was active, if it said.
     pub active_generation: Option<u64>,
+    /// Alerts about a generation that serves now, newest first.
+    pub open_alerts: Vec<LiveAlert>,
     backends: BTreeMap<(String, String), BackendHealth>,
+}
+
+/// An alert about a generation that serves now (`open_alerts` of `GET /status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveAlert {
+    /// When it was raised (RFC 3339).
+    pub time: String,
+    /// `critical` or `warning`.
+    pub severity: String,
+    /// The detector.
+    pub detector: String,
+    /// The generation it blames.
+    pub generation: u64,
+    /// `active` or `canary`.
+    pub serving: String,
+    /// One sentence with the numbers.
+    pub summary: String,
+}
+
+impl LiveAlert {
+    fn from_json(alert: &Value) -> Option<LiveAlert> {
+        let text = |key: &str| alert.get(key).and_then(Value::as_str).map(str::to_owned);
+        Some(LiveAlert {
+            time: text("time")?,
+            severity: text("severity").unwrap_or_default(),
+            detector: text("detector").unwrap_or_default(),
+            generation: alert.get("generation").and_then(Value::as_u64)?,
+            serving: text("serving").unwrap_or_default(),
+            summary: text("summary").unwrap_or_default(),
+        })
+    }
 }
 
 /// Live states, or why there are none.
@@ -144,40 +180,29 @@ impl LiveStates {
         self.backends.is_empty()
     }
 
-    /// Reads a `/status` answer (shapes in the module doc).
+    /// Reads a `/status` answer (the shape in the module doc).
     pub fn from_status_json(
         source: impl Into<String>,
         status: &Value,
     ) -> Result<Self, ReportError> {
         let mut states = LiveStates::new(source);
         states.active_generation = status
-            .get("active_generation")
-            .and_then(|v| v.as_u64().or_else(|| v.get("id").and_then(Value::as_u64)));
-        let mut found = false;
-        match status.get("pools") {
-            Some(Value::Array(pools)) => {
-                found = true;
-                for pool in pools {
-                    let name = pool.get("name").and_then(Value::as_str).unwrap_or_default();
-                    states.read_backends(name, pool.get("backends"));
-                }
-            }
-            Some(Value::Object(pools)) => {
-                found = true;
-                for (name, pool) in pools {
-                    states.read_backends(name, pool.get("backends").or(Some(pool)));
-                }
-            }
-            _ => {}
-        }
-        if let Some(Value::Array(_)) = status.get("backends") {
-            found = true;
-            states.read_backends("", status.get("backends"));
-        }
-        if !found {
+            .get("active")
+            .and_then(|a| a.get("id"))
+            .and_then(Value::as_u64);
+        let Some(Value::Array(pools)) = status.get("health").and_then(|h| h.get("pools")) else {
             return Err(ReportError::StatusShape(
-                "no `pools` or `backends` list (expected {\"pools\": [{\"name\", \"backends\": [{\"addr\", \"state\"}]}]})".to_owned(),
+                "no `health.pools` list (expected the `GET /status` shape of docs/admin-api.md: \
+                 {\"active\": {\"id\"}, \"health\": {\"pools\": [{\"name\", \"backends\": [{\"addr\", \"state\"}]}]}})"
+                    .to_owned(),
             ));
+        };
+        for pool in pools {
+            let name = pool.get("name").and_then(Value::as_str).unwrap_or_default();
+            states.read_backends(name, pool.get("backends"));
+        }
+        if let Some(Value::Array(alerts)) = status.get("open_alerts") {
+            states.open_alerts = alerts.iter().filter_map(LiveAlert::from_json).collect();
         }
         Ok(states)
     }
@@ -191,12 +216,10 @@ impl LiveStates {
                 keys.iter()
                     .find_map(|k| backend.get(*k).and_then(Value::as_str))
             };
-            let Some(addr) = text(&["addr", "address"]) else {
+            let Some(addr) = text(&["addr"]) else {
                 continue;
             };
-            let pool = text(&["pool"]).unwrap_or(pool);
-            let state =
-                text(&["state", "health"]).map_or(BackendHealth::Unknown, BackendHealth::from_name);
+            let state = text(&["state"]).map_or(BackendHealth::Unknown, BackendHealth::from_name);
             self.insert(pool, addr, state);
         }
     }
@@ -214,11 +237,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn reads_the_documented_shape_and_its_variants() {
-        let status = json!({"active_generation": 7, "pools": [{"name": "web", "backends": [
-            {"addr": "127.0.0.1:9101", "state": "healthy"},
-            {"addr": "127.0.0.1:9102", "state": "Misidentified"},
-            {"addr": "127.0.0.1:9103", "state": "sleepy"}]}]});
+    fn reads_the_documented_shape() {
+        let status = json!({
+            "open_alerts": [{"id": 4, "time": "2026-12-07T11:00:00.000Z", "detector": "identity",
+                "severity": "critical", "generation": 7, "serving": "active", "summary": "wrong app"}],
+            "active": {"id": 7, "author": "ana"},
+            "health": {"backends": 3, "pools": [{"name": "web", "service": "web", "backends": [
+                {"addr": "127.0.0.1:9101", "state": "healthy", "in_flight": 0},
+                {"addr": "127.0.0.1:9102", "state": "Misidentified"},
+                {"addr": "127.0.0.1:9103", "state": "sleepy"}]}]}});
         let states = LiveStates::from_status_json("test", &status).ok();
         let states = states.unwrap_or_default();
         assert_eq!(states.active_generation, Some(7));
@@ -235,26 +262,16 @@ mod tests {
             Some(BackendHealth::Unknown)
         );
         assert_eq!(states.get("api", "127.0.0.1:9101"), None);
-
-        let keyed = json!({"active_generation": {"id": 3},
-            "pools": {"web": {"backends": [{"address": "[::1]:80", "health": "ejected"}]}}});
-        let states = LiveStates::from_status_json("test", &keyed).unwrap_or_default();
-        assert_eq!(states.active_generation, Some(3));
-        assert_eq!(states.get("web", "[::1]:80"), Some(BackendHealth::Ejected));
-
-        let flat =
-            json!({"backends": [{"pool": "web", "addr": "127.0.0.1:1", "state": "unhealthy"}]});
-        let states = LiveStates::from_status_json("test", &flat).unwrap_or_default();
-        assert_eq!(states.len(), 1);
-        assert_eq!(
-            states.get("web", "127.0.0.1:1"),
-            Some(BackendHealth::Unhealthy)
-        );
+        assert_eq!(states.open_alerts.len(), 1);
+        assert_eq!(states.open_alerts[0].generation, 7);
     }
 
     #[test]
     fn unexpected_shapes_are_errors() {
         assert!(LiveStates::from_status_json("t", &json!({"ok": true})).is_err());
+        // The shape this reader used to expect, which the admin API never served.
+        let old = json!({"active_generation": 7, "pools": [{"name": "web", "backends": []}]});
+        assert!(LiveStates::from_status_json("t", &old).is_err());
         assert!(LiveStates::from_status_json("t", &json!([1, 2])).is_err());
         let view = LiveView::Unknown {
             reason: "down".into(),

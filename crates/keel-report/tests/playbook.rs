@@ -166,7 +166,7 @@ fn without_known_good_the_previous_generation_is_offered_and_urls_are_quoted() {
     assert_eq!(targets, [(1, TargetReason::PreviouslyServed)]);
     assert_eq!(
         playbook.rollback_commands(),
-        [r"keel rollback --to 1 --admin 'http://127.0.0.1:9901/keel admin'\''s'"]
+        [r"keel rollback --to 1 --force --admin 'http://127.0.0.1:9901/keel admin'\''s'"]
     );
     let markdown = playbook.render_markdown(None);
     assert!(
@@ -263,4 +263,57 @@ fn metrics_behind_the_token_get_the_header() {
         ),
         "{metrics}"
     );
+}
+
+/// Issue 27 (3): forced generations are marked, and the newest known-good generation that
+/// is not active is the recommended target.
+#[test]
+fn forced_generations_are_marked_and_the_newest_known_good_is_recommended() {
+    let store = MemoryStore::new();
+    store
+        .record_apply(common::generation(common::SHOP_V1, "alice", "first"), true)
+        .expect("1");
+    store.mark_known_good(1).expect("kg 1");
+    let forced = keel_store::NewGeneration {
+        forced: true,
+        ..common::generation(&common::shop_v2(), "bob", "forced over the gate")
+    };
+    store.record_apply(forced, true).expect("2");
+    store.mark_known_good(2).expect("kg 2");
+    store
+        .record_apply(
+            common::generation(
+                &common::SHOP_V1.replace("weight = 2", "weight = 3"),
+                "carol",
+                "third",
+            ),
+            true,
+        )
+        .expect("3");
+    // Trying generation 1 by hand and going forward again leaves 2 the newest known-good
+    // target behind the active one.
+    store.record_rollback(3, 1, "cli", "try 1").expect("back");
+    store.activate(3, "cli", "forward again").expect("forward");
+    let playbook = Playbook::from_store(
+        &store,
+        LiveView::Unknown {
+            reason: "offline".into(),
+        },
+        ADMIN,
+    )
+    .expect("playbook");
+    assert_eq!(playbook.targets[0].generation.id, 2);
+    assert_eq!(playbook.targets[0].reason, TargetReason::KnownGood);
+    assert!(playbook.targets[0].generation.forced);
+    let markdown = playbook.render_markdown(None);
+    assert!(
+        markdown.contains("### Generation 2, FORCED: newest known-good (recommended)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("superseded, known-good, FORCED"),
+        "{markdown}"
+    );
+    let html = playbook.render_html().expect("html");
+    assert!(html.contains("Generation 2, FORCED"), "{html}");
 }

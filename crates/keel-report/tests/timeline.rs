@@ -92,7 +92,10 @@ fn check_scenario(store: &dyn Store) {
     let rolled = incident.rollback.as_ref().expect("rollback found");
     assert_eq!(rolled.generation, Some(1));
     assert_eq!(incident.largest_share, Some(0.7));
-    assert_eq!(incident.requests_served, Some(412));
+    // The generation's own counters win over an alert's estimate.
+    assert_eq!(incident.requests_served, Some(500));
+    let counted = incident.traffic.expect("traffic counted by the generation");
+    assert_eq!((counted.requests, counted.wrong_or_failed), (500, 100));
     assert_eq!((incident.alerts, incident.identity_flips), (1, 1));
     assert!(!incident.still_serving);
     let (detection, recovery) = (
@@ -123,9 +126,12 @@ fn check_scenario(store: &dyn Store) {
     );
     assert!(markdown.contains("inspect: `keel diff 1 2`"), "{markdown}");
     assert!(
-        markdown.contains("| traffic affected | 70.0% | 70.0% of users |"),
+        markdown.contains(
+            "| traffic affected | 100 of 500 requests (20.0%) answered by the wrong application (97) or failed (counted by the generation) | 70.0% of users |"
+        ),
         "{markdown}"
     );
+    assert!(markdown.contains("- **Duration**: "), "{markdown}");
     assert!(markdown.contains("**(first alert)**"));
     line("## Issue Summary");
     line("## Impact");
@@ -150,7 +156,8 @@ fn check_scenario(store: &dyn Store) {
             "apply",
             "identity",
             "alert",
-            "rollback"
+            "rollback",
+            "traffic"
         ]
     );
     assert_eq!(json["entries"][3]["change"]["diff"]["source"], "computed");
@@ -181,7 +188,7 @@ fn windows_select_events_and_empty_ranges_are_refused() {
         )
         .expect("late alert");
     let before = Timeline::build(&store, Some(start), Some(late)).expect("before");
-    assert_eq!(before.entries.len(), 7);
+    assert_eq!(before.entries.len(), 8);
     assert!(before.entries.iter().all(|e| e.summary != "late alert"));
     let after = Timeline::build(&store, Some(late), None).expect("after");
     assert_eq!(after.entries.len(), 1);
@@ -265,4 +272,49 @@ fn an_unattributed_alert_blames_the_last_change_and_reports_still_serving() {
         "{}",
         reject.diff.text
     );
+}
+
+/// Issue 27 (3): a timeline that ends now opens with the alerts still open: those about the
+/// generation that serves, raised since it became active, naming it.
+#[test]
+fn open_alerts_about_the_serving_generation_come_first() {
+    let store = MemoryStore::new();
+    store
+        .record_apply(common::generation(common::SHOP_V1, "alice", "first"), true)
+        .expect("apply 1");
+    store
+        .record_apply(
+            common::generation(&common::shop_v2(), "bob", "second"),
+            true,
+        )
+        .expect("apply 2");
+    store
+        .append_event(
+            NewEvent::new(kind::ALERT, "identity: checkout answered by web")
+                .generation(2)
+                .details(serde_json::json!({"detector": "identity"})),
+        )
+        .expect("alert");
+    let timeline = Timeline::build(&store, None, None).expect("timeline");
+    assert_eq!(timeline.open_alerts.len(), 1);
+    assert_eq!(timeline.open_alerts[0].generation, 2);
+    let markdown = timeline.render_markdown();
+    let open = markdown
+        .find("## Open alerts")
+        .expect("open alerts section");
+    assert!(
+        open < markdown.find("## Issue Summary").expect("summary"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("Generation 2 serves now and has 1 alert since it became active"),
+        "{markdown}"
+    );
+    // After a rollback away from it, nothing about generation 2 is open any more.
+    store
+        .record_rollback(2, 1, "cli", "back")
+        .expect("rollback");
+    let after = Timeline::build(&store, None, None).expect("timeline");
+    assert!(after.open_alerts.is_empty());
+    assert!(!after.render_markdown().contains("## Open alerts"));
 }

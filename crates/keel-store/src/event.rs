@@ -35,6 +35,13 @@ pub mod kind {
     pub const IDENTITY: &str = "identity";
     /// A generation was marked known-good.
     pub const KNOWN_GOOD: &str = "known-good";
+    /// A generation was judged bad (by the guard's alarm or an operator's `keel mark-bad`):
+    /// its known-good mark, if any, is withdrawn.
+    pub const MARK_BAD: &str = "mark-bad";
+    /// What a generation served, from its per-generation counters, written when a rollback
+    /// takes it out of service (`details`: `requests_served`, `misidentified`,
+    /// `server_errors`, `connect_failures`, `wrong_or_failed`, `affected_share`).
+    pub const TRAFFIC: &str = "traffic";
     /// The daemon started.
     pub const STARTUP: &str = "startup";
     /// The daemon stopped.

@@ -73,7 +73,7 @@ pub struct GenerationRecord {
     /// Its lifecycle state.
     pub state: GenerationState,
     /// It served traffic through a watch period without alerts (or an operator vouched for it):
-    /// a rollback target. Independent of `state`; withdrawn when a rollback moves away from it.
+    /// a rollback target. Independent of `state`; withdrawn only by `Store::mark_bad`.
     pub known_good: bool,
     /// When it was last marked known-good, if it currently is.
     pub known_good_at_ms: Option<i64>,

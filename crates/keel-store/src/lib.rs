@@ -20,9 +20,10 @@
 //! | `record_rejection(new)` | – | new: `rejected` (final) | `reject` |
 //! | `activate(id)` | id `pending` | id `active`; previous active `superseded` | `promote` |
 //! | `activate(id)` | id `superseded` / `rolled-back` | id `active`; previous active `superseded` | `activate` |
-//! | `record_rollback(from, to)` | from `active`, to served before | from `rolled-back` (known-good withdrawn); to `active` | `rollback` |
+//! | `record_rollback(from, to)` | from `active`, to served before | from `rolled-back` (keeps its known-good flag); to `active` | `rollback` |
 //! | `record_rollback(from, to)` | from `pending`, to `active` | from `rolled-back`; to stays `active` | `rollback` |
 //! | `mark_known_good(id)` | id served before, not `rejected` | flag set (idempotent) | `known-good` |
+//! | `mark_bad(id)` | id not `rejected` | flag withdrawn; state unchanged | `mark-bad` |
 //!
 //! Anything else is refused with [`StoreError::InvalidTransition`] and changes nothing.
 //!
@@ -30,7 +31,8 @@
 //! * Only a generation that has served traffic (superseded or rolled-back with an activation
 //!   time) can be a rollback target; rejected generations never become active.
 //! * *Known-good* is a flag, not a state: set by [`Store::mark_known_good`] on a generation that
-//!   has served traffic, kept when it is superseded, withdrawn when a rollback moves away from it.
+//!   has served traffic, kept when it is superseded or rolled back from, withdrawn only by
+//!   [`Store::mark_bad`] (an alarm the guard acted on, or an operator's `keel mark-bad`).
 //! * Every transition writes exactly one event (`apply`, `reject`, `promote`, `activate`,
 //!   `rollback`, `known-good`) in the same transaction.
 

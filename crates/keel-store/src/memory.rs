@@ -166,6 +166,14 @@ impl Store for MemoryStore {
         }
     }
 
+    fn mark_bad(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let target = inner.snapshot(id)?;
+        let now = now_ms();
+        let plan = transition::plan_mark_bad(target, origin, reason, now)?;
+        inner.execute(plan, now)
+    }
+
     fn active(&self) -> Result<Option<GenerationRecord>, StoreError> {
         Ok(self.lock()?.active().cloned())
     }

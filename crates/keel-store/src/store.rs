@@ -30,7 +30,7 @@ pub trait Store: Send + Sync {
 
     /// Takes `from` out of service as bad and serves `to`, with a "rollback" event, in one
     /// transaction. `from` must be the active generation (then `to` must have served before;
-    /// `from` becomes rolled-back and loses its known-good mark) or a pending canary (then `to`
+    /// `from` becomes rolled-back and keeps its known-good mark: see [`Store::mark_bad`]) or a pending canary (then `to`
     /// must be the active generation, which stays active). Naming `from` makes a rollback
     /// that raced with another apply fail instead of rolling back the wrong generation.
     fn record_rollback(
@@ -44,6 +44,11 @@ pub trait Store: Send + Sync {
     /// Marks a generation that has served traffic as known-good, with a "known-good" event.
     /// Marking one that already is known-good succeeds and writes nothing.
     fn mark_known_good(&self, id: GenerationId) -> Result<(), StoreError>;
+
+    /// Judges a generation bad, with a "mark-bad" event saying who (`origin`) and why: its
+    /// known-good mark, if any, is withdrawn. The state does not change. Refused for a
+    /// rejected generation (it never served).
+    fn mark_bad(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError>;
 
     /// The active generation; `None` only before the first activating apply.
     fn active(&self) -> Result<Option<GenerationRecord>, StoreError>;

@@ -178,7 +178,8 @@ pub(crate) fn plan_activate(
 /// Take `from` out of service, judged bad, and serve `to`.
 ///
 /// * `from` active: `to` must have served before (superseded or rolled back); `from` becomes
-///   rolled-back and loses its known-good mark, `to` becomes active.
+///   rolled-back, `to` becomes active. `from` keeps its known-good mark: leaving a generation
+///   is not evidence against it (only an alarm or an operator's [`plan_mark_bad`] is).
 /// * `from` pending (an aborted canary): `to` must be the active generation, which stays active.
 pub(crate) fn plan_rollback(
     from: Snapshot,
@@ -208,10 +209,7 @@ pub(crate) fn plan_rollback(
                     ));
                 }
             }
-            updates.push(StateUpdate {
-                known_good: from.known_good.then_some(false),
-                ..StateUpdate::to(from.id, GenerationState::RolledBack)
-            });
+            updates.push(StateUpdate::to(from.id, GenerationState::RolledBack));
             updates.push(StateUpdate {
                 stamp_activated: true,
                 ..StateUpdate::to(to.id, GenerationState::Active)
@@ -244,7 +242,6 @@ pub(crate) fn plan_rollback(
             "from_state": from.state,
             "origin": origin,
             "reason": reason,
-            "withdrew_known_good": from.known_good && from.state == GenerationState::Active,
         }));
     Ok(Plan { updates, event })
 }
@@ -281,6 +278,46 @@ pub(crate) fn plan_known_good(target: Snapshot, now_ms: i64) -> Result<Option<Pl
     }))
 }
 
+/// Judge `target` bad: its known-good mark (if any) is withdrawn, so no rollback picks it
+/// without `--force`, and the event says who judged it and why. Always writes the event (a
+/// generation that was never known-good can still be judged bad: the reason is the record).
+pub(crate) fn plan_mark_bad(
+    target: Snapshot,
+    origin: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Plan, StoreError> {
+    if target.state == GenerationState::Rejected {
+        return Err(refuse(
+            target,
+            "mark it bad: it was refused and never served, so nothing can roll back to it",
+        ));
+    }
+    let update = StateUpdate {
+        known_good: target.known_good.then_some(false),
+        ..StateUpdate::to(target.id, target.state)
+    };
+    let event = NewEvent::new(
+        kind::MARK_BAD,
+        with_reason(
+            format!("generation {} marked bad via {origin}", target.id),
+            reason,
+        ),
+    )
+    .at(now_ms)
+    .generation(target.id)
+    .details(json!({
+        "state": target.state,
+        "origin": origin,
+        "reason": reason,
+        "withdrew_known_good": target.known_good,
+    }));
+    Ok(Plan {
+        updates: vec![update],
+        event,
+    })
+}
+
 fn refuse(target: Snapshot, action: &str) -> StoreError {
     StoreError::InvalidTransition {
         id: target.id,
@@ -312,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn rollback_demotes_before_promoting_and_withdraws_known_good() {
+    fn rollback_demotes_before_promoting_and_keeps_known_good() {
         let from = Snapshot {
             known_good: true,
             ..snap(5, GenerationState::Active, true)
@@ -324,10 +361,7 @@ mod tests {
         assert_eq!(
             updates,
             Ok(vec![
-                StateUpdate {
-                    known_good: Some(false),
-                    ..StateUpdate::to(5, GenerationState::RolledBack)
-                },
+                StateUpdate::to(5, GenerationState::RolledBack),
                 StateUpdate {
                     stamp_activated: true,
                     ..StateUpdate::to(3, GenerationState::Active)
@@ -409,6 +443,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn mark_bad_withdraws_known_good_and_always_records_why() {
+        let good = Snapshot {
+            known_good: true,
+            ..snap(5, GenerationState::Superseded, true)
+        };
+        let plan = plan_mark_bad(good, "cli", "served stale prices", 3).ok();
+        assert_eq!(
+            plan.as_ref().map(|p| p.updates.clone()),
+            Some(vec![StateUpdate {
+                known_good: Some(false),
+                ..StateUpdate::to(5, GenerationState::Superseded)
+            }])
+        );
+        assert_eq!(
+            plan.map(|p| p.event.summary),
+            Some("generation 5 marked bad via cli: served stale prices".to_owned())
+        );
+        let never_good = snap(4, GenerationState::RolledBack, true);
+        let plan = plan_mark_bad(never_good, "guard", "identity alert", 3).ok();
+        assert_eq!(
+            plan.map(|p| p.updates),
+            Some(vec![StateUpdate::to(4, GenerationState::RolledBack)])
+        );
+        assert!(plan_mark_bad(snap(3, GenerationState::Rejected, false), "cli", "", 0).is_err());
     }
 
     #[test]

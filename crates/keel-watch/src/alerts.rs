@@ -95,12 +95,14 @@ impl Alert {
             .as_deref()
             .map(|c| format!(" — after change: {c}"))
             .unwrap_or_default();
+        // A summary taken from a proxy event already names the generation: say it once.
+        let prefix = format!("generation {}: ", self.generation);
+        let summary = self.summary.strip_prefix(&prefix).unwrap_or(&self.summary);
         format!(
-            "[keel] {} {} alert on generation {}: {}{change}",
+            "[keel] {} {} alert on generation {}: {summary}{change}",
             self.severity.as_str().to_uppercase(),
             self.detector.as_str(),
             self.generation,
-            self.summary
         )
     }
 }
@@ -227,5 +229,19 @@ mod tests {
         assert_eq!(json["alerts"][0]["phase"]["kind"], "after_swap");
         assert_eq!(json["alerts"][0]["preceding_change"], "web: +1 route");
         assert!(recent[0].text().contains("after change: web: +1 route"));
+    }
+
+    #[test]
+    fn an_alert_names_its_generation_once() {
+        let log = AlertLog::with_capacity(3);
+        let mut identity = alarm(1);
+        identity.summary = "generation 6: route checkout got a response identifying as web".into();
+        let alert = log.raise(identity, 6, Some(5), Phase::Continuous, None);
+        let text = alert.text();
+        assert!(
+            text.contains("alert on generation 6: route checkout")
+                && !text.contains("generation 6: generation 6"),
+            "{text}"
+        );
     }
 }

@@ -5,14 +5,14 @@
 //!          │
 //!          └──every 250 ms──▶ Series (sliding windows) ─▶ detectors ─▶ Alert ─▶ AlertLog (GET /alerts)
 //! ProxyEvent (identity) ───────────────────────────────────▶ detectors     └──▶ webhooks (bounded, retried)
-//!                                                                          └──▶ WatchVerdict ─▶ guard: revert
+//!                                                                          └──▶ WatchVerdict ─▶ keel-control's guard
 //! ```
 //!
 //! The hot path is untouched: the data plane bumps the counters it already had; metrics
 //! read them at scrape time and the detectors read them once per [`TICK`].
 //!
-//! Entry points: [`Watcher::start`] (one per data plane), [`Watcher::watch_apply`] and
-//! [`guard::guarded_apply`] for the controller, [`Watcher::metrics_text`] and
+//! Entry points: [`Watcher::start`] (one per data plane), [`Watcher::watch_apply`] for the
+//! controller's guard, [`Watcher::metrics_text`] and
 //! [`Watcher::alerts_json`] for the admin API. Metric names are in [`names`]; the math
 //! of each detector is in its module and in `docs/detectors.md`.
 //!
@@ -24,11 +24,10 @@
 //!   (token only if `[admin] metrics_require_token`); `GET /alerts` → [`Watcher::alerts_json`].
 //! * Counters: [`Metrics::record_apply`], [`Metrics::record_rejection`],
 //!   [`Metrics::record_rollback`] (the guard counts its own automatic rollbacks).
-//! * Guarded apply: build a [`GuardPlan`] from `[safety]` and the `--canary/--watch` flags.
-//!   [`guard::guarded_apply`] runs the whole plan and does the swaps itself; `keel-control`
-//!   instead walks [`GuardPlan::stages`] and awaits [`Watcher::watch_apply`] per stage, so
-//!   the controller stays the one owner of swaps and store state. `--no-guard` →
-//!   [`unguarded_apply`] (or the controller's own equivalent).
+//! * Guarded apply: build a [`GuardPlan`] from `[safety]` and the `--canary/--watch` flags;
+//!   `keel-control` walks [`GuardPlan::stages`] and awaits [`Watcher::watch_apply`] per
+//!   stage. This crate never swaps the data plane: the detectors return verdicts, and the
+//!   controller stays the one owner of swaps, reverts and store state.
 //! * Persisting alerts: [`Watcher::subscribe`] hands every raised alert to the controller.
 //! * Known-good promotion: [`AlertLog::about`]`(generation, since)` lists the alerts the
 //!   generation collected since it became active.
@@ -37,9 +36,9 @@ mod alerts;
 mod collector;
 pub mod detectors;
 mod evaluate;
-pub mod guard;
 mod metrics;
 pub mod names;
+pub mod plan;
 mod shape;
 mod watcher;
 mod webhook;
@@ -48,8 +47,8 @@ pub mod window;
 pub use alerts::{ALERT_LOG_CAPACITY, Alert, AlertLog, Phase, Severity};
 pub use collector::PlaneCollector;
 pub use detectors::{Alarm, Detector, Thresholds};
-pub use guard::{GuardOutcome, GuardPlan, guarded_apply, unguarded_apply};
 pub use metrics::{Delivery, METRICS_CONTENT_TYPE, Metrics, RollbackTrigger};
+pub use plan::{GuardPlan, MIN_STEP_WATCH};
 pub use shape::{ANY_HOST, ArmShape, RouteShape, Shape};
 pub use watcher::{
     ALERT_BUFFER, CONTINUOUS_REPEAT, WatchMode, WatchRequest, WatchVerdict, Watcher,

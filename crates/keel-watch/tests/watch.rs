@@ -186,22 +186,23 @@ async fn webhooks_get_the_alert_as_json_and_are_retried_after_a_500() {
         shop_config(&backends, Variant::Misroute, true, Some(hook)),
     );
     let traffic = tokio::spawn(load(proxy.addr, 200, Duration::from_secs(2)));
-    let outcome = keel_watch::guarded_apply(
-        &watcher,
-        good,
-        bad,
-        &keel_watch::GuardPlan {
-            canary_permille: None,
-            watch: Duration::from_secs(5),
-            promote_steps: vec![100],
-            step_watch: Duration::from_secs(1),
-        },
-        "route web: pool web → split web 30 / legacy 70",
-    )
-    .await;
+    // The detectors return a verdict; swapping is the controller's (keel-control), so
+    // the test swaps by hand to create the misroute it watches.
+    proxy.plane.activate(bad.clone());
+    let verdict = watcher
+        .watch_apply(keel_watch::WatchRequest {
+            baseline: good.clone(),
+            candidate: bad,
+            mode: keel_watch::WatchMode::Full,
+            duration: Duration::from_secs(5),
+            change: "route web: pool web → split web 30 / legacy 70".into(),
+        })
+        .await;
+    // What the controller's guard does on the verdict: swap the good generation back.
+    proxy.plane.activate(good);
     assert!(
-        matches!(outcome, keel_watch::GuardOutcome::RolledBack { .. }),
-        "{outcome:?}"
+        matches!(verdict, keel_watch::WatchVerdict::Alarm { .. }),
+        "{verdict:?}"
     );
     traffic.await.expect("load");
     let delivered = eventually(Duration::from_secs(5), || {

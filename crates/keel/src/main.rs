@@ -1,6 +1,6 @@
 //! `keel`: parses the command line, sets up logging, and hands each command to the
-//! library crate that owns it. Exit codes: 0 success, 1 findings or failure, 64 usage
-//! or unusable config (EX_USAGE).
+//! library crate that owns it. Exit codes (docs/cli.md): 0 success, 1 refused or failed,
+//! 2 usage error (clap's), 64 input that cannot be read or used.
 
 mod cmd;
 
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let cli = match cmd::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            // --help and --version are not errors; every real usage error exits 64.
+            // --help and --version are not errors; every real usage error exits 2.
             let code = if error.use_stderr() {
                 cmd::EXIT_USAGE
             } else {

@@ -219,6 +219,13 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
         text(&applied)
     );
     assert_eq!(get(proxy).await, Some((2, "B".into())));
+    let status = cli(&["status"]).await;
+    assert!(
+        !text(&status).contains("became generation 1")
+            && text(&status).contains("Keel started on generation 1"),
+        "{}",
+        text(&status)
+    );
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[listeners.web]\naddr = 5\n").expect("write");
     let refused = cli(&["apply", &broken.display().to_string()]).await;
@@ -254,9 +261,58 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
     let json = cli(&["status", "--json"]).await;
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status JSON");
     assert_eq!(json["active"]["author"], "carol");
+    // Generation 1 is known-good (`known_good_after = "0s"`): no --force, and the blast
+    // radius comes first.
     let rollback = cli(&["rollback", "--to", "1", "-m", "B is wrong"]).await;
     assert!(rollback.status.success(), "{}", text(&rollback));
+    let said = text(&rollback);
+    assert!(
+        said.starts_with("Rollback from generation 2 to 1: Blast radius on")
+            && said.contains("rolled back: generation 1 serves (was 2)")
+            && said.contains("the guard watches generation 1")
+            && !said.contains("FORCED"),
+        "{said}"
+    );
     assert_eq!(get(proxy).await, Some((1, "A".into())));
+    // Generation 2 never became known-good (the guard was still watching it): going back
+    // to it needs --force and says why; a dry run shows it and swaps nothing.
+    let distrusted = cli(&["rollback", "--to", "2"]).await;
+    assert_eq!(distrusted.status.code(), Some(1), "{}", text(&distrusted));
+    assert!(
+        text(&distrusted).contains("generation 2 is not known-good")
+            && text(&distrusted).contains("never became known-good")
+            && text(&distrusted).contains("--force"),
+        "{}",
+        text(&distrusted)
+    );
+    let dry = cli(&["rollback", "--to", "2", "--force", "--dry-run"]).await;
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("FORCED: generation 2 is not known-good")
+            && text(&dry).contains("dry run: a rollback would make generation 2 serve"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(get(proxy).await, Some((1, "A".into())));
+    let shown = cli(&["show", "2"]).await;
+    assert!(
+        text(&shown)
+            .contains("it was rolled back and is not known-good: a rollback to it needs --force"),
+        "{}",
+        text(&shown)
+    );
+    let marked = cli(&["mark-bad", "2", "-m", "B is wrong"]).await;
+    assert!(
+        marked.status.success() && text(&marked).contains("generation 2 marked bad"),
+        "{}",
+        text(&marked)
+    );
+    let distrusted = cli(&["rollback", "--to", "2"]).await;
+    assert!(
+        text(&distrusted).contains("marked bad via cli: B is wrong"),
+        "{}",
+        text(&distrusted)
+    );
     assert_eq!(
         cli(&["rollback", "--to", "99"]).await.status.code(),
         Some(1)

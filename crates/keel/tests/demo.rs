@@ -109,11 +109,12 @@ fn one_scene_runs_alone() {
 
 #[test]
 fn bad_flags_are_usage_errors_and_start_nothing() {
+    // Usage errors exit 2, as clap's own do (docs/cli.md).
     let run = demo(&["--scene", "4"]);
-    assert_eq!(run.code, Some(64), "{}", explain(&run));
+    assert_eq!(run.code, Some(2), "{}", explain(&run));
     let run = demo(&["--duration", "1s"]);
-    assert_eq!(run.code, Some(64), "{}", explain(&run));
+    assert_eq!(run.code, Some(2), "{}", explain(&run));
     assert!(run.stderr.contains("--duration"), "{}", explain(&run));
     let run = demo(&["--duration", "soon"]);
-    assert_eq!(run.code, Some(64), "{}", explain(&run));
+    assert_eq!(run.code, Some(2), "{}", explain(&run));
 }

@@ -239,6 +239,20 @@ async fn the_gate_refuses_with_the_matrix_and_force_applies() {
     );
     assert!(out.contains("Movement matrix"), "{out}");
 
+    // Issue 27 (5): a forced dry run says it would be applied because forced, and
+    // never that the config passes the gate it failed.
+    let forced_dry = setup
+        .keel
+        .cli(&["apply", "legacy.toml", "--dry-run", "--force"])
+        .await;
+    let out = text(&forced_dry);
+    assert_eq!(forced_dry.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("dry run: would be applied because forced"),
+        "{out}"
+    );
+    assert!(!out.contains("passes check and gate"), "{out}");
+
     let ok = setup
         .keel
         .cli(&["apply", "harmless.toml", "--dry-run"])

@@ -134,3 +134,46 @@ async fn the_playbooks_rollback_commands_roll_back_with_the_real_binary() {
     stand.shutdown().await;
     shop.shutdown().await;
 }
+
+/// Issue 27 (4): `keel playbook` reads the token from `--state-dir` like every other
+/// command (no `KEEL_ADMIN_TOKEN`), and reads the real `GET /status` shape: every backend
+/// of the running daemon is reported with a state, none drawn grey "unknown".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playbook_reads_the_state_dirs_token_and_the_real_status_shape() {
+    let state = tempfile::tempdir().expect("state dir");
+    let shop = Shop::start(ShopConfig::fast()).await.expect("shop");
+    let stand = Stand::start(&shop, state.path()).await.expect("keel");
+    let backends = stand
+        .controller
+        .status()
+        .health
+        .pools
+        .iter()
+        .map(|p| p.backends.len())
+        .sum::<usize>();
+    assert!(backends > 0);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["playbook", "--state-dir"])
+        .arg(state.path())
+        .args(["--admin", &stand.admin_url()])
+        .env_remove("KEEL_ADMIN_TOKEN")
+        .env("KEEL_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(COMMAND_DEADLINE, output)
+        .await
+        .expect("in time")
+        .expect("runs");
+    let markdown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        markdown.contains(&format!(
+            "backend states from GET {}/status ({backends} backends reported)",
+            stand.admin_url()
+        )),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("backend states unknown"), "{markdown}");
+    stand.shutdown().await;
+    shop.shutdown().await;
+}

@@ -174,14 +174,15 @@ fn timeline_reads_the_store_while_it_is_open() {
 }
 
 #[test]
-fn bad_input_gets_a_clear_error_and_exit_64() {
+fn bad_flags_exit_2_and_unreadable_input_exits_64() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _store = scenario(dir.path());
     let state = dir.path().to_str().expect("utf-8 path");
-    for (args, needle) in [
+    for (args, needle, exit) in [
         (
             vec!["timeline", "--state-dir", state, "--since", "last tuesday"],
             "--since: cannot read time",
+            2,
         ),
         (
             vec![
@@ -194,18 +195,21 @@ fn bad_input_gets_a_clear_error_and_exit_64() {
                 "1h ago",
             ],
             "the window is empty",
+            2,
         ),
         (
             vec!["timeline", "--state-dir", "/nonexistent/keel"],
             "no Keel store at /nonexistent/keel/keel.db",
+            64,
         ),
         (
             vec!["playbook", "--state-dir", "/nonexistent/keel"],
             "no Keel store",
+            64,
         ),
     ] {
         let output = keel(&args);
-        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        assert_eq!(output.status.code(), Some(exit), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
@@ -257,9 +261,16 @@ fn playbook_without_admin_api_says_states_are_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playbook_colours_backends_from_the_admin_status() {
-    let status = json!({"active_generation": 3, "pools": [
-        {"name": "web", "backends": [{"addr": "127.0.0.1:9101", "state": "healthy"}, {"addr": "127.0.0.1:9102", "state": "misidentified"}]},
-        {"name": "checkout", "backends": [{"addr": "127.0.0.1:9003", "state": "unhealthy"}]}]});
+    // The documented `GET /status` shape (docs/admin-api.md).
+    let status = json!({
+        "open_alerts": [{"id": 9, "time": "2026-12-07T11:00:00.000Z", "detector": "identity",
+            "severity": "critical", "generation": 3, "serving": "active",
+            "summary": "route checkout: 97 responses answered by catalog"}],
+        "open_alerts_total": 1,
+        "active": {"id": 3},
+        "health": {"backends": 3, "serving": 2, "out": 1, "pools": [
+            {"name": "web", "service": "web", "backends": [{"addr": "127.0.0.1:9101", "state": "healthy"}, {"addr": "127.0.0.1:9102", "state": "misidentified"}]},
+            {"name": "checkout", "service": "checkout", "backends": [{"addr": "127.0.0.1:9003", "state": "unhealthy"}]}]}});
     let app = axum::Router::new().route(
         "/status",
         axum::routing::get(move || async move { axum::Json(status) }),
@@ -307,6 +318,15 @@ async fn playbook_colours_backends_from_the_admin_status() {
     assert!(
         !markdown.contains("**Warning**"),
         "store and admin API agree on generation 3"
+    );
+    // Open alerts come first, naming the generation they blame.
+    let alerts = markdown
+        .find("## Open alerts")
+        .expect("open alerts section");
+    assert!(alerts < markdown.find("## Now serving").expect("now serving"));
+    assert!(
+        markdown.contains("**CRITICAL** identity alert blames generation 3 (active)"),
+        "{markdown}"
     );
     assert!(markdown.contains("![Topology of the active generation](playbook.svg)"));
     let svg = std::fs::read_to_string(dir.path().join("playbook.svg")).expect("svg written");

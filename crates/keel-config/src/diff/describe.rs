@@ -34,9 +34,9 @@ pub(super) fn describe_route(route: &Route) -> String {
 /// `service web, round robin, 2 backends`.
 pub(super) fn describe_pool(_name: &str, pool: &Pool) -> String {
     let mut text = format!(
-        "service {}, {:?}, {} backend{}",
+        "service {}, {}, {} backend{}",
         pool.service.value,
-        pool.balance,
+        super::human::human(&pool.balance),
         pool.backends.len(),
         if pool.backends.len() == 1 { "" } else { "s" }
     );

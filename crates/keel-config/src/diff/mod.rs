@@ -7,6 +7,7 @@
 //! and [`ConfigDiff::render_human`] prints it for people.
 
 mod describe;
+mod human;
 mod render;
 
 use crate::Config;
@@ -14,6 +15,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use describe::{backends, describe_pool, describe_route, identity, split_arms, target};
+use human::human;
 
 /// Added, removed or changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,23 +97,23 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             field(
                 &mut fields,
                 "balance",
-                &debug(&a.balance),
-                &debug(&b.balance),
+                &human(&a.balance),
+                &human(&b.balance),
             );
             field(&mut fields, "draining", &a.draining, &b.draining);
             field(&mut fields, "legacy", &a.legacy, &b.legacy);
-            field(&mut fields, "health", &debug(&a.health), &debug(&b.health));
+            field(&mut fields, "health", &human(&a.health), &human(&b.health));
             field(
                 &mut fields,
                 "outlier",
-                &debug(&a.outlier),
-                &debug(&b.outlier),
+                &human(&a.outlier),
+                &human(&b.outlier),
             );
             field(
                 &mut fields,
                 "connect_timeout",
-                &debug(&a.connect_timeout.value),
-                &debug(&b.connect_timeout.value),
+                &human(&a.connect_timeout.value),
+                &human(&b.connect_timeout.value),
             );
             field(
                 &mut fields,
@@ -122,8 +124,8 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             field(
                 &mut fields,
                 "idle_timeout",
-                &debug(&a.idle_timeout.value),
-                &debug(&b.idle_timeout.value),
+                &human(&a.idle_timeout.value),
+                &human(&b.idle_timeout.value),
             );
             field(
                 &mut fields,
@@ -205,8 +207,8 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
         field(
             &mut fields,
             "methods",
-            &debug(&methods(a)),
-            &debug(&methods(b)),
+            &human(&methods(a)),
+            &human(&methods(b)),
         );
         let headers = |r: &crate::Route| {
             r.headers
@@ -226,15 +228,15 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
         field(
             &mut fields,
             "timeout",
-            &debug(&a.timeout.value),
-            &debug(&b.timeout.value),
+            &human(&a.timeout.value),
+            &human(&b.timeout.value),
         );
         field(&mut fields, "retries", &a.retries.value, &b.retries.value);
         field(
             &mut fields,
             "body_idle_timeout",
-            &debug(&a.body_idle_timeout.as_ref().map(|t| t.value)),
-            &debug(&b.body_idle_timeout.as_ref().map(|t| t.value)),
+            &human(&a.body_idle_timeout.as_ref().map(|t| t.value)),
+            &human(&b.body_idle_timeout.as_ref().map(|t| t.value)),
         );
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
@@ -350,22 +352,18 @@ fn field<T: std::fmt::Display + PartialEq + ?Sized>(
     }
 }
 
-fn debug<T: std::fmt::Debug>(value: &T) -> String {
-    format!("{value:?}")
-}
-
 fn opt<T: std::fmt::Display>(value: &Option<crate::Located<T>>) -> String {
     value
         .as_ref()
         .map_or_else(|| "any".to_string(), |v| v.value.to_string())
 }
 
-/// Section settings, compared key by key (their `Debug` forms carry no spans).
+/// Section settings, compared key by key, written as a config would write them.
 fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
     let mut out = Vec::new();
     macro_rules! keys {
         ($section:literal, $a:expr, $b:expr, [$($key:ident),*]) => {
-            $(field(&mut out, concat!("[", $section, "] ", stringify!($key)), &debug(&$a.$key), &debug(&$b.$key));)*
+            $(field(&mut out, concat!("[", $section, "] ", stringify!($key)), &human(&$a.$key), &human(&$b.$key));)*
         };
     }
     keys!("admin", old.admin, new.admin, [metrics_require_token]);

@@ -185,3 +185,30 @@ fn the_summary_line_names_the_first_changes_and_counts_the_rest() {
     assert!(line.starts_with("+ route a; + route b"), "{line}");
     assert!(line.ends_with("and 1 more"), "{line}");
 }
+
+/// Issue 27 (7): values read as a config would write them, never as Rust `Debug`.
+#[test]
+fn changed_settings_are_written_as_a_config_writes_them() {
+    let a = parse(BASE);
+    let changed = BASE.replace(
+        "[pools.web]\nservice = \"web\"\n",
+        "[pools.web]\nservice = \"web\"\nbalance = \"consistent_hash\"\nhash_key = \"cookie:cart_id\"\n\
+         health = { path = \"/healthz\" }\n",
+    );
+    let b = parse(&changed);
+    let text = semantic_diff(&a, &b).render_human();
+    assert!(
+        text.contains("consistent hash on cookie:cart_id") && text.contains("GET /healthz every"),
+        "{text}"
+    );
+    for leak in [
+        "Some(",
+        "None",
+        "Cookie(",
+        "ConsistentHash",
+        "RoundRobin",
+        "HealthCheck",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} in {text}");
+    }
+}

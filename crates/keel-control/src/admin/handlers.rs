@@ -15,10 +15,10 @@ use serde::Deserialize;
 use super::AdminState;
 use crate::api::{
     ActiveConfig, ApiError, ApplyBody, DEFAULT_ALERTS_LIMIT, DEFAULT_HISTORY_LIMIT,
-    GenerationDetail, GenerationSummary, MAX_HISTORY_LIMIT, RollbackBody,
+    GenerationDetail, GenerationSummary, MAX_HISTORY_LIMIT, MarkBadBody, RollbackBody,
 };
 use crate::error::ControlError;
-use crate::request::{ApplyRequest, ApplyStatus, RollbackRequest};
+use crate::request::{ApplyRequest, ApplyStatus, MarkBadRequest, RollbackRequest};
 
 /// An error answer.
 pub(super) struct Failure(StatusCode, ApiError);
@@ -36,8 +36,15 @@ pub(super) fn failure(status: StatusCode, error: String, hint: Option<String>) -
 impl From<ControlError> for Failure {
     fn from(error: ControlError) -> Self {
         let status = match &error {
+            ControlError::Store(keel_store::StoreError::UnknownGeneration(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            ControlError::Store(keel_store::StoreError::InvalidTransition { .. }) => {
+                StatusCode::CONFLICT
+            }
             ControlError::NothingActive => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::NoRollbackTarget { .. }
+            | ControlError::DistrustedTarget { .. }
             | ControlError::AlreadyActive(_)
             | ControlError::CanaryInProgress { .. } => StatusCode::CONFLICT,
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -47,6 +54,11 @@ impl From<ControlError> for Failure {
         };
         let hint = match &error {
             ControlError::NoRollbackTarget { hint, .. } => Some(hint.clone()),
+            ControlError::DistrustedTarget { id, .. } => Some(format!(
+                "roll back to the newest known-good generation with `keel rollback`, or, \
+                 knowing the above, `keel rollback --to {id} --force` (it is watched, and \
+                 reverted if it alarms again)"
+            )),
             _ => None,
         };
         failure(status, error.to_string(), hint)
@@ -183,6 +195,45 @@ pub(super) async fn rollback(
             author: body.author,
             reason: body.reason,
             origin: origin::CLI.to_string(),
+            force: body.force,
+            dry_run: body.dry_run,
+            watch: body.watch_ms.map(Duration::from_millis),
+            wait: body.wait,
+        })
+        .await?;
+    Ok(Json(outcome).into_response())
+}
+
+/// `POST /generations/{id}/mark-bad`: withdraws the known-good mark (see `Controller::mark_bad`).
+pub(super) async fn mark_bad(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let id: u64 = id.parse().map_err(|_| {
+        failure(
+            StatusCode::BAD_REQUEST,
+            format!("`{id}` is not a generation number"),
+            None,
+        )
+    })?;
+    let body: MarkBadBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MarkBadBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                format!("bad request body: {e}"),
+                Some(r#"send {"author": "..", "reason": ".."} (every field optional)"#.to_string()),
+            )
+        })?
+    };
+    let outcome = state
+        .controller
+        .mark_bad(MarkBadRequest {
+            id,
+            author: body.author,
+            reason: body.reason,
         })
         .await?;
     Ok(Json(outcome).into_response())

@@ -8,7 +8,8 @@
 //! | `GET /generations?limit=N` | yes | newest generations first, every state, without config text |
 //! | `GET /generations/{id}` | yes | one generation: config text, author, message, time, check report, state |
 //! | `POST /apply` | yes | `{config, author, message, force, dry_run, file_name}`: full check, gate, apply; 422 with findings when refused |
-//! | `POST /rollback` | yes | `{to?, author?, reason?}`: swap to a generation kept in memory; 409 when there is none |
+//! | `POST /rollback` | yes | `{to?, author?, reason?, force?, dry_run?, watch_ms?, wait?}`: blast radius, swap to a generation kept in memory, watch it; 409 when there is none, or it is not known-good without `force` |
+//! | `POST /generations/{id}/mark-bad` | yes | `{author?, reason?}`: withdraw its known-good mark for good; 404 unknown, 409 rejected |
 //! | `GET /config` | yes | `{generation, config}`: the active config text |
 //! | `GET /traffic/sample` | yes | the live traffic sample, one JSON request shape per line |
 //! | `GET /metrics` | only with `[admin] metrics_require_token` | Prometheus text exposition (keel-watch) |
@@ -72,6 +73,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/status", get(handlers::status))
         .route("/generations", get(handlers::generations))
         .route("/generations/{id}", get(handlers::generation))
+        .route("/generations/{id}/mark-bad", post(handlers::mark_bad))
         .route(
             "/apply",
             post(handlers::apply).layer(DefaultBodyLimit::max(MAX_APPLY_BODY_BYTES)),

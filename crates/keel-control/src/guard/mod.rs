@@ -16,6 +16,8 @@
 //! * One guarded apply is watched at a time ([`session`]): another apply is refused
 //!   while a canary runs, and supersedes a full swap's watch; `keel rollback` cancels a
 //!   canary, or ends a watch before it rolls back.
+//! * A rollback is watched the same way ([`rollback_watch`]): its target against the
+//!   generation it replaced; an alarm reverts it and judges it bad.
 //! * Every alert the watcher raises is persisted as an `alert` event
 //!   ([`record_alerts`]), and every apply tells the watcher its diff summary, so alerts
 //!   name the change that preceded them.
@@ -24,6 +26,7 @@ mod canary;
 mod full;
 mod outcome;
 mod record;
+mod rollback_watch;
 mod session;
 
 use std::sync::Arc;

@@ -83,8 +83,8 @@ pub(crate) fn waited(mut outcome: ApplyOutcome, guard: GuardReport) -> ApplyOutc
             stage: Stage::Guard,
             code: None,
             message: format!(
-                "rolled back by the guard after {:.1} s: {}",
-                guard.detected_after_ms.unwrap_or(0) as f64 / 1000.0,
+                "rolled back by the guard, detected after {} ms: {}",
+                guard.detected_after_ms.unwrap_or(0),
                 guard.reason.as_deref().unwrap_or("a detector fired")
             ),
         }];

@@ -166,6 +166,10 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.mark_known_good(id)
     }
+    fn mark_bad(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.mark_bad(id, origin, reason)
+    }
     fn active(&self) -> Result<Option<GenerationRecord>, StoreError> {
         self.inner.active()
     }

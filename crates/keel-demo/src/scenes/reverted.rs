@@ -222,7 +222,7 @@ async fn restore(play: &Play<'_>, good: u64, bad: u64) {
         return;
     }
     narrator.say(format!(
-        "The demo rolls back by hand (`keel rollback --to {good}`) so the shop works again."
+        "The demo rolls back by hand (`keel rollback --to {good} --force`) so the shop works again."
     ));
     let rolled_back = play
         .stand
@@ -232,6 +232,9 @@ async fn restore(play: &Play<'_>, good: u64, bad: u64) {
             author: GAME_DAY_AUTHOR.to_owned(),
             reason: "keel demo: no automatic revert came".to_owned(),
             origin: origin::CLI.to_owned(),
+            // The game day must end on a working shop, known-good yet or not.
+            force: true,
+            ..RollbackRequest::default()
         })
         .await;
     match rolled_back {

@@ -4,9 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::live_line;
+use super::markdown::{forced, live_line};
 use super::{Playbook, ROLLBACK_MARKER, TargetReason};
 use crate::ReportError;
+use crate::live::LiveView;
 use crate::text::{headline, html};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
@@ -25,13 +26,32 @@ pub(super) fn render(playbook: &Playbook) -> Result<String, ReportError> {
         html(&playbook.generated_at),
         html(&live_line(&playbook.live))
     );
+    if let LiveView::Known(states) = &playbook.live
+        && !states.open_alerts.is_empty()
+    {
+        out.push_str("<h2>Open alerts</h2>\n<ul>\n");
+        for alert in &states.open_alerts {
+            let _ = writeln!(
+                out,
+                "<li class=\"warn\">{} <strong>{}</strong> {} alert blames generation {} ({}): {}</li>",
+                html(&alert.time),
+                html(&alert.severity.to_uppercase()),
+                html(&alert.detector),
+                alert.generation,
+                html(&alert.serving),
+                html(&alert.summary)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
     out.push_str("<h2>Now serving</h2>\n");
     match &playbook.active {
         Some(active) => {
             let _ = writeln!(
                 out,
-                "<p><strong>Generation {}</strong>, active since {}, applied by {} via {}: {}. Known-good: {}. Content hash <code>{}</code>.</p>",
+                "<p><strong>Generation {}</strong>{}, active since {}, applied by {} via {}: {}. Known-good: {}. Content hash <code>{}</code>.</p>",
                 active.id,
+                forced(active),
                 html(active.activated_at.as_deref().unwrap_or("unknown")),
                 html(&active.author),
                 html(&active.origin),
@@ -64,9 +84,10 @@ pub(super) fn render(playbook: &Playbook) -> Result<String, ReportError> {
         };
         let _ = writeln!(
             out,
-            "<h3>Generation {}: {why}</h3>\n<p>Applied {} by {} via {}: {}.</p>\n\
+            "<h3>Generation {}{}: {why}</h3>\n<p>Applied {} by {} via {}: {}.</p>\n\
              <pre><code class=\"language-sh\" data-keel-rollback-to=\"{}\">{ROLLBACK_MARKER} to={}\n{}</code></pre>",
             g.id,
+            forced(g),
             html(&g.created_at),
             html(&g.author),
             html(&g.origin),
@@ -97,11 +118,12 @@ pub(super) fn render(playbook: &Playbook) -> Result<String, ReportError> {
         let g = &change.generation;
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}; {}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}; {}</td></tr>",
             g.id,
             html(&g.created_at),
             g.state,
             if g.known_good { ", known-good" } else { "" },
+            forced(g),
             html(&g.author),
             html(&g.origin),
             html(&headline(&g.message, 80)),

@@ -18,6 +18,7 @@ pub(super) fn render(playbook: &Playbook, svg_link: Option<&str>) -> String {
         playbook.generated_at,
         live_line(&playbook.live)
     );
+    open_alerts(&mut out, playbook);
     now_serving(&mut out, playbook);
     rollback(&mut out, playbook);
     verify(&mut out, playbook);
@@ -37,6 +38,44 @@ pub(super) fn live_line(live: &LiveView) -> String {
     }
 }
 
+/// Open alerts first: what the detectors say about what serves now.
+fn open_alerts(out: &mut String, playbook: &Playbook) {
+    let LiveView::Known(states) = &playbook.live else {
+        return;
+    };
+    if states.open_alerts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Open alerts\n\n{} alert{} about what serves now, newest first:\n",
+        states.open_alerts.len(),
+        if states.open_alerts.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    for alert in &states.open_alerts {
+        let _ = writeln!(
+            out,
+            "- {} **{}** {} alert blames generation {} ({}): {}",
+            alert.time,
+            alert.severity.to_uppercase(),
+            md(&alert.detector),
+            alert.generation,
+            md(&alert.serving),
+            md(&alert.summary)
+        );
+    }
+    out.push('\n');
+}
+
+/// ", FORCED" for a generation applied over a refusal.
+pub(super) fn forced(g: &GenerationInfo) -> &'static str {
+    if g.forced { ", FORCED" } else { "" }
+}
+
 fn now_serving(out: &mut String, playbook: &Playbook) {
     out.push_str("## Now serving\n\n");
     let Some(active) = &playbook.active else {
@@ -46,8 +85,9 @@ fn now_serving(out: &mut String, playbook: &Playbook) {
     let since = active.activated_at.as_deref().unwrap_or("unknown");
     let _ = writeln!(
         out,
-        "- **Generation {}**, active since {since}, applied by {} via {}: {}",
+        "- **Generation {}**{}, active since {since}, applied by {} via {}: {}",
         active.id,
+        forced(active),
         md(&active.author),
         md(&active.origin),
         message(active)
@@ -98,7 +138,7 @@ fn rollback(out: &mut String, playbook: &Playbook) {
                 "served before the active one, never marked known-good".to_owned()
             }
         };
-        let _ = writeln!(out, "### Generation {}: {why}\n", g.id);
+        let _ = writeln!(out, "### Generation {}{}: {why}\n", g.id, forced(g));
         let known = g
             .known_good_at
             .as_deref()
@@ -154,9 +194,9 @@ fn recent(out: &mut String, playbook: &Playbook) {
     for change in &playbook.recent {
         let g = &change.generation;
         let state = if g.known_good {
-            format!("{}, known-good", g.state)
+            format!("{}, known-good{}", g.state, forced(g))
         } else {
-            g.state.to_string()
+            format!("{}{}", g.state, forced(g))
         };
         let _ = writeln!(
             out,

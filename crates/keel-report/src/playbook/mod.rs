@@ -5,7 +5,11 @@
 //! Rollback targets are the newest [`KNOWN_GOOD_TARGETS`] known-good generations that are not
 //! active; when none of them is the generation that served just before the active one, that one
 //! is added too, marked as not known-good (it served, so the store accepts it as a target).
-//! Rolled-back generations are never offered: a rollback judged them bad.
+//! The first target, the newest known-good generation, is the recommended one. A generation a
+//! manual rollback left keeps its known-good mark and is offered; one the guard reverted or an
+//! operator marked bad is not known-good, and a rolled-back generation is never added as the
+//! "previously served" one. Commands for targets that are not known-good carry `--force`.
+//! Forced generations are marked FORCED, and the live `/status` answer's open alerts come first.
 //!
 //! Every rollback command is in its own fenced `sh` block whose first line is
 //! [`ROLLBACK_MARKER`]` to=N`, so a script (or the end-to-end test) can extract it; the same
@@ -49,6 +53,8 @@ pub struct GenerationInfo {
     pub state: GenerationState,
     /// Whether it is a known-good rollback target.
     pub known_good: bool,
+    /// Whether it was applied with `--force` over a refusal (marked FORCED everywhere).
+    pub forced: bool,
     /// When it was marked known-good, RFC 3339.
     pub known_good_at: Option<String>,
     /// Who applied it.
@@ -82,7 +88,8 @@ pub struct RollbackTarget {
     pub generation: GenerationInfo,
     /// Why it is offered.
     pub reason: TargetReason,
-    /// `keel rollback --to N --admin URL`, shell-quoted where needed.
+    /// `keel rollback --to N --admin URL` (`--force` when not known-good), shell-quoted
+    /// where needed.
     pub command: String,
 }
 
@@ -133,7 +140,7 @@ impl Playbook {
         let targets = targets(store, active.as_ref())?
             .into_iter()
             .map(|(record, reason)| RollbackTarget {
-                command: rollback_command(record.id, admin_url),
+                command: rollback_command(record.id, admin_url, reason),
                 generation: info(&record),
                 reason,
             })
@@ -224,9 +231,17 @@ impl Playbook {
     }
 }
 
-/// `keel rollback --to N --admin URL`.
-fn rollback_command(id: GenerationId, admin_url: &str) -> String {
-    format!("keel rollback --to {id} --admin {}", shell_word(admin_url))
+/// `keel rollback --to N --admin URL`, with `--force` for a target that is not known-good
+/// (Keel refuses those without it, saying why).
+fn rollback_command(id: GenerationId, admin_url: &str, reason: TargetReason) -> String {
+    let force = match reason {
+        TargetReason::KnownGood => "",
+        TargetReason::PreviouslyServed => " --force",
+    };
+    format!(
+        "keel rollback --to {id}{force} --admin {}",
+        shell_word(admin_url)
+    )
 }
 
 fn targets(
@@ -262,6 +277,7 @@ fn info(record: &GenerationRecord) -> GenerationInfo {
         id: record.id,
         state: record.state,
         known_good: record.known_good,
+        forced: record.forced,
         known_good_at: record.known_good_at_ms.map(rfc3339),
         author: record.author.clone(),
         message: record.message.clone(),

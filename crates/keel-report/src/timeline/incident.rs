@@ -18,6 +18,10 @@
 //!   events about the suspect generation; the **largest share** is the largest `share`,
 //!   `observed_share`, `misrouted_share` or `moved_share` (0..=1) in the signals' details. Both
 //!   are `None` when no event recorded them.
+//! * **Traffic affected** is measured where the data exists: the `traffic` event a rollback
+//!   writes for the generation it takes out of service carries that generation's own counters
+//!   (requests served, answered by the wrong application, 5xx, connect failures). Without one,
+//!   the timeline falls back to the largest share a signal reported.
 
 use keel_store::{GenerationId, kind};
 use serde::Serialize;
@@ -59,12 +63,36 @@ pub struct Incident {
     pub requests_served: Option<u64>,
     /// The largest traffic share a signal reported as affected, if any did.
     pub largest_share: Option<f64>,
+    /// The suspect generation's own counters, from the `traffic` event its rollback wrote.
+    pub traffic: Option<TrafficCounted>,
     /// Alerts from the first signal to the rollback (or the end).
     pub alerts: usize,
     /// Identity flips in the same span.
     pub identity_flips: usize,
     /// Health flips in the same span.
     pub health_flips: usize,
+}
+
+/// What a generation served, from its per-generation counters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrafficCounted {
+    /// Requests it served.
+    pub requests: u64,
+    /// Of those, answered by the wrong application, 5xx or failed to connect.
+    pub wrong_or_failed: u64,
+    /// Of those, answered by the wrong application.
+    pub misidentified: u64,
+}
+
+impl TrafficCounted {
+    /// `wrong_or_failed / requests` (0 without requests).
+    pub fn share(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.wrong_or_failed as f64 / self.requests as f64
+        }
+    }
 }
 
 /// One event that matters to the incident.
@@ -138,6 +166,7 @@ impl Incident {
                 .filter(|e| is_signal(e))
                 .filter_map(|e| share(&e.details))
                 .max_by(f64::total_cmp),
+            traffic: suspect_generation.and_then(|g| traffic(&entries[signal_index..], g)),
             alerts: in_span().filter(|e| e.kind == kind::ALERT).count(),
             identity_flips: in_span().filter(|e| e.kind == kind::IDENTITY).count(),
             health_flips: in_span().filter(|e| e.kind == kind::HEALTH).count(),
@@ -251,6 +280,18 @@ fn requests_served(entries: &[TimelineEntry], generation: GenerationId) -> Optio
                 .find_map(|key| e.details.get(*key).and_then(Value::as_u64))
         })
         .max()
+}
+
+fn traffic(entries: &[TimelineEntry], generation: GenerationId) -> Option<TrafficCounted> {
+    let event = entries
+        .iter()
+        .find(|e| e.kind == kind::TRAFFIC && e.generation == Some(generation))?;
+    let number = |key: &str| event.details.get(key).and_then(Value::as_u64);
+    Some(TrafficCounted {
+        requests: number("requests_served")?,
+        wrong_or_failed: number("wrong_or_failed")?,
+        misidentified: number("misidentified").unwrap_or(0),
+    })
 }
 
 fn share(details: &Value) -> Option<f64> {

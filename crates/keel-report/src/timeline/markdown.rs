@@ -39,6 +39,7 @@ pub(super) fn render(timeline: &Timeline) -> String {
         timeline.generated_at,
         window(timeline)
     );
+    open_alerts(&mut out, timeline);
     summary(&mut out, timeline);
     if let Some(incident) = &timeline.incident {
         impact(&mut out, incident);
@@ -52,6 +53,23 @@ pub(super) fn render(timeline: &Timeline) -> String {
          - _To be written by the team: what would have stopped this change, or caught it sooner?_\n",
     );
     out
+}
+
+/// Open alerts first: what is still wrong with the generation that serves now.
+fn open_alerts(out: &mut String, timeline: &Timeline) {
+    let Some(first) = timeline.open_alerts.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Open alerts\n\nGeneration {} serves now and has {} since it became active, newest first:\n",
+        first.generation,
+        plural(timeline.open_alerts.len(), "alert", "alerts")
+    );
+    for alert in &timeline.open_alerts {
+        let _ = writeln!(out, "- {}: {}", alert.time, md(&alert.summary));
+    }
+    out.push('\n');
 }
 
 fn window(timeline: &Timeline) -> String {
@@ -93,11 +111,27 @@ fn summary(out: &mut String, timeline: &Timeline) {
         .map_or("still open at the end of the window".to_owned(), |r| {
             r.time.clone()
         });
-    let _ = writeln!(
-        out,
-        "- **Duration**: {} (first alert) – {end}",
-        incident.first_signal.time
-    );
+    // How long the suspect served, from its change: the span users were exposed to, not
+    // only the (often milliseconds) from the first alert to the revert.
+    match (incident.root_causes.first(), incident.served_ms) {
+        (Some(cause), Some(served)) => {
+            let _ = writeln!(
+                out,
+                "- **Duration**: {} ({} – {end}); the first alert came {} after the change, at {}",
+                duration_ms(served),
+                cause.event.time,
+                duration_ms(incident.detection_ms.unwrap_or(0)),
+                incident.first_signal.time
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "- **Duration**: from the first alert ({}) – {end}",
+                incident.first_signal.time
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "- **First alert**: {}",
@@ -183,12 +217,21 @@ fn impact(out: &mut String, incident: &Incident) {
         seconds(incident.recovery_ms),
         duration_ms(MARCH_15_RECOVERY_SECONDS * 1000)
     );
+    let affected = match (&incident.traffic, incident.largest_share) {
+        (Some(counted), _) => format!(
+            "{} of {} requests ({}) answered by the wrong application ({}) or failed (counted by \
+             the generation)",
+            counted.wrong_or_failed,
+            counted.requests,
+            percent(counted.share()),
+            counted.misidentified
+        ),
+        (None, Some(share)) => format!("{} (the largest share an alert reported)", percent(share)),
+        (None, None) => "not recorded".to_owned(),
+    };
     let _ = writeln!(
         out,
-        "| traffic affected | {} | {} of users |\n",
-        incident
-            .largest_share
-            .map_or("not recorded".to_owned(), percent),
+        "| traffic affected | {affected} | {} of users |\n",
         percent(MARCH_15_AFFECTED_SHARE)
     );
 }

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use incident::{
     Incident, IncidentSignal, MARCH_15_AFFECTED_SHARE, MARCH_15_RECOVERY_SECONDS,
-    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RootCause,
+    MARCH_15_SUSPECT_SECONDS, MAX_CANDIDATES, RootCause, TrafficCounted,
 };
 
 use crate::ReportError;
@@ -50,6 +50,20 @@ pub struct Timeline {
     pub entries: Vec<TimelineEntry>,
     /// The first alert in the window and what preceded it; `None` when nothing alerted.
     pub incident: Option<Incident>,
+    /// Alerts still open at the end of the window: about the generation the store says
+    /// is active, raised since it last became active (only for a window ending now).
+    pub open_alerts: Vec<OpenAlert>,
+}
+
+/// An alert about the generation that serves now.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenAlert {
+    /// When it was raised, RFC 3339.
+    pub time: String,
+    /// The generation it blames.
+    pub generation: GenerationId,
+    /// Its summary.
+    pub summary: String,
 }
 
 /// One line of the timeline: a stored event, joined with its generation when it is a change.
@@ -160,6 +174,26 @@ impl Timeline {
         }
         let generated_at_ms = now_ms();
         let incident = Incident::find(&entries, until_ms.unwrap_or(generated_at_ms));
+        let open_alerts = match (until_ms, store.active()?) {
+            (None, Some(active)) => {
+                let since = active.activated_at_ms.unwrap_or(i64::MIN);
+                entries
+                    .iter()
+                    .rev()
+                    .filter(|e| {
+                        e.kind == kind::ALERT
+                            && e.generation == Some(active.id)
+                            && e.time_ms >= since
+                    })
+                    .map(|e| OpenAlert {
+                        time: e.time.clone(),
+                        generation: active.id,
+                        summary: e.summary.clone(),
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Ok(Timeline {
             schema_version: TIMELINE_SCHEMA_VERSION,
             since: since_ms.map(rfc3339),
@@ -167,6 +201,7 @@ impl Timeline {
             generated_at: rfc3339(generated_at_ms),
             entries,
             incident,
+            open_alerts,
         })
     }
 

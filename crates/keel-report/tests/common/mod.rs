@@ -123,5 +123,19 @@ pub fn march_15_scenario_paced(store: &dyn Store, pauses_ms: [u64; 4]) -> i64 {
     store
         .record_rollback(2, 1, "guard", "identity alert on generation 2")
         .expect("rollback");
+    // What the controller writes after a rollback: the generation's own counters.
+    store
+        .append_event(
+            NewEvent::new(
+                kind::TRAFFIC,
+                "generation 2 served 500 requests until the rollback to 1",
+            )
+            .generation(2)
+            .details(
+                json!({"requests_served": 500, "misidentified": 97, "server_errors": 3,
+                    "connect_failures": 0, "wrong_or_failed": 100, "affected_share": 0.2}),
+            ),
+        )
+        .expect("traffic");
     start
 }

@@ -198,6 +198,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn mark_bad(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
+        self.write(|tx, now| {
+            let target = rows::snapshot(tx, id)?;
+            let plan = transition::plan_mark_bad(target, origin, reason, now)?;
+            execute(tx, plan, now)
+        })
+    }
+
     fn active(&self) -> Result<Option<GenerationRecord>, StoreError> {
         self.read(active_record)
     }

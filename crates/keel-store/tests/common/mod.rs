@@ -141,15 +141,26 @@ pub fn exercise_state_machine(store: &dyn Store) {
     ok(store.activate(g6, "guard", "canary healthy"));
     assert_eq!((state(store, g6), state(store, g2)), (Active, Superseded));
 
-    // Rolling back away from a known-good generation withdraws the mark.
+    // Rolling back away from a known-good generation keeps the mark; judging it bad
+    // withdraws it.
     ok(store.mark_known_good(g6));
-    ok(store.record_rollback(g6, g2, "cli", "identity mismatch"));
+    ok(store.record_rollback(g6, g2, "cli", "trying the old one"));
+    let six = ok(store.generation(g6));
+    assert_eq!(
+        six.as_ref().map(|g| (g.state, g.known_good)),
+        Some((RolledBack, true))
+    );
+    ok(store.mark_bad(g6, "cli", "identity mismatch"));
     let six = ok(store.generation(g6));
     assert_eq!(
         six.as_ref()
             .map(|g| (g.state, g.known_good, g.known_good_at_ms)),
         Some((RolledBack, false, None))
     );
+    assert!(matches!(
+        store.mark_bad(g3, "cli", "refused one"),
+        Err(StoreError::InvalidTransition { .. })
+    ));
     let known_good: Vec<GenerationId> = ok(store.known_good(10)).iter().map(|g| g.id).collect();
     assert_eq!(known_good, vec![g2, g1]);
 
@@ -195,6 +206,7 @@ pub fn exercise_state_machine(store: &dyn Store) {
         (kind::PROMOTE, g6),
         (kind::KNOWN_GOOD, g6),
         (kind::ROLLBACK, g2),
+        (kind::MARK_BAD, g6),
         (kind::ACTIVATE, g4),
     ]
     .into_iter()

@@ -2,24 +2,30 @@
 //! verdict on a config, for people or for CI.
 //!
 //! Exit codes: 0 clean (warnings allowed unless `--deny-warnings`), 1 any error,
-//! 64 when the file cannot be read. `--probe` also connects to every backend (see
+//! 64 when the file cannot be read (docs/cli.md). `--probe` also connects to every backend (see
 //! `keel_check::probe`); only then is a tokio runtime started.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use keel_check::probe::{self, ProbeRow};
 use keel_config::{Diagnostic, Report, Severity, codes};
+
+use super::Format;
 
 /// Arguments of `keel check`.
 #[derive(Args, Debug)]
 pub(crate) struct CheckArgs {
     /// The config file.
     pub(crate) file: std::path::PathBuf,
-    /// Output format.
+    /// Output format: `human` (grouped by severity, with snippets) or `json` (the stable
+    /// schema of docs/lints.md).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub(crate) format: Format,
+    /// The same as `--format json`.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub(crate) deny_warnings: bool,
@@ -28,22 +34,13 @@ pub(crate) struct CheckArgs {
     pub(crate) probe: bool,
 }
 
-/// How findings are printed.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum Format {
-    /// Grouped by severity, with snippets.
-    Human,
-    /// The stable JSON schema (docs/lints.md).
-    Json,
-}
-
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
     let source = match std::fs::read_to_string(&args.file) {
         Ok(source) => source,
         Err(error) => {
             eprintln!("keel: cannot read {file}: {error}");
-            return Ok(ExitCode::from(super::EXIT_USAGE));
+            return Ok(ExitCode::from(super::EXIT_INPUT));
         }
     };
     let mut loaded = keel_check::load(&file, &source);
@@ -53,7 +50,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let report = &loaded.report;
-    match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
         Format::Human => {
             if let Some(rows) = &rows {
                 println!("backend probes:\n{}", probe::render_table(rows));

@@ -16,8 +16,7 @@ use clap::Args;
 use keel_config::Config;
 use keel_control::semantic_diff;
 
-use super::check::Format;
-use super::{AdminArgs, EXIT_FAILED, EXIT_USAGE, block_on, failed, print_json};
+use super::{AdminArgs, EXIT_FAILED, EXIT_INPUT, block_on, failed, print_json};
 
 /// Arguments of `keel diff`.
 #[derive(Args, Debug)]
@@ -29,9 +28,6 @@ pub(crate) struct DiffArgs {
     /// Replay this traffic through both configs and print the blast radius.
     #[arg(long)]
     pub(crate) traffic: Option<PathBuf>,
-    /// Output format (`--json` is the same as `--format json`).
-    #[arg(long, value_enum)]
-    pub(crate) format: Option<Format>,
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
 }
@@ -70,12 +66,12 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 Ok(text) => (path, text),
                 Err(error) => {
                     eprintln!("keel: cannot read {path}: {error}");
-                    return Ok(ExitCode::from(EXIT_USAGE));
+                    return Ok(ExitCode::from(EXIT_INPUT));
                 }
             },
             Side::Generation(id) => {
                 let Some(client) = &client else {
-                    return Ok(ExitCode::from(EXIT_USAGE));
+                    return Ok(ExitCode::from(EXIT_INPUT));
                 };
                 match block_on(client.generation(id))? {
                     Ok(detail) => (format!("generation {id}"), detail.config),
@@ -85,11 +81,11 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         };
         match parse(&label, &text) {
             Some(config) => configs.push(config),
-            None => return Ok(ExitCode::from(EXIT_USAGE)),
+            None => return Ok(ExitCode::from(EXIT_INPUT)),
         }
     }
     let diff = semantic_diff(&configs[0], &configs[1]);
-    let json = args.admin.json || matches!(args.format, Some(Format::Json));
+    let json = args.admin.json_output();
     let Some(path) = &args.traffic else {
         if json {
             print_json(&diff)?;
@@ -102,7 +98,7 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         Ok(traffic) => traffic,
         Err(error) => {
             eprintln!("keel: {error}");
-            return Ok(ExitCode::from(EXIT_USAGE));
+            return Ok(ExitCode::from(EXIT_INPUT));
         }
     };
     if let Some(line) = traffic.truncated_line {

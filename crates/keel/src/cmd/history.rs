@@ -30,7 +30,7 @@ pub(crate) fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
         Ok(list) => list,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&list)?;
     } else {
         print!("{}", render(&list));

@@ -2,10 +2,12 @@
 //! library that does the work.
 
 mod apply;
+mod apply_text;
 mod check;
 mod demo;
 mod diff;
 mod history;
+mod mark_bad;
 mod playbook;
 mod rollback;
 mod serve;
@@ -16,14 +18,18 @@ mod timeline;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use keel_control::admin::{AdminToken, TOKEN_ENV};
 use keel_control::client::{ADMIN_URL_ENV, AdminClient, DEFAULT_ADMIN_URL};
 
-/// Exit code for usage errors and unusable configs (sysexits EX_USAGE).
-pub(crate) const EXIT_USAGE: u8 = 64;
 /// Exit code for a refused or failed operation.
 pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit code for usage errors: an unknown subcommand or flag, a missing argument, a flag
+/// value that cannot mean anything (clap's own code, 2).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code for input that cannot be read or used: a missing or unreadable file, a
+/// config that does not load, no store, no admin token (sysexits EX_DATAERR-like, 64).
+pub(crate) const EXIT_INPUT: u8 = 64;
 /// State directory when none is given: `./keel-state` (the store, `keel.db`, and the
 /// admin token, `admin.token`).
 pub(crate) const DEFAULT_STATE_DIR: &str = "./keel-state";
@@ -37,6 +43,10 @@ pub(crate) struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `keel_proxy=debug`.
     #[arg(long, global = true, env = "KEEL_LOG", default_value = "info")]
     pub(crate) log: String,
+    /// Format of Keel's own log on stderr (`keel serve`'s above all): `text` (coloured
+    /// only on a terminal, never with NO_COLOR set) or `json` (one object per line).
+    #[arg(long, global = true, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -49,8 +59,10 @@ pub(crate) enum Command {
     Serve(serve::ServeArgs),
     /// Apply a config to a running Keel (full check first).
     Apply(apply::ApplyArgs),
-    /// Go back to a generation kept compiled in memory.
+    /// Go back to a generation kept compiled in memory (shown, then watched like an apply).
     Rollback(rollback::RollbackArgs),
+    /// Judge a generation bad: it loses its known-good mark for good.
+    MarkBad(mark_bad::MarkBadArgs),
     /// List generations, newest first.
     History(history::HistoryArgs),
     /// Show one generation: metadata, check result and config text.
@@ -67,6 +79,25 @@ pub(crate) enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// How a command that prints data prints it: `--format human|json` (`--json` is the same
+/// as `--format json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// For people: aligned text, no Debug forms.
+    Human,
+    /// For tools: the command's documented JSON.
+    Json,
+}
+
+/// How Keel's own log is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per event, for log pipelines.
+    Json,
+}
+
 /// How a command reaches the admin API of a running `keel serve`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct AdminArgs {
@@ -77,19 +108,27 @@ pub(crate) struct AdminArgs {
     /// (unless KEEL_ADMIN_TOKEN is set).
     #[arg(long, env = STATE_DIR_ENV, default_value = DEFAULT_STATE_DIR)]
     pub(crate) state_dir: PathBuf,
-    /// Print JSON instead of text.
+    /// Output format: `human` (the default) or `json`.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
+    /// The same as `--format json`.
     #[arg(long)]
     pub(crate) json: bool,
 }
 
 impl AdminArgs {
+    /// Whether the command prints JSON (`--format json` or `--json`).
+    pub(crate) fn json_output(&self) -> bool {
+        self.json || self.format == Some(Format::Json)
+    }
+
     /// The client, or the exit code after explaining why there is none.
     pub(crate) fn client(&self) -> Result<AdminClient, ExitCode> {
         let token = AdminToken::read(&self.state_dir).map_err(|error| {
             eprintln!(
                 "keel: no admin token: {error}\nhint: set {TOKEN_ENV}, or --state-dir to the state directory of `keel serve`"
             );
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(EXIT_INPUT)
         })?;
         AdminClient::new(&self.admin, Some(token)).map_err(|error| {
             eprintln!("keel: {error}");
@@ -112,6 +151,12 @@ pub(crate) fn failed(error: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_FAILED)
 }
 
+/// `1 warning`, `2 warnings`.
+pub(crate) fn plural(count: impl Into<u64>, one: &str, many: &str) -> String {
+    let count = count.into();
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 /// Pretty JSON on stdout.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -126,13 +171,23 @@ pub(crate) fn author(given: Option<String>) -> String {
         .unwrap_or_else(|| keel_control::UNKNOWN_AUTHOR.to_string())
 }
 
+/// Whether text for people may carry colour: stderr is a terminal and `NO_COLOR` is
+/// unset or empty (<https://no-color.org>).
+pub(crate) fn colour_allowed() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub(crate) fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(colour_allowed()).try_init(),
+    };
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -141,6 +196,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::MarkBad(args) => mark_bad::run(args),
         Command::History(args) => history::run(args),
         Command::Show(args) => show::run(args),
         Command::Diff(args) => diff::run(args),

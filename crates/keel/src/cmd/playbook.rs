@@ -1,5 +1,6 @@
-//! `keel playbook`: the rollback runbook generated from the live state. Reads the store from
-//! `--state-dir` and the backend states from the admin API's `GET /status` (reported as unknown,
+//! `keel playbook`: the rollback runbook generated from the live state. Reads the store and the
+//! admin token (unless `KEEL_ADMIN_TOKEN` is set) from `--state-dir`, like every other command,
+//! and the backend states and open alerts from the admin API's `GET /status` (reported as unknown,
 //! with the reason, when the admin API does not answer: a playbook is most needed exactly when
 //! the daemon is in trouble).
 //!
@@ -16,6 +17,7 @@ use clap::{Args, ValueEnum};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use keel_control::admin::AdminToken;
 use keel_report::{LiveStates, LiveView, Playbook};
 
 use super::timeline::{DEFAULT_STATE_DIR, open_store, write_output};
@@ -42,6 +44,9 @@ pub(crate) struct PlaybookArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlaybookFormat::Markdown)]
     pub(crate) format: PlaybookFormat,
+    /// The same as `--format json`.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Write to this file instead of stdout (Markdown: the SVG goes next to it).
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -50,29 +55,43 @@ pub(crate) struct PlaybookArgs {
 /// How the playbook is written.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum PlaybookFormat {
-    /// Markdown with a Mermaid diagram (and an SVG file next to `--output`).
+    /// Markdown with a Mermaid diagram (and an SVG file next to `--output`): the human form.
+    #[value(alias = "human")]
     Markdown,
     /// One self-contained HTML page with the SVG inline.
     Html,
     /// The topology diagram alone.
     Svg,
+    /// The playbook's data (targets, commands, live states, open alerts) as JSON.
+    Json,
 }
 
 pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
     let Some(store) = open_store(&args.state_dir)? else {
-        return Ok(ExitCode::from(super::EXIT_USAGE));
+        return Ok(ExitCode::from(super::EXIT_INPUT));
     };
     let live = if args.offline {
         LiveView::Unknown {
             reason: "not asked (--offline)".to_owned(),
         }
     } else {
-        let token = std::env::var("KEEL_ADMIN_TOKEN").ok();
-        fetch_live(&args.admin, token.as_deref())
+        // The token as every other command reads it: KEEL_ADMIN_TOKEN, else
+        // `<state-dir>/admin.token`. Without one, /status answers 401 and says so.
+        let token = AdminToken::read(&args.state_dir).ok();
+        fetch_live(&args.admin, token.as_ref().map(AdminToken::expose))
     };
     let playbook =
         Playbook::from_store(&store, live, &args.admin).context("cannot build the playbook")?;
-    match args.format {
+    let format = if args.json {
+        PlaybookFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        PlaybookFormat::Json => write_output(
+            args.output.as_deref(),
+            &format!("{}\n", serde_json::to_string_pretty(&playbook)?),
+        )?,
         PlaybookFormat::Markdown => {
             let svg_path = args.output.as_ref().map(|o| o.with_extension("svg"));
             let mut link = None;

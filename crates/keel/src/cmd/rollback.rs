@@ -1,12 +1,26 @@
-//! `keel rollback [--to N]`: swap back to a generation kept compiled in memory: the
-//! newest known-good one by default. Never parses, never needs the config file.
+//! `keel rollback [--to N] [--force] [--dry-run] [--wait]`: swap back to a generation
+//! kept compiled in memory: the newest known-good one by default. Never parses, never
+//! needs the config file.
+//!
+//! A rollback is a change too: the answer shows its blast radius (active table → target
+//! table on the live sample) before anything else, a target that is not known-good is
+//! refused unless `--force` (with the reasons it is distrusted: its alerts with their
+//! times), and the target is watched like an apply and reverted by the guard if it
+//! alarms (`--wait` waits for that verdict; exit 1 if it was reverted).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 use keel_control::api::RollbackBody;
+use keel_control::client::REQUEST_TIMEOUT;
+use keel_control::{GuardResult, RollbackOutcome};
 
 use super::{AdminArgs, EXIT_FAILED, author, block_on, failed, print_json};
+
+/// Longest `--wait` allowed for when `--watch` is not given: the server watches for the
+/// longer `[safety] watch` of two configs the CLI does not read (1 hour).
+const ROLLBACK_WAIT_ALLOWANCE: Duration = Duration::from_secs(3600);
 
 /// Arguments of `keel rollback`.
 #[derive(Args, Debug)]
@@ -20,8 +34,26 @@ pub(crate) struct RollbackArgs {
     /// Who asks (default: $USER).
     #[arg(long)]
     pub(crate) author: Option<String>,
+    /// Roll back to a generation that is not known-good (reverted by an alarm, marked bad,
+    /// forced, or never served long enough). The answer says why it was distrusted.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Show the target and the blast radius only; swap nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// How long the guard watches the target (e.g. `30s`; default: the longer
+    /// `[safety] watch` of the two configs).
+    #[arg(long, value_parser = parse_watch)]
+    pub(crate) watch: Option<Duration>,
+    /// Wait for the guard's verdict on the target (exit 1 if it reverted it).
+    #[arg(long)]
+    pub(crate) wait: bool,
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
+}
+
+fn parse_watch(text: &str) -> Result<Duration, String> {
+    keel_config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 pub(crate) fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
@@ -29,26 +61,100 @@ pub(crate) fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         Ok(client) => client,
         Err(code) => return Ok(code),
     };
+    let client = if args.wait {
+        client.with_timeout(REQUEST_TIMEOUT + args.watch.unwrap_or(ROLLBACK_WAIT_ALLOWANCE))
+    } else {
+        client
+    };
     let body = RollbackBody {
         to: args.to,
         author: author(args.author),
         reason: args.message,
+        force: args.force,
+        dry_run: args.dry_run,
+        watch_ms: args
+            .watch
+            .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
+        wait: args.wait,
     };
     let outcome = match block_on(client.rollback(&body))? {
         Ok(outcome) => outcome,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&outcome)?;
+    } else {
+        print_human(&outcome);
+    }
+    if let Some(error) = &outcome.persist_error {
+        eprintln!("keel: WARNING: {error}");
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    if outcome
+        .guard
+        .as_ref()
+        .is_some_and(|g| g.result == GuardResult::RolledBack)
+    {
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_human(outcome: &RollbackOutcome) {
+    if let Some(text) = outcome
+        .blast_radius
+        .as_ref()
+        .and_then(|b| b["text"].as_str())
+    {
+        println!("{}", text.trim_end());
+        println!();
+    }
+    if outcome.forced {
+        println!(
+            "FORCED: generation {} is not known-good; it was distrusted because:",
+            outcome.to
+        );
+        for reason in &outcome.distrust {
+            println!("  - {reason}");
+        }
+    }
+    if outcome.dry_run {
+        println!(
+            "dry run: a rollback would make generation {} serve instead of {}{}",
+            outcome.to,
+            outcome.from,
+            if outcome.forced {
+                " (because forced)"
+            } else {
+                ""
+            }
+        );
     } else {
         println!(
             "rolled back: generation {} serves (was {}); swap {} µs",
             outcome.to, outcome.from, outcome.swap_us
         );
     }
-    if let Some(error) = &outcome.persist_error {
-        eprintln!("keel: WARNING: {error}");
-        return Ok(ExitCode::from(EXIT_FAILED));
+    if let Some(guard) = &outcome.guard {
+        match guard.result {
+            GuardResult::Watching => {}
+            GuardResult::Promoted => println!(
+                "guard: no alarm in {} ms of watching generation {}",
+                guard.watched_ms, outcome.to
+            ),
+            GuardResult::RolledBack => eprintln!(
+                "guard: generation {} alarmed after {} ms and was reverted after {} ms",
+                outcome.to,
+                guard.detected_after_ms.unwrap_or(0),
+                guard.reverted_after_ms.unwrap_or(0)
+            ),
+            GuardResult::Kept | GuardResult::Cancelled => {}
+            GuardResult::Unwatched | GuardResult::Bypassed => {
+                println!("guard: not watched");
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
 }

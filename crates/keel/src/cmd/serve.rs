@@ -23,7 +23,7 @@ use keel_proxy::{ListenerLimits, ServingThreads};
 use keel_store::{NewEvent, SqliteStore, Store, kind, origin};
 use tokio::sync::broadcast;
 
-use super::{DEFAULT_STATE_DIR, EXIT_FAILED, EXIT_USAGE, STATE_DIR_ENV};
+use super::{DEFAULT_STATE_DIR, EXIT_FAILED, EXIT_INPUT, STATE_DIR_ENV};
 
 /// Author recorded for SIGHUP reloads.
 const SIGHUP_AUTHOR: &str = "sighup";
@@ -111,7 +111,7 @@ fn boot_failed(error: &BootError) -> ExitCode {
         BootError::NoConfig
         | BootError::ReadConfig { .. }
         | BootError::FirstConfigRefused { .. }
-        | BootError::StoredConfigUnusable { .. } => ExitCode::from(EXIT_USAGE),
+        | BootError::StoredConfigUnusable { .. } => ExitCode::from(EXIT_INPUT),
         BootError::Store(_) | BootError::Control(_) => ExitCode::from(EXIT_FAILED),
     }
 }

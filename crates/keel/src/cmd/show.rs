@@ -32,7 +32,7 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         print!("{}", detail.config);
         return Ok(ExitCode::SUCCESS);
     }
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&detail)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -50,16 +50,13 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     if let Some(activated) = &g.activated_at {
         println!("activated: {activated}");
     }
-    println!(
-        "in memory: {}",
-        if g.in_memory {
-            "yes (instant rollback target)"
-        } else {
-            "no"
-        }
-    );
+    println!("in memory: {}", in_memory_line(g));
     println!("message:   {}", g.message);
-    println!("check:     {} errors, {} warnings", g.errors, g.warnings);
+    println!(
+        "check:     {}, {}",
+        super::plural(g.errors, "error", "errors"),
+        super::plural(g.warnings, "warning", "warnings")
+    );
     for key in ["refusals", "overridden"] {
         if let Some(items) = detail.check_report[key].as_array() {
             for item in items {
@@ -75,4 +72,33 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
     println!("---");
     print!("{}", detail.config);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `keel show` says about rolling back to a generation: instant only when it is in
+/// memory, and without `--force` only when it is known-good (a reverted or judged-bad
+/// generation says so).
+fn in_memory_line(g: &keel_control::api::GenerationSummary) -> String {
+    use keel_store::GenerationState;
+    if !g.in_memory {
+        return "no".to_string();
+    }
+    if g.state == GenerationState::Active {
+        return "yes (serving now)".to_string();
+    }
+    if g.known_good && g.state == GenerationState::RolledBack {
+        return "yes (instant rollback target, known-good; a rollback left it, no alarm judged it bad)"
+            .to_string();
+    }
+    if g.known_good {
+        return "yes (instant rollback target, known-good)".to_string();
+    }
+    let why = if g.state == GenerationState::RolledBack {
+        "it was rolled back and is not known-good"
+    } else {
+        "it is not known-good"
+    };
+    format!(
+        "yes, but {why}: a rollback to it needs --force (`keel rollback --to {} --dry-run` says why)",
+        g.id
+    )
 }

@@ -1,5 +1,6 @@
-//! `keel status`: the active generation, since when, who applied it and why, what is
-//! kept for rollback, backend health, and whether the store is in step.
+//! `keel status`: open alerts first (each naming the generation it blames), then the
+//! active generation, since when, who applied it and why, what is kept for rollback,
+//! backend health, and whether the store is in step.
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Ok(status) => status,
         Err(error) => return Ok(failed(error)),
     };
-    if args.admin.json {
+    if args.admin.json_output() {
         print_json(&status)?;
     } else {
         print!("{}", render(&status));
@@ -36,8 +37,35 @@ pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Open alerts shown in the text form (the JSON has up to `MAX_STATUS_ALERTS`).
+const SHOWN_ALERTS: usize = 10;
+
 fn render(status: &Status) -> String {
     let mut out = String::new();
+    if status.open_alerts_total > 0 {
+        out.push_str(&format!(
+            "OPEN ALERTS: {} about what serves now (newest first)\n",
+            status.open_alerts_total
+        ));
+        for alert in status.open_alerts.iter().take(SHOWN_ALERTS) {
+            out.push_str(&format!(
+                "  {} {} {} alert blames generation {} ({}): {}\n",
+                alert.time,
+                alert.severity.to_uppercase(),
+                alert.detector,
+                alert.generation,
+                alert.serving,
+                alert.summary
+            ));
+        }
+        let shown = status.open_alerts.len().min(SHOWN_ALERTS);
+        if status.open_alerts_total > shown {
+            out.push_str(&format!(
+                "  … and {} more (`keel status --json`, GET /alerts)\n",
+                status.open_alerts_total - shown
+            ));
+        }
+    }
     match &status.active {
         Some(a) => {
             out.push_str(&format!(
@@ -144,5 +172,54 @@ fn human_secs(secs: u64) -> String {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m{}s", secs / 60, secs % 60),
         _ => format!("{}h{}m", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_control::{HealthSummary, OpenAlert, Status};
+
+    use super::render;
+
+    fn status(alerts: usize) -> Status {
+        let alert = |id: u64| OpenAlert {
+            id,
+            time: format!("2026-12-07T11:0{id}:00.000Z"),
+            detector: "identity".into(),
+            severity: "critical".into(),
+            generation: 6,
+            serving: "active".into(),
+            summary: "route checkout: 97 responses from catalog".into(),
+        };
+        Status {
+            open_alerts: (0..alerts as u64).rev().map(alert).collect(),
+            open_alerts_total: alerts,
+            active: None,
+            canary: None,
+            guard: None,
+            kept: Vec::new(),
+            health: HealthSummary::default(),
+            store_in_sync: true,
+            store_error: None,
+            notes: Vec::new(),
+            uptime_secs: 1,
+            descriptors: None,
+        }
+    }
+
+    #[test]
+    fn open_alerts_come_first_and_name_the_generation_they_blame() {
+        let text = render(&status(2));
+        assert!(
+            text.starts_with("OPEN ALERTS: 2 about what serves now"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CRITICAL identity alert blames generation 6 (active): route checkout"),
+            "{text}"
+        );
+        let many = render(&status(12));
+        assert!(many.contains("… and 2 more"), "{many}");
+        assert!(!render(&status(0)).contains("ALERTS"));
     }
 }

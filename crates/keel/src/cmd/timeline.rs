@@ -26,9 +26,12 @@ pub(crate) struct TimelineArgs {
     /// End of the window (exclusive), in the same forms; default now.
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) until: Option<String>,
-    /// Output format.
+    /// Output format: `markdown` (alias `human`) or `json`.
     #[arg(long, value_enum, default_value_t = TimelineFormat::Markdown)]
     pub(crate) format: TimelineFormat,
+    /// The same as `--format json`.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
@@ -37,7 +40,8 @@ pub(crate) struct TimelineArgs {
 /// How the timeline is written.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum TimelineFormat {
-    /// A post-mortem draft.
+    /// A post-mortem draft (the human form).
+    #[value(alias = "human")]
     Markdown,
     /// The timeline's JSON form (docs/timeline-and-playbook.md).
     Json,
@@ -61,7 +65,7 @@ pub(crate) fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let Some(store) = open_store(&args.state_dir)? else {
-        return Ok(ExitCode::from(super::EXIT_USAGE));
+        return Ok(ExitCode::from(super::EXIT_INPUT));
     };
     let timeline = match Timeline::build(&store, window[0], window[1]) {
         Ok(timeline) => timeline,
@@ -71,7 +75,12 @@ pub(crate) fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
         }
         Err(error) => return Err(error).context("cannot build the timeline"),
     };
-    let text = match args.format {
+    let format = if args.json {
+        TimelineFormat::Json
+    } else {
+        args.format
+    };
+    let text = match format {
         TimelineFormat::Markdown => timeline.render_markdown(),
         TimelineFormat::Json => format!("{}\n", serde_json::to_string_pretty(&timeline.to_json())?),
     };
