@@ -33,6 +33,16 @@ pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
 /// `[pools.NAME] idle_timeout` sets it per pool.
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Whether a service with an identity checks it on every proxied response, not only on
+/// probes (yes): a response from another application is never passed on.
+pub const VERIFY_RESPONSES: bool = true;
+/// Probe path of a new backend in a pool without health checks (`/healthz`, as
+/// [`HEALTH_PATH`]): its identity is checked before an apply swaps.
+pub const IDENTITY_PROBE_PATH: &str = HEALTH_PATH;
+/// Time one identity probe of a new backend may take in a pool without health checks
+/// (1 second, as [`HEALTH_TIMEOUT`]).
+pub const IDENTITY_PROBE_TIMEOUT: Duration = HEALTH_TIMEOUT;
+
 /// Health check request path (`/healthz`).
 pub const HEALTH_PATH: &str = "/healthz";
 /// Time between two probes of one backend (2 seconds).

@@ -75,6 +75,9 @@ pub struct Service {
     pub identity: Option<Located<Identity>>,
     /// Check the identity header on every proxied response, not just on probes.
     pub verify_responses: bool,
+    /// The operator accepts that nothing proves a backend is this service
+    /// (`allow_no_identity = true`): K204 is then a note-free warning instead of an error.
+    pub allow_no_identity: bool,
 }
 
 /// "A backend of this service answers with header `header` equal to `equals`."
@@ -210,6 +213,9 @@ pub struct Route {
     pub retries: Located<u32>,
     /// This route's own `body_idle_timeout` (zero: never), instead of the `[server]` one.
     pub body_idle_timeout: Option<Located<Duration>>,
+    /// Other services that may answer this route (a declared migration): their pools
+    /// may be targets and their identities pass response verification.
+    pub also_served_by: Vec<Located<String>>,
 }
 
 /// A host condition.
