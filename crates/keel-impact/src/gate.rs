@@ -8,6 +8,10 @@
 //!   `intent.host` (under `intent.path_prefix`), the expected share that lands on
 //!   `intent.service` under the new config is below `min_share` or above `max_share`.
 //!
+//! - a service's identity changes (or is removed) while more than `max_shift` of a
+//!   host's traffic changes service once the traffic landing on that service counts as
+//!   changing application (`crate::identity_change`).
+//!
 //! An intent no sampled request matches cannot be judged: it is a note, not a refusal.
 //! Whether `--force` overrides a refusal is the caller's decision. [`gate_change`]
 //! applies the stricter policy of the two configs, so a change cannot loosen its own
@@ -16,6 +20,7 @@
 use keel_config::{Config, Intent};
 use serde::Serialize;
 
+use crate::identity_change::{identity_changes, landing_share};
 use crate::report::{HostFlow, ImpactReport, SCHEMA_VERSION};
 
 /// Most refusal reasons written out in the human text (JSON has all).
@@ -39,6 +44,24 @@ pub enum GateReason {
         requests: usize,
         /// Where that traffic goes, largest first.
         flows: Vec<HostFlow>,
+    },
+    /// A service's identity changes, and its traffic (counted as changing application)
+    /// with the host's service shift exceeds `max_shift`.
+    IdentityChange {
+        /// The host.
+        host: String,
+        /// The service whose identity changes.
+        service: String,
+        /// `header = "old"` → `header = "new"` (or `none`).
+        identity: String,
+        /// Share of the host's sampled traffic landing on the service.
+        service_share: f64,
+        /// That share plus the host's service shift: what `max_shift` judged.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+        /// Sampled requests to the host.
+        requests: usize,
     },
     /// An intent's bound does not hold under the new config.
     Intent {
@@ -90,6 +113,23 @@ impl std::fmt::Display for GateReason {
                 }
                 Ok(())
             }
+            GateReason::IdentityChange {
+                host,
+                service,
+                identity,
+                service_share,
+                share,
+                max_shift,
+                requests,
+            } => write!(
+                f,
+                "service {service} changes identity ({identity}): its {} of the {requests} \
+                 sampled requests to {host} count as changing application, {} in all \
+                 (limit [safety] max_shift = {})",
+                percent(*service_share),
+                percent(*share),
+                percent(*max_shift)
+            ),
             GateReason::Intent {
                 host,
                 path_prefix,
@@ -251,7 +291,26 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
             intents.push(intent.clone());
         }
     }
-    gate(report, max_shift, &intents)
+    let mut verdict = gate(report, max_shift, &intents);
+    for change in identity_changes(old, new) {
+        for host in &report.hosts {
+            let service_share = landing_share(report, &host.host, &change.service);
+            let share = (host.changes_service.share + service_share).min(1.0);
+            if service_share > 0.0 && share > verdict.max_shift {
+                verdict.reasons.push(GateReason::IdentityChange {
+                    host: host.host.clone(),
+                    service: change.service.clone(),
+                    identity: change.describe(),
+                    service_share,
+                    share,
+                    max_shift: verdict.max_shift,
+                    requests: host.requests,
+                });
+            }
+        }
+    }
+    verdict.allowed = verdict.reasons.is_empty();
+    verdict
 }
 
 /// `0.37` → `37.0%`; a share too small to show as 0.1 % is `<0.1%`, not `0.0%`.

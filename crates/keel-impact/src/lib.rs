@@ -21,6 +21,7 @@
 mod coupling;
 pub mod destination;
 pub mod gate;
+pub mod identity_change;
 mod render;
 mod replay;
 pub mod report;

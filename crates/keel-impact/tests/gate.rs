@@ -176,3 +176,38 @@ fn a_limit_that_is_not_a_number_fails_closed() {
     let report = blast_radius(&config(SHOP), &to_legacy(""), &sample()).expect("report");
     assert!(!gate(&report, f64::NAN, &[]).allowed);
 }
+
+/// An identity rewritten in the edit: no request changes service *name*, yet the
+/// service's traffic counts as changing application (issue 29, row 1).
+#[test]
+fn a_rewritten_identity_counts_the_services_traffic_as_changing_application() {
+    let with_identity = |equals: &str| {
+        config(&SHOP.replace(
+            "[services.checkout]\n",
+            &format!("[services.checkout]\nidentity = {{ header = \"x-service\", equals = \"{equals}\" }}\n"),
+        ))
+    };
+    let (old, new) = (with_identity("checkout"), with_identity("legacy"));
+    let report = blast_radius(&old, &new, &sample()).expect("report");
+    assert_close(report.changes_service.share, 0.0);
+    let verdict = gate_change(&report, &old, &new);
+    assert!(!verdict.allowed, "{}", verdict.render_human());
+    let GateReason::IdentityChange {
+        service,
+        identity,
+        service_share,
+        ..
+    } = &verdict.reasons[0]
+    else {
+        panic!("expected an identity change, got {:?}", verdict.reasons[0]);
+    };
+    assert_eq!(service, "checkout");
+    assert_eq!(
+        identity,
+        "x-service = \"checkout\" → x-service = \"legacy\""
+    );
+    assert_close(*service_share, 0.37);
+    // The same identity on both sides: nothing to count.
+    let same = blast_radius(&old, &old, &sample()).expect("report");
+    assert!(gate_change(&same, &old, &old).allowed);
+}
