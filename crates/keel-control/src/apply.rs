@@ -1,7 +1,7 @@
 //! The apply pipeline, one stage per step:
 //!
 //! ```text
-//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate ─▶ compile
+//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate ─▶ identity probes ─▶ compile
 //!       ─▶ persist (one store transaction: new generation active, or pending for a canary)
 //!       ─▶ swap (all traffic, or a canary slice) ─▶ guard (see `crate::guard`)
 //! ```
@@ -25,6 +25,7 @@ use crate::apply_steps::{cached, normalize, stored_report};
 use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::Activated;
+use crate::identity_stage::probe_identities;
 use crate::load::load;
 use crate::request::{ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, Stage, StageTimings};
 use crate::settings::{listener_changes, restart_only_changes};
@@ -165,8 +166,23 @@ impl Controller {
                 outcome.overridden.extend(reasons);
             } else {
                 outcome.refusals = reasons;
-                return self.refuse(&request, outcome, verdict.report).await;
             }
+        }
+
+        // Stage 3b: identity probes of every backend the change brings in. They run
+        // also when the gate refused: the refusal then carries the probes' answers.
+        let started = Instant::now();
+        let identities =
+            probe_identities(current.as_ref().map(|g| g.config.clone()), config.clone()).await;
+        outcome.timings.probe_us = micros(started);
+        outcome.notes.extend(identities.notes);
+        if request.force {
+            outcome.overridden.extend(identities.refusals);
+        } else {
+            outcome.refusals.extend(identities.refusals);
+        }
+        if !outcome.refusals.is_empty() {
+            return self.refuse(&request, outcome, verdict.report).await;
         }
         outcome.forced = !outcome.overridden.is_empty();
         if request.dry_run {

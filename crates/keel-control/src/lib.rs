@@ -40,6 +40,7 @@ mod events;
 mod gate;
 pub mod guard;
 mod hooks;
+mod identity_stage;
 mod known_good;
 mod load;
 mod request;

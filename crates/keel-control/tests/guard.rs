@@ -88,8 +88,13 @@ async fn a_seventy_percent_misroute_is_reverted_by_itself_within_seconds() {
     .await
     .expect("alert event");
     assert_eq!(alert.generation, Some(2));
-    assert_eq!(alert.details["detector"], "share");
-    assert!(alert.details["numbers"]["shift"].is_number(), "{alert:?}");
+    // Responses are verified by default: the identity detector sees the first answer
+    // from `legacy-web`, usually before the share detector has a window.
+    match alert.details["detector"].as_str() {
+        Some("identity") => {}
+        Some("share") => assert!(alert.details["numbers"]["shift"].is_number(), "{alert:?}"),
+        _ => panic!("{alert:?}"),
+    }
     assert!(
         alert.details["preceding_change"]
             .as_str()
