@@ -309,7 +309,12 @@ impl Controller {
                     GuardChoice::Full(plan) => {
                         self.note_applied(id, &change);
                         match baseline {
-                            Some(baseline) if generation.config.detectors.enabled => {
+                            // A change never chooses its own judge: detectors the old
+                            // config enables watch it even if the new one turns them off.
+                            Some(baseline)
+                                if generation.config.detectors.enabled
+                                    || baseline.generation.config.detectors.enabled =>
+                            {
                                 let trial = Trial {
                                     session: 0,
                                     candidate,

@@ -477,3 +477,33 @@ async fn a_declared_migration_may_split_to_another_service() {
     assert!(answers.wrong("web") > 0, "{answers:?}");
     assert_eq!(shop.alerts_on(2), 0);
 }
+
+/// Issue 29: "a change never chooses its own judge". A forced 20% misroute whose new
+/// file also turns the detectors off is watched by the old config's detectors, and
+/// reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_turns_the_detectors_off_is_still_judged_by_the_old_ones() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(5));
+    tokio::time::sleep(WARMUP).await;
+    let split = shop.base("").replace(
+        "service = \"web\"\npool = \"web\"\n",
+        "service = \"web\"\nsplit = [{ pool = \"web\", weight = 80 }, { pool = \"legacy\", weight = 20 }]\n",
+    );
+    let laxer = format!("{split}\n[detectors]\nenabled = false\nshare_shift = 0.9\n");
+    let outcome = shop.apply(forced(laxer)).await;
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    let guard = outcome.guard.expect("guarded");
+    assert_eq!(guard.result, GuardResult::Watching, "{guard:?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "a change with detectors off was never reverted"
+    );
+    let answers = traffic.await.expect("load");
+    assert_eq!(answers.total_wrong(), 0, "{answers:?}");
+}

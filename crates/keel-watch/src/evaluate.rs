@@ -48,13 +48,16 @@ fn rate(counts: &[u64; 7]) -> Rate {
     }
 }
 
-/// The first alarm of a candidate compared with its baseline, if any.
+/// The first alarm of a candidate compared with its baseline, if any. A change never
+/// chooses its own judge: the thresholds are the stricter of the baseline's config and
+/// the candidate's, and the intents of both are watched.
 pub(crate) fn compare(
     baseline: Option<&Series>,
     candidate: &Series,
+    baseline_config: &Config,
     config: &Config,
 ) -> Option<Alarm> {
-    let thresholds = Thresholds::from_config(&config.detectors);
+    let thresholds = Thresholds::stricter(&baseline_config.detectors, &config.detectors);
     let known: HashSet<(String, std::net::SocketAddr)> = baseline
         .map(misidentified)
         .unwrap_or_default()
@@ -82,6 +85,7 @@ pub(crate) fn compare(
     }
     if let Some(alarm) = intents(candidate, &view, config, &thresholds)
         .into_iter()
+        .chain(intents(candidate, &view, baseline_config, &thresholds))
         .next()
     {
         return Some(alarm);

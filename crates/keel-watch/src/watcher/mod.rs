@@ -202,7 +202,10 @@ impl Watcher {
     /// Watches a candidate against its baseline until a detector fires or the watch
     /// time ends. Call it right after the swap (or after starting the canary).
     pub async fn watch_apply(&self, request: WatchRequest) -> WatchVerdict {
-        if !request.candidate.config.detectors.enabled {
+        // A change never chooses its own judge: it is watched when either config
+        // enables the detectors, with the stricter thresholds of the two.
+        if !request.candidate.config.detectors.enabled && !request.baseline.config.detectors.enabled
+        {
             tracing::warn!(
                 generation = request.candidate.id,
                 "detectors disabled: apply not watched"
