@@ -5,8 +5,9 @@
 //!
 //! The shop: services `web` (2 backends), `legacy` (2), `checkout` (3), each with an
 //! `x-service` identity, and two more servers that answer as `legacy` in no pool (the
-//! old servers an edit may point a pool at); routes `/checkout` → checkout, `/legacy` → legacy, the rest →
-//! web, all for host `shop.example.com`. Pools have no health checks unless a test
+//! old servers an edit may point a pool at); routes `/checkout-legacy` → legacy,
+//! `/checkout` → checkout, `/legacy` → legacy, the rest → web, all for host
+//! `shop.example.com`. Pools have no health checks unless a test
 //! adds them: identity must be proven anyway.
 //!
 //! The loaded tests take turns ([`LOADED`]); the only waits are `eventually` loops.
@@ -133,11 +134,12 @@ impl Harness {
     }
 }
 
-/// Request `n` of the mix and the service that must answer it: 30% checkout, 10%
-/// legacy, 60% web.
+/// Request `n` of the mix and the service that must answer it: 30% checkout (a third
+/// of it `/checkout/cart`), 10% legacy, 60% web.
 fn shop_request(addr: SocketAddr, n: u64) -> (Request<Empty<Bytes>>, &'static str) {
     let (path, service) = match n % 10 {
-        0..=2 => ("/checkout/pay".to_string(), "checkout"),
+        0 | 1 => ("/checkout/pay".to_string(), "checkout"),
+        2 => ("/checkout/cart".to_string(), "checkout"),
         3 => ("/legacy/old".to_string(), "legacy"),
         _ => (format!("/products/{}", n % 97), "web"),
     };
@@ -196,6 +198,13 @@ backends = {legacy}
 service = "checkout"
 backends = {checkout}
 {checkout_pool_extra}
+
+[[routes]]
+name = "legacy-checkout"
+host = "shop.example.com"
+path_prefix = "/checkout-legacy"
+service = "legacy"
+pool = "legacy"
 
 [[routes]]
 name = "checkout"
@@ -504,6 +513,42 @@ async fn a_change_that_turns_the_detectors_off_is_still_judged_by_the_old_ones()
         reverted.is_some(),
         "a change with detectors off was never reverted"
     );
+    let answers = traffic.await.expect("load");
+    assert_eq!(answers.total_wrong(), 0, "{answers:?}");
+}
+
+/// Issue 29 row 4: a widened `path_prefix` (`/checkout-legacy` → `/checkout/cart`) hands
+/// a third of the `checkout` route to `legacy`: 10% of the host, under `max_shift`. The
+/// gate judges each route and service, and refuses with the witness requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_prefix_under_the_hosts_average_is_refused_with_witnesses() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(2));
+    tokio::time::sleep(WARMUP).await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let outcome = shop.apply(request(widened)).await;
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    let reasons = refusal_text(&outcome);
+    assert!(
+        outcome.refusals.iter().all(|r| r.stage == Stage::Gate),
+        "{reasons}"
+    );
+    assert!(
+        !reasons.contains("sampled requests to shop.example.com would change service"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("route checkout: "), "{reasons}");
+    assert!(
+        reasons.contains("e.g. GET shop.example.com/checkout/cart"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("service checkout: "), "{reasons}");
+    assert_eq!(shop.primary(), 1);
     let answers = traffic.await.expect("load");
     assert_eq!(answers.total_wrong(), 0, "{answers:?}");
 }

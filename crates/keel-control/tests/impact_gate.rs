@@ -107,8 +107,22 @@ async fn a_reformatted_config_moves_nothing() {
 async fn a_route_that_shadows_another_shows_the_requests_it_takes() {
     let shop = shop_with_traffic().await;
     let outcome = shop.apply(Variant::ShadowCart, "", dry_run).await;
-    // Same service and pool: the gate allows it, the report still shows the move.
-    assert_eq!(outcome.status, ApplyStatus::DryRun, "{outcome:#?}");
+    // Same service and pool, but the route `cart` loses all of its live traffic: the
+    // gate judges the worst case per route and refuses, naming the witness requests.
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    assert_eq!(outcome.refusals[0].stage, Stage::Gate);
+    assert!(
+        outcome.refusals[0]
+            .message
+            .starts_with("route cart would be shadowed: 100.0% of its"),
+        "{outcome:#?}"
+    );
+    assert!(
+        outcome.refusals[0]
+            .message
+            .contains("would match route sale instead; e.g. GET shop.example.com/cart"),
+        "{outcome:#?}"
+    );
     let report = &outcome.gate.as_ref().expect("gate report")["report"];
     assert_eq!(number(&report["moved"]["requests"]), CART);
     assert_eq!(number(&report["changes_service"]["requests"]), 0.0);

@@ -27,6 +27,7 @@ mod replay;
 pub mod report;
 mod sticky;
 pub mod traffic;
+mod worst_case;
 
 pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
