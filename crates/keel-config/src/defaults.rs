@@ -94,6 +94,9 @@ pub const MAX_SHIFT: f64 = 0.25;
 pub const WATCH: Duration = Duration::from_secs(30);
 /// Time a generation must serve without alarms to become known-good (30 seconds).
 pub const KNOWN_GOOD_AFTER: Duration = Duration::from_secs(30);
+/// The gate also measures a change against the newest known-good generation older than
+/// this, so small applies in a row add up (1 hour).
+pub const DRIFT_WINDOW: Duration = Duration::from_secs(3600);
 /// Known-good generations kept compiled in memory for instant rollback (10 generations).
 pub const KEEP_GENERATIONS: u32 = 10;
 /// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).

@@ -362,6 +362,9 @@ pub struct Safety {
     pub keep_generations: u32,
     /// Canary promotion steps in percent, ending at 100.
     pub promote_steps: Vec<u32>,
+    /// The gate's cumulative check compares with the newest known-good generation
+    /// older than this.
+    pub drift_window: Duration,
 }
 
 /// Detector thresholds (`[detectors]`).

@@ -1,7 +1,8 @@
 //! The apply pipeline, one stage per step:
 //!
 //! ```text
-//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate ─▶ identity probes ─▶ compile
+//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate (+ drift, watch in
+//!       progress) ─▶ identity probes ─▶ compile
 //!       ─▶ persist (one store transaction: new generation active, or pending for a canary)
 //!       ─▶ swap (all traffic, or a canary slice) ─▶ guard (see `crate::guard`)
 //! ```
@@ -167,6 +168,23 @@ impl Controller {
             } else {
                 outcome.refusals = reasons;
             }
+        }
+
+        // Stage 3a: cumulative movement since the drift reference, and a watch that a
+        // new apply would end (see `crate::drift`).
+        let (drift, drift_notes) = self.drift_gate(current.as_ref(), config.clone()).await?;
+        outcome.notes.extend(drift_notes);
+        let watching = if request.dry_run {
+            None
+        } else {
+            self.watch_in_progress(current.as_ref())
+        };
+        if request.force {
+            outcome.overridden.extend(drift);
+            outcome.overridden.extend(watching);
+        } else {
+            outcome.refusals.extend(drift);
+            outcome.refusals.extend(watching);
         }
 
         // Stage 3b: identity probes of every backend the change brings in. They run

@@ -33,6 +33,7 @@ pub mod boot;
 mod cache;
 pub mod client;
 mod controller;
+mod drift;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).
 pub use keel_config::diff;
 mod error;

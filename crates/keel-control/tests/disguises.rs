@@ -552,3 +552,89 @@ async fn a_widened_prefix_under_the_hosts_average_is_refused_with_witnesses() {
     let answers = traffic.await.expect("load");
     assert_eq!(answers.total_wrong(), 0, "{answers:?}");
 }
+
+/// Marks the active generation known-good once it may be (the timer `keel serve` runs).
+async fn known_good(shop: &Harness) -> u64 {
+    eventually(Duration::from_secs(10), || async {
+        shop.controller.promote_known_good().await.ok().flatten()
+    })
+    .await
+    .expect("the active generation never became known-good")
+}
+
+/// Route `main` split between `web` and `legacy` (a declared migration) at `legacy`
+/// percent.
+fn migrated(shop: &Harness, legacy: u32) -> String {
+    shop.base("").replace(
+        "service = \"web\"\npool = \"web\"\n",
+        &format!(
+            "service = \"web\"\nalso_served_by = [\"legacy\"]\nsplit = [{{ pool = \"web\", weight = {} }}, {{ pool = \"legacy\", weight = {legacy} }}]\n",
+            100 - legacy
+        ),
+    )
+}
+
+/// Issue 29, salami: applies that each move 15% of route `main` pass one by one (each
+/// under `max_shift` against the generation before), but the gate also measures the
+/// movement since the newest known-good generation older than `drift_window` (here the
+/// first one), and refuses once the sum is too large.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salami_applies_add_up_against_the_known_good_generation() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(14));
+    tokio::time::sleep(WARMUP).await;
+    assert_eq!(known_good(&shop).await, 1);
+    let first = shop
+        .apply(ApplyRequest {
+            wait: true,
+            ..request(migrated(&shop, 15))
+        })
+        .await;
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    assert_eq!(known_good(&shop).await, 2);
+    // 15% more of `main`: 15% against generation 2, 30% against generation 1.
+    let second = shop.apply(request(migrated(&shop, 30))).await;
+    assert_eq!(second.status, ApplyStatus::Refused, "{second:#?}");
+    let reasons = refusal_text(&second);
+    assert!(
+        second.refusals.iter().all(|r| r
+            .message
+            .starts_with("cumulative since generation 1 (known good; [safety] drift_window = 1h)")),
+        "{reasons}"
+    );
+    assert!(reasons.contains("route main: 30.0% of its"), "{reasons}");
+    assert_eq!(shop.primary(), 2);
+    let answers = traffic.await.expect("load");
+    assert!(answers.right("web") > 0, "{answers:?}");
+}
+
+/// Issue 29: a second apply while the first is still watched would end that watch and
+/// lose its baseline. It is refused unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_while_another_is_watched_needs_force() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(2));
+    tokio::time::sleep(WARMUP).await;
+    let harmless = shop.base("").replace(
+        "[[routes]]\nname = \"main\"",
+        "[[routes]]\nname = \"main\"\ntimeout = \"9s\"",
+    );
+    let first = shop.apply(request(harmless.clone())).await;
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    assert_eq!(first.guard.map(|g| g.result), Some(GuardResult::Watching));
+    let again = harmless.replace("timeout = \"9s\"", "timeout = \"8s\"");
+    let second = shop.apply(request(again.clone())).await;
+    assert_eq!(second.status, ApplyStatus::Refused, "{second:#?}");
+    assert_eq!(second.refusals[0].stage, Stage::Guard);
+    assert!(
+        second.refusals[0]
+            .message
+            .starts_with("generation 2 is still being watched"),
+        "{second:#?}"
+    );
+    let forced = shop.apply(forced(again)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    let _ = traffic.await;
+}
