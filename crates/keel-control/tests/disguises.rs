@@ -638,3 +638,34 @@ async fn an_apply_while_another_is_watched_needs_force() {
     assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
     let _ = traffic.await;
 }
+
+/// Issue 29, a quiet time: on a fresh start (empty sample) the widened prefix used to
+/// pass ("sample empty… allows"). No evidence is not good evidence: refused, naming the
+/// host and routes; `--force` applies and records the override.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_without_sampled_traffic_for_its_host_is_refused() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let outcome = shop.apply(request(widened.clone())).await;
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    let reasons = refusal_text(&outcome);
+    assert!(
+        reasons.starts_with(
+            "no sampled traffic for shop.example.com (route legacy-checkout changes): the gate has no evidence"
+        ),
+        "{reasons}"
+    );
+    let forced = shop.apply(forced(widened)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    assert!(
+        forced
+            .overridden
+            .iter()
+            .any(|r| r.message.starts_with("no sampled traffic"))
+    );
+}

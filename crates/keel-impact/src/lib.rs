@@ -20,6 +20,7 @@
 
 mod coupling;
 pub mod destination;
+pub mod evidence;
 pub mod gate;
 pub mod identity_change;
 mod render;
