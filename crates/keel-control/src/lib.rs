@@ -26,6 +26,7 @@
 //! * [`admin`] serves the API; [`client::AdminClient`] is what the `keel` CLI uses.
 
 pub mod admin;
+mod adopt;
 pub mod api;
 mod apply;
 mod apply_steps;
