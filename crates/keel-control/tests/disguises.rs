@@ -6,8 +6,8 @@
 //! The shop: services `web` (2 backends), `legacy` (2), `checkout` (3), each with an
 //! `x-service` identity, and two more servers that answer as `legacy` in no pool (the
 //! old servers an edit may point a pool at); routes `/checkout-legacy` → legacy,
-//! `/checkout` → checkout, `/legacy` → legacy, the rest → web, all for host
-//! `shop.example.com`. Pools have no health checks unless a test
+//! `/checkout/cart` (route `cart`) and `/checkout` → checkout, `/legacy` → legacy, the
+//! rest → web, all for host `shop.example.com`. Pools have no health checks unless a test
 //! adds them: identity must be proven anyway.
 //!
 //! The loaded tests take turns ([`LOADED`]); the only waits are `eventually` loops.
@@ -205,6 +205,13 @@ host = "shop.example.com"
 path_prefix = "/checkout-legacy"
 service = "legacy"
 pool = "legacy"
+
+[[routes]]
+name = "cart"
+host = "shop.example.com"
+path_prefix = "/checkout/cart"
+service = "checkout"
+pool = "checkout"
 
 [[routes]]
 name = "checkout"
@@ -518,8 +525,8 @@ async fn a_change_that_turns_the_detectors_off_is_still_judged_by_the_old_ones()
 }
 
 /// Issue 29 row 4: a widened `path_prefix` (`/checkout-legacy` → `/checkout/cart`) hands
-/// a third of the `checkout` route to `legacy`: 10% of the host, under `max_shift`. The
-/// gate judges each route and service, and refuses with the witness requests.
+/// all of the `cart` route to `legacy`: 10% of the host, under `max_shift`. The gate
+/// judges each route and service, and refuses with the witness requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_widened_prefix_under_the_hosts_average_is_refused_with_witnesses() {
     let _exclusive = LOADED.lock().await;
@@ -542,7 +549,11 @@ async fn a_widened_prefix_under_the_hosts_average_is_refused_with_witnesses() {
         !reasons.contains("sampled requests to shop.example.com would change service"),
         "{reasons}"
     );
-    assert!(reasons.contains("route checkout: "), "{reasons}");
+    assert!(reasons.contains("route cart: 100.0% of its"), "{reasons}");
+    assert!(
+        reasons.contains("route cart would be shadowed: 100.0% of its"),
+        "{reasons}"
+    );
     assert!(
         reasons.contains("e.g. GET shop.example.com/checkout/cart"),
         "{reasons}"
@@ -668,4 +679,45 @@ async fn a_change_without_sampled_traffic_for_its_host_is_refused() {
             .iter()
             .any(|r| r.message.starts_with("no sampled traffic"))
     );
+}
+
+/// Issue 29 row 5: the widened prefix forced past the gate. The host's service mix moves
+/// 10 points (under `share_shift`), but the `cart` route loses all of its traffic: the
+/// share detector's route-loss rule alarms and the guard reverts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_widened_prefix_is_reverted_when_its_route_starves() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let outcome = shop.apply(forced(widened)).await;
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "a starved route was never reverted");
+    let alert = eventually(Duration::from_secs(5), || async {
+        shop.store
+            .events(EventQuery {
+                kinds: vec![kind::ALERT.to_string()],
+                ..EventQuery::default()
+            })
+            .expect("events")
+            .into_iter()
+            .find(|e| e.generation == Some(2))
+    })
+    .await
+    .expect("an alert on generation 2");
+    assert_eq!(alert.details["numbers"]["kind"], "route_loss", "{alert:?}");
+    assert_eq!(alert.details["numbers"]["route"], "cart", "{alert:?}");
+    let answers = traffic.await.expect("load");
+    println!("forced widened prefix: {answers:?}");
+    // Until the alarm, cart requests were answered by legacy; a bounded few.
+    assert!(answers.wrong("checkout") < 150, "{answers:?}");
 }

@@ -12,6 +12,7 @@ use keel_proxy::stats::Outcome;
 use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
+use crate::detectors::route_loss::route_loss;
 use crate::detectors::share::{IntentBound, ShareTable, intent_breach, intent_scope, share_shift};
 use crate::detectors::{Alarm, Thresholds};
 use crate::window::{Series, WindowView, failures, requests};
@@ -82,6 +83,13 @@ pub(crate) fn compare(
         if let Some(alarm) = share_shift(&before, &now, &thresholds) {
             return Some(alarm);
         }
+        if let Some(alarm) = route_loss(
+            &route_requests(baseline, base_view),
+            &route_requests(candidate, &view),
+            &thresholds,
+        ) {
+            return Some(alarm);
+        }
     }
     if let Some(alarm) = intents(candidate, &view, config, &thresholds)
         .into_iter()
@@ -105,6 +113,17 @@ pub(crate) fn compare(
         }
     }
     None
+}
+
+/// Requests per route name in a window.
+fn route_requests<'a>(series: &'a Series, view: &WindowView<'_>) -> Vec<(&'a str, u64)> {
+    series
+        .shape
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(r, route)| (&*route.name, requests(&view.route(r))))
+        .collect()
 }
 
 /// Error jumps per route, then for the whole generation.
