@@ -179,6 +179,7 @@ impl Controller {
         } else {
             self.watch_in_progress(current.as_ref())
         };
+        let inherited = self.inherited_baseline(current.as_ref());
         if request.force {
             outcome.overridden.extend(drift);
             outcome.overridden.extend(watching);
@@ -326,7 +327,8 @@ impl Controller {
                     }
                     GuardChoice::Full(plan) => {
                         self.note_applied(id, &change);
-                        match baseline {
+                        // Forced over a watch: judged against that watch's baseline.
+                        match inherited.or(baseline) {
                             // A change never chooses its own judge: detectors the old
                             // config enables watch it even if the new one turns them off.
                             Some(baseline)

@@ -9,7 +9,8 @@
 //! (`keel_impact::gate_change`). Its reasons say which generation they measure from.
 //!
 //! And a change is not applied over another change that is still being watched: the
-//! watch's baseline would be lost. Such an apply is refused unless forced.
+//! watch's baseline would be lost. Such an apply is refused unless forced; forced, its
+//! own watch inherits that baseline ([`Controller::inherited_baseline`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,22 @@ impl Controller {
                  and lose its baseline; wait for its verdict (keel status), or --force"
             ),
         })
+    }
+}
+
+impl Controller {
+    /// When `current` is still being watched against an older generation, that
+    /// generation (from the cache): a change forced over the watch is judged against
+    /// it too, so the generation under suspicion never becomes the yardstick.
+    pub(crate) fn inherited_baseline(
+        &self,
+        current: Option<&Arc<Generation>>,
+    ) -> Option<crate::cache::CachedGeneration> {
+        let (watched, baseline) = self.watched_pair()?;
+        if current.map(|g| g.id) != Some(watched) {
+            return None;
+        }
+        self.cache().get(baseline).cloned()
     }
 }
 

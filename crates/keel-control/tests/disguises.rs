@@ -721,3 +721,38 @@ async fn a_forced_widened_prefix_is_reverted_when_its_route_starves() {
     // Until the alarm, cart requests were answered by legacy; a bounded few.
     assert!(answers.wrong("checkout") < 150, "{answers:?}");
 }
+
+/// Issue 29 row 10: a forced change, then a second apply (forced, a harmless tweak) at
+/// once. The second watch used to compare with the first change's generation, the one
+/// under suspicion, and nothing was ever reverted. It inherits the first watch's
+/// baseline instead, so the starved route is still seen, and the guard goes back to
+/// where the watched change came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_during_a_watch_keeps_the_watchs_baseline() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let first = shop.apply(forced(widened.clone())).await;
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let tweak = widened.replace(
+        "[[routes]]\nname = \"main\"",
+        "[[routes]]\nname = \"main\"\ntimeout = \"9s\"",
+    );
+    let second = shop.apply(forced(tweak)).await;
+    assert_eq!(second.status, ApplyStatus::Applied, "{second:#?}");
+    let guard = second.guard.expect("guarded");
+    assert_eq!(guard.baseline, Some(1), "{guard:?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "the starved route was never reverted");
+    let answers = traffic.await.expect("load");
+    assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
