@@ -756,3 +756,40 @@ async fn a_second_apply_during_a_watch_keeps_the_watchs_baseline() {
     let answers = traffic.await.expect("load");
     assert!(answers.wrong("checkout") < 150, "{answers:?}");
 }
+
+/// Issue 29 row 7: traffic that comes back after the watch's clock. The watch of a
+/// change lasts until each route that had traffic before has seen `min_requests` (up to
+/// the watch time again), so a starved route whose traffic returns late is still caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_waits_for_evidence_past_its_clock() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let warmup = shop.load(WARMUP);
+    let _ = warmup.await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let watch = Duration::from_secs(4);
+    let outcome = shop
+        .apply(ApplyRequest {
+            watch: Some(watch),
+            ..forced(widened)
+        })
+        .await;
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    // Quiet until past the watch's clock, then the shoppers come back.
+    tokio::time::sleep(watch + Duration::from_millis(500)).await;
+    let traffic = shop.load(Duration::from_secs(4));
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "the watch ended by the clock without evidence"
+    );
+    let answers = traffic.await.expect("load");
+    assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
