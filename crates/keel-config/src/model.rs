@@ -76,7 +76,7 @@ pub struct Service {
     /// Check the identity header on every proxied response, not just on probes.
     pub verify_responses: bool,
     /// The operator accepts that nothing proves a backend is this service
-    /// (`allow_no_identity = true`): K204 is then a note-free warning instead of an error.
+    /// (`allow_no_identity = true`): no K204 warning for it.
     pub allow_no_identity: bool,
 }
 
