@@ -13,6 +13,7 @@
 //!
 //! [`report`] turns rows into diagnostics (K109, K210), a table and JSON, without I/O.
 
+pub mod identities;
 pub mod report;
 
 use std::net::SocketAddr;

@@ -36,6 +36,8 @@ pub const TEST_FAILED: &str = "K107";
 pub const INTENT_VIOLATED: &str = "K108";
 /// A live probe found a backend answering as another application.
 pub const MISIDENTIFIED_BACKEND: &str = "K109";
+/// Two services with the same identity: a backend of one passes as the other.
+pub const SHARED_IDENTITY: &str = "K110";
 
 /// A route no request can reach: earlier routes match everything it matches.
 pub const FULLY_SHADOWED: &str = "K201";

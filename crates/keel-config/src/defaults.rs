@@ -41,6 +41,16 @@ pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
 /// `[pools.NAME] idle_timeout` sets it per pool.
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Whether a service with an identity checks it on every proxied response, not only on
+/// probes (yes): a response from another application is never passed on.
+pub const VERIFY_RESPONSES: bool = true;
+/// Probe path of a new backend in a pool without health checks (`/healthz`, as
+/// [`HEALTH_PATH`]): its identity is checked before an apply swaps.
+pub const IDENTITY_PROBE_PATH: &str = HEALTH_PATH;
+/// Time one identity probe of a new backend may take in a pool without health checks
+/// (1 second, as [`HEALTH_TIMEOUT`]).
+pub const IDENTITY_PROBE_TIMEOUT: Duration = HEALTH_TIMEOUT;
+
 /// Health check request path (`/healthz`).
 pub const HEALTH_PATH: &str = "/healthz";
 /// Time between two probes of one backend (2 seconds).
@@ -92,6 +102,9 @@ pub const MAX_SHIFT: f64 = 0.25;
 pub const WATCH: Duration = Duration::from_secs(30);
 /// Time a generation must serve without alarms to become known-good (30 seconds).
 pub const KNOWN_GOOD_AFTER: Duration = Duration::from_secs(30);
+/// The gate also measures a change against the newest known-good generation older than
+/// this, so small applies in a row add up (1 hour).
+pub const DRIFT_WINDOW: Duration = Duration::from_secs(3600);
 /// Known-good generations kept compiled in memory for instant rollback (10 generations).
 pub const KEEP_GENERATIONS: u32 = 10;
 /// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).

@@ -78,6 +78,9 @@ pub struct Service {
     pub identity: Option<Located<Identity>>,
     /// Check the identity header on every proxied response, not just on probes.
     pub verify_responses: bool,
+    /// The operator accepts that nothing proves a backend is this service
+    /// (`allow_no_identity = true`): no K204 warning for it.
+    pub allow_no_identity: bool,
 }
 
 /// "A backend of this service answers with header `header` equal to `equals`."
@@ -213,6 +216,9 @@ pub struct Route {
     pub retries: Located<u32>,
     /// This route's own `body_idle_timeout` (zero: never), instead of the `[server]` one.
     pub body_idle_timeout: Option<Located<Duration>>,
+    /// Other services that may answer this route (a declared migration): their pools
+    /// may be targets and their identities pass response verification.
+    pub also_served_by: Vec<Located<String>>,
 }
 
 /// A host condition.
@@ -359,6 +365,9 @@ pub struct Safety {
     pub keep_generations: u32,
     /// Canary promotion steps in percent, ending at 100.
     pub promote_steps: Vec<u32>,
+    /// The gate's cumulative check compares with the newest known-good generation
+    /// older than this.
+    pub drift_window: Duration,
 }
 
 /// Detector thresholds (`[detectors]`).

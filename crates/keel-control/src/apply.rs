@@ -1,7 +1,8 @@
 //! The apply pipeline, one stage per step:
 //!
 //! ```text
-//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate ─▶ compile
+//! check (keel-check, no lock) ─▶ [apply lock] listeners ─▶ gate (+ drift, watch in
+//!       progress) ─▶ identity probes ─▶ compile
 //!       ─▶ persist (one store transaction: new generation active, or pending for a canary)
 //!       ─▶ swap (all traffic, or a canary slice) ─▶ guard (see `crate::guard`)
 //! ```
@@ -25,6 +26,7 @@ use crate::apply_steps::{cached, normalize, stored_report};
 use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::Activated;
+use crate::identity_stage::probe_identities;
 use crate::load::load;
 use crate::request::{ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, Stage, StageTimings};
 use crate::settings::{listener_changes, restart_only_changes};
@@ -165,8 +167,41 @@ impl Controller {
                 outcome.overridden.extend(reasons);
             } else {
                 outcome.refusals = reasons;
-                return self.refuse(&request, outcome, verdict.report).await;
             }
+        }
+
+        // Stage 3a: cumulative movement since the drift reference, and a watch that a
+        // new apply would end (see `crate::drift`).
+        let (drift, drift_notes) = self.drift_gate(current.as_ref(), config.clone()).await?;
+        outcome.notes.extend(drift_notes);
+        let watching = if request.dry_run {
+            None
+        } else {
+            self.watch_in_progress(current.as_ref())
+        };
+        let inherited = self.inherited_baseline(current.as_ref());
+        if request.force {
+            outcome.overridden.extend(drift);
+            outcome.overridden.extend(watching);
+        } else {
+            outcome.refusals.extend(drift);
+            outcome.refusals.extend(watching);
+        }
+
+        // Stage 3b: identity probes of every backend the change brings in. They run
+        // also when the gate refused: the refusal then carries the probes' answers.
+        let started = Instant::now();
+        let identities =
+            probe_identities(current.as_ref().map(|g| g.config.clone()), config.clone()).await;
+        outcome.timings.probe_us = micros(started);
+        outcome.notes.extend(identities.notes);
+        if request.force {
+            outcome.overridden.extend(identities.refusals);
+        } else {
+            outcome.refusals.extend(identities.refusals);
+        }
+        if !outcome.refusals.is_empty() {
+            return self.refuse(&request, outcome, verdict.report).await;
         }
         outcome.forced = !outcome.overridden.is_empty();
         if request.dry_run {
@@ -292,8 +327,14 @@ impl Controller {
                     }
                     GuardChoice::Full(plan) => {
                         self.note_applied(id, &change);
-                        match baseline {
-                            Some(baseline) if generation.config.detectors.enabled => {
+                        // Forced over a watch: judged against that watch's baseline.
+                        match inherited.or(baseline) {
+                            // A change never chooses its own judge: detectors the old
+                            // config enables watch it even if the new one turns them off.
+                            Some(baseline)
+                                if generation.config.detectors.enabled
+                                    || baseline.generation.config.detectors.enabled =>
+                            {
                                 let trial = Trial {
                                     session: 0,
                                     candidate,

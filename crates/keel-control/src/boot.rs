@@ -10,6 +10,9 @@
 //!   the next generation. This is how listener addresses change: a running Keel does
 //!   not rebind, so a changed `[listeners]` table is adopted by a restart. A file that
 //!   check refuses is recorded as rejected and the stored generation serves instead.
+//!   The start has no traffic sample, so a file that changes where requests go (a
+//!   route, its pools, an identity) is refused without `--force`, and so is one whose
+//!   new backends answer as another service (see `crate::adopt`).
 //!
 //! [`prepare`] is synchronous (it only reads the store and the file), so the binary can
 //! size its runtime from the config before starting it; [`Controller::start`] compiles
@@ -25,6 +28,7 @@ use keel_store::{GenerationRecord, NewEvent, NewGeneration, Store, StoreError, k
 use keel_watch::Watcher;
 
 use crate::Controller;
+use crate::adopt::Adoption;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::hooks::Hooks;
 use crate::load::load;
@@ -86,7 +90,26 @@ pub enum Prepared {
         /// What was noticed about the config file.
         notes: Vec<String>,
     },
-    /// The store is empty (or the file is adopted): apply this file as the next generation.
+    /// `--adopt-config` with a file that differs from the stored active generation: it is
+    /// judged against that generation (evidence, identity probes) and applied as the next
+    /// generation, or refused and the stored one restored.
+    Adopt {
+        /// The stored active generation.
+        record: Box<GenerationRecord>,
+        /// Its config, loaded.
+        stored: Arc<Config>,
+        /// What was noticed about the config file.
+        notes: Vec<String>,
+        /// The file's name, for reports.
+        file: String,
+        /// Its text.
+        text: String,
+        /// Its config, checked.
+        config: Arc<Config>,
+        /// `keel serve --adopt-config --force`: adopt without the evidence it lacks.
+        force: bool,
+    },
+    /// The store is empty: apply this file as the first generation.
     FirstStart {
         /// The file's name, for reports.
         file: String,
@@ -100,6 +123,17 @@ pub enum Prepared {
 /// Like [`prepare`], but a config file that differs from the stored active generation
 /// is applied at start instead of being only reported (`keel serve --adopt-config`).
 pub fn prepare_adopting(store: &dyn Store, config_file: &Path) -> Result<Prepared, BootError> {
+    prepare_adopting_forced(store, config_file, false)
+}
+
+/// [`prepare_adopting`]; with `force` (`--adopt-config --force`) a file is adopted even
+/// where the start has no evidence to judge it by (the traffic sample is empty after a
+/// restart), and says what it skipped.
+pub fn prepare_adopting_forced(
+    store: &dyn Store,
+    config_file: &Path,
+    force: bool,
+) -> Result<Prepared, BootError> {
     let prepared = prepare(store, Some(config_file))?;
     let Prepared::Restore {
         record,
@@ -126,10 +160,14 @@ pub fn prepare_adopting(store: &dyn Store, config_file: &Path) -> Result<Prepare
     }
     let loaded = load(&file, &text);
     match loaded.config {
-        Some(adopted) => Ok(Prepared::FirstStart {
+        Some(adopted) => Ok(Prepared::Adopt {
+            record,
+            stored: config,
+            notes,
             file,
             text,
             config: adopted,
+            force,
         }),
         None => {
             let rejected = store.record_rejection(NewGeneration {
@@ -159,7 +197,9 @@ impl Prepared {
     /// The config that will serve first (sizes the runtime and the data plane).
     pub fn config(&self) -> &Arc<Config> {
         match self {
-            Prepared::Restore { config, .. } | Prepared::FirstStart { config, .. } => config,
+            Prepared::Restore { config, .. }
+            | Prepared::FirstStart { config, .. }
+            | Prepared::Adopt { config, .. } => config,
         }
     }
 }
@@ -297,6 +337,23 @@ impl Controller {
                 config,
                 notes,
             } => controller.restore(*record, config, notes).await?,
+            Prepared::Adopt {
+                record,
+                stored,
+                notes,
+                file,
+                text,
+                config,
+                force,
+            } => {
+                let adoption = Adoption {
+                    file,
+                    text,
+                    config,
+                    force,
+                };
+                controller.adopt(*record, stored, notes, adoption).await?
+            }
             Prepared::FirstStart { file, text, .. } => {
                 let outcome = controller
                     .apply(ApplyRequest {
@@ -341,7 +398,7 @@ impl Controller {
         Ok((controller, report))
     }
 
-    async fn restore(
+    pub(crate) async fn restore(
         &self,
         record: GenerationRecord,
         config: Arc<Config>,

@@ -12,9 +12,12 @@
 //!  "text": "REFUSED by the blast-radius gate …\n\nBlast radius on 121 sampled requests …"}
 //! ```
 //!
-//! With nothing to compare (the first generation) or nothing sampled yet (a fresh
-//! start) the gate allows, with a note saying it judged nothing.
+//! With nothing to compare (the first generation) the gate allows, with a note. With no
+//! sampled request for a host whose routes the change affects (a fresh start, a quiet
+//! host) it refuses, naming the host and the routes (`keel_impact::evidence`): no
+//! evidence is not good evidence; `--force` applies without it.
 
+use keel_impact::evidence::unjudged_hosts;
 use keel_impact::{Compiled, blast_radius_compiled, gate_change};
 use keel_route::RouteTable;
 
@@ -59,14 +62,26 @@ impl Gate for BlastRadiusGate {
         let mut notes = verdict.notes.clone();
         if sample.is_empty() {
             notes = vec![
-                "the live traffic sample is empty (fresh start or no traffic yet): the blast-radius \
-                 gate saw nothing to judge and allows the change"
+                "the live traffic sample is empty (fresh start or no traffic yet): the \
+                 blast-radius gate has no evidence to judge"
                     .to_string(),
             ];
         }
+        let mut reasons: Vec<String> = verdict.reasons.iter().map(ToString::to_string).collect();
+        // No evidence is not good evidence: a host the change affects needs traffic.
+        for unjudged in unjudged_hosts(&current.config, input.candidate, &sample) {
+            reasons.push(format!(
+                "no sampled traffic for {} (route{} {} change{}): the gate has no evidence of \
+                 what this change does there; wait for traffic, or --force",
+                unjudged.host,
+                if unjudged.routes.len() == 1 { "" } else { "s" },
+                unjudged.routes.join(", "),
+                if unjudged.routes.len() == 1 { "s" } else { "" },
+            ));
+        }
         GateVerdict {
-            allow: verdict.allowed,
-            reasons: verdict.reasons.iter().map(ToString::to_string).collect(),
+            allow: reasons.is_empty(),
+            reasons,
             report: Some(serde_json::json!({
                 "schema_version": IMPACT_SCHEMA_VERSION,
                 "gate": verdict.to_json(),

@@ -27,6 +27,7 @@
 //! * [`admin`] serves the API; [`client::AdminClient`] is what the `keel` CLI uses.
 
 pub mod admin;
+mod adopt;
 pub mod api;
 mod apply;
 mod apply_steps;
@@ -35,6 +36,7 @@ mod cache;
 pub mod client;
 mod controller;
 pub mod descriptors;
+mod drift;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).
 pub use keel_config::diff;
 mod error;
@@ -42,6 +44,7 @@ mod events;
 mod gate;
 pub mod guard;
 mod hooks;
+mod identity_stage;
 mod known_good;
 mod load;
 mod request;

@@ -75,6 +75,8 @@ pub enum Stage {
     Gate,
     /// Listener addresses (they cannot change on a running Keel).
     Listeners,
+    /// Identity probes of the backends the change brings in, before the swap.
+    Probe,
     /// Compiling the config into a generation.
     Compile,
     /// The guard: a detector fired while the new generation was watched, and it was
@@ -101,6 +103,9 @@ pub struct StageTimings {
     pub check_us: u64,
     /// The gate hook.
     pub gate_us: u64,
+    /// Identity probes of the backends the change brings in.
+    #[serde(default)]
+    pub probe_us: u64,
     /// Building the generation (routing table, pools).
     pub compile_us: u64,
     /// The store transaction.

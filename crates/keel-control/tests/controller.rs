@@ -674,6 +674,58 @@ async fn adopt_config_applies_a_changed_listener_at_start_and_refuses_a_broken_f
     );
 }
 
+/// Issue 29: `--adopt-config` ran neither the gate nor the probes ("first start"). A
+/// restart has no traffic sample: a file that changes where requests go is refused
+/// without `--force`, saying what it could not judge; with it, adopted and said so.
+#[tokio::test]
+async fn adopt_config_without_a_sample_refuses_a_routing_change_unless_forced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    std::fs::write(&file, config(backend(9001), "")).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let prepared = boot::prepare(&store, Some(&file)).expect("prepare");
+        Controller::start(Arc::new(store), prepared, Hooks::default())
+            .await
+            .expect("start");
+    }
+    // The pool now points at another server: the route `all` changes where it goes.
+    std::fs::write(&file, config(backend(9002), "")).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("open");
+    let prepared = boot::prepare_adopting(&store, &file).expect("prepare");
+    let (controller, report) = Controller::start(Arc::new(store), prepared, Hooks::default())
+        .await
+        .expect("start");
+    assert_eq!(report.generation, 1, "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(
+            |n| n.contains("was refused (recorded as rejected generation 2)")
+                && n.contains("no traffic sample after a restart for any host (route all changes)")
+        ),
+        "{:?}",
+        report.notes
+    );
+    drop(controller);
+    let store = SqliteStore::open(dir.path()).expect("open");
+    assert_eq!(
+        store.generation(2).expect("store").map(|g| g.state),
+        Some(GenerationState::Rejected)
+    );
+    let prepared = boot::prepare_adopting_forced(&store, &file, true).expect("prepare");
+    let (_, report) = Controller::start(Arc::new(store), prepared, Hooks::default())
+        .await
+        .expect("start");
+    assert_eq!(report.generation, 3, "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("--adopt-config --force: adopted without")),
+        "{:?}",
+        report.notes
+    );
+}
+
 #[tokio::test]
 async fn a_broken_first_config_is_recorded_and_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

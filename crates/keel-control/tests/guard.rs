@@ -21,7 +21,7 @@ use keel_control::{
 };
 use keel_store::{EventQuery, EventRecord, GenerationState, Store, kind};
 use support::eventually;
-use support::shop::{Shop, Variant, load};
+use support::shop::{Shop, Variant, load, sequential};
 
 /// Requests per second of the test load.
 const RPS: u32 = 200;
@@ -88,8 +88,13 @@ async fn a_seventy_percent_misroute_is_reverted_by_itself_within_seconds() {
     .await
     .expect("alert event");
     assert_eq!(alert.generation, Some(2));
-    assert_eq!(alert.details["detector"], "share");
-    assert!(alert.details["numbers"]["shift"].is_number(), "{alert:?}");
+    // Responses are verified by default: the identity detector sees the first answer
+    // from `legacy-web`, usually before the share detector has a window.
+    match alert.details["detector"].as_str() {
+        Some("identity") => {}
+        Some("share") => assert!(alert.details["numbers"]["shift"].is_number(), "{alert:?}"),
+        _ => panic!("{alert:?}"),
+    }
     assert!(
         alert.details["preceding_change"]
             .as_str()
@@ -214,6 +219,8 @@ async fn no_guard_is_recorded_and_a_generation_with_alerts_never_becomes_known_g
     let _exclusive = LOADED.lock().await;
     let instant = "[safety]\nknown_good_after = \"0s\"";
     let shop = Shop::start(instant).await;
+    // The gate needs evidence for the api route's host before it lets a change by.
+    sequential(shop.addr, 10).await;
     let outcome = shop
         .apply(Variant::BrokenApi, instant, |mut r| {
             r.no_guard = true;

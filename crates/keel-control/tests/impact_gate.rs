@@ -107,8 +107,22 @@ async fn a_reformatted_config_moves_nothing() {
 async fn a_route_that_shadows_another_shows_the_requests_it_takes() {
     let shop = shop_with_traffic().await;
     let outcome = shop.apply(Variant::ShadowCart, "", dry_run).await;
-    // Same service and pool: the gate allows it, the report still shows the move.
-    assert_eq!(outcome.status, ApplyStatus::DryRun, "{outcome:#?}");
+    // Same service and pool, but the route `cart` loses all of its live traffic: the
+    // gate judges the worst case per route and refuses, naming the witness requests.
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    assert_eq!(outcome.refusals[0].stage, Stage::Gate);
+    assert!(
+        outcome.refusals[0]
+            .message
+            .starts_with("route cart would be shadowed: 100.0% of its"),
+        "{outcome:#?}"
+    );
+    assert!(
+        outcome.refusals[0]
+            .message
+            .contains("would match route sale instead; e.g. GET shop.example.com/cart"),
+        "{outcome:#?}"
+    );
     let report = &outcome.gate.as_ref().expect("gate report")["report"];
     assert_eq!(number(&report["moved"]["requests"]), CART);
     assert_eq!(number(&report["changes_service"]["requests"]), 0.0);
@@ -171,16 +185,41 @@ async fn the_gate_refuses_above_max_shift_and_force_applies_with_the_report_reco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_an_empty_sample_the_gate_allows_with_a_note() {
+async fn with_an_empty_sample_the_gate_refuses_for_lack_of_evidence() {
+    // Issue 29: a fresh start used to let the March-15 edit by ("sample empty… allows").
     let shop = Shop::start("").await;
     let outcome = shop.apply(Variant::LegacyCheckout, "", |r| r).await;
-    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    assert_eq!(outcome.refusals[0].stage, Stage::Gate);
+    assert!(
+        outcome.refusals[0].message.starts_with(
+            "no sampled traffic for shop.example.com (routes cart, checkout change): the gate has no evidence"
+        ),
+        "{outcome:#?}"
+    );
     assert!(
         outcome.notes.iter().any(|n| n.contains("sample is empty")),
         "{:?}",
         outcome.notes
     );
     assert_eq!(outcome.gate.as_ref().expect("report")["report"]["total"], 0);
+    // A change that moves no route (only a timeout) needs no evidence.
+    let harmless = shop.apply(Variant::Harmless, "", |r| r).await;
+    assert_eq!(harmless.status, ApplyStatus::Applied, "{harmless:#?}");
+    // --force applies without evidence, and says what it overrode.
+    let forced = shop
+        .apply(Variant::LegacyCheckout, "", |mut r| {
+            r.force = true;
+            r
+        })
+        .await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    assert!(
+        forced
+            .overridden
+            .iter()
+            .any(|r| r.message.starts_with("no sampled traffic"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,14 @@
 //!   `intent.host` (under `intent.path_prefix`), the expected share that lands on
 //!   `intent.service` under the new config is below `min_share` or above `max_share`.
 //!
+//! - the worst case, judged per route and per service rather than per host average
+//!   (`crate::worst_case`, with witness requests): a route or service that would lose
+//!   more than `max_shift` of its traffic to another service, or a route that other
+//!   routes would shadow; or
+//! - a service's identity changes (or is removed) while more than `max_shift` of a
+//!   host's traffic changes service once the traffic landing on that service counts as
+//!   changing application (`crate::identity_change`).
+//!
 //! An intent no sampled request matches cannot be judged: it is a note, not a refusal.
 //! Whether `--force` overrides a refusal is the caller's decision. [`gate_change`]
 //! applies the stricter policy of the two configs, so a change cannot loosen its own
@@ -16,7 +24,11 @@
 use keel_config::{Config, Intent};
 use serde::Serialize;
 
+use keel_route::RequestShape;
+
+use crate::identity_change::{identity_changes, landing_share};
 use crate::report::{HostFlow, ImpactReport, SCHEMA_VERSION};
+use crate::worst_case::{render_witnesses, worst_case};
 
 /// Most refusal reasons written out in the human text (JSON has all).
 const MAX_REASON_ROWS: usize = 10;
@@ -39,6 +51,67 @@ pub enum GateReason {
         requests: usize,
         /// Where that traffic goes, largest first.
         flows: Vec<HostFlow>,
+    },
+    /// A service's identity changes, and its traffic (counted as changing application)
+    /// with the host's service shift exceeds `max_shift`.
+    IdentityChange {
+        /// The host.
+        host: String,
+        /// The service whose identity changes.
+        service: String,
+        /// `header = "old"` → `header = "new"` (or `none`).
+        identity: String,
+        /// Share of the host's sampled traffic landing on the service.
+        service_share: f64,
+        /// That share plus the host's service shift: what `max_shift` judged.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+        /// Sampled requests to the host.
+        requests: usize,
+    },
+    /// Too much of one route's sampled traffic lands on another service (or fails).
+    RouteShift {
+        /// The route (old config).
+        route: String,
+        /// Expected sampled requests it served.
+        requests: f64,
+        /// Share of them that changes service.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+        /// Where they go, largest first.
+        to: Vec<String>,
+        /// Sampled requests that move so.
+        witnesses: Vec<RequestShape>,
+    },
+    /// A route that still exists loses too much of its sampled traffic to other routes.
+    RouteShadowed {
+        /// The route.
+        route: String,
+        /// Expected sampled requests it served.
+        requests: f64,
+        /// Share of them other routes would take.
+        share: f64,
+        /// The routes that take them, largest first.
+        by: Vec<String>,
+        /// Sampled requests that move so.
+        witnesses: Vec<RequestShape>,
+    },
+    /// Too much of one service's sampled traffic lands on another service (or fails).
+    ServiceShift {
+        /// The service (where the traffic landed under the old config).
+        service: String,
+        /// Expected sampled requests it answered.
+        requests: f64,
+        /// Share of them that changes service.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+        /// Where they go, largest first.
+        to: Vec<String>,
+        /// Sampled requests that move so.
+        witnesses: Vec<RequestShape>,
     },
     /// An intent's bound does not hold under the new config.
     Intent {
@@ -90,6 +163,72 @@ impl std::fmt::Display for GateReason {
                 }
                 Ok(())
             }
+            GateReason::RouteShift {
+                route,
+                requests,
+                share,
+                max_shift,
+                to,
+                witnesses,
+            } => write!(
+                f,
+                "route {route}: {} of its {} sampled requests would be answered by another \
+                 service ({}) (limit [safety] max_shift = {}); e.g. {}",
+                percent(*share),
+                count(*requests),
+                to.join(", "),
+                percent(*max_shift),
+                render_witnesses(witnesses)
+            ),
+            GateReason::RouteShadowed {
+                route,
+                requests,
+                share,
+                by,
+                witnesses,
+            } => write!(
+                f,
+                "route {route} would be shadowed: {} of its {} sampled requests would match \
+                 route {} instead; e.g. {}",
+                percent(*share),
+                count(*requests),
+                by.join(", "),
+                render_witnesses(witnesses)
+            ),
+            GateReason::ServiceShift {
+                service,
+                requests,
+                share,
+                max_shift,
+                to,
+                witnesses,
+            } => write!(
+                f,
+                "service {service}: {} of the {} sampled requests it answered would go \
+                 elsewhere ({}) (limit [safety] max_shift = {}); e.g. {}",
+                percent(*share),
+                count(*requests),
+                to.join(", "),
+                percent(*max_shift),
+                render_witnesses(witnesses)
+            ),
+            GateReason::IdentityChange {
+                host,
+                service,
+                identity,
+                service_share,
+                share,
+                max_shift,
+                requests,
+            } => write!(
+                f,
+                "service {service} changes identity ({identity}): its {} of the {requests} \
+                 sampled requests to {host} count as changing application, {} in all \
+                 (limit [safety] max_shift = {})",
+                percent(*service_share),
+                percent(*share),
+                percent(*max_shift)
+            ),
             GateReason::Intent {
                 host,
                 path_prefix,
@@ -251,7 +390,37 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
             intents.push(intent.clone());
         }
     }
-    gate(report, max_shift, &intents)
+    let mut verdict = gate(report, max_shift, &intents);
+    for change in identity_changes(old, new) {
+        for host in &report.hosts {
+            let service_share = landing_share(report, &host.host, &change.service);
+            let share = (host.changes_service.share + service_share).min(1.0);
+            if service_share > 0.0 && share > verdict.max_shift {
+                verdict.reasons.push(GateReason::IdentityChange {
+                    host: host.host.clone(),
+                    service: change.service.clone(),
+                    identity: change.describe(),
+                    service_share,
+                    share,
+                    max_shift: verdict.max_shift,
+                    requests: host.requests,
+                });
+            }
+        }
+    }
+    let max_shift = verdict.max_shift;
+    verdict.reasons.extend(worst_case(report, new, max_shift));
+    verdict.allowed = verdict.reasons.is_empty();
+    verdict
+}
+
+/// `30` for whole numbers of expected requests, `2.5` otherwise.
+fn count(requests: f64) -> String {
+    if (requests - requests.round()).abs() < 1e-9 {
+        format!("{requests:.0}")
+    } else {
+        format!("{requests:.1}")
+    }
 }
 
 /// `0.37` → `37.0%`; a share too small to show as 0.1 % is `<0.1%`, not `0.0%`.

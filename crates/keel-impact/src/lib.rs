@@ -20,12 +20,15 @@
 
 mod coupling;
 pub mod destination;
+pub mod evidence;
 pub mod gate;
+pub mod identity_change;
 mod render;
 mod replay;
 pub mod report;
 mod sticky;
 pub mod traffic;
+mod worst_case;
 
 pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};

@@ -227,6 +227,16 @@ impl<'a> Replay<'a> {
         let sticky = self
             .sticky
             .finish(self.old.side.config, self.new.side.config);
+        let mut route_mass: Vec<(String, f64)> = Vec::new();
+        for (destination, mass) in list.iter().zip(&self.old_mass) {
+            if *mass <= 0.0 || destination.failure == Some(crate::destination::Failure::NoRoute) {
+                continue;
+            }
+            match route_mass.iter_mut().find(|(r, _)| *r == destination.route) {
+                Some((_, total)) => *total += mass,
+                None => route_mass.push((destination.route.clone(), *mass)),
+            }
+        }
         ImpactReport {
             schema_version: SCHEMA_VERSION,
             total: sample.len(),
@@ -240,6 +250,7 @@ impl<'a> Replay<'a> {
             sticky,
             outcomes: self.outcomes,
             service_names: self.destinations.services,
+            route_mass,
         }
     }
 }

@@ -229,6 +229,10 @@ pub struct ImpactReport {
     pub(crate) outcomes: Vec<Outcome>,
     #[serde(skip)]
     pub(crate) service_names: Vec<Option<String>>,
+    /// Expected sampled requests each route served under the old config (routes that
+    /// served none are absent): what the gate's worst-case rules divide by.
+    #[serde(skip)]
+    pub(crate) route_mass: Vec<(String, f64)>,
 }
 
 /// One replayed request, as the gate sees it.

@@ -159,7 +159,64 @@ fn a_change_cannot_loosen_its_own_gate() {
     let verdict = gate_change(&report, &old, &new);
     assert!(!verdict.allowed);
     assert_eq!(verdict.max_shift, 0.25);
-    assert_eq!(verdict.reasons.len(), 2, "{:?}", verdict.reasons);
+    assert!(
+        matches!(
+            verdict.reasons.as_slice(),
+            [GateReason::HostShift { .. }, GateReason::Intent { .. }, ..]
+        ),
+        "{:?}",
+        verdict.reasons
+    );
+}
+
+/// Issue 29 row 4: a widened `path_prefix` takes all of the `cart` route to legacy,
+/// 12 % of its host (under `max_shift`): the host's average allows it, the route's
+/// worst case does not, with witnesses.
+#[test]
+fn a_route_losing_its_traffic_to_another_service_is_refused_whatever_its_host_share() {
+    let legacy_route = "[[routes]]\nname = \"cart-legacy\"\nhost = \"shop.example.com\"\npath_prefix = \"{prefix}\"\nservice = \"legacy-web\"\npool = \"legacy\"\n\n[[routes]]\nname = \"cart\"";
+    let with = |prefix: &str| {
+        edit(
+            "[[routes]]\nname = \"cart\"",
+            &legacy_route.replace("{prefix}", prefix),
+        )
+    };
+    let (old, new) = (with("/cart-legacy"), with("/cart"));
+    let report = blast_radius(&old, &new, &sample()).expect("report");
+    assert_close(report.hosts[0].changes_service.share, 0.12);
+    let verdict = gate_change(&report, &old, &new);
+    assert!(!verdict.allowed, "{}", verdict.render_human());
+    let text = verdict.render_human();
+    assert!(
+        text.contains("route cart: 100.0% of its 12 sampled requests would be answered by another service (cart-legacy / legacy / legacy-web)"),
+        "{text}"
+    );
+    assert!(text.contains("e.g. GET shop.example.com/cart"), "{text}");
+    assert!(
+        verdict.reasons.iter().any(
+            |r| matches!(r, GateReason::ServiceShift { service, .. } if service == "checkout")
+        ),
+        "{text}"
+    );
+}
+
+/// A new route that takes a route's live traffic, even to the same pool, shadows it:
+/// refused with the witness requests.
+#[test]
+fn a_route_newly_shadowed_while_it_had_traffic_is_refused_with_witnesses() {
+    let new = edit(
+        "[[routes]]\nname = \"cart\"",
+        "[[routes]]\nname = \"sale\"\nhost = \"shop.example.com\"\npath_prefix = \"/cart\"\nservice = \"checkout\"\npool = \"checkout-v2\"\n\n[[routes]]\nname = \"cart\"",
+    );
+    let old = config(SHOP);
+    let report = blast_radius(&old, &new, &sample()).expect("report");
+    let verdict = gate_change(&report, &old, &new);
+    let text = verdict.render_human();
+    assert!(!verdict.allowed, "{text}");
+    assert!(
+        text.contains("route cart would be shadowed: 100.0% of its 12 sampled requests would match route sale instead; e.g. GET shop.example.com/cart"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -175,4 +232,39 @@ fn an_empty_sample_is_accepted_with_a_note() {
 fn a_limit_that_is_not_a_number_fails_closed() {
     let report = blast_radius(&config(SHOP), &to_legacy(""), &sample()).expect("report");
     assert!(!gate(&report, f64::NAN, &[]).allowed);
+}
+
+/// An identity rewritten in the edit: no request changes service *name*, yet the
+/// service's traffic counts as changing application (issue 29, row 1).
+#[test]
+fn a_rewritten_identity_counts_the_services_traffic_as_changing_application() {
+    let with_identity = |equals: &str| {
+        config(&SHOP.replace(
+            "[services.checkout]\n",
+            &format!("[services.checkout]\nidentity = {{ header = \"x-service\", equals = \"{equals}\" }}\n"),
+        ))
+    };
+    let (old, new) = (with_identity("checkout"), with_identity("legacy"));
+    let report = blast_radius(&old, &new, &sample()).expect("report");
+    assert_close(report.changes_service.share, 0.0);
+    let verdict = gate_change(&report, &old, &new);
+    assert!(!verdict.allowed, "{}", verdict.render_human());
+    let GateReason::IdentityChange {
+        service,
+        identity,
+        service_share,
+        ..
+    } = &verdict.reasons[0]
+    else {
+        panic!("expected an identity change, got {:?}", verdict.reasons[0]);
+    };
+    assert_eq!(service, "checkout");
+    assert_eq!(
+        identity,
+        "x-service = \"checkout\" → x-service = \"legacy\""
+    );
+    assert_close(*service_share, 0.37);
+    // The same identity on both sides: nothing to count.
+    let same = blast_radius(&old, &old, &sample()).expect("report");
+    assert!(gate_change(&same, &old, &old).allowed);
 }

@@ -167,7 +167,7 @@ impl DataPlane {
             };
             if let Some((header, expected)) = &generation.routes[route_id].verify {
                 let seen = response.headers().get(header).and_then(|v| v.to_str().ok());
-                if seen != Some(&**expected) {
+                if !expected.iter().any(|e| seen == Some(&**e)) {
                     self.identity_mismatch(generation, route_id, pool_id, index, seen);
                     counters.record(Outcome::Misidentified);
                     failure = ProxyFailure::Misidentified;

@@ -53,8 +53,9 @@ pub struct PoolRuntime {
 pub(crate) struct RouteRuntime {
     /// Name of the service the route expects.
     pub(crate) service: Arc<str>,
-    /// Identity header and expected value, when the service verifies every response.
-    pub(crate) verify: Option<(HeaderName, Arc<str>)>,
+    /// Identity header and the values that may answer (the route's service first, then
+    /// the services of its `also_served_by`), when the service verifies every response.
+    pub(crate) verify: Option<(HeaderName, Box<[Arc<str>]>)>,
     /// The route's own `body_idle_timeout` in milliseconds (`u64::MAX`: never), when it
     /// sets one (see [`crate::watchdog::HeadClock::route_body_idle`]).
     pub(crate) body_idle_ms: Option<u64>,
@@ -125,7 +126,19 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
             let verify = service.and_then(|(_, s)| {
                 let identity = s.identity.as_ref().filter(|_| s.verify_responses)?;
                 let name = HeaderName::from_bytes(identity.value.header.as_bytes()).ok()?;
-                Some((name, Arc::from(identity.value.equals.as_str())))
+                // A declared migration: those services' answers are this route's too.
+                let also = configured
+                    .also_served_by
+                    .iter()
+                    .filter_map(|other| config.services.get(other.value.as_str()))
+                    .filter_map(|other| other.identity.as_ref())
+                    .filter(|other| other.value.header == identity.value.header)
+                    .map(|other| Arc::from(other.value.equals.as_str()));
+                let accepted: Box<[Arc<str>]> =
+                    std::iter::once(Arc::from(identity.value.equals.as_str()))
+                        .chain(also)
+                        .collect();
+                Some((name, accepted))
             });
             RouteRuntime {
                 service: Arc::from(service.map_or("", |(n, _)| n.as_str())),

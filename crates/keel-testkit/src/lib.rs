@@ -11,6 +11,9 @@
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
 //! * [`free_addr`]: a loopback address where nothing listens.
+//! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
+//!   and a bounded load that counts the wrong answers (a success from another
+//!   application) per service, in [`WrongAnswers`].
 //!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
 //! knows nothing of Keel's other crates.
@@ -19,8 +22,13 @@ mod backend;
 mod load;
 mod port;
 mod serve;
+mod shop;
 
 pub use backend::{Answer, Backend, start};
 pub use load::{LoadReport, load, sequential};
 pub use port::free_addr;
 pub use serve::serve;
+pub use shop::{
+    IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,
+    toml_list,
+};

@@ -12,6 +12,7 @@ use keel_proxy::stats::Outcome;
 use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
+use crate::detectors::route_loss::route_loss;
 use crate::detectors::share::{IntentBound, ShareTable, intent_breach, intent_scope, share_shift};
 use crate::detectors::{Alarm, Thresholds};
 use crate::window::{Series, WindowView, failures, requests};
@@ -48,13 +49,16 @@ fn rate(counts: &[u64; 7]) -> Rate {
     }
 }
 
-/// The first alarm of a candidate compared with its baseline, if any.
+/// The first alarm of a candidate compared with its baseline, if any. A change never
+/// chooses its own judge: the thresholds are the stricter of the baseline's config and
+/// the candidate's, and the intents of both are watched.
 pub(crate) fn compare(
     baseline: Option<&Series>,
     candidate: &Series,
+    baseline_config: &Config,
     config: &Config,
 ) -> Option<Alarm> {
-    let thresholds = Thresholds::from_config(&config.detectors);
+    let thresholds = Thresholds::stricter(&baseline_config.detectors, &config.detectors);
     let known: HashSet<(String, std::net::SocketAddr)> = baseline
         .map(misidentified)
         .unwrap_or_default()
@@ -79,9 +83,17 @@ pub(crate) fn compare(
         if let Some(alarm) = share_shift(&before, &now, &thresholds) {
             return Some(alarm);
         }
+        if let Some(alarm) = route_loss(
+            &route_requests(baseline, base_view),
+            &route_requests(candidate, &view),
+            &thresholds,
+        ) {
+            return Some(alarm);
+        }
     }
     if let Some(alarm) = intents(candidate, &view, config, &thresholds)
         .into_iter()
+        .chain(intents(candidate, &view, baseline_config, &thresholds))
         .next()
     {
         return Some(alarm);
@@ -101,6 +113,17 @@ pub(crate) fn compare(
         }
     }
     None
+}
+
+/// Requests per route name in a window.
+fn route_requests<'a>(series: &'a Series, view: &WindowView<'_>) -> Vec<(&'a str, u64)> {
+    series
+        .shape
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(r, route)| (&*route.name, requests(&view.route(r))))
+        .collect()
 }
 
 /// Error jumps per route, then for the whole generation.

@@ -86,6 +86,7 @@ mod tests {
             known_good_after: Duration::from_secs(30),
             keep_generations: 10,
             promote_steps: vec![25, 50, 100],
+            drift_window: Duration::from_secs(3600),
         }
     }
 

@@ -410,9 +410,12 @@ async fn kill_9_during_applies_leaves_the_old_or_the_new_generation_never_a_mix(
             tokio::spawn(async move {
                 let mut i = round;
                 while !stop.load(Ordering::Relaxed) {
+                    // A storm of applies on an idle Keel, each over the last one's watch:
+                    // forced past the evidence and watch checks, which this test is not about.
                     let body = ApplyBody {
                         config: texts[i % 2].clone(),
                         author: "crash".into(),
+                        force: true,
                         ..ApplyBody::default()
                     };
                     match client.apply(&body).await {

@@ -12,6 +12,9 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     for route in &config.routes {
         let what = format!("route `{}`", route.name);
         unknown_service(config, &route.service, &what, out);
+        for also in &route.also_served_by {
+            unknown_service(config, also, &format!("{what} (also_served_by)"), out);
+        }
         for (pool_ref, weight) in route.target.value.pools() {
             let Some(pool) = config.pools.get(pool_ref.value.as_str()) else {
                 out.push(
@@ -28,7 +31,14 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 );
                 continue;
             };
+            // A declared migration (`also_served_by`) may send to that service's pools:
+            // the identity detector accepts its answers there too.
+            let declared = route
+                .also_served_by
+                .iter()
+                .any(|s| s.value == pool.service.value);
             if pool.service.value != route.service.value
+                && !declared
                 && config.services.contains_key(route.service.value.as_str())
             {
                 let share = route_share(route, weight);
@@ -48,8 +58,8 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                         pool.service
                     ))
                     .with_help(format!(
-                        "send the route to a pool of service `{}`, or change the route's service if `{}` really should answer",
-                        route.service, pool.service
+                        "send the route to a pool of service `{}`, change the route's service if `{}` really should answer, or declare a migration with also_served_by = [\"{}\"]",
+                        route.service, pool.service, pool.service
                     )),
                 );
             }

@@ -1,5 +1,6 @@
-//! K204 (a service nothing can verify) and K105 (one backend address in pools of two
-//! services: one server, two identities — at least one of them is wrong).
+//! K204 (a service nothing can verify), K110 (two services with one identity: a backend
+//! of one passes as the other) and K105 (one backend address in pools of two services:
+//! one server, two identities — at least one of them is wrong).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,14 +9,14 @@ use keel_config::{Config, Diagnostic, Span, codes};
 
 pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     for service in config.services.values() {
-        if service.identity.is_none() {
+        if service.identity.is_none() && !service.allow_no_identity {
             out.push(
                 Diagnostic::warning(
                     codes::NO_IDENTITY,
                     format!("service `{}` has no identity", service.name),
                 )
                 .at(service.name.span, "nothing proves a backend is this service")
-                .with_note("health checks and probes cannot tell this service's backends from another application answering on the same address")
+                .with_note("what you lose: new backends are not probed for who they are before an apply swaps, responses are not verified, and a route or pool re-pointed at another application serves it without an alert or a revert")
                 .with_help(format!(
                     "add identity = {{ header = \"x-service\", equals = \"{}\" }} and make the backends send that header",
                     service.name
@@ -23,6 +24,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+    shared_identities(config, out);
 
     // First pool (and its service) seen at each address.
     let mut first: HashMap<SocketAddr, (&str, &str, Span)> = HashMap::new();
@@ -56,6 +58,37 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// K110: the first service that claims each identity value, and every later one.
+fn shared_identities(config: &Config, out: &mut Vec<Diagnostic>) {
+    let mut first: HashMap<(&str, &str), (&str, Span)> = HashMap::new();
+    for service in config.services.values() {
+        let Some(identity) = &service.identity else {
+            continue;
+        };
+        let key = (
+            identity.value.header.as_str(),
+            identity.value.equals.as_str(),
+        );
+        let Some((other, other_span)) = first.get(&key).copied() else {
+            first.insert(key, (service.name.value.as_str(), identity.span));
+            continue;
+        };
+        out.push(
+            Diagnostic::error(
+                codes::SHARED_IDENTITY,
+                format!(
+                    "services `{}` and `{other}` have the same identity ({} = {:?})",
+                    service.name, identity.value.header, identity.value.equals
+                ),
+            )
+            .at(identity.span, format!("here it proves `{}`", service.name))
+            .with_related(other_span, format!("here it proves `{other}`"))
+            .with_note("a backend of one passes every probe and response check of the other: this is how an edit that points a service at another application's servers hides itself")
+            .with_help("give each service its own identity value"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{codes as ids, run_lint};
@@ -69,6 +102,22 @@ mod tests {
     fn services_without_identity_are_warnings() {
         assert_eq!(ids(&run("[services.bare]\n")), vec![codes::NO_IDENTITY]);
         assert!(run("").is_empty());
+    }
+
+    #[test]
+    fn a_service_may_declare_it_has_no_identity() {
+        assert!(run("[services.bare]\nallow_no_identity = true\n").is_empty());
+    }
+
+    #[test]
+    fn two_services_with_one_identity_are_an_error() {
+        let out = run("[services.copy]\nidentity = { header = \"x-service\", equals = \"web\" }\n");
+        assert_eq!(ids(&out), vec![codes::SHARED_IDENTITY]);
+        assert!(
+            out[0].message.contains("`copy` and `web`"),
+            "{}",
+            out[0].message
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::span::Located;
 
 pub(super) fn services(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Service> {
     named_tables(sink, root, "services", "service", |sink, name, table| {
-        table.deny_unknown(sink, &["identity", "verify_responses"]);
+        table.deny_unknown(sink, &["identity", "verify_responses", "allow_no_identity"]);
         let identity = table
             .table(
                 sink,
@@ -44,8 +44,14 @@ pub(super) fn services(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String
                     id.span,
                 ))
             });
-        let verify_responses = table.bool(sink, "verify_responses", false);
-        if verify_responses && identity.is_none() && table.get("identity").is_none() {
+        let explicit_verify = table.get("verify_responses").is_some();
+        let verify_responses = table.bool(sink, "verify_responses", d::VERIFY_RESPONSES);
+        let allow_no_identity = table.bool(sink, "allow_no_identity", false);
+        if explicit_verify
+            && verify_responses
+            && identity.is_none()
+            && table.get("identity").is_none()
+        {
             sink.push(
                 Diagnostic::error(
                     codes::MISSING_KEY,
@@ -62,6 +68,7 @@ pub(super) fn services(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String
             name,
             identity,
             verify_responses,
+            allow_no_identity,
         })
     })
 }

@@ -25,6 +25,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "retries",
     "body_idle_timeout",
+    "also_served_by",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -107,6 +108,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         .get("body_idle_timeout")
         .is_some()
         .then(|| table.duration(sink, "body_idle_timeout", Duration::ZERO));
+    let also_served_by = also_served_by(sink, &table);
     Some(Route {
         name: name?,
         span: table.span,
@@ -119,7 +121,26 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         timeout,
         retries,
         body_idle_timeout,
+        also_served_by,
     })
+}
+
+/// `also_served_by = ["legacy"]`: services that may also answer the route.
+fn also_served_by(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Located<String>> {
+    let Some((items, _)) = table.array(sink, "also_served_by") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Located<String>> = Vec::new();
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(name) if !out.iter().any(|s| s.value == name) => {
+                out.push(Located::new(name.to_string(), span_of(item)));
+            }
+            Some(_) => {}
+            None => wrong_type(sink, item, "also_served_by", "a service name"),
+        }
+    }
+    out
 }
 
 /// Parses a host condition: `*` (any), `*.example.com` (suffix) or an exact host.

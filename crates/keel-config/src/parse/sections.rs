@@ -81,6 +81,7 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
         known_good_after: d::KNOWN_GOOD_AFTER,
         keep_generations: d::KEEP_GENERATIONS,
         promote_steps: d::PROMOTE_STEPS.to_vec(),
+        drift_window: d::DRIFT_WINDOW,
     };
     let Some(table) = root.table(sink, "safety", "[safety]") else {
         return safety;
@@ -93,8 +94,10 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             "known_good_after",
             "keep_generations",
             "promote_steps",
+            "drift_window",
         ],
     );
+    safety.drift_window = table.duration(sink, "drift_window", d::DRIFT_WINDOW).value;
     safety.max_shift = table.fraction(sink, "max_shift").unwrap_or(d::MAX_SHIFT);
     safety.watch = table.duration(sink, "watch", d::WATCH).value;
     safety.known_good_after = table

@@ -142,6 +142,13 @@ impl Controller {
         lock(&self.inner.session).as_ref().map(|s| s.candidate)
     }
 
+    /// The watched generation and the baseline it is judged against, if a session runs.
+    pub(crate) fn watched_pair(&self) -> Option<(GenerationId, GenerationId)> {
+        lock(&self.inner.session)
+            .as_ref()
+            .map(|s| (s.candidate, s.baseline))
+    }
+
     /// The session in progress, for `GET /status`.
     pub fn guard_status(&self) -> Option<GuardStatus> {
         lock(&self.inner.session).as_ref().map(|s| GuardStatus {

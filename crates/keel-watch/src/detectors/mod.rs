@@ -6,6 +6,7 @@
 //! | detector | signal | fires when | doc |
 //! |---|---|---|---|
 //! | [`share`] | per host key, each service's share of requests | a share moved more than `share_shift`, with confidence; or an intent bound is broken | `docs/detectors.md#share` |
+//! | [`route_loss`] (kind `share`) | each route's share of all requests | a route lost most of its share, with confidence | `docs/detectors.md#share` |
 //! | [`errors`] | 5xx + connect failures + misidentified per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
 //! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
 //! | [`latency`] | p99 per route from bucket deltas | p99 ≥ `latency_factor` × baseline p99, above a floor | `docs/detectors.md#latency` |
@@ -13,6 +14,7 @@
 pub mod errors;
 pub mod identity;
 pub mod latency;
+pub mod route_loss;
 pub mod share;
 
 use serde::Serialize;
@@ -89,6 +91,21 @@ impl Thresholds {
     }
 }
 
+impl Thresholds {
+    /// The stricter of two configs' thresholds, each on its own: the fewer requests, the
+    /// smaller shift, error rate and latency factor. The watch of a change uses these,
+    /// so an edit cannot loosen the detectors that judge it.
+    pub fn stricter(a: &keel_config::Detectors, b: &keel_config::Detectors) -> Self {
+        let (a, b) = (Self::from_config(a), Self::from_config(b));
+        Self {
+            min_requests: a.min_requests.min(b.min_requests),
+            share_shift: a.share_shift.min(b.share_shift),
+            error_rate: a.error_rate.min(b.error_rate),
+            latency_factor: a.latency_factor.min(b.latency_factor),
+        }
+    }
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
         use keel_config::defaults as d;
@@ -104,4 +121,32 @@ impl Default for Thresholds {
 /// Rounds a ratio for alarm text and JSON (4 decimals).
 pub(crate) fn round4(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stricter_of_two_configs_is_taken_value_by_value() {
+        let parsed = |text: &str| keel_config::parse(text).config.detectors;
+        let old = parsed("[detectors]\nshare_shift = 0.2\nerror_rate = 0.5\n");
+        let new = parsed("[detectors]\nshare_shift = 0.6\nerror_rate = 0.1\nmin_requests = 500\n");
+        let both = Thresholds::stricter(&old, &new);
+        assert_eq!(both.share_shift, 0.2);
+        assert_eq!(both.error_rate, 0.1);
+        assert_eq!(
+            both.min_requests,
+            u64::from(keel_config::defaults::DETECTOR_MIN_REQUESTS).min(500)
+        );
+        let swapped = Thresholds::stricter(&new, &old);
+        assert_eq!(
+            (
+                swapped.share_shift,
+                swapped.error_rate,
+                swapped.min_requests
+            ),
+            (both.share_shift, both.error_rate, both.min_requests)
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Data-plane events: an identity mismatch or a backend turning misidentified acts at
-//! once, without waiting for the next tick.
+//! once, without waiting for the next tick. Events of backends that no serving
+//! generation uses (a candidate's first probes, before its swap) are the candidate's
+//! apply's business, not an alert on the generation that serves.
 
 use std::sync::Arc;
 
@@ -62,9 +64,13 @@ impl Watcher {
                     }
                 }
                 ProxyEvent::BackendState { pool, backend, .. } => {
-                    let seen = self
-                        .find_backend(pool, *backend)
-                        .and_then(|b| b.identity_seen());
+                    // A backend no serving generation uses belongs to a generation being
+                    // compiled: its apply probes it and files the evidence on it, not
+                    // on the generation that happens to serve meanwhile.
+                    let Some(live) = self.find_backend(pool, *backend) else {
+                        return;
+                    };
+                    let seen = live.identity_seen();
                     let Some(alarm) = identity::from_event(event, seen.as_deref()) else {
                         return;
                     };

@@ -10,7 +10,9 @@
 //! [`Watcher::watch_apply`] is what the controller awaits after a swap or while a canary
 //! serves: it resolves with the first alarm about the candidate — within one tick of
 //! the evidence reaching the counters, at once for identity events — or `Clean` when
-//! the watch time ends. Alerts of the background watch repeat at most once per
+//! the watch time ends and every route that had `min_requests` in the baseline window
+//! has seen as many under the candidate (no evidence is not good evidence: it waits up
+//! to the watch time again for them). Alerts of the background watch repeat at most once per
 //! [`CONTINUOUS_REPEAT`] per (detector, subject, generation).
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +39,8 @@ const MAX_SERIES: usize = 8;
 const MAX_CHANGES: usize = 64;
 /// A background alert for the same detector, subject and generation repeats at most this often (5 minutes).
 pub const CONTINUOUS_REPEAT: Duration = Duration::from_secs(300);
+/// How often a watch past its clock looks again for the evidence it waits for (250 ms).
+const EVIDENCE_POLL: Duration = TICK;
 /// Alerts buffered for a slow [`Watcher::subscribe`]r before the oldest are dropped (256 alerts).
 pub const ALERT_BUFFER: usize = 256;
 
@@ -202,7 +206,10 @@ impl Watcher {
     /// Watches a candidate against its baseline until a detector fires or the watch
     /// time ends. Call it right after the swap (or after starting the canary).
     pub async fn watch_apply(&self, request: WatchRequest) -> WatchVerdict {
-        if !request.candidate.config.detectors.enabled {
+        // A change never chooses its own judge: it is watched when either config
+        // enables the detectors, with the stricter thresholds of the two.
+        if !request.candidate.config.detectors.enabled && !request.baseline.config.detectors.enabled
+        {
             tracing::warn!(
                 generation = request.candidate.id,
                 "detectors disabled: apply not watched"
@@ -229,13 +236,84 @@ impl Watcher {
             id
         };
         let _unregister = Unregister { watcher: self, id };
-        match tokio::time::timeout(duration, rx).await {
-            Ok(Ok(alert)) => WatchVerdict::Alarm {
-                alert,
-                after: started.elapsed(),
-            },
-            _ => WatchVerdict::Clean,
+        // No evidence is not good evidence: past the clock, the watch goes on (at most
+        // as long again) while a route that had traffic before has not yet seen
+        // `min_requests` under the candidate.
+        let clock = started + duration;
+        let limit = clock + duration;
+        let mut rx = rx;
+        loop {
+            let until = if Instant::now() < clock {
+                clock
+            } else {
+                (Instant::now() + EVIDENCE_POLL).min(limit)
+            };
+            match tokio::time::timeout_at(until, &mut rx).await {
+                Ok(Ok(alert)) => {
+                    return WatchVerdict::Alarm {
+                        alert,
+                        after: started.elapsed(),
+                    };
+                }
+                Ok(Err(_)) => return WatchVerdict::Clean,
+                Err(_) => {}
+            }
+            let now = Instant::now();
+            if now < clock {
+                continue;
+            }
+            let waiting = self.awaits_evidence(id);
+            if waiting.is_empty() {
+                return WatchVerdict::Clean;
+            }
+            if now >= limit {
+                tracing::warn!(
+                    routes = ?waiting,
+                    "watch ended by the clock without evidence: these routes never saw min_requests"
+                );
+                return WatchVerdict::Clean;
+            }
         }
+    }
+
+    /// Routes of a watched candidate that carried `min_requests` in the baseline window
+    /// and have not yet in the candidate's.
+    fn awaits_evidence(&self, id: u64) -> Vec<String> {
+        let state = self.state();
+        let Some(watch) = state.watches.iter().find(|w| w.id == id) else {
+            return Vec::new();
+        };
+        let (Some(baseline), Some(candidate)) = (
+            state.series_of(&watch.request.baseline),
+            state.series_of(&watch.request.candidate),
+        ) else {
+            return Vec::new();
+        };
+        let min = u64::from(
+            watch
+                .request
+                .baseline
+                .config
+                .detectors
+                .min_requests
+                .min(watch.request.candidate.config.detectors.min_requests),
+        )
+        .max(1);
+        let (before, now) = (baseline.window(), candidate.window());
+        candidate
+            .shape
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(r, route)| {
+                let had = baseline
+                    .shape
+                    .route_id(&route.name)
+                    .is_some_and(|b| crate::window::requests(&before.route(b)) >= min);
+                had && crate::window::requests(&now.route(*r)) < min
+            })
+            .map(|(_, route)| route.name.to_string())
+            .collect()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -69,9 +69,12 @@ impl Watcher {
                 continue;
             };
             let baseline = state.series_of(&watch.request.baseline);
-            if let Some(alarm) =
-                evaluate::compare(baseline, candidate, &watch.request.candidate.config)
-            {
+            if let Some(alarm) = evaluate::compare(
+                baseline,
+                candidate,
+                &watch.request.baseline.config,
+                &watch.request.candidate.config,
+            ) {
                 fired.push((watch.id, alarm));
             }
         }

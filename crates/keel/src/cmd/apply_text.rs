@@ -28,6 +28,7 @@ pub(crate) fn stage_name(stage: Stage) -> &'static str {
         Stage::Check => "check",
         Stage::Gate => "gate",
         Stage::Listeners => "listeners",
+        Stage::Probe => "probe",
         Stage::Compile => "compile",
         Stage::Guard => "guard",
     }

@@ -42,6 +42,11 @@ pub(crate) struct ServeArgs {
     /// listener addresses change: a running Keel does not rebind them.
     #[arg(long, requires = "config")]
     pub(crate) adopt_config: bool,
+    /// With --adopt-config: adopt the file even without the evidence a start lacks (no
+    /// traffic sample to judge a routing change by, or new backends that answer as
+    /// another service); what was skipped is logged.
+    #[arg(long, requires = "adopt_config")]
+    pub(crate) force: bool,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -62,7 +67,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let prepared = match (&args.config, args.adopt_config) {
-        (Some(file), true) => boot::prepare_adopting(&store, file),
+        (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
         (file, _) => boot::prepare(&store, file.as_deref()),
     };
     let prepared = match prepared {
