@@ -213,6 +213,38 @@ pub struct Route {
     pub retries: Located<u32>,
     /// This route's own `body_idle_timeout` (zero: never), instead of the `[server]` one.
     pub body_idle_timeout: Option<Located<Duration>>,
+    /// HTTP/1.1 `Upgrade` protocols this route passes through (`upgrades = ["websocket"]`);
+    /// `None`: none, an upgrade request is refused.
+    pub upgrades: Option<Located<Vec<UpgradeProtocol>>>,
+    /// Time a tunnel (an upgraded connection) may carry no byte either way before both
+    /// of its sides are closed.
+    pub tunnel_idle_timeout: Located<Duration>,
+}
+
+/// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpgradeProtocol {
+    /// WebSocket (RFC 6455), `Upgrade: websocket`.
+    WebSocket,
+}
+
+impl UpgradeProtocol {
+    /// Every protocol a route may list, by its config name.
+    pub const ALL: [UpgradeProtocol; 1] = [UpgradeProtocol::WebSocket];
+
+    /// The name used in the config and as the `Upgrade` token (compared without case).
+    pub fn name(self) -> &'static str {
+        match self {
+            UpgradeProtocol::WebSocket => "websocket",
+        }
+    }
+
+    /// The protocol a config name or `Upgrade` token names, without regard to case.
+    pub fn from_token(token: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| token.trim().eq_ignore_ascii_case(p.name()))
+    }
 }
 
 /// A host condition.
@@ -359,6 +391,31 @@ pub struct Safety {
     pub keep_generations: u32,
     /// Canary promotion steps in percent, ending at 100.
     pub promote_steps: Vec<u32>,
+    /// What happens to the open tunnels of a generation a rollback swapped away from.
+    pub rolled_back_tunnels: RolledBackTunnels,
+    /// Time drained tunnels get before they are closed.
+    pub tunnel_drain: Duration,
+}
+
+/// What happens to the open tunnels of a generation that was rolled back
+/// (`[safety] rolled_back_tunnels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolledBackTunnels {
+    /// They stay open, on the backends the rolled-back generation chose.
+    Keep,
+    /// They are closed after `tunnel_drain`, so clients reconnect through the restored
+    /// generation.
+    Drain,
+}
+
+impl RolledBackTunnels {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RolledBackTunnels::Keep => "keep",
+            RolledBackTunnels::Drain => "drain",
+        }
+    }
 }
 
 /// Detector thresholds (`[detectors]`).

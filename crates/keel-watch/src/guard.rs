@@ -200,6 +200,8 @@ mod tests {
             known_good_after: Duration::from_secs(30),
             keep_generations: 10,
             promote_steps: vec![25, 50, 100],
+            rolled_back_tunnels: keel_config::RolledBackTunnels::Drain,
+            tunnel_drain: Duration::from_secs(30),
         }
     }
 
