@@ -25,6 +25,7 @@ use crate::generation::{Generation, PoolRuntime, matched_headers, route_runtimes
 use crate::health;
 use crate::sample::TrafficSample;
 use crate::stats::GenerationStats;
+use crate::tunnel::Tunnels;
 use crate::upstream::Upstream;
 
 /// Events buffered for slow subscribers before the oldest are dropped (1,024 events).
@@ -228,6 +229,7 @@ impl DataPlane {
         Ok(Arc::new(Generation {
             id,
             stats: GenerationStats::new(&table, &backends_per_pool),
+            tunnels: Tunnels::new(table.len(), &backends_per_pool),
             routes: route_runtimes(&config, &table),
             matched_headers: matched_headers(&config),
             header: HeaderValue::from(id),
