@@ -47,6 +47,7 @@ mod request;
 mod rollback;
 mod settings;
 mod status;
+mod tunnels;
 
 pub use apply::UNKNOWN_AUTHOR;
 pub use cache::{CachedGeneration, GenerationMeta};

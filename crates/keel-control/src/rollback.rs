@@ -94,9 +94,12 @@ impl Controller {
         let swap_us = {
             let mut cache = self.cache();
             target.activated_at = SystemTime::now();
+            let leaving = self.serving_generations();
             let started = Instant::now();
             self.inner.plane.activate(target.generation.clone());
             let swap_us = micros(started);
+            let safety = &target.generation.config.safety;
+            self.settle_rolled_back_tunnels(&leaving, target.id(), safety);
             cache.activate(target.clone(), Some(false));
             swap_us
         };
@@ -119,9 +122,13 @@ impl Controller {
         origin: &str,
         reason: &str,
     ) -> RollbackOutcome {
+        let leaving = self.serving_generations();
         let started = Instant::now();
         self.inner.plane.set_canary(None);
         let swap_us = micros(started);
+        if let Some(restored) = leaving.first() {
+            self.settle_rolled_back_tunnels(&leaving, restored.id, &restored.config.safety);
+        }
         tracing::warn!(canary, active, %reason, "canary cancelled");
         let (origin, reason) = (origin.to_string(), reason.to_string());
         let persisted = self
