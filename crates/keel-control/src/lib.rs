@@ -47,6 +47,7 @@ mod request;
 mod rollback;
 mod settings;
 mod status;
+pub mod tunnel_status;
 mod tunnels;
 
 pub use apply::UNKNOWN_AUTHOR;

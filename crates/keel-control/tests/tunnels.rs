@@ -154,6 +154,16 @@ async fn with_keep_a_rollback_leaves_the_tunnels_where_they_are() {
         bad_generation_with_a_tunnel("rolled_back_tunnels = \"keep\"\ntunnel_drain = \"1ms\"")
             .await;
     let bad = controller.plane().active().expect("active").primary.clone();
+    // The metrics show the tunnel on the generation, route, pool and backend it took.
+    let (watcher, _) = keel_watch::Watcher::start(controller.plane().clone(), &[]);
+    let text = watcher.metrics_text();
+    for series in [
+        "keel_open_tunnels{generation=\"2\",route=\"live\"} 1",
+        "keel_tunnels_total{generation=\"2\",route=\"live\"} 1",
+        "keel_open_backend_tunnels{generation=\"2\",pool=\"live\",backend=",
+    ] {
+        assert!(text.contains(series), "no {series} in\n{text}");
+    }
     controller
         .rollback(RollbackRequest::default())
         .await
@@ -168,4 +178,14 @@ async fn with_keep_a_rollback_leaves_the_tunnels_where_they_are() {
     );
     assert_eq!(bad.tunnels.total().open(), 1);
     assert_eq!(bad.tunnels.drained(), 0);
+    // `/status` lists them on generation 2, which no longer serves.
+    let status = controller.status();
+    let kept: Vec<(u64, bool, u64)> = status
+        .tunnels
+        .iter()
+        .map(|t| (t.generation, t.serving, t.open))
+        .collect();
+    assert_eq!(kept, [(2, false, 1)]);
+    assert_eq!(status.tunnels[0].routes[0].route, "live");
+    assert_eq!(status.tunnels[0].backends.len(), 1);
 }

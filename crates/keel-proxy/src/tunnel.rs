@@ -18,8 +18,8 @@
 //! connections are then dropped, which closes them.
 
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -129,6 +129,36 @@ impl Tunnels {
         let open = self.total.open();
         self.drain.send_replace(Some(Instant::now() + grace));
         open
+    }
+}
+
+/// The generations that have opened tunnels, held weakly: what `/status` lists as
+/// tunnel owners, including generations no longer serving. Touched once per tunnel
+/// opened, never per request.
+#[derive(Debug, Default)]
+pub(crate) struct TunnelOwners(Mutex<Vec<Weak<Generation>>>);
+
+impl TunnelOwners {
+    /// Notes that `generation` opened a tunnel.
+    pub(crate) fn note(&self, generation: &Arc<Generation>) {
+        let mut owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        owners.retain(|owner| owner.strong_count() > 0);
+        if !owners
+            .iter()
+            .any(|owner| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(generation)))
+        {
+            owners.push(Arc::downgrade(generation));
+        }
+    }
+
+    /// The noted generations still alive with tunnels open.
+    pub(crate) fn with_open_tunnels(&self) -> Vec<Arc<Generation>> {
+        let owners = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        owners
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|generation| generation.tunnels.total().open() > 0)
+            .collect()
     }
 }
 

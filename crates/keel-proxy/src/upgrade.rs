@@ -225,6 +225,7 @@ impl DataPlane {
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, asked.value);
+        self.tunnel_owners.note(generation);
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
         tokio::spawn(async move {
