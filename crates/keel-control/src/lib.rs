@@ -48,7 +48,7 @@ mod rollback;
 mod settings;
 mod status;
 pub mod tunnel_status;
-mod tunnels;
+pub mod tunnels;
 
 pub use apply::UNKNOWN_AUTHOR;
 pub use cache::{CachedGeneration, GenerationMeta};

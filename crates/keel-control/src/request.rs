@@ -249,4 +249,8 @@ pub struct RollbackOutcome {
     pub persisted: bool,
     /// Why the store could not record it.
     pub persist_error: Option<String>,
+    /// What the rollback did to the open tunnels of the generation it left (absent
+    /// from older nodes' answers).
+    #[serde(default)]
+    pub tunnels: crate::tunnels::TunnelsLeft,
 }

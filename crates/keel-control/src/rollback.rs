@@ -91,7 +91,7 @@ impl Controller {
         author: &str,
         reason: &str,
     ) -> RollbackOutcome {
-        let swap_us = {
+        let (swap_us, tunnels) = {
             let mut cache = self.cache();
             target.activated_at = SystemTime::now();
             let leaving = self.serving_generations();
@@ -99,9 +99,9 @@ impl Controller {
             self.inner.plane.activate(target.generation.clone());
             let swap_us = micros(started);
             let safety = &target.generation.config.safety;
-            self.settle_rolled_back_tunnels(&leaving, target.id(), safety);
+            let tunnels = self.settle_rolled_back_tunnels(&leaving, target.id(), safety);
             cache.activate(target.clone(), Some(false));
-            swap_us
+            (swap_us, tunnels)
         };
         let to = target.id();
         tracing::warn!(from, to, %author, %reason, %origin, "rolled back");
@@ -111,7 +111,10 @@ impl Controller {
         let persisted = self
             .with_store(move |store| store.record_rollback(from, to, &origin, &reason))
             .await;
-        self.rollback_recorded(from, to, swap_us, persisted)
+        RollbackOutcome {
+            tunnels,
+            ..self.rollback_recorded(from, to, swap_us, persisted)
+        }
     }
 
     /// Takes a canary slice away (the active generation keeps serving) and records it.
@@ -126,15 +129,18 @@ impl Controller {
         let started = Instant::now();
         self.inner.plane.set_canary(None);
         let swap_us = micros(started);
-        if let Some(restored) = leaving.first() {
-            self.settle_rolled_back_tunnels(&leaving, restored.id, &restored.config.safety);
-        }
+        let tunnels = leaving.first().map(|restored| {
+            self.settle_rolled_back_tunnels(&leaving, restored.id, &restored.config.safety)
+        });
         tracing::warn!(canary, active, %reason, "canary cancelled");
         let (origin, reason) = (origin.to_string(), reason.to_string());
         let persisted = self
             .with_store(move |store| store.record_rollback(canary, active, &origin, &reason))
             .await;
-        self.rollback_recorded(canary, active, swap_us, persisted)
+        RollbackOutcome {
+            tunnels: tunnels.unwrap_or_default(),
+            ..self.rollback_recorded(canary, active, swap_us, persisted)
+        }
     }
 
     fn rollback_recorded(
@@ -165,6 +171,7 @@ impl Controller {
             swap_us,
             persisted: persist_error.is_none(),
             persist_error,
+            tunnels: crate::tunnels::TunnelsLeft::default(),
         }
     }
 }

@@ -14,8 +14,20 @@ use std::sync::Arc;
 
 use keel_config::{RolledBackTunnels, Safety};
 use keel_proxy::Generation;
+use serde::{Deserialize, Serialize};
 
 use crate::Controller;
+
+/// What a rollback did to the open tunnels of the generations it left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelsLeft {
+    /// Tunnels left open (`rolled_back_tunnels = "keep"`).
+    pub kept: u64,
+    /// Tunnels set to close after `tunnel_drain` (`"drain"`).
+    pub drained: u64,
+    /// The grace drained tunnels get, in milliseconds (0 when none drain).
+    pub drain_ms: u64,
+}
 
 impl Controller {
     /// The generations serving now (primary, and canary if any): call before a
@@ -33,19 +45,20 @@ impl Controller {
     }
 
     /// Applies `safety`'s policy to the tunnels of every generation in `left` other
-    /// than `restored`; returns how many open tunnels were set to drain (0 with
-    /// `"keep"`).
+    /// than `restored`, and says how many open tunnels it kept or set to drain.
     pub(crate) fn settle_rolled_back_tunnels(
         &self,
         left: &[Arc<Generation>],
         restored: u64,
         safety: &Safety,
-    ) -> u64 {
+    ) -> TunnelsLeft {
         let leaving = left.iter().filter(|g| g.id != restored);
         match safety.rolled_back_tunnels {
             RolledBackTunnels::Keep => {
+                let mut kept = 0;
                 for generation in leaving {
                     let open = generation.tunnels.total().open();
+                    kept += open;
                     if open > 0 {
                         tracing::warn!(
                             generation = generation.id,
@@ -55,23 +68,37 @@ impl Controller {
                         );
                     }
                 }
-                0
+                TunnelsLeft {
+                    kept,
+                    ..TunnelsLeft::default()
+                }
             }
-            RolledBackTunnels::Drain => leaving
-                .map(|generation| {
-                    let open = generation.tunnels.drain(safety.tunnel_drain);
-                    if open > 0 {
-                        tracing::warn!(
-                            generation = generation.id,
-                            open,
-                            grace = ?safety.tunnel_drain,
-                            "rolled back: {open} tunnels of generation {} drain",
-                            generation.id
-                        );
-                    }
-                    open
-                })
-                .sum(),
+            RolledBackTunnels::Drain => {
+                let drained: u64 = leaving
+                    .map(|generation| {
+                        let open = generation.tunnels.drain(safety.tunnel_drain);
+                        if open > 0 {
+                            tracing::warn!(
+                                generation = generation.id,
+                                open,
+                                grace = ?safety.tunnel_drain,
+                                "rolled back: {open} tunnels of generation {} drain",
+                                generation.id
+                            );
+                        }
+                        open
+                    })
+                    .sum();
+                TunnelsLeft {
+                    drained,
+                    drain_ms: if drained > 0 {
+                        u64::try_from(safety.tunnel_drain.as_millis()).unwrap_or(u64::MAX)
+                    } else {
+                        0
+                    },
+                    ..TunnelsLeft::default()
+                }
+            }
         }
     }
 }

@@ -132,6 +132,8 @@ async fn a_rollback_drains_the_bad_generations_tunnels_and_clients_come_back_rig
         .await
         .expect("rollback");
     assert_eq!((outcome.from, outcome.to), (2, 1));
+    assert_eq!((outcome.tunnels.drained, outcome.tunnels.kept), (1, 0));
+    assert_eq!(outcome.tunnels.drain_ms, 100);
     // The tunnel ends after the grace; the client reconnects through generation 1.
     let deadline = tokio::time::Instant::now() + WAIT;
     while let Some(reply) = ask(&mut socket, "still?").await {
@@ -164,10 +166,11 @@ async fn with_keep_a_rollback_leaves_the_tunnels_where_they_are() {
     ] {
         assert!(text.contains(series), "no {series} in\n{text}");
     }
-    controller
+    let outcome = controller
         .rollback(RollbackRequest::default())
         .await
         .expect("rollback");
+    assert_eq!((outcome.tunnels.drained, outcome.tunnels.kept), (0, 1));
     assert_eq!(controller.plane().active().map(|a| a.primary.id), Some(1));
     // Well past the (unused) drain grace, the tunnel still carries messages, and is
     // still counted on the generation that routed it.
