@@ -19,6 +19,9 @@ pub const MAX_LISTEN_BACKLOG: u32 = 65_535;
 
 /// Deadline for a backend's response headers, across all attempts of one request (15 seconds).
 pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time a tunnel (an upgraded connection, such as a WebSocket) may carry no byte either
+/// way before both sides are closed (5 minutes).
+pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Extra attempts after the first, for idempotent requests, each to another backend (2).
 pub const ROUTE_RETRIES: u32 = 2;
 /// Most extra attempts a route may ask for (5).
@@ -109,6 +112,10 @@ pub const DRIFT_WINDOW: Duration = Duration::from_secs(3600);
 pub const KEEP_GENERATIONS: u32 = 10;
 /// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).
 pub const PROMOTE_STEPS: [u32; 3] = [25, 50, 100];
+/// Whether the open tunnels of a rolled-back generation are drained (yes: `"drain"`).
+pub const ROLLED_BACK_TUNNELS_DRAIN: bool = true;
+/// Time drained tunnels get before they are closed (30 seconds).
+pub const TUNNEL_DRAIN: Duration = Duration::from_secs(30);
 
 /// Whether the detectors run (yes).
 pub const DETECTORS_ENABLED: bool = true;

@@ -219,6 +219,38 @@ pub struct Route {
     /// Other services that may answer this route (a declared migration): their pools
     /// may be targets and their identities pass response verification.
     pub also_served_by: Vec<Located<String>>,
+    /// HTTP/1.1 `Upgrade` protocols this route passes through (`upgrades = ["websocket"]`);
+    /// `None`: none, an upgrade request is refused.
+    pub upgrades: Option<Located<Vec<UpgradeProtocol>>>,
+    /// Time a tunnel (an upgraded connection) may carry no byte either way before both
+    /// of its sides are closed.
+    pub tunnel_idle_timeout: Located<Duration>,
+}
+
+/// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpgradeProtocol {
+    /// WebSocket (RFC 6455), `Upgrade: websocket`.
+    WebSocket,
+}
+
+impl UpgradeProtocol {
+    /// Every protocol a route may list, by its config name.
+    pub const ALL: [UpgradeProtocol; 1] = [UpgradeProtocol::WebSocket];
+
+    /// The name used in the config and as the `Upgrade` token (compared without case).
+    pub fn name(self) -> &'static str {
+        match self {
+            UpgradeProtocol::WebSocket => "websocket",
+        }
+    }
+
+    /// The protocol a config name or `Upgrade` token names, without regard to case.
+    pub fn from_token(token: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| token.trim().eq_ignore_ascii_case(p.name()))
+    }
 }
 
 /// A host condition.
@@ -368,6 +400,31 @@ pub struct Safety {
     /// The gate's cumulative check compares with the newest known-good generation
     /// older than this.
     pub drift_window: Duration,
+    /// What happens to the open tunnels of a generation a rollback swapped away from.
+    pub rolled_back_tunnels: RolledBackTunnels,
+    /// Time drained tunnels get before they are closed.
+    pub tunnel_drain: Duration,
+}
+
+/// What happens to the open tunnels of a generation that was rolled back
+/// (`[safety] rolled_back_tunnels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolledBackTunnels {
+    /// They stay open, on the backends the rolled-back generation chose.
+    Keep,
+    /// They are closed after `tunnel_drain`, so clients reconnect through the restored
+    /// generation.
+    Drain,
+}
+
+impl RolledBackTunnels {
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RolledBackTunnels::Keep => "keep",
+            RolledBackTunnels::Drain => "drain",
+        }
+    }
 }
 
 /// Detector thresholds (`[detectors]`).

@@ -53,6 +53,8 @@ mod rollback_report;
 mod settings;
 mod status;
 mod trust;
+pub mod tunnel_status;
+pub mod tunnels;
 
 pub use apply::UNKNOWN_AUTHOR;
 pub use cache::{CachedGeneration, GenerationMeta};

@@ -297,6 +297,10 @@ pub struct RollbackOutcome {
     /// Things the operator should know.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What the rollback did to the open tunnels of the generation it left (absent
+    /// from older nodes' answers).
+    #[serde(default)]
+    pub tunnels: crate::tunnels::TunnelsLeft,
 }
 
 /// A request to judge a generation bad (`keel mark-bad N`): its known-good mark is

@@ -106,6 +106,7 @@ impl Controller {
             blast_radius,
             guard: None,
             notes: Vec::new(),
+            tunnels: crate::tunnels::TunnelsLeft::default(),
         };
         if request.dry_run {
             notes.push(format!(
@@ -142,6 +143,7 @@ impl Controller {
         outcome.swap_us = swapped.swap_us;
         outcome.persisted = swapped.persisted;
         outcome.persist_error = swapped.persist_error;
+        outcome.tunnels = swapped.tunnels;
         let task = match self.watch_rollback(&request, from, target, &mut notes) {
             Some((watching, task)) => {
                 outcome.guard = Some(watching);
@@ -174,14 +176,17 @@ impl Controller {
         author: &str,
         reason: &str,
     ) -> RollbackOutcome {
-        let swap_us = {
+        let (swap_us, tunnels) = {
             let mut cache = self.cache();
             target.activated_at = SystemTime::now();
+            let leaving = self.serving_generations();
             let started = Instant::now();
             self.inner.plane.activate(target.generation.clone());
             let swap_us = micros(started);
+            let safety = &target.generation.config.safety;
+            let tunnels = self.settle_rolled_back_tunnels(&leaving, target.id(), safety);
             cache.activate(target.clone(), None);
-            swap_us
+            (swap_us, tunnels)
         };
         let to = target.id();
         let served = self.cached(from).map(|g| traffic_event(&g.generation, to));
@@ -197,7 +202,10 @@ impl Controller {
         {
             self.record_event(event).await;
         }
-        self.rollback_recorded(from, to, swap_us, persisted)
+        RollbackOutcome {
+            tunnels,
+            ..self.rollback_recorded(from, to, swap_us, persisted)
+        }
     }
 
     /// Takes a canary slice away (the active generation keeps serving) and records it.
@@ -208,15 +216,22 @@ impl Controller {
         origin: &str,
         reason: &str,
     ) -> RollbackOutcome {
+        let leaving = self.serving_generations();
         let started = Instant::now();
         self.inner.plane.set_canary(None);
         let swap_us = micros(started);
+        let tunnels = leaving.first().map(|restored| {
+            self.settle_rolled_back_tunnels(&leaving, restored.id, &restored.config.safety)
+        });
         tracing::warn!(canary, active, %reason, "canary cancelled");
         let (origin, reason) = (origin.to_string(), reason.to_string());
         let persisted = self
             .with_store(move |store| store.record_rollback(canary, active, &origin, &reason))
             .await;
-        self.rollback_recorded(canary, active, swap_us, persisted)
+        RollbackOutcome {
+            tunnels: tunnels.unwrap_or_default(),
+            ..self.rollback_recorded(canary, active, swap_us, persisted)
+        }
     }
 
     fn rollback_recorded(
@@ -253,6 +268,7 @@ impl Controller {
             blast_radius: None,
             guard: None,
             notes: Vec::new(),
+            tunnels: crate::tunnels::TunnelsLeft::default(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Status {
     /// The process's descriptor limit and use (`None` where it cannot be read).
     #[serde(default)]
     pub descriptors: Option<crate::descriptors::Descriptors>,
+    /// Open tunnels (WebSockets) per generation that routed them, serving or not.
+    #[serde(default)]
+    pub tunnels: Vec<crate::tunnel_status::GenerationTunnels>,
 }
 
 /// The active generation.
@@ -213,6 +216,7 @@ impl Controller {
             notes,
             uptime_secs: since(now, self.inner.started_at).as_secs(),
             descriptors: crate::descriptors::descriptors(),
+            tunnels: self.tunnel_status(),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::generation::{Generation, PoolRuntime, matched_headers, route_runtimes
 use crate::health;
 use crate::sample::TrafficSample;
 use crate::stats::GenerationStats;
+use crate::tunnel::{TunnelOwners, Tunnels};
 use crate::upstream::Upstream;
 
 /// Events buffered for slow subscribers before the oldest are dropped (1,024 events).
@@ -98,6 +99,8 @@ pub struct DataPlane {
     pub(crate) options: DataPlaneOptions,
     /// Client connections cut because a response body stopped moving.
     pub(crate) stalled_responses: AtomicU64,
+    /// Generations that have opened tunnels (see [`crate::tunnel`]).
+    pub(crate) tunnel_owners: TunnelOwners,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -125,6 +128,7 @@ impl DataPlane {
             events: broadcast::channel(EVENT_BUFFER).0,
             options,
             stalled_responses: AtomicU64::new(0),
+            tunnel_owners: TunnelOwners::default(),
         }))
     }
 
@@ -133,6 +137,12 @@ impl DataPlane {
     /// reading.
     pub fn stalled_responses(&self) -> u64 {
         self.stalled_responses.load(Relaxed)
+    }
+
+    /// The generations, serving or not, that have tunnels open now, oldest first: a
+    /// generation swapped away from stays alive while its tunnels are open.
+    pub fn tunnel_generations(&self) -> Vec<Arc<Generation>> {
+        self.tunnel_owners.with_open_tunnels()
     }
 
     /// Compiles a config into a generation, reusing the runtime (health state, idle
@@ -228,6 +238,7 @@ impl DataPlane {
         Ok(Arc::new(Generation {
             id,
             stats: GenerationStats::new(&table, &backends_per_pool),
+            tunnels: Tunnels::new(table.len(), &backends_per_pool),
             routes: route_runtimes(&config, &table),
             matched_headers: matched_headers(&config),
             header: HeaderValue::from(id),

@@ -35,6 +35,9 @@ pub enum ProxyFailure {
     NotImplemented,
     /// No generation is active yet (503).
     Starting,
+    /// The client asked to switch protocols (`Upgrade: websocket`) on a route that does
+    /// not list the protocol in `upgrades` (400).
+    UpgradeNotAllowed,
 }
 
 impl ProxyFailure {
@@ -50,7 +53,7 @@ impl ProxyFailure {
             | ProxyFailure::Misidentified => StatusCode::BAD_GATEWAY,
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyFailure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
-            ProxyFailure::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyFailure::BadRequest | ProxyFailure::UpgradeNotAllowed => StatusCode::BAD_REQUEST,
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
@@ -69,6 +72,7 @@ impl ProxyFailure {
             ProxyFailure::BadRequest => "bad-request",
             ProxyFailure::NotImplemented => "not-implemented",
             ProxyFailure::Starting => "no-active-generation",
+            ProxyFailure::UpgradeNotAllowed => "upgrade-not-allowed",
         }
     }
 }

@@ -309,7 +309,7 @@ impl DataPlane {
         }
     }
 
-    fn identity_mismatch(
+    pub(crate) fn identity_mismatch(
         &self,
         generation: &Generation,
         route: RouteId,

@@ -12,6 +12,7 @@ use keel_route::{RouteTable, ServiceId};
 use crate::backend::Backend;
 use crate::balance::Balancer;
 use crate::stats::GenerationStats;
+use crate::tunnel::Tunnels;
 
 /// A generation ready to serve.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct Generation {
     pub pools: Box<[PoolRuntime]>,
     /// Its traffic counters.
     pub stats: GenerationStats,
+    /// Its open tunnels (upgraded connections), and their drain.
+    pub tunnels: Tunnels,
     /// When it was compiled.
     pub compiled_at: SystemTime,
     pub(crate) routes: Box<[RouteRuntime]>,
@@ -59,6 +62,10 @@ pub(crate) struct RouteRuntime {
     /// The route's own `body_idle_timeout` in milliseconds (`u64::MAX`: never), when it
     /// sets one (see [`crate::watchdog::HeadClock::route_body_idle`]).
     pub(crate) body_idle_ms: Option<u64>,
+    /// The `Upgrade` protocols the route passes through (see [`crate::upgrade`]).
+    pub(crate) upgrades: Box<[keel_config::UpgradeProtocol]>,
+    /// Time a tunnel of the route may carry nothing before it is closed.
+    pub(crate) tunnel_idle_timeout: Duration,
 }
 
 impl Generation {
@@ -147,6 +154,12 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                     .body_idle_timeout
                     .as_ref()
                     .map(|bound| crate::watchdog::bound_ms(bound.value)),
+                upgrades: configured
+                    .upgrades
+                    .as_ref()
+                    .map(|u| u.value.iter().copied().collect())
+                    .unwrap_or_default(),
+                tunnel_idle_timeout: configured.tunnel_idle_timeout.value,
             }
         })
         .collect()

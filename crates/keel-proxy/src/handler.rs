@@ -110,25 +110,42 @@ impl DataPlane {
                 }
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));
-                prepare_upstream(&mut parts, conn);
-                let mut outgoing =
-                    Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
-                let (result, served) = self
-                    .forward(&generation, route_id, &mut outgoing, key_hash, started)
-                    .await;
-                let response = result.unwrap_or_else(|failure| {
-                    let pool = served
-                        .pool
-                        .and_then(|p| generation.pools.get(p))
-                        .map_or("", |p| &*p.name);
-                    let detail = format!(
-                        "route `{}`, pool `{}`",
-                        generation.table.route(route_id).name,
-                        pool
-                    );
-                    respond(failure, &detail, None)
-                });
-                (response, served)
+                match crate::upgrade::asked(&parts) {
+                    Some(asked) => {
+                        self.upgrade(
+                            &generation,
+                            route_id,
+                            parts,
+                            body,
+                            asked,
+                            key_hash,
+                            conn,
+                            started,
+                        )
+                        .await
+                    }
+                    None => {
+                        prepare_upstream(&mut parts, conn);
+                        let mut outgoing =
+                            Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
+                        let (result, served) = self
+                            .forward(&generation, route_id, &mut outgoing, key_hash, started)
+                            .await;
+                        let response = result.unwrap_or_else(|failure| {
+                            let pool = served
+                                .pool
+                                .and_then(|p| generation.pools.get(p))
+                                .map_or("", |p| &*p.name);
+                            let detail = format!(
+                                "route `{}`, pool `{}`",
+                                generation.table.route(route_id).name,
+                                pool
+                            );
+                            respond(failure, &detail, None)
+                        });
+                        (response, served)
+                    }
+                }
             }
         };
         if self.options.generation_header {

@@ -38,6 +38,8 @@ mod sample;
 mod server;
 mod serving;
 pub mod stats;
+pub mod tunnel;
+mod upgrade;
 mod upstream;
 mod watchdog;
 

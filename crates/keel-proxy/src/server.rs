@@ -274,7 +274,9 @@ impl DataPlane {
                 }
             }
         } else {
-            let connection = pin!(builders.http1.serve_connection(io, service));
+            // With upgrades: a `101` from a route that allows it hands the socket to a
+            // tunnel (see `crate::upgrade`).
+            let connection = pin!(builders.http1.serve_connection(io, service).with_upgrades());
             let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
             watch(drained, watched, protocol, limits)
                 .await

@@ -327,6 +327,11 @@ impl Upstream {
         drop(retired);
     }
 
+    /// How long opening a connection may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Opens a new connection.
     pub(crate) async fn connect(&self) -> Result<Box<PooledConn>, ConnectError> {
         let addr = self.addr;

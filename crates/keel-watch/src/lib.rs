@@ -40,6 +40,7 @@ mod metrics;
 pub mod names;
 pub mod plan;
 mod shape;
+mod tunnel_metrics;
 mod watcher;
 mod webhook;
 pub mod window;

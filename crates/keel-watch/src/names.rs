@@ -39,9 +39,17 @@ pub const WEBHOOK_DELIVERIES: &str = "keel_webhook_deliveries";
 pub const DETECTOR_FIRING: &str = "keel_detector_firing";
 /// 1 when the detectors of the active config are enabled, else 0 (gauge).
 pub const DETECTORS_ENABLED: &str = "keel_detectors_enabled";
+/// Tunnels (upgraded connections) open now, by `generation` and `route` (gauge).
+pub const OPEN_TUNNELS: &str = "keel_open_tunnels";
+/// Tunnels open now, by `generation`, `pool` and `backend` (gauge).
+pub const OPEN_BACKEND_TUNNELS: &str = "keel_open_backend_tunnels";
+/// Tunnels opened, by `generation` and `route` (counter).
+pub const TUNNELS: &str = "keel_tunnels";
+/// Tunnels Keel closed, by `generation` and `reason` (`idle` or `drained`) (counter).
+pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 21] = [
     REQUESTS,
     UNROUTED,
     REFUSED,
@@ -59,4 +67,8 @@ pub const ALL: [&str; 17] = [
     WEBHOOK_DELIVERIES,
     DETECTOR_FIRING,
     DETECTORS_ENABLED,
+    OPEN_TUNNELS,
+    OPEN_BACKEND_TUNNELS,
+    TUNNELS,
+    TUNNELS_CLOSED,
 ];

@@ -87,6 +87,8 @@ mod tests {
             keep_generations: 10,
             promote_steps: vec![25, 50, 100],
             drift_window: Duration::from_secs(3600),
+            rolled_back_tunnels: keel_config::RolledBackTunnels::Drain,
+            tunnel_drain: Duration::from_secs(30),
         }
     }
 

@@ -102,3 +102,9 @@ displayed!(bool, u32, u64, usize, f64, String);
 pub(super) fn human<T: Human>(value: &T) -> String {
     value.human()
 }
+
+impl Human for crate::RolledBackTunnels {
+    fn human(&self) -> String {
+        self.name().to_string()
+    }
+}

@@ -238,6 +238,25 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
             &human(&a.body_idle_timeout.as_ref().map(|t| t.value)),
             &human(&b.body_idle_timeout.as_ref().map(|t| t.value)),
         );
+        let upgrades = |r: &crate::Route| {
+            r.upgrades.as_ref().map_or_else(
+                || "none".to_string(),
+                |u| {
+                    u.value
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            )
+        };
+        field(&mut fields, "upgrades", &upgrades(a), &upgrades(b));
+        field(
+            &mut fields,
+            "tunnel_idle_timeout",
+            &human(&a.tunnel_idle_timeout.value),
+            &human(&b.tunnel_idle_timeout.value),
+        );
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {
@@ -382,7 +401,9 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             watch,
             known_good_after,
             keep_generations,
-            promote_steps
+            promote_steps,
+            rolled_back_tunnels,
+            tunnel_drain
         ]
     );
     keys!(

@@ -7,7 +7,7 @@ use super::{valid_header_name, valid_name};
 use crate::codes;
 use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
-use crate::model::{HostMatch, PathMatch, PathRegex, Route, SplitEntry, Target};
+use crate::model::{HostMatch, PathMatch, PathRegex, Route, SplitEntry, Target, UpgradeProtocol};
 use crate::reader::{Sink, Table, span_of, wrong_type};
 use crate::span::{Located, Span};
 
@@ -26,6 +26,8 @@ const ROUTE_KEYS: &[&str] = &[
     "retries",
     "body_idle_timeout",
     "also_served_by",
+    "upgrades",
+    "tunnel_idle_timeout",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -109,6 +111,15 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         .is_some()
         .then(|| table.duration(sink, "body_idle_timeout", Duration::ZERO));
     let also_served_by = also_served_by(sink, &table);
+    let upgrades = upgrades(sink, &table);
+    let tunnel_idle_timeout = table.duration(sink, "tunnel_idle_timeout", d::TUNNEL_IDLE_TIMEOUT);
+    if tunnel_idle_timeout.value.is_zero() {
+        sink.invalid(
+            tunnel_idle_timeout.span,
+            "a tunnel idle timeout must be above zero",
+            "write a duration such as \"5m\": a tunnel nobody uses must close some time",
+        );
+    }
     Some(Route {
         name: name?,
         span: table.span,
@@ -122,6 +133,8 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         retries,
         body_idle_timeout,
         also_served_by,
+        upgrades: upgrades?,
+        tunnel_idle_timeout,
     })
 }
 
@@ -141,6 +154,46 @@ fn also_served_by(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Located<String>
         }
     }
     out
+}
+
+/// `Some(None)`: no upgrades; `None`: an error was reported.
+fn upgrades(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+) -> Option<Option<Located<Vec<UpgradeProtocol>>>> {
+    let Some((items, span)) = table.array(sink, "upgrades") else {
+        return if table.get("upgrades").is_some() {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let known = UpgradeProtocol::ALL
+        .map(UpgradeProtocol::name)
+        .join("\", \"");
+    let mut protocols = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(name) => match UpgradeProtocol::from_token(name) {
+                Some(protocol) if !protocols.contains(&protocol) => protocols.push(protocol),
+                Some(_) => {}
+                None => {
+                    sink.invalid(
+                        span_of(item),
+                        format!("unknown upgrade protocol `{name}`"),
+                        format!("Keel passes through these upgrades: \"{known}\""),
+                    );
+                    ok = false;
+                }
+            },
+            None => {
+                wrong_type(sink, item, "upgrades", "a string");
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(Some(Located::new(protocols, span)))
 }
 
 /// Parses a host condition: `*` (any), `*.example.com` (suffix) or an exact host.

@@ -9,7 +9,8 @@ use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
 use crate::duration::format_duration;
 use crate::model::{
-    AccessLog, Admin, Alerts, Detectors, Listener, Safety, Server, Traffic, Webhook,
+    AccessLog, Admin, Alerts, Detectors, Listener, RolledBackTunnels, Safety, Server, Traffic,
+    Webhook,
 };
 use crate::reader::{Sink, Table};
 
@@ -82,6 +83,12 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
         keep_generations: d::KEEP_GENERATIONS,
         promote_steps: d::PROMOTE_STEPS.to_vec(),
         drift_window: d::DRIFT_WINDOW,
+        rolled_back_tunnels: if d::ROLLED_BACK_TUNNELS_DRAIN {
+            RolledBackTunnels::Drain
+        } else {
+            RolledBackTunnels::Keep
+        },
+        tunnel_drain: d::TUNNEL_DRAIN,
     };
     let Some(table) = root.table(sink, "safety", "[safety]") else {
         return safety;
@@ -95,6 +102,8 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             "keep_generations",
             "promote_steps",
             "drift_window",
+            "rolled_back_tunnels",
+            "tunnel_drain",
         ],
     );
     safety.drift_window = table.duration(sink, "drift_window", d::DRIFT_WINDOW).value;
@@ -132,6 +141,18 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             safety.promote_steps = steps;
         }
     }
+    if let Some(text) = table.string(sink, "rolled_back_tunnels") {
+        match text.value.as_str() {
+            "keep" => safety.rolled_back_tunnels = RolledBackTunnels::Keep,
+            "drain" => safety.rolled_back_tunnels = RolledBackTunnels::Drain,
+            other => sink.invalid(
+                text.span,
+                format!("unknown rolled_back_tunnels `{other}`"),
+                "write \"drain\" (close them after tunnel_drain) or \"keep\" (leave them open)",
+            ),
+        }
+    }
+    safety.tunnel_drain = table.duration(sink, "tunnel_drain", d::TUNNEL_DRAIN).value;
     safety
 }
 

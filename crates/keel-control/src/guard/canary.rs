@@ -243,7 +243,11 @@ impl Controller {
         }
         match permille {
             Some(_) => {
+                let leaving = self.serving_generations();
                 self.inner.plane.set_canary(None);
+                if let Some(restored) = leaving.first() {
+                    self.settle_rolled_back_tunnels(&leaving, restored.id, &restored.config.safety);
+                }
                 let (to, why) = (trial.baseline.id(), reason.clone());
                 tracing::warn!(
                     generation = id,

@@ -204,6 +204,7 @@ mod tests {
             notes: Vec::new(),
             uptime_secs: 1,
             descriptors: None,
+            tunnels: Vec::new(),
         }
     }
 

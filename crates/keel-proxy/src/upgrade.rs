@@ -1,0 +1,351 @@
+//! HTTP/1.1 `Upgrade` through the proxy (WebSocket): which requests ask for one, the
+//! route's permission, the upgrade request sent to a backend on a connection of its
+//! own, the backend's `101` checked and relayed, and the tunnel started (see
+//! [`crate::tunnel`]).
+//!
+//! Only protocols Keel knows ([`UpgradeProtocol`]) are upgrade requests here. A route
+//! that does not list the protocol in `upgrades` refuses the request with
+//! `400 upgrade-not-allowed`, before any backend sees it. Any other `Upgrade` token
+//! (`h2c` from `curl --http2`, say) is treated as before: the header is dropped as
+//! hop-by-hop and the request is served as plain HTTP/1.1, which RFC 9110 §7.8 allows.
+//!
+//! The upgrade request never uses a pooled connection, and its connection never goes
+//! back to the pool: after a `101` it carries the tunnel, and after any other answer it
+//! is closed once that answer has been read. Attempts follow the route's retry rule
+//! only where the request cannot have reached a backend (the connect failed); the
+//! route's `timeout` bounds the wait for the backend's answer. A `101` goes through
+//! the same identity check as any answer (`verify_responses`): from the wrong service
+//! it is a `502 misidentified-backend` and no tunnel opens. A `101` that switches to
+//! another protocol than the one asked for is a `502` too.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use keel_config::UpgradeProtocol;
+use keel_route::RouteId;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::backend::Backend;
+use crate::balance::Tried;
+use crate::body::{InFlight, ResponseBody, UpstreamBody};
+use crate::dataplane::DataPlane;
+use crate::deadline::within;
+use crate::errors::{ProxyFailure, respond};
+use crate::forward::{Served, pick_target};
+use crate::generation::Generation;
+use crate::headers::strip_hop_by_hop;
+use crate::request::{ConnInfo, prepare_upstream};
+use crate::stats::Outcome;
+use crate::tunnel::{TunnelTicket, relay};
+
+/// An upgrade a client asked for: the protocol and the `Upgrade` value it sent.
+pub(crate) struct Asked {
+    pub(crate) protocol: UpgradeProtocol,
+    value: HeaderValue,
+}
+
+/// The upgrade an HTTP/1.1 request asks for, if it names a protocol Keel knows and
+/// lists `upgrade` in `Connection`.
+pub(crate) fn asked(parts: &Parts) -> Option<Asked> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let connection_upgrade = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !connection_upgrade {
+        return None;
+    }
+    let value = parts.headers.get(header::UPGRADE)?;
+    let protocol = value
+        .to_str()
+        .ok()?
+        .split(',')
+        // `websocket/13` names a version; the token is the part before the slash.
+        .find_map(|token| UpgradeProtocol::from_token(token.split('/').next().unwrap_or("")))?;
+    Some(Asked {
+        protocol,
+        value: value.clone(),
+    })
+}
+
+impl DataPlane {
+    /// Serves an upgrade request routed to `route_id`: refused unless the route allows
+    /// the protocol, else sent to a backend; a `101` opens a tunnel.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn upgrade(
+        &self,
+        generation: &Arc<Generation>,
+        route_id: RouteId,
+        mut parts: Parts,
+        body: Incoming,
+        asked: Asked,
+        key_hash: Option<u64>,
+        conn: &ConnInfo,
+        started: Instant,
+    ) -> (Response<ResponseBody>, Served) {
+        let route = generation.table.route(route_id);
+        let runtime = &generation.routes[route_id];
+        if !runtime.upgrades.contains(&asked.protocol) {
+            let detail = format!(
+                "route `{}` does not allow `Upgrade: {}` (it would need upgrades = [\"{}\"])",
+                route.name,
+                asked.protocol.name(),
+                asked.protocol.name()
+            );
+            generation.stats.routes[route_id]
+                .unassigned
+                .record(Outcome::ClientError);
+            let served = Served {
+                error: Some(ProxyFailure::UpgradeNotAllowed),
+                ..Served::default()
+            };
+            return (
+                respond(ProxyFailure::UpgradeNotAllowed, &detail, None),
+                served,
+            );
+        }
+        let client_upgrade = parts.extensions.remove::<OnUpgrade>();
+        prepare_upstream(&mut parts, conn);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, asked.value.clone());
+        let target = pick_target(&route.targets);
+        let pool_id = route.targets[target].0;
+        let pool = &generation.pools[pool_id];
+        let stats = &generation.stats.routes[route_id];
+        let deadline = started + route.timeout;
+        let mut served = Served {
+            pool: Some(pool_id),
+            ..Served::default()
+        };
+        let failed = |served: &mut Served, failure: ProxyFailure| {
+            served.error = Some(failure);
+            let detail = format!("route `{}`, pool `{}`", route.name, pool.name);
+            respond(failure, &detail, None)
+        };
+        let mut tried = Tried::default();
+        let mut request = Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
+        let mut failure = ProxyFailure::NoHealthyBackend;
+        let mut answered = None;
+        for attempt in 0..=route.retries {
+            let Some(index) = pool.balancer.pick(&pool.backends, key_hash, tried) else {
+                break;
+            };
+            tried.add(index);
+            served.retries = attempt;
+            served.backend = Some(index);
+            let backend = &pool.backends[index];
+            let counters = &stats.targets[target][index];
+            let Some(outgoing) = request.take() else {
+                break;
+            };
+            match exchange(backend, outgoing, deadline).await {
+                Exchanged::Answered(response, sender, in_flight) => {
+                    answered = Some((index, response, sender, in_flight));
+                    break;
+                }
+                Exchanged::NotSent(outgoing, why) => {
+                    failure = why;
+                    request = Some(outgoing);
+                }
+                Exchanged::Failed(why) => {
+                    counters.record(Outcome::ConnectFailure);
+                    return (failed(&mut served, why), served);
+                }
+            }
+        }
+        let Some((index, response, sender, in_flight)) = answered else {
+            match served.backend {
+                Some(index) => stats.targets[target][index].record(Outcome::ConnectFailure),
+                None => stats.unassigned.record(Outcome::ServerError),
+            }
+            return (failed(&mut served, failure), served);
+        };
+        let backend = &pool.backends[index];
+        let counters = &stats.targets[target][index];
+        if let Some((header, expected)) = &runtime.verify {
+            let seen = response.headers().get(header).and_then(|v| v.to_str().ok());
+            if !expected.iter().any(|e| seen == Some(&**e)) {
+                self.identity_mismatch(generation, route_id, pool_id, index, seen);
+                counters.record(Outcome::Misidentified);
+                return (failed(&mut served, ProxyFailure::Misidentified), served);
+            }
+        }
+        stats.target_latency[target].observe(started.elapsed());
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // The backend declined (a 400 or 403, say): its answer goes to the client as
+            // any other, and the connection closes once the answer is read.
+            let outcome = Outcome::of_status(response.status().as_u16());
+            if outcome == Outcome::ServerError {
+                backend.record_failure("5xx answer");
+            } else {
+                backend.record_success();
+            }
+            counters.record(outcome);
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let body = ResponseBody::upstream(body, None, false, in_flight);
+            return (Response::from_parts(parts, body), served);
+        }
+        let switched_to = response
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| UpgradeProtocol::from_token(v.split('/').next().unwrap_or("")));
+        if switched_to != Some(asked.protocol) {
+            backend.record_failure("switched to another protocol than asked");
+            counters.record(Outcome::ConnectFailure);
+            return (failed(&mut served, ProxyFailure::UpstreamReset), served);
+        }
+        let Some(client_upgrade) = client_upgrade else {
+            // hyper gives every HTTP/1.1 request with `Upgrade` its upgrade handle; one
+            // without it cannot be switched.
+            counters.record(Outcome::ConnectFailure);
+            return (failed(&mut served, ProxyFailure::NotImplemented), served);
+        };
+        backend.record_success();
+        counters.record(Outcome::Informational);
+        let (mut parts, _) = response.into_parts();
+        let backend_upgrade = parts.extensions.remove::<OnUpgrade>();
+        strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, asked.value);
+        self.tunnel_owners.note(generation);
+        let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
+        let idle_timeout = runtime.tunnel_idle_timeout;
+        tokio::spawn(async move {
+            // Counted as a request in flight to the backend until the tunnel closes; the
+            // sender is kept until the backend's connection has switched.
+            let _in_flight = in_flight;
+            let _sender = sender;
+            let Some(backend_upgrade) = backend_upgrade else {
+                return;
+            };
+            let (client, backend) = match tokio::join!(client_upgrade, backend_upgrade) {
+                (Ok(client), Ok(backend)) => (client, backend),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::debug!(%error, "upgrade failed before the tunnel opened");
+                    return;
+                }
+            };
+            relay(
+                TokioIo::new(client),
+                TokioIo::new(backend),
+                idle_timeout,
+                ticket,
+            )
+            .await;
+        });
+        (Response::from_parts(parts, ResponseBody::empty()), served)
+    }
+}
+
+/// How one attempt of an upgrade request ended.
+enum Exchanged {
+    /// The answer's head, with the connection's sender (dropped when the exchange is
+    /// over) and the backend's in-flight count.
+    Answered(Response<Incoming>, SendRequest<UpstreamBody>, InFlight),
+    /// The request never left: another backend may take it.
+    NotSent(Request<UpstreamBody>, ProxyFailure),
+    /// It may have reached the backend: no other try.
+    Failed(ProxyFailure),
+}
+
+/// Sends an upgrade request to `backend` on a new connection that can switch
+/// protocols, and waits for the answer's head until `deadline`.
+async fn exchange(
+    backend: &Arc<Backend>,
+    request: Request<UpstreamBody>,
+    deadline: Instant,
+) -> Exchanged {
+    let connect = tokio::time::timeout(
+        backend.upstream.connect_timeout(),
+        TcpStream::connect(backend.addr),
+    );
+    let stream = match within(deadline, connect).await {
+        Ok(Ok(Ok(stream))) => stream,
+        Ok(Ok(Err(error))) => {
+            tracing::debug!(%error, backend = %backend.addr, "connect failed");
+            backend.record_failure("connect failed");
+            return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
+        }
+        Ok(Err(_)) => {
+            backend.record_failure("connect timed out");
+            return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
+        }
+        Err(_) => return Exchanged::Failed(ProxyFailure::Timeout),
+    };
+    let _ = stream.set_nodelay(true);
+    let handshake = hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream));
+    let (mut sender, connection) = match handshake.await {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, backend = %backend.addr, "handshake failed");
+            return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
+        }
+    };
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "upgrade connection ended with an error");
+        }
+    });
+    let in_flight = InFlight::start(backend);
+    match within(deadline, sender.send_request(request)).await {
+        Ok(Ok(response)) => Exchanged::Answered(response, sender, in_flight),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, backend = %backend.addr, "upgrade exchange failed");
+            backend.record_failure("exchange failed");
+            Exchanged::Failed(ProxyFailure::UpstreamReset)
+        }
+        Err(_) => Exchanged::Failed(ProxyFailure::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(version: Version, headers: &[(&str, &str)]) -> Parts {
+        let mut request = Request::builder().uri("/live").version(version);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| {
+                panic!("a valid test request");
+            })
+    }
+
+    #[test]
+    fn a_websocket_upgrade_needs_both_headers_on_http_1_1() {
+        let websocket = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ];
+        assert_eq!(
+            asked(&parts(Version::HTTP_11, &websocket)).map(|a| a.protocol),
+            Some(UpgradeProtocol::WebSocket)
+        );
+        assert!(asked(&parts(Version::HTTP_10, &websocket)).is_none());
+        assert!(asked(&parts(Version::HTTP_11, &[("upgrade", "websocket")])).is_none());
+        let h2c = [("connection", "upgrade"), ("upgrade", "h2c")];
+        assert!(asked(&parts(Version::HTTP_11, &h2c)).is_none());
+    }
+}
