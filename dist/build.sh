@@ -55,5 +55,5 @@ echo "$keel"
 
 if [ "$deb" = 1 ]; then
   # The binary and assets above are what goes in: cargo-deb does not build again.
-  cargo deb -p keel --profile dist --no-build
+  cargo deb -p keel --profile dist --no-build --strip
 fi
