@@ -4,7 +4,7 @@
 # `pgo/keel.profdata` passed to rustc as `-Cprofile-use` (pgo/README.md), then the man
 # pages and shell completions generated from that binary.
 #
-#   dist/build.sh          -> target/dist/keel and target/dist/assets/{man,completions}
+#   dist/build.sh          -> target/dist/keel, keel.build-info and assets/{man,completions}
 #   dist/build.sh --deb    -> the same, then target/debian/keel_<version>_<arch>.deb (cargo-deb)
 #
 # The profile is used on x86_64 hosts, where it was recorded; elsewhere, or with
@@ -45,6 +45,13 @@ fi
 RUSTFLAGS=${flags# } cargo build --profile dist --locked -p keel
 
 keel=$out/keel
+# What this binary was built with, for CI (which checks that the profile was passed) and
+# for benchmark notes.
+{
+  echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "rustc: $(rustc -V)"
+  echo "rustflags: ${flags# }"
+} > "$out/keel.build-info"
 rm -rf "$out/assets"
 mkdir -p "$out/assets/man" "$out/assets/completions"
 "$keel" man --out-dir "$out/assets/man"
