@@ -11,13 +11,13 @@
 # misses per request. At 256 connections Keel's per-connection state no longer fits in
 # L2, so the misses, not the instructions, show what a change does there.
 #
-# Needs: nginx, wrk, valgrind, a release build. Ports: backends 18091-18093, Keel 18120.
+# Needs: nginx, wrk, valgrind, the dist build (dist/build.sh; KEEL_BIN picks another). Ports: backends 18091-18093, Keel 18120.
 set -euo pipefail
 duration=${1:-5}
 conns=${2:-16}
 root=$(cd "$(dirname "$0")/.." && pwd)
-keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
-[ -x "$keel" ] || { echo "callgrind.sh: no keel binary at $keel" >&2; exit 1; }
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
+[ -x "$keel" ] || { echo "callgrind.sh: no keel binary at $keel (dist/build.sh)" >&2; exit 1; }
 out=$(mktemp -d /tmp/keel-callgrind.XXXXXX)
 cache_sim=""
 if [ "${CACHE_SIM:-0}" = 1 ]; then cache_sim="--cache-sim=yes --LL=1048576,16,64"; fi

@@ -16,8 +16,8 @@ set -euo pipefail
 threads=${1:?usage: keel-peer.sh THREADS}
 : "${BENCH_LISTEN_PORT:?run me from peers.sh}" "${BENCH_BACKENDS:?}" "${BENCH_DIR:?}"
 root=$(cd "$(dirname "$0")/.." && pwd)
-keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
-[ -x "$keel" ] || { echo "keel-peer.sh: no keel binary at $keel (cargo build --release -p keel)" >&2; exit 1; }
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
+[ -x "$keel" ] || { echo "keel-peer.sh: no keel binary at $keel (dist/build.sh)" >&2; exit 1; }
 config=$BENCH_DIR/keel.toml
 # A fresh store per contestant and start: with a shared one (./keel-state), a second
 # Keel would serve the first one's stored generation 1 instead of this config.

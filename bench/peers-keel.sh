@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
-# Runs the shared loopback reverse-proxy benchmark (peers.sh) with Keel as a contestant
-# next to HAProxy and nginx, and writes the table it prints into BENCHMARKS.md together
-# with the machine, the tool versions, the Keel commit and the exact command.
+# Runs the loopback reverse-proxy benchmark (bench/peers.sh, described in bench/peers.md)
+# with Keel as a contestant next to HAProxy and nginx, and writes the table it prints,
+# with the machine, the tool versions, the Keel commit and the exact command, to
+# bench/runs/DATE-HOST/DATE-peers-PRESET.md (HOST: KEEL_BENCH_HOST, else the CPU family and
+# its L2 per core, e.g. epyc-512k-l2). BENCHMARKS.md's table for that host is then
+# updated by hand from it.
 #
 #   bench/peers-keel.sh stable     # --preset stable: 1 thread, pinned, 30 x 1 s, 64 conns, A/A control
 #   bench/peers-keel.sh survey     # --preset survey: 1 and 2 threads, 64 and 256 conns, 3 x 5 s
 #   bench/peers-keel.sh stable -c "64 256" -r 20    # extra arguments go to peers.sh
 #
-# The release build uses the committed PGO profile (pgo/README.md). With a build in
-# target/pgo (bench/pgo-build.sh, a fresh profile of the same source; KEEL_PGO_BIN
-# overrides the path), that runs next to it as keel-pgo-tN: the gap between the two
-# shows how far the committed profile has gone stale.
+# Keel is the dist build (dist/build.sh: fat LTO and the committed PGO profile,
+# pgo/README.md); KEEL_BIN picks another binary. With a build in target/pgo
+# (bench/pgo-build.sh, a fresh profile of the same source; KEEL_PGO_BIN overrides the
+# path), that runs next to it as keel-pgo-tN: the gap between the two shows how far the
+# committed profile has gone stale.
 #
-# Needs: haproxy, nginx, wrk (apt-get install -y haproxy nginx wrk) and a release build
-# (cargo build --release -p keel; CARGO_TARGET_DIR is honoured). peers.sh bounds every run
-# (it refuses plans over 290 s) and only uses 127.0.0.1. PEERS_SH overrides its path.
+# Needs: haproxy, nginx, wrk (apt-get install -y haproxy nginx wrk) and the dist build
+# (CARGO_TARGET_DIR is honoured). peers.sh bounds every run (it refuses plans over
+# 290 s) and only uses 127.0.0.1. PEERS_SH overrides its path.
 set -euo pipefail
 preset=${1:?usage: peers-keel.sh stable|survey [peers.sh args...]}
 shift
 root=$(cd "$(dirname "$0")/.." && pwd)
-peers=${PEERS_SH:-/work/shared/bench/peers.sh}
-keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+peers=${PEERS_SH:-$root/bench/peers.sh}
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
 [ -x "$peers" ] || { echo "peers-keel.sh: peers.sh not found at $peers (set PEERS_SH)" >&2; exit 2; }
-[ -x "$keel" ] || { echo "peers-keel.sh: no release build at $keel (cargo build --release -p keel)" >&2; exit 2; }
+[ -x "$keel" ] || { echo "peers-keel.sh: no dist build at $keel (dist/build.sh)" >&2; exit 2; }
 export KEEL_BIN=$keel
 
 # The freshly profiled build (bench/pgo-build.sh) runs as a second Keel contestant when it exists.
-pgo=${KEEL_PGO_BIN:-$root/target/pgo/release/keel}
+pgo=${KEEL_PGO_BIN:-$root/target/pgo/dist/keel}
 pgo_commit=$(cat "$(dirname "$pgo")/../COMMIT" 2>/dev/null || echo unknown)
 case "$preset" in
   stable) args=(--preset stable --peer "keel-t1:18110:$root/bench/keel-peer.sh 1")
@@ -93,10 +97,9 @@ ratios() {
 
 section=$outdir/section.md
 {
-  echo "<!-- peers:$preset:begin -->"
   echo "### \`$preset\` preset — $(date -u +%Y-%m-%d)"
   echo
-  echo "Command (from the repository root, release build of commit \`$(git -C "$root" rev-parse --short HEAD)\` with its committed PGO profile$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
+  echo "Command (from the repository root, dist build of commit \`$(git -C "$root" rev-parse --short HEAD)\` with its committed PGO profile$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')$([ ! -x "$pgo" ] || echo "; \`keel-pgo-*\` is the same source built by \`bench/pgo-build.sh\` at \`$pgo_commit\`")):"
   echo
   echo '```'
   echo "bench/peers-keel.sh $preset $*"
@@ -117,18 +120,15 @@ section=$outdir/section.md
   echo '```'
   cat "$outdir/summary.txt"
   echo '```'
-  echo "<!-- peers:$preset:end -->"
 } > "$section"
 
-doc=$root/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Keel benchmarks\n' > "$doc"
-if grep -q "<!-- peers:$preset:begin -->" "$doc"; then
-  awk -v begin="<!-- peers:$preset:begin -->" -v end="<!-- peers:$preset:end -->" -v file="$section" '
-    $0 == begin { while ((getline line < file) > 0) print line; skip = 1; next }
-    $0 == end { skip = 0; next }
-    !skip { print }' "$doc" > "$doc.tmp" && mv "$doc.tmp" "$doc"
-else
-  { echo; cat "$section"; } >> "$doc"
-fi
-echo "peers-keel.sh: wrote the $preset section of $doc (raw data in $outdir)"
+# One directory per day and host, as ripgrep's benchsuite keeps its runs.
+l2=$(tr 'A-Z' 'a-z' < /sys/devices/system/cpu/cpu0/cache/index2/size 2>/dev/null || echo unknown)
+family=$(grep -m1 'model name' /proc/cpuinfo | grep -oiE 'epyc|xeon|ryzen|core|neoverse' | head -1 | tr 'A-Z' 'a-z' || true)
+host=${KEEL_BENCH_HOST:-${family:-cpu}-$l2-l2}
+run_dir=$root/bench/runs/$(date -u +%Y-%m-%d)-$host
+mkdir -p "$run_dir"
+doc=$run_dir/$(date -u +%Y-%m-%d)-peers-$preset.md
+cp "$section" "$doc"
+echo "peers-keel.sh: wrote $doc (raw data in $outdir); update the $host table in BENCHMARKS.md from it"
 exit "$status"

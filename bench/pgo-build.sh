@@ -3,16 +3,18 @@
 # bounded, mixed training load on loopback, and its profile steers the final build's
 # inlining and code layout. Same source, same features; only the machine code differs.
 #
-#   bench/pgo-build.sh            -> target/pgo/release/keel, built with a fresh profile
+#   bench/pgo-build.sh            -> target/pgo/dist/keel, built with a fresh profile
 #                                    (its path is the last line printed)
 #   bench/pgo-build.sh --update   -> the same, and the profile replaces pgo/keel.profdata
 #
-# Every `cargo build --release` already uses the committed profile, pgo/keel.profdata
-# (see pgo/README.md). This script makes a fresh one. Use it to refresh the committed
-# profile after the request path changes, or to see whether the profile has gone stale:
-# bench/peers-keel.sh runs target/pgo next to the release build. Against a release build
-# without a profile, a profile-guided build executes 27 % fewer user-space instructions
-# per proxied request (BENCHMARKS.md, "Fifth pass" and "Tenth pass").
+# The dist build (dist/build.sh) uses the committed profile, pgo/keel.profdata (see
+# pgo/README.md). This script makes a fresh one, with both builds in cargo's `dist`
+# profile so that the symbol names it records are the dist build's. Use it to refresh the
+# committed profile after the request path or a dependency changes, or to see whether the
+# profile has gone stale: bench/peers-keel.sh runs target/pgo next to the dist build.
+# Against a dist build without a profile, a profile-guided build executes 27 % fewer
+# user-space instructions per proxied request (bench/runs/2026-11-26-epyc-1024k-l2/, passes
+# 5 and 10).
 #
 # The training load is not the benchmark's request alone: several routes (host, prefix,
 # regex, header and method conditions), a weighted split, all three balancing
@@ -48,12 +50,12 @@ fi
 
 echo "pgo-build.sh: 1/3 instrumented build ($gen_target)"
 CARGO_TARGET_DIR=$gen_target RUSTFLAGS="-Cprofile-generate=$profiles" \
-  cargo build --release -p keel --quiet
+  cargo build --profile dist -p keel --quiet
 
 . "$root/bench/backends.sh"
 bench_check_ports pgo-build.sh
 bench_start_backends "$work"
-keel=$gen_target/release/keel
+keel=$gen_target/dist/keel
 port=$bench_keel_port
 url=http://127.0.0.1:$port
 
@@ -164,16 +166,17 @@ train_once logged "$work/logged/access.log" 2
 # Only Keel's own profiles: build scripts compiled with the same flags leave theirs too.
 ls "$profiles"/keel-*.profraw >/dev/null 2>&1 || { echo "pgo-build.sh: training wrote no profile" >&2; exit 1; }
 # Sparse: functions the load never ran are left out, not recorded as never run. That
-# keeps the committed file near 1 MB instead of 6.5, and measured no slower (Tenth pass).
+# keeps the committed file near 1 MB instead of 6.5, and measured no slower
+# (bench/runs/2026-11-26-epyc-1024k-l2/2026-11-27-pass10.md).
 "$profdata" merge --sparse -o "$work/keel.profdata" "$profiles"/keel-*.profraw
 
 echo "pgo-build.sh: 3/3 optimised build ($use_target)"
 CARGO_TARGET_DIR=$use_target RUSTFLAGS="-Cprofile-use=$work/keel.profdata" \
-  cargo build --release -p keel --quiet
+  cargo build --profile dist -p keel --quiet
 # What the binary was built from, for bench/peers-keel.sh's report.
 echo "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')" > "$use_target/COMMIT"
-echo "$use_target/release/keel"
+echo "$use_target/dist/keel"
 if [ "$update" = 1 ]; then
   cp "$work/keel.profdata" "$root/pgo/keel.profdata"
-  echo "pgo-build.sh: replaced pgo/keel.profdata; run \`cargo clean --release\` before the next release build" >&2
+  echo "pgo-build.sh: replaced pgo/keel.profdata; the next dist/build.sh rebuilds with it" >&2
 fi

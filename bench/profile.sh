@@ -5,14 +5,14 @@
 #
 #   bench/profile.sh [DURATION] [CONNS]      -> report in /tmp/keel-profile.XXXXXX/
 #
-# Needs: nginx, wrk, perf (linux-perf), a release build (cargo build --release -p keel).
+# Needs: nginx, wrk, perf (linux-perf), the dist build (dist/build.sh; KEEL_BIN picks another).
 # Ports: backends 18091-18093, Keel 18120 (refuses to start if any is taken).
 set -euo pipefail
 duration=${1:-10}
 conns=${2:-64}
 root=$(cd "$(dirname "$0")/.." && pwd)
-keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
-[ -x "$keel" ] || { echo "profile.sh: no keel binary at $keel" >&2; exit 1; }
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
+[ -x "$keel" ] || { echo "profile.sh: no keel binary at $keel (dist/build.sh)" >&2; exit 1; }
 out=$(mktemp -d /tmp/keel-profile.XXXXXX)
 . "$root/bench/backends.sh"
 bench_check_ports profile.sh

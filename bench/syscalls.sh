@@ -7,14 +7,14 @@
 #
 #   bench/syscalls.sh [DURATION] [CONNS]    -> syscalls/request by name, per proxy
 #
-# Needs: nginx, wrk, perf, a release build; haproxy optional. Ports: backends
+# Needs: nginx, wrk, perf, the dist build (dist/build.sh); haproxy optional. Ports: backends
 # 18091-18093, proxies 18120.
 set -euo pipefail
 duration=${1:-5}
 conns=${2:-64}
 root=$(cd "$(dirname "$0")/.." && pwd)
-keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
-[ -x "$keel" ] || { echo "syscalls.sh: no keel binary at $keel" >&2; exit 1; }
+keel=${KEEL_BIN:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
+[ -x "$keel" ] || { echo "syscalls.sh: no keel binary at $keel (dist/build.sh)" >&2; exit 1; }
 out=$(mktemp -d /tmp/keel-syscalls.XXXXXX)
 . "$root/bench/backends.sh"
 bench_check_ports syscalls.sh

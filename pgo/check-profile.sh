@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Checks that the committed profile still names the functions of a release build.
+# Checks that the committed profile still names the functions of the dist build.
 #
-#   bash pgo/check-profile.sh [BINARY]    (default: target/release/keel)
+#   bash pgo/check-profile.sh [BINARY]    (default: target/dist/keel, from dist/build.sh)
 #
 # Why a build can drift from its profile without a warning, and what this check does
 # not see: pgo/README.md. It reads the TOP_FUNCTIONS functions the profile counts most
 # and fails when fewer than MIN_MATCHED_PERCENT of them are symbols of BINARY (a function
 # inlined into every caller leaves no symbol, so a matching build finds about 80 %).
-# Run by .ci/run after the release build.
+# Run by .ci/run after dist/build.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-binary=${1:-${CARGO_TARGET_DIR:-$root/target}/release/keel}
+binary=${1:-${CARGO_TARGET_DIR:-$root/target}/dist/keel}
 profile=$root/pgo/keel.profdata
 # How many of the profile's hottest functions to look up.
 TOP_FUNCTIONS=200
@@ -37,6 +37,6 @@ matched=$(comm -12 "$work/profile" "$work/binary" | wc -l)
 percent=$((matched * 100 / total))
 echo "check-profile.sh: $matched of the profile's $total hottest functions are symbols of $binary ($percent %, at least $MIN_MATCHED_PERCENT % wanted)"
 if [ "$percent" -lt "$MIN_MATCHED_PERCENT" ]; then
-  echo "check-profile.sh: the committed profile no longer matches this build (a dependency, its features or the toolchain changed); run bench/pgo-build.sh --update, then cargo clean --release" >&2
+  echo "check-profile.sh: the committed profile no longer matches this build (a dependency, its features or the toolchain changed); run bench/pgo-build.sh --update" >&2
   exit 1
 fi

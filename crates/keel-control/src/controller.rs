@@ -2,9 +2,12 @@
 //! cache and the lock that serializes applies and rollbacks.
 //!
 //! ```text
-//! apply:    check ─▶ [lock] gate ─▶ listeners ─▶ compile ─▶ persist ─▶ swap ─▶ watch [unlock]
+//! apply:    check ─▶ [lock] listeners ─▶ gate ─▶ compile ─▶ persist ─▶ swap [unlock] ─▶ guard
 //! rollback: [lock] pick from cache ─▶ swap ─▶ persist (a failure is reported, not undone) [unlock]
 //! ```
+//!
+//! The guard (the watch after a full swap, or a canary's steps) runs after the lock is
+//! released, so a watched apply does not hold up status or a rollback (`apply.rs`).
 //!
 //! The data plane is never locked: a request loads the active generation through its
 //! atomic pointer and is served wholly by it. The apply lock only orders control-plane

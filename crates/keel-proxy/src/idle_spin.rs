@@ -8,8 +8,8 @@
 //! and sleep once per trickle too. Waiting a moment lets the next events gather, so the
 //! thread takes them in one batch without having slept, and answers in batches. On
 //! `peers.sh`'s pinned preset (Keel alone on one CPU, wrk and the backends on the other,
-//! 64 connections) a 20 µs spin measured 7.4 % more requests per second (BENCHMARKS.md,
-//! seventh pass): the profile-guided build had been idle 7 % of the time there, sleeping
+//! 64 connections) a 20 µs spin measured 7.4 % more requests per second (seventh pass,
+//! `bench/runs/2026-11-26-epyc-1024k-l2/2026-11-26-pass07.md`): the profile-guided build had been idle 7 % of the time there, sleeping
 //! 0.1 times per request against HAProxy's 0.003.
 //!
 //! The spin is a delay, and it pays only while the peers have other work queued during

@@ -23,6 +23,8 @@ mod deadline;
 mod errors;
 mod events;
 mod forward;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod generation;
 mod handler;
 mod headers;

@@ -26,7 +26,7 @@
 //! cache simulation at 64 client connections, Keel wrote about 3.7 cache lines per
 //! request that had not been touched since the measurement began, against 0.5 for
 //! HAProxy, most of them into hyper's request channels. The switch measured +2.5 % on
-//! `peers.sh`'s `stable` preset (BENCHMARKS.md, sixth pass).
+//! `peers.sh`'s `stable` preset (`bench/runs/2026-11-26-epyc-1024k-l2/2026-11-26-pass06.md`).
 //!
 //! The longest-idle connection sits at the bottom. Each checkin retires it once it has
 //! been idle past its idle limit, or when the stack is full. A checkout skips

@@ -3,6 +3,8 @@
 //! are usage errors. Each run is bounded by the demo's own deadlines (well under a minute
 //! with `--duration 3s`); the test kills a run that outlives [`RUN_DEADLINE`].
 
+#![cfg(feature = "demo")]
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ mod demo;
 mod diff;
 mod history;
 mod mark_bad;
+mod packaging;
 mod playbook;
 mod rollback;
 mod serve;
@@ -77,6 +78,10 @@ pub(crate) enum Command {
     Playbook(playbook::PlaybookArgs),
     /// The game day: a simulated shop behind Keel, shoppers, and March 15 replayed as scenes.
     Demo(demo::DemoArgs),
+    /// Write a shell completion script for bash, zsh or fish on stdout.
+    Completions(packaging::CompletionsArgs),
+    /// Write the man pages (keel.1 and one per command) into a directory.
+    Man(packaging::ManArgs),
 }
 
 /// How a command that prints data prints it: `--format human|json` (`--json` is the same
@@ -204,6 +209,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Timeline(args) => timeline::run(args),
         Command::Playbook(args) => playbook::run(args),
         Command::Demo(args) => demo::run(args, &cli.log),
+        Command::Completions(args) => packaging::completions(args),
+        Command::Man(args) => packaging::man(args),
     }
 }
 
