@@ -10,7 +10,9 @@
 //!
 //! And a change is not applied over another change that is still being watched: the
 //! watch's baseline would be lost. Such an apply is refused unless forced; forced, its
-//! own watch inherits that baseline ([`Controller::inherited_baseline`]).
+//! own watch inherits that baseline ([`Controller::inherited_baseline`]). The exception is
+//! the watch of a rollback to a known-good generation: a fix applied right after the way
+//! out is judged against that known-good generation, as any apply after one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +105,9 @@ impl Controller {
     /// A refusal when another change is still being watched (see the module docs).
     pub(crate) fn watch_in_progress(&self, current: Option<&Arc<Generation>>) -> Option<Refusal> {
         let watched = self.watched_generation()?;
+        if self.watching_known_good(watched) {
+            return None;
+        }
         (current.map(|g| g.id) == Some(watched)).then(|| Refusal {
             stage: Stage::Guard,
             code: None,
@@ -123,10 +128,18 @@ impl Controller {
         current: Option<&Arc<Generation>>,
     ) -> Option<crate::cache::CachedGeneration> {
         let (watched, baseline) = self.watched_pair()?;
-        if current.map(|g| g.id) != Some(watched) {
+        if current.map(|g| g.id) != Some(watched) || self.watching_known_good(watched) {
             return None;
         }
         self.cache().get(baseline).cloned()
+    }
+
+    /// Whether the watched generation is known-good: a rollback to it is being watched.
+    /// A change applied over that watch is judged against it, as after any known-good
+    /// generation, and never against the generation the rollback left: that one is the
+    /// suspect, not the yardstick.
+    fn watching_known_good(&self, watched: keel_store::GenerationId) -> bool {
+        self.cache().get(watched).is_some_and(|c| c.known_good)
     }
 }
 

@@ -50,7 +50,7 @@ fn completions_name_every_command_in_each_shell() {
 #[test]
 fn an_unknown_shell_is_a_usage_error() {
     let out = keel(&["completions", "powershell"]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("bash, zsh, fish"));
 }
 
@@ -89,7 +89,7 @@ fn man_into_an_unwritable_place_fails_with_the_path() {
 #[test]
 fn without_the_demo_feature_demo_says_so() {
     let out = keel(&["demo", "--no-tui"]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("built without the demo"), "{stderr}");
 }
