@@ -20,15 +20,6 @@ const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
 pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Listener> {
     let listeners = named_tables(sink, root, "listeners", "listener", |sink, name, table| {
         table.deny_unknown(sink, &["addr", "backlog", "tls"]);
-        if let Some(tls) = table.get("tls") {
-            sink.push(
-                Diagnostic::error(codes::INVALID_VALUE, "TLS termination is not supported yet")
-                    .at(crate::reader::span_of(tls), "not supported yet")
-                    .with_help(
-                        "terminate TLS in front of Keel for now, and remove the `tls` table",
-                    ),
-            );
-        }
         let addr = table.addr(sink, "addr").or_else(|| {
             if table.get("addr").is_none() {
                 sink.push(
@@ -45,10 +36,12 @@ pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<Strin
         let backlog = table
             .u32(sink, "backlog", d::LISTEN_BACKLOG, 1, d::MAX_LISTEN_BACKLOG)
             .value;
+        let tls = super::certificates::listener_tls(sink, &table);
         Some(Listener {
             name,
             addr,
             backlog,
+            tls,
         })
     });
     if listeners.is_empty() && root.get("listeners").is_none() {
@@ -81,6 +74,7 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
         known_good_after: d::KNOWN_GOOD_AFTER,
         keep_generations: d::KEEP_GENERATIONS,
         promote_steps: d::PROMOTE_STEPS.to_vec(),
+        cert_expiry_warning: d::CERT_EXPIRY_WARNING,
     };
     let Some(table) = root.table(sink, "safety", "[safety]") else {
         return safety;
@@ -93,8 +87,12 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             "known_good_after",
             "keep_generations",
             "promote_steps",
+            "cert_expiry_warning",
         ],
     );
+    safety.cert_expiry_warning = table
+        .duration(sink, "cert_expiry_warning", d::CERT_EXPIRY_WARNING)
+        .value;
     safety.max_shift = table.fraction(sink, "max_shift").unwrap_or(d::MAX_SHIFT);
     safety.watch = table.duration(sink, "watch", d::WATCH).value;
     safety.known_good_after = table
