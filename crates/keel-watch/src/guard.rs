@@ -198,9 +198,9 @@ mod tests {
             max_shift: 0.25,
             watch: Duration::from_secs(30),
             known_good_after: Duration::from_secs(30),
+            keep_generations: 10,
             promote_steps: vec![25, 50, 100],
             cert_expiry_warning: keel_config::defaults::CERT_EXPIRY_WARNING,
-            promote_steps: vec![25, 50, 100],
         }
     }
 
