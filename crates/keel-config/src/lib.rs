@@ -29,4 +29,7 @@ pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
 pub use span::{Located, Span, line_col};
-pub use tls::{Certificate, ListenerTls, TlsVersion, config_dir};
+pub use tls::{
+    Certificate, CertificateFiles, ListenerTls, MAX_CERTIFICATE_FILE_BYTES, TlsVersion, config_dir,
+    read_certificate_files,
+};

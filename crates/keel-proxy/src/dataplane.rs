@@ -98,6 +98,8 @@ pub struct DataPlane {
     pub(crate) options: DataPlaneOptions,
     /// Client connections cut because a response body stopped moving.
     pub(crate) stalled_responses: AtomicU64,
+    /// Handshake counters of every TLS listener served (see [`crate::tls`]).
+    pub(crate) tls_counters: Mutex<Vec<Arc<crate::tls::HandshakeCounters>>>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -125,6 +127,7 @@ impl DataPlane {
             events: broadcast::channel(EVENT_BUFFER).0,
             options,
             stalled_responses: AtomicU64::new(0),
+            tls_counters: Mutex::new(Vec::new()),
         }))
     }
 
@@ -233,6 +236,7 @@ impl DataPlane {
             header: HeaderValue::from(id),
             table,
             pools: pools.into_boxed_slice(),
+            tls: crate::tls::GenerationTls::build(&config),
             config,
             compiled_at: SystemTime::now(),
         }))

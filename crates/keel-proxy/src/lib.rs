@@ -38,6 +38,7 @@ mod sample;
 mod server;
 mod serving;
 pub mod stats;
+pub mod tls;
 mod upstream;
 mod watchdog;
 

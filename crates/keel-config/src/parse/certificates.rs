@@ -30,6 +30,7 @@ pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<St
                 span: table.span,
                 cert: cert?,
                 key: key?,
+                files: None,
             })
         },
     )
