@@ -72,6 +72,8 @@ pub const CONNECT_ROUTE: &str = "K211";
 pub const ADMIN_EXPOSED: &str = "K212";
 /// A certificate expiring within `[safety] cert_expiry_warning`.
 pub const CERT_EXPIRING: &str = "K220";
+/// A certificate that no listener uses.
+pub const CERT_UNUSED: &str = "K221";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";
