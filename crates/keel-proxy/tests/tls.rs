@@ -284,7 +284,7 @@ async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
     assert_eq!(response.version(), http::Version::HTTP_11);
     let counters = proxy.counters();
     assert_eq!(counters.completed(), 2);
-    assert_eq!(counters.h2.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(counters.completed_with("1.3", true), 1);
     assert_eq!(backend.requests(), 2);
 }
 

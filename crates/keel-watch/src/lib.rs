@@ -41,6 +41,7 @@ pub mod guard;
 mod metrics;
 pub mod names;
 mod shape;
+mod tls_metrics;
 mod watcher;
 mod webhook;
 pub mod window;

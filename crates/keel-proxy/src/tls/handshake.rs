@@ -54,12 +54,8 @@ impl HandshakeFailure {
 pub struct HandshakeCounters {
     /// The listener's name.
     pub listener: String,
-    /// Completed with TLS 1.2.
-    pub tls12: AtomicU64,
-    /// Completed with TLS 1.3.
-    pub tls13: AtomicU64,
-    /// Completed and agreed on `h2` by ALPN.
-    pub h2: AtomicU64,
+    /// Completed, by protocol version (1.2, 1.3) and ALPN (`h2`, anything else).
+    completed: [[AtomicU64; 2]; 2],
     /// Failed, by [`HandshakeFailure::ALL`] index.
     failures: [AtomicU64; 4],
 }
@@ -68,16 +64,25 @@ impl HandshakeCounters {
     fn new(listener: &str) -> Self {
         Self {
             listener: listener.to_string(),
-            tls12: AtomicU64::new(0),
-            tls13: AtomicU64::new(0),
-            h2: AtomicU64::new(0),
+            completed: Default::default(),
             failures: Default::default(),
         }
     }
 
     /// Completed handshakes.
     pub fn completed(&self) -> u64 {
-        self.tls12.load(Relaxed) + self.tls13.load(Relaxed)
+        self.completed
+            .iter()
+            .flatten()
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+
+    /// Completed handshakes of one kind: `version` `"1.2"` or `"1.3"`, and whether
+    /// ALPN agreed on `h2`.
+    pub fn completed_with(&self, version: &str, h2: bool) -> u64 {
+        let version = usize::from(version == "1.3");
+        self.completed[version][usize::from(h2)].load(Relaxed)
     }
 
     /// Failed handshakes for `reason`.
@@ -169,14 +174,10 @@ impl DataPlane {
             }
         };
         let session = stream.get_ref().1;
-        match session.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => counters.tls12.fetch_add(1, Relaxed),
-            _ => counters.tls13.fetch_add(1, Relaxed),
-        };
+        let version =
+            usize::from(session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_2));
         let h2 = session.alpn_protocol() == Some(b"h2");
-        if h2 {
-            counters.h2.fetch_add(1, Relaxed);
-        }
+        counters.completed[version][usize::from(h2)].fetch_add(1, Relaxed);
         Some(Established { stream, h2 })
     }
 }
