@@ -70,8 +70,16 @@ pub fn is_hard(code: &str) -> bool {
         )
 }
 
-/// Parses, validates and checks a config read from `file`.
+/// Parses, validates and checks a config read from `file`; certificate files are read
+/// relative to `file`'s directory.
 pub fn load(file: &str, source: &str) -> Loaded {
+    load_in(file, source, &config_dir(file))
+}
+
+/// [`load`] for a config whose relative certificate paths start at `config_dir`
+/// rather than at `file`'s directory: a stored generation (reported as `generation N`)
+/// restored at start, whose certificates sit beside the config file `keel serve` names.
+pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded {
     let parsed = parse(source);
     let mut report = Report::new(file, source);
     let parse_failed = parsed.has_errors();
@@ -93,8 +101,7 @@ pub fn load(file: &str, source: &str) -> Loaded {
     let mut config = parsed.config;
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
-    let mut findings =
-        keel_config::read_certificate_files(&mut config.certificates, &config_dir(file));
+    let mut findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(
