@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use keel_config::{Config, Diagnostic, Report, Severity, codes, parse};
+use keel_config::{Config, Diagnostic, Report, Severity, codes, config_dir, parse};
 use keel_route::RouteTable;
 
 use crate::{intents, lints, route_tests, shadow};
@@ -55,7 +55,8 @@ impl Loaded {
 
 /// True for error codes that make a config impossible to compile or serve: every parse
 /// and type error (`K0xx`), unknown references (K101), empty pools (K103), all-zero
-/// splits (K104) and listener conflicts (K106). Other errors are policy errors.
+/// splits (K104), listener conflicts (K106), and certificates that cannot be served
+/// (unreadable K123, key mismatch K122). Other errors are policy errors.
 pub fn is_hard(code: &str) -> bool {
     code.starts_with("K0")
         || matches!(
@@ -64,11 +65,21 @@ pub fn is_hard(code: &str) -> bool {
                 | codes::EMPTY_POOL
                 | codes::ZERO_SPLIT
                 | codes::LISTENER_CONFLICT
+                | codes::CERT_UNREADABLE
+                | codes::CERT_KEY_MISMATCH
         )
 }
 
-/// Parses, validates and checks a config read from `file`.
+/// Parses, validates and checks a config read from `file`; certificate files are read
+/// relative to `file`'s directory.
 pub fn load(file: &str, source: &str) -> Loaded {
+    load_in(file, source, &config_dir(file))
+}
+
+/// [`load`] for a config whose relative certificate paths start at `config_dir`
+/// rather than at `file`'s directory: a stored generation (reported as `generation N`)
+/// restored at start, whose certificates sit beside the config file `keel serve` names.
+pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded {
     let parsed = parse(source);
     let mut report = Report::new(file, source);
     let parse_failed = parsed.has_errors();
@@ -87,8 +98,11 @@ pub fn load(file: &str, source: &str) -> Loaded {
             servable: None,
         };
     }
-    let config = parsed.config;
-    let mut findings = lints::structural(&config);
+    let mut config = parsed.config;
+    // Certificate files are read once, here: the generation keeps these bytes, so it
+    // serves exactly what was checked (paths are relative to the config file).
+    let mut findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
+    findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(
             Diagnostic::note(

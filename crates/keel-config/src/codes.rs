@@ -39,6 +39,15 @@ pub const MISIDENTIFIED_BACKEND: &str = "K109";
 /// Two services with the same identity: a backend of one passes as the other.
 pub const SHARED_IDENTITY: &str = "K110";
 
+/// A route host on a TLS listener that none of the listener's certificates covers.
+pub const CERT_NOT_COVERING: &str = "K120";
+/// A certificate past its not-after date.
+pub const CERT_EXPIRED: &str = "K121";
+/// A private key that does not belong to its certificate.
+pub const CERT_KEY_MISMATCH: &str = "K122";
+/// A certificate or key file that cannot be read or parsed.
+pub const CERT_UNREADABLE: &str = "K123";
+
 /// A route no request can reach: earlier routes match everything it matches.
 pub const FULLY_SHADOWED: &str = "K201";
 /// Some requests a route matches are taken by an earlier route.
@@ -63,6 +72,10 @@ pub const BACKEND_DOWN: &str = "K210";
 pub const CONNECT_ROUTE: &str = "K211";
 /// The admin API bound to a non-loopback address without TLS.
 pub const ADMIN_EXPOSED: &str = "K212";
+/// A certificate expiring within `[safety] cert_expiry_warning`.
+pub const CERT_EXPIRING: &str = "K220";
+/// A certificate that no listener uses.
+pub const CERT_UNUSED: &str = "K221";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

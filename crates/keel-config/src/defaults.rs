@@ -110,6 +110,10 @@ pub const KNOWN_GOOD_AFTER: Duration = Duration::from_secs(30);
 pub const DRIFT_WINDOW: Duration = Duration::from_secs(3600);
 /// Known-good generations kept compiled in memory for instant rollback (10 generations).
 pub const KEEP_GENERATIONS: u32 = 10;
+/// A certificate expiring within this time is a `keel check` warning (21 days).
+pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(21 * 24 * 3600);
+/// The lowest TLS version a TLS listener accepts when `min_version` is not given ("1.2").
+pub const TLS_MIN_VERSION: &str = "1.2";
 /// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).
 pub const PROMOTE_STEPS: [u32; 3] = [25, 50, 100];
 /// Whether the open tunnels of a rolled-back generation are drained (yes: `"drain"`).

@@ -18,6 +18,7 @@ mod model;
 mod parse;
 mod reader;
 mod span;
+mod tls;
 
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use diff::{ConfigDiff, describe_config, semantic_diff};
@@ -28,3 +29,7 @@ pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
 pub use span::{Located, Span, line_col};
+pub use tls::{
+    Certificate, CertificateFiles, ListenerTls, MAX_CERTIFICATE_FILE_BYTES, TlsVersion, config_dir,
+    read_certificate_files,
+};

@@ -9,12 +9,15 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::span::{Located, Span};
+use crate::tls::{Certificate, ListenerTls};
 
 /// A whole Keel config.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where clients connect, by name, in file order.
     pub listeners: IndexMap<String, Listener>,
+    /// Certificates and their keys, by name, in file order (`[certificates.NAME]`).
+    pub certificates: IndexMap<String, Certificate>,
     /// The admin API.
     pub admin: Admin,
     /// Applications a backend may be, by name.
@@ -58,6 +61,8 @@ pub struct Listener {
     /// Connections the kernel queues for accepting (`listen(2)` backlog), before the
     /// cap of `net.core.somaxconn`.
     pub backlog: u32,
+    /// TLS termination, when the listener has a `tls` table.
+    pub tls: Option<ListenerTls>,
 }
 
 /// The admin API listener.
@@ -404,6 +409,8 @@ pub struct Safety {
     pub rolled_back_tunnels: RolledBackTunnels,
     /// Time drained tunnels get before they are closed.
     pub tunnel_drain: Duration,
+    /// A certificate that expires within this time is a `keel check` warning.
+    pub cert_expiry_warning: Duration,
 }
 
 /// What happens to the open tunnels of a generation that was rolled back

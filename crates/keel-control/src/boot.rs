@@ -31,7 +31,7 @@ use crate::Controller;
 use crate::adopt::Adoption;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::hooks::Hooks;
-use crate::load::load;
+use crate::load::{load, load_in};
 use crate::request::{ApplyOutcome, ApplyRequest};
 use crate::settings::listener_changes;
 
@@ -207,7 +207,17 @@ impl Prepared {
 /// Decides what to serve: the store's active generation, or `config_file` on a first start.
 pub fn prepare(store: &dyn Store, config_file: Option<&Path>) -> Result<Prepared, BootError> {
     if let Some(record) = store.active()? {
-        let loaded = load(&format!("generation {}", record.id), &record.config_text);
+        // Relative certificate paths of the stored config start beside the config file
+        // this start names (else the working directory), as they did when it was applied.
+        let config_dir = config_file.map_or_else(
+            || std::path::PathBuf::from("."),
+            |file| keel_config::config_dir(&file.to_string_lossy()),
+        );
+        let loaded = load_in(
+            &format!("generation {}", record.id),
+            &record.config_text,
+            &config_dir,
+        );
         let Some(config) = loaded.config_ignoring_policy() else {
             return Err(BootError::StoredConfigUnusable {
                 id: record.id,

@@ -7,3 +7,8 @@ pub(crate) use keel_check::Loaded;
 pub(crate) fn load(file: &str, text: &str) -> Loaded {
     keel_check::load(file, text)
 }
+
+/// [`load`] with relative certificate paths starting at `config_dir`.
+pub(crate) fn load_in(file: &str, text: &str, config_dir: &std::path::Path) -> Loaded {
+    keel_check::load_in(file, text, config_dir)
+}

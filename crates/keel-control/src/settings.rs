@@ -21,6 +21,16 @@ pub(crate) fn listener_changes(current: &Config, candidate: &Config) -> Vec<Stri
                 "listener `{name}` moves from {} to {}; {WHY}",
                 old.addr.value, listener.addr.value
             )),
+            // Whether a listener speaks TLS is fixed when it is bound; which
+            // certificates it serves may change with every apply.
+            Some(old) if old.tls.is_some() != listener.tls.is_some() => changes.push(format!(
+                "listener `{name}` {} TLS; {WHY}",
+                if listener.tls.is_some() {
+                    "starts"
+                } else {
+                    "stops"
+                }
+            )),
             Some(_) => {}
         }
     }
@@ -125,6 +135,17 @@ mod tests {
             .insert("api".into(), a.listeners["web"].clone());
         assert!(listener_changes(&a, &added)[0].contains("`api`"));
         assert!(listener_changes(&added, &a)[0].contains("is removed"));
+    }
+
+    #[test]
+    fn a_listener_turning_tls_on_or_off_is_a_listener_change() {
+        let plain = config("127.0.0.1:8080", "127.0.0.1:9901", "");
+        let text = "[listeners.web]\naddr = \"127.0.0.1:8080\"\ntls = { certificates = [\"c\"] }\n\
+                    [certificates.c]\ncert = \"c.pem\"\nkey = \"c.key\"\n";
+        let tls = keel_config::parse(text).config;
+        assert!(listener_changes(&plain, &tls)[0].contains("starts TLS"));
+        assert!(listener_changes(&tls, &plain)[0].contains("stops TLS"));
+        assert!(listener_changes(&tls, &tls).is_empty());
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct DataPlane {
     pub(crate) stalled_responses: AtomicU64,
     /// Generations that have opened tunnels (see [`crate::tunnel`]).
     pub(crate) tunnel_owners: TunnelOwners,
+    /// Handshake counters of every TLS listener served (see [`crate::tls`]).
+    pub(crate) tls_counters: Mutex<Vec<Arc<crate::tls::HandshakeCounters>>>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -129,6 +131,7 @@ impl DataPlane {
             options,
             stalled_responses: AtomicU64::new(0),
             tunnel_owners: TunnelOwners::default(),
+            tls_counters: Mutex::new(Vec::new()),
         }))
     }
 
@@ -244,6 +247,7 @@ impl DataPlane {
             header: HeaderValue::from(id),
             table,
             pools: pools.into_boxed_slice(),
+            tls: crate::tls::GenerationTls::build(&config),
             config,
             compiled_at: SystemTime::now(),
         }))

@@ -31,6 +31,8 @@ pub struct Generation {
     pub tunnels: Tunnels,
     /// When it was compiled.
     pub compiled_at: SystemTime,
+    /// Its TLS listeners' certificates (pinned: built from the bytes read at load).
+    pub tls: crate::tls::GenerationTls,
     pub(crate) routes: Box<[RouteRuntime]>,
     pub(crate) header: HeaderValue,
     pub(crate) matched_headers: Box<[HeaderName]>,

@@ -42,6 +42,7 @@ mod serving;
 pub mod stats;
 pub mod tunnel;
 mod upgrade;
+pub mod tls;
 mod upstream;
 mod watchdog;
 

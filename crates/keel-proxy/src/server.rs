@@ -33,6 +33,7 @@ use crate::dataplane::DataPlane;
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
+use crate::tls::TlsListener;
 use crate::watchdog::{Cut, Exchange, HeadClock, Protocol, WatchLimits, watch};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
@@ -124,7 +125,22 @@ impl DataPlane {
         limits: ListenerLimits,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        self.serve_with(listener, limits, shutdown, None).await
+        self.serve_with(listener, limits, shutdown, None, None)
+            .await
+    }
+
+    /// Like [`DataPlane::serve`], but every connection first completes a TLS handshake
+    /// with the active generation's certificates for `tls` (see [`crate::tls`]); ALPN
+    /// then picks HTTP/2 or HTTP/1.1.
+    pub async fn serve_tls(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        tls: TlsListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.serve_with(listener, limits, shutdown, None, Some(tls))
+            .await
     }
 
     /// Like [`DataPlane::serve`], but each accepted connection runs on the next of
@@ -141,16 +157,43 @@ impl DataPlane {
         shutdown: impl Future<Output = ()> + Send + 'static,
         threads: &ServingThreads,
     ) -> std::io::Result<()> {
+        self.serve_on_with(listener, limits, shutdown, threads, None)
+            .await
+    }
+
+    /// [`DataPlane::serve_on`] for a TLS listener (see [`DataPlane::serve_tls`]).
+    pub async fn serve_tls_on(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        tls: TlsListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        threads: &ServingThreads,
+    ) -> std::io::Result<()> {
+        self.serve_on_with(listener, limits, shutdown, threads, Some(tls))
+            .await
+    }
+
+    async fn serve_on_with(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        threads: &ServingThreads,
+        tls: Option<TlsListener>,
+    ) -> std::io::Result<()> {
         if threads.len() > 1 {
             return self
-                .serve_with(listener, limits, shutdown, Some(threads))
+                .serve_with(listener, limits, shutdown, Some(threads), tls)
                 .await;
         }
         let listener = listener.into_std()?;
         let plane = self.clone();
         let accepting = threads.spawn(async move {
             let listener = TcpListener::from_std(listener)?;
-            plane.serve_with(listener, limits, shutdown, None).await
+            plane
+                .serve_with(listener, limits, shutdown, None, tls)
+                .await
         });
         // Cancelled only when the serving threads stop, which happens after shutdown.
         accepting
@@ -164,6 +207,7 @@ impl DataPlane {
         limits: ListenerLimits,
         shutdown: impl Future<Output = ()>,
         threads: Option<&ServingThreads>,
+        tls: Option<TlsListener>,
     ) -> std::io::Result<()> {
         let builders = Arc::new(Builders::new(&limits));
         let mut live = Connections::default();
@@ -189,11 +233,12 @@ impl DataPlane {
             });
             let plane = self.clone();
             let builders = builders.clone();
+            let tls = tls.clone();
             let (drain, draining) = oneshot::channel();
             let task = match threads {
                 None => tokio::spawn(async move {
                     plane
-                        .serve_connection(stream, conn, &builders, draining)
+                        .serve_connection(stream, conn, &builders, draining, tls)
                         .await;
                 }),
                 Some(threads) => {
@@ -205,7 +250,7 @@ impl DataPlane {
                         match TcpStream::from_std(stream) {
                             Ok(stream) => {
                                 plane
-                                    .serve_connection(stream, conn, &builders, draining)
+                                    .serve_connection(stream, conn, &builders, draining, tls)
                                     .await;
                             }
                             Err(error) => tracing::warn!(%error, "cannot register a connection"),
@@ -226,12 +271,35 @@ impl DataPlane {
         conn: Arc<ConnInfo>,
         builders: &Builders,
         draining: oneshot::Receiver<()>,
+        tls: Option<TlsListener>,
     ) {
+        // TLS: ALPN decides the protocol (no ALPN: HTTP/1.1, as RFC 7301 clients expect).
+        if let Some(tls) = tls {
+            if let Some(established) = self.handshake(stream, &tls).await {
+                self.serve_io(established.stream, established.h2, conn, builders, draining)
+                    .await;
+            }
+            return;
+        }
         let deadline = Instant::now() + builders.header_read_timeout;
         let is_h2 = match tokio::time::timeout_at(deadline, sends_h2_preface(&stream)).await {
             Ok(Ok(is_h2)) => is_h2,
             Ok(Err(_)) | Err(_) => return,
         };
+        self.serve_io(stream, is_h2, conn, builders, draining).await;
+    }
+
+    /// Serves HTTP/1 or HTTP/2 on an established client stream (plain or TLS).
+    async fn serve_io<IO>(
+        self: Arc<Self>,
+        stream: IO,
+        is_h2: bool,
+        conn: Arc<ConnInfo>,
+        builders: &Builders,
+        draining: oneshot::Receiver<()>,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let protocol = if is_h2 {
             Protocol::Http2
         } else {

@@ -41,6 +41,7 @@ pub mod names;
 pub mod plan;
 mod shape;
 mod tunnel_metrics;
+mod tls_metrics;
 mod watcher;
 mod webhook;
 pub mod window;

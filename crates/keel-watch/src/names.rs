@@ -15,6 +15,14 @@ pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
 /// `/proc/net/netstat` (`TcpExt ListenOverflows`; counter, Linux only).
 pub const LISTEN_OVERFLOWS: &str = "keel_listen_overflows";
+/// TLS handshakes completed, by `listener`, `version` (`1.2`, `1.3`) and `alpn` (`h2`,
+/// `http/1.1` for anything else) (counter).
+pub const TLS_HANDSHAKES: &str = "keel_tls_handshakes";
+/// TLS handshakes that failed, by `listener` and `reason` (counter).
+pub const TLS_HANDSHAKE_FAILURES: &str = "keel_tls_handshake_failures";
+/// When each certificate of the primary generation expires, in seconds since the Unix
+/// epoch, by `certificate` (gauge).
+pub const CERTIFICATE_EXPIRY: &str = "keel_certificate_expiry_seconds";
 /// Time to response headers, by `generation` and `route` (histogram, seconds).
 pub const REQUEST_DURATION: &str = "keel_request_duration_seconds";
 /// Backend state as one 0/1 gauge per state, by `pool`, `backend` and `state`.
@@ -49,7 +57,7 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 24] = [
     REQUESTS,
     UNROUTED,
     REFUSED,
@@ -71,4 +79,7 @@ pub const ALL: [&str; 21] = [
     OPEN_BACKEND_TUNNELS,
     TUNNELS,
     TUNNELS_CLOSED,
+    TLS_HANDSHAKES,
+    TLS_HANDSHAKE_FAILURES,
+    CERTIFICATE_EXPIRY,
 ];

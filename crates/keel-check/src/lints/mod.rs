@@ -3,6 +3,7 @@
 //! unit tests; [`structural`] runs them all.
 
 mod admin;
+mod certificates;
 mod listeners;
 mod pools;
 mod references;
@@ -22,6 +23,7 @@ pub(crate) fn structural(config: &Config) -> Vec<Diagnostic> {
     listeners::check(config, &mut out);
     admin::check(config, &mut out);
     routes::check(config, &mut out);
+    certificates::check(config, &mut out);
     out
 }
 

@@ -66,6 +66,9 @@ pub struct ConfigDiff {
     pub services: Vec<ItemChange>,
     /// Listeners.
     pub listeners: Vec<ItemChange>,
+    /// Certificates (their files; what the files hold is compared by the data plane).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<ItemChange>,
     /// Other sections: admin, safety, detectors, server, traffic, access log, alerts,
     /// and the number of route tests and intents.
     pub settings: Vec<FieldChange>,
@@ -78,6 +81,7 @@ impl ConfigDiff {
             && self.pools.is_empty()
             && self.services.is_empty()
             && self.listeners.is_empty()
+            && self.certificates.is_empty()
             && self.settings.is_empty()
     }
 
@@ -160,10 +164,38 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
                 let mut fields = Vec::new();
                 field(&mut fields, "addr", &a.addr.value, &b.addr.value);
                 field(&mut fields, "backlog", &a.backlog, &b.backlog);
+                field(&mut fields, "tls", &describe_tls(a), &describe_tls(b));
+                fields
+            },
+        ),
+        certificates: named(
+            &old.certificates,
+            &new.certificates,
+            |_, c| format!("cert {}, key {}", c.cert.value, c.key.value),
+            |a, b| {
+                let mut fields = Vec::new();
+                field(&mut fields, "cert", &a.cert.value, &b.cert.value);
+                field(&mut fields, "key", &a.key.value, &b.key.value);
                 fields
             },
         ),
         settings: settings(old, new),
+    }
+}
+
+/// A listener's TLS settings in one line (`none` for plain HTTP).
+fn describe_tls(listener: &crate::Listener) -> String {
+    match &listener.tls {
+        None => "none".to_string(),
+        Some(tls) => {
+            let names: Vec<&str> = tls.certificates.iter().map(|c| c.value.as_str()).collect();
+            format!(
+                "certificates [{}], default {}, min_version {}",
+                names.join(", "),
+                tls.default.value,
+                tls.min_version.value.as_str()
+            )
+        }
     }
 }
 
@@ -403,7 +435,8 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             keep_generations,
             promote_steps,
             rolled_back_tunnels,
-            tunnel_drain
+            tunnel_drain,
+            cert_expiry_warning
         ]
     );
     keys!(

@@ -16,6 +16,7 @@ impl ConfigDiff {
         section(&mut out, "pools", &self.pools);
         section(&mut out, "services", &self.services);
         section(&mut out, "listeners", &self.listeners);
+        section(&mut out, "certificates", &self.certificates);
         if !self.settings.is_empty() {
             out.push_str("settings\n");
             for change in &self.settings {
@@ -26,6 +27,7 @@ impl ConfigDiff {
             + self.pools.len()
             + self.services.len()
             + self.listeners.len()
+            + self.certificates.len()
             + self.settings.len();
         let _ = writeln!(out, "{count} change{}", if count == 1 { "" } else { "s" });
         out
@@ -47,6 +49,7 @@ impl ConfigDiff {
             ("pool", &self.pools),
             ("service", &self.services),
             ("listener", &self.listeners),
+            ("certificate", &self.certificates),
         ];
         for (kind, items) in kinds {
             for item in items {

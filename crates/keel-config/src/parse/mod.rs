@@ -8,6 +8,7 @@
 //! default), so one typo never hides the next. Semantic lints (references, shadowing,
 //! tests) are not here: they live in `keel-check`, which calls this first.
 
+mod certificates;
 pub(crate) mod pools;
 pub(crate) mod routes;
 mod sections;
@@ -26,6 +27,7 @@ use crate::span::{Located, Span};
 /// Top-level keys a config may have.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listeners",
+    "certificates",
     "admin",
     "services",
     "pools",
@@ -80,6 +82,7 @@ pub fn parse(source: &str) -> Parsed {
     root.deny_unknown(&mut sink, TOP_LEVEL_KEYS);
 
     let listeners = sections::listeners(&mut sink, &root);
+    let certificates = certificates::certificates(&mut sink, &root);
     let admin = sections::admin(&mut sink, &root);
     let services = pools::services(&mut sink, &root);
     let pools = pools::pools(&mut sink, &root);
@@ -98,6 +101,7 @@ pub fn parse(source: &str) -> Parsed {
     Parsed {
         config: Config {
             listeners,
+            certificates,
             admin: admin.unwrap_or_else(default_admin),
             services,
             pools,

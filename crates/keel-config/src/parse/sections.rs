@@ -21,15 +21,6 @@ const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
 pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Listener> {
     let listeners = named_tables(sink, root, "listeners", "listener", |sink, name, table| {
         table.deny_unknown(sink, &["addr", "backlog", "tls"]);
-        if let Some(tls) = table.get("tls") {
-            sink.push(
-                Diagnostic::error(codes::INVALID_VALUE, "TLS termination is not supported yet")
-                    .at(crate::reader::span_of(tls), "not supported yet")
-                    .with_help(
-                        "terminate TLS in front of Keel for now, and remove the `tls` table",
-                    ),
-            );
-        }
         let addr = table.addr(sink, "addr").or_else(|| {
             if table.get("addr").is_none() {
                 sink.push(
@@ -46,10 +37,12 @@ pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<Strin
         let backlog = table
             .u32(sink, "backlog", d::LISTEN_BACKLOG, 1, d::MAX_LISTEN_BACKLOG)
             .value;
+        let tls = super::certificates::listener_tls(sink, &table);
         Some(Listener {
             name,
             addr,
             backlog,
+            tls,
         })
     });
     if listeners.is_empty() && root.get("listeners").is_none() {
@@ -89,6 +82,7 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             RolledBackTunnels::Keep
         },
         tunnel_drain: d::TUNNEL_DRAIN,
+        cert_expiry_warning: d::CERT_EXPIRY_WARNING,
     };
     let Some(table) = root.table(sink, "safety", "[safety]") else {
         return safety;
@@ -104,9 +98,13 @@ pub(super) fn safety(sink: &mut Sink, root: &Table<'_, '_>) -> Safety {
             "drift_window",
             "rolled_back_tunnels",
             "tunnel_drain",
+            "cert_expiry_warning",
         ],
     );
     safety.drift_window = table.duration(sink, "drift_window", d::DRIFT_WINDOW).value;
+    safety.cert_expiry_warning = table
+        .duration(sink, "cert_expiry_warning", d::CERT_EXPIRY_WARNING)
+        .value;
     safety.max_shift = table.fraction(sink, "max_shift").unwrap_or(d::MAX_SHIFT);
     safety.watch = table.duration(sink, "watch", d::WATCH).value;
     safety.known_good_after = table

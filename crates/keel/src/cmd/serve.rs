@@ -185,8 +185,18 @@ async fn serve(
         let plane = controller.plane().clone();
         let (limits, shutdown) = (limits.clone(), stopped(&stop));
         let serving = serving.clone();
+        // A TLS listener takes the certificates of whichever generation is active
+        // when a client connects (see keel_proxy::tls).
+        let tls = listener.tls.as_ref().map(|_| plane.tls_listener(name));
         tasks.push(tokio::spawn(async move {
-            plane.serve_on(socket, limits, shutdown, &serving).await
+            match tls {
+                Some(tls) => {
+                    plane
+                        .serve_tls_on(socket, limits, tls, shutdown, &serving)
+                        .await
+                }
+                None => plane.serve_on(socket, limits, shutdown, &serving).await,
+            }
         }));
     }
     let background = [

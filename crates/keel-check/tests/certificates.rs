@@ -1,0 +1,170 @@
+//! Certificate lints through the one loader, on files made here with rcgen: unreadable
+//! files point at their config key (`file:line:col`), a foreign key, an expired or
+//! expiring certificate, a route host no certificate covers, and an unused certificate.
+
+use std::path::Path;
+
+use keel_check::load;
+use keel_config::{Diagnostic, Severity, codes};
+
+/// Writes `NAME.pem` / `NAME.key` for `names`, valid in `[from, until)` years.
+fn write(dir: &Path, name: &str, names: &[&str], from: i32, until: i32) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("params");
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(until, 1, 1);
+    let cert = params.self_signed(&key).expect("self-signed");
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("cert");
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("key");
+}
+
+/// A config with listener `https` serving `listed`, certificate tables for `tables`,
+/// a route for `host`, and `extra`; loaded from `dir/keel.toml`.
+fn check(
+    dir: &Path,
+    listed: &[&str],
+    tables: &[&str],
+    host: &str,
+    extra: &str,
+) -> (String, Vec<Diagnostic>) {
+    let quoted: Vec<String> = listed.iter().map(|n| format!("\"{n}\"")).collect();
+    let mut text = format!(
+        "[listeners.https]\naddr = \"127.0.0.1:8443\"\ntls = {{ certificates = [{}], default = \"{}\" }}\n",
+        quoted.join(", "),
+        listed[0]
+    );
+    for name in tables {
+        text.push_str(&format!(
+            "[certificates.{name}]\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[services.web]\nidentity = {{ header = \"x-service\", equals = \"web\" }}\n\
+         [pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\nhealth = {{ path = \"/healthz\" }}\n\
+         [[routes]]\nname = \"shop\"\nhost = \"{host}\"\nservice = \"web\"\npool = \"web\"\n\
+         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n{extra}"
+    ));
+    let file = dir.join("keel.toml");
+    let loaded = load(&file.to_string_lossy(), &text);
+    (loaded.report.render_human(), loaded.report.diagnostics)
+}
+
+fn find<'a>(findings: &'a [Diagnostic], code: &str) -> Option<&'a Diagnostic> {
+    findings.iter().find(|d| d.code == code)
+}
+
+#[test]
+fn a_good_certificate_for_the_route_host_has_no_finding() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    let tls_findings: Vec<&Diagnostic> = findings
+        .iter()
+        .filter(|d| d.code.starts_with("K12") || d.code.starts_with("K22"))
+        .collect();
+    assert!(tls_findings.is_empty(), "{text}");
+}
+
+#[test]
+fn k123_an_unreadable_file_points_at_its_config_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    let finding = find(&findings, codes::CERT_UNREADABLE).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(finding.severity, Severity::Error);
+    // `cert = "shop.pem"` is on line 5 of the file; the value starts at column 8.
+    assert!(text.contains("keel.toml:5:8"), "{text}");
+    assert!(keel_check::is_hard(codes::CERT_UNREADABLE));
+}
+
+#[test]
+fn k123_a_file_that_is_not_pem_is_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    std::fs::write(dir.path().join("shop.pem"), "not a certificate\n").expect("write");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    let finding = find(&findings, codes::CERT_UNREADABLE).unwrap_or_else(|| panic!("{text}"));
+    assert!(finding.message.contains("no PEM"), "{text}");
+}
+
+#[test]
+fn k122_a_key_of_another_certificate_is_an_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    write(dir.path(), "other", &["other.example.com"], 2020, 2090);
+    std::fs::copy(dir.path().join("other.key"), dir.path().join("shop.key")).expect("copy");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    let finding = find(&findings, codes::CERT_KEY_MISMATCH).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(finding.severity, Severity::Error);
+    // The finding points at the key's line, and the key bytes never appear.
+    assert!(text.contains("keel.toml:6:7"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+}
+
+#[test]
+fn k121_an_expired_certificate_is_an_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2021);
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    let finding = find(&findings, codes::CERT_EXPIRED).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(finding.severity, Severity::Error);
+    assert!(finding.message.contains("expired"), "{text}");
+}
+
+#[test]
+fn k220_a_certificate_expiring_within_the_warning_window_is_a_warning() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    // Far from expiry with the default window: no warning.
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", "");
+    assert!(find(&findings, codes::CERT_EXPIRING).is_none(), "{text}");
+    // A window of a century reaches 2090.
+    let wide = "[safety]\ncert_expiry_warning = \"900000h\"\n";
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", wide);
+    let finding = find(&findings, codes::CERT_EXPIRING).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(finding.severity, Severity::Warning);
+}
+
+#[test]
+fn k120_a_route_host_no_certificate_of_the_listener_covers_is_an_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    write(dir.path(), "wild", &["*.example.org"], 2020, 2090);
+    let listed = ["shop", "wild"];
+    for covered in ["shop.example.com", "api.example.org", "*.example.org"] {
+        let (text, findings) = check(dir.path(), &listed, &listed, covered, "");
+        assert!(
+            find(&findings, codes::CERT_NOT_COVERING).is_none(),
+            "{covered}: {text}"
+        );
+    }
+    for uncovered in ["api.example.com", "a.b.example.org", "*.example.com"] {
+        let (text, findings) = check(dir.path(), &listed, &listed, uncovered, "");
+        let finding = find(&findings, codes::CERT_NOT_COVERING)
+            .unwrap_or_else(|| panic!("{uncovered}: {text}"));
+        assert_eq!(finding.severity, Severity::Error);
+        assert!(finding.message.contains(uncovered), "{text}");
+    }
+}
+
+#[test]
+fn k101_and_k221_unknown_and_unused_certificates() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    write(dir.path(), "spare", &["spare.example.com"], 2020, 2090);
+    let (text, findings) = check(
+        dir.path(),
+        &["shpo"],
+        &["shop", "spare"],
+        "shop.example.com",
+        "",
+    );
+    let unknown = find(&findings, codes::UNKNOWN_REFERENCE).unwrap_or_else(|| panic!("{text}"));
+    assert!(unknown.message.contains("did you mean `shop`"), "{text}");
+    let unused: Vec<&Diagnostic> = findings
+        .iter()
+        .filter(|d| d.code == codes::CERT_UNUSED)
+        .collect();
+    assert_eq!(unused.len(), 2, "{text}");
+}

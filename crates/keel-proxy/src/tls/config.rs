@@ -1,0 +1,104 @@
+//! The TLS side of one generation: a rustls `ServerConfig` per TLS listener, built
+//! from the certificate bytes the generation's config carries (read at load time), so
+//! a generation serves the certificates it was checked with, and a rollback to it
+//! serves them again whatever the files on disk hold now.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keel_config::{Config, TlsVersion};
+use rustls::ServerConfig;
+
+use super::material::{LeafSummary, MaterialError, ServableCertificate, provider, servable};
+use super::resolver::SniResolver;
+
+/// ALPN protocols offered, in order of preference: HTTP/2, then HTTP/1.1.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// A generation's TLS listeners and certificates.
+#[derive(Debug, Default)]
+pub struct GenerationTls {
+    /// Server config per TLS listener name; absent when a certificate could not be
+    /// built (the loader refuses such configs, so this is a defence only).
+    listeners: HashMap<String, Arc<ServerConfig>>,
+    /// Every certificate's leaf facts, by certificate name, in config order.
+    certificates: Vec<(String, LeafSummary)>,
+    /// Certificates that could not be built, with the reason.
+    failures: Vec<(String, MaterialError)>,
+}
+
+impl GenerationTls {
+    /// Builds the server configs of every TLS listener of `config`.
+    pub fn build(config: &Config) -> Self {
+        let mut built: HashMap<&str, ServableCertificate> = HashMap::new();
+        let mut out = Self::default();
+        for (name, certificate) in &config.certificates {
+            let Some(files) = &certificate.files else {
+                continue;
+            };
+            match servable(files) {
+                Ok(ready) => {
+                    out.certificates.push((name.clone(), ready.leaf.clone()));
+                    built.insert(name.as_str(), ready);
+                }
+                Err(error) => {
+                    tracing::error!(certificate = %name, %error, "certificate cannot be served");
+                    out.failures.push((name.clone(), error));
+                }
+            }
+        }
+        for (name, listener) in &config.listeners {
+            let Some(tls) = &listener.tls else { continue };
+            let chosen: Option<Vec<&ServableCertificate>> = tls
+                .certificates
+                .iter()
+                .map(|c| built.get(c.value.as_str()))
+                .collect();
+            let (Some(chosen), Some(default)) = (chosen, built.get(tls.default.value.as_str()))
+            else {
+                tracing::error!(listener = %name, "a certificate of this TLS listener is not servable: its handshakes fail");
+                continue;
+            };
+            match server_config(SniResolver::new(&chosen, default), tls.min_version.value) {
+                Ok(server) => {
+                    out.listeners.insert(name.clone(), server);
+                }
+                Err(error) => {
+                    tracing::error!(listener = %name, %error, "cannot build the TLS listener");
+                }
+            }
+        }
+        out
+    }
+
+    /// The server config of TLS listener `name`.
+    pub fn listener(&self, name: &str) -> Option<&Arc<ServerConfig>> {
+        self.listeners.get(name)
+    }
+
+    /// Every servable certificate's leaf facts, by name.
+    pub fn certificates(&self) -> &[(String, LeafSummary)] {
+        &self.certificates
+    }
+
+    /// Certificates that could not be built.
+    pub fn failures(&self) -> &[(String, MaterialError)] {
+        &self.failures
+    }
+}
+
+fn server_config(
+    resolver: SniResolver,
+    min_version: TlsVersion,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut server = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    server.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(server))
+}

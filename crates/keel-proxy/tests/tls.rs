@@ -1,0 +1,411 @@
+//! TLS termination through real sockets: certificates made here with rcgen, served by
+//! the data plane, and reached by a rustls client and by curl. SNI picks exact, then
+//! wildcard, then the default; ALPN agrees on h2 or http/1.1; `min_version` holds; and
+//! a generation serves the certificate bytes it was loaded with, so activating an
+//! older generation brings its certificate back while the file on disk says otherwise.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_proxy::tls::HandshakeFailure;
+use keel_proxy::{DataPlane, DataPlaneOptions, Generation, ListenerLimits};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use support::{TestBackend, WAIT};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+
+/// A self-signed certificate for `names`, written as `NAME.pem` and `NAME.key` in `dir`.
+fn write_certificate(dir: &Path, name: &str, names: &[&str]) -> Vec<u8> {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names).expect("rcgen");
+    std::fs::write(dir.join(format!("{name}.pem")), made.cert.pem()).expect("write cert");
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        made.signing_key.serialize_pem(),
+    )
+    .expect("write key");
+    made.cert.der().to_vec()
+}
+
+/// A config serving listener `https` with `tls`, certificates `names` (files in `dir`),
+/// and one pool to `backend`; certificate files read as the loader reads them.
+fn tls_config(dir: &Path, tls: &str, names: &[&str], backend: SocketAddr) -> keel_config::Config {
+    let mut text = format!("[listeners.https]\naddr = \"127.0.0.1:1\"\ntls = {tls}\n");
+    for name in names {
+        text.push_str(&format!(
+            "[certificates.{name}]\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[services.web]\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\
+         [[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\n"
+    ));
+    let mut config = support::config(&text);
+    let findings = keel_config::read_certificate_files(&mut config.certificates, dir);
+    assert!(findings.is_empty(), "{findings:#?}");
+    config
+}
+
+struct TlsProxy {
+    addr: SocketAddr,
+    plane: Arc<DataPlane>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TlsProxy {
+    async fn start(config: keel_config::Config) -> (Self, Arc<Generation>) {
+        let config = Arc::new(config);
+        let plane = DataPlane::new(DataPlaneOptions::from_config(&config)).expect("plane");
+        let generation = plane.compile(1, config.clone()).expect("compile");
+        plane.activate(generation.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = ListenerLimits::from_server(&config.server);
+        let tls = plane.tls_listener("https");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = plane.clone();
+        tokio::spawn(async move {
+            serving
+                .serve_tls(listener, limits, tls, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        (
+            Self {
+                addr,
+                plane,
+                _stop: stop,
+            },
+            generation,
+        )
+    }
+
+    fn counters(&self) -> Arc<keel_proxy::tls::HandshakeCounters> {
+        self.plane
+            .tls_counters()
+            .into_iter()
+            .find(|c| c.listener == "https")
+            .expect("counters")
+    }
+}
+
+/// Accepts any server certificate (signatures still checked), so a test can see which
+/// one the server chose even when it does not cover the name asked for.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[allow(deprecated)]
+fn client_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client config accepting any certificate, with `alpn` and `versions`.
+fn client(alpn: &[&[u8]], versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+    let provider = client_provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Handshakes as `server_name` (an IP address sends no SNI) and returns the stream and
+/// the leaf certificate the server presented.
+async fn connect(
+    addr: SocketAddr,
+    server_name: &str,
+    connector: &TlsConnector,
+) -> std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, Vec<u8>)> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(server_name.to_string()).expect("server name");
+    let stream = connector.connect(name, tcp).await?;
+    let leaf = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("certificates")[0]
+        .to_vec();
+    Ok((stream, leaf))
+}
+
+#[tokio::test]
+async fn sni_picks_the_exact_name_then_the_wildcard_then_the_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let wild = write_certificate(dir.path(), "wild", &["*.example.com"]);
+    let fallback = write_certificate(dir.path(), "fallback", &["fallback.example.net"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(
+        dir.path(),
+        r#"{ certificates = ["shop", "wild", "fallback"], default = "fallback" }"#,
+        &["shop", "wild", "fallback"],
+        backend.addr,
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+    let any = client(&[b"http/1.1"], BOTH);
+    let cases = [
+        ("shop.example.com", &shop, "exact name"),
+        ("SHOP.example.com", &shop, "exact name in another case"),
+        ("api.example.com", &wild, "wildcard"),
+        (
+            "a.b.example.com",
+            &fallback,
+            "wildcard covers one label only",
+        ),
+        ("other.example.org", &fallback, "no certificate covers it"),
+        ("127.0.0.1", &fallback, "no SNI at all"),
+    ];
+    for (name, expected, why) in cases {
+        let (_, leaf) = connect(proxy.addr, name, &any).await.expect(why);
+        assert!(&leaf == expected, "{name} ({why}): wrong certificate");
+    }
+    let counters = proxy.counters();
+    support::eventually(WAIT, "every handshake is counted", || {
+        let counters = counters.clone();
+        async move { counters.completed() == cases.len() as u64 }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(
+        dir.path(),
+        r#"{ certificates = ["shop"] }"#,
+        &["shop"],
+        backend.addr,
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+
+    let (stream, _) = connect(
+        proxy.addr,
+        "shop.example.com",
+        &client(&[b"h2", b"http/1.1"], BOTH),
+    )
+    .await
+    .expect("h2 handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 client");
+    tokio::spawn(connection);
+    let request = Request::get("https://shop.example.com/x")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("h2 response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(body, "web");
+
+    // No ALPN at all: HTTP/1.1.
+    let (stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
+        .await
+        .expect("h1 handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), None);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("h1 client");
+    tokio::spawn(connection);
+    let request = Request::get("/y")
+        .header("host", "shop.example.com")
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("h1 response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    let counters = proxy.counters();
+    assert_eq!(counters.completed(), 2);
+    assert_eq!(counters.completed_with("1.3", true), 1);
+    assert_eq!(backend.requests(), 2);
+}
+
+#[tokio::test]
+async fn curl_verifies_the_certificate_and_speaks_h2_and_http1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(
+        dir.path(),
+        r#"{ certificates = ["shop"] }"#,
+        &["shop"],
+        backend.addr,
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+    let port = proxy.addr.port();
+    let cacert = dir.path().join("shop.pem");
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let output = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", flag, "--cacert"])
+            .arg(&cacert)
+            .arg("--resolve")
+            .arg(format!("shop.example.com:{port}:127.0.0.1"))
+            .args(["-w", "\n%{http_code} %{http_version}"])
+            .arg(format!("https://shop.example.com:{port}/"))
+            .output()
+            .await
+            .expect("run curl");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "curl {flag}: {out} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(out, format!("web\n200 {version}"), "curl {flag}");
+    }
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_a_tls_1_2_client_and_counts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(
+        dir.path(),
+        r#"{ certificates = ["shop"], min_version = "1.3" }"#,
+        &["shop"],
+        backend.addr,
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+    let old = client(&[], &[&rustls::version::TLS12]);
+    assert!(connect(proxy.addr, "shop.example.com", &old).await.is_err());
+    let (stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
+        .await
+        .expect("TLS 1.3 handshake");
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let counters = proxy.counters();
+    support::eventually(WAIT, "one refused and one completed handshake", || {
+        let counters = counters.clone();
+        async move { counters.failed(HandshakeFailure::Protocol) == 1 && counters.completed() == 1 }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_older_generation_serves_its_own_certificate_after_the_file_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let tls = r#"{ certificates = ["shop"] }"#;
+    let config = tls_config(dir.path(), tls, &["shop"], backend.addr);
+    let (proxy, generation_1) = TlsProxy::start(config).await;
+    let any = client(&[], BOTH);
+
+    // The file is replaced and applied as generation 2.
+    let second = write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    assert_ne!(first, second);
+    let config_2 = Arc::new(tls_config(dir.path(), tls, &["shop"], backend.addr));
+    let generation_2 = proxy.plane.compile(2, config_2).expect("compile 2");
+    proxy.plane.activate(generation_2);
+    let (_, leaf) = connect(proxy.addr, "shop.example.com", &any)
+        .await
+        .expect("after apply");
+    assert!(leaf == second, "generation 2 serves the new certificate");
+
+    // Rolling back to generation 1 serves the first certificate again, though the file
+    // on disk now holds the second.
+    proxy.plane.activate(generation_1);
+    let (_, leaf) = connect(proxy.addr, "shop.example.com", &any)
+        .await
+        .expect("after rollback");
+    assert!(
+        leaf == first,
+        "generation 1 serves the certificate it was loaded with"
+    );
+}
+
+#[tokio::test]
+async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(
+        dir.path(),
+        r#"{ certificates = ["shop"] }"#,
+        &["shop"],
+        backend.addr,
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+    let (reply, closed) =
+        support::raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert!(closed, "the connection is closed");
+    assert!(!reply.contains("HTTP/1.1"), "{reply}");
+    let counters = proxy.counters();
+    support::eventually(WAIT, "the plain-text client is counted", || {
+        let counters = counters.clone();
+        async move { counters.failed(HandshakeFailure::Protocol) == 1 }
+    })
+    .await;
+    assert_eq!(backend.requests(), 0);
+}
