@@ -33,6 +33,7 @@ mod apply_steps;
 pub mod boot;
 mod cache;
 pub mod client;
+pub mod console;
 mod controller;
 pub mod descriptors;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).

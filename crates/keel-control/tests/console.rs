@@ -1,0 +1,348 @@
+//! The console (`/ui`) through the admin router with `oneshot` (no socket): sign-in,
+//! sessions, CSRF, the read-only token, the Now page, its event stream, and a rollback
+//! from the Changes page that moves what `GET /status` reports.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use keel_control::admin::{AdminState, AdminToken, router};
+use keel_control::{ApplyRequest, ApplyStatus, Controller, Hooks};
+use keel_store::MemoryStore;
+use tower::ServiceExt;
+
+const TOKEN: &str = "s3cret-token";
+const READ_TOKEN: &str = "wall-token";
+
+/// A controller serving generation 2 (generation 1 known-good and kept in memory),
+/// with `[admin] read_token`, and one console router (sessions live in it).
+async fn console() -> (Router, Controller) {
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    for (port, message) in [(9001, "first"), (9002, "second")] {
+        let config = support::config(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "[safety]\nknown_good_after = \"0s\"",
+        )
+        .replace(
+            "[admin]\n",
+            &format!("[admin]\nread_token = \"{READ_TOKEN}\"\n"),
+        );
+        let outcome = controller
+            .apply(ApplyRequest {
+                config_text: config,
+                author: "alice".into(),
+                message: message.into(),
+                ..ApplyRequest::default()
+            })
+            .await
+            .expect("apply");
+        assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:?}");
+    }
+    let state = AdminState {
+        controller: controller.clone(),
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    };
+    (router(state), controller)
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn send(
+    router: &Router,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let body = match form {
+        Some(form) => {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Body::from(form.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Signs in with `token`: the `Cookie` header value and the page's CSRF token.
+async fn sign_in(router: &Router, token: &str) -> (String, String) {
+    let answer = send(
+        router,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&format!("token={token}")),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let set_cookie = answer
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_string();
+    let page = send(router, "GET", "/ui/now", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page
+        .body
+        .split(r#"<meta name="csrf" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_string();
+    (cookie, csrf)
+}
+
+fn serving(controller: &Controller) -> Option<u64> {
+    controller.status().active.map(|a| a.id)
+}
+
+fn is_sign_in_form(body: &str) -> bool {
+    body.contains(r#"action="/ui/login""#) && !body.contains("gen-id")
+}
+
+#[tokio::test]
+async fn without_a_session_every_page_is_the_sign_in_form() {
+    let (router, controller) = console().await;
+    for path in ["/ui", "/ui/now", "/ui/changes", "/ui/changes/1/rollback"] {
+        let answer = send(&router, "GET", path, None, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(is_sign_in_form(&answer.body), "{path}: {}", answer.body);
+        let forged = send(&router, "GET", path, Some("keel_console=guessed"), None).await;
+        assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let events = send(&router, "GET", "/ui/events", None, None).await;
+    assert_eq!(events.status, StatusCode::UNAUTHORIZED);
+    let post = send(
+        &router,
+        "POST",
+        "/ui/changes/1/rollback",
+        None,
+        Some("csrf=x"),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(serving(&controller), Some(2));
+    // The assets hold no data and load without a session.
+    let script = send(&router, "GET", "/ui/assets/console.js", None, None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("EventSource"));
+}
+
+#[tokio::test]
+async fn sign_in_is_refused_with_a_wrong_token() {
+    let (router, _) = console().await;
+    for wrong in ["wrong", "s3cret-tokeN", "", "wall-token2"] {
+        let answer = send(
+            &router,
+            "POST",
+            "/ui/login",
+            None,
+            Some(&format!("token={wrong}")),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{wrong:?}");
+        assert!(answer.headers.get(header::SET_COOKIE).is_none());
+        assert!(answer.body.contains("wrong token"));
+        assert!(is_sign_in_form(&answer.body));
+    }
+    let malformed = send(&router, "POST", "/ui/login", None, Some("password=x")).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_signed_in_page_shows_the_generation_and_its_history() {
+    let (router, _) = console().await;
+    let (cookie, _) = sign_in(&router, TOKEN).await;
+    let now = send(&router, "GET", "/ui/now", Some(&cookie), None).await;
+    assert!(
+        now.body
+            .contains(r#"Generation <strong class="gen-id">2</strong> serves since"#),
+        "{}",
+        now.body
+    );
+    assert!(now.body.contains("“second”"));
+    assert!(now.body.contains("signed in: operator"));
+    assert_eq!(
+        now.headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+    let changes = send(&router, "GET", "/ui/changes", Some(&cookie), None).await;
+    assert_eq!(changes.status, StatusCode::OK);
+    assert!(
+        changes.body.contains(r#"href="/ui/changes/1/rollback""#),
+        "{}",
+        changes.body
+    );
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_serving_generation() {
+    let (router, _) = console().await;
+    let (cookie, _) = sign_in(&router, TOKEN).await;
+    let request = Request::get("/ui/events")
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.as_bytes()),
+        Some(&b"text/event-stream"[..])
+    );
+    let mut body = response.into_body();
+    let frame = body.frame().await.expect("a first event").expect("frame");
+    let text = String::from_utf8_lossy(frame.data_ref().expect("data")).into_owned();
+    let data = text
+        .strip_prefix("event: now\ndata: ")
+        .and_then(|rest| rest.strip_suffix("\n\n"))
+        .expect("one `now` event");
+    let value: serde_json::Value = serde_json::from_str(data).expect("JSON");
+    assert_eq!(value["generation"]["id"], 2);
+    assert_eq!(value["routes_total"], 1);
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let (router, controller) = console().await;
+    let (cookie, csrf) = sign_in(&router, TOKEN).await;
+    let path = "/ui/changes/1/rollback";
+    let missing = send(&router, "POST", path, Some(&cookie), Some("reason=x")).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.body.contains("CSRF"));
+    let wrong = send(&router, "POST", path, Some(&cookie), Some("csrf=0000")).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let logout = send(&router, "POST", "/ui/logout", Some(&cookie), None).await;
+    assert_eq!(logout.status, StatusCode::FORBIDDEN);
+    assert_eq!(serving(&controller), Some(2));
+
+    // The confirmation shows the dry run and why generation 1 is distrusted (it never
+    // served long enough here: no known-good runner ticks in this test), and changes
+    // nothing; the confirmed POST needs the ticked box, then rolls back.
+    let confirm = send(&router, "GET", path, Some(&cookie), None).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.body.contains("Roll back from generation 2 to 1?"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("Generation 1 is not known-good"));
+    assert!(confirm.body.contains("it never became known-good"));
+    assert!(confirm.body.contains(r#"name="force""#));
+    assert!(confirm.body.contains(r#"id="confirm-rollback""#));
+    assert_eq!(serving(&controller), Some(2));
+    let form = format!("csrf={csrf}&author=bob&reason=checkout+errors");
+    let unforced = send(&router, "POST", path, Some(&cookie), Some(&form)).await;
+    assert_eq!(unforced.status, StatusCode::CONFLICT);
+    assert!(unforced.body.contains("not known-good"));
+    assert_eq!(serving(&controller), Some(2));
+    let done = send(
+        &router,
+        "POST",
+        path,
+        Some(&cookie),
+        Some(&format!("{form}&force=yes")),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body
+            .contains(r#"generation <span class="gen-id">1</span> serves now"#)
+    );
+    assert_eq!(serving(&controller), Some(1));
+}
+
+#[tokio::test]
+async fn the_read_only_session_cannot_roll_back() {
+    let (router, controller) = console().await;
+    let (cookie, csrf) = sign_in(&router, READ_TOKEN).await;
+    let now = send(&router, "GET", "/ui/now", Some(&cookie), None).await;
+    assert!(now.body.contains("signed in: read-only"));
+    assert!(now.body.contains(r#"class="gen-id">2<"#));
+    let confirm = send(
+        &router,
+        "GET",
+        "/ui/changes/1/rollback",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(!confirm.body.contains("confirm-rollback"));
+    assert!(confirm.body.contains("read-only session"));
+    let post = send(
+        &router,
+        "POST",
+        "/ui/changes/1/rollback",
+        Some(&cookie),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    assert!(post.body.contains("read-only"));
+    assert_eq!(serving(&controller), Some(2));
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let (router, _) = console().await;
+    let (cookie, csrf) = sign_in(&router, TOKEN).await;
+    let out = send(
+        &router,
+        "POST",
+        "/ui/logout",
+        Some(&cookie),
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        out.headers
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("Max-Age=0"))
+    );
+    let after = send(&router, "GET", "/ui/now", Some(&cookie), None).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert!(is_sign_in_form(&after.body));
+}
