@@ -346,3 +346,41 @@ async fn signing_out_ends_the_session() {
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert!(is_sign_in_form(&after.body));
 }
+
+#[tokio::test]
+async fn the_timeline_shows_the_changes_and_downloads_as_markdown() {
+    let (router, _) = console().await;
+    let signed_out = send(&router, "GET", "/ui/timeline.md", None, None).await;
+    assert_eq!(signed_out.status, StatusCode::UNAUTHORIZED);
+    let (cookie, _) = sign_in(&router, READ_TOKEN).await;
+    let page = send(&router, "GET", "/ui/timeline?since=1h", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("second"), "{}", page.body);
+    let download = send(
+        &router,
+        "GET",
+        "/ui/timeline.md?since=1h",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert!(
+        download
+            .headers
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attachment"))
+    );
+    assert!(download.body.starts_with('#'), "{}", download.body);
+    assert!(download.body.contains("second"));
+    let bad = send(
+        &router,
+        "GET",
+        "/ui/timeline?since=last+tuesday",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -16,6 +16,8 @@
 //! | `GET /ui/changes` | yes | generation history |
 //! | `GET /ui/changes/{id}/rollback` | yes | the rollback's dry run: blast radius, distrust, confirm form |
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
+//! | `GET /ui/timeline?since=..` | yes | the store's events since then (`keel timeline`) |
+//! | `GET /ui/timeline.md?since=..` | yes | the same post-mortem draft as a Markdown download |
 //! | `GET /ui/assets/*` | no | the script and stylesheet |
 //!
 //! Sessions: see [`session`]. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/ui`;
@@ -28,6 +30,7 @@ mod live;
 mod now;
 pub mod session;
 mod snapshot;
+mod timeline;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -48,6 +51,7 @@ pub use changes::CONSOLE_ORIGIN;
 pub use live::{LIVE_INTERVAL, MAX_LIVE_STREAMS};
 pub use session::{CONSOLE_SESSION_LIFETIME, MAX_CONSOLE_SESSIONS};
 pub use snapshot::{MAX_LIVE_HOSTS, MAX_LIVE_ROUTES};
+pub use timeline::DEFAULT_TIMELINE_SINCE;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keel_console";
@@ -100,6 +104,8 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
             "/ui/changes/{id}/rollback",
             get(changes::confirm).post(changes::rollback),
         )
+        .route("/ui/timeline", get(timeline::page))
+        .route("/ui/timeline.md", get(timeline::download))
         .route("/ui/assets/console.js", get(html::script))
         .route("/ui/assets/console.css", get(html::stylesheet))
         .layer(DefaultBodyLimit::max(MAX_SMALL_BODY_BYTES))
