@@ -384,3 +384,29 @@ async fn the_timeline_shows_the_changes_and_downloads_as_markdown() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_topology_names_each_backend_state_in_words() {
+    let (router, controller) = console().await;
+    let (cookie, _) = sign_in(&router, READ_TOKEN).await;
+    let page = send(&router, "GET", "/ui/topology", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let health = controller.status().health;
+    assert!(!health.pools.is_empty());
+    for pool in &health.pools {
+        assert!(
+            page.body
+                .contains(&format!("pool <strong>{}</strong>", pool.name))
+        );
+        for backend in &pool.backends {
+            assert!(
+                page.body.contains(&format!(
+                    "<strong>{}</strong> {} —",
+                    backend.state, backend.addr
+                )),
+                "{}",
+                page.body
+            );
+        }
+    }
+}

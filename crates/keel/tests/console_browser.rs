@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 const TOKEN: &str = "browser-test-token";
 /// Environment variable naming the chromedriver binary (default: `chromedriver` on PATH).
 const CHROMEDRIVER_ENV: &str = "KEEL_CHROMEDRIVER";
+/// Requests sent through the proxy between two looks at the share chart.
+const LOAD_PER_CHECK: usize = 5;
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -61,7 +63,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 }
 
 /// `keel serve` on free loopback ports, serving generation 2 with generation 1 kept.
-async fn serve(dir: &Path) -> (Process, String, AdminClient) {
+async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
     let first = Backend::new("first").anonymous().start().await;
     let second = Backend::new("second").anonymous().start().await;
     let (proxy, admin) = (free_addr(), free_addr());
@@ -95,7 +97,7 @@ async fn serve(dir: &Path) -> (Process, String, AdminClient) {
         .await
         .expect("apply");
     assert_eq!(applied.status, ApplyStatus::Applied);
-    (process, url, client)
+    (process, url, client, proxy)
 }
 
 fn log_of(dir: &Path) -> String {
@@ -110,7 +112,7 @@ async fn serving(client: &AdminClient) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_console_prints_the_url() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_keel, url, _) = serve(dir.path()).await;
+    let (_keel, url, _, _) = serve(dir.path()).await;
     let output = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(["console", "--admin", &url])
         .output()
@@ -304,7 +306,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_keel, url, client) = serve(dir.path()).await;
+    let (_keel, url, client, proxy) = serve(dir.path()).await;
 
     // Without a session the page is only the sign-in form; a wrong token is refused.
     browser.goto(&session, &format!("{url}/ui/now")).await;
@@ -332,6 +334,47 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
     })
     .await;
     assert!(live.is_some(), "the live stream never arrived");
+
+    // While a bounded load runs through the proxy, the script draws the share chart:
+    // the one service takes the whole host.
+    let proxied = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let share = eventually(|| async {
+        for _ in 0..LOAD_PER_CHECK {
+            let uri = format!("http://{proxy}/").parse::<http::Uri>().ok()?;
+            let _ = proxied.get(uri).await;
+        }
+        browser
+            .text(&session, "#shares li")
+            .await
+            .filter(|t| t == "\u{25a0} app: 100.0 %")
+    })
+    .await;
+    assert!(
+        share.is_some(),
+        "no share drawn: {}",
+        browser.source(&session).await
+    );
+    assert!(
+        browser
+            .find(&session, "#shares svg rect title")
+            .await
+            .is_some()
+    );
+
+    // Topology: each backend's state as a word, redrawn from the same stream.
+    browser.goto(&session, &format!("{url}/ui/topology")).await;
+    let state = eventually(|| async {
+        browser
+            .text(&session, "#live")
+            .await
+            .filter(|t| t.starts_with("Live updates: on"))?;
+        browser.text(&session, ".backend strong").await
+    })
+    .await;
+    assert!(
+        matches!(state.as_deref(), Some("healthy" | "unknown")),
+        "{state:?}"
+    );
 
     // Changes → Roll back to 1 → confirm (ticking the force box if 1 is distrusted).
     browser.goto(&session, &format!("{url}/ui/changes")).await;

@@ -162,6 +162,38 @@
     for (const h of hosts) box.append(renderHost(h));
   }
 
+  // Topology: services -> pools -> backends, the state as a word beside its colour.
+  function renderTopology(pools, poolRps) {
+    const box = document.getElementById("topology");
+    if (!box || !pools) return;
+    box.replaceChildren();
+    const services = [];
+    for (const p of pools) if (!services.includes(p.service)) services.push(p.service);
+    for (const service of services) {
+      const section = el("section", null, "service");
+      section.append(el("h2", "service " + service));
+      const list = el("ul");
+      for (const pool of pools.filter((p) => p.service === service)) {
+        const li = el("li");
+        li.append("pool ", el("strong", pool.name));
+        const rps = poolRps && poolRps[pool.name];
+        li.append(" \u2014 " + (rps === undefined ? "0.0" : rps.toFixed(1)) + " requests/s");
+        const backends = el("ul");
+        for (const b of pool.backends) {
+          const item = el("li", null, "backend state-" + b.state);
+          const dot = el("span", "\u25cf", "dot");
+          dot.setAttribute("aria-hidden", "true");
+          item.append(dot, " ", el("strong", b.state), " " + b.addr + " \u2014 " + b.in_flight + " in flight, " + b.queued + " queued");
+          backends.append(item);
+        }
+        li.append(backends);
+        list.append(li);
+      }
+      section.append(list);
+      box.append(section);
+    }
+  }
+
   function connect() {
     const live = document.getElementById("live");
     if (!live || !window.EventSource) return;
@@ -173,6 +205,7 @@
       renderCanary(data.canary);
       renderRoutes(data);
       renderShares(data.hosts);
+      renderTopology(data.pools, data.pool_rps);
       live.textContent = "Live updates: on (" + new Date().toLocaleTimeString() + ")";
     });
     source.addEventListener("error", () => {

@@ -16,6 +16,7 @@
 //! | `GET /ui/changes` | yes | generation history |
 //! | `GET /ui/changes/{id}/rollback` | yes | the rollback's dry run: blast radius, distrust, confirm form |
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
+//! | `GET /ui/topology` | yes | services → pools → backends with their states (live) |
 //! | `GET /ui/timeline?since=..` | yes | the store's events since then (`keel timeline`) |
 //! | `GET /ui/timeline.md?since=..` | yes | the same post-mortem draft as a Markdown download |
 //! | `GET /ui/assets/*` | no | the script and stylesheet |
@@ -31,6 +32,7 @@ mod now;
 pub mod session;
 mod snapshot;
 mod timeline;
+mod topology;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -104,6 +106,7 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
             "/ui/changes/{id}/rollback",
             get(changes::confirm).post(changes::rollback),
         )
+        .route("/ui/topology", get(topology::page))
         .route("/ui/timeline", get(timeline::page))
         .route("/ui/timeline.md", get(timeline::download))
         .route("/ui/assets/console.js", get(html::script))

@@ -1,6 +1,7 @@
 //! What the Now page shows, as one JSON value per tick: the serving generation, open
-//! alerts (from the same [`Status`](crate::Status) as `GET /status`), per-route rates
-//! and the traffic share per service per host with the intents' bands.
+//! alerts (from the same [`Status`](crate::Status) as `GET /status`), per-route rates,
+//! the traffic share per service per host with the intents' bands, and for the Topology
+//! page the pools' backends with their states and each pool's requests/s.
 //!
 //! Rates are differences of the data plane's cumulative counters between two ticks of
 //! one stream ([`Tracker`]): reading them is a handful of relaxed atomic loads per route
@@ -62,9 +63,14 @@ impl Tracker {
             }
             _ => None,
         };
-        let (routes, routes_total, hosts) = match &previous {
+        let (routes, routes_total, hosts, pool_rps) = match &previous {
             Some((secs, old)) if *secs > 0.0 => rates(generation, old, &counters, *secs),
-            _ => (Vec::new(), counters.len(), bands_only(generation)),
+            _ => (
+                Vec::new(),
+                counters.len(),
+                bands_only(generation),
+                BTreeMap::new(),
+            ),
         };
         self.previous = Some((generation.id, now, counters));
         json!({
@@ -78,6 +84,8 @@ impl Tracker {
             "routes": routes,
             "routes_total": routes_total,
             "hosts": hosts,
+            "pools": status.health.pools,
+            "pool_rps": pool_rps,
         })
     }
 }
@@ -125,10 +133,11 @@ fn rates(
     old: &[RouteCounters],
     new: &[RouteCounters],
     secs: f64,
-) -> (Vec<Value>, usize, Vec<Value>) {
+) -> (Vec<Value>, usize, Vec<Value>, BTreeMap<String, f64>) {
     let table = generation.table.routes();
     let mut routes = Vec::with_capacity(new.len());
     let mut hosts: HostShares = BTreeMap::new();
+    let mut pools: BTreeMap<String, f64> = BTreeMap::new();
     for (index, (before, after)) in old.iter().zip(new).enumerate() {
         let Some(compiled) = table.get(index) else {
             continue;
@@ -159,6 +168,9 @@ fn rates(
             let count = |counters: &RouteCounters| counters.targets.get(arm).copied().unwrap_or(0);
             let moved = count(after).saturating_sub(count(before));
             *services.entry(pool_service(generation, *pool)).or_default() += moved as f64;
+            if let Some((name, _)) = generation.config.pools.get_index(*pool) {
+                *pools.entry(name.clone()).or_default() += moved as f64 / secs;
+            }
         }
         let service = generation
             .config
@@ -186,7 +198,7 @@ fn rates(
         .take(MAX_LIVE_ROUTES)
         .map(|(_, v)| v)
         .collect();
-    (routes, total, host_views(generation, hosts, secs))
+    (routes, total, host_views(generation, hosts, secs), pools)
 }
 
 /// Hosts that have intents, with no traffic measured yet.
