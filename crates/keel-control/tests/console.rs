@@ -410,3 +410,112 @@ async fn the_topology_names_each_backend_state_in_words() {
         }
     }
 }
+
+/// `text` as a form value.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_from_the_console_is_checked_and_refusals_are_shown() {
+    let (router, controller) = console().await;
+    let (viewer, viewer_csrf) = sign_in(&router, READ_TOKEN).await;
+    let (cookie, csrf) = sign_in(&router, TOKEN).await;
+    let good = support::config(
+        SocketAddr::from(([127, 0, 0, 1], 9003)),
+        "[safety]\nknown_good_after = \"0s\"",
+    );
+    let form = |csrf: &str, config: &str, extra: &str| {
+        format!(
+            "csrf={csrf}&config={}&message=from+the+console{extra}",
+            form_value(config)
+        )
+    };
+
+    let page = send(&router, "GET", "/ui/apply", Some(&viewer), None).await;
+    assert!(page.body.contains("read-only session"));
+    let refused = send(
+        &router,
+        "POST",
+        "/ui/apply",
+        Some(&viewer),
+        Some(&form(&viewer_csrf, &good, "")),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let no_csrf = send(
+        &router,
+        "POST",
+        "/ui/apply",
+        Some(&cookie),
+        Some(&form("", &good, "")),
+    )
+    .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(serving(&controller), Some(2));
+
+    let page = send(&router, "GET", "/ui/apply", Some(&cookie), None).await;
+    assert!(page.body.contains(r#"id="apply""#));
+    assert!(
+        page.body.contains("[pools.app]"),
+        "the form holds the active config"
+    );
+
+    let broken = send(
+        &router,
+        "POST",
+        "/ui/apply",
+        Some(&cookie),
+        Some(&form(&csrf, "nonsense = [", "")),
+    )
+    .await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.body.contains("REFUSED"), "{}", broken.body);
+    assert!(
+        broken.body.contains("<strong>check</strong>"),
+        "{}",
+        broken.body
+    );
+    assert!(
+        broken.body.contains("nonsense = ["),
+        "the form keeps the text to fix"
+    );
+    assert_eq!(serving(&controller), Some(2));
+
+    let dry = send(
+        &router,
+        "POST",
+        "/ui/apply",
+        Some(&cookie),
+        Some(&form(&csrf, &good, "&dry_run=yes")),
+    )
+    .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert!(dry.body.contains("Dry run"));
+    assert_eq!(serving(&controller), Some(2));
+
+    let applied = send(
+        &router,
+        "POST",
+        "/ui/apply",
+        Some(&cookie),
+        Some(&form(&csrf, &good, "")),
+    )
+    .await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert!(applied.body.contains("serves now"));
+    let now = serving(&controller).expect("serving");
+    assert!(now > 2, "a new generation serves: {now}");
+    assert!(
+        applied
+            .body
+            .contains(&format!(r#"<span class="gen-id">{now}</span>"#))
+    );
+}

@@ -16,6 +16,8 @@
 //! | `GET /ui/changes` | yes | generation history |
 //! | `GET /ui/changes/{id}/rollback` | yes | the rollback's dry run: blast radius, distrust, confirm form |
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
+//! | `GET /ui/apply` | yes | the apply form, holding the active config |
+//! | `POST /ui/apply` | operator + CSRF | `config`, `message`, `author`, `dry_run`: check, gate, apply and guard, as `keel apply` (no force) |
 //! | `GET /ui/topology` | yes | services → pools → backends with their states (live) |
 //! | `GET /ui/timeline?since=..` | yes | the store's events since then (`keel timeline`) |
 //! | `GET /ui/timeline.md?since=..` | yes | the same post-mortem draft as a Markdown download |
@@ -25,6 +27,7 @@
 //! every POST but sign-in needs the session's CSRF token (form field `csrf` or header
 //! `x-csrf-token`), else 403.
 
+mod apply;
 mod changes;
 mod html;
 mod live;
@@ -46,7 +49,7 @@ use http::{HeaderMap, StatusCode, header};
 use tokio::sync::Semaphore;
 
 use crate::admin::{AdminState, AdminToken};
-use crate::api::MAX_SMALL_BODY_BYTES;
+use crate::api::{MAX_APPLY_BODY_BYTES, MAX_SMALL_BODY_BYTES};
 use session::{Role, Session, Sessions};
 
 pub use changes::CONSOLE_ORIGIN;
@@ -105,6 +108,12 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
         .route(
             "/ui/changes/{id}/rollback",
             get(changes::confirm).post(changes::rollback),
+        )
+        .route(
+            "/ui/apply",
+            get(apply::form)
+                .post(apply::apply)
+                .layer(DefaultBodyLimit::max(MAX_APPLY_BODY_BYTES)),
         )
         .route("/ui/topology", get(topology::page))
         .route("/ui/timeline", get(timeline::page))
