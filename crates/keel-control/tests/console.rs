@@ -519,3 +519,26 @@ async fn apply_from_the_console_is_checked_and_refusals_are_shown() {
             .contains(&format!(r#"<span class="gen-id">{now}</span>"#))
     );
 }
+
+#[tokio::test]
+async fn a_generation_page_shows_its_diff_from_the_one_before() {
+    let (router, _) = console().await;
+    let (cookie, _) = sign_in(&router, READ_TOKEN).await;
+    let page = send(&router, "GET", "/ui/changes/2", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<h1>Generation 2</h1>"));
+    assert!(page.body.contains("Changes from generation 1"));
+    // The diff (not just the config text below it) names the backend that changed.
+    let diff = page
+        .body
+        .split("Changes from generation 1")
+        .nth(1)
+        .and_then(|rest| rest.split("<details>").next())
+        .expect("a diff section");
+    assert!(diff.contains("127.0.0.1:9002"), "{diff}");
+    assert!(page.body.contains("second"));
+    let missing = send(&router, "GET", "/ui/changes/99", Some(&cookie), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let bad = send(&router, "GET", "/ui/changes/x", Some(&cookie), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -76,7 +76,7 @@ fn row(g: &GenerationSummary, active: Option<u64>) -> String {
         "not in memory".to_string()
     };
     format!(
-        "<tr><td>{id}</td><td>{time}</td><td>{author}</td><td>{message}</td><td>{state}</td><td>{trust}</td><td>{action}</td></tr>",
+        r#"<tr><td><a href="/ui/changes/{id}">{id}</a></td><td>{time}</td><td>{author}</td><td>{message}</td><td>{state}</td><td>{trust}</td><td>{action}</td></tr>"#,
         id = g.id,
         time = escape(&g.created_at),
         author = escape(&g.author),
@@ -260,7 +260,7 @@ pub(super) async fn rollback(
 }
 
 /// A controller error as a page, with the status the admin API would give.
-fn failure_page(error: &ControlError) -> Response {
+pub(super) fn failure_page(error: &ControlError) -> Response {
     let status = match error {
         ControlError::Store(keel_store::StoreError::UnknownGeneration(_)) => StatusCode::NOT_FOUND,
         ControlError::NothingActive => StatusCode::SERVICE_UNAVAILABLE,

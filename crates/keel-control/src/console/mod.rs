@@ -14,6 +14,7 @@
 //! | `GET /ui`, `GET /ui/now` | yes | the Now page |
 //! | `GET /ui/events` | yes | the Now page's event stream (one `now` event per [`LIVE_INTERVAL`]) |
 //! | `GET /ui/changes` | yes | generation history |
+//! | `GET /ui/changes/{id}` | yes | one generation: trust, refusals, blast radius, diff from the one before, config |
 //! | `GET /ui/changes/{id}/rollback` | yes | the rollback's dry run: blast radius, distrust, confirm form |
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
 //! | `GET /ui/apply` | yes | the apply form, holding the active config |
@@ -29,6 +30,7 @@
 
 mod apply;
 mod changes;
+mod generation;
 mod html;
 mod live;
 mod now;
@@ -105,6 +107,7 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
         .route("/ui/login", get(html::login_page).post(html::login))
         .route("/ui/logout", axum::routing::post(html::logout))
         .route("/ui/changes", get(changes::history))
+        .route("/ui/changes/{id}", get(generation::page))
         .route(
             "/ui/changes/{id}/rollback",
             get(changes::confirm).post(changes::rollback),
