@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 const TOKEN: &str = "browser-test-token";
 /// Environment variable naming the chromedriver binary (default: `chromedriver` on PATH).
 const CHROMEDRIVER_ENV: &str = "KEEL_CHROMEDRIVER";
+/// When set to a directory, the browser test saves screenshots of the main views there
+/// (`docs/console-screenshots.sh` refreshes the ones in `docs/images/`).
+const SCREENSHOTS_ENV: &str = "KEEL_CONSOLE_SCREENSHOTS";
 /// Requests sent through the proxy between two looks at the share chart.
 const LOAD_PER_CHECK: usize = 5;
 /// WebDriver's key for an element reference.
@@ -207,6 +210,19 @@ impl Browser {
         text.as_str().map(str::to_string)
     }
 
+    /// Saves the window as `NAME.png` in `$KEEL_CONSOLE_SCREENSHOTS`, when it is set.
+    async fn screenshot(&self, session: &str, name: &str) {
+        let Some(dir) = std::env::var_os(SCREENSHOTS_ENV) else {
+            return;
+        };
+        let shot = self
+            .call("GET", &format!("/session/{session}/screenshot"), None)
+            .await
+            .expect("screenshot");
+        let png = base64_decode(shot.as_str().expect("base64 text"));
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
     /// The page's HTML, to explain a failure.
     async fn source(&self, session: &str) -> String {
         match self
@@ -245,6 +261,25 @@ impl Browser {
     }
 }
 
+/// Standard base64 (WebDriver's screenshot encoding) to bytes.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes() {
+        let Some(value) = ALPHABET.iter().position(|&c| c == byte) else {
+            continue; // padding and line breaks
+        };
+        bits = (bits << 6) | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
 fn chromedriver() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(CHROMEDRIVER_ENV) {
         return Some(PathBuf::from(path));
@@ -281,7 +316,7 @@ async fn browser() -> Option<(Browser, String)> {
     })
     .await
     .expect("chromedriver never became ready");
-    let mut chrome = json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    let mut chrome = json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"] });
     if Path::new("/usr/bin/chromium").is_file() {
         chrome["binary"] = json!("/usr/bin/chromium");
     }
@@ -360,6 +395,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
             .await
             .is_some()
     );
+    browser.screenshot(&session, "console-now").await;
 
     // Topology: each backend's state as a word, redrawn from the same stream.
     browser.goto(&session, &format!("{url}/ui/topology")).await;
@@ -376,8 +412,11 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
         "{state:?}"
     );
 
+    browser.screenshot(&session, "console-topology").await;
+
     // Changes → Roll back to 1 → confirm (ticking the force box if 1 is distrusted).
     browser.goto(&session, &format!("{url}/ui/changes")).await;
+    browser.screenshot(&session, "console-changes").await;
     browser
         .click(&session, r#"a[href="/ui/changes/1/rollback"]"#)
         .await;
@@ -391,6 +430,9 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
         Some(2),
         "the confirmation changed nothing"
     );
+    browser
+        .screenshot(&session, "console-rollback-confirm")
+        .await;
     if browser.find(&session, "#force").await.is_some() {
         browser.click(&session, "#force").await;
     }

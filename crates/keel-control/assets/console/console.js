@@ -4,7 +4,8 @@
 "use strict";
 
 (function () {
-  const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+  // No red: red means "wrong" on this page (alerts, OUTSIDE, bad backends).
+  const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f"];
   const SVG_NS = "http://www.w3.org/2000/svg";
   const BAR_WIDTH = 600;
   const BAR_HEIGHT = 22;
@@ -97,7 +98,7 @@
     if (note) {
       note.textContent = data.routes_total > data.routes.length
         ? "The busiest " + data.routes.length + " of " + data.routes_total + " routes, last second."
-        : data.routes_total + " routes, last second.";
+        : data.routes_total + (data.routes_total === 1 ? " route" : " routes") + ", last second.";
     }
   }
 
