@@ -1,7 +1,11 @@
-//! `GET /ui/events`: the Now page's server-sent event stream. One `now` event (a
-//! [`Tracker`] snapshot) right away and then every [`LIVE_INTERVAL`]; at most
+//! `GET /ui/events`: the Now and Topology pages' server-sent event stream. One `now`
+//! event (a [`Tracker`] snapshot) right away and then every [`LIVE_INTERVAL`]; at most
 //! [`MAX_LIVE_STREAMS`] streams at once. A stream ends at the first tick after its
 //! session ended or expired, or after the admin listener began shutting down.
+//!
+//! Every stream shares one [`SharedLive`]: an event built less than half an interval ago
+//! is sent again rather than built anew, so the work is one event per interval however
+//! many pages are open (`bench/console_tick.rs` measures one event).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -17,6 +21,9 @@ use http::{HeaderMap, StatusCode, header};
 use http_body::Frame;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Interval, MissedTickBehavior};
+
+use std::sync::Mutex;
+use std::time::Instant;
 
 use super::snapshot::Tracker;
 use super::{ConsoleState, session_of};
@@ -49,7 +56,6 @@ pub(super) async fn events(State(state): State<ConsoleState>, headers: HeaderMap
         state,
         session,
         tick,
-        tracker: Tracker::default(),
         _permit: permit,
     };
     (
@@ -66,7 +72,6 @@ struct LiveBody {
     state: ConsoleState,
     session: String,
     tick: Interval,
-    tracker: Tracker,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -85,8 +90,32 @@ impl http_body::Body for LiveBody {
         {
             return Poll::Ready(None);
         }
-        let snapshot = this.tracker.tick(&this.state.admin.controller);
-        let event = format!("event: now\ndata: {snapshot}\n\n");
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
+        let event = this.state.live.event(&this.state.admin.controller);
+        Poll::Ready(Some(Ok(Frame::data(event))))
+    }
+}
+
+/// The one tracker every stream shares, and the last event it built.
+#[derive(Debug, Default)]
+pub(super) struct SharedLive {
+    inner: Mutex<(Tracker, Option<(Instant, Bytes)>)>,
+}
+
+impl SharedLive {
+    /// The current `now` event: the last one if it is younger than half an interval,
+    /// else a new one.
+    fn event(&self, controller: &crate::Controller) -> Bytes {
+        // A panic while building an event leaves a tracker that is still usable.
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (tracker, last) = &mut *guard;
+        if let Some((at, event)) = last.as_ref()
+            && at.elapsed() < LIVE_INTERVAL / 2
+        {
+            return event.clone();
+        }
+        let snapshot = tracker.tick(controller);
+        let event = Bytes::from(format!("event: now\ndata: {snapshot}\n\n"));
+        *last = Some((Instant::now(), event.clone()));
+        event
     }
 }

@@ -57,7 +57,7 @@ use session::{Role, Session, Sessions};
 pub use changes::CONSOLE_ORIGIN;
 pub use live::{LIVE_INTERVAL, MAX_LIVE_STREAMS};
 pub use session::{CONSOLE_SESSION_LIFETIME, MAX_CONSOLE_SESSIONS};
-pub use snapshot::{MAX_LIVE_HOSTS, MAX_LIVE_ROUTES};
+pub use snapshot::{MAX_LIVE_HOSTS, MAX_LIVE_ROUTES, Tracker as LiveTracker};
 pub use timeline::DEFAULT_TIMELINE_SINCE;
 
 /// The session cookie's name.
@@ -72,6 +72,8 @@ struct ConsoleState {
     /// `[admin] read_token` of the generation serving at startup.
     read_token: Option<AdminToken>,
     sessions: Arc<Sessions>,
+    /// The event every stream sends (built once per interval for all of them).
+    live: Arc<live::SharedLive>,
     /// Open event streams, at most [`MAX_LIVE_STREAMS`].
     streams: Arc<Semaphore>,
     /// Set when the admin listener shuts down: event streams end at their next tick so
@@ -96,6 +98,7 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
         admin: admin.clone(),
         read_token,
         sessions: Arc::new(Sessions::default()),
+        live: Arc::new(live::SharedLive::default()),
         streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
         stopping,
     };

@@ -29,22 +29,97 @@ const ANY_HOST: &str = "(any host)";
 #[derive(Clone, Debug, Default)]
 struct RouteCounters {
     outcomes: [u64; 7],
-    /// Requests per target pool (route's target order), plus those no backend took.
+    /// Requests per target pool (route's target order).
     targets: Vec<u64>,
+    /// Requests no backend took.
     unassigned: u64,
     latency: [u64; 14],
 }
 
-/// The previous tick of one event stream.
+/// Names of one generation, computed once per generation rather than per event.
+#[derive(Debug)]
+struct Labels {
+    generation: u64,
+    /// Distinct host labels, and each route's index into them.
+    hosts: Vec<String>,
+    route_host: Vec<usize>,
+    /// Service names (config order), each pool's and each route's index into them.
+    services: Vec<String>,
+    pool_service: Vec<usize>,
+    route_service: Vec<usize>,
+    pool_names: Vec<String>,
+}
+
+impl Labels {
+    fn of(generation: &Generation) -> Self {
+        let config = &generation.config;
+        let services: Vec<String> = config.services.keys().cloned().collect();
+        let service_index = |name: &str| {
+            services
+                .iter()
+                .position(|s| s == name)
+                .unwrap_or(usize::MAX)
+        };
+        let pool_service = config
+            .pools
+            .values()
+            .map(|p| service_index(&p.service.value))
+            .collect();
+        let mut hosts: Vec<String> = Vec::new();
+        let mut by_label: std::collections::HashMap<String, usize> = Default::default();
+        let route_host = config
+            .routes
+            .iter()
+            .map(|route| {
+                let label = route
+                    .host
+                    .as_ref()
+                    .map_or_else(|| ANY_HOST.to_string(), |h| h.value.to_string());
+                *by_label.entry(label.clone()).or_insert_with(|| {
+                    hosts.push(label);
+                    hosts.len() - 1
+                })
+            })
+            .collect();
+        Self {
+            generation: generation.id,
+            hosts,
+            route_host,
+            pool_service,
+            route_service: generation
+                .table
+                .routes()
+                .iter()
+                .map(|r| r.service)
+                .collect(),
+            pool_names: config.pools.keys().cloned().collect(),
+            services,
+        }
+    }
+
+    fn host(&self, route: usize) -> &str {
+        self.route_host
+            .get(route)
+            .and_then(|h| self.hosts.get(*h))
+            .map_or(ANY_HOST, String::as_str)
+    }
+
+    fn service(&self, index: usize) -> &str {
+        self.services.get(index).map_or("", String::as_str)
+    }
+}
+
+/// The previous tick of one event stream (public for `bench/console_tick.rs`).
 #[derive(Debug, Default)]
-pub(super) struct Tracker {
+pub struct Tracker {
     previous: Option<(u64, Instant, Vec<RouteCounters>)>,
+    labels: Option<Labels>,
 }
 
 impl Tracker {
     /// This tick's view; rates are `null` on a stream's first tick and right after the
     /// generation changed (there is nothing to difference yet).
-    pub(super) fn tick(&mut self, controller: &Controller) -> Value {
+    pub fn tick(&mut self, controller: &Controller) -> Value {
         let status = controller.status();
         let Some(active) = controller.plane().active() else {
             self.previous = None;
@@ -55,6 +130,14 @@ impl Tracker {
             });
         };
         let generation = &active.primary;
+        if self
+            .labels
+            .as_ref()
+            .is_none_or(|l| l.generation != generation.id)
+        {
+            self.labels = Some(Labels::of(generation));
+        }
+        let labels = self.labels.get_or_insert_with(|| Labels::of(generation));
         let now = Instant::now();
         let counters = read(generation);
         let previous = match self.previous.take() {
@@ -63,15 +146,11 @@ impl Tracker {
             }
             _ => None,
         };
-        let (routes, routes_total, hosts, pool_rps) = match &previous {
-            Some((secs, old)) if *secs > 0.0 => rates(generation, old, &counters, *secs),
-            _ => (
-                Vec::new(),
-                counters.len(),
-                bands_only(generation),
-                BTreeMap::new(),
-            ),
+        let (routes, hosts, pool_rps) = match &previous {
+            Some((secs, old)) if *secs > 0.0 => rates(generation, labels, old, &counters, *secs),
+            _ => (Vec::new(), bands_only(generation), BTreeMap::new()),
         };
+        let routes_total = counters.len();
         self.previous = Some((generation.id, now, counters));
         json!({
             "generation": status.active,
@@ -108,53 +187,49 @@ fn read(generation: &Generation) -> Vec<RouteCounters> {
         .collect()
 }
 
-fn host_label(generation: &Generation, route: usize) -> String {
-    generation
-        .config
-        .routes
-        .get(route)
-        .and_then(|r| r.host.as_ref())
-        .map_or_else(|| ANY_HOST.to_string(), |h| h.value.to_string())
-}
-
-fn pool_service(generation: &Generation, pool: usize) -> String {
-    generation
-        .config
-        .pools
-        .get_index(pool)
-        .map_or_else(String::new, |(_, p)| p.service.value.clone())
-}
-
 /// Per host: requests per service in this tick.
 type HostShares = BTreeMap<String, BTreeMap<String, f64>>;
 
+/// A route that had requests in this tick.
+struct Busy {
+    index: usize,
+    requests: u64,
+    failures: u64,
+    latency: [u64; 14],
+}
+
+/// Rates between two ticks: the busiest routes (JSON for at most [`MAX_LIVE_ROUTES`]),
+/// the share per service per host, and requests/s per pool. Routes without requests in
+/// the tick cost one comparison of counters.
 fn rates(
     generation: &Generation,
+    labels: &Labels,
     old: &[RouteCounters],
     new: &[RouteCounters],
     secs: f64,
-) -> (Vec<Value>, usize, Vec<Value>, BTreeMap<String, f64>) {
+) -> (Vec<Value>, Vec<Value>, BTreeMap<String, f64>) {
     let table = generation.table.routes();
-    let mut routes = Vec::with_capacity(new.len());
-    let mut hosts: HostShares = BTreeMap::new();
-    let mut pools: BTreeMap<String, f64> = BTreeMap::new();
+    let mut busy: Vec<Busy> = Vec::new();
+    let mut host_service: std::collections::HashMap<(usize, usize), f64> = Default::default();
+    let mut pool_requests = vec![0u64; labels.pool_names.len()];
     for (index, (before, after)) in old.iter().zip(new).enumerate() {
+        if before.outcomes == after.outcomes && before.unassigned == after.unassigned {
+            continue;
+        }
         let Some(compiled) = table.get(index) else {
             continue;
         };
-        let delta: Vec<u64> = after
-            .outcomes
+        let (mut requests, mut failures) = (0, 0);
+        for (outcome, (a, b)) in Outcome::ALL
             .iter()
-            .zip(before.outcomes)
-            .map(|(a, b)| a.saturating_sub(b))
-            .collect();
-        let requests: u64 = delta.iter().sum();
-        let failures: u64 = Outcome::ALL
-            .iter()
-            .zip(&delta)
-            .filter(|(o, _)| o.is_failure())
-            .map(|(_, n)| n)
-            .sum();
+            .zip(after.outcomes.iter().zip(before.outcomes))
+        {
+            let n = a.saturating_sub(b);
+            requests += n;
+            if outcome.is_failure() {
+                failures += n;
+            }
+        }
         let mut latency = [0u64; 14];
         for (slot, (a, b)) in latency
             .iter_mut()
@@ -162,43 +237,78 @@ fn rates(
         {
             *slot = a.saturating_sub(b);
         }
-        let host = host_label(generation, index);
-        let services = hosts.entry(host.clone()).or_default();
+        let host = labels.route_host.get(index).copied().unwrap_or(usize::MAX);
         for (arm, (pool, _)) in compiled.targets.iter().enumerate() {
             let count = |counters: &RouteCounters| counters.targets.get(arm).copied().unwrap_or(0);
             let moved = count(after).saturating_sub(count(before));
-            *services.entry(pool_service(generation, *pool)).or_default() += moved as f64;
-            if let Some((name, _)) = generation.config.pools.get_index(*pool) {
-                *pools.entry(name.clone()).or_default() += moved as f64 / secs;
+            if moved == 0 {
+                continue;
+            }
+            let service = labels
+                .pool_service
+                .get(*pool)
+                .copied()
+                .unwrap_or(usize::MAX);
+            *host_service.entry((host, service)).or_default() += moved as f64;
+            if let Some(n) = pool_requests.get_mut(*pool) {
+                *n += moved;
             }
         }
-        let service = generation
-            .config
-            .services
-            .get_index(compiled.service)
-            .map_or_else(String::new, |(name, _)| name.clone());
-        *services.entry(service.clone()).or_default() +=
-            after.unassigned.saturating_sub(before.unassigned) as f64;
-        routes.push((
+        let unassigned = after.unassigned.saturating_sub(before.unassigned);
+        if unassigned > 0 {
+            let service = labels
+                .route_service
+                .get(index)
+                .copied()
+                .unwrap_or(usize::MAX);
+            *host_service.entry((host, service)).or_default() += unassigned as f64;
+        }
+        busy.push(Busy {
+            index,
             requests,
-            json!({
-                "name": &*compiled.name,
-                "host": host,
-                "service": service,
-                "rps": requests as f64 / secs,
-                "error_rate": (requests > 0).then(|| failures as f64 / requests as f64),
-                "p99_ms": bucket_quantile(&latency, 0.99).map(|us| us as f64 / 1000.0),
-            }),
-        ));
+            failures,
+            latency,
+        });
     }
-    let total = routes.len();
-    routes.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let routes = routes
-        .into_iter()
-        .take(MAX_LIVE_ROUTES)
-        .map(|(_, v)| v)
+    busy.sort_unstable_by_key(|b| (std::cmp::Reverse(b.requests), b.index));
+    busy.truncate(MAX_LIVE_ROUTES);
+    let routes = busy
+        .iter()
+        .map(|b| {
+            let service = labels.service(
+                labels
+                    .route_service
+                    .get(b.index)
+                    .copied()
+                    .unwrap_or(usize::MAX),
+            );
+            json!({
+                "name": table.get(b.index).map_or("", |r| &*r.name),
+                "host": labels.host(b.index),
+                "service": service,
+                "rps": b.requests as f64 / secs,
+                "error_rate": (b.requests > 0).then(|| b.failures as f64 / b.requests as f64),
+                "p99_ms": bucket_quantile(&b.latency, 0.99).map(|us| us as f64 / 1000.0),
+            })
+        })
         .collect();
-    (routes, total, host_views(generation, hosts, secs), pools)
+    let mut hosts: HostShares = BTreeMap::new();
+    for ((host, service), n) in host_service {
+        let host = labels.hosts.get(host).map_or(ANY_HOST, String::as_str);
+        *hosts
+            .entry(host.to_string())
+            .or_default()
+            .entry(labels.service(service).to_string())
+            .or_default() += n;
+    }
+    let pools = labels
+        .pool_names
+        .iter()
+        .zip(pool_requests)
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| (name.clone(), n as f64 / secs))
+        .collect();
+    (routes, host_views(generation, hosts, secs), pools)
 }
 
 /// Hosts that have intents, with no traffic measured yet.
