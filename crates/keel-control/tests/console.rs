@@ -542,3 +542,33 @@ async fn a_generation_page_shows_its_diff_from_the_one_before() {
     let bad = send(&router, "GET", "/ui/changes/x", Some(&cookie), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_event_carries_each_intent_band_for_its_host() {
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    let config = support::config(
+        SocketAddr::from(([127, 0, 0, 1], 9001)),
+        "[[intents]]\nhost = \"shop.example.com\"\nservice = \"app\"\nmin_share = 0.9",
+    );
+    let outcome = controller
+        .apply(ApplyRequest {
+            config_text: config,
+            ..ApplyRequest::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:?}");
+    let mut tracker = keel_control::console::LiveTracker::default();
+    let event = tracker.tick(&controller);
+    let hosts = event["hosts"].as_array().expect("hosts");
+    let shop = hosts
+        .iter()
+        .find(|h| h["host"] == "shop.example.com")
+        .expect("the intent's host is listed before any traffic");
+    assert_eq!(shop["intents"][0]["service"], "app");
+    assert_eq!(shop["intents"][0]["min"], 0.9);
+    assert!(shop["intents"][0]["max"].is_null());
+    assert_eq!(event["measured"], false);
+    let second = tracker.tick(&controller);
+    assert_eq!(second["measured"], true);
+}
