@@ -572,3 +572,86 @@ async fn the_event_carries_each_intent_band_for_its_host() {
     let second = tracker.tick(&controller);
     assert_eq!(second["measured"], true);
 }
+
+/// Longest the admin listener may take to shut down with a console stream open before
+/// the test calls it hung (a guard against hanging, not a timing claim: it ends at the
+/// next event, one second).
+const SHUTDOWN_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads from `stream` until `needle` arrived or the peer closed; everything read.
+async fn read_until(stream: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            break;
+        }
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn an_open_event_stream_does_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let (_, controller) = console().await;
+    let state = AdminState {
+        controller,
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(keel_control::admin::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let mut login = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = format!("token={TOKEN}");
+    login
+        .write_all(
+            format!(
+                "POST /ui/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let answer = read_until(&mut login, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+
+    let mut events = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    events
+        .write_all(
+            format!("GET /ui/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let first = read_until(&mut events, "event: now").await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains("text/event-stream"), "{first}");
+
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(SHUTDOWN_GUARD, server).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the admin listener did not shut down with a console stream open: {ended:?}"
+    );
+    // The stream was ended properly: the chunked body's last chunk arrived.
+    let rest = read_until(&mut events, "0\r\n\r\n").await;
+    assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
+}
