@@ -72,6 +72,9 @@ pub struct Admin {
     pub addr: Located<SocketAddr>,
     /// Whether `GET /metrics` needs the token.
     pub metrics_require_token: bool,
+    /// A second token whose console sessions may view but not act (wall dashboards).
+    /// It is part of the config text (readable with the admin token), so keep the file private.
+    pub read_token: Option<Located<String>>,
 }
 
 /// An application identity.

@@ -34,6 +34,7 @@ mod apply_steps;
 pub mod boot;
 mod cache;
 pub mod client;
+pub mod console;
 mod controller;
 pub mod descriptors;
 mod drift;

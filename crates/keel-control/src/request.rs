@@ -84,6 +84,20 @@ pub enum Stage {
     Guard,
 }
 
+impl Stage {
+    /// The stage as people and the JSON name it (`check`, `gate`, `probe`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Check => "check",
+            Stage::Gate => "gate",
+            Stage::Listeners => "listeners",
+            Stage::Probe => "probe",
+            Stage::Compile => "compile",
+            Stage::Guard => "guard",
+        }
+    }
+}
+
 /// One reason an apply was refused (or, under `force`, one thing that was overridden).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {

@@ -91,6 +91,11 @@ pub(crate) fn restart_only_changes(current: &Config, candidate: &Config) -> Vec<
     if current.admin.metrics_require_token != candidate.admin.metrics_require_token {
         changed.push("[admin] metrics_require_token");
     }
+    let read_token =
+        |admin: &keel_config::Admin| admin.read_token.as_ref().map(|t| t.value.clone());
+    if read_token(&current.admin) != read_token(&candidate.admin) {
+        changed.push("[admin] read_token");
+    }
     let backlogs = candidate.listeners.iter().filter_map(|(name, listener)| {
         let old = current.listeners.get(name)?;
         (old.backlog != listener.backlog).then(|| format!("[listeners.{name}] backlog"))

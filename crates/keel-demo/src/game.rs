@@ -257,6 +257,11 @@ fn introduce(narrator: &Narrator, shop: &Shop, stand: &Stand) {
         stand.addrs.listener,
         stand.admin_url()
     ));
+    narrator.detail(format!(
+        "console: {}/ui/ in a browser, to watch the game day next to this view (sign in with the token in {})",
+        stand.admin_url(),
+        stand.token_file().display()
+    ));
     narrator.detail(format!("state directory: {}", stand.state_dir.display()));
 }
 
@@ -265,6 +270,10 @@ async fn keep_running(stand: &Stand, state_dir: PathBuf) {
     let admin = stand.admin_url();
     let token = stand.token_file();
     println!("\nThe shop and Keel keep running until Ctrl-C. Try:");
+    println!(
+        "  the console: open {admin}/ui/ in a browser and sign in with the token in {}",
+        token.display()
+    );
     println!(
         "  curl -i -H 'Host: {SHOP_HOST}' http://{}/catalog",
         stand.addrs.listener

@@ -40,9 +40,9 @@ mod sample;
 mod server;
 mod serving;
 pub mod stats;
+pub mod tls;
 pub mod tunnel;
 mod upgrade;
-pub mod tls;
 mod upstream;
 mod watchdog;
 

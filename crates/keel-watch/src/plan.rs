@@ -89,6 +89,7 @@ mod tests {
             drift_window: Duration::from_secs(3600),
             rolled_back_tunnels: keel_config::RolledBackTunnels::Drain,
             tunnel_drain: Duration::from_secs(30),
+            cert_expiry_warning: Duration::from_secs(21 * 24 * 3600),
         }
     }
 

@@ -47,6 +47,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["status"],
     &["timeline"],
     &["playbook"],
+    &["console"],
     &["demo"],
 ];
 

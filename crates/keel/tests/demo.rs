@@ -105,6 +105,13 @@ fn one_scene_runs_alone() {
     let run = demo(&["--no-tui", "--duration", "2s", "--scene", "1"]);
     assert_eq!(run.code, Some(0), "{}", explain(&run));
     assert!(run.stdout.contains("== scene 1:"), "{}", explain(&run));
+    // Trainees can watch the game day in the console next to this view.
+    assert!(
+        run.stdout.contains("console: http://127.0.0.1:")
+            && run.stdout.contains("/ui/ in a browser"),
+        "{}",
+        explain(&run)
+    );
     assert!(!run.stdout.contains("== scene 2:"), "{}", explain(&run));
     assert!(!run.stdout.contains("== scene 3:"), "{}", explain(&run));
 }

@@ -418,6 +418,17 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
         };
     }
     keys!("admin", old.admin, new.admin, [metrics_require_token]);
+    // A changed read token is a change, but the diff must not print the secret.
+    let token = |admin: &crate::model::Admin| admin.read_token.as_ref().map(|t| t.value.clone());
+    let (old_token, new_token) = (token(&old.admin), token(&new.admin));
+    if old_token != new_token {
+        let (before, after) = match (&old_token, &new_token) {
+            (Some(_), Some(_)) => ("a token (not shown)", "another token (not shown)"),
+            (Some(_), None) => ("a token (not shown)", "none"),
+            _ => ("none", "a token (not shown)"),
+        };
+        field(&mut out, "[admin] read_token", before, after);
+    }
     field(
         &mut out,
         "[admin] addr",

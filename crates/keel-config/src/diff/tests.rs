@@ -212,3 +212,22 @@ fn changed_settings_are_written_as_a_config_writes_them() {
         assert!(!text.contains(leak), "{leak:?} in {text}");
     }
 }
+
+#[test]
+fn a_changed_read_token_is_a_change_that_does_not_show_the_token() {
+    let with = |token: &str| {
+        parse(&BASE.replace(
+            "[services.web]",
+            &format!("[admin]\nread_token = \"{token}\"\n[services.web]"),
+        ))
+    };
+    let (none, first, second) = (parse(BASE), with("wall-secret-1"), with("wall-secret-2"));
+    for (a, b) in [(&none, &first), (&first, &second), (&first, &none)] {
+        let diff = semantic_diff(a, b);
+        assert!(!diff.is_empty());
+        let text = format!("{}{}", diff.render_human(), diff.to_json());
+        assert!(text.contains("[admin] read_token"), "{text}");
+        assert!(!text.contains("wall-secret"), "{text}");
+    }
+    assert!(semantic_diff(&first, &with("wall-secret-1")).is_empty());
+}

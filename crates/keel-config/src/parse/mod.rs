@@ -126,6 +126,7 @@ fn default_admin() -> Admin {
     Admin {
         addr: Located::new(addr, Span::default()),
         metrics_require_token: defaults::METRICS_REQUIRE_TOKEN,
+        read_token: None,
     }
 }
 

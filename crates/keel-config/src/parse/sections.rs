@@ -57,7 +57,7 @@ pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<Strin
 
 pub(super) fn admin(sink: &mut Sink, root: &Table<'_, '_>) -> Option<Admin> {
     let table = root.table(sink, "admin", "[admin]")?;
-    table.deny_unknown(sink, &["addr", "metrics_require_token"]);
+    table.deny_unknown(sink, &["addr", "metrics_require_token", "read_token"]);
     let addr = match table.addr(sink, "addr") {
         Some(addr) => addr,
         None => super::default_admin().addr,
@@ -65,6 +65,7 @@ pub(super) fn admin(sink: &mut Sink, root: &Table<'_, '_>) -> Option<Admin> {
     Some(Admin {
         addr,
         metrics_require_token: table.bool(sink, "metrics_require_token", d::METRICS_REQUIRE_TOKEN),
+        read_token: table.string(sink, "read_token"),
     })
 }
 

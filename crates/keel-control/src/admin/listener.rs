@@ -116,7 +116,7 @@ pub(super) async fn serve_bounded(
 /// runs: `408` when it is too slow, `413` past [`MAX_APPLY_BODY_BYTES`] (the routes'
 /// own, smaller bounds still apply after). A client trickling its body cannot hold
 /// the connection longer than that.
-pub(super) async fn read_body_in_time(request: Request, next: Next) -> Response {
+pub(crate) async fn read_body_in_time(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let read = axum::body::to_bytes(body, MAX_APPLY_BODY_BYTES);
     let bytes = match tokio::time::timeout(ADMIN_BODY_READ_TIMEOUT, read).await {

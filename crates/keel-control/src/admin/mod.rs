@@ -14,6 +14,7 @@
 //! | `GET /traffic/sample` | yes | the live traffic sample, one JSON request shape per line |
 //! | `GET /metrics` | only with `[admin] metrics_require_token` | Prometheus text exposition (keel-watch) |
 //! | `GET /alerts?limit=N` | yes | `{"alerts": [...]}`, newest first |
+//! | `/ui/...` | console session | the web console (module [`crate::console`], `docs/console.md`) |
 //!
 //! `POST /apply` also takes `canary` (percent), `watch_ms`, `no_guard` and `wait`: a
 //! canary apply answers when the canary is promoted or reverted.
@@ -30,11 +31,14 @@ mod listener;
 mod token;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub(crate) use listener::read_body_in_time;
 pub use listener::{
     ADMIN_BODY_READ_TIMEOUT, ADMIN_HEADER_READ_TIMEOUT, AdminLimits, MAX_ADMIN_CONNECTIONS,
 };
@@ -55,8 +59,16 @@ pub struct AdminState {
 /// The admin API's routes (see the module docs).
 ///
 /// Whether `GET /metrics` needs the token is read from the active generation's
-/// `[admin] metrics_require_token` when the router is built (at startup).
+/// `[admin] metrics_require_token` when the router is built (at startup), and so is
+/// the console's `[admin] read_token`. The console's event streams of this router do
+/// not end on shutdown: [`serve_with`] builds a router that stops them.
 pub fn router(state: AdminState) -> Router {
+    router_with_console(state, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`router`], with the console's event streams ending once `console_stopping` is set.
+fn router_with_console(state: AdminState, console_stopping: Arc<AtomicBool>) -> Router {
+    let console = crate::console::router(&state, console_stopping);
     let metrics_require_token = state
         .controller
         .active()
@@ -93,6 +105,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(open_metrics)
         .merge(guarded)
         .with_state(state)
+        .merge(console)
 }
 
 /// Serves the admin API on `listener` within the default [`AdminLimits`] until
@@ -112,5 +125,13 @@ pub async fn serve_with(
     limits: AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listener::serve_bounded(listener, router(state), limits, shutdown).await
+    let console_stopping = Arc::new(AtomicBool::new(false));
+    let router = router_with_console(state, console_stopping.clone());
+    let shutdown = async move {
+        shutdown.await;
+        // Console event streams never end by themselves: they end at their next tick,
+        // so the graceful shutdown that follows does not wait for them.
+        console_stopping.store(true, Ordering::Relaxed);
+    };
+    listener::serve_bounded(listener, router, limits, shutdown).await
 }

@@ -24,14 +24,7 @@ pub(crate) struct Rendered {
 
 /// The stage as the JSON names it.
 pub(crate) fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Check => "check",
-        Stage::Gate => "gate",
-        Stage::Listeners => "listeners",
-        Stage::Probe => "probe",
-        Stage::Compile => "compile",
-        Stage::Guard => "guard",
-    }
+    stage.name()
 }
 
 /// `250 ms`, `1.4 s`.

@@ -4,6 +4,7 @@
 mod apply;
 mod apply_text;
 mod check;
+mod console;
 mod demo;
 mod diff;
 mod history;
@@ -76,6 +77,8 @@ pub(crate) enum Command {
     Timeline(timeline::TimelineArgs),
     /// Write the rollback playbook (targets, commands, verification, topology) from the live state.
     Playbook(playbook::PlaybookArgs),
+    /// Print the URL of the web console (`/ui` on the admin listener); `--open` opens it.
+    Console(console::ConsoleArgs),
     /// The game day: a simulated shop behind Keel, shoppers, and March 15 replayed as scenes.
     Demo(demo::DemoArgs),
     /// Write a shell completion script for bash, zsh or fish on stdout.
@@ -208,6 +211,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Timeline(args) => timeline::run(args),
         Command::Playbook(args) => playbook::run(args),
+        Command::Console(args) => console::run(args),
         Command::Demo(args) => demo::run(args, &cli.log),
         Command::Completions(args) => packaging::completions(args),
         Command::Man(args) => packaging::man(args),
