@@ -16,6 +16,7 @@ pub mod diff;
 mod duration;
 mod model;
 mod parse;
+mod policy;
 mod reader;
 mod span;
 
@@ -27,4 +28,5 @@ pub use parse::pools::parse_hash_key;
 pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
+pub use policy::{Access, AccessMode, Cidr};
 pub use span::{Located, Span, line_col};

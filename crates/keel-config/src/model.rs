@@ -225,6 +225,8 @@ pub struct Route {
     /// Time a tunnel (an upgraded connection) may carry no byte either way before both
     /// of its sides are closed.
     pub tunnel_idle_timeout: Located<Duration>,
+    /// The route's client address rule (`allow` or `deny`), if any.
+    pub access: Option<Located<crate::policy::Access>>,
 }
 
 /// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.

@@ -66,6 +66,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) upgrades: Box<[keel_config::UpgradeProtocol]>,
     /// Time a tunnel of the route may carry nothing before it is closed.
     pub(crate) tunnel_idle_timeout: Duration,
+    /// The route's client address rule (see [`crate::policy`]).
+    pub(crate) access: Option<keel_config::Access>,
 }
 
 impl Generation {
@@ -160,6 +162,7 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                     .map(|u| u.value.iter().copied().collect())
                     .unwrap_or_default(),
                 tunnel_idle_timeout: configured.tunnel_idle_timeout.value,
+                access: configured.access.as_ref().map(|a| a.value.clone()),
             }
         })
         .collect()

@@ -104,6 +104,12 @@ impl DataPlane {
                 };
                 (respond(ProxyFailure::NoRoute, &detail, None), served)
             }
+            Some(route_id)
+                if let Some(refused) =
+                    crate::policy::refuse_by_address(&generation, route_id, conn) =>
+            {
+                refused
+            }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle_ms {
                     conn.head_clock.route_body_idle(bound);

@@ -8,6 +8,7 @@
 //! default), so one typo never hides the next. Semantic lints (references, shadowing,
 //! tests) are not here: they live in `keel-check`, which calls this first.
 
+mod policies;
 pub(crate) mod pools;
 pub(crate) mod routes;
 mod sections;
