@@ -28,5 +28,7 @@ pub use parse::pools::parse_hash_key;
 pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
-pub use policy::{Access, AccessMode, Cidr};
+pub use policy::{
+    Access, AccessMode, Cidr, HeaderRules, KEEL_REQUEST_HEADERS, KEEL_RESPONSE_HEADERS,
+};
 pub use span::{Located, Span, line_col};

@@ -1,5 +1,6 @@
-//! Traffic policies a route carries besides its target: today the client address
-//! rules (`allow = [..]` / `deny = [..]`). Parsing lives in `parse/policies.rs`.
+//! Traffic policies a route carries besides its target: the client address rule
+//! (`allow = [..]` / `deny = [..]`) and the header rules (`request_headers`,
+//! `response_headers`). Parsing lives in `parse/policies.rs`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -131,6 +132,54 @@ impl Access {
         match self.mode {
             AccessMode::Allow => listed,
             AccessMode::Deny => !listed,
+        }
+    }
+}
+
+/// Header names a request rule may neither set nor remove: Keel writes them itself
+/// (routing host, request id, forwarding headers), and backends and logs rely on them.
+pub const KEEL_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Header names a response rule may neither set nor remove: Keel's own account of
+/// the answer (the error reason and the generation that served it).
+pub const KEEL_RESPONSE_HEADERS: &[&str] = &["keel-error", "x-keel-generation"];
+
+/// Headers a route sets or removes on one direction of its traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Lower-case name and value, in file order; replaces any header of that name.
+    pub set: Vec<Located<(String, String)>>,
+    /// Lower-case names removed (applied before `set`).
+    pub remove: Vec<Located<String>>,
+}
+
+impl HeaderRules {
+    /// True when the rules change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// `set a=1,b=2; remove c`: how the semantic diff shows the rules.
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return "none".to_string();
+        }
+        let set: Vec<String> = self
+            .set
+            .iter()
+            .map(|h| format!("{}={}", h.value.0, h.value.1))
+            .collect();
+        let remove: Vec<&str> = self.remove.iter().map(|h| h.value.as_str()).collect();
+        match (set.is_empty(), remove.is_empty()) {
+            (false, false) => format!("set {}; remove {}", set.join(","), remove.join(",")),
+            (false, true) => format!("set {}", set.join(",")),
+            _ => format!("remove {}", remove.join(",")),
         }
     }
 }

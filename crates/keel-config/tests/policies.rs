@@ -90,3 +90,49 @@ fn the_semantic_diff_names_an_address_rule_change() {
         )]
     );
 }
+
+#[test]
+fn header_rules_are_read_lower_case_in_file_order() {
+    let parsed = parse(&format!(
+        "{BASE}request_headers = {{ set = {{ \"X-Shop\" = \"eu\" }}, remove = [\"X-Debug\", \"x-debug\"] }}\nresponse_headers = {{ remove = [\"server\"] }}\n"
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let route = &parsed.config.routes[0];
+    let request = &route.request_headers.as_ref().expect("rules").value;
+    assert_eq!(request.describe(), "set x-shop=eu; remove x-debug");
+    let response = &route.response_headers.as_ref().expect("rules").value;
+    assert_eq!(response.describe(), "remove server");
+}
+
+#[test]
+fn header_rule_mistakes_are_reported_where_they_stand() {
+    let source = format!(
+        "{BASE}request_headers = {{ set = {{ \"bad name\" = \"1\", \"x-ok\" = \"a\\nb\" }}, remove = [\"X-Forwarded-For\", \"host\"] }}\nresponse_headers = {{ remove = [\"x-request-id\", \"Keel-Error\"], add = 1 }}\n"
+    );
+    let parsed = parse(&source);
+    let pointed: Vec<(&str, &str)> = parsed
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.span.map(|span| (d.code, &source[span.start..span.end])))
+        .collect();
+    assert_eq!(
+        pointed,
+        [
+            (codes::INVALID_VALUE, "\"bad name\""),
+            (codes::INVALID_VALUE, "\"a\\nb\""),
+            (codes::INVALID_VALUE, "\"X-Forwarded-For\""),
+            (codes::INVALID_VALUE, "\"host\""),
+            (codes::INVALID_VALUE, "\"Keel-Error\""),
+            (codes::UNKNOWN_KEY, "add"),
+        ],
+        "{:#?}",
+        parsed.diagnostics
+    );
+    assert!(
+        parsed.diagnostics[2].message.contains("x-forwarded-for"),
+        "{}",
+        parsed.diagnostics[2].message
+    );
+    let help = parsed.diagnostics[2].help.as_deref().unwrap_or("");
+    assert!(help.contains("Keel writes"), "the error says why: {help}");
+}

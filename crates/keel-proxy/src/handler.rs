@@ -132,6 +132,9 @@ impl DataPlane {
                     }
                     None => {
                         prepare_upstream(&mut parts, conn);
+                        if let Some(rules) = &generation.routes[route_id].request_rules {
+                            rules.apply(&mut parts.headers);
+                        }
                         let mut outgoing =
                             Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
                         let (result, served) = self
@@ -149,6 +152,10 @@ impl DataPlane {
                             );
                             respond(failure, &detail, None)
                         });
+                        let mut response = response;
+                        if let Some(rules) = &generation.routes[route_id].response_rules {
+                            rules.apply(response.headers_mut());
+                        }
                         (response, served)
                     }
                 }

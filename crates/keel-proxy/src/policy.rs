@@ -1,12 +1,14 @@
-//! A route's traffic policies on the hot path: today its client address rule
-//! (`allow` / `deny`), judged on the TCP peer's address before the request is
-//! forwarded. A refused request is answered `403 client-not-allowed` and counted in
-//! the route's stats as a client error, like any answer.
+//! A route's traffic policies on the hot path: its client address rule (`allow` /
+//! `deny`), judged on the TCP peer's address before the request is forwarded (a
+//! refused request is answered `403 client-not-allowed` and counted in the route's
+//! stats as a client error, like any answer), and its header rules, compiled once per
+//! generation and applied to the forwarded request and to the answer.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
 use http::Response;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::body::ResponseBody;
 use crate::errors::{ProxyFailure, respond};
@@ -57,4 +59,44 @@ pub(crate) fn refuse_by_address(
         respond(ProxyFailure::ClientNotAllowed, &detail, None),
         served,
     ))
+}
+
+/// A route's header rules for one direction, as the hot path applies them.
+#[derive(Debug)]
+pub(crate) struct CompiledRules {
+    remove: Box<[HeaderName]>,
+    set: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl CompiledRules {
+    /// The rules of a config, or `None` when they change nothing. Names and values were
+    /// validated by the parser; one that still fails to convert is skipped.
+    pub(crate) fn compile(rules: Option<&keel_config::HeaderRules>) -> Option<Box<Self>> {
+        let rules = rules.filter(|r| !r.is_empty())?;
+        let remove = rules
+            .remove
+            .iter()
+            .filter_map(|name| HeaderName::from_bytes(name.value.as_bytes()).ok())
+            .collect();
+        let set = rules
+            .set
+            .iter()
+            .filter_map(|h| {
+                let name = HeaderName::from_bytes(h.value.0.as_bytes()).ok()?;
+                let value = HeaderValue::from_str(&h.value.1).ok()?;
+                Some((name, value))
+            })
+            .collect();
+        Some(Box::new(Self { remove, set }))
+    }
+
+    /// Removes, then sets (replacing every header of the name).
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
 }

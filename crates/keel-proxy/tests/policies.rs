@@ -74,3 +74,62 @@ async fn address_lists_refuse_clients_they_do_not_admit_with_403() {
     assert_eq!(stats.routes[1].totals().iter().sum::<u64>(), 1);
     assert_eq!(stats.requests(), 4, "every answer is counted once");
 }
+
+#[tokio::test]
+async fn header_rules_set_and_remove_headers_both_ways() {
+    let backend = TestBackend::with_handler("b1", |_request| async {
+        http::Response::builder()
+            .header("server", "backend/1.0")
+            .header("x-internal", "secret")
+            .header("x-kept", "yes")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"ok")))
+            .unwrap_or_default()
+    })
+    .await;
+    let config = with_listener(&format!(
+        "[services.web]\n\n{}\n\
+         [[routes]]\nname = \"ruled\"\npath_prefix = \"/ruled\"\nservice = \"web\"\npool = \"web\"\n\
+         request_headers = {{ set = {{ \"x-shop\" = \"eu\", \"User-Agent\" = \"keel-edge\" }}, remove = [\"x-debug\"] }}\n\
+         response_headers = {{ set = {{ \"strict-transport-security\" = \"max-age=31536000\" }}, remove = [\"server\", \"X-Internal\"] }}\n\n\
+         [[routes]]\nname = \"plain\"\nservice = \"web\"\npool = \"web\"\n",
+        pool("web", "web", &[&backend], "")
+    ));
+    let proxy = TestProxy::start(&config).await;
+    let client = client();
+    let sent = [("x-debug", "1"), ("user-agent", "curl/8"), ("x-shop", "us")];
+
+    let answer = get(&client, &proxy.url("/ruled"), &sent).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    assert_eq!(answer.header("server"), None);
+    assert_eq!(answer.header("x-internal"), None);
+    assert_eq!(answer.header("x-kept"), Some("yes"));
+    let head = backend.last_head().expect("backend saw the request");
+    let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("x-debug"), None);
+    assert_eq!(
+        header("x-shop"),
+        Some("eu"),
+        "set replaces the client's value"
+    );
+    assert_eq!(header("user-agent"), Some("keel-edge"));
+    assert!(header("x-request-id").is_some());
+    assert_eq!(header("x-forwarded-for"), Some("127.0.0.1"));
+
+    // A route without rules passes both ways untouched.
+    let answer = get(&client, &proxy.url("/other"), &sent).await;
+    assert_eq!(answer.header("server"), Some("backend/1.0"));
+    assert_eq!(answer.header("strict-transport-security"), None);
+    let head = backend.last_head().expect("backend saw the request");
+    assert_eq!(
+        head.headers.get("x-debug").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        head.headers.get("x-shop").map(|v| v.as_bytes()),
+        Some(&b"us"[..])
+    );
+}

@@ -268,6 +268,22 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
             )
         };
         field(&mut fields, "client addresses", &access(a), &access(b));
+        let rules = |r: &Option<crate::span::Located<crate::HeaderRules>>| {
+            r.as_ref()
+                .map_or_else(|| "none".to_string(), |h| h.value.describe())
+        };
+        field(
+            &mut fields,
+            "request_headers",
+            &rules(&a.request_headers),
+            &rules(&b.request_headers),
+        );
+        field(
+            &mut fields,
+            "response_headers",
+            &rules(&a.response_headers),
+            &rules(&b.response_headers),
+        );
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::policies::POLICY_KEYS;
+use super::policies::{Direction, POLICY_KEYS, header_rules};
 use super::{valid_header_name, valid_name};
 use crate::codes;
 use crate::defaults as d;
@@ -123,6 +123,8 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         );
     }
     let access = super::policies::access(sink, &table);
+    let request_headers = header_rules(sink, &table, Direction::Request);
+    let response_headers = header_rules(sink, &table, Direction::Response);
     Some(Route {
         name: name?,
         span: table.span,
@@ -139,6 +141,8 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         upgrades: upgrades?,
         tunnel_idle_timeout,
         access: access?,
+        request_headers: request_headers?,
+        response_headers: response_headers?,
     })
 }
 
