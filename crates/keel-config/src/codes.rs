@@ -63,6 +63,9 @@ pub const BACKEND_DOWN: &str = "K210";
 pub const CONNECT_ROUTE: &str = "K211";
 /// The admin API bound to a non-loopback address without TLS.
 pub const ADMIN_EXPOSED: &str = "K212";
+/// A route's address rule that refuses every client of a family: a `deny` with
+/// `0.0.0.0/0` or `::/0`, or an empty `allow`.
+pub const ACCESS_REFUSES_ALL: &str = "K213";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";
