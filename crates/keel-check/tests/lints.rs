@@ -338,3 +338,14 @@ fn json_report_carries_positions_and_data() {
     assert_eq!(shadowed["data"]["witnesses"][0]["route"], "a");
     assert_eq!(shadowed["data"]["witnesses"][0]["request"]["path"], "/b");
 }
+
+#[test]
+fn k213_a_deny_that_matches_every_address() {
+    let d = assert_fires(
+        "[[routes]]\nname = \"closed\"\npath_prefix = \"/closed\"\nservice = \"web\"\npool = \"web\"\nretries = 0\ndeny = [\"10.0.0.0/8\", \"::/0\"]\n[[tests]]\nrequest = \"GET http://shop.example/closed\"\nexpect = { route = \"closed\" }\n",
+        codes::ACCESS_REFUSES_ALL,
+    );
+    assert_eq!(d.severity, Severity::Warning);
+    assert!(d.message.contains("every IPv6 client"), "{}", d.message);
+    assert!(!is_hard(d.code));
+}

@@ -76,6 +76,9 @@ pub const ADMIN_EXPOSED: &str = "K212";
 pub const CERT_EXPIRING: &str = "K220";
 /// A certificate that no listener uses.
 pub const CERT_UNUSED: &str = "K221";
+/// A route's address rule that refuses every client of a family: a `deny` with
+/// `0.0.0.0/0` or `::/0`, or an empty `allow`.
+pub const ACCESS_REFUSES_ALL: &str = "K213";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

@@ -16,6 +16,7 @@ pub mod diff;
 mod duration;
 mod model;
 mod parse;
+mod policy;
 mod reader;
 mod span;
 mod tls;
@@ -28,6 +29,9 @@ pub use parse::pools::parse_hash_key;
 pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
+pub use policy::{
+    Access, AccessMode, Cidr, HeaderRules, KEEL_REQUEST_HEADERS, KEEL_RESPONSE_HEADERS,
+};
 pub use span::{Located, Span, line_col};
 pub use tls::{
     Certificate, CertificateFiles, ListenerTls, MAX_CERTIFICATE_FILE_BYTES, TlsVersion, config_dir,

@@ -233,6 +233,12 @@ pub struct Route {
     /// Time a tunnel (an upgraded connection) may carry no byte either way before both
     /// of its sides are closed.
     pub tunnel_idle_timeout: Located<Duration>,
+    /// The route's client address rule (`allow` or `deny`), if any.
+    pub access: Option<Located<crate::policy::Access>>,
+    /// Headers set on or removed from the request Keel forwards.
+    pub request_headers: Option<Located<crate::policy::HeaderRules>>,
+    /// Headers set on or removed from the answer the client gets.
+    pub response_headers: Option<Located<crate::policy::HeaderRules>>,
 }
 
 /// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.

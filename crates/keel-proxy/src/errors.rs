@@ -38,6 +38,8 @@ pub enum ProxyFailure {
     /// The client asked to switch protocols (`Upgrade: websocket`) on a route that does
     /// not list the protocol in `upgrades` (400).
     UpgradeNotAllowed,
+    /// The route's `allow` or `deny` list refuses the client's address (403).
+    ClientNotAllowed,
 }
 
 impl ProxyFailure {
@@ -55,6 +57,7 @@ impl ProxyFailure {
             ProxyFailure::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyFailure::BadRequest | ProxyFailure::UpgradeNotAllowed => StatusCode::BAD_REQUEST,
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ProxyFailure::ClientNotAllowed => StatusCode::FORBIDDEN,
         }
     }
 
@@ -73,6 +76,7 @@ impl ProxyFailure {
             ProxyFailure::NotImplemented => "not-implemented",
             ProxyFailure::Starting => "no-active-generation",
             ProxyFailure::UpgradeNotAllowed => "upgrade-not-allowed",
+            ProxyFailure::ClientNotAllowed => "client-not-allowed",
         }
     }
 }

@@ -68,6 +68,12 @@ pub(crate) struct RouteRuntime {
     pub(crate) upgrades: Box<[keel_config::UpgradeProtocol]>,
     /// Time a tunnel of the route may carry nothing before it is closed.
     pub(crate) tunnel_idle_timeout: Duration,
+    /// The route's client address rule (see [`crate::policy`]).
+    pub(crate) access: Option<keel_config::Access>,
+    /// Headers set on or removed from the forwarded request.
+    pub(crate) request_rules: Option<Box<crate::policy::CompiledRules>>,
+    /// Headers set on or removed from the answer.
+    pub(crate) response_rules: Option<Box<crate::policy::CompiledRules>>,
 }
 
 impl Generation {
@@ -162,6 +168,13 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                     .map(|u| u.value.iter().copied().collect())
                     .unwrap_or_default(),
                 tunnel_idle_timeout: configured.tunnel_idle_timeout.value,
+                access: configured.access.as_ref().map(|a| a.value.clone()),
+                request_rules: crate::policy::CompiledRules::compile(
+                    configured.request_headers.as_ref().map(|r| &r.value),
+                ),
+                response_rules: crate::policy::CompiledRules::compile(
+                    configured.response_headers.as_ref().map(|r| &r.value),
+                ),
             }
         })
         .collect()

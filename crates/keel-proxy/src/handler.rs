@@ -104,6 +104,12 @@ impl DataPlane {
                 };
                 (respond(ProxyFailure::NoRoute, &detail, None), served)
             }
+            Some(route_id)
+                if let Some(refused) =
+                    crate::policy::refuse_by_address(&generation, route_id, conn) =>
+            {
+                refused
+            }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle_ms {
                     conn.head_clock.route_body_idle(bound);
@@ -126,6 +132,9 @@ impl DataPlane {
                     }
                     None => {
                         prepare_upstream(&mut parts, conn);
+                        if let Some(rules) = &generation.routes[route_id].request_rules {
+                            rules.apply(&mut parts.headers);
+                        }
                         let mut outgoing =
                             Some(Request::from_parts(parts, UpstreamBody::from_client(body)));
                         let (result, served) = self
@@ -143,6 +152,10 @@ impl DataPlane {
                             );
                             respond(failure, &detail, None)
                         });
+                        let mut response = response;
+                        if let Some(rules) = &generation.routes[route_id].response_rules {
+                            rules.apply(response.headers_mut());
+                        }
                         (response, served)
                     }
                 }

@@ -31,6 +31,7 @@ mod headers;
 mod health;
 mod idle_spin;
 pub mod listen;
+mod policy;
 pub mod probe;
 mod progress;
 mod refuse;

@@ -185,6 +185,9 @@ pub struct RouteStats {
     /// histogram per arm rather than one per route plus one per pool: the hot path
     /// still observes once, and the route's view is the sum read at scrape time.
     pub target_latency: Box<[LatencyHistogram]>,
+    /// Requests the route's traffic policies refused (also counted in `unassigned` by
+    /// their status): the input a refusal detector and metrics read per route.
+    pub policy_refused: AtomicU64,
 }
 
 impl RouteStats {
@@ -256,6 +259,7 @@ impl GenerationStats {
                     .iter()
                     .map(|_| LatencyHistogram::default())
                     .collect(),
+                policy_refused: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -299,6 +303,7 @@ mod tests {
             targets: Box::new([]),
             unassigned: OutcomeCounters::default(),
             target_latency: (0..2).map(|_| LatencyHistogram::default()).collect(),
+            policy_refused: AtomicU64::new(0),
         };
         route.target_latency[0].observe(Duration::from_millis(1));
         route.target_latency[1].observe(Duration::from_millis(40));

@@ -90,6 +90,7 @@ fn every_config_key_is_documented() {
         "sections.rs",
         "pools.rs",
         "routes.rs",
+        "policies.rs",
         "tests_intents.rs",
     ] {
         keys.extend(parser_keys(&read(&format!(

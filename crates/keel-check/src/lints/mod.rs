@@ -1,10 +1,11 @@
 //! Lints that read the config alone (no routing table): references, pools, services,
-//! splits, listeners, the admin API's address and per-route settings. Each file owns a few lint ids and their
+//! splits, listeners, the admin API's address, per-route settings and route policies. Each file owns a few lint ids and their
 //! unit tests; [`structural`] runs them all.
 
 mod admin;
 mod certificates;
 mod listeners;
+mod policies;
 mod pools;
 mod references;
 mod routes;
@@ -24,6 +25,7 @@ pub(crate) fn structural(config: &Config) -> Vec<Diagnostic> {
     admin::check(config, &mut out);
     routes::check(config, &mut out);
     certificates::check(config, &mut out);
+    policies::check(config, &mut out);
     out
 }
 

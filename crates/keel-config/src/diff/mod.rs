@@ -289,6 +289,33 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
             &human(&a.tunnel_idle_timeout.value),
             &human(&b.tunnel_idle_timeout.value),
         );
+        let access = |r: &crate::Route| {
+            r.access.as_ref().map_or_else(
+                || "any client".to_string(),
+                |a| {
+                    let blocks: Vec<String> =
+                        a.value.blocks.iter().map(|b| b.value.to_string()).collect();
+                    format!("{} {}", a.value.mode.key(), blocks.join(","))
+                },
+            )
+        };
+        field(&mut fields, "client addresses", &access(a), &access(b));
+        let rules = |r: &Option<crate::span::Located<crate::HeaderRules>>| {
+            r.as_ref()
+                .map_or_else(|| "none".to_string(), |h| h.value.describe())
+        };
+        field(
+            &mut fields,
+            "request_headers",
+            &rules(&a.request_headers),
+            &rules(&b.request_headers),
+        );
+        field(
+            &mut fields,
+            "response_headers",
+            &rules(&a.response_headers),
+            &rules(&b.response_headers),
+        );
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {

@@ -9,6 +9,7 @@
 //! tests) are not here: they live in `keel-check`, which calls this first.
 
 mod certificates;
+mod policies;
 pub(crate) mod pools;
 pub(crate) mod routes;
 mod sections;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::policies::{Direction, POLICY_KEYS, header_rules};
 use super::{valid_header_name, valid_name};
 use crate::codes;
 use crate::defaults as d;
@@ -73,7 +74,8 @@ pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
 }
 
 fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
-    table.deny_unknown(sink, ROUTE_KEYS);
+    let keys: Vec<&str> = ROUTE_KEYS.iter().chain(POLICY_KEYS).copied().collect();
+    table.deny_unknown(sink, &keys);
     let name = table.required_string(sink, "name", "add name = \"...\" (unique)");
     if let Some(name) = &name {
         table.what = format!("route `{}`", name.value);
@@ -120,6 +122,9 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
             "write a duration such as \"5m\": a tunnel nobody uses must close some time",
         );
     }
+    let access = super::policies::access(sink, &table);
+    let request_headers = header_rules(sink, &table, Direction::Request);
+    let response_headers = header_rules(sink, &table, Direction::Response);
     Some(Route {
         name: name?,
         span: table.span,
@@ -135,6 +140,9 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         also_served_by,
         upgrades: upgrades?,
         tunnel_idle_timeout,
+        access: access?,
+        request_headers: request_headers?,
+        response_headers: response_headers?,
     })
 }
 

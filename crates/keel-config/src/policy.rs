@@ -1,0 +1,206 @@
+//! Traffic policies a route carries besides its target: the client address rule
+//! (`allow = [..]` / `deny = [..]`) and the header rules (`request_headers`,
+//! `response_headers`). Parsing lives in `parse/policies.rs`.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::span::Located;
+
+/// An address block such as `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    /// The network address, with the bits past the prefix cleared.
+    pub network: IpAddr,
+    /// Number of leading bits that must match (0..=32 for IPv4, 0..=128 for IPv6).
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX` or a bare address (a block of one). Host bits set past the
+    /// prefix are refused: `10.1.2.3/8` most likely meant something else.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
+        let max = Self::max_prefix(network);
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`/{p}` is not a prefix length from 0 to {max}"))?,
+        };
+        let cidr = Cidr { network, prefix };
+        if cidr.masked(network) != network {
+            return Err(format!(
+                "`{text}` has address bits set past its /{prefix} prefix (the block is {})",
+                Cidr {
+                    network: cidr.masked(network),
+                    prefix
+                }
+            ));
+        }
+        Ok(cidr)
+    }
+
+    fn max_prefix(addr: IpAddr) -> u8 {
+        match addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        }
+    }
+
+    /// `addr` with the bits past this block's prefix cleared.
+    fn masked(&self, addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+
+    /// True when `addr` lies in this block. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`,
+    /// what a dual-stack socket reports) is compared as the IPv4 address it carries.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        addr.is_ipv4() == self.network.is_ipv4() && self.masked(addr) == self.network
+    }
+
+    /// True for `0.0.0.0/0` and `::/0`: every address of its family.
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// Whether a route's address list names the clients it serves or those it refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessMode {
+    /// `allow = [..]`: only these clients; the rest get `403`.
+    Allow,
+    /// `deny = [..]`: these clients get `403`; the rest are served.
+    Deny,
+}
+
+impl AccessMode {
+    /// The config key.
+    pub fn key(self) -> &'static str {
+        match self {
+            AccessMode::Allow => "allow",
+            AccessMode::Deny => "deny",
+        }
+    }
+}
+
+/// A route's client address rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Allow list or deny list.
+    pub mode: AccessMode,
+    /// The address blocks, in file order.
+    pub blocks: Vec<Located<Cidr>>,
+}
+
+impl Access {
+    /// True when a client at `addr` is served.
+    pub fn admits(&self, addr: IpAddr) -> bool {
+        let listed = self.blocks.iter().any(|b| b.value.contains(addr));
+        match self.mode {
+            AccessMode::Allow => listed,
+            AccessMode::Deny => !listed,
+        }
+    }
+}
+
+/// Header names a request rule may neither set nor remove: Keel writes them itself
+/// (routing host, request id, forwarding headers), and backends and logs rely on them.
+pub const KEEL_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// Header names a response rule may neither set nor remove: Keel's own account of
+/// the answer (the error reason and the generation that served it).
+pub const KEEL_RESPONSE_HEADERS: &[&str] = &["keel-error", "x-keel-generation"];
+
+/// Headers a route sets or removes on one direction of its traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Lower-case name and value, in file order; replaces any header of that name.
+    pub set: Vec<Located<(String, String)>>,
+    /// Lower-case names removed (applied before `set`).
+    pub remove: Vec<Located<String>>,
+}
+
+impl HeaderRules {
+    /// True when the rules change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+
+    /// `set a=1,b=2; remove c`: how the semantic diff shows the rules.
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return "none".to_string();
+        }
+        let set: Vec<String> = self
+            .set
+            .iter()
+            .map(|h| format!("{}={}", h.value.0, h.value.1))
+            .collect();
+        let remove: Vec<&str> = self.remove.iter().map(|h| h.value.as_str()).collect();
+        match (set.is_empty(), remove.is_empty()) {
+            (false, false) => format!("set {}; remove {}", set.join(","), remove.join(",")),
+            (false, true) => format!("set {}", set.join(",")),
+            _ => format!("remove {}", remove.join(",")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_parse_and_contain() {
+        let block = Cidr::parse("10.0.0.0/8").expect("valid");
+        assert!(block.contains("10.9.8.7".parse().expect("ip")));
+        assert!(block.contains("::ffff:10.1.1.1".parse().expect("ip")));
+        assert!(!block.contains("11.0.0.1".parse().expect("ip")));
+        assert!(!block.contains("::1".parse().expect("ip")));
+        let v6 = Cidr::parse("2001:db8::/32").expect("valid");
+        assert!(v6.contains("2001:db8:1::9".parse().expect("ip")));
+        assert!(Cidr::parse("0.0.0.0/0").expect("valid").is_everything());
+        assert_eq!(Cidr::parse("127.0.0.1").expect("valid").prefix, 32);
+        assert!(Cidr::parse("10.1.2.3/8").is_err());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("shop.example.com/8").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! A route's traffic policies on the hot path: its client address rule (`allow` /
+//! `deny`), judged on the TCP peer's address before the request is forwarded (a
+//! refused request is answered `403 client-not-allowed` and counted in the route's
+//! stats as a client error, like any answer), and its header rules, compiled once per
+//! generation and applied to the forwarded request and to the answer.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::Response;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::body::ResponseBody;
+use crate::errors::{ProxyFailure, respond};
+use crate::forward::Served;
+use crate::generation::Generation;
+use crate::request::ConnInfo;
+use crate::stats::Outcome;
+
+/// The refusal for a client the route's address rule does not admit, or `None` to
+/// serve it.
+///
+/// The peer address is read back from the connection's rendered `x-forwarded-for`
+/// value: only routes with a rule pay for that parse, and the connection setup
+/// stays as it is. An address that cannot be read is refused by an allow list and
+/// served by a deny list (it is in no block).
+pub(crate) fn refuse_by_address(
+    generation: &Generation,
+    route_id: usize,
+    conn: &ConnInfo,
+) -> Option<(Response<ResponseBody>, Served)> {
+    let access = generation.routes[route_id].access.as_ref()?;
+    let peer = conn
+        .peer_header
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse::<IpAddr>().ok());
+    let admitted = match peer {
+        Some(addr) => access.admits(addr),
+        None => access.mode == keel_config::AccessMode::Deny,
+    };
+    if admitted {
+        return None;
+    }
+    let stats = &generation.stats.routes[route_id];
+    stats.unassigned.record(Outcome::ClientError);
+    stats.policy_refused.fetch_add(1, Relaxed);
+    let detail = format!(
+        "route `{}` does not serve client {} (its `{}` list)",
+        generation.table.route(route_id).name,
+        conn.peer_header.to_str().unwrap_or("?"),
+        access.mode.key()
+    );
+    let served = Served {
+        error: Some(ProxyFailure::ClientNotAllowed),
+        ..Served::default()
+    };
+    Some((
+        respond(ProxyFailure::ClientNotAllowed, &detail, None),
+        served,
+    ))
+}
+
+/// A route's header rules for one direction, as the hot path applies them.
+#[derive(Debug)]
+pub(crate) struct CompiledRules {
+    remove: Box<[HeaderName]>,
+    set: Box<[(HeaderName, HeaderValue)]>,
+}
+
+impl CompiledRules {
+    /// The rules of a config, or `None` when they change nothing. Names and values were
+    /// validated by the parser; one that still fails to convert is skipped.
+    pub(crate) fn compile(rules: Option<&keel_config::HeaderRules>) -> Option<Box<Self>> {
+        let rules = rules.filter(|r| !r.is_empty())?;
+        let remove = rules
+            .remove
+            .iter()
+            .filter_map(|name| HeaderName::from_bytes(name.value.as_bytes()).ok())
+            .collect();
+        let set = rules
+            .set
+            .iter()
+            .filter_map(|h| {
+                let name = HeaderName::from_bytes(h.value.0.as_bytes()).ok()?;
+                let value = HeaderValue::from_str(&h.value.1).ok()?;
+                Some((name, value))
+            })
+            .collect();
+        Some(Box::new(Self { remove, set }))
+    }
+
+    /// Removes, then sets (replacing every header of the name).
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
