@@ -27,6 +27,7 @@ mod handler;
 mod headers;
 mod health;
 mod idle_spin;
+mod parking;
 pub mod probe;
 mod progress;
 mod refuse;

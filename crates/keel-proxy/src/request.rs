@@ -10,6 +10,7 @@ use keel_route::{RequestShape, RequestView, Ring};
 
 use crate::generation::Generation;
 use crate::headers::{set_forwarding, strip_hop_by_hop};
+use crate::parking::Parking;
 use crate::watchdog::HeadClock;
 
 /// Per-connection facts every request of the connection shares.
@@ -19,6 +20,8 @@ pub(crate) struct ConnInfo {
     pub(crate) peer_header: HeaderValue,
     /// Since when the connection has waited for a request head (see [`crate::watchdog`]).
     pub(crate) head_clock: HeadClock,
+    /// Whether its hyper connection is between messages (see [`crate::parking`]).
+    pub(crate) parking: Parking,
 }
 
 /// The request as routing sees it, borrowed from the request head.
@@ -181,6 +184,7 @@ mod tests {
         let conn = ConnInfo {
             peer_header: HeaderValue::from_static("10.1.2.3"),
             head_clock: HeadClock::new(),
+            parking: Parking::new(),
         };
         prepare_upstream(&mut parts, &conn);
         let request = Request::from_parts(parts, ());

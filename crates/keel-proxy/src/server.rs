@@ -2,8 +2,9 @@
 //! listener, bounded request heads, and a graceful drain on shutdown.
 //!
 //! The protocol is told apart by peeking at the first bytes (the HTTP/2 connection
-//! preface starts `PRI * HTTP/2.0`), so each connection is then served by hyper's own
-//! HTTP/1 or HTTP/2 connection with no wrapper on its reads.
+//! preface starts `PRI * HTTP/2.0`). An HTTP/2 connection is then served by hyper's
+//! own; an HTTP/1 one by a hyper connection per busy spell, parked between requests
+//! so that an idle keep-alive connection holds no buffers (`crate::parking`).
 //!
 //! Limits: a request head larger than `max_header_bytes` or with more than
 //! `max_headers` fields gets `431`; a head not complete within `header_read_timeout`
@@ -14,13 +15,14 @@
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, Request};
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keel_config::Server;
@@ -30,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::dataplane::DataPlane;
+use crate::parking::{Drain, Parking, serve_http1};
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
@@ -82,6 +85,7 @@ struct Builders {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     body_idle_timeout: Duration,
+    max_header_bytes: usize,
 }
 
 impl Builders {
@@ -109,6 +113,7 @@ impl Builders {
             http2,
             header_read_timeout: limits.header_read_timeout,
             body_idle_timeout: limits.body_idle_timeout,
+            max_header_bytes: limits.max_header_bytes,
         }
     }
 }
@@ -185,6 +190,7 @@ impl DataPlane {
                 peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
                 head_clock: HeadClock::new(),
+                parking: Parking::new(),
             });
             let plane = self.clone();
             let builders = builders.clone();
@@ -238,8 +244,9 @@ impl DataPlane {
         };
         let plane = self.clone();
         let watched = conn.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let plane = plane.clone();
+            conn.parking.request_started(request.body().is_end_stream());
             let exchange = Exchange::start(conn.clone(), protocol);
             async move {
                 let mut response = plane.handle(request, exchange.conn()).await;
@@ -252,9 +259,11 @@ impl DataPlane {
             body_idle: builders.body_idle_timeout,
         };
         // Both protocols write through `Progress`, the watchdog's measure of a moving body.
-        let io = Progress::new(TokioIo::new(stream), watched.clone());
         let result = if is_h2 {
-            let mut connection = pin!(builders.http2.serve_connection(io, service));
+            let io = Progress::new(TokioIo::new(stream), watched.clone());
+            // Boxed: inline, hyper's HTTP/2 connection would size the task of every
+            // connection, HTTP/1 ones included.
+            let mut connection = Box::pin(builders.http2.serve_connection(io, service));
             let drained = until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
             match watch(drained, watched, protocol, limits).await {
                 Ok(result) => result,
@@ -273,9 +282,16 @@ impl DataPlane {
                 }
             }
         } else {
-            let connection = pin!(builders.http1.serve_connection(io, service));
-            let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-            watch(drained, watched, protocol, limits)
+            // Parked between requests: an idle connection holds none of hyper's buffers.
+            let serving = serve_http1(
+                stream,
+                service,
+                &watched,
+                &builders.http1,
+                builders.max_header_bytes,
+                Drain::new(draining),
+            );
+            watch(serving, watched.clone(), protocol, limits)
                 .await
                 .unwrap_or_else(|cut| {
                     match cut {

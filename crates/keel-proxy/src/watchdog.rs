@@ -127,6 +127,12 @@ impl HeadClock {
         self.route_body_idle.store(LISTENER_BOUND, Relaxed);
     }
 
+    /// Whether no HTTP/1 exchange is in flight: the last response is done.
+    #[inline]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting_since.load(Relaxed) != IN_FLIGHT
+    }
+
     /// The request's route sets its own body bound (from [`bound_ms`]). On HTTP/2 a
     /// route can only lengthen the connection's bound: its streams share one.
     #[inline]
