@@ -23,6 +23,11 @@
 #   bench/memory.sh --modes idle --settle 60   # the "returned after a minute" check
 #   bench/memory.sh -n 1000 --only "keel"  # quick look at Keel alone
 #
+# Keel runs with its defaults (the live traffic sample included, as in production) and
+# the keep-alive bound above; KEEL_SAMPLE_SIZE (e.g. 0) sets `[traffic] sample_size`, to
+# tell the sample's share of the memory (it keeps up to 10,000 request shapes, which
+# grow with requests, not with connections) from what the connections hold.
+#
 # Needs: nginx, haproxy (apt-get install -y nginx haproxy), python3, curl, and a release
 # build of Keel (KEEL_PGO=0 cargo build --release -p keel; KEEL_BIN overrides the path).
 # Safety: only 127.0.0.1; every process started here is tracked by PID and stopped on
@@ -204,6 +209,7 @@ addr = "127.0.0.1:0"
 [server]
 worker_threads = 1
 header_read_timeout = "${KEEPALIVE_S}s"
+$(if [ -n "${KEEL_SAMPLE_SIZE:-}" ]; then printf '\n[traffic]\nsample_size = %s\n' "$KEEL_SAMPLE_SIZE"; fi)
 
 [services.bench]
 

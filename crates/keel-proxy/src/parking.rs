@@ -42,8 +42,9 @@ use crate::body::ResponseBody;
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 
-/// Bytes read from the socket at a time while waiting for a request head (4 KiB, on
-/// the stack): a typical head arrives in one read.
+/// Bytes read from the socket at a time while waiting for a request head (4 KiB): a
+/// typical head arrives in one read. A connection left waiting for the rest of a head
+/// gives back what it did not fill.
 const HEAD_READ_CHUNK: usize = 4096;
 
 /// What a parked connection knows of the hyper connection that served its last request.
@@ -285,6 +286,8 @@ async fn next_head(
                 Err(_) => return Next::Closed,
             }
         }
+        // A connection that waits holds only the bytes it has.
+        head.shrink_to_fit();
         let ready = poll_fn(|cx| {
             if head.is_empty() && drain.poll_asked(cx) {
                 return Poll::Ready(false);
@@ -300,12 +303,12 @@ async fn next_head(
     }
 }
 
-/// Reads what the socket has (up to [`HEAD_READ_CHUNK`]) onto the end of `head`.
+/// Reads what the socket has (up to [`HEAD_READ_CHUNK`]) onto the end of `head`,
+/// straight into its spare capacity (a zeroed buffer on the stack would cost a
+/// `memset` of the whole chunk per read).
 fn read_some(stream: &TcpStream, head: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut chunk = [0u8; HEAD_READ_CHUNK];
-    let read = stream.try_read(&mut chunk)?;
-    head.extend_from_slice(&chunk[..read]);
-    Ok(read)
+    head.reserve(HEAD_READ_CHUNK);
+    stream.try_read_buf(head)
 }
 
 /// Whether `bytes` hold the blank line that ends a request head (CRLF or bare LF line

@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -233,9 +233,16 @@ impl DataPlane {
         draining: oneshot::Receiver<()>,
     ) {
         let deadline = Instant::now() + builders.header_read_timeout;
-        let is_h2 = match tokio::time::timeout_at(deadline, sends_h2_preface(&stream)).await {
-            Ok(Ok(is_h2)) => is_h2,
-            Ok(Err(_)) | Err(_) => return,
+        // Boxed, as is the HTTP/2 branch below: the task of a connection is as large as
+        // the largest state its future passes through, and it keeps that size for the
+        // connection's life. Inline, the preface wait's two timers and hyper's HTTP/2
+        // connection would size every HTTP/1 connection's task, parked ones included.
+        // The socket is moved in and out rather than borrowed: a borrow across the await
+        // would keep a second copy of it in the task.
+        let preface = Box::pin(tokio::time::timeout_at(deadline, sends_h2_preface(stream)));
+        let (stream, is_h2) = match preface.await {
+            Ok((stream, Ok(is_h2))) => (stream, is_h2),
+            Ok((_, Err(_))) | Err(_) => return,
         };
         let protocol = if is_h2 {
             Protocol::Http2
@@ -260,27 +267,30 @@ impl DataPlane {
         };
         // Both protocols write through `Progress`, the watchdog's measure of a moving body.
         let result = if is_h2 {
-            let io = Progress::new(TokioIo::new(stream), watched.clone());
-            // Boxed: inline, hyper's HTTP/2 connection would size the task of every
-            // connection, HTTP/1 ones included.
-            let mut connection = Box::pin(builders.http2.serve_connection(io, service));
-            let drained = until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
-            match watch(drained, watched, protocol, limits).await {
-                Ok(result) => result,
-                Err(Cut::NoHead) => {
-                    // Idle with no stream open: a GOAWAY tells the client that nothing it
-                    // sent was dropped, and the connection then ends at once.
-                    tracing::debug!(limit = ?limits.head, "HTTP/2 connection idle: closing");
-                    connection.as_mut().graceful_shutdown();
-                    tokio::time::timeout(GOAWAY_GRACE, connection)
-                        .await
-                        .unwrap_or(Ok(()))
+            let plane = self.clone();
+            Box::pin(async move {
+                let io = Progress::new(TokioIo::new(stream), watched.clone());
+                let mut connection = pin!(builders.http2.serve_connection(io, service));
+                let drained =
+                    until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
+                match watch(drained, watched, protocol, limits).await {
+                    Ok(result) => result,
+                    Err(Cut::NoHead) => {
+                        // Idle with no stream open: a GOAWAY tells the client that nothing it
+                        // sent was dropped, and the connection then ends at once.
+                        tracing::debug!(limit = ?limits.head, "HTTP/2 connection idle: closing");
+                        connection.as_mut().graceful_shutdown();
+                        tokio::time::timeout(GOAWAY_GRACE, connection)
+                            .await
+                            .unwrap_or(Ok(()))
+                    }
+                    Err(Cut::BodyStalled) => {
+                        plane.stalled(limits);
+                        Ok(())
+                    }
                 }
-                Err(Cut::BodyStalled) => {
-                    self.stalled(limits);
-                    Ok(())
-                }
-            }
+            })
+            .await
         } else {
             // Parked between requests: an idle connection holds none of hyper's buffers.
             let serving = serve_http1(
@@ -385,17 +395,20 @@ impl Connections {
     }
 }
 
-/// Whether the client opens with the HTTP/2 preface. Decides at the first byte that
-/// differs; `false` at end of stream (HTTP/1 handling then closes it).
-async fn sends_h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+/// Whether the client opens with the HTTP/2 preface, and the socket back. Decides at
+/// the first byte that differs; `false` at end of stream (HTTP/1 handling then closes it).
+async fn sends_h2_preface(stream: TcpStream) -> (TcpStream, std::io::Result<bool>) {
     let mut buffer = [0u8; H2_PREFACE.len()];
     loop {
-        let seen = stream.peek(&mut buffer).await?;
+        let seen = match stream.peek(&mut buffer).await {
+            Ok(seen) => seen,
+            Err(error) => return (stream, Err(error)),
+        };
         if seen == 0 || buffer[..seen] != H2_PREFACE[..seen] {
-            return Ok(false);
+            return (stream, Ok(false));
         }
         if seen == H2_PREFACE.len() {
-            return Ok(true);
+            return (stream, Ok(true));
         }
         // Part of the preface so far; peeking again at once would see the same bytes.
         tokio::time::sleep(PREFACE_RETRY).await;
