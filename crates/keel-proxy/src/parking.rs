@@ -3,9 +3,10 @@
 //! hyper keeps a connection's read buffer (8 KiB at least), write buffer (8 KiB) and
 //! the box its request future runs in for as long as the connection lives, so an idle
 //! keep-alive connection cost about 16 kB: fifteen to twenty-five times what nginx and
-//! HAProxy spend on one (bench/runs/2026-12-07-memory.md). Here hyper runs only while a
-//! request is being served. Once it is between messages (the last request had no body,
-//! its response is handed over and flushed), the connection is "parked": hyper's
+//! HAProxy spend on one (bench/runs/2026-12-07-memory.md). Here hyper runs only while
+//! requests keep coming. Once it is between messages (the last request had no body, its
+//! response is handed over and flushed) and no request has come for [`PARK_AFTER_MS`]
+//! (the watchdog wakes the connection then), the connection is "parked": hyper's
 //! graceful shutdown closes its idle state at once, [`into_parts`] gives back the socket
 //! and any bytes it read ahead, and everything else it held is freed. A parked
 //! connection is its socket, its [`ConnInfo`] and a small task.
@@ -39,8 +40,15 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::body::ResponseBody;
+use crate::deadline::coarse_now_ms;
 use crate::progress::Progress;
 use crate::request::ConnInfo;
+
+/// How long an HTTP/1 connection stays idle, its answer flushed, before it is parked
+/// (100 ms). A client sending requests back to back keeps its hyper connection, so the
+/// busy path costs what it did; a browser between two clicks, idle for seconds, holds
+/// none of hyper's buffers.
+pub(crate) const PARK_AFTER_MS: u64 = 100;
 
 /// Bytes read from the socket at a time while waiting for a request head (4 KiB): a
 /// typical head arrives in one read. A connection left waiting for the rest of a head
@@ -87,10 +95,11 @@ impl Parking {
     }
 
     /// Whether hyper is between messages, with nothing left to write: its last request
-    /// had no body and that request's response is done (`response_done`) and flushed.
+    /// had no body and that request's response is done and flushed, and the connection
+    /// has been idle since `idle_since` (a coarse clock reading) for [`PARK_AFTER_MS`].
     #[inline]
-    fn may_park(&self, response_done: bool) -> bool {
-        response_done
+    fn may_park(&self, idle_since: Option<u64>) -> bool {
+        idle_since.is_some_and(|since| coarse_now_ms().saturating_sub(since) >= PARK_AFTER_MS)
             && self.request_seen.load(Relaxed)
             && self.bodyless.load(Relaxed)
             && self.flushed.load(Relaxed)
@@ -229,7 +238,7 @@ where
             if polled.is_ready()
                 || parking
                 || told_to_finish
-                || !conn.parking.may_park(conn.head_clock.is_waiting())
+                || !conn.parking.may_park(conn.head_clock.waiting_since())
             {
                 return polled;
             }

@@ -42,6 +42,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::deadline::{Alarm, coarse_instant, coarse_now_ms};
+use crate::parking::PARK_AFTER_MS;
 use crate::request::ConnInfo;
 
 /// `HeadClock::waiting_since` while a request is being served.
@@ -127,10 +128,12 @@ impl HeadClock {
         self.route_body_idle.store(LISTENER_BOUND, Relaxed);
     }
 
-    /// Whether no HTTP/1 exchange is in flight: the last response is done.
+    /// HTTP/1: since when (a [`coarse_now_ms`] reading) the connection has waited for
+    /// its next request head, `None` while a request is in flight.
     #[inline]
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.waiting_since.load(Relaxed) != IN_FLIGHT
+    pub(crate) fn waiting_since(&self) -> Option<u64> {
+        let since = self.waiting_since.load(Relaxed);
+        (since != IN_FLIGHT).then_some(since)
     }
 
     /// The request's route sets its own body bound (from [`bound_ms`]). On HTTP/2 a
@@ -369,6 +372,17 @@ impl<F: Future> Future for Watched<F> {
         {
             return Poll::Ready(Err(cut));
         }
+        // An idle HTTP/1 connection is woken once it may park (see `crate::parking`); a
+        // wake-up earlier than a bound only looks, and the alarm is then set again.
+        let due = match (*this.protocol, cut) {
+            (Protocol::Http1, Some(Cut::NoHead)) => {
+                let park_at = due
+                    .saturating_sub(*this.head_ms)
+                    .saturating_add(PARK_AFTER_MS);
+                if park_at > now { due.min(park_at) } else { due }
+            }
+            _ => due,
+        };
         // Waits and body moves only go forward, so an alarm still ahead and not later
         // than `due` goes off early at worst, and is re-armed then. One later than `due`
         // (set for a longer bound) is brought forward.

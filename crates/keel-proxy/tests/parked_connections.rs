@@ -12,10 +12,10 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A pause between two pieces of one request head, so that they arrive in separate
-/// reads and the first is held by a parked connection (50 ms). Not a timing claim: the
-/// test passes whether or not the pieces are read apart.
-const PIECE_GAP: Duration = Duration::from_millis(50);
+/// A pause between two pieces of one request head, longer than an idle connection
+/// waits before it is parked (100 ms), so that the first piece is held by a parked
+/// connection (150 ms). Not a timing claim: the test passes either way.
+const PIECE_GAP: Duration = Duration::from_millis(150);
 
 async fn proxy_for(backend: &TestBackend) -> TestProxy {
     proxy_in_front(backend, |_| {}).await
