@@ -14,7 +14,9 @@
 //! starts, when its response starts, at each write to the client socket (see
 //! [`Progress`](crate::progress::Progress)), and when the response ends. The
 //! connection's task holds one [`Alarm`], re-armed only when it has gone off or a bound
-//! comes due sooner: about once per timeout period.
+//! comes due sooner: about once per timeout period. An idle HTTP/1 connection's alarm
+//! also goes off once it may be parked (`crate::parking`), at most once per
+//! `PARK_AFTER_MS` while requests keep coming.
 //!
 //! The head wait starts when the connection opens and when a response body is finished,
 //! so a long download or upload never counts against it; a slow one is cut only if it
