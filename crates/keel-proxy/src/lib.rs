@@ -31,6 +31,7 @@ mod headers;
 mod health;
 mod idle_spin;
 pub mod listen;
+mod parking;
 pub mod probe;
 mod progress;
 mod refuse;
@@ -40,9 +41,9 @@ mod sample;
 mod server;
 mod serving;
 pub mod stats;
+pub mod tls;
 pub mod tunnel;
 mod upgrade;
-pub mod tls;
 mod upstream;
 mod watchdog;
 
