@@ -284,14 +284,19 @@ impl DataPlane {
     ) {
         // TLS: ALPN decides the protocol (no ALPN: HTTP/1.1, as RFC 7301 clients expect).
         if let Some(tls) = tls {
-            if let Some(established) = self.handshake(stream, &tls).await {
-                let stream = if established.h2 {
-                    Established::Http2(established.stream)
-                } else {
-                    Established::Http1(established.stream)
-                };
-                self.serve_io(stream, conn, builders, draining).await;
-            }
+            // Boxed: inline, the handshake's and the TLS stream's state (rustls's) would
+            // size the task of every connection, plain parked ones included.
+            Box::pin(async move {
+                if let Some(established) = self.handshake(stream, &tls).await {
+                    let stream = if established.h2 {
+                        Established::Http2(established.stream)
+                    } else {
+                        Established::Http1(established.stream)
+                    };
+                    self.serve_io(stream, conn, builders, draining).await;
+                }
+            })
+            .await;
             return;
         }
         let deadline = Instant::now() + builders.header_read_timeout;
@@ -388,11 +393,18 @@ impl DataPlane {
                 self.watch_http1(serving, watched.clone(), limits).await
             }
             Established::Http1(stream) => {
-                // Not parked (see `Established`), with upgrades as above.
-                let io = Progress::new(TokioIo::new(stream), watched.clone(), true);
-                let connection = pin!(builders.http1.serve_connection(io, service).with_upgrades());
-                let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-                self.watch_http1(drained, watched, limits).await
+                // Not parked (see `Established`), with upgrades as above. Boxed, as
+                // the HTTP/2 branch: inline, hyper's connection would size the task of
+                // every connection, parked plain ones included.
+                let plane = self.clone();
+                Box::pin(async move {
+                    let io = Progress::new(TokioIo::new(stream), watched.clone(), true);
+                    let connection =
+                        pin!(builders.http1.serve_connection(io, service).with_upgrades());
+                    let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
+                    plane.watch_http1(drained, watched, limits).await
+                })
+                .await
             }
         };
         if let Err(error) = result {
