@@ -1,12 +1,19 @@
-//! The client socket as the watchdog sees it: each write that moves bytes is noted in
-//! the connection's [`HeadClock`](crate::watchdog::HeadClock), the watchdog's measure of
-//! whether a response body still moves. On an HTTP/1 connection, each read also goes
-//! through the connection's [`ChunkGuard`] before hyper sees it.
+//! The client socket as hyper sees it: each write that moves bytes is noted in the
+//! connection's [`HeadClock`](crate::watchdog::HeadClock), the watchdog's measure of
+//! whether a response body still moves; writes and flushes are noted for
+//! [`Parking`](crate::parking::Parking), which parks a connection only with nothing
+//! left to write; bytes read before hyper started (a request head read while the
+//! connection was parked) are served to hyper first. On an HTTP/1 connection, every
+//! byte hyper reads, those included, goes through the connection's [`ChunkGuard`]
+//! first, until the connection is upgraded: a tunnel's bytes are not HTTP.
 
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
 
 use crate::chunk_guard::{ChunkGuard, MAX_CHUNK_SIZE, Oversized};
 use crate::request::ConnInfo;
@@ -24,15 +31,22 @@ thread_local! {
 /// A client connection's socket, as hyper reads and writes it, noting in the
 /// connection's [`HeadClock`] each time bytes go out: the watchdog's measure of whether
 /// a response body still moves. A write is the right measure in both directions: a
-/// backend that stops sending leaves nothing to write, and a client that stops reading
-/// leaves no room to write into, while a slow client reading a large body steadily
-/// keeps its connection.
+/// client that stops reading stops the writes; a backend that stops sending does too.
+///
+/// [`HeadClock`]: crate::watchdog::HeadClock
 pub(crate) struct Progress<T> {
     io: T,
     conn: Arc<ConnInfo>,
     guard: ChunkGuard,
     /// A chunk size past the bound was read: every later read fails.
     refused: bool,
+    /// Bytes read from the socket before hyper started, served before the socket's.
+    unread: Bytes,
+    /// The socket's last read found nothing to read.
+    read_blocked: bool,
+    /// hyper's shutdown of the socket is left to the caller, who may serve the socket
+    /// on (see [`crate::parking`]); an upgraded connection's shutdown is its tunnel's.
+    keep_open: bool,
 }
 
 impl<T> Progress<T> {
@@ -49,7 +63,28 @@ impl<T> Progress<T> {
             conn,
             guard,
             refused: false,
+            unread: Bytes::new(),
+            read_blocked: false,
+            keep_open: false,
         }
+    }
+
+    /// An HTTP/1 connection resumed between two requests: like [`Progress::new`], but
+    /// hyper reads `unread` before `io` (through a new chunk guard, since `unread`
+    /// starts a request), and its shutdown of the socket does nothing: the caller ends
+    /// the socket, or serves it on.
+    pub(crate) fn resumed(io: T, conn: Arc<ConnInfo>, unread: Bytes) -> Self {
+        Self {
+            unread,
+            keep_open: true,
+            ..Self::new(io, conn, true)
+        }
+    }
+
+    /// The socket, the bytes hyper was never handed, and whether the socket's last read
+    /// found nothing.
+    pub(crate) fn into_parts(self) -> (T, Bytes, bool) {
+        (self.io, self.unread, self.read_blocked)
     }
 
     /// Notes a write that moved bytes, and passes its result on.
@@ -59,8 +94,37 @@ impl<T> Progress<T> {
             && n > 0
         {
             self.conn.head_clock.wrote();
+            self.conn.parking.wrote();
         }
         written
+    }
+
+    /// Whether the guard still reads this connection's bytes: not once it is upgraded.
+    #[inline]
+    fn guarded(&mut self) -> bool {
+        if !self.guard.is_off() && self.conn.upgraded.load(Relaxed) {
+            self.guard = ChunkGuard::off();
+        }
+        !self.guard.is_off()
+    }
+
+    /// Passes `filled` through the guard: how many of its bytes hyper may have, or the
+    /// error to fail the read with.
+    #[inline]
+    fn scanned(&mut self, filled: &[u8]) -> std::io::Result<usize> {
+        match self.guard.scan(filled) {
+            Ok(()) => Ok(filled.len()),
+            // hyper gets what came before the chunk-size line, then a failed read: a
+            // broken request body (400), as for any bad chunking.
+            Err(Oversized { before }) => {
+                self.refused = true;
+                if before == 0 {
+                    Err(oversized_chunk())
+                } else {
+                    Ok(before)
+                }
+            }
+        }
     }
 }
 
@@ -75,26 +139,32 @@ impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Progress<T> {
         if this.refused {
             return Poll::Ready(Err(oversized_chunk()));
         }
-        if this.guard.is_off() {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
+        let guarded = this.guarded();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            let unread = this.unread.split_to(n);
+            let allowed = if guarded { this.scanned(&unread)? } else { n };
+            buf.put_slice(&unread[..allowed]);
+            if this.unread.is_empty() {
+                // Let the allocation go now rather than with the connection.
+                this.unread = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if !guarded {
+            let read = Pin::new(&mut this.io).poll_read(cx, buf);
+            this.read_blocked = read.is_pending();
+            return read;
         }
         SCRATCH.with_borrow_mut(|scratch| {
             let want = buf.remaining().min(scratch.len());
             let mut read = hyper::rt::ReadBuf::new(&mut scratch[..want]);
-            ready!(Pin::new(&mut this.io).poll_read(cx, read.unfilled()))?;
+            let polled = Pin::new(&mut this.io).poll_read(cx, read.unfilled());
+            this.read_blocked = polled.is_pending();
+            ready!(polled)?;
             let filled = read.filled();
-            match this.guard.scan(filled) {
-                Ok(()) => buf.put_slice(filled),
-                Err(Oversized { before }) => {
-                    // hyper gets what came before the chunk-size line, then a failed
-                    // read: a broken request body (400), as for any bad chunking.
-                    this.refused = true;
-                    if before == 0 {
-                        return Poll::Ready(Err(oversized_chunk()));
-                    }
-                    buf.put_slice(&filled[..before]);
-                }
-            }
+            let allowed = this.scanned(filled)?;
+            buf.put_slice(&filled[..allowed]);
             Poll::Ready(Ok(()))
         })
     }
@@ -137,11 +207,20 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Progress<T> {
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.conn.parking.flushed();
+        }
+        flushed
     }
 
     #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.keep_open && !this.conn.upgraded.load(Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

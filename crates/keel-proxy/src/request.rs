@@ -3,6 +3,7 @@
 //! access log, and the request sent upstream.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -12,6 +13,7 @@ use keel_route::{RequestShape, RequestView, Ring};
 
 use crate::generation::Generation;
 use crate::headers::{set_forwarding, strip_hop_by_hop};
+use crate::parking::Parking;
 use crate::watchdog::HeadClock;
 
 /// Per-connection facts every request of the connection shares.
@@ -24,6 +26,11 @@ pub(crate) struct ConnInfo {
     pub(crate) local_addr: Option<SocketAddr>,
     /// Since when the connection has waited for a request head (see [`crate::watchdog`]).
     pub(crate) head_clock: HeadClock,
+    /// Whether its hyper connection is between messages (see [`crate::parking`]).
+    pub(crate) parking: Parking,
+    /// A `101` has been handed to hyper: the connection's bytes are a tunnel's from
+    /// now on, no longer requests (see [`crate::progress`]).
+    pub(crate) upgraded: AtomicBool,
 }
 
 /// The request as routing sees it, borrowed from the request head.
@@ -203,6 +210,8 @@ mod tests {
             peer_header: HeaderValue::from_static("10.1.2.3"),
             local_addr: None,
             head_clock: HeadClock::new(),
+            parking: Parking::new(),
+            upgraded: AtomicBool::new(false),
         };
         prepare_upstream(&mut parts, &conn);
         let request = Request::from_parts(parts, ());

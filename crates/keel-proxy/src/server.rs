@@ -2,8 +2,10 @@
 //! listener, bounded request heads, and a graceful drain on shutdown.
 //!
 //! The protocol is told apart by peeking at the first bytes (the HTTP/2 connection
-//! preface starts `PRI * HTTP/2.0`), so each connection is then served by hyper's own
-//! HTTP/1 or HTTP/2 connection with no wrapper on its reads.
+//! preface starts `PRI * HTTP/2.0`). An HTTP/2 connection is then served by hyper's
+//! own; a plain HTTP/1 one by a hyper connection per busy spell, parked between
+//! requests so that an idle keep-alive connection holds no buffers (`crate::parking`);
+//! HTTP/1 over TLS by one hyper connection for its whole life (see [`Established`]).
 //!
 //! Limits: a request head larger than `max_header_bytes` or with more than
 //! `max_headers` fields gets `431`; a head not complete within `header_read_timeout`
@@ -16,11 +18,13 @@ use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, Request};
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keel_config::Server;
@@ -30,6 +34,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::dataplane::DataPlane;
+use crate::parking::{Drain, Parking, serve_http1};
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
@@ -83,6 +88,7 @@ struct Builders {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     body_idle_timeout: Duration,
+    max_header_bytes: usize,
 }
 
 impl Builders {
@@ -110,6 +116,7 @@ impl Builders {
             http2,
             header_read_timeout: limits.header_read_timeout,
             body_idle_timeout: limits.body_idle_timeout,
+            max_header_bytes: limits.max_header_bytes,
         }
     }
 }
@@ -230,6 +237,8 @@ impl DataPlane {
                     .unwrap_or(HeaderValue::from_static("unknown")),
                 local_addr: stream.local_addr().ok(),
                 head_clock: HeadClock::new(),
+                parking: Parking::new(),
+                upgraded: AtomicBool::new(false),
             });
             let plane = self.clone();
             let builders = builders.clone();
@@ -275,40 +284,60 @@ impl DataPlane {
     ) {
         // TLS: ALPN decides the protocol (no ALPN: HTTP/1.1, as RFC 7301 clients expect).
         if let Some(tls) = tls {
-            if let Some(established) = self.handshake(stream, &tls).await {
-                self.serve_io(established.stream, established.h2, conn, builders, draining)
-                    .await;
-            }
+            // Boxed: inline, the handshake's and the TLS stream's state (rustls's) would
+            // size the task of every connection, plain parked ones included.
+            Box::pin(async move {
+                if let Some(established) = self.handshake(stream, &tls).await {
+                    let stream = if established.h2 {
+                        Established::Http2(established.stream)
+                    } else {
+                        Established::Http1(established.stream)
+                    };
+                    self.serve_io(stream, conn, builders, draining).await;
+                }
+            })
+            .await;
             return;
         }
         let deadline = Instant::now() + builders.header_read_timeout;
-        let is_h2 = match tokio::time::timeout_at(deadline, sends_h2_preface(&stream)).await {
-            Ok(Ok(is_h2)) => is_h2,
-            Ok(Err(_)) | Err(_) => return,
+        // Boxed, as is the HTTP/2 branch below: the task of a connection is as large as
+        // the largest state its future passes through, and it keeps that size for the
+        // connection's life. Inline, the preface wait's two timers and hyper's HTTP/2
+        // connection would size every HTTP/1 connection's task, parked ones included.
+        // The socket is moved in and out rather than borrowed: a borrow across the await
+        // would keep a second copy of it in the task.
+        let preface = Box::pin(tokio::time::timeout_at(deadline, sends_h2_preface(stream)));
+        let (stream, is_h2) = match preface.await {
+            Ok((stream, Ok(is_h2))) => (stream, is_h2),
+            Ok((_, Err(_))) | Err(_) => return,
         };
-        self.serve_io(stream, is_h2, conn, builders, draining).await;
+        let stream = if is_h2 {
+            Established::Http2(stream)
+        } else {
+            Established::PlainHttp1(stream)
+        };
+        self.serve_io(stream, conn, builders, draining).await;
     }
 
     /// Serves HTTP/1 or HTTP/2 on an established client stream (plain or TLS).
     async fn serve_io<IO>(
         self: Arc<Self>,
-        stream: IO,
-        is_h2: bool,
+        stream: Established<IO>,
         conn: Arc<ConnInfo>,
         builders: &Builders,
         draining: oneshot::Receiver<()>,
     ) where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let protocol = if is_h2 {
-            Protocol::Http2
-        } else {
-            Protocol::Http1
+        let protocol = match stream {
+            Established::Http2(_) => Protocol::Http2,
+            Established::Http1(_) | Established::PlainHttp1(_) => Protocol::Http1,
         };
         let plane = self.clone();
         let watched = conn.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: Request<Incoming>| {
             let plane = plane.clone();
+            conn.parking.request_started(request.body().is_end_stream());
             let exchange = Exchange::start(conn.clone(), protocol);
             async move {
                 let mut response = plane.handle(request, exchange.conn()).await;
@@ -321,48 +350,100 @@ impl DataPlane {
             body_idle: builders.body_idle_timeout,
         };
         // Both protocols write through `Progress`, the watchdog's measure of a moving body.
-        let io = Progress::new(TokioIo::new(stream), watched.clone(), !is_h2);
-        let result = if is_h2 {
-            let mut connection = pin!(builders.http2.serve_connection(io, service));
-            let drained = until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
-            match watch(drained, watched, protocol, limits).await {
-                Ok(result) => result,
-                Err(Cut::NoHead) => {
-                    // Idle with no stream open: a GOAWAY tells the client that nothing it
-                    // sent was dropped, and the connection then ends at once.
-                    tracing::debug!(limit = ?limits.head, "HTTP/2 connection idle: closing");
-                    connection.as_mut().graceful_shutdown();
-                    tokio::time::timeout(GOAWAY_GRACE, connection)
-                        .await
-                        .unwrap_or(Ok(()))
-                }
-                Err(Cut::BodyStalled) => {
-                    self.stalled(limits);
-                    Ok(())
-                }
-            }
-        } else {
-            // With upgrades: a `101` from a route that allows it hands the socket to a
-            // tunnel (see `crate::upgrade`).
-            let connection = pin!(builders.http1.serve_connection(io, service).with_upgrades());
-            let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-            watch(drained, watched, protocol, limits)
-                .await
-                .unwrap_or_else(|cut| {
-                    match cut {
-                        Cut::NoHead => tracing::debug!(
-                            limit = ?limits.head,
-                            "no request head in time: connection closed"
-                        ),
-                        Cut::BodyStalled => self.stalled(limits),
+        let result = match stream {
+            Established::Http2(stream) => {
+                let plane = self.clone();
+                Box::pin(async move {
+                    let io = Progress::new(TokioIo::new(stream), watched.clone(), false);
+                    let mut connection = pin!(builders.http2.serve_connection(io, service));
+                    let drained =
+                        until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
+                    match watch(drained, watched, protocol, limits).await {
+                        Ok(result) => result,
+                        Err(Cut::NoHead) => {
+                            // Idle with no stream open: a GOAWAY tells the client that
+                            // nothing it sent was dropped, and the connection then ends
+                            // at once.
+                            tracing::debug!(limit = ?limits.head, "HTTP/2 connection idle: closing");
+                            connection.as_mut().graceful_shutdown();
+                            tokio::time::timeout(GOAWAY_GRACE, connection)
+                                .await
+                                .unwrap_or(Ok(()))
+                        }
+                        Err(Cut::BodyStalled) => {
+                            plane.stalled(limits);
+                            Ok(())
+                        }
                     }
-                    Ok(())
                 })
+                .await
+            }
+            Established::PlainHttp1(stream) => {
+                // Parked between requests: an idle connection holds none of hyper's
+                // buffers. With upgrades: a `101` from a route that allows it hands the
+                // socket to a tunnel (see `crate::upgrade`).
+                let serving = serve_http1(
+                    stream,
+                    service,
+                    &watched,
+                    &builders.http1,
+                    builders.max_header_bytes,
+                    Drain::new(draining),
+                );
+                self.watch_http1(serving, watched.clone(), limits).await
+            }
+            Established::Http1(stream) => {
+                // Not parked (see `Established`), with upgrades as above. Boxed, as
+                // the HTTP/2 branch: inline, hyper's connection would size the task of
+                // every connection, parked plain ones included.
+                let plane = self.clone();
+                Box::pin(async move {
+                    let io = Progress::new(TokioIo::new(stream), watched.clone(), true);
+                    let connection =
+                        pin!(builders.http1.serve_connection(io, service).with_upgrades());
+                    let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
+                    plane.watch_http1(drained, watched, limits).await
+                })
+                .await
+            }
         };
         if let Err(error) = result {
             tracing::debug!(%error, "client connection ended with an error");
         }
     }
+
+    /// Runs an HTTP/1 connection under the watchdog.
+    async fn watch_http1(
+        &self,
+        serving: impl Future<Output = hyper::Result<()>>,
+        watched: Arc<ConnInfo>,
+        limits: WatchLimits,
+    ) -> hyper::Result<()> {
+        watch(serving, watched, Protocol::Http1, limits)
+            .await
+            .unwrap_or_else(|cut| {
+                match cut {
+                    Cut::NoHead => tracing::debug!(
+                        limit = ?limits.head,
+                        "no request head in time: connection closed"
+                    ),
+                    Cut::BodyStalled => self.stalled(limits),
+                }
+                Ok(())
+            })
+    }
+}
+
+/// A client stream whose protocol is known.
+pub(crate) enum Established<IO> {
+    /// HTTP/2, plain or over TLS.
+    Http2(IO),
+    /// HTTP/1 over TLS. Not parked between requests: waiting for a head without
+    /// hyper's buffers reads the socket's readiness, which a TLS stream does not
+    /// expose, and rustls keeps buffers of its own per connection anyway.
+    Http1(IO),
+    /// HTTP/1 on a plain TCP socket: parked between requests (see [`crate::parking`]).
+    PlainHttp1(TcpStream),
 }
 
 impl DataPlane {
@@ -440,17 +521,20 @@ impl Connections {
     }
 }
 
-/// Whether the client opens with the HTTP/2 preface. Decides at the first byte that
-/// differs; `false` at end of stream (HTTP/1 handling then closes it).
-async fn sends_h2_preface(stream: &TcpStream) -> std::io::Result<bool> {
+/// Whether the client opens with the HTTP/2 preface, and the socket back. Decides at
+/// the first byte that differs; `false` at end of stream (HTTP/1 handling then closes it).
+async fn sends_h2_preface(stream: TcpStream) -> (TcpStream, std::io::Result<bool>) {
     let mut buffer = [0u8; H2_PREFACE.len()];
     loop {
-        let seen = stream.peek(&mut buffer).await?;
+        let seen = match stream.peek(&mut buffer).await {
+            Ok(seen) => seen,
+            Err(error) => return (stream, Err(error)),
+        };
         if seen == 0 || buffer[..seen] != H2_PREFACE[..seen] {
-            return Ok(false);
+            return (stream, Ok(false));
         }
         if seen == H2_PREFACE.len() {
-            return Ok(true);
+            return (stream, Ok(true));
         }
         // Part of the preface so far; peeking again at once would see the same bytes.
         tokio::time::sleep(PREFACE_RETRY).await;

@@ -19,6 +19,7 @@
 //! another protocol than the one asked for is a `502` too.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -251,6 +252,8 @@ impl DataPlane {
             )
             .await;
         });
+        // From the `101` on, what the client sends is the tunnel's, not requests.
+        conn.upgraded.store(true, Relaxed);
         (Response::from_parts(parts, ResponseBody::empty()), served)
     }
 }

@@ -14,7 +14,9 @@
 //! starts, when its response starts, at each write to the client socket (see
 //! [`Progress`](crate::progress::Progress)), and when the response ends. The
 //! connection's task holds one [`Alarm`], re-armed only when it has gone off or a bound
-//! comes due sooner: about once per timeout period.
+//! comes due sooner: about once per timeout period. An idle HTTP/1 connection's alarm
+//! also goes off once it may be parked (`crate::parking`), at most once per
+//! `PARK_AFTER_MS` while requests keep coming.
 //!
 //! The head wait starts when the connection opens and when a response body is finished,
 //! so a long download or upload never counts against it; a slow one is cut only if it
@@ -42,6 +44,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::deadline::{Alarm, coarse_instant, coarse_now_ms};
+use crate::parking::PARK_AFTER_MS;
 use crate::request::ConnInfo;
 
 /// `HeadClock::waiting_since` while a request is being served.
@@ -125,6 +128,14 @@ impl HeadClock {
         self.waiting_since.store(IN_FLIGHT, Relaxed);
         self.body_started.store(NO_BODY, Relaxed);
         self.route_body_idle.store(LISTENER_BOUND, Relaxed);
+    }
+
+    /// HTTP/1: since when (a [`coarse_now_ms`] reading) the connection has waited for
+    /// its next request head, `None` while a request is in flight.
+    #[inline]
+    pub(crate) fn waiting_since(&self) -> Option<u64> {
+        let since = self.waiting_since.load(Relaxed);
+        (since != IN_FLIGHT).then_some(since)
     }
 
     /// The request's route sets its own body bound (from [`bound_ms`]). On HTTP/2 a
@@ -363,6 +374,17 @@ impl<F: Future> Future for Watched<F> {
         {
             return Poll::Ready(Err(cut));
         }
+        // An idle HTTP/1 connection is woken once it may park (see `crate::parking`); a
+        // wake-up earlier than a bound only looks, and the alarm is then set again.
+        let due = match (*this.protocol, cut) {
+            (Protocol::Http1, Some(Cut::NoHead)) => {
+                let park_at = due
+                    .saturating_sub(*this.head_ms)
+                    .saturating_add(PARK_AFTER_MS);
+                if park_at > now { due.min(park_at) } else { due }
+            }
+            _ => due,
+        };
         // Waits and body moves only go forward, so an alarm still ahead and not later
         // than `due` goes off early at worst, and is re-armed then. One later than `due`
         // (set for a longer bound) is brought forward.
