@@ -40,7 +40,7 @@ http {
   keepalive_timeout 120s;
   server {
     listen 127.0.0.1:$p backlog=4096;
-    location / { default_type text/plain; add_header X-Backend $p always; return 200 "ok"; }
+    location / { default_type text/plain; add_header X-Backend $p always;${BENCH_IDENTITY:+ add_header X-Service bench always;} return 200 "ok"; }
   }
 }
 CONF

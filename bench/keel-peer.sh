@@ -37,6 +37,13 @@ rm -rf "$KEEL_STATE_DIR"
   if [ -n "${KEEL_IDLE_SPIN:-}" ]; then echo "idle_spin = \"$KEEL_IDLE_SPIN\""; fi
   echo
   echo "[services.bench]"
+  # BENCH_IDENTITY=1 (the backends then answer `x-service: bench`): the service proves
+  # its identity, and KEEL_VERIFY_RESPONSES (default: Keel's default) says whether every
+  # response is checked, to measure what verification costs.
+  if [ -n "${BENCH_IDENTITY:-}" ]; then
+    echo 'identity = { header = "x-service", equals = "bench" }'
+    if [ -n "${KEEL_VERIFY_RESPONSES:-}" ]; then echo "verify_responses = $KEEL_VERIFY_RESPONSES"; fi
+  fi
   echo
   echo "[pools.bench]"
   echo "service = \"bench\""
