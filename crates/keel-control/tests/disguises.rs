@@ -340,8 +340,9 @@ identity = { header = "x-service", equals = "legacy-v2" }"#,
     assert_eq!(answers.total_wrong(), 0, "{answers:?}");
 }
 
-/// Issue 29 row 2: the identity removed from the service (a K204 warning) in the edit
-/// that replaces its pool. The new servers are still asked, with the header the service
+/// Issue 29 row 2: the identity removed from the service in the edit that replaces its
+/// pool. A service without an identity is an error (K111) unless it says so; said so
+/// (`allow_no_identity`), the new servers are still asked, with the header the service
 /// used to prove itself with, and they answer as another service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_removed_with_the_pool_replaced_is_refused() {
@@ -349,14 +350,25 @@ async fn an_identity_removed_with_the_pool_replaced_is_refused() {
     let shop = Harness::start("").await;
     let traffic = shop.load(WARMUP + Duration::from_secs(2));
     tokio::time::sleep(WARMUP).await;
-    let text = shop
-        .base("")
-        .replacen(&shop.backends.toml_addrs("checkout"), &shop.stray(), 1)
-        .replace(
-            "[services.checkout]\nidentity = { header = \"x-service\", equals = \"checkout\" }",
-            "[services.checkout]\n",
-        );
-    let outcome = shop.apply(request(text)).await;
+    let without = |allowance: &str| {
+        shop.base("")
+            .replacen(&shop.backends.toml_addrs("checkout"), &shop.stray(), 1)
+            .replace(
+                "[services.checkout]\nidentity = { header = \"x-service\", equals = \"checkout\" }",
+                &format!("[services.checkout]\n{allowance}"),
+            )
+    };
+    let outcome = shop.apply(request(without(""))).await;
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    assert!(
+        outcome.refusals.iter().any(|r| r.stage == Stage::Check
+            && r.code.as_deref() == Some(keel_config::codes::NO_IDENTITY)
+            && r.message.contains("service `checkout` has no identity")),
+        "{outcome:#?}"
+    );
+    let outcome = shop
+        .apply(request(without("allow_no_identity = true\n")))
+        .await;
     assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
     let reasons = refusal_text(&outcome);
     assert!(
