@@ -277,7 +277,12 @@ impl Controller {
         };
         outcome.generation = Some(id);
         outcome.status = ApplyStatus::Applied;
-        let candidate = cached(&generation, &meta_record, id);
+        let mut candidate = cached(&generation, &meta_record, id);
+        if let Some(current) = &current {
+            candidate.known_good_after = candidate
+                .known_good_after
+                .max(current.config.safety.known_good_after);
+        }
         self.log_applied(&request, &outcome, id);
 
         // Stage 6: swap (a canary slice, or the whole traffic) and stage 7: watch.

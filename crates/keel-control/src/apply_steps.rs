@@ -168,6 +168,7 @@ pub(crate) fn cached(
         },
         known_good: false,
         activated_at: SystemTime::now(),
+        known_good_after: generation.config.safety.known_good_after,
     }
 }
 

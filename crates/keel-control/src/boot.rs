@@ -468,6 +468,7 @@ fn plane_for(prepared: &Prepared) -> Result<Arc<DataPlane>, BootError> {
 
 fn cached(generation: Arc<keel_proxy::Generation>, record: &GenerationRecord) -> CachedGeneration {
     CachedGeneration {
+        known_good_after: generation.config.safety.known_good_after,
         generation,
         config_text: Arc::from(record.config_text.as_str()),
         meta: GenerationMeta::from(record),

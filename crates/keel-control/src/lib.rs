@@ -53,6 +53,7 @@ mod rollback;
 mod rollback_report;
 mod settings;
 mod status;
+mod strictness;
 mod trust;
 pub mod tunnel_status;
 pub mod tunnels;

@@ -115,13 +115,14 @@ impl Controller {
         if request.no_guard {
             return Ok(GuardChoice::Bypassed);
         }
-        // The longer of the two configs' watch: a change cannot shorten its own watch.
-        let watch = request.watch.unwrap_or_else(|| {
-            current.map_or(candidate.safety.watch, |c| {
-                c.config.safety.watch.max(candidate.safety.watch)
-            })
-        });
-        let plan = GuardPlan::new(&candidate.safety, request.canary, Some(watch));
+        // The stricter of the two configs' [safety]: a change cannot shorten its own
+        // watch or skip the promotion steps the config it replaces stops at.
+        let safety = current.map_or_else(
+            || candidate.safety.clone(),
+            |c| crate::strictness::stricter_safety(&c.config.safety, &candidate.safety),
+        );
+        let watch = request.watch.unwrap_or(safety.watch);
+        let plan = GuardPlan::new(&safety, request.canary, Some(watch));
         match request.canary {
             Some(_) if current.is_none() => Err(ControlError::BadRequest(
                 "nothing serves yet, so there is nothing to run a canary against: apply without --canary"
