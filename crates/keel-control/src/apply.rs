@@ -23,6 +23,7 @@ use keel_store::NewGeneration;
 
 use crate::Controller;
 use crate::apply_steps::{cached, normalize, stored_report};
+use crate::controller::lock;
 use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::Activated;
@@ -118,7 +119,16 @@ impl Controller {
         let current = self.inner.plane.active().map(|a| a.primary.clone());
         let baseline = self
             .active()
-            .filter(|c| Some(c.id()) == current.as_ref().map(|g| g.id));
+            .filter(|c| Some(c.id()) == current.as_ref().map(|g| g.id))
+            .or_else(|| {
+                // Nothing serves yet: an `--adopt-config` start is judged against the
+                // stored generation it replaces (`adopt.rs`).
+                if current.is_none() && !request.dry_run {
+                    lock(&self.inner.adopt_baseline).take()
+                } else {
+                    None
+                }
+            });
         outcome.previous = current.as_ref().map(|g| g.id);
 
         // Stage 2: listeners. A running Keel does not rebind them (see the crate docs).
@@ -278,10 +288,13 @@ impl Controller {
         outcome.generation = Some(id);
         outcome.status = ApplyStatus::Applied;
         let mut candidate = cached(&generation, &meta_record, id);
-        if let Some(current) = &current {
+        let replaced = current
+            .as_ref()
+            .or(baseline.as_ref().map(|b| &b.generation));
+        if let Some(replaced) = replaced {
             candidate.known_good_after = candidate
                 .known_good_after
-                .max(current.config.safety.known_good_after);
+                .max(replaced.config.safety.known_good_after);
         }
         self.log_applied(&request, &outcome, id);
 

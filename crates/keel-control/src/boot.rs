@@ -466,7 +466,10 @@ fn plane_for(prepared: &Prepared) -> Result<Arc<DataPlane>, BootError> {
     })
 }
 
-fn cached(generation: Arc<keel_proxy::Generation>, record: &GenerationRecord) -> CachedGeneration {
+pub(crate) fn cached(
+    generation: Arc<keel_proxy::Generation>,
+    record: &GenerationRecord,
+) -> CachedGeneration {
     CachedGeneration {
         known_good_after: generation.config.safety.known_good_after,
         generation,

@@ -55,6 +55,10 @@ pub(crate) struct Inner {
     pub(crate) next_session: AtomicU64,
     /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
     pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
+    /// The stored generation an `--adopt-config` start replaces, compiled: the first
+    /// apply of this process (the adoption) is watched against it and reverts to it
+    /// (`adopt.rs`). Taken by that apply.
+    pub(crate) adopt_baseline: Mutex<Option<CachedGeneration>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -88,6 +92,7 @@ impl Controller {
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
                 webhooks: Mutex::new(None),
+                adopt_baseline: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {

@@ -68,23 +68,7 @@ impl Harness {
             .await
             .expect("apply");
         assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (addr, stop) = serve(plane).await;
         Harness {
             backends,
             controller,
@@ -136,6 +120,28 @@ impl Harness {
 
 /// Request `n` of the mix and the service that must answer it: 30% checkout (a third
 /// of it `/checkout/cart`), 10% legacy, 60% web.
+/// Serves `plane` on 127.0.0.1:0 until the returned sender is dropped.
+async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    let limits = ListenerLimits {
+        max_header_bytes: 64 * 1024,
+        max_headers: 100,
+        header_read_timeout: Duration::from_secs(10),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+        drain_timeout: Duration::from_secs(2),
+    };
+    tokio::spawn(async move {
+        let _ = plane
+            .serve(listener, limits, async move {
+                let _ = stopped.changed().await;
+            })
+            .await;
+    });
+    (addr, stop)
+}
+
 fn shop_request(addr: SocketAddr, n: u64) -> (Request<Empty<Bytes>>, &'static str) {
     let (path, service) = match n % 10 {
         0 | 1 => ("/checkout/pay".to_string(), "checkout"),
@@ -791,8 +797,15 @@ async fn a_watch_waits_for_evidence_past_its_clock() {
         })
         .await;
     assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
-    // Quiet until past the watch's clock, then the shoppers come back.
+    // Quiet until past the watch's clock, then the shoppers come back. Meanwhile the
+    // status says what the watch still waits for.
     tokio::time::sleep(watch + Duration::from_millis(500)).await;
+    let guard = shop.controller.status().guard.expect("still watched");
+    assert_eq!(guard.generation, 2);
+    assert!(
+        guard.waiting_for.iter().any(|w| w.requests < w.needed),
+        "{guard:#?}"
+    );
     let traffic = shop.load(Duration::from_secs(4));
     let reverted = eventually(Duration::from_secs(10), || async {
         (shop.primary() == 1).then_some(())
@@ -804,4 +817,58 @@ async fn a_watch_waits_for_evidence_past_its_clock() {
     );
     let answers = traffic.await.expect("load");
     assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
+
+/// Issue 29 row 8: `keel serve --adopt-config --force` with a file that points checkout at
+/// the legacy servers. Forced past the probes and the missing sample, the adopted
+/// generation is still watched by the guard against the stored generation it replaced,
+/// and the first wrong answer reverts to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_generation_is_watched_by_the_guard() {
+    let _exclusive = LOADED.lock().await;
+    let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    let text = base(&backends, "");
+    std::fs::write(&file, &text).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("store");
+        let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+        let (_, report) = Controller::start_guarded(Arc::new(store), prepared)
+            .await
+            .expect("first start");
+        assert_eq!(report.generation, 1, "{:?}", report.notes);
+    }
+    let stray = toml_list(&backends.addrs("legacy")[2..]);
+    let misrouted = text.replacen(&backends.toml_addrs("checkout"), &stray, 1);
+    std::fs::write(&file, misrouted).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared =
+        keel_control::boot::prepare_adopting_forced(&store, &file, true).expect("prepare");
+    let (controller, report) = Controller::start_guarded(Arc::new(store), prepared)
+        .await
+        .expect("adopting start");
+    assert_eq!(report.generation, 2, "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("is watched by the guard against generation 1")),
+        "{:?}",
+        report.notes
+    );
+    let (addr, _stop) = serve(controller.plane().clone()).await;
+    let traffic = tokio::spawn(load_by_service(RPS, Duration::from_secs(3), move |n| {
+        shop_request(addr, n)
+    }));
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (controller.plane().active().map(|a| a.primary.id) == Some(1)).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "the adopted misroute was never reverted"
+    );
+    let answers = traffic.await.expect("load");
+    assert!(answers.wrong("checkout") < 50, "{answers:?}");
 }
