@@ -3,9 +3,10 @@
 //!
 //! The adopted file is judged against the stored active generation before it serves:
 //! the identity probes of every backend it brings in (against the identities of both
-//! configs), and the evidence rule of the gate. A restart has no traffic sample, so
-//! every host whose routes the file changes lacks evidence: without `--force` the file
-//! is refused (recorded as rejected, with the reasons) and the stored generation
+//! configs), the blast-radius gate on the traffic sample persisted in the state dir
+//! before the restart (`persisted_sample.rs`), and the evidence rule of the gate. A host
+//! whose routes the file changes and that the persisted sample has no request of lacks
+//! evidence: without `--force` the file is refused (recorded as rejected, with the reasons) and the stored generation
 //! serves; with it, the file is applied and the start says what was skipped. The
 //! adopted generation is then watched by the guard like any apply, against the stored
 //! generation it replaced (compiled for this, though it never served in this process):
@@ -13,12 +14,12 @@
 //! generation is the identity detector, the error detector against its fixed `p0` and
 //! the intents; the share and latency detectors need a baseline. An adoption that
 //! changes listeners is not watched (a revert could not rebind them), and says so.
-//! What a start cannot do yet: replay a persisted sample.
 
 use std::sync::Arc;
 
 use keel_config::Config;
 use keel_impact::evidence::unjudged_hosts;
+use keel_impact::gate_change;
 use keel_store::{GenerationRecord, NewGeneration, origin};
 
 use crate::Controller;
@@ -52,7 +53,10 @@ impl Controller {
             config,
             force,
         } = adoption;
-        let mut reasons: Vec<String> = unjudged_hosts(&stored, &config, &[])
+        // The sample persisted before the restart is the evidence a start has: the
+        // blast-radius gate judges the file on it, and hosts it lacks are unjudged.
+        let persisted = self.persisted_shapes();
+        let mut reasons: Vec<String> = unjudged_hosts(&stored, &config, &persisted)
             .into_iter()
             .map(|u| {
                 format!(
@@ -65,6 +69,21 @@ impl Controller {
                 )
             })
             .collect();
+        if !persisted.is_empty() {
+            match keel_impact::blast_radius(&stored, &config, &persisted) {
+                Ok(report) => reasons.extend(
+                    gate_change(&report, &stored, &config)
+                        .reasons
+                        .iter()
+                        .map(|r| {
+                            format!("on the traffic sample persisted before the restart: {r}")
+                        }),
+                ),
+                Err(error) => reasons.push(format!(
+                    "the blast radius on the persisted traffic sample was not computed: {error}"
+                )),
+            }
+        }
         let identities = probe_identities(Some(stored.clone()), config.clone()).await;
         reasons.extend(identities.refusals.into_iter().map(|r| r.message));
         let message = format!("--adopt-config {file}");

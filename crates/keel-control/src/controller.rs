@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     /// apply of this process (the adoption) is watched against it and reverts to it
     /// (`adopt.rs`). Taken by that apply.
     pub(crate) adopt_baseline: Mutex<Option<CachedGeneration>>,
+    /// The traffic sample persisted before this start, and where the live one is
+    /// persisted (`persisted_sample.rs`).
+    pub(crate) persisted_sample: Mutex<crate::persisted_sample::PersistedSample>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -93,6 +96,7 @@ impl Controller {
                 next_session: AtomicU64::new(0),
                 webhooks: Mutex::new(None),
                 adopt_baseline: Mutex::new(None),
+                persisted_sample: Mutex::default(),
             }),
         };
         if let Some(alerts) = alerts {

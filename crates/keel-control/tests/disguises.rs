@@ -872,3 +872,78 @@ async fn an_adopted_generation_is_watched_by_the_guard() {
     let answers = traffic.await.expect("load");
     assert!(answers.wrong("checkout") < 50, "{answers:?}");
 }
+
+/// Issue 29 row 7, after a restart: the traffic sample persisted in the state dir is
+/// read back at start, so the gate judges the widened prefix on the requests of before
+/// (not "no sampled traffic"), and so does `--adopt-config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_sample_survives_a_restart_and_the_gate_judges_on_it() {
+    let _exclusive = LOADED.lock().await;
+    let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    let text = base(&backends, "");
+    std::fs::write(&file, &text).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("store");
+        let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+        let (controller, _) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+            .await
+            .expect("first start");
+        let (addr, _stop) = serve(controller.plane().clone()).await;
+        let _ = load_by_service(RPS, WARMUP, move |n| shop_request(addr, n)).await;
+        controller.save_sample().await.expect("persist the sample");
+    }
+    let persisted = std::fs::read_to_string(dir.path().join(keel_control::SAMPLE_FILE_NAME))
+        .expect("the sample file");
+    assert!(persisted.lines().count() > 100, "{persisted}");
+
+    let widened = text.replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+    let (controller, _) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+        .await
+        .expect("restart");
+    let outcome = controller
+        .apply(request(widened.clone()))
+        .await
+        .expect("apply");
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    let reasons = refusal_text(&outcome);
+    assert!(!reasons.contains("no sampled traffic"), "{reasons}");
+    assert!(
+        outcome
+            .refusals
+            .iter()
+            .any(|r| r.stage == Stage::Gate && r.message.contains("cart")),
+        "{reasons}"
+    );
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("persisted before the last restart")),
+        "{:?}",
+        outcome.notes
+    );
+    drop(controller);
+
+    std::fs::write(&file, &widened).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared = keel_control::boot::prepare_adopting(&store, &file).expect("prepare");
+    let (_, report) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+        .await
+        .expect("adopting start");
+    assert_eq!(report.generation, 1, "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("was refused")
+            && n.contains("on the traffic sample persisted before the restart")
+            && !n.contains("no traffic sample after a restart")),
+        "{:?}",
+        report.notes
+    );
+}
