@@ -947,3 +947,80 @@ async fn the_traffic_sample_survives_a_restart_and_the_gate_judges_on_it() {
         report.notes
     );
 }
+
+/// Issue 29 row 5: the widened prefix that a route test and an intent refuse (K107,
+/// K108), forced past them. Live, the intent only counts routes whose own prefix starts
+/// with its prefix (the capturing route is out of its scope and the starved one gets no
+/// traffic), so what catches it is the route-loss rule: the guard reverts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_forced_past_its_tests_and_intents_is_reverted_live() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    ) + "\n[[tests]]\nrequest = \"GET http://shop.example.com/checkout/cart\"\nexpect = { route = \"cart\" }\n\
+           \n[[intents]]\nhost = \"shop.example.com\"\npath_prefix = \"/checkout/cart\"\nservice = \"checkout\"\nmin_share = 0.9\n";
+    let refused = shop.apply(request(widened.clone())).await;
+    assert_eq!(refused.status, ApplyStatus::Refused, "{refused:#?}");
+    let codes: Vec<&str> = refused
+        .refusals
+        .iter()
+        .filter_map(|r| r.code.as_deref())
+        .collect();
+    assert!(
+        codes.contains(&keel_config::codes::TEST_FAILED)
+            && codes.contains(&keel_config::codes::INTENT_VIOLATED),
+        "{refused:#?}"
+    );
+    let forced = shop.apply(forced(widened)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "the forced change was never reverted");
+    let answers = traffic.await.expect("load");
+    println!("forced past tests and intents: {answers:?}");
+    assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
+
+/// A route for another host, put first: the checkout pool's extra text ends that table
+/// and starts this route, so it comes before the shop's routes.
+const LEGACY_SITE: &str = "\n[[routes]]\nname = \"legacy-site\"\nhost = \"legacy.example.com\"\nservice = \"legacy\"\npool = \"legacy\"\n";
+
+/// Issue 29 row 11: a host wildcard that captures another host (`legacy.example.com` →
+/// `*.example.com`), forced. Every shop request goes to legacy, whose route declares
+/// `legacy`, so no response is misidentified; the share detector sees the service mix of
+/// all hosts move and the shop's routes starve, and the guard reverts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_wildcard_capturing_another_host_is_reverted() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start(LEGACY_SITE).await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let wildcard = shop.base(LEGACY_SITE).replacen(
+        "host = \"legacy.example.com\"",
+        "host = \"*.example.com\"",
+        1,
+    );
+    let refused = shop.apply(request(wildcard.clone())).await;
+    assert_eq!(refused.status, ApplyStatus::Refused, "{refused:#?}");
+    assert!(
+        refused.refusals.iter().any(|r| r.stage == Stage::Gate),
+        "{refused:#?}"
+    );
+    let forced = shop.apply(forced(wildcard)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "the wildcard was never reverted");
+    let answers = traffic.await.expect("load");
+    println!("host wildcard capturing the shop: {answers:?}");
+    assert!(answers.total_wrong() < 150, "{answers:?}");
+}
