@@ -345,8 +345,9 @@ impl Controller {
                     }
                     GuardChoice::Full(plan) => {
                         self.note_applied(id, &change);
-                        // Forced over a watch: judged against that watch's baseline.
-                        match inherited.or(baseline) {
+                        // Forced over a watch: judged against that watch's baseline;
+                        // else against what was known good (`Controller::yardstick`).
+                        match inherited.or_else(|| self.yardstick(baseline, &config)) {
                             // A change never chooses its own judge: detectors the old
                             // config enables watch it even if the new one turns them off.
                             Some(baseline)

@@ -1024,3 +1024,49 @@ async fn a_host_wildcard_capturing_another_host_is_reverted() {
     println!("host wildcard capturing the shop: {answers:?}");
     assert!(answers.total_wrong() < 150, "{answers:?}");
 }
+
+/// Issue 29 row 7, the follow-up: a misroute applied without the guard (`--no-guard`,
+/// forced past the gate) is not the yardstick of the next change. A harmless follow-up
+/// is judged against the known-good generation before it, whose observed shares show
+/// the route the misroute starves, and the guard reverts to that known-good generation,
+/// not to the misroute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_judges_against_the_known_good_generation_not_the_last_one() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(10));
+    tokio::time::sleep(WARMUP).await;
+    assert_eq!(known_good(&shop).await, 1);
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let unguarded = shop
+        .apply(ApplyRequest {
+            no_guard: true,
+            ..forced(widened.clone())
+        })
+        .await;
+    assert_eq!(unguarded.status, ApplyStatus::Applied, "{unguarded:#?}");
+    assert_eq!(shop.primary(), 2);
+    let tweak = widened.replacen(
+        "[[routes]]\nname = \"main\"",
+        "[[routes]]\nname = \"main\"\ntimeout = \"9s\"",
+        1,
+    );
+    let follow_up = shop.apply(forced(tweak)).await;
+    assert_eq!(follow_up.status, ApplyStatus::Applied, "{follow_up:#?}");
+    let guard = follow_up.guard.expect("guarded");
+    assert_eq!(guard.baseline, Some(1), "{guard:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "the follow-up was judged against the misroute it sits on"
+    );
+    let answers = traffic.await.expect("load");
+    println!("follow-up over an unguarded misroute: {answers:?}");
+}

@@ -172,6 +172,51 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// What a full swap is judged against and reverts to: the replaced generation when
+    /// it is known-good; else the newest known-good generation kept in memory whose
+    /// observed window the watcher still holds (at least `min_requests`) and whose
+    /// listeners are the candidate's; else the replaced generation. So a change that
+    /// was never vouched for (applied `--no-guard`, or at a quiet time) is not the
+    /// yardstick of the next one, and the guard never reverts to it.
+    pub(crate) fn yardstick(
+        &self,
+        replaced: Option<CachedGeneration>,
+        candidate: &Config,
+    ) -> Option<CachedGeneration> {
+        let replaced = replaced?;
+        if replaced.known_good {
+            return Some(replaced);
+        }
+        let Some(watcher) = self.watcher() else {
+            return Some(replaced);
+        };
+        let needed = u64::from(candidate.detectors.min_requests.max(1));
+        let known_good = self
+            .cache()
+            .kept()
+            .find(|c| c.known_good)
+            .filter(|c| {
+                crate::settings::listener_changes(&c.generation.config, candidate).is_empty()
+                    && watcher.observed_requests(&c.generation) >= needed
+            })
+            .cloned();
+        match known_good {
+            Some(known_good) => {
+                tracing::info!(
+                    generation = known_good.id(),
+                    replaced = replaced.id(),
+                    "guard: generation {} is not known-good; the change is judged against known-good generation {}",
+                    replaced.id(),
+                    known_good.id()
+                );
+                Some(known_good)
+            }
+            None => Some(replaced),
+        }
+    }
+}
+
 /// The one-line change summary the watcher carries into alerts.
 pub(crate) fn change_summary(current: Option<&Generation>, candidate: &Config) -> String {
     match current {

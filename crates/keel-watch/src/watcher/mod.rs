@@ -288,6 +288,15 @@ impl Watcher {
         }
     }
 
+    /// Requests in the window the watcher holds for `generation`: its live window, or
+    /// the frozen last window it served (0 without a series). A watch that compares a
+    /// change with it judges on these.
+    pub fn observed_requests(&self, generation: &Arc<Generation>) -> u64 {
+        self.state()
+            .series_of(generation)
+            .map_or(0, |s| crate::window::requests(&s.window().total()))
+    }
+
     /// What the newest watch of generation `candidate` still waits for: the routes that
     /// carried `min_requests` in the baseline window and have not yet under the candidate
     /// (empty when no watch of it runs).
