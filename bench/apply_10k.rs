@@ -24,7 +24,7 @@ const ROUNDS: usize = 10;
 
 fn config(heavy_weight: u32) -> String {
     let mut text = String::from(
-        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[safety]\nknown_good_after = \"0s\"\n\n[services.app]\n\n",
+        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[safety]\nknown_good_after = \"0s\"\n\n[services.app]\nallow_no_identity = true\n\n",
     );
     for pool in 0..POOLS {
         let _ = write!(

@@ -28,8 +28,9 @@ const POOLS: usize = 250;
 const EVENTS: usize = 50;
 
 fn config() -> String {
-    let mut text =
-        String::from("[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[services.app]\n\n");
+    let mut text = String::from(
+        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[services.app]\nallow_no_identity = true\n\n",
+    );
     for pool in 0..POOLS {
         let _ = write!(
             text,

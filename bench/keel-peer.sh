@@ -43,6 +43,8 @@ rm -rf "$KEEL_STATE_DIR"
   if [ -n "${BENCH_IDENTITY:-}" ]; then
     echo 'identity = { header = "x-service", equals = "bench" }'
     if [ -n "${KEEL_VERIFY_RESPONSES:-}" ]; then echo "verify_responses = $KEEL_VERIFY_RESPONSES"; fi
+  else
+    echo 'allow_no_identity = true'
   fi
   echo
   echo "[pools.bench]"

@@ -212,6 +212,7 @@ header_read_timeout = "${KEEPALIVE_S}s"
 $(if [ -n "${KEEL_SAMPLE_SIZE:-}" ]; then printf '\n[traffic]\nsample_size = %s\n' "$KEEL_SAMPLE_SIZE"; fi)
 
 [services.bench]
+allow_no_identity = true
 
 [pools.bench]
 service = "bench"

@@ -72,6 +72,7 @@ addr = "127.0.0.1:0"
 worker_threads = 1
 
 [services.shop]
+allow_no_identity = true
 
 [pools.web]
 service = "shop"

@@ -300,7 +300,9 @@ mod tests {
 [listeners.web]
 addr = "127.0.0.1:8080"
 [services.web]
+allow_no_identity = true
 [services.checkout]
+allow_no_identity = true
 [pools.web]
 service = "web"
 backends = ["127.0.0.1:9001"]

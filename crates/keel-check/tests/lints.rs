@@ -195,7 +195,7 @@ fn k203_may_shadow_through_a_regex() {
 }
 
 #[test]
-fn k204_service_without_identity() {
+fn k111_service_without_identity() {
     assert_fires("[services.bare]\n", codes::NO_IDENTITY);
 }
 

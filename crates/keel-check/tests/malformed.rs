@@ -64,7 +64,7 @@ fn pathological_shapes_load_without_panic() {
         "n".repeat(100_000)
     );
     let long_host = format!(
-        "[listeners.w]\naddr = \"127.0.0.1:1\"\n[services.w]\n[pools.w]\nservice = \"w\"\nbackends = [\"127.0.0.1:2\"]\n[[routes]]\nname = \"r\"\nhost = \"{}.com\"\nservice = \"w\"\npool = \"w\"\n[[routes]]\nname = \"s\"\nhost = \"*.{}.com\"\nservice = \"w\"\npool = \"w\"\n",
+        "[listeners.w]\naddr = \"127.0.0.1:1\"\n[services.w]\nallow_no_identity = true\n[pools.w]\nservice = \"w\"\nbackends = [\"127.0.0.1:2\"]\n[[routes]]\nname = \"r\"\nhost = \"{}.com\"\nservice = \"w\"\npool = \"w\"\n[[routes]]\nname = \"s\"\nhost = \"*.{}.com\"\nservice = \"w\"\npool = \"w\"\n",
         "a".repeat(300),
         "b".repeat(300)
     );

@@ -99,7 +99,7 @@ type RouteSpec = (usize, usize, usize, usize);
 
 fn config_text(routes: &[RouteSpec]) -> String {
     let mut text = String::from(
-        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n",
+        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n",
     );
     for (i, (host, path, methods, headers)) in routes.iter().enumerate() {
         text.push_str(&format!(

@@ -38,6 +38,10 @@ pub const INTENT_VIOLATED: &str = "K108";
 pub const MISIDENTIFIED_BACKEND: &str = "K109";
 /// Two services with the same identity: a backend of one passes as the other.
 pub const SHARED_IDENTITY: &str = "K110";
+/// A service without an identity (and without `allow_no_identity`): nothing can prove a
+/// backend is it, so a misroute to another application cannot fail. Was the warning K204,
+/// which is retired (never reused).
+pub const NO_IDENTITY: &str = "K111";
 
 /// A route host on a TLS listener that none of the listener's certificates covers.
 pub const CERT_NOT_COVERING: &str = "K120";
@@ -54,8 +58,6 @@ pub const FULLY_SHADOWED: &str = "K201";
 pub const PARTLY_SHADOWED: &str = "K202";
 /// An earlier route with a regex may take requests of this route.
 pub const MAY_SHADOW: &str = "K203";
-/// A service without an identity: nothing can prove a backend is it.
-pub const NO_IDENTITY: &str = "K204";
 /// A pool without active health checks.
 pub const NO_HEALTH_CHECK: &str = "K205";
 /// Retries on a route that allows non-idempotent methods.

@@ -87,7 +87,7 @@ pub struct Service {
     /// Check the identity header on every proxied response, not just on probes.
     pub verify_responses: bool,
     /// The operator accepts that nothing proves a backend is this service
-    /// (`allow_no_identity = true`): no K204 warning for it.
+    /// (`allow_no_identity = true`): no K111 error for it.
     pub allow_no_identity: bool,
 }
 

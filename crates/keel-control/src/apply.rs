@@ -23,6 +23,7 @@ use keel_store::NewGeneration;
 
 use crate::Controller;
 use crate::apply_steps::{cached, normalize, stored_report};
+use crate::controller::lock;
 use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::Activated;
@@ -118,7 +119,16 @@ impl Controller {
         let current = self.inner.plane.active().map(|a| a.primary.clone());
         let baseline = self
             .active()
-            .filter(|c| Some(c.id()) == current.as_ref().map(|g| g.id));
+            .filter(|c| Some(c.id()) == current.as_ref().map(|g| g.id))
+            .or_else(|| {
+                // Nothing serves yet: an `--adopt-config` start is judged against the
+                // stored generation it replaces (`adopt.rs`).
+                if current.is_none() && !request.dry_run {
+                    lock(&self.inner.adopt_baseline).take()
+                } else {
+                    None
+                }
+            });
         outcome.previous = current.as_ref().map(|g| g.id);
 
         // Stage 2: listeners. A running Keel does not rebind them (see the crate docs).
@@ -277,7 +287,15 @@ impl Controller {
         };
         outcome.generation = Some(id);
         outcome.status = ApplyStatus::Applied;
-        let candidate = cached(&generation, &meta_record, id);
+        let mut candidate = cached(&generation, &meta_record, id);
+        let replaced = current
+            .as_ref()
+            .or(baseline.as_ref().map(|b| &b.generation));
+        if let Some(replaced) = replaced {
+            candidate.known_good_after = candidate
+                .known_good_after
+                .max(replaced.config.safety.known_good_after);
+        }
         self.log_applied(&request, &outcome, id);
 
         // Stage 6: swap (a canary slice, or the whole traffic) and stage 7: watch.
@@ -327,8 +345,9 @@ impl Controller {
                     }
                     GuardChoice::Full(plan) => {
                         self.note_applied(id, &change);
-                        // Forced over a watch: judged against that watch's baseline.
-                        match inherited.or(baseline) {
+                        // Forced over a watch: judged against that watch's baseline;
+                        // else against what was known good (`Controller::yardstick`).
+                        match inherited.or_else(|| self.yardstick(baseline, &config)) {
                             // A change never chooses its own judge: detectors the old
                             // config enables watch it even if the new one turns them off.
                             Some(baseline)

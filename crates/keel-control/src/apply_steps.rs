@@ -44,11 +44,13 @@ impl Controller {
     ) -> Result<GateVerdict, ControlError> {
         let gate = self.inner.hooks.gate.clone();
         let plane = self.inner.plane.clone();
+        let persisted = self.persisted_shapes();
         Ok(tokio::task::spawn_blocking(move || {
             gate.evaluate(&GateInput {
                 current: current.as_deref(),
                 candidate: &candidate,
                 traffic: plane.sample(),
+                persisted: &persisted,
             })
         })
         .await?)
@@ -168,6 +170,7 @@ pub(crate) fn cached(
         },
         known_good: false,
         activated_at: SystemTime::now(),
+        known_good_after: generation.config.safety.known_good_after,
     }
 }
 

@@ -328,11 +328,37 @@ impl Controller {
         store: Arc<dyn Store>,
         prepared: Prepared,
     ) -> Result<(Controller, BootReport), BootError> {
+        Self::start_guarded_with(store, prepared, None).await
+    }
+
+    /// [`Controller::start_guarded`] with a state dir, as `keel serve` runs: the traffic
+    /// sample persisted there (`traffic-sample.jsonl`) is read first, so the gate of the
+    /// start (`--adopt-config`) and of every apply has the evidence of before the restart;
+    /// [`crate::run_sample_saver`] keeps it current.
+    pub async fn start_guarded_in(
+        store: Arc<dyn Store>,
+        prepared: Prepared,
+        state_dir: &Path,
+    ) -> Result<(Controller, BootReport), BootError> {
+        Self::start_guarded_with(store, prepared, Some(state_dir)).await
+    }
+
+    async fn start_guarded_with(
+        store: Arc<dyn Store>,
+        prepared: Prepared,
+        state_dir: Option<&Path>,
+    ) -> Result<(Controller, BootReport), BootError> {
         let plane = plane_for(&prepared)?;
         let (watcher, errors) = Watcher::start(plane.clone(), &prepared.config().alerts.webhooks);
         let controller = Controller::new(store, plane, Hooks::guarded(watcher));
         for error in errors {
             controller.add_note(format!("alert webhook not used: {error}"));
+        }
+        if let Some(dir) = state_dir {
+            let file = dir.join(crate::persisted_sample::SAMPLE_FILE_NAME);
+            if let Some(note) = controller.use_sample_file(file) {
+                controller.add_note(note);
+            }
         }
         Self::boot(controller, prepared).await
     }
@@ -466,8 +492,12 @@ fn plane_for(prepared: &Prepared) -> Result<Arc<DataPlane>, BootError> {
     })
 }
 
-fn cached(generation: Arc<keel_proxy::Generation>, record: &GenerationRecord) -> CachedGeneration {
+pub(crate) fn cached(
+    generation: Arc<keel_proxy::Generation>,
+    record: &GenerationRecord,
+) -> CachedGeneration {
     CachedGeneration {
+        known_good_after: generation.config.safety.known_good_after,
         generation,
         config_text: Arc::from(record.config_text.as_str()),
         meta: GenerationMeta::from(record),

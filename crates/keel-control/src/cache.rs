@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use keel_proxy::Generation;
 use keel_store::{GenerationId, GenerationRecord};
@@ -60,6 +60,10 @@ pub struct CachedGeneration {
     pub known_good: bool,
     /// When this process last made it active (known-good timing starts here).
     pub activated_at: SystemTime,
+    /// How long it must serve without alarms to become known-good: the longer of its own
+    /// `[safety] known_good_after` and that of the generation it replaced when applied
+    /// (a change never chooses its own judge).
+    pub known_good_after: Duration,
 }
 
 impl CachedGeneration {

@@ -55,6 +55,13 @@ pub(crate) struct Inner {
     pub(crate) next_session: AtomicU64,
     /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
     pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
+    /// The stored generation an `--adopt-config` start replaces, compiled: the first
+    /// apply of this process (the adoption) is watched against it and reverts to it
+    /// (`adopt.rs`). Taken by that apply.
+    pub(crate) adopt_baseline: Mutex<Option<CachedGeneration>>,
+    /// The traffic sample persisted before this start, and where the live one is
+    /// persisted (`persisted_sample.rs`).
+    pub(crate) persisted_sample: Mutex<crate::persisted_sample::PersistedSample>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -88,6 +95,8 @@ impl Controller {
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
                 webhooks: Mutex::new(None),
+                adopt_baseline: Mutex::new(None),
+                persisted_sample: Mutex::default(),
             }),
         };
         if let Some(alerts) = alerts {

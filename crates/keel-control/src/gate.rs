@@ -15,13 +15,16 @@
 //! With nothing to compare (the first generation) the gate allows, with a note. With no
 //! sampled request for a host whose routes the change affects (a fresh start, a quiet
 //! host) it refuses, naming the host and the routes (`keel_impact::evidence`): no
-//! evidence is not good evidence; `--force` applies without it.
+//! evidence is not good evidence; `--force` applies without it. Hosts the live sample
+//! has no request of are judged on the sample persisted before the last restart
+//! (`persisted_sample.rs`), when there is one.
 
 use keel_impact::evidence::unjudged_hosts;
 use keel_impact::{Compiled, blast_radius_compiled, gate_change};
 use keel_route::RouteTable;
 
 use crate::hooks::{Gate, GateInput, GateVerdict};
+use crate::persisted_sample::with_persisted;
 
 /// Version of the stored impact report's envelope (`gate`, `report`, `text`).
 pub const IMPACT_SCHEMA_VERSION: u32 = 1;
@@ -46,7 +49,7 @@ impl Gate for BlastRadiusGate {
                 ));
             }
         };
-        let sample = input.traffic.snapshot();
+        let (sample, from_disk) = with_persisted(input.traffic.snapshot(), input.persisted);
         let report = blast_radius_compiled(
             Compiled {
                 config: &current.config,
@@ -66,6 +69,12 @@ impl Gate for BlastRadiusGate {
                  blast-radius gate has no evidence to judge"
                     .to_string(),
             ];
+        } else if from_disk > 0 {
+            notes.push(format!(
+                "{from_disk} of the {} sampled requests were persisted before the last restart \
+                 (hosts the live sample has no request of)",
+                sample.len()
+            ));
         }
         let mut reasons: Vec<String> = verdict.reasons.iter().map(ToString::to_string).collect();
         // No evidence is not good evidence: a host the change affects needs traffic.

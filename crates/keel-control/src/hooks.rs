@@ -27,6 +27,9 @@ pub struct GateInput<'a> {
     pub candidate: &'a Config,
     /// The data plane's live traffic sample.
     pub traffic: &'a TrafficSample,
+    /// The sample persisted in the state dir before this start (empty without one): the
+    /// gate judges the hosts the live sample has no request of on it.
+    pub persisted: &'a [keel_route::RequestShape],
 }
 
 /// The gate's decision.

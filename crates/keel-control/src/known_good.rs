@@ -1,5 +1,5 @@
-//! Known-good promotion: a generation that has served for `[safety] known_good_after`
-//! with no alarm from the [`crate::AlarmSource`] (with a watcher: no alert about it since
+//! Known-good promotion: a generation that has served for `[safety] known_good_after` (the
+//! longer of its own and that of the generation it replaced) with no alarm from the [`crate::AlarmSource`] (with a watcher: no alert about it since
 //! it became active), that the guard is no longer watching and that was never judged bad
 //! (no `mark-bad` event: see `trust.rs`), becomes a rollback target. Only evidence takes
 //! the mark away again; a manual rollback away from it does not.
@@ -33,7 +33,7 @@ impl Controller {
         let served = SystemTime::now()
             .duration_since(active.activated_at)
             .unwrap_or(Duration::ZERO);
-        if served < active.generation.config.safety.known_good_after {
+        if served < active.known_good_after {
             return Ok(None);
         }
         let alarms = self

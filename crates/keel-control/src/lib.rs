@@ -48,11 +48,13 @@ mod hooks;
 mod identity_stage;
 mod known_good;
 mod load;
+mod persisted_sample;
 mod request;
 mod rollback;
 mod rollback_report;
 mod settings;
 mod status;
+mod strictness;
 mod trust;
 pub mod tunnel_status;
 pub mod tunnels;
@@ -71,6 +73,9 @@ pub use hooks::{
 };
 pub use keel_watch::{GuardPlan, Watcher};
 pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
+pub use persisted_sample::{
+    MAX_SAMPLE_FILE_BYTES, SAMPLE_FILE_NAME, SAMPLE_SAVE_EVERY, run_sample_saver,
+};
 pub use request::{
     ApplyOutcome, ApplyRequest, ApplyStatus, GuardMode, GuardReport, GuardResult, GuardStage,
     MarkBadOutcome, MarkBadRequest, Refusal, RollbackOutcome, RollbackRequest, Stage, StageTimings,

@@ -119,7 +119,7 @@ mod tests {
     fn config(listener: &str, admin: &str, extra: &str) -> Config {
         let text = format!(
             "[listeners.web]\naddr = \"{listener}\"\n[admin]\naddr = \"{admin}\"\n{extra}\n\
-             [services.s]\n[pools.p]\nservice = \"s\"\nbackends = [{{ addr = \"127.0.0.1:9\" }}]\n\
+             [services.s]\nallow_no_identity = true\n[pools.p]\nservice = \"s\"\nbackends = [{{ addr = \"127.0.0.1:9\" }}]\n\
              [[routes]]\nname = \"r\"\nservice = \"s\"\npool = \"p\"\n"
         );
         keel_config::parse(&text).config

@@ -106,7 +106,7 @@ impl Controller {
             ));
         }
         if reasons.is_empty() {
-            let after = target.generation.config.safety.known_good_after;
+            let after = target.known_good_after;
             reasons.push(format!(
                 "it never became known-good: it did not serve {} without alarms{}",
                 seconds(after),

@@ -25,6 +25,7 @@ tls = { certificates = ["shop"] }
 cert = "certs/shop.pem"
 key = "certs/shop.key"
 [services.web]
+allow_no_identity = true
 [pools.web]
 service = "web"
 backends = ["127.0.0.1:9001"]

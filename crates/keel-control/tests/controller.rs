@@ -33,8 +33,8 @@ fn request(text: String) -> ApplyRequest {
 /// A route aimed at a pool of another service: K102, a policy error.
 fn policy_error_config() -> String {
     config(backend(9001), "").replace(
-        "[services.app]",
-        "[services.app]\n[services.other]\n[pools.other]\nservice = \"other\"\nbackends = [{ addr = \"127.0.0.1:9009\" }]",
+        "[services.app]\nallow_no_identity = true",
+        "[services.app]\nallow_no_identity = true\n[services.other]\nallow_no_identity = true\n[pools.other]\nservice = \"other\"\nbackends = [{ addr = \"127.0.0.1:9009\" }]",
     )
     .replace("pool = \"app\"\nretries", "pool = \"other\"\nretries")
 }
@@ -300,14 +300,25 @@ async fn known_good_needs_time_and_no_alarms() {
         None,
         "too early"
     );
+    // A change never chooses its own judge: generation 2 says "0s", but it replaced a
+    // config that asks for an hour, so it too must serve an hour.
     quiet
         .apply(request(config(backend(9002), instant)))
         .await
         .expect("apply");
-    assert_eq!(quiet.promote_known_good().await.expect("promote"), Some(2));
+    assert_eq!(
+        quiet.promote_known_good().await.expect("promote"),
+        None,
+        "known_good_after shortened by the change it judges"
+    );
+    quiet
+        .apply(request(config(backend(9003), instant)))
+        .await
+        .expect("apply");
+    assert_eq!(quiet.promote_known_good().await.expect("promote"), Some(3));
     assert!(
         store
-            .generation(2)
+            .generation(3)
             .expect("store")
             .is_some_and(|g| g.known_good)
     );

@@ -68,23 +68,7 @@ impl Harness {
             .await
             .expect("apply");
         assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (addr, stop) = serve(plane).await;
         Harness {
             backends,
             controller,
@@ -136,6 +120,28 @@ impl Harness {
 
 /// Request `n` of the mix and the service that must answer it: 30% checkout (a third
 /// of it `/checkout/cart`), 10% legacy, 60% web.
+/// Serves `plane` on 127.0.0.1:0 until the returned sender is dropped.
+async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    let limits = ListenerLimits {
+        max_header_bytes: 64 * 1024,
+        max_headers: 100,
+        header_read_timeout: Duration::from_secs(10),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+        drain_timeout: Duration::from_secs(2),
+    };
+    tokio::spawn(async move {
+        let _ = plane
+            .serve(listener, limits, async move {
+                let _ = stopped.changed().await;
+            })
+            .await;
+    });
+    (addr, stop)
+}
+
 fn shop_request(addr: SocketAddr, n: u64) -> (Request<Empty<Bytes>>, &'static str) {
     let (path, service) = match n % 10 {
         0 | 1 => ("/checkout/pay".to_string(), "checkout"),
@@ -340,8 +346,9 @@ identity = { header = "x-service", equals = "legacy-v2" }"#,
     assert_eq!(answers.total_wrong(), 0, "{answers:?}");
 }
 
-/// Issue 29 row 2: the identity removed from the service (a K204 warning) in the edit
-/// that replaces its pool. The new servers are still asked, with the header the service
+/// Issue 29 row 2: the identity removed from the service in the edit that replaces its
+/// pool. A service without an identity is an error (K111) unless it says so; said so
+/// (`allow_no_identity`), the new servers are still asked, with the header the service
 /// used to prove itself with, and they answer as another service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_removed_with_the_pool_replaced_is_refused() {
@@ -349,14 +356,25 @@ async fn an_identity_removed_with_the_pool_replaced_is_refused() {
     let shop = Harness::start("").await;
     let traffic = shop.load(WARMUP + Duration::from_secs(2));
     tokio::time::sleep(WARMUP).await;
-    let text = shop
-        .base("")
-        .replacen(&shop.backends.toml_addrs("checkout"), &shop.stray(), 1)
-        .replace(
-            "[services.checkout]\nidentity = { header = \"x-service\", equals = \"checkout\" }",
-            "[services.checkout]\n",
-        );
-    let outcome = shop.apply(request(text)).await;
+    let without = |allowance: &str| {
+        shop.base("")
+            .replacen(&shop.backends.toml_addrs("checkout"), &shop.stray(), 1)
+            .replace(
+                "[services.checkout]\nidentity = { header = \"x-service\", equals = \"checkout\" }",
+                &format!("[services.checkout]\n{allowance}"),
+            )
+    };
+    let outcome = shop.apply(request(without(""))).await;
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    assert!(
+        outcome.refusals.iter().any(|r| r.stage == Stage::Check
+            && r.code.as_deref() == Some(keel_config::codes::NO_IDENTITY)
+            && r.message.contains("service `checkout` has no identity")),
+        "{outcome:#?}"
+    );
+    let outcome = shop
+        .apply(request(without("allow_no_identity = true\n")))
+        .await;
     assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
     let reasons = refusal_text(&outcome);
     assert!(
@@ -779,8 +797,15 @@ async fn a_watch_waits_for_evidence_past_its_clock() {
         })
         .await;
     assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
-    // Quiet until past the watch's clock, then the shoppers come back.
+    // Quiet until past the watch's clock, then the shoppers come back. Meanwhile the
+    // status says what the watch still waits for.
     tokio::time::sleep(watch + Duration::from_millis(500)).await;
+    let guard = shop.controller.status().guard.expect("still watched");
+    assert_eq!(guard.generation, 2);
+    assert!(
+        guard.waiting_for.iter().any(|w| w.requests < w.needed),
+        "{guard:#?}"
+    );
     let traffic = shop.load(Duration::from_secs(4));
     let reverted = eventually(Duration::from_secs(10), || async {
         (shop.primary() == 1).then_some(())
@@ -792,4 +817,256 @@ async fn a_watch_waits_for_evidence_past_its_clock() {
     );
     let answers = traffic.await.expect("load");
     assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
+
+/// Issue 29 row 8: `keel serve --adopt-config --force` with a file that points checkout at
+/// the legacy servers. Forced past the probes and the missing sample, the adopted
+/// generation is still watched by the guard against the stored generation it replaced,
+/// and the first wrong answer reverts to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_generation_is_watched_by_the_guard() {
+    let _exclusive = LOADED.lock().await;
+    let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    let text = base(&backends, "");
+    std::fs::write(&file, &text).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("store");
+        let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+        let (_, report) = Controller::start_guarded(Arc::new(store), prepared)
+            .await
+            .expect("first start");
+        assert_eq!(report.generation, 1, "{:?}", report.notes);
+    }
+    let stray = toml_list(&backends.addrs("legacy")[2..]);
+    let misrouted = text.replacen(&backends.toml_addrs("checkout"), &stray, 1);
+    std::fs::write(&file, misrouted).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared =
+        keel_control::boot::prepare_adopting_forced(&store, &file, true).expect("prepare");
+    let (controller, report) = Controller::start_guarded(Arc::new(store), prepared)
+        .await
+        .expect("adopting start");
+    assert_eq!(report.generation, 2, "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("is watched by the guard against generation 1")),
+        "{:?}",
+        report.notes
+    );
+    let (addr, _stop) = serve(controller.plane().clone()).await;
+    let traffic = tokio::spawn(load_by_service(RPS, Duration::from_secs(3), move |n| {
+        shop_request(addr, n)
+    }));
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (controller.plane().active().map(|a| a.primary.id) == Some(1)).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "the adopted misroute was never reverted"
+    );
+    let answers = traffic.await.expect("load");
+    assert!(answers.wrong("checkout") < 50, "{answers:?}");
+}
+
+/// Issue 29 row 7, after a restart: the traffic sample persisted in the state dir is
+/// read back at start, so the gate judges the widened prefix on the requests of before
+/// (not "no sampled traffic"), and so does `--adopt-config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traffic_sample_survives_a_restart_and_the_gate_judges_on_it() {
+    let _exclusive = LOADED.lock().await;
+    let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keel.toml");
+    let text = base(&backends, "");
+    std::fs::write(&file, &text).expect("write");
+    {
+        let store = SqliteStore::open(dir.path()).expect("store");
+        let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+        let (controller, _) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+            .await
+            .expect("first start");
+        let (addr, _stop) = serve(controller.plane().clone()).await;
+        let _ = load_by_service(RPS, WARMUP, move |n| shop_request(addr, n)).await;
+        controller.save_sample().await.expect("persist the sample");
+    }
+    let persisted = std::fs::read_to_string(dir.path().join(keel_control::SAMPLE_FILE_NAME))
+        .expect("the sample file");
+    assert!(persisted.lines().count() > 100, "{persisted}");
+
+    let widened = text.replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared = keel_control::boot::prepare(&store, Some(&file)).expect("prepare");
+    let (controller, _) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+        .await
+        .expect("restart");
+    let outcome = controller
+        .apply(request(widened.clone()))
+        .await
+        .expect("apply");
+    assert_eq!(outcome.status, ApplyStatus::Refused, "{outcome:#?}");
+    let reasons = refusal_text(&outcome);
+    assert!(!reasons.contains("no sampled traffic"), "{reasons}");
+    assert!(
+        outcome
+            .refusals
+            .iter()
+            .any(|r| r.stage == Stage::Gate && r.message.contains("cart")),
+        "{reasons}"
+    );
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("persisted before the last restart")),
+        "{:?}",
+        outcome.notes
+    );
+    drop(controller);
+
+    std::fs::write(&file, &widened).expect("write");
+    let store = SqliteStore::open(dir.path()).expect("store");
+    let prepared = keel_control::boot::prepare_adopting(&store, &file).expect("prepare");
+    let (_, report) = Controller::start_guarded_in(Arc::new(store), prepared, dir.path())
+        .await
+        .expect("adopting start");
+    assert_eq!(report.generation, 1, "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("was refused")
+            && n.contains("on the traffic sample persisted before the restart")
+            && !n.contains("no traffic sample after a restart")),
+        "{:?}",
+        report.notes
+    );
+}
+
+/// Issue 29 row 5: the widened prefix that a route test and an intent refuse (K107,
+/// K108), forced past them. Live, the intent only counts routes whose own prefix starts
+/// with its prefix (the capturing route is out of its scope and the starved one gets no
+/// traffic), so what catches it is the route-loss rule: the guard reverts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_forced_past_its_tests_and_intents_is_reverted_live() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    ) + "\n[[tests]]\nrequest = \"GET http://shop.example.com/checkout/cart\"\nexpect = { route = \"cart\" }\n\
+           \n[[intents]]\nhost = \"shop.example.com\"\npath_prefix = \"/checkout/cart\"\nservice = \"checkout\"\nmin_share = 0.9\n";
+    let refused = shop.apply(request(widened.clone())).await;
+    assert_eq!(refused.status, ApplyStatus::Refused, "{refused:#?}");
+    let codes: Vec<&str> = refused
+        .refusals
+        .iter()
+        .filter_map(|r| r.code.as_deref())
+        .collect();
+    assert!(
+        codes.contains(&keel_config::codes::TEST_FAILED)
+            && codes.contains(&keel_config::codes::INTENT_VIOLATED),
+        "{refused:#?}"
+    );
+    let forced = shop.apply(forced(widened)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "the forced change was never reverted");
+    let answers = traffic.await.expect("load");
+    println!("forced past tests and intents: {answers:?}");
+    assert!(answers.wrong("checkout") < 150, "{answers:?}");
+}
+
+/// A route for another host, put first: the checkout pool's extra text ends that table
+/// and starts this route, so it comes before the shop's routes.
+const LEGACY_SITE: &str = "\n[[routes]]\nname = \"legacy-site\"\nhost = \"legacy.example.com\"\nservice = \"legacy\"\npool = \"legacy\"\n";
+
+/// Issue 29 row 11: a host wildcard that captures another host (`legacy.example.com` →
+/// `*.example.com`), forced. Every shop request goes to legacy, whose route declares
+/// `legacy`, so no response is misidentified; the share detector sees the service mix of
+/// all hosts move and the shop's routes starve, and the guard reverts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_wildcard_capturing_another_host_is_reverted() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start(LEGACY_SITE).await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(8));
+    tokio::time::sleep(WARMUP).await;
+    let wildcard = shop.base(LEGACY_SITE).replacen(
+        "host = \"legacy.example.com\"",
+        "host = \"*.example.com\"",
+        1,
+    );
+    let refused = shop.apply(request(wildcard.clone())).await;
+    assert_eq!(refused.status, ApplyStatus::Refused, "{refused:#?}");
+    assert!(
+        refused.refusals.iter().any(|r| r.stage == Stage::Gate),
+        "{refused:#?}"
+    );
+    let forced = shop.apply(forced(wildcard)).await;
+    assert_eq!(forced.status, ApplyStatus::Applied, "{forced:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "the wildcard was never reverted");
+    let answers = traffic.await.expect("load");
+    println!("host wildcard capturing the shop: {answers:?}");
+    assert!(answers.total_wrong() < 150, "{answers:?}");
+}
+
+/// Issue 29 row 7, the follow-up: a misroute applied without the guard (`--no-guard`,
+/// forced past the gate) is not the yardstick of the next change. A harmless follow-up
+/// is judged against the known-good generation before it, whose observed shares show
+/// the route the misroute starves, and the guard reverts to that known-good generation,
+/// not to the misroute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_judges_against_the_known_good_generation_not_the_last_one() {
+    let _exclusive = LOADED.lock().await;
+    let shop = Harness::start("").await;
+    let traffic = shop.load(WARMUP + Duration::from_secs(10));
+    tokio::time::sleep(WARMUP).await;
+    assert_eq!(known_good(&shop).await, 1);
+    let widened = shop.base("").replacen(
+        "path_prefix = \"/checkout-legacy\"",
+        "path_prefix = \"/checkout/cart\"",
+        1,
+    );
+    let unguarded = shop
+        .apply(ApplyRequest {
+            no_guard: true,
+            ..forced(widened.clone())
+        })
+        .await;
+    assert_eq!(unguarded.status, ApplyStatus::Applied, "{unguarded:#?}");
+    assert_eq!(shop.primary(), 2);
+    let tweak = widened.replacen(
+        "[[routes]]\nname = \"main\"",
+        "[[routes]]\nname = \"main\"\ntimeout = \"9s\"",
+        1,
+    );
+    let follow_up = shop.apply(forced(tweak)).await;
+    assert_eq!(follow_up.status, ApplyStatus::Applied, "{follow_up:#?}");
+    let guard = follow_up.guard.expect("guarded");
+    assert_eq!(guard.baseline, Some(1), "{guard:#?}");
+    let reverted = eventually(Duration::from_secs(10), || async {
+        (shop.primary() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        reverted.is_some(),
+        "the follow-up was judged against the misroute it sits on"
+    );
+    let answers = traffic.await.expect("load");
+    println!("follow-up over an unguarded misroute: {answers:?}");
 }

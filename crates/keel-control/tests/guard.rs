@@ -359,3 +359,29 @@ async fn metrics_are_open_and_alerts_need_the_token() {
     assert_eq!(alerts, serde_json::json!({ "alerts": [] }));
     let _ = stop.send(());
 }
+
+/// A change never chooses its own judge: a canary of a config that drops the promotion
+/// steps (`promote_steps = [100]`, one jump from the slice to everything) still stops at
+/// every step of the config it replaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_stops_at_the_promotion_steps_of_the_config_it_replaces() {
+    let shop = Shop::start("").await;
+    let outcome = shop
+        .apply(
+            Variant::Harmless,
+            "[safety]\npromote_steps = [100]",
+            |mut r| {
+                r.canary = Some(10.0);
+                r.watch = Some(Duration::from_secs(1));
+                r
+            },
+        )
+        .await;
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    let guard = outcome.guard.as_ref().expect("guard");
+    assert_eq!(
+        guard.stages.iter().map(|s| s.permille).collect::<Vec<_>>(),
+        vec![100, 250, 500, 1000],
+        "{guard:#?}"
+    );
+}

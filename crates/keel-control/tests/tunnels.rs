@@ -49,7 +49,7 @@ async fn echo(name: &'static str) -> SocketAddr {
 fn config(backend: SocketAddr, safety: &str) -> String {
     format!(
         "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[safety]\nknown_good_after = \"0s\"\n{safety}\n\n\
-         [services.live]\n\n[pools.live]\nservice = \"live\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
+         [services.live]\nallow_no_identity = true\n\n[pools.live]\nservice = \"live\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
          [[routes]]\nname = \"live\"\nservice = \"live\"\npool = \"live\"\nupgrades = [\"websocket\"]\n"
     )
 }

@@ -67,11 +67,14 @@ fn a_clean_config_exits_0() {
 
 #[test]
 fn warnings_exit_0_unless_denied() {
-    let path = write("warning", &format!("{CLEAN}[services.bare]\n"));
+    let path = write(
+        "warning",
+        &format!("{CLEAN}[pools.blind]\nservice = \"web\"\nbackends = [\"127.0.0.1:9102\"]\n"),
+    );
     let file = path.to_str().expect("utf-8");
     let out = keel(&["check", file]);
     assert_eq!(code(&out), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("warning[K204]"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("warning[K205]"));
     let out = keel(&["check", "--deny-warnings", file]);
     assert_eq!(code(&out), Some(1));
 }

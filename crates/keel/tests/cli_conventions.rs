@@ -161,7 +161,7 @@ fn every_data_command_takes_format_json_and_json() {
 #[test]
 fn human_output_has_no_debug_forms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = "[listeners.web]\naddr = \"127.0.0.1:18080\"\n[services.web]\n[pools.web]\nservice = \"web\"\n\
+    let base = "[listeners.web]\naddr = \"127.0.0.1:18080\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\n\
                 backends = [{ addr = \"127.0.0.1:9101\" }]\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\n";
     let changed = base.replace(
         "service = \"web\"\nbackends",
@@ -198,7 +198,7 @@ fn serve_logs_json_with_log_format_json_and_no_colour_into_a_file() {
     std::fs::write(
         &config,
         format!(
-            "[listeners.web]\naddr = \"{proxy}\"\n[admin]\naddr = \"{admin}\"\n[services.app]\n\
+            "[listeners.web]\naddr = \"{proxy}\"\n[admin]\naddr = \"{admin}\"\n[services.app]\nallow_no_identity = true\n\
              [pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"127.0.0.1:9\" }}]\n\
              [[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\n"
         ),

@@ -48,7 +48,7 @@ impl Drop for Process {
 fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
     format!(
         "[listeners.web]\naddr = \"{proxy}\"\n\n[admin]\naddr = \"{admin}\"\nread_token = \"wall-token\"\n\n\
-         [safety]\nknown_good_after = \"0s\"\n\n[services.app]\n\n[pools.app]\nservice = \"app\"\n\
+         [safety]\nknown_good_after = \"0s\"\n\n[services.app]\nallow_no_identity = true\n\n[pools.app]\nservice = \"app\"\n\
          backends = [{{ addr = \"{backend}\" }}]\n\n[[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\nretries = 0\n"
     )
 }

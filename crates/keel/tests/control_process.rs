@@ -120,7 +120,7 @@ async fn echo_backend(name: &'static str) -> SocketAddr {
 fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
     format!(
         "[listeners.web]\naddr = \"{proxy}\"\n\n[admin]\naddr = \"{admin}\"\n\n[safety]\nknown_good_after = \"0s\"\n\n\
-         [services.app]\n\n[pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
+         [services.app]\nallow_no_identity = true\n\n[pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
          [[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\nretries = 0\n"
     )
 }

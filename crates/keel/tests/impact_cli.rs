@@ -27,8 +27,11 @@ fn config(legacy: bool) -> String {
 addr = "127.0.0.1:18080"
 
 [services.web]
+allow_no_identity = true
 [services.checkout]
+allow_no_identity = true
 [services.legacy-web]
+allow_no_identity = true
 
 [pools.web]
 service = "web"

@@ -39,7 +39,7 @@ impl Keel {
     fn start(dir: &Path, ulimit: &str, [proxy, admin, backend]: [SocketAddr; 3]) -> Keel {
         let config = format!(
             "[listeners.web]\naddr = \"{proxy}\"\n\n[admin]\naddr = \"{admin}\"\n\n\
-             [services.app]\n\n[pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
+             [services.app]\nallow_no_identity = true\n\n[pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
              [[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\nretries = 0\n"
         );
         let file = dir.join("keel.toml");

@@ -59,7 +59,7 @@ impl Keel {
         let port = free_port();
         let admin = free_port();
         let text = format!(
-            "[listeners.web]\naddr = \"127.0.0.1:{port}\"\n\n[admin]\naddr = \"127.0.0.1:{admin}\"\n\n[server]\nworker_threads = 2\ndrain_timeout = \"{drain}\"\n\n[services.web]\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"60s\"\n"
+            "[listeners.web]\naddr = \"127.0.0.1:{port}\"\n\n[admin]\naddr = \"127.0.0.1:{admin}\"\n\n[server]\nworker_threads = 2\ndrain_timeout = \"{drain}\"\n\n[services.web]\nallow_no_identity = true\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n[[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"60s\"\n"
         );
         let path = std::env::temp_dir().join(format!(
             "keel-proxy-binary-{}-{port}.toml",

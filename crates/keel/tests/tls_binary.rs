@@ -37,7 +37,7 @@ fn config(port: u16, admin: u16, backend: std::net::SocketAddr) -> String {
         "[listeners.https]\naddr = \"127.0.0.1:{port}\"\ntls = {{ certificates = [\"shop\"] }}\n\n\
          [certificates.shop]\ncert = \"certs/shop.pem\"\nkey = \"certs/shop.key\"\n\n\
          [admin]\naddr = \"127.0.0.1:{admin}\"\n\n[server]\nworker_threads = 2\n\n\
-         [services.web]\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
+         [services.web]\nallow_no_identity = true\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
          [[routes]]\nname = \"shop\"\nhost = \"shop.example.com\"\nservice = \"web\"\npool = \"web\"\n\n\
          [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n"
     )

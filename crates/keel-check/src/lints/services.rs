@@ -1,4 +1,4 @@
-//! K204 (a service nothing can verify), K110 (two services with one identity: a backend
+//! K111 (a service nothing can verify, unless it says so), K110 (two services with one identity: a backend
 //! of one passes as the other) and K105 (one backend address in pools of two services:
 //! one server, two identities — at least one of them is wrong).
 
@@ -11,14 +11,14 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     for service in config.services.values() {
         if service.identity.is_none() && !service.allow_no_identity {
             out.push(
-                Diagnostic::warning(
+                Diagnostic::error(
                     codes::NO_IDENTITY,
                     format!("service `{}` has no identity", service.name),
                 )
                 .at(service.name.span, "nothing proves a backend is this service")
                 .with_note("what you lose: new backends are not probed for who they are before an apply swaps, responses are not verified, and a route or pool re-pointed at another application serves it without an alert or a revert")
                 .with_help(format!(
-                    "add identity = {{ header = \"x-service\", equals = \"{}\" }} and make the backends send that header",
+                    "add identity = {{ header = \"x-service\", equals = \"{}\" }} and make the backends send that header, or say `allow_no_identity = true` if nothing can prove it",
                     service.name
                 )),
             );
@@ -99,8 +99,10 @@ mod tests {
     }
 
     #[test]
-    fn services_without_identity_are_warnings() {
-        assert_eq!(ids(&run("[services.bare]\n")), vec![codes::NO_IDENTITY]);
+    fn services_without_identity_are_errors() {
+        let out = run("[services.bare]\n");
+        assert_eq!(ids(&out), vec![codes::NO_IDENTITY]);
+        assert_eq!(out[0].severity, keel_config::Severity::Error);
         assert!(run("").is_empty());
     }
 

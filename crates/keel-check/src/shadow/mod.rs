@@ -219,7 +219,7 @@ mod tests {
 
     fn findings(routes: &str) -> (Config, Vec<ShadowFinding>) {
         let source = format!(
-            "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n{routes}"
+            "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n{routes}"
         );
         let parsed = keel_config::parse(&source);
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
@@ -303,7 +303,7 @@ mod tests {
             .map(|i| route(&format!("r{i}"), &format!("headers = {{ h{i} = \"1\" }}")))
             .collect();
         let source = format!(
-            "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n{routes}"
+            "[listeners.web]\naddr = \"127.0.0.1:8080\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n{routes}"
         );
         let parsed = keel_config::parse(&source);
         let table = RouteTable::compile(&parsed.config).expect("compiles");

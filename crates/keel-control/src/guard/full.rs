@@ -1,8 +1,9 @@
 //! The watch after a full swap: every guarded apply without `--canary` is watched for
-//! `[safety] watch` (or `--watch`) against the frozen last window of the generation it
-//! replaced, in a background task. An alarm swaps the replaced generation back (one
-//! pointer swap), records the rollback with origin `guard` and counts it; the apply
-//! call has long returned unless it asked to `wait`.
+//! `[safety] watch` (or `--watch`) against the frozen last window of its yardstick, in a
+//! background task: the generation it replaced, or the newest known-good one when the
+//! replaced generation was never vouched for (`Controller::yardstick`). An alarm swaps
+//! the yardstick back (one pointer swap), records the rollback with origin `guard` and
+//! counts it; the apply call has long returned unless it asked to `wait`.
 //!
 //! A newer apply or a rollback ends the watch (the session is replaced or cancelled):
 //! the generation it would protect no longer serves.

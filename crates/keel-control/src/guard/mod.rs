@@ -115,13 +115,14 @@ impl Controller {
         if request.no_guard {
             return Ok(GuardChoice::Bypassed);
         }
-        // The longer of the two configs' watch: a change cannot shorten its own watch.
-        let watch = request.watch.unwrap_or_else(|| {
-            current.map_or(candidate.safety.watch, |c| {
-                c.config.safety.watch.max(candidate.safety.watch)
-            })
-        });
-        let plan = GuardPlan::new(&candidate.safety, request.canary, Some(watch));
+        // The stricter of the two configs' [safety]: a change cannot shorten its own
+        // watch or skip the promotion steps the config it replaces stops at.
+        let safety = current.map_or_else(
+            || candidate.safety.clone(),
+            |c| crate::strictness::stricter_safety(&c.config.safety, &candidate.safety),
+        );
+        let watch = request.watch.unwrap_or(safety.watch);
+        let plan = GuardPlan::new(&safety, request.canary, Some(watch));
         match request.canary {
             Some(_) if current.is_none() => Err(ControlError::BadRequest(
                 "nothing serves yet, so there is nothing to run a canary against: apply without --canary"
@@ -167,6 +168,51 @@ impl Controller {
     pub(crate) async fn record_event(&self, event: NewEvent) {
         if let Err(error) = self.with_store(move |s| s.append_event(event)).await {
             tracing::warn!(%error, "cannot record an event");
+        }
+    }
+}
+
+impl Controller {
+    /// What a full swap is judged against and reverts to: the replaced generation when
+    /// it is known-good; else the newest known-good generation kept in memory whose
+    /// observed window the watcher still holds (at least `min_requests`) and whose
+    /// listeners are the candidate's; else the replaced generation. So a change that
+    /// was never vouched for (applied `--no-guard`, or at a quiet time) is not the
+    /// yardstick of the next one, and the guard never reverts to it.
+    pub(crate) fn yardstick(
+        &self,
+        replaced: Option<CachedGeneration>,
+        candidate: &Config,
+    ) -> Option<CachedGeneration> {
+        let replaced = replaced?;
+        if replaced.known_good {
+            return Some(replaced);
+        }
+        let Some(watcher) = self.watcher() else {
+            return Some(replaced);
+        };
+        let needed = u64::from(candidate.detectors.min_requests.max(1));
+        let known_good = self
+            .cache()
+            .kept()
+            .find(|c| c.known_good)
+            .filter(|c| {
+                crate::settings::listener_changes(&c.generation.config, candidate).is_empty()
+                    && watcher.observed_requests(&c.generation) >= needed
+            })
+            .cloned();
+        match known_good {
+            Some(known_good) => {
+                tracing::info!(
+                    generation = known_good.id(),
+                    replaced = replaced.id(),
+                    "guard: generation {} is not known-good; the change is judged against known-good generation {}",
+                    replaced.id(),
+                    known_good.id()
+                );
+                Some(known_good)
+            }
+            None => Some(replaced),
         }
     }
 }

@@ -55,8 +55,14 @@ pub struct GuardStatus {
     pub permille: u32,
     /// When the watch began (RFC 3339).
     pub since: String,
-    /// When it ends if no detector fires (RFC 3339).
+    /// When it ends if no detector fires (RFC 3339). No evidence is not good evidence:
+    /// past this time the watch goes on while `waiting_for` is not empty.
     pub until: String,
+    /// Routes that had traffic before the change and have not yet carried
+    /// `min_requests` under it: the watch does not end clean before they have (or before
+    /// as long again has passed).
+    #[serde(default)]
+    pub waiting_for: Vec<keel_watch::EvidenceWait>,
 }
 
 impl Controller {
@@ -151,14 +157,20 @@ impl Controller {
 
     /// The session in progress, for `GET /status`.
     pub fn guard_status(&self) -> Option<GuardStatus> {
-        lock(&self.inner.session).as_ref().map(|s| GuardStatus {
+        let mut status = lock(&self.inner.session).as_ref().map(|s| GuardStatus {
             generation: s.candidate,
             baseline: s.baseline,
             mode: s.mode,
             permille: s.permille,
             since: keel_store::rfc3339(epoch_ms(s.started)),
             until: keel_store::rfc3339(epoch_ms(s.ends_by)),
-        })
+            waiting_for: Vec::new(),
+        })?;
+        // Asked outside the session lock: the watcher takes its own.
+        if let Some(watcher) = self.watcher() {
+            status.waiting_for = watcher.awaiting_evidence(status.generation);
+        }
+        Some(status)
     }
 }
 

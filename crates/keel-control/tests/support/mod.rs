@@ -32,6 +32,7 @@ addr = "127.0.0.1:18080"
 addr = "127.0.0.1:19901"
 
 [services.app]
+allow_no_identity = true
 
 [pools.app]
 service = "app"

@@ -44,6 +44,18 @@ const EVIDENCE_POLL: Duration = TICK;
 /// Alerts buffered for a slow [`Watcher::subscribe`]r before the oldest are dropped (256 alerts).
 pub const ALERT_BUFFER: usize = 256;
 
+/// A route a watch still waits for: it carried `needed` requests in the baseline window
+/// and has carried only `requests` under the candidate (`keel status` shows these).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EvidenceWait {
+    /// The route's name.
+    pub route: String,
+    /// Requests it has carried in the candidate's window.
+    pub requests: u64,
+    /// Requests it needs (`min_requests`, the smaller of the two configs').
+    pub needed: u64,
+}
+
 /// How the candidate serves while it is watched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchMode {
@@ -276,9 +288,32 @@ impl Watcher {
         }
     }
 
+    /// Requests in the window the watcher holds for `generation`: its live window, or
+    /// the frozen last window it served (0 without a series). A watch that compares a
+    /// change with it judges on these.
+    pub fn observed_requests(&self, generation: &Arc<Generation>) -> u64 {
+        self.state()
+            .series_of(generation)
+            .map_or(0, |s| crate::window::requests(&s.window().total()))
+    }
+
+    /// What the newest watch of generation `candidate` still waits for: the routes that
+    /// carried `min_requests` in the baseline window and have not yet under the candidate
+    /// (empty when no watch of it runs).
+    pub fn awaiting_evidence(&self, candidate: u64) -> Vec<EvidenceWait> {
+        let id = self
+            .state()
+            .watches
+            .iter()
+            .rev()
+            .find(|w| w.request.candidate.id == candidate)
+            .map(|w| w.id);
+        id.map_or_else(Vec::new, |id| self.awaits_evidence(id))
+    }
+
     /// Routes of a watched candidate that carried `min_requests` in the baseline window
     /// and have not yet in the candidate's.
-    fn awaits_evidence(&self, id: u64) -> Vec<String> {
+    fn awaits_evidence(&self, id: u64) -> Vec<EvidenceWait> {
         let state = self.state();
         let Some(watch) = state.watches.iter().find(|w| w.id == id) else {
             return Vec::new();
@@ -312,7 +347,11 @@ impl Watcher {
                     .is_some_and(|b| crate::window::requests(&before.route(b)) >= min);
                 had && crate::window::requests(&now.route(*r)) < min
             })
-            .map(|(_, route)| route.name.to_string())
+            .map(|(r, route)| EvidenceWait {
+                route: route.name.to_string(),
+                requests: crate::window::requests(&now.route(r)),
+                needed: min,
+            })
             .collect()
     }
 

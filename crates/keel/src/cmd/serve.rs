@@ -103,6 +103,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         prepared,
         token,
         args.config,
+        args.state_dir.clone(),
         serving.clone(),
     ));
     drop(runtime);
@@ -126,10 +127,12 @@ async fn serve(
     prepared: Prepared,
     token: AdminToken,
     config_file: Option<PathBuf>,
+    state_dir: PathBuf,
     serving: Arc<ServingThreads>,
 ) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = store;
-    let (controller, report) = match Controller::start_guarded(store, prepared).await {
+    let (controller, report) = match Controller::start_guarded_in(store, prepared, &state_dir).await
+    {
         Ok(started) => started,
         Err(error) => return Ok(boot_failed(&error)),
     };
@@ -205,6 +208,10 @@ async fn serve(
             stopped(&stop),
         )),
         tokio::spawn(keel_control::run_known_good(
+            controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::run_sample_saver(
             controller.clone(),
             stopped(&stop),
         )),

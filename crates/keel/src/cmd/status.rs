@@ -110,6 +110,22 @@ fn render(status: &Status) -> String {
             guard.since,
             guard.until
         ));
+        if !guard.waiting_for.is_empty() {
+            let routes: Vec<String> = guard
+                .waiting_for
+                .iter()
+                .map(|w| {
+                    format!(
+                        "route {} ({} of {} requests)",
+                        w.route, w.requests, w.needed
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "guard: the watch still waits for evidence from {}\n",
+                routes.join(", ")
+            ));
+        }
     }
     let kept: Vec<String> = status
         .kept
