@@ -168,3 +168,53 @@ fn k101_and_k221_unknown_and_unused_certificates() {
         .collect();
     assert_eq!(unused.len(), 2, "{text}");
 }
+
+#[test]
+fn k101_a_route_limited_to_an_unknown_listener_and_k120_only_on_its_listeners() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    let plain = "[listeners.http]\naddr = \"127.0.0.1:8080\"\n";
+    // A route for a host no certificate covers, limited to the plain listener: the TLS
+    // listener never answers for it.
+    let limited = format!(
+        "{plain}[[routes]]\nname = \"to-https\"\nhost = \"other.example.com\"\n\
+         listener = \"http\"\nservice = \"web\"\npool = \"web\"\n"
+    );
+    let (text, findings) = check(
+        dir.path(),
+        &["shop"],
+        &["shop"],
+        "shop.example.com",
+        &limited,
+    );
+    assert!(
+        find(&findings, codes::CERT_NOT_COVERING).is_none(),
+        "{text}"
+    );
+    assert!(
+        find(&findings, codes::UNKNOWN_REFERENCE).is_none(),
+        "{text}"
+    );
+    let on_tls = limited.replace("listener = \"http\"", "listener = [\"http\", \"https\"]");
+    let (text, findings) = check(
+        dir.path(),
+        &["shop"],
+        &["shop"],
+        "shop.example.com",
+        &on_tls,
+    );
+    assert!(
+        find(&findings, codes::CERT_NOT_COVERING).is_some(),
+        "{text}"
+    );
+
+    let typo = limited.replace("listener = \"http\"", "listener = \"htpp\"");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", &typo);
+    let unknown = find(&findings, codes::UNKNOWN_REFERENCE).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        unknown.message.contains("unknown listener `htpp`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `http`"), "{text}");
+    assert!(text.contains("keel.toml:"), "points at the key: {text}");
+}
