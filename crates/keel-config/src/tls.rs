@@ -78,6 +78,33 @@ pub struct ListenerTls {
     pub default: Located<String>,
     /// The lowest protocol version accepted.
     pub min_version: Located<TlsVersion>,
+    /// `Strict-Transport-Security` on every answer of this listener, if asked for.
+    pub hsts: Option<Located<Hsts>>,
+}
+
+/// HTTP Strict Transport Security (RFC 6797) for a TLS listener's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hsts {
+    /// How long browsers remember to use HTTPS only.
+    pub max_age: std::time::Duration,
+    /// The rule covers every subdomain too.
+    pub include_subdomains: bool,
+    /// The site asks to be on browsers' preload lists.
+    pub preload: bool,
+}
+
+impl Hsts {
+    /// The header value: `max-age=31536000; includeSubDomains; preload`.
+    pub fn header_value(&self) -> String {
+        let mut value = format!("max-age={}", self.max_age.as_secs());
+        if self.include_subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            value.push_str("; preload");
+        }
+        value
+    }
 }
 
 /// A TLS protocol version Keel can speak.

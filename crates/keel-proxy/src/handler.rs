@@ -167,6 +167,15 @@ impl DataPlane {
                 }
             }
         };
+        // HSTS: only over TLS (RFC 6797 §7.2), as the request's generation says.
+        if conn.tls.is_some()
+            && let Some(listener) = conn.listener.as_deref()
+            && let Some(hsts) = generation.tls.hsts(listener)
+        {
+            response
+                .headers_mut()
+                .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         if self.options.generation_header {
             response
                 .headers_mut()

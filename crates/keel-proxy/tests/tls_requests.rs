@@ -1,8 +1,8 @@
 //! What a TLS connection tells its requests, through real sockets: `x-forwarded-proto:
 //! https`, the SNI name and version in the traffic sample and the access log, `421
 //! Misdirected Request` for a host the connection's certificate choice does not serve
-//! (and, with `require_sni`, for any host other than the SNI name), and routes limited
-//! to listeners.
+//! (and, with `require_sni`, for any host other than the SNI name), routes limited to
+//! listeners, and a TLS listener's HSTS header.
 
 mod support;
 
@@ -18,6 +18,15 @@ use support::{TestBackend, WAIT};
 /// Status, `keel-error` and `x-route` of a GET for `host` over a TLS connection that
 /// sent `sni` (an IP address: no SNI).
 async fn get_over_tls(addr: SocketAddr, sni: &str, host: &str) -> (u16, String, String) {
+    answer(exchange_tls(addr, sni, host).await).await
+}
+
+/// The answer to a GET for `host` over a TLS connection that sent `sni`.
+async fn exchange_tls(
+    addr: SocketAddr,
+    sni: &str,
+    host: &str,
+) -> http::Response<hyper::body::Incoming> {
     let (stream, _) = connect(addr, sni, &client(&[b"http/1.1"], BOTH))
         .await
         .expect("handshake");
@@ -29,7 +38,7 @@ async fn get_over_tls(addr: SocketAddr, sni: &str, host: &str) -> (u16, String, 
         .header("host", host)
         .body(Empty::<Bytes>::new())
         .expect("request");
-    answer(sender.send_request(request).await.expect("response")).await
+    sender.send_request(request).await.expect("response")
 }
 
 async fn answer(response: http::Response<hyper::body::Incoming>) -> (u16, String, String) {
@@ -49,6 +58,11 @@ async fn answer(response: http::Response<hyper::body::Incoming>) -> (u16, String
 
 /// Status, `keel-error` and `x-route` of a plain GET for `host`.
 async fn get_plain(addr: SocketAddr, host: &str) -> (u16, String, String) {
+    answer(exchange_plain(addr, host).await).await
+}
+
+/// The answer to a plain GET for `host`.
+async fn exchange_plain(addr: SocketAddr, host: &str) -> http::Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -58,7 +72,7 @@ async fn get_plain(addr: SocketAddr, host: &str) -> (u16, String, String) {
         .header("host", host)
         .body(Empty::<Bytes>::new())
         .expect("request");
-    answer(sender.send_request(request).await.expect("response")).await
+    sender.send_request(request).await.expect("response")
 }
 
 #[tokio::test]
@@ -253,5 +267,48 @@ async fn a_route_limited_to_a_listener_matches_only_requests_that_came_in_on_it(
         sample
             .iter()
             .any(|s| s.listener.as_deref() == Some("https"))
+    );
+}
+
+#[tokio::test]
+async fn a_tls_listener_with_hsts_sends_it_on_every_answer_and_a_plain_one_never() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config_with(
+        dir.path(),
+        r#"{ certificates = ["shop"], hsts = { max_age = "24h", include_subdomains = true } }"#,
+        &["shop"],
+        backend.addr,
+        "[listeners.http]\naddr = \"127.0.0.2:1\"\n",
+        "",
+    );
+    let (proxy, _) = TlsProxy::start(config).await;
+    let plain = proxy.serve_plain("http").await;
+    let host = "shop.example.com";
+    let hsts = |response: &http::Response<hyper::body::Incoming>| {
+        response
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+    };
+    let served = exchange_tls(proxy.addr, host, host).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        hsts(&served).as_deref(),
+        Some("max-age=86400; includeSubDomains")
+    );
+    let misdirected = exchange_tls(proxy.addr, host, "other.example.org").await;
+    assert_eq!(misdirected.status(), 421);
+    assert!(
+        hsts(&misdirected).is_some(),
+        "Keel's own answers carry it too"
+    );
+    let over_http = exchange_plain(plain, host).await;
+    assert_eq!(over_http.status(), 200);
+    assert_eq!(
+        hsts(&over_http),
+        None,
+        "never over plain HTTP (RFC 6797 7.2)"
     );
 }

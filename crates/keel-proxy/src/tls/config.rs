@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use keel_config::{Config, TlsVersion};
 use rustls::ServerConfig;
 
@@ -21,6 +22,8 @@ const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 pub(crate) struct ServedListener {
     pub(crate) server: Arc<ServerConfig>,
     pub(crate) resolver: Arc<SniResolver>,
+    /// The `strict-transport-security` value its answers carry, if any.
+    pub(crate) hsts: Option<HeaderValue>,
 }
 
 /// A generation's TLS listeners and certificates.
@@ -68,10 +71,20 @@ impl GenerationTls {
                 continue;
             };
             let resolver = Arc::new(SniResolver::new(&chosen, default));
+            let hsts = tls
+                .hsts
+                .as_ref()
+                .and_then(|h| HeaderValue::from_str(&h.value.header_value()).ok());
             match server_config(resolver.clone(), tls.min_version.value) {
                 Ok(server) => {
-                    out.listeners
-                        .insert(name.clone(), ServedListener { server, resolver });
+                    out.listeners.insert(
+                        name.clone(),
+                        ServedListener {
+                            server,
+                            resolver,
+                            hsts,
+                        },
+                    );
                 }
                 Err(error) => {
                     tracing::error!(listener = %name, %error, "cannot build the TLS listener");
@@ -89,6 +102,12 @@ impl GenerationTls {
     /// The server config and SNI choice of TLS listener `name`.
     pub(crate) fn served(&self, name: &str) -> Option<&ServedListener> {
         self.listeners.get(name)
+    }
+
+    /// The `strict-transport-security` value of TLS listener `name`'s answers, if it
+    /// has one in this generation.
+    pub(crate) fn hsts(&self, name: &str) -> Option<&HeaderValue> {
+        self.listeners.get(name)?.hsts.as_ref()
     }
 
     /// Every servable certificate's leaf facts, by name.

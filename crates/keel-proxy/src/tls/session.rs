@@ -2,11 +2,12 @@
 //! protocol version, and the certificate choice of the generation that served the
 //! handshake. From these, whether a request is misdirected (`421`, RFC 9110 §15.5.20).
 //!
-//! The default rule: a request on a TLS connection is misdirected when its host would
-//! have been given another certificate than the one the connection got for its SNI
-//! name. A host the same certificate covers is answered, so HTTP/2 clients that reuse
-//! one connection for several names of one certificate (RFC 9113 §9.1.1) keep working;
-//! a request for a name the client never checked a certificate for is not. A route
+//! The default rule: a request on a TLS connection that sent SNI is misdirected when
+//! its host is not the SNI name and is not covered (exact or wildcard name) by the
+//! certificate the connection got for its SNI name. A host the same certificate covers
+//! is answered, so HTTP/2 clients that reuse one connection for several names of one
+//! certificate (RFC 9113 §9.1.1) keep working; a request for a name the client never
+//! checked a certificate for is not. A route
 //! with `require_sni = true` is stricter: the SNI name must be its host, and a request
 //! without TLS or without SNI is misdirected too.
 
@@ -56,10 +57,10 @@ impl ConnTls {
         if host.is_empty() || host == sni {
             return false;
         }
-        !Arc::ptr_eq(
-            &self.resolver.pick(Some(sni)),
-            &self.resolver.pick(Some(host)),
-        )
+        match self.resolver.covering(host) {
+            Some(for_host) => !Arc::ptr_eq(&for_host, &self.resolver.pick(Some(sni))),
+            None => true,
+        }
     }
 }
 
