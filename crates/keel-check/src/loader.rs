@@ -102,6 +102,15 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
     let mut findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
+    // What each leaf says, for diffs (a file replaced at the same path is a change);
+    // an unparsable one is reported by the certificate lints.
+    for certificate in config.certificates.values_mut() {
+        certificate.facts = certificate
+            .files
+            .as_ref()
+            .and_then(|files| keel_proxy::tls::leaf_summary(&files.chain_pem).ok())
+            .map(|leaf| std::sync::Arc::new(leaf.facts()));
+    }
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(

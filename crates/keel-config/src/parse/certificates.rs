@@ -31,6 +31,7 @@ pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<St
                 cert: cert?,
                 key: key?,
                 files: None,
+                facts: None,
             })
         },
     )
