@@ -139,6 +139,7 @@ pub fn static_space(
 /// [`static_space`] over routes already read and indexed.
 fn static_space_with(analyzer: &Analyzer<'_>, intent: &Intent) -> Vec<(RequestShape, f64)> {
     let scope = Pred {
+        listeners: Vec::new(),
         host: HostPred::Exact(&intent.host),
         path: PathPred::Prefix(intent.path_prefix.as_deref().unwrap_or("/")),
         methods: Some(STATIC_METHODS.to_vec()),

@@ -17,4 +17,4 @@ pub mod probe;
 pub mod route_tests;
 pub mod shadow;
 
-pub use loader::{Loaded, check, is_hard, load, load_in};
+pub use loader::{Loaded, check, is_hard, load, load_in, read_certificates};

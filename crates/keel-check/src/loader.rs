@@ -70,6 +70,25 @@ pub fn is_hard(code: &str) -> bool {
         )
 }
 
+/// Reads every certificate's files (relative to `config_dir`) into the config, and
+/// what each leaf says (`Certificate::facts`, for diffs and the certificate blast
+/// radius: a file replaced at the same path is a change). Returns K123 for files that
+/// cannot be read; an unparsable leaf is left without facts (the lints report it).
+pub fn read_certificates(
+    config: &mut keel_config::Config,
+    config_dir: &std::path::Path,
+) -> Vec<Diagnostic> {
+    let findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
+    for certificate in config.certificates.values_mut() {
+        certificate.facts = certificate
+            .files
+            .as_ref()
+            .and_then(|files| keel_proxy::tls::leaf_summary(&files.chain_pem).ok())
+            .map(|leaf| std::sync::Arc::new(leaf.facts()));
+    }
+    findings
+}
+
 /// Parses, validates and checks a config read from `file`; certificate files are read
 /// relative to `file`'s directory.
 pub fn load(file: &str, source: &str) -> Loaded {
@@ -101,7 +120,7 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     let mut config = parsed.config;
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
-    let mut findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
+    let mut findings = read_certificates(&mut config, config_dir);
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(

@@ -168,3 +168,104 @@ fn k101_and_k221_unknown_and_unused_certificates() {
         .collect();
     assert_eq!(unused.len(), 2, "{text}");
 }
+
+#[test]
+fn k101_a_route_limited_to_an_unknown_listener_and_k120_only_on_its_listeners() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    let plain = "[listeners.http]\naddr = \"127.0.0.1:8080\"\n";
+    // A route for a host no certificate covers, limited to the plain listener: the TLS
+    // listener never answers for it.
+    let limited = format!(
+        "{plain}[[routes]]\nname = \"to-https\"\nhost = \"other.example.com\"\n\
+         listener = \"http\"\nservice = \"web\"\npool = \"web\"\n"
+    );
+    let (text, findings) = check(
+        dir.path(),
+        &["shop"],
+        &["shop"],
+        "shop.example.com",
+        &limited,
+    );
+    assert!(
+        find(&findings, codes::CERT_NOT_COVERING).is_none(),
+        "{text}"
+    );
+    assert!(
+        find(&findings, codes::UNKNOWN_REFERENCE).is_none(),
+        "{text}"
+    );
+    let on_tls = limited.replace("listener = \"http\"", "listener = [\"http\", \"https\"]");
+    let (text, findings) = check(
+        dir.path(),
+        &["shop"],
+        &["shop"],
+        "shop.example.com",
+        &on_tls,
+    );
+    assert!(
+        find(&findings, codes::CERT_NOT_COVERING).is_some(),
+        "{text}"
+    );
+
+    let typo = limited.replace("listener = \"http\"", "listener = \"htpp\"");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", &typo);
+    let unknown = find(&findings, codes::UNKNOWN_REFERENCE).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        unknown.message.contains("unknown listener `htpp`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `http`"), "{text}");
+    assert!(text.contains("keel.toml:"), "points at the key: {text}");
+}
+
+#[test]
+fn a_certificate_replaced_at_the_same_path_is_a_change_in_the_diff_without_key_material() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("keel.toml");
+    let text = "[listeners.https]\naddr = \"127.0.0.1:8443\"\n\
+                tls = { certificates = [\"shop\"] }\n\
+                [certificates.shop]\ncert = \"shop.pem\"\nkey = \"shop.key\"\n\
+                [services.web]\n[pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n\
+                [[routes]]\nname = \"shop\"\nservice = \"web\"\npool = \"web\"\n";
+    let loaded = |_: ()| {
+        load(&file.to_string_lossy(), text)
+            .config_ignoring_policy()
+            .expect("loads")
+    };
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    let before = loaded(());
+    let same = keel_config::semantic_diff(&before, &loaded(()));
+    assert!(same.is_empty(), "{}", same.render_human());
+
+    write(
+        dir.path(),
+        "shop",
+        &["shop.example.com", "www.shop.example.com"],
+        2020,
+        2091,
+    );
+    let after = loaded(());
+    let diff = keel_config::semantic_diff(&before, &after);
+    let text = diff.render_human();
+    assert_eq!(diff.certificates.len(), 1, "{text}");
+    let fields: Vec<&str> = diff.certificates[0]
+        .fields
+        .iter()
+        .map(|f| f.field.as_str())
+        .collect();
+    for expected in ["SANs", "not_after", "sha256", "key bytes"] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} in {fields:?}\n{text}"
+        );
+    }
+    assert!(text.contains("www.shop.example.com"), "{text}");
+    assert!(text.contains("2091-01-01"), "{text}");
+    let facts = after.certificates["shop"].facts.as_ref().expect("facts");
+    assert_eq!(facts.key_type, "ECDSA P-256");
+    assert!(text.contains(&facts.sha256), "{text}");
+    let key = std::fs::read_to_string(dir.path().join("shop.key")).expect("key");
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!text.contains(&key_body[..32]), "no key material: {text}");
+}

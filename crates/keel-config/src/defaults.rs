@@ -114,6 +114,9 @@ pub const KEEP_GENERATIONS: u32 = 10;
 pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(21 * 24 * 3600);
 /// The lowest TLS version a TLS listener accepts when `min_version` is not given ("1.2").
 pub const TLS_MIN_VERSION: &str = "1.2";
+/// How long browsers keep a TLS listener's HSTS rule when `hsts.max_age` is not given
+/// (365 days, the least the browsers' preload lists accept).
+pub const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Canary promotion steps, in percent of requests (25 %, 50 %, 100 %).
 pub const PROMOTE_STEPS: [u32; 3] = [25, 50, 100];
 /// Whether the open tunnels of a rolled-back generation are drained (yes: `"drain"`).

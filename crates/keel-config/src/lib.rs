@@ -34,6 +34,6 @@ pub use policy::{
 };
 pub use span::{Located, Span, line_col};
 pub use tls::{
-    Certificate, CertificateFiles, ListenerTls, MAX_CERTIFICATE_FILE_BYTES, TlsVersion, config_dir,
-    read_certificate_files,
+    Certificate, CertificateFacts, CertificateFiles, Hsts, ListenerTls, MAX_CERTIFICATE_FILE_BYTES,
+    TlsVersion, config_dir, read_certificate_files,
 };

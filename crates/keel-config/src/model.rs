@@ -239,6 +239,12 @@ pub struct Route {
     pub request_headers: Option<Located<crate::policy::HeaderRules>>,
     /// Headers set on or removed from the answer the client gets.
     pub response_headers: Option<Located<crate::policy::HeaderRules>>,
+    /// The listeners whose requests this route may match (`listener = "NAME"` or a
+    /// list); empty: every listener.
+    pub listeners: Vec<Located<String>>,
+    /// `require_sni = true`: a request must have come over TLS with an SNI name equal
+    /// to its host, or it gets `421 Misdirected Request`.
+    pub require_sni: bool,
 }
 
 /// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.

@@ -32,6 +32,26 @@ pub struct Certificate {
     pub key: Located<String>,
     /// The files' bytes, once [`read_certificate_files`] read them.
     pub files: Option<Arc<CertificateFiles>>,
+    /// What the leaf says, once the loader (`keel_check::load`) parsed it: shown by
+    /// config diffs, so a file replaced at the same path is a visible change.
+    pub facts: Option<Arc<CertificateFacts>>,
+}
+
+/// The facts about a certificate's leaf that a diff lists. Never anything of the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Subject (RFC 4514).
+    pub subject: String,
+    /// Issuer (RFC 4514).
+    pub issuer: String,
+    /// DNS names of the subject alternative names, lower case.
+    pub dns_names: Vec<String>,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// `ECDSA P-256`, `RSA 2048`, ...
+    pub key_type: String,
+    /// SHA-256 fingerprint of the leaf, lower-case hex.
+    pub sha256: String,
 }
 
 /// The bytes of a certificate's chain and key files, as read at load time.
@@ -78,6 +98,33 @@ pub struct ListenerTls {
     pub default: Located<String>,
     /// The lowest protocol version accepted.
     pub min_version: Located<TlsVersion>,
+    /// `Strict-Transport-Security` on every answer of this listener, if asked for.
+    pub hsts: Option<Located<Hsts>>,
+}
+
+/// HTTP Strict Transport Security (RFC 6797) for a TLS listener's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hsts {
+    /// How long browsers remember to use HTTPS only.
+    pub max_age: std::time::Duration,
+    /// The rule covers every subdomain too.
+    pub include_subdomains: bool,
+    /// The site asks to be on browsers' preload lists.
+    pub preload: bool,
+}
+
+impl Hsts {
+    /// The header value: `max-age=31536000; includeSubDomains; preload`.
+    pub fn header_value(&self) -> String {
+        let mut value = format!("max-age={}", self.max_age.as_secs());
+        if self.include_subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            value.push_str("; preload");
+        }
+        value
+    }
 }
 
 /// A TLS protocol version Keel can speak.

@@ -144,3 +144,44 @@ fn the_semantic_diff_lists_certificate_and_listener_tls_changes() {
     assert_eq!(diff.listeners.len(), 1, "{rendered}");
     assert!(rendered.contains("default api"), "{rendered}");
 }
+
+#[test]
+fn hsts_parses_with_its_default_and_refuses_what_it_cannot_say() {
+    let parsed = parse(&with_tls(
+        r#"{ certificates = ["shop", "api"], default = "shop", hsts = { include_subdomains = true } }"#,
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let tls = parsed.config.listeners["https"].tls.clone().expect("tls");
+    let hsts = tls.hsts.expect("hsts").value;
+    assert_eq!(hsts.max_age, keel_config::defaults::HSTS_MAX_AGE);
+    assert_eq!(hsts.header_value(), "max-age=31536000; includeSubDomains");
+    for (bad, what) in [
+        (r#"hsts = { max_age = "500ms" }"#, "whole seconds"),
+        (r#"hsts = { maxage = "1h" }"#, "unknown key `maxage`"),
+        (r#"hsts = true"#, "hsts"),
+    ] {
+        let parsed = parse(&with_tls(&format!(
+            r#"{{ certificates = ["shop", "api"], default = "shop", {bad} }}"#
+        )));
+        let text = format!("{:#?}", parsed.diagnostics);
+        assert!(parsed.has_errors() && text.contains(what), "{bad}: {text}");
+    }
+}
+
+#[test]
+fn a_route_names_its_listeners_and_may_require_sni() {
+    let text = with_tls(r#"{ certificates = ["shop", "api"], default = "shop" }"#).replace(
+        "pool = \"web\"\n",
+        "pool = \"web\"\nlistener = [\"https\"]\nrequire_sni = true\n",
+    );
+    let parsed = parse(&text);
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let route = &parsed.config.routes[0];
+    assert_eq!(route.listeners[0].value, "https");
+    assert!(route.require_sni);
+    for bad in ["listener = []", "listener = [1]", "require_sni = \"yes\""] {
+        let text = with_tls(r#"{ certificates = ["shop", "api"], default = "shop" }"#)
+            .replace("pool = \"web\"\n", &format!("pool = \"web\"\n{bad}\n"));
+        assert!(parse(&text).has_errors(), "{bad}");
+    }
+}

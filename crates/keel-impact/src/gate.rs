@@ -113,6 +113,31 @@ pub enum GateReason {
         /// Sampled requests that move so.
         witnesses: Vec<RequestShape>,
     },
+    /// Sampled TLS requests whose SNI name would get a certificate that does not
+    /// cover it: browsers refuse the connection.
+    CertificateUncovered {
+        /// The SNI name.
+        sni: String,
+        /// The listener.
+        listener: String,
+        /// Its sampled requests (all of them get the one certificate).
+        requests: usize,
+        /// Their share of the whole sample.
+        share: f64,
+        /// The certificate it would get (`None`: none at all).
+        certificate: Option<String>,
+    },
+    /// Too many sampled TLS requests would get another certificate than before.
+    CertificateChange {
+        /// The SNI names concerned, most requests first.
+        names: Vec<String>,
+        /// Sampled requests concerned.
+        requests: usize,
+        /// Their share of the whole sample.
+        share: f64,
+        /// The limit it exceeds.
+        max_shift: f64,
+    },
     /// An intent's bound does not hold under the new config.
     Intent {
         /// The intent's host.
@@ -163,6 +188,36 @@ impl std::fmt::Display for GateReason {
                 }
                 Ok(())
             }
+            GateReason::CertificateUncovered {
+                sni,
+                listener,
+                requests,
+                share,
+                certificate,
+            } => write!(
+                f,
+                "{} of sampled requests ({requests} with SNI {sni}, listener {listener}) would get \
+                 a certificate that does not cover their host ({})",
+                percent(*share),
+                certificate
+                    .as_deref()
+                    .map_or("no certificate at all".to_string(), |c| format!(
+                        "certificate `{c}`"
+                    ))
+            ),
+            GateReason::CertificateChange {
+                names,
+                requests,
+                share,
+                max_shift,
+            } => write!(
+                f,
+                "{} of sampled requests ({requests}, SNI {}) would get another certificate \
+                 (limit [safety] max_shift = {})",
+                percent(*share),
+                names.join(", "),
+                percent(*max_shift)
+            ),
             GateReason::RouteShift {
                 route,
                 requests,
@@ -333,6 +388,7 @@ pub fn gate(report: &ImpactReport, max_shift: f64, intents: &[Intent]) -> GateVe
             });
         }
     }
+    certificate_reasons(report, max_shift, &mut reasons, &mut notes);
     for intent in intents {
         let prefix = intent.path_prefix.as_deref();
         let service = intent.service.value.as_str();
@@ -412,6 +468,48 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
     verdict.reasons.extend(worst_case(report, new, max_shift));
     verdict.allowed = verdict.reasons.is_empty();
     verdict
+}
+
+/// Uncovered SNI names refuse outright (all of a name's requests get the one
+/// certificate: 100 % of them, above any `max_shift` below 1); names moving to another
+/// certificate that covers them refuse above `max_shift` of the whole sample.
+fn certificate_reasons(
+    report: &ImpactReport,
+    max_shift: f64,
+    reasons: &mut Vec<GateReason>,
+    notes: &mut Vec<String>,
+) {
+    let impact = &report.certificates;
+    if impact.tls_requests > 0 && !impact.judged {
+        notes
+            .push("certificates not judged: their files were not read (facts unknown)".to_string());
+    }
+    let total = report.total.max(1) as f64;
+    let mut moved = (Vec::new(), 0);
+    for shift in &impact.shifts {
+        let share = shift.requests as f64 / total;
+        if !shift.covered && max_shift < 1.0 {
+            reasons.push(GateReason::CertificateUncovered {
+                sni: shift.sni.clone(),
+                listener: shift.listener.clone(),
+                requests: shift.requests,
+                share,
+                certificate: shift.new.clone(),
+            });
+        } else if shift.covered {
+            moved.0.push(shift.sni.clone());
+            moved.1 += shift.requests;
+        }
+    }
+    let share = moved.1 as f64 / total;
+    if share > max_shift {
+        reasons.push(GateReason::CertificateChange {
+            names: moved.0,
+            requests: moved.1,
+            share,
+            max_shift,
+        });
+    }
 }
 
 /// `30` for whole numbers of expected requests, `2.5` otherwise.

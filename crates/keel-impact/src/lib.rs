@@ -15,9 +15,11 @@
 //! - `replay`: the replay loop and the sums; [`report`]: the report types and JSON form.
 //! - [`ring`]: the consistent-hash ring, shared with the data plane.
 //! - [`gate`]: the apply gate (`max_shift`, intents).
+//! - [`certificates`]: which certificate each sampled TLS request's SNI name would get.
 //!
 //! The contract for users is `docs/blast-radius.md`: formats, math, JSON schema, gate rule.
 
+pub mod certificates;
 mod coupling;
 pub mod destination;
 pub mod evidence;
@@ -30,6 +32,7 @@ mod sticky;
 pub mod traffic;
 mod worst_case;
 
+pub use certificates::{CertificateImpact, CertificateShift, certificate_impact};
 pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
 /// The consistent-hash ring lives in keel-route so the data plane and the replay share it.

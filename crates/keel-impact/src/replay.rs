@@ -63,11 +63,14 @@ pub fn blast_radius_compiled(
     new: Compiled<'_>,
     sample: &[RequestShape],
 ) -> ImpactReport {
+    let certificates = crate::certificates::certificate_impact(old.config, new.config, sample);
     let mut replay = Replay::new(old, new);
     for (index, request) in sample.iter().enumerate() {
         replay.request(index, request, sample);
     }
-    replay.finish(sample)
+    let mut report = replay.finish(sample);
+    report.certificates = certificates;
+    report
 }
 
 #[derive(Default)]
@@ -248,6 +251,7 @@ impl<'a> Replay<'a> {
             services: services(list, &self.old_mass, &self.new_mass, total),
             pools: pools(list, &self.old_mass, &self.new_mass, total),
             sticky,
+            certificates: crate::certificates::CertificateImpact::default(),
             outcomes: self.outcomes,
             service_names: self.destinations.services,
             route_mass,

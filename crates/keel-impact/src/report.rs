@@ -223,6 +223,9 @@ pub struct ImpactReport {
     pub pools: Vec<LandingShare>,
     /// Sticky sessions, when some sampled request hits a hashing pool in both configs.
     pub sticky: Option<StickyMovement>,
+    /// Sampled TLS requests whose SNI name would get another certificate, or one that
+    /// does not cover it.
+    pub certificates: crate::certificates::CertificateImpact,
     /// What the gate needs to evaluate intents: per request, host, path and the
     /// landing-service distribution under each config.
     #[serde(skip)]

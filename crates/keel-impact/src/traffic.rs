@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use keel_route::RequestShape;
+use keel_route::{RequestShape, TlsShape};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -198,12 +198,26 @@ fn json_request(object: &Map<String, Value>) -> Result<RequestShape, String> {
         Some(Value::String(key)) => Some(key.clone()),
         Some(_) => return Err("`hash_key` must be a string".into()),
     };
+    let tls = match object.get("tls") {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => Some(
+            serde_json::from_value::<TlsShape>(value.clone())
+                .map_err(|e| format!("bad `tls`: {e}"))?,
+        ),
+        Some(_) => return Err("`tls` must be an object with `version` and `sni`".into()),
+    };
     Ok(RequestShape {
         method: method.to_string(),
         host,
         path: path.to_string(),
         headers,
         hash_key,
+        listener: match object.get("listener") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(_) => return Err("`listener` must be a string".into()),
+        },
+        tls,
     })
 }
 

@@ -174,3 +174,21 @@ fn files_are_read_from_disk_with_crlf_and_bom() {
         "{error}"
     );
 }
+
+#[test]
+fn the_listener_and_tls_facts_of_a_sample_or_log_line_are_read_back() {
+    let mut shape = RequestShape::new("GET", "api.example.com", "/");
+    shape.listener = Some("https".into());
+    shape.tls = Some(keel_route::TlsShape {
+        sni: Some("api.example.com".into()),
+        version: "1.3".into(),
+    });
+    let sampled = serde_json::to_string(&shape).expect("json");
+    let logged = r#"{"time":"2026-12-07T10:00:00Z","request_id":"r","method":"GET","host":"api.example.com","path":"/","status":200,"scheme":"https","listener":"https","tls":{"sni":"api.example.com","version":"1.3"}}"#;
+    let text = format!("{sampled}\n{logged}\n");
+    let traffic = parse_traffic(&text, "tls.jsonl").expect("valid traffic");
+    assert_eq!(traffic.requests, vec![shape.clone(), shape]);
+    let bad = "{\"method\":\"GET\",\"host\":\"a\",\"path\":\"/\",\"tls\":\"1.3\"}\n";
+    let error = parse_traffic(bad, "bad.jsonl").expect_err("a tls that is no object");
+    assert!(error.to_string().contains("bad.jsonl"), "{error}");
+}

@@ -23,9 +23,13 @@
 //! | `retries` | extra attempts made |
 //! | `error` | the `keel-error` reason, when Keel answered itself |
 //! | `headers`, `hash_key` | header values routes match on, and the consistent-hash key |
+//! | `scheme` | `https` on a TLS connection, else `http` |
+//! | `listener` | the listener it came in on (absent when served without a name) |
+//! | `tls` | on TLS: `{"sni": NAME, "version": "1.2" or "1.3"}` (`sni` absent without SNI) |
 //!
 //! A line is therefore also a valid traffic-file entry for `keel diff --traffic`: its
-//! `method`, `host`, `path`, `headers` and `hash_key` are a `keel_route::RequestShape`.
+//! `method`, `host`, `path`, `headers`, `hash_key`, `listener` and `tls` are a
+//! `keel_route::RequestShape`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -94,6 +98,14 @@ pub struct AccessRecord<'a> {
     /// The consistent-hash key, if the pool hashes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<&'a str>,
+    /// `https` on a TLS connection, else `http`.
+    pub scheme: &'static str,
+    /// The listener it came in on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<&'a str>,
+    /// SNI name and TLS version, on a TLS connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a keel_route::TlsShape>,
 }
 
 /// Handle to the writer thread.
@@ -191,6 +203,13 @@ impl Drop for PendingRecord {
             error: self.error,
             headers: &self.shape.headers,
             hash_key: self.shape.hash_key.as_deref(),
+            scheme: if self.shape.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            listener: self.shape.listener.as_deref(),
+            tls: self.shape.tls.as_ref(),
         });
     }
 }

@@ -40,6 +40,9 @@ pub enum ProxyFailure {
     UpgradeNotAllowed,
     /// The route's `allow` or `deny` list refuses the client's address (403).
     ClientNotAllowed,
+    /// A request on a TLS connection for a host that connection is not authoritative
+    /// for (421, RFC 9110 §15.5.20): see `crate::tls::misdirected`.
+    Misdirected,
 }
 
 impl ProxyFailure {
@@ -58,6 +61,7 @@ impl ProxyFailure {
             ProxyFailure::BadRequest | ProxyFailure::UpgradeNotAllowed => StatusCode::BAD_REQUEST,
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyFailure::ClientNotAllowed => StatusCode::FORBIDDEN,
+            ProxyFailure::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -77,6 +81,7 @@ impl ProxyFailure {
             ProxyFailure::Starting => "no-active-generation",
             ProxyFailure::UpgradeNotAllowed => "upgrade-not-allowed",
             ProxyFailure::ClientNotAllowed => "client-not-allowed",
+            ProxyFailure::Misdirected => "misdirected-request",
         }
     }
 }

@@ -74,6 +74,9 @@ pub(crate) struct RouteRuntime {
     pub(crate) request_rules: Option<Box<crate::policy::CompiledRules>>,
     /// Headers set on or removed from the answer.
     pub(crate) response_rules: Option<Box<crate::policy::CompiledRules>>,
+    /// The route answers only requests whose TLS SNI name is their host (see
+    /// [`crate::tls::refuse_misdirected`]).
+    pub(crate) require_sni: bool,
 }
 
 impl Generation {
@@ -175,6 +178,7 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                 response_rules: crate::policy::CompiledRules::compile(
                     configured.response_headers.as_ref().map(|r| &r.value),
                 ),
+                require_sni: configured.require_sni,
             }
         })
         .collect()

@@ -95,7 +95,7 @@ impl DataPlane {
                 let detail = format!(
                     "no route matches {} {}{}",
                     parts.method,
-                    View(&parts).host().unwrap_or(""),
+                    View(&parts, None).host().unwrap_or(""),
                     parts.uri.path()
                 );
                 let served = Served {
@@ -103,6 +103,12 @@ impl DataPlane {
                     ..Served::default()
                 };
                 (respond(ProxyFailure::NoRoute, &detail, None), served)
+            }
+            Some(route_id)
+                if let Some(refused) =
+                    crate::tls::refuse_misdirected(&generation, route_id, &parts, conn) =>
+            {
+                refused
             }
             Some(route_id)
                 if let Some(refused) =
@@ -161,6 +167,15 @@ impl DataPlane {
                 }
             }
         };
+        // HSTS: only over TLS (RFC 6797 §7.2), as the request's generation says.
+        if conn.tls.is_some()
+            && let Some(listener) = conn.listener.as_deref()
+            && let Some(hsts) = generation.tls.hsts(listener)
+        {
+            response
+                .headers_mut()
+                .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         if self.options.generation_header {
             response
                 .headers_mut()
@@ -194,7 +209,7 @@ fn choose(
     parts: &http::request::Parts,
     conn: &ConnInfo,
 ) -> (Arc<Generation>, Option<RouteId>) {
-    let view = View(parts);
+    let view = View(parts, conn.listener.as_deref());
     let route = active.primary.table.find(&view);
     if let Some(canary) = &active.canary {
         let key_hash = route_hash_key(&active.primary, route)

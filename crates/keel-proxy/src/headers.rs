@@ -199,11 +199,14 @@ fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
 /// the peer appended last (RFC 9110 §5.3 makes several lines one comma-separated
 /// list): a proxy in front that adds its own line, as HAProxy does, must not lose it.
 /// Keel believes only the address it appends; see docs/forwarding.md.
+/// `x-forwarded-proto` is `https` when the client connection is TLS (`https`), else
+/// `http`: whatever a client sent is replaced.
 #[inline]
 pub(crate) fn set_forwarding(
     headers: &mut HeaderMap,
     client_ip: &HeaderValue,
     host: Option<&HeaderValue>,
+    https: bool,
 ) {
     match headers.entry(&X_FORWARDED_FOR) {
         header::Entry::Occupied(mut existing) => {
@@ -219,7 +222,8 @@ pub(crate) fn set_forwarding(
             slot.insert(client_ip.clone());
         }
     }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if https { "https" } else { "http" };
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = host {
         headers.insert(&X_FORWARDED_HOST, host.clone());
     }
@@ -369,6 +373,7 @@ mod tests {
             &mut headers,
             &HeaderValue::from_static("127.0.0.1"),
             Some(&host),
+            false,
         );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers["x-forwarded-proto"], "http");
@@ -383,9 +388,15 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("10.0.0.1, 10.0.0.2"),
         );
-        set_forwarding(&mut headers, &HeaderValue::from_static("127.0.0.1"), None);
+        set_forwarding(
+            &mut headers,
+            &HeaderValue::from_static("127.0.0.1"),
+            None,
+            true,
+        );
         let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
         assert_eq!(lines, ["6.6.6.6, 10.0.0.1, 10.0.0.2, 127.0.0.1"]);
+        assert_eq!(headers["x-forwarded-proto"], "https");
     }
 
     #[test]

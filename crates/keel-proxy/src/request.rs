@@ -3,6 +3,7 @@
 //! access log, and the request sent upstream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -31,10 +32,17 @@ pub(crate) struct ConnInfo {
     /// A `101` has been handed to hyper: the connection's bytes are a tunnel's from
     /// now on, no longer requests (see [`crate::progress`]).
     pub(crate) upgraded: AtomicBool,
+    /// The listener's name, when it was served by name (`keel serve` always does): the
+    /// routes limited to listeners match on it.
+    pub(crate) listener: Option<Arc<str>>,
+    /// What the TLS handshake settled, on a TLS connection (boxed: plain connections,
+    /// parked ones included, pay one pointer for it).
+    pub(crate) tls: Option<Box<crate::tls::ConnTls>>,
 }
 
-/// The request as routing sees it, borrowed from the request head.
-pub(crate) struct View<'a>(pub(crate) &'a Parts);
+/// The request as routing sees it, borrowed from the request head, with the name of
+/// the listener it came in on.
+pub(crate) struct View<'a>(pub(crate) &'a Parts, pub(crate) Option<&'a str>);
 
 impl RequestView for View<'_> {
     #[inline]
@@ -59,6 +67,10 @@ impl RequestView for View<'_> {
     #[inline]
     fn header(&self, name: &str) -> Option<&str> {
         self.0.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    #[inline]
+    fn listener(&self) -> Option<&str> {
+        self.1
     }
 }
 
@@ -106,7 +118,7 @@ pub(crate) fn shape(
     route: Option<usize>,
     conn: &ConnInfo,
 ) -> RequestShape {
-    let view = View(parts);
+    let view = View(parts, None);
     let mut buffer = [0u8; keel_route::MAX_HOST_LEN];
     let host = view
         .host()
@@ -134,6 +146,8 @@ pub(crate) fn shape(
         path: parts.uri.path().to_string(),
         headers,
         hash_key,
+        listener: conn.listener.as_deref().map(str::to_string),
+        tls: conn.tls.as_ref().map(|tls| tls.shape()),
     }
 }
 
@@ -152,9 +166,10 @@ pub(crate) fn prepare_upstream(parts: &mut Parts, conn: &ConnInfo) {
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
     strip_hop_by_hop(&mut parts.headers);
+    let https = conn.tls.is_some();
     match authority_host {
         Some(host) => {
-            set_forwarding(&mut parts.headers, &conn.peer_header, Some(&host));
+            set_forwarding(&mut parts.headers, &conn.peer_header, Some(&host), https);
             parts.headers.insert(header::HOST, host);
         }
         None => {
@@ -170,7 +185,7 @@ pub(crate) fn prepare_upstream(parts: &mut Parts, conn: &ConnInfo) {
                     listener
                 }
             };
-            set_forwarding(&mut parts.headers, &conn.peer_header, host.as_ref());
+            set_forwarding(&mut parts.headers, &conn.peer_header, host.as_ref(), https);
         }
     }
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
@@ -212,6 +227,8 @@ mod tests {
             head_clock: HeadClock::new(),
             parking: Parking::new(),
             upgraded: AtomicBool::new(false),
+            listener: None,
+            tls: None,
         };
         prepare_upstream(&mut parts, &conn);
         let request = Request::from_parts(parts, ());

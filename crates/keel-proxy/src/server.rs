@@ -132,7 +132,21 @@ impl DataPlane {
         limits: ListenerLimits,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        self.serve_with(listener, limits, shutdown, None, None)
+        self.serve_with(listener, limits, shutdown, None, None, None)
+            .await
+    }
+
+    /// [`DataPlane::serve`] for the plain listener `name`: its requests match routes
+    /// limited to it (`listener = "NAME"`), and its name reaches the access log.
+    pub async fn serve_named(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        name: &str,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let name = Some(Arc::from(name));
+        self.serve_with(listener, limits, shutdown, None, None, name)
             .await
     }
 
@@ -146,7 +160,8 @@ impl DataPlane {
         tls: TlsListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        self.serve_with(listener, limits, shutdown, None, Some(tls))
+        let name = Some(tls.name.clone());
+        self.serve_with(listener, limits, shutdown, None, Some(tls), name)
             .await
     }
 
@@ -164,7 +179,22 @@ impl DataPlane {
         shutdown: impl Future<Output = ()> + Send + 'static,
         threads: &ServingThreads,
     ) -> std::io::Result<()> {
-        self.serve_on_with(listener, limits, shutdown, threads, None)
+        self.serve_on_with(listener, limits, shutdown, threads, None, None)
+            .await
+    }
+
+    /// [`DataPlane::serve_on`] for the plain listener `name`: its requests match routes
+    /// limited to it (`listener = "NAME"`), and its name reaches the access log.
+    pub async fn serve_named_on(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        name: &str,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        threads: &ServingThreads,
+    ) -> std::io::Result<()> {
+        let name = Some(Arc::from(name));
+        self.serve_on_with(listener, limits, shutdown, threads, None, name)
             .await
     }
 
@@ -177,7 +207,8 @@ impl DataPlane {
         shutdown: impl Future<Output = ()> + Send + 'static,
         threads: &ServingThreads,
     ) -> std::io::Result<()> {
-        self.serve_on_with(listener, limits, shutdown, threads, Some(tls))
+        let name = Some(tls.name.clone());
+        self.serve_on_with(listener, limits, shutdown, threads, Some(tls), name)
             .await
     }
 
@@ -188,10 +219,11 @@ impl DataPlane {
         shutdown: impl Future<Output = ()> + Send + 'static,
         threads: &ServingThreads,
         tls: Option<TlsListener>,
+        name: Option<Arc<str>>,
     ) -> std::io::Result<()> {
         if threads.len() > 1 {
             return self
-                .serve_with(listener, limits, shutdown, Some(threads), tls)
+                .serve_with(listener, limits, shutdown, Some(threads), tls, name)
                 .await;
         }
         let listener = listener.into_std()?;
@@ -199,7 +231,7 @@ impl DataPlane {
         let accepting = threads.spawn(async move {
             let listener = TcpListener::from_std(listener)?;
             plane
-                .serve_with(listener, limits, shutdown, None, tls)
+                .serve_with(listener, limits, shutdown, None, tls, name)
                 .await
         });
         // Cancelled only when the serving threads stop, which happens after shutdown.
@@ -215,6 +247,7 @@ impl DataPlane {
         shutdown: impl Future<Output = ()>,
         threads: Option<&ServingThreads>,
         tls: Option<TlsListener>,
+        name: Option<Arc<str>>,
     ) -> std::io::Result<()> {
         let builders = Arc::new(Builders::new(&limits));
         let mut live = Connections::default();
@@ -239,6 +272,8 @@ impl DataPlane {
                 head_clock: HeadClock::new(),
                 parking: Parking::new(),
                 upgraded: AtomicBool::new(false),
+                listener: name.clone(),
+                tls: None,
             });
             let plane = self.clone();
             let builders = builders.clone();
@@ -277,7 +312,7 @@ impl DataPlane {
     async fn serve_connection(
         self: Arc<Self>,
         stream: TcpStream,
-        conn: Arc<ConnInfo>,
+        mut conn: Arc<ConnInfo>,
         builders: &Builders,
         draining: oneshot::Receiver<()>,
         tls: Option<TlsListener>,
@@ -288,6 +323,10 @@ impl DataPlane {
             // size the task of every connection, plain parked ones included.
             Box::pin(async move {
                 if let Some(established) = self.handshake(stream, &tls).await {
+                    // Not shared yet: the connection's requests start after this.
+                    if let Some(info) = Arc::get_mut(&mut conn) {
+                        info.tls = Some(established.session);
+                    }
                     let stream = if established.h2 {
                         Established::Http2(established.stream)
                     } else {

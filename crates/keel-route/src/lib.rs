@@ -11,7 +11,7 @@ mod route;
 mod table;
 
 pub use methods::{MethodSet, is_idempotent};
-pub use request::{MAX_HOST_LEN, RequestShape, RequestView, normalize_host};
+pub use request::{MAX_HOST_LEN, RequestShape, RequestView, TlsShape, normalize_host};
 pub use ring::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
 pub use route::{CompiledRoute, PoolId, RouteId, ServiceId};
 pub use table::{CompileError, RouteTable};

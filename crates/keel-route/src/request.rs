@@ -16,6 +16,12 @@ pub trait RequestView {
     fn path(&self) -> &str;
     /// The first value of a header (lower-case `name`), if present and valid text.
     fn header(&self, name: &str) -> Option<&str>;
+    /// The name of the listener the request came in on; `None` when unknown (a route
+    /// test, a traffic file without it), in which case routes limited to listeners
+    /// are judged as if it were theirs.
+    fn listener(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// An owned request shape: what a route test, a traffic sample or a witness is.
@@ -33,6 +39,24 @@ pub struct RequestShape {
     /// The consistent-hash key of the request, if its pool hashes on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<String>,
+    /// The listener it came in on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<String>,
+    /// How the request arrived over TLS (`None`: plain HTTP), so that a replay can
+    /// tell which certificate its SNI name would get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsShape>,
+}
+
+/// The TLS facts of a sampled request: the SNI name the client sent and the version
+/// agreed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TlsShape {
+    /// The SNI name, lower case (`None`: the client sent none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// `"1.2"` or `"1.3"`.
+    pub version: String,
 }
 
 impl RequestShape {
@@ -44,6 +68,8 @@ impl RequestShape {
             path: path.to_string(),
             headers: Vec::new(),
             hash_key: None,
+            listener: None,
+            tls: None,
         }
     }
 
@@ -85,6 +111,9 @@ impl RequestView for RequestShape {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+    fn listener(&self) -> Option<&str> {
+        self.listener.as_deref()
     }
 }
 

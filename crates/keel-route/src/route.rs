@@ -32,6 +32,8 @@ pub struct CompiledRoute {
     pub(crate) path: Option<PathMatch>,
     pub(crate) methods: Option<MethodSet>,
     pub(crate) headers: Box<[(String, String)]>,
+    /// The listeners the route is limited to; empty: any.
+    pub(crate) listeners: Box<[Box<str>]>,
     total_weight: u32,
 }
 
@@ -55,6 +57,11 @@ impl CompiledRoute {
                 .as_ref()
                 .map(|m| MethodSet::new(m.value.iter().map(String::as_str))),
             headers: route.headers.iter().map(|h| h.value.clone()).collect(),
+            listeners: route
+                .listeners
+                .iter()
+                .map(|l| l.value.as_str().into())
+                .collect(),
             total_weight,
         }
     }
@@ -62,6 +69,12 @@ impl CompiledRoute {
     /// True when the route matches, given the already normalized host.
     #[inline]
     pub(crate) fn matches<R: RequestView + ?Sized>(&self, request: &R, host: Option<&str>) -> bool {
+        if !self.listeners.is_empty()
+            && let Some(listener) = request.listener()
+            && !self.listeners.iter().any(|l| &**l == listener)
+        {
+            return false;
+        }
         if let Some(condition) = &self.host {
             let Some(host) = host else { return false };
             let ok = match condition {
@@ -93,6 +106,11 @@ impl CompiledRoute {
         self.headers
             .iter()
             .all(|(name, value)| request.header(name) == Some(value.as_str()))
+    }
+
+    /// The listeners the route is limited to (empty: any).
+    pub fn listeners(&self) -> &[Box<str>] {
+        &self.listeners
     }
 
     /// Sum of the target weights.

@@ -62,6 +62,12 @@ pub(super) fn check_at(config: &Config, now: i64, out: &mut Vec<Diagnostic>) {
         }
         for route in &config.routes {
             let Some(host) = &route.host else { continue };
+            // A route limited to other listeners never answers on this one.
+            let elsewhere =
+                !route.listeners.is_empty() && !route.listeners.iter().any(|l| l.value == *name);
+            if elsewhere {
+                continue;
+            }
             let covered = match &host.value {
                 HostMatch::Exact(host) => listener_leaves.iter().any(|leaf| leaf.covers(host)),
                 HostMatch::Suffix(suffix) => {

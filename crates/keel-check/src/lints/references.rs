@@ -1,4 +1,4 @@
-//! K101 (a name that points nowhere) and K102 (a route aimed at a pool of another
+//! K101 (a name that points nowhere: a service, pool or listener) and K102 (a route aimed at a pool of another
 //! service: the March-15 misconfiguration).
 
 use keel_config::{Config, Diagnostic, Located, codes};
@@ -14,6 +14,22 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
         unknown_service(config, &route.service, &what, out);
         for also in &route.also_served_by {
             unknown_service(config, also, &format!("{what} (also_served_by)"), out);
+        }
+        for listener in &route.listeners {
+            if !config.listeners.contains_key(listener.value.as_str()) {
+                out.push(
+                    Diagnostic::error(
+                        codes::UNKNOWN_REFERENCE,
+                        format!("{what} is limited to unknown listener `{}`", listener.value),
+                    )
+                    .at(listener.span, "no listener by this name")
+                    .with_help(format!(
+                        "declare [listeners.{}] or name an existing listener{}",
+                        listener.value,
+                        suggestion(&listener.value, config.listeners.keys().map(String::as_str))
+                    )),
+                );
+            }
         }
         for (pool_ref, weight) in route.target.value.pools() {
             let Some(pool) = config.pools.get(pool_ref.value.as_str()) else {

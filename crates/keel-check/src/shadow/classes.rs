@@ -311,6 +311,7 @@ mod tests {
     #[test]
     fn an_unnamed_method_always_exists() {
         let all = Pred {
+            listeners: Vec::new(),
             methods: Some(UNNAMED_METHODS.to_vec()),
             ..Pred::any()
         };

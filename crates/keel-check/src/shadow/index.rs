@@ -156,6 +156,19 @@ impl Analyzer<'_> {
         route: usize,
     ) -> Option<usize> {
         let own = (route < self.preds.len()).then_some(route);
+        // A route limited to listeners is tried as a request on its first one, so that
+        // the table passes over earlier routes limited to other listeners.
+        let on_listener;
+        let request = match self.preds.get(route).and_then(|p| p.listeners.first()) {
+            Some(listener) if request.listener.is_none() => {
+                on_listener = keel_route::RequestShape {
+                    listener: Some((*listener).to_string()),
+                    ..request.clone()
+                };
+                &on_listener
+            }
+            _ => request,
+        };
         let mut buffer = [0u8; keel_route::MAX_HOST_LEN];
         let host = keel_route::RequestView::host(request)
             .and_then(|h| keel_route::normalize_host(h, &mut buffer));

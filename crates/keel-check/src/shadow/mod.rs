@@ -253,6 +253,24 @@ mod tests {
     }
 
     #[test]
+    fn routes_on_other_listeners_do_not_shadow() {
+        let (_, found) = findings(
+            &[
+                route("plain", "listener = \"http\""),
+                route("tls", "host = \"a.com\"\nlistener = \"https\""),
+                route("plain-a", "host = \"a.com\"\nlistener = [\"http\"]"),
+            ]
+            .concat(),
+        );
+        // `tls` is never taken by the catch-all of another listener; `plain-a` is.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].route, 2);
+        assert_eq!(found[0].kind, ShadowKind::FullyShadowed);
+        let winners: Vec<_> = found[0].witnesses.iter().map(|w| w.winner).collect();
+        assert_eq!(winners, vec![0]);
+    }
+
+    #[test]
     fn carve_outs_are_not_reported_but_overlaps_are() {
         let (_, found) = findings(
             &[

@@ -58,6 +58,8 @@ pub(crate) struct Pred<'c> {
     pub(crate) methods: Option<Vec<&'c str>>,
     /// Required headers: lower-case name, exact value.
     pub(crate) headers: Vec<(&'c str, &'c str)>,
+    /// The listeners the route is limited to; empty: any.
+    pub(crate) listeners: Vec<&'c str>,
 }
 
 impl<'c> Pred<'c> {
@@ -89,6 +91,7 @@ impl<'c> Pred<'c> {
                 .methods
                 .as_ref()
                 .map(|m| m.value.iter().map(String::as_str).collect()),
+            listeners: route.listeners.iter().map(|l| l.value.as_str()).collect(),
             headers: route
                 .headers
                 .iter()
@@ -104,6 +107,7 @@ impl<'c> Pred<'c> {
             path: PathPred::Any,
             methods: None,
             headers: Vec::new(),
+            listeners: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl<'c> Pred<'c> {
             && matches!(self.path, PathPred::Any | PathPred::Prefix("/"))
             && self.methods.is_none()
             && self.headers.is_empty()
+            && self.listeners.is_empty()
     }
 
     /// True when the request satisfies every condition.
@@ -159,7 +164,11 @@ impl<'c> Pred<'c> {
 
     /// False only when no request can match both routes; true when unsure.
     pub(crate) fn may_intersect(&self, other: &Pred<'_>) -> bool {
-        hosts_intersect(self.host, other.host)
+        let listeners_meet = self.listeners.is_empty()
+            || other.listeners.is_empty()
+            || self.listeners.iter().any(|l| other.listeners.contains(l));
+        listeners_meet
+            && hosts_intersect(self.host, other.host)
             && paths_may_intersect(&self.path, &other.path)
             && match (&self.methods, &other.methods) {
                 (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
@@ -174,7 +183,11 @@ impl<'c> Pred<'c> {
     /// True when every request `inner` matches, `self` matches too (a carve-out).
     /// False when it does not hold or cannot be decided.
     pub(crate) fn contains(&self, inner: &Pred<'_>) -> bool {
-        host_contains(self.host, inner.host)
+        let listeners_within = self.listeners.is_empty()
+            || (!inner.listeners.is_empty()
+                && inner.listeners.iter().all(|l| self.listeners.contains(l)));
+        listeners_within
+            && host_contains(self.host, inner.host)
             && path_contains(&self.path, &inner.path)
             && match (&self.methods, &inner.methods) {
                 (None, _) => true,
@@ -236,6 +249,7 @@ fn path_contains(outer: &PathPred<'_>, inner: &PathPred<'_>) -> bool {
         (_, Any) => false,
         (outer, Exact(x)) => {
             let probe = Pred {
+                listeners: Vec::new(),
                 path: outer.clone(),
                 ..Pred::any()
             };
@@ -255,6 +269,7 @@ mod tests {
 
     fn pred<'a>(host: HostPred<'a>, path: PathPred<'a>) -> Pred<'a> {
         Pred {
+            listeners: Vec::new(),
             host,
             path,
             ..Pred::any()

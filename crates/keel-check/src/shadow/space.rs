@@ -180,11 +180,13 @@ mod tests {
     #[test]
     fn prefixes_split_the_path_space() {
         let earlier = vec![Pred {
+            listeners: Vec::new(),
             path: PathPred::Prefix("/api/v2"),
             methods: Some(vec!["GET"]),
             ..Pred::any()
         }];
         let b = Pred {
+            listeners: Vec::new(),
             host: HostPred::Exact("a.example.com"),
             path: PathPred::Prefix("/api"),
             ..Pred::any()
@@ -205,10 +207,12 @@ mod tests {
     #[test]
     fn headers_vary_between_absent_and_required_values() {
         let earlier = vec![Pred {
+            listeners: Vec::new(),
             headers: vec![("x-beta", "1")],
             ..Pred::any()
         }];
         let b = Pred {
+            listeners: Vec::new(),
             host: HostPred::Exact("a"),
             path: PathPred::Exact("/"),
             ..Pred::any()
@@ -220,6 +224,7 @@ mod tests {
     #[test]
     fn the_budget_makes_the_enumeration_inexact() {
         let earlier = vec![Pred {
+            listeners: Vec::new(),
             methods: Some(vec!["GET", "POST", "PUT"]),
             ..Pred::any()
         }];

@@ -19,6 +19,13 @@ pub(super) fn describe_route(route: &Route) -> String {
     for header in &route.headers {
         parts.push(format!("header {}={}", header.value.0, header.value.1));
     }
+    if !route.listeners.is_empty() {
+        let names: Vec<&str> = route.listeners.iter().map(|l| l.value.as_str()).collect();
+        parts.push(format!("listener {}", names.join(",")));
+    }
+    if route.require_sni {
+        parts.push("SNI = host".to_string());
+    }
     let matches = if parts.is_empty() {
         "every request".to_string()
     } else {

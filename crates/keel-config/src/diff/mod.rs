@@ -171,15 +171,63 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
         certificates: named(
             &old.certificates,
             &new.certificates,
-            |_, c| format!("cert {}, key {}", c.cert.value, c.key.value),
+            |_, c| describe_certificate(c),
             |a, b| {
                 let mut fields = Vec::new();
                 field(&mut fields, "cert", &a.cert.value, &b.cert.value);
                 field(&mut fields, "key", &a.key.value, &b.key.value);
+                certificate_fields(&mut fields, a, b);
                 fields
             },
         ),
         settings: settings(old, new),
+    }
+}
+
+/// A certificate in one line: its files and, once loaded, what its leaf says.
+fn describe_certificate(certificate: &crate::Certificate) -> String {
+    let files = format!(
+        "cert {}, key {}",
+        certificate.cert.value, certificate.key.value
+    );
+    match &certificate.facts {
+        None => files,
+        Some(facts) => format!(
+            "{files}: subject {}, SANs [{}], issuer {}, not after {}, {} key, sha256 {}",
+            facts.subject,
+            facts.dns_names.join(", "),
+            facts.issuer,
+            facts.not_after,
+            facts.key_type,
+            facts.sha256
+        ),
+    }
+}
+
+/// What changed in the certificate's bytes: the leaf's facts, and whether the key
+/// file's bytes changed (never anything of the key itself).
+fn certificate_fields(
+    fields: &mut Vec<FieldChange>,
+    a: &crate::Certificate,
+    b: &crate::Certificate,
+) {
+    if let (Some(x), Some(y)) = (&a.facts, &b.facts) {
+        field(fields, "subject", &x.subject, &y.subject);
+        field(
+            fields,
+            "SANs",
+            &x.dns_names.join(", "),
+            &y.dns_names.join(", "),
+        );
+        field(fields, "issuer", &x.issuer, &y.issuer);
+        field(fields, "not_after", &x.not_after, &y.not_after);
+        field(fields, "key type", &x.key_type, &y.key_type);
+        field(fields, "sha256", &x.sha256, &y.sha256);
+    }
+    if let (Some(x), Some(y)) = (&a.files, &b.files)
+        && x.key_pem != y.key_pem
+    {
+        field(fields, "key bytes", &"previous key", &"another key");
     }
 }
 
@@ -189,8 +237,11 @@ fn describe_tls(listener: &crate::Listener) -> String {
         None => "none".to_string(),
         Some(tls) => {
             let names: Vec<&str> = tls.certificates.iter().map(|c| c.value.as_str()).collect();
+            let hsts = tls.hsts.as_ref().map_or_else(String::new, |h| {
+                format!(", hsts {}", h.value.header_value())
+            });
             format!(
-                "certificates [{}], default {}, min_version {}",
+                "certificates [{}], default {}, min_version {}{hsts}",
                 names.join(", "),
                 tls.default.value,
                 tls.min_version.value.as_str()
@@ -250,6 +301,16 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
                 .join(",")
         };
         field(&mut fields, "headers", &headers(a), &headers(b));
+        let listeners = |r: &crate::Route| {
+            if r.listeners.is_empty() {
+                "every listener".to_string()
+            } else {
+                let names: Vec<&str> = r.listeners.iter().map(|l| l.value.as_str()).collect();
+                names.join(",")
+            }
+        };
+        field(&mut fields, "listener", &listeners(a), &listeners(b));
+        field(&mut fields, "require_sni", &a.require_sni, &b.require_sni);
         field(&mut fields, "service", &a.service.value, &b.service.value);
         match (split_arms(a), split_arms(b)) {
             (Some(old_arms), Some(new_arms)) => {

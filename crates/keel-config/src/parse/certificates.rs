@@ -12,7 +12,7 @@ use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
 use crate::reader::{Sink, Table, span_of};
 use crate::span::Located;
-use crate::tls::{Certificate, ListenerTls, TlsVersion};
+use crate::tls::{Certificate, Hsts, ListenerTls, TlsVersion};
 
 /// Reads `[certificates.NAME]` tables in file order.
 pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Certificate> {
@@ -31,6 +31,7 @@ pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<St
                 cert: cert?,
                 key: key?,
                 files: None,
+                facts: None,
             })
         },
     )
@@ -50,7 +51,7 @@ fn file(sink: &mut Sink, table: &Table<'_, '_>, key: &str, what: &str) -> Option
 /// Reads a listener's optional `tls = { certificates, default, min_version }`.
 pub(super) fn listener_tls(sink: &mut Sink, listener: &Table<'_, '_>) -> Option<ListenerTls> {
     let table = listener.table(sink, "tls", "the listener's `tls` table")?;
-    table.deny_unknown(sink, &["certificates", "default", "min_version"]);
+    table.deny_unknown(sink, &["certificates", "default", "min_version", "hsts"]);
     let mut certificates: Vec<Located<String>> = Vec::new();
     match table.array(sink, "certificates") {
         Some((items, span)) => {
@@ -151,10 +152,40 @@ pub(super) fn listener_tls(sink: &mut Sink, listener: &Table<'_, '_>) -> Option<
             }
         },
     };
+    let hsts = match table.get("hsts") {
+        None => None,
+        Some(_) => Some(hsts(sink, &table)?),
+    };
     Some(ListenerTls {
         span: table.span,
         certificates,
         default,
         min_version,
+        hsts,
     })
+}
+
+/// `hsts = { max_age = "8760h", include_subdomains = true, preload = false }`.
+fn hsts(sink: &mut Sink, tls: &Table<'_, '_>) -> Option<Located<Hsts>> {
+    let table = tls.table(sink, "hsts", "the listener's `hsts` table")?;
+    table.deny_unknown(sink, &["max_age", "include_subdomains", "preload"]);
+    let max_age = table.duration(sink, "max_age", d::HSTS_MAX_AGE);
+    if max_age.value.as_secs() == 0 && !max_age.value.is_zero() {
+        sink.invalid(
+            max_age.span,
+            "HSTS counts max_age in whole seconds",
+            "write a duration of at least \"1s\" (\"0s\" tells browsers to forget the rule)",
+        );
+        return None;
+    }
+    let include_subdomains = table.bool(sink, "include_subdomains", false);
+    let preload = table.bool(sink, "preload", false);
+    Some(Located::new(
+        Hsts {
+            max_age: max_age.value,
+            include_subdomains,
+            preload,
+        },
+        table.span,
+    ))
 }

@@ -29,6 +29,8 @@ const ROUTE_KEYS: &[&str] = &[
     "also_served_by",
     "upgrades",
     "tunnel_idle_timeout",
+    "listener",
+    "require_sni",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -125,6 +127,8 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let access = super::policies::access(sink, &table);
     let request_headers = header_rules(sink, &table, Direction::Request);
     let response_headers = header_rules(sink, &table, Direction::Response);
+    let listeners = listeners(sink, &table);
+    let require_sni = table.bool(sink, "require_sni", false);
     Some(Route {
         name: name?,
         span: table.span,
@@ -143,7 +147,44 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         access: access?,
         request_headers: request_headers?,
         response_headers: response_headers?,
+        listeners: listeners?,
+        require_sni,
     })
+}
+
+/// `listener = "https"` or `listener = ["https", "alt"]`: the listeners a route is
+/// limited to (names are checked against `[listeners]` by K124). `None`: an error
+/// was reported.
+fn listeners(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Vec<Located<String>>> {
+    let Some(value) = table.get("listener") else {
+        return Some(Vec::new());
+    };
+    if let Some(name) = value.get_ref().as_str() {
+        return Some(vec![Located::new(name.to_string(), span_of(value))]);
+    }
+    let (items, span) = table.array(sink, "listener")?;
+    let mut out: Vec<Located<String>> = Vec::new();
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(name) if !out.iter().any(|l| l.value == name) => {
+                out.push(Located::new(name.to_string(), span_of(item)));
+            }
+            Some(_) => {}
+            None => {
+                wrong_type(sink, item, "listener", "a listener name");
+                return None;
+            }
+        }
+    }
+    if out.is_empty() {
+        sink.invalid(
+            span,
+            "a route limited to no listener can never match",
+            "name at least one listener, or remove `listener` to match on every listener",
+        );
+        return None;
+    }
+    Some(out)
 }
 
 /// `also_served_by = ["legacy"]`: services that may also answer the route.

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use keel_config::{Config, TlsVersion};
 use rustls::ServerConfig;
 
@@ -15,12 +16,22 @@ use super::resolver::SniResolver;
 /// ALPN protocols offered, in order of preference: HTTP/2, then HTTP/1.1.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
+/// One TLS listener's server config and its SNI choice (kept by each connection, to
+/// judge whether a request's host is one the connection may answer).
+#[derive(Clone, Debug)]
+pub(crate) struct ServedListener {
+    pub(crate) server: Arc<ServerConfig>,
+    pub(crate) resolver: Arc<SniResolver>,
+    /// The `strict-transport-security` value its answers carry, if any.
+    pub(crate) hsts: Option<HeaderValue>,
+}
+
 /// A generation's TLS listeners and certificates.
 #[derive(Debug, Default)]
 pub struct GenerationTls {
     /// Server config per TLS listener name; absent when a certificate could not be
     /// built (the loader refuses such configs, so this is a defence only).
-    listeners: HashMap<String, Arc<ServerConfig>>,
+    listeners: HashMap<String, ServedListener>,
     /// Every certificate's leaf facts, by certificate name, in config order.
     certificates: Vec<(String, LeafSummary)>,
     /// Certificates that could not be built, with the reason.
@@ -59,9 +70,21 @@ impl GenerationTls {
                 tracing::error!(listener = %name, "a certificate of this TLS listener is not servable: its handshakes fail");
                 continue;
             };
-            match server_config(SniResolver::new(&chosen, default), tls.min_version.value) {
+            let resolver = Arc::new(SniResolver::new(&chosen, default));
+            let hsts = tls
+                .hsts
+                .as_ref()
+                .and_then(|h| HeaderValue::from_str(&h.value.header_value()).ok());
+            match server_config(resolver.clone(), tls.min_version.value) {
                 Ok(server) => {
-                    out.listeners.insert(name.clone(), server);
+                    out.listeners.insert(
+                        name.clone(),
+                        ServedListener {
+                            server,
+                            resolver,
+                            hsts,
+                        },
+                    );
                 }
                 Err(error) => {
                     tracing::error!(listener = %name, %error, "cannot build the TLS listener");
@@ -73,7 +96,18 @@ impl GenerationTls {
 
     /// The server config of TLS listener `name`.
     pub fn listener(&self, name: &str) -> Option<&Arc<ServerConfig>> {
+        self.listeners.get(name).map(|l| &l.server)
+    }
+
+    /// The server config and SNI choice of TLS listener `name`.
+    pub(crate) fn served(&self, name: &str) -> Option<&ServedListener> {
         self.listeners.get(name)
+    }
+
+    /// The `strict-transport-security` value of TLS listener `name`'s answers, if it
+    /// has one in this generation.
+    pub(crate) fn hsts(&self, name: &str) -> Option<&HeaderValue> {
+        self.listeners.get(name)?.hsts.as_ref()
     }
 
     /// Every servable certificate's leaf facts, by name.
@@ -88,7 +122,7 @@ impl GenerationTls {
 }
 
 fn server_config(
-    resolver: SniResolver,
+    resolver: Arc<SniResolver>,
     min_version: TlsVersion,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match min_version {
@@ -98,7 +132,7 @@ fn server_config(
     let mut server = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     server.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(server))
 }

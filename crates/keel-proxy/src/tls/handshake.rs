@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use keel_config::TlsVersion;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -108,6 +109,8 @@ pub(crate) struct Established {
     pub(crate) stream: TlsStream<TcpStream>,
     /// The client and server agreed on HTTP/2 by ALPN.
     pub(crate) h2: bool,
+    /// SNI name and version, for the connection's requests.
+    pub(crate) session: Box<super::ConnTls>,
 }
 
 impl DataPlane {
@@ -147,15 +150,15 @@ impl DataPlane {
         listener: &TlsListener,
     ) -> Option<Established> {
         let counters = &listener.counters;
-        let server = self
+        let served = self
             .active()
-            .and_then(|active| active.primary.tls.listener(&listener.name).cloned());
-        let Some(server) = server else {
+            .and_then(|active| active.primary.tls.served(&listener.name).cloned());
+        let Some(served) = served else {
             counters.fail(HandshakeFailure::NoCertificate);
             tracing::debug!(listener = %listener.name, "no servable certificate: connection closed");
             return None;
         };
-        let accept = TlsAcceptor::from(server).accept(stream);
+        let accept = TlsAcceptor::from(served.server).accept(stream);
         let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
@@ -174,10 +177,22 @@ impl DataPlane {
             }
         };
         let session = stream.get_ref().1;
-        let version =
-            usize::from(session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_2));
+        let tls13 = session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_2);
         let h2 = session.alpn_protocol() == Some(b"h2");
-        counters.completed[version][usize::from(h2)].fetch_add(1, Relaxed);
-        Some(Established { stream, h2 })
+        counters.completed[usize::from(tls13)][usize::from(h2)].fetch_add(1, Relaxed);
+        let session = Box::new(super::ConnTls {
+            sni: session.server_name().map(Box::from),
+            version: if tls13 {
+                TlsVersion::Tls13
+            } else {
+                TlsVersion::Tls12
+            },
+            resolver: served.resolver,
+        });
+        Some(Established {
+            stream,
+            h2,
+            session,
+        })
     }
 }

@@ -11,6 +11,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::Digest;
 
 /// Why a certificate's files cannot be served.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,6 +46,25 @@ pub struct LeafSummary {
     pub not_before: i64,
     /// End of validity, seconds since the Unix epoch.
     pub not_after: i64,
+    /// The public key's algorithm and size: `ECDSA P-256`, `RSA 2048`, `Ed25519`.
+    pub key_type: String,
+    /// SHA-256 of the leaf's DER bytes, lower-case hex (its usual fingerprint).
+    pub sha256: String,
+}
+
+impl LeafSummary {
+    /// The facts a config diff shows about the certificate (never the key).
+    pub fn facts(&self) -> keel_config::CertificateFacts {
+        keel_config::CertificateFacts {
+            subject: self.subject.clone(),
+            issuer: self.issuer.clone(),
+            dns_names: self.dns_names.clone(),
+            not_after: jiff::Timestamp::from_second(self.not_after)
+                .map_or_else(|_| self.not_after.to_string(), |t| t.to_string()),
+            key_type: self.key_type.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 impl LeafSummary {
@@ -156,7 +176,31 @@ fn summarize(leaf: &CertificateDer<'_>) -> Result<LeafSummary, MaterialError> {
         dns_names,
         not_before: parsed.validity().not_before.timestamp(),
         not_after: parsed.validity().not_after.timestamp(),
+        key_type: key_type(parsed.public_key()),
+        sha256: hex(&sha2::Sha256::digest(leaf.as_ref())),
     })
+}
+
+/// `ECDSA P-256`, `RSA 2048`, `Ed25519`, or the algorithm's OID when unknown.
+fn key_type(key: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    match key.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => match point.key_size() {
+            256 => "ECDSA P-256".to_string(),
+            384 => "ECDSA P-384".to_string(),
+            521 => "ECDSA P-521".to_string(),
+            bits => format!("ECDSA {bits}-bit"),
+        },
+        _ => match key.algorithm.algorithm.to_id_string().as_str() {
+            "1.3.101.112" => "Ed25519".to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

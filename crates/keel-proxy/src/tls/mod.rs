@@ -10,11 +10,15 @@
 //! - `resolver`: the SNI → certificate choice.
 //! - `config`: a generation's server config per TLS listener.
 //! - `handshake`: the handshake with its timeout, and per-listener counters.
+//! - `session`: a connection's SNI name and version, and the 421 rule.
 
 mod config;
 mod handshake;
 mod material;
 mod resolver;
+mod session;
+
+pub(crate) use session::{ConnTls, refuse_misdirected};
 
 pub use config::GenerationTls;
 pub use handshake::{HandshakeCounters, HandshakeFailure, TLS_HANDSHAKE_TIMEOUT, TlsListener};

@@ -47,19 +47,20 @@ impl SniResolver {
 
     /// The certificate for an SNI name (`None`: the client sent none).
     pub(crate) fn pick(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
-        let Some(name) = server_name else {
-            return self.default.clone();
-        };
+        server_name
+            .and_then(|name| self.covering(name))
+            .unwrap_or_else(|| self.default.clone())
+    }
+
+    /// The certificate whose names cover `name` (lower case, no trailing dot): exact,
+    /// then wildcard; `None` when only the default would answer for it.
+    pub(crate) fn covering(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         // rustls hands over SNI names already lower case and without a trailing dot.
         if let Some(key) = self.exact.get(name) {
-            return key.clone();
+            return Some(key.clone());
         }
-        if let Some((_, suffix)) = name.split_once('.')
-            && let Some(key) = self.wildcard.get(suffix)
-        {
-            return key.clone();
-        }
-        self.default.clone()
+        let (_, suffix) = name.split_once('.')?;
+        self.wildcard.get(suffix).cloned()
     }
 }
 

@@ -2,6 +2,8 @@
 //! real listener, an HTTP client, raw sockets, and an `eventually` helper.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod tls;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;

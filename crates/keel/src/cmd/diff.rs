@@ -61,6 +61,7 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     };
     let mut configs = Vec::new();
     for side in sides {
+        let is_file = matches!(side, Side::File(_));
         let (label, text) = match side {
             Side::File(path) => match std::fs::read_to_string(&path) {
                 Ok(text) => (path, text),
@@ -80,7 +81,16 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             }
         };
         match parse(&label, &text) {
-            Some(config) => configs.push(config),
+            Some(mut config) => {
+                // A file's certificates are read beside it, so that the diff and the
+                // blast radius see what they say (a stored generation's are not: its
+                // certificates are then not judged, and the gate says so).
+                if is_file {
+                    let dir = keel_config::config_dir(&label);
+                    let _ = keel_check::read_certificates(&mut config, &dir);
+                }
+                configs.push(config);
+            }
             None => return Ok(ExitCode::from(EXIT_INPUT)),
         }
     }

@@ -191,6 +191,7 @@ async fn serve(
         // A TLS listener takes the certificates of whichever generation is active
         // when a client connects (see keel_proxy::tls).
         let tls = listener.tls.as_ref().map(|_| plane.tls_listener(name));
+        let name = name.clone();
         tasks.push(tokio::spawn(async move {
             match tls {
                 Some(tls) => {
@@ -198,7 +199,11 @@ async fn serve(
                         .serve_tls_on(socket, limits, tls, shutdown, &serving)
                         .await
                 }
-                None => plane.serve_on(socket, limits, shutdown, &serving).await,
+                None => {
+                    plane
+                        .serve_named_on(socket, limits, &name, shutdown, &serving)
+                        .await
+                }
             }
         }));
     }
