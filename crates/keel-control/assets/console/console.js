@@ -163,6 +163,19 @@
     for (const h of hosts) box.append(renderHost(h));
   }
 
+  // What a misidentified backend claims to be (topology.rs words it the same way).
+  function claim(b) {
+    const span = el("span", null, "claim");
+    if (b.claims && b.identity_seen !== undefined) {
+      span.append("claims to be service ", el("strong", b.claims), " (identity \u201c" + b.identity_seen + "\u201d)");
+    } else if (b.identity_seen !== undefined && b.identity_seen !== null) {
+      span.append("answers as \u201c" + b.identity_seen + "\u201d, no service of this config");
+    } else {
+      span.append("answers without an identity");
+    }
+    return span;
+  }
+
   // Topology: services -> pools -> backends, the state as a word beside its colour.
   function renderTopology(pools, poolRps) {
     const box = document.getElementById("topology");
@@ -184,7 +197,9 @@
           const item = el("li", null, "backend state-" + b.state);
           const dot = el("span", "\u25cf", "dot");
           dot.setAttribute("aria-hidden", "true");
-          item.append(dot, " ", el("strong", b.state), " " + b.addr + " \u2014 " + b.in_flight + " in flight, " + b.queued + " queued");
+          item.append(dot, " ", el("strong", b.state), " " + b.addr);
+          if (b.state === "misidentified") item.append(" ", claim(b));
+          item.append(" \u2014 " + b.in_flight + " in flight, " + b.queued + " queued");
           backends.append(item);
         }
         li.append(backends);

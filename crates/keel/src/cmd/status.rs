@@ -139,7 +139,11 @@ fn render(status: &Status) -> String {
         let backends: Vec<String> = pool
             .backends
             .iter()
-            .map(|b| format!("{} {}", b.addr, b.state))
+            .map(|b| match (&b.claims, &b.identity_seen) {
+                (Some(service), _) => format!("{} {} (claims to be {service})", b.addr, b.state),
+                (None, Some(seen)) => format!("{} {} (answers as `{seen}`)", b.addr, b.state),
+                (None, None) => format!("{} {}", b.addr, b.state),
+            })
             .collect();
         out.push_str(&format!(
             "  pool {} (service {}): {}\n",
