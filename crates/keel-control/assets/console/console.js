@@ -97,8 +97,11 @@
     }
     if (note) {
       note.textContent = data.routes_total > data.routes.length
-        ? "The busiest " + data.routes.length + " of " + data.routes_total + " routes, last second."
-        : data.routes_total + (data.routes_total === 1 ? " route" : " routes") + ", last second.";
+        ? "The busiest " + data.routes.length + " of " + data.routes_total + " routes, last second. "
+        : data.routes_total + (data.routes_total === 1 ? " route" : " routes") + ", last second. ";
+      const all = el("a", "Every route, page by page \u2192");
+      all.href = "/ui/routes";
+      note.append(all);
     }
   }
 
@@ -176,10 +179,24 @@
     return span;
   }
 
+  const OUT_OF_TRAFFIC = ["unhealthy", "misidentified", "ejected"];
+  const STATE_ORDER = ["healthy", "unknown", "unhealthy", "misidentified", "ejected"];
+
+  // A large pool in one line (topology.rs words it the same way).
+  function summary(pool) {
+    const counts = STATE_ORDER
+      .map((state) => [state, pool.backends.filter((b) => b.state === state).length])
+      .filter(([, n]) => n > 0)
+      .map(([state, n]) => n + " " + state);
+    const listed = pool.backends.some((b) => OUT_OF_TRAFFIC.includes(b.state)) ? "; those out of traffic:" : "";
+    return el("span", "\u2014 " + pool.backends.length + " backends: " + counts.join(", ") + listed, "summary");
+  }
+
   // Topology: services -> pools -> backends, the state as a word beside its colour.
   function renderTopology(pools, poolRps) {
     const box = document.getElementById("topology");
     if (!box || !pools) return;
+    const listMax = Number(box.dataset.listMax || "12");
     box.replaceChildren();
     const services = [];
     for (const p of pools) if (!services.includes(p.service)) services.push(p.service);
@@ -192,8 +209,11 @@
         li.append("pool ", el("strong", pool.name));
         const rps = poolRps && poolRps[pool.name];
         li.append(" \u2014 " + (rps === undefined ? "0.0" : rps.toFixed(1)) + " requests/s");
+        const many = pool.backends.length > listMax;
+        if (many) li.append(" ", summary(pool));
         const backends = el("ul");
         for (const b of pool.backends) {
+          if (many && !OUT_OF_TRAFFIC.includes(b.state)) continue;
           const item = el("li", null, "backend state-" + b.state);
           const dot = el("span", "\u25cf", "dot");
           dot.setAttribute("aria-hidden", "true");

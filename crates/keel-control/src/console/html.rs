@@ -33,7 +33,7 @@ pub(super) fn escape(text: &str) -> String {
 pub(super) fn layout(title: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(session) => format!(
-            r#"<nav aria-label="console"><a href="/ui/now">Now</a> <a href="/ui/topology">Topology</a> <a href="/ui/changes">Changes</a> <a href="/ui/apply">Apply</a> <a href="/ui/timeline">Timeline</a>
+            r#"<nav aria-label="console"><a href="/ui/now">Now</a> <a href="/ui/routes">Routes</a> <a href="/ui/topology">Topology</a> <a href="/ui/changes">Changes</a> <a href="/ui/apply">Apply</a> <a href="/ui/timeline">Timeline</a>
 <span class="role">signed in: {role}</span>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></nav>"#,
             role = session.role.label(),

@@ -19,6 +19,7 @@
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
 //! | `GET /ui/apply` | yes | the apply form, holding the active config |
 //! | `POST /ui/apply` | operator + CSRF | `config`, `message`, `author`, `dry_run`: check, gate, apply and guard, as `keel apply` (no force) |
+//! | `GET /ui/routes?page=..&q=..&order=busy\|file` | yes | every route, a page at a time, filtered, with figures since the generation serves, and per service |
 //! | `GET /ui/topology` | yes | services → pools → backends with their states (live) |
 //! | `GET /ui/timeline?since=..` | yes | the store's events since then (`keel timeline`) |
 //! | `GET /ui/timeline.md?since=..` | yes | the same post-mortem draft as a Markdown download |
@@ -34,6 +35,7 @@ mod generation;
 mod html;
 mod live;
 mod now;
+mod routes;
 pub mod session;
 mod snapshot;
 mod timeline;
@@ -56,9 +58,11 @@ use session::{Role, Session, Sessions};
 
 pub use changes::CONSOLE_ORIGIN;
 pub use live::{LIVE_INTERVAL, MAX_LIVE_STREAMS};
+pub use routes::ROUTES_PER_PAGE;
 pub use session::{CONSOLE_SESSION_LIFETIME, MAX_CONSOLE_SESSIONS};
 pub use snapshot::{MAX_LIVE_HOSTS, MAX_LIVE_ROUTES, Tracker as LiveTracker};
 pub use timeline::DEFAULT_TIMELINE_SINCE;
+pub use topology::MAX_LISTED_BACKENDS;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keel_console";
@@ -122,6 +126,7 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_APPLY_BODY_BYTES)),
         )
         .route("/ui/topology", get(topology::page))
+        .route("/ui/routes", get(routes::page))
         .route("/ui/timeline", get(timeline::page))
         .route("/ui/timeline.md", get(timeline::download))
         .route("/ui/assets/console.js", get(html::script))
