@@ -879,3 +879,80 @@ async fn a_large_pool_is_summed_up_and_lists_its_backends_out_of_traffic() {
         keel_control::console::MAX_LISTED_BACKENDS
     )));
 }
+
+/// The `Set-Cookie` of a sign-in with `TOKEN` and `extra` request headers.
+async fn sign_in_cookie(router: &Router, extra: &[(&str, &str)]) -> String {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/ui/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(
+            request
+                .body(Body::from(format!("token={TOKEN}")))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_https_and_off_loopback() {
+    let (router, _) = console().await;
+    for plain in [
+        &[][..],
+        &[("x-forwarded-proto", "http")],
+        &[("forwarded", "for=192.0.2.1;proto=http")],
+    ] {
+        let cookie = sign_in_cookie(&router, plain).await;
+        assert!(!cookie.contains("Secure"), "{plain:?}: {cookie}");
+    }
+    for https in [
+        &[("x-forwarded-proto", "https")][..],
+        &[("x-forwarded-proto", "HTTPS, http")],
+        &[("forwarded", "for=192.0.2.1;proto=https")],
+        &[("forwarded", "for=192.0.2.1, proto=\"https\"")],
+    ] {
+        let cookie = sign_in_cookie(&router, https).await;
+        assert!(cookie.ends_with("; Secure"), "{https:?}: {cookie}");
+    }
+
+    // An admin listener on every interface: Secure whatever the request says.
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    let config = support::config(SocketAddr::from(([127, 0, 0, 1], 9001)), "")
+        .replace("127.0.0.1:19901", "0.0.0.0:19901");
+    let outcome = controller
+        .apply(ApplyRequest {
+            config_text: config,
+            ..ApplyRequest::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let exposed = router_of(&controller);
+    let cookie = sign_in_cookie(&exposed, &[]).await;
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
+
+fn router_of(controller: &Controller) -> Router {
+    router(AdminState {
+        controller: controller.clone(),
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    })
+}
