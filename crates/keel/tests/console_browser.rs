@@ -507,6 +507,16 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     );
     browser.screenshot(&session, "console-topology").await;
 
+    // Routes: every route, busiest first; the load went to `all`.
+    browser.goto(&session, &format!("{url}/ui/routes")).await;
+    let busiest = browser
+        .text(&session, "#all-routes tr td:nth-child(2)")
+        .await;
+    assert_eq!(busiest.as_deref(), Some("all"));
+    let count = browser.text(&session, "#routes-count").await;
+    assert_eq!(count.as_deref(), Some("2 routes, 1–2 shown."));
+    browser.screenshot(&session, "console-routes").await;
+
     // Changes → Roll back to 1 → confirm (ticking the force box if 1 is distrusted).
     browser.goto(&session, &format!("{url}/ui/changes")).await;
     browser.screenshot(&session, "console-changes").await;
