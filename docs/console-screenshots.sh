@@ -5,5 +5,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 KEEL_CONSOLE_SCREENSHOTS="$(pwd)/docs/images" \
-    cargo test -p keel --test console_browser sign_in_see_the_generation_and_roll_back_in_a_browser
+    cargo test -p keel --test console_browser sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser
 ls -l docs/images/console-*.png

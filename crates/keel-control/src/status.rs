@@ -159,6 +159,14 @@ pub struct BackendHealth {
     /// `qcur`); absent from older nodes' answers.
     #[serde(default)]
     pub queued: u32,
+    /// For a `misidentified` backend: the identity value it last answered with
+    /// (`None`: no identity header at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_seen: Option<String>,
+    /// For a `misidentified` backend: the service of this config whose identity that
+    /// value is (the application it claims to be), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
 }
 
 impl Controller {
@@ -286,6 +294,12 @@ fn health(generation: &keel_proxy::Generation) -> HealthSummary {
             .iter()
             .map(|b| {
                 let state = b.state();
+                let identity_seen = (state == BackendState::Misidentified)
+                    .then(|| b.identity_seen())
+                    .flatten();
+                let claims = identity_seen
+                    .as_deref()
+                    .and_then(|seen| claimed_service(generation, index, seen));
                 summary.backends += 1;
                 if matches!(state, BackendState::Unknown | BackendState::Healthy) {
                     summary.serving += 1;
@@ -297,6 +311,8 @@ fn health(generation: &keel_proxy::Generation) -> HealthSummary {
                     state: state.as_str().to_string(),
                     in_flight: b.in_flight(),
                     queued: b.queued(),
+                    identity_seen,
+                    claims,
                 }
             })
             .collect();
@@ -307,6 +323,23 @@ fn health(generation: &keel_proxy::Generation) -> HealthSummary {
         });
     }
     summary
+}
+
+/// The service whose identity (same header as `pool`'s service, same value) is `seen`:
+/// the application a misidentified backend of `pool` claims to be.
+fn claimed_service(generation: &keel_proxy::Generation, pool: usize, seen: &str) -> Option<String> {
+    let services = &generation.config.services;
+    let own = services.get(generation.pool_service(pool))?;
+    let header = &own.identity.as_ref()?.value.header;
+    services
+        .values()
+        .find(|service| {
+            service
+                .identity
+                .as_ref()
+                .is_some_and(|i| i.value.header == *header && i.value.equals == seen)
+        })
+        .map(|service| service.name.value.clone())
 }
 
 fn since(now: SystemTime, then: SystemTime) -> Duration {

@@ -13,6 +13,7 @@ use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use keel_control::admin::{AdminState, AdminToken, router};
 use keel_control::{ApplyRequest, ApplyStatus, Controller, Hooks};
+use keel_proxy::stats::Outcome;
 use keel_store::MemoryStore;
 use tower::ServiceExt;
 
@@ -654,4 +655,304 @@ async fn an_open_event_stream_does_not_hold_up_shutdown() {
     // The stream was ended properly: the chunked body's last chunk arrived.
     let rest = read_until(&mut events, "0\r\n\r\n").await;
     assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
+}
+
+/// Routes in the large config (as many as `bench/console_tick.rs` measures).
+const MANY_ROUTES: usize = 10_000;
+/// Pools of the large config, two backends each: 500 backends.
+const MANY_POOLS: usize = 250;
+
+/// 10,000 routes over 500 hosts and 250 pools of two backends each.
+fn large_config() -> String {
+    use std::fmt::Write;
+    let mut text = String::from(
+        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[admin]\naddr = \"127.0.0.1:19901\"\n\n[services.app]\n\n[services.search]\n\n",
+    );
+    for pool in 0..MANY_POOLS {
+        let _ = write!(
+            text,
+            "[pools.p{pool}]\nservice = \"{}\"\nbackends = [{{ addr = \"127.0.0.{}:{}\" }}, {{ addr = \"127.0.0.{}:{}\" }}]\n\n",
+            if pool == 0 { "search" } else { "app" },
+            1 + pool % 200,
+            10_000 + pool,
+            1 + pool % 200,
+            20_000 + pool
+        );
+    }
+    for route in 0..MANY_ROUTES {
+        let pool = route % MANY_POOLS;
+        let _ = writeln!(
+            text,
+            "[[routes]]\nname = \"r{route}\"\nhost = \"h{}.example.com\"\npath_prefix = \"/api/v{route}/\"\nservice = \"{}\"\npool = \"p{pool}\"\nretries = 0\n",
+            route % 500,
+            if pool == 0 { "search" } else { "app" },
+        );
+    }
+    text
+}
+
+/// The table rows of a Routes page, each as its cells' text.
+fn table_rows(body: &str, tbody_id: &str) -> Vec<Vec<String>> {
+    let Some(tbody) = body
+        .split(&format!(r#"<tbody id="{tbody_id}">"#))
+        .nth(1)
+        .and_then(|rest| rest.split("</tbody>").next())
+    else {
+        return Vec::new();
+    };
+    tbody
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            row.split("<td>")
+                .skip(1)
+                .map(|cell| cell.split("</td>").next().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_of_ten_thousand_is_found_a_page_at_a_time() {
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    let outcome = controller
+        .apply(ApplyRequest {
+            config_text: large_config(),
+            ..ApplyRequest::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let router = router(AdminState {
+        controller: controller.clone(),
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    });
+    let (cookie, _) = sign_in(&router, TOKEN).await;
+    let per_page = keel_control::console::ROUTES_PER_PAGE;
+    let pages = MANY_ROUTES / per_page;
+
+    let signed_out = send(&router, "GET", "/ui/routes", None, None).await;
+    assert_eq!(signed_out.status, StatusCode::UNAUTHORIZED);
+
+    // File order: page 1 starts with the first route, the last page ends with the last.
+    let first = send(&router, "GET", "/ui/routes?order=file", Some(&cookie), None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let rows = table_rows(&first.body, "all-routes");
+    assert_eq!(rows.len(), per_page);
+    assert_eq!(rows[0][1], "r0");
+    assert_eq!(rows[0][2], "h0.example.com");
+    assert_eq!(rows[0][5], "p0");
+    assert!(
+        first.body.contains(&format!("page 1 of {pages}")),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains(r#"rel="next""#));
+    let last = send(
+        &router,
+        "GET",
+        &format!("/ui/routes?order=file&page={pages}"),
+        Some(&cookie),
+        None,
+    )
+    .await;
+    let rows = table_rows(&last.body, "all-routes");
+    assert_eq!(rows.len(), per_page);
+    assert_eq!(rows[per_page - 1][1], format!("r{}", MANY_ROUTES - 1));
+    assert!(!last.body.contains(r#"rel="next""#));
+    assert!(last.body.contains(r#"rel="prev""#));
+
+    // Past the end, and nonsense, get clear answers.
+    let beyond = format!("/ui/routes?page={}", pages + 1);
+    for (path, status) in [
+        (beyond.as_str(), StatusCode::NOT_FOUND),
+        ("/ui/routes?page=0", StatusCode::NOT_FOUND),
+        ("/ui/routes?page=x", StatusCode::BAD_REQUEST),
+        ("/ui/routes?order=sideways", StatusCode::BAD_REQUEST),
+    ] {
+        let answer = send(&router, "GET", path, Some(&cookie), None).await;
+        assert_eq!(answer.status, status, "{path}");
+    }
+
+    // A filter finds one route among 10,000 (and every route whose name starts so).
+    let found = send(&router, "GET", "/ui/routes?q=r9999", Some(&cookie), None).await;
+    let rows = table_rows(&found.body, "all-routes");
+    assert_eq!(rows.len(), 1, "{}", found.body);
+    assert_eq!(rows[0][3], "path_prefix = &quot;/api/v9999/&quot;");
+    assert!(found.body.contains("page 1 of 1"));
+
+    // Busiest first: a route far down the file that took requests leads page 1, and the
+    // per-service sums count them (an error rate of 1 in 3).
+    let generation = controller.plane().active().expect("active").primary.clone();
+    let busy = 7777;
+    let counters = &generation.stats.routes[busy].targets[0][0];
+    for outcome in [Outcome::Success, Outcome::Success, Outcome::ServerError] {
+        counters.record(outcome);
+    }
+    let page = send(&router, "GET", "/ui/routes", Some(&cookie), None).await;
+    let rows = table_rows(&page.body, "all-routes");
+    assert_eq!(rows[0][1], format!("r{busy}"));
+    assert_eq!(rows[0][6], "3");
+    assert_eq!(rows[0][7], "33.3 %");
+    assert_eq!(rows[1][6], "0");
+    let services = table_rows(&page.body, "per-service");
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0][0], "app");
+    assert_eq!(
+        services[0][1],
+        (MANY_ROUTES - MANY_ROUTES / MANY_POOLS).to_string()
+    );
+    assert_eq!(services[0][2], "3");
+    assert_eq!(services[1][0], "search");
+    assert_eq!(services[1][1], (MANY_ROUTES / MANY_POOLS).to_string());
+}
+
+/// Backends in the large pool of the topology test.
+const LARGE_POOL: usize = 40;
+
+#[tokio::test]
+async fn a_large_pool_is_summed_up_and_lists_its_backends_out_of_traffic() {
+    let up = keel_testkit::Backend::new("app").start().await;
+    let mut backends = vec![format!("{{ addr = \"{up}\" }}")];
+    backends
+        .extend((1..LARGE_POOL).map(|_| format!("{{ addr = \"{}\" }}", keel_testkit::free_addr())));
+    let config = support::config(up, "").replace(
+        &format!("backends = [{{ addr = \"{up}\" }}]"),
+        &format!(
+            "health = {{ path = \"/healthz\", interval = \"50ms\", timeout = \"200ms\", unhealthy_after = 1 }}\nbackends = [{}]",
+            backends.join(", ")
+        ),
+    );
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    let outcome = controller
+        .apply(ApplyRequest {
+            config_text: config,
+            ..ApplyRequest::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let probed = support::eventually(std::time::Duration::from_secs(10), || async {
+        let health = controller.status().health;
+        (health.serving == 1 && health.out == LARGE_POOL - 1).then_some(())
+    })
+    .await;
+    assert!(probed.is_some(), "{:?}", controller.status().health);
+    let router = router(AdminState {
+        controller: controller.clone(),
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    });
+    let (cookie, _) = sign_in(&router, TOKEN).await;
+    let page = send(&router, "GET", "/ui/topology", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!(
+            "— {LARGE_POOL} backends: 1 healthy, {} unhealthy; those out of traffic:",
+            LARGE_POOL - 1
+        )),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body
+            .matches(r#"<li class="backend state-unhealthy">"#)
+            .count(),
+        LARGE_POOL - 1
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("<strong>healthy</strong> {up}"))
+    );
+    assert!(page.body.contains(&format!(
+        r#"data-list-max="{}""#,
+        keel_control::console::MAX_LISTED_BACKENDS
+    )));
+}
+
+/// The `Set-Cookie` of a sign-in with `TOKEN` and `extra` request headers.
+async fn sign_in_cookie(router: &Router, extra: &[(&str, &str)]) -> String {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/ui/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(
+            request
+                .body(Body::from(format!("token={TOKEN}")))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_https_and_off_loopback() {
+    let (router, _) = console().await;
+    for plain in [
+        &[][..],
+        &[("x-forwarded-proto", "http")],
+        &[("forwarded", "for=192.0.2.1;proto=http")],
+    ] {
+        let cookie = sign_in_cookie(&router, plain).await;
+        assert!(!cookie.contains("Secure"), "{plain:?}: {cookie}");
+    }
+    for https in [
+        &[("x-forwarded-proto", "https")][..],
+        &[("x-forwarded-proto", "HTTPS, http")],
+        &[("forwarded", "for=192.0.2.1;proto=https")],
+        &[("forwarded", "for=192.0.2.1, proto=\"https\"")],
+    ] {
+        let cookie = sign_in_cookie(&router, https).await;
+        assert!(cookie.ends_with("; Secure"), "{https:?}: {cookie}");
+    }
+
+    // An admin listener on every interface: Secure whatever the request says.
+    let controller = support::controller(Arc::new(MemoryStore::new()), Hooks::default());
+    let config = support::config(SocketAddr::from(([127, 0, 0, 1], 9001)), "")
+        .replace("127.0.0.1:19901", "0.0.0.0:19901");
+    let outcome = controller
+        .apply(ApplyRequest {
+            config_text: config,
+            ..ApplyRequest::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let exposed = router_of(&controller);
+    let cookie = sign_in_cookie(&exposed, &[]).await;
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
+
+fn router_of(controller: &Controller) -> Router {
+    router(AdminState {
+        controller: controller.clone(),
+        token: AdminToken::new(TOKEN, "test").expect("token"),
+    })
 }

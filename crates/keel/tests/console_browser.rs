@@ -1,6 +1,9 @@
 //! The console in a real browser against a real `keel serve`: headless Chromium driven
-//! through chromedriver (WebDriver), signing in, seeing the generation, rolling back
-//! from the Changes page and seeing `GET /status` change. Skips, saying so, when
+//! through chromedriver (WebDriver), signing in (a wrong token refused), seeing the
+//! generation, the share chart and the alert a forced bad apply raises, the
+//! misidentified backend on Topology with the service it claims to be, rolling back
+//! from the Changes page and seeing `GET /status` change; a POST without the CSRF token
+//! and a read-only session's rollback refused. Skips, saying so, when
 //! chromedriver is missing (Debian packages `chromium` and `chromium-driver`; CI installs
 //! them). Also `keel console` against the same process.
 //!
@@ -25,6 +28,7 @@ use keel_testkit::{Backend, free_addr};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "browser-test-token";
+const READ_TOKEN: &str = "wall-token";
 /// Environment variable naming the chromedriver binary (default: `chromedriver` on PATH).
 const CHROMEDRIVER_ENV: &str = "KEEL_CHROMEDRIVER";
 /// When set to a directory, the browser test saves screenshots of the main views there
@@ -45,11 +49,23 @@ impl Drop for Process {
     }
 }
 
-fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
+/// Two identified services, `app` and `catalog`, each with its pool and route; `app_pool`
+/// is where the `app` pool points.
+fn config(
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    app_pool: SocketAddr,
+    catalog: SocketAddr,
+) -> String {
     format!(
-        "[listeners.web]\naddr = \"{proxy}\"\n\n[admin]\naddr = \"{admin}\"\nread_token = \"wall-token\"\n\n\
-         [safety]\nknown_good_after = \"0s\"\n\n[services.app]\nallow_no_identity = true\n\n[pools.app]\nservice = \"app\"\n\
-         backends = [{{ addr = \"{backend}\" }}]\n\n[[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\nretries = 0\n"
+        "[listeners.web]\naddr = \"{proxy}\"\n\n[admin]\naddr = \"{admin}\"\nread_token = \"{READ_TOKEN}\"\n\n\
+         [safety]\nknown_good_after = \"0s\"\n\n\
+         [services.app]\nidentity = {{ header = \"x-service\", equals = \"app\" }}\n\n\
+         [services.catalog]\nidentity = {{ header = \"x-service\", equals = \"catalog\" }}\n\n\
+         [pools.app]\nservice = \"app\"\nbackends = [{{ addr = \"{app_pool}\" }}]\n\n\
+         [pools.catalog]\nservice = \"catalog\"\nbackends = [{{ addr = \"{catalog}\" }}]\n\n\
+         [[routes]]\nname = \"catalog\"\npath_prefix = \"/catalog\"\nservice = \"catalog\"\npool = \"catalog\"\nretries = 0\n\n\
+         [[routes]]\nname = \"all\"\nservice = \"app\"\npool = \"app\"\nretries = 0\n"
     )
 }
 
@@ -65,13 +81,15 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     None
 }
 
-/// `keel serve` on free loopback ports, serving generation 2 with generation 1 kept.
+/// `keel serve` on free loopback ports: generation 1 routes `app` to its own backend;
+/// generation 2, applied with `--force` and without the guard (as an operator in a hurry
+/// would), points the `app` pool at the `catalog` backend, which answers as `catalog`.
 async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
-    let first = Backend::new("first").anonymous().start().await;
-    let second = Backend::new("second").anonymous().start().await;
+    let app = Backend::new("app").start().await;
+    let catalog = Backend::new("catalog").start().await;
     let (proxy, admin) = (free_addr(), free_addr());
     let file = dir.join("keel.toml");
-    std::fs::write(&file, config(proxy, admin, first)).expect("config");
+    std::fs::write(&file, config(proxy, admin, app, catalog)).expect("config");
     let log = std::fs::File::create(dir.join("serve.log")).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(["serve", "--config"])
@@ -93,16 +111,18 @@ async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
         .unwrap_or_else(|| panic!("keel serve never answered: {}", log_of(dir)));
     let applied = client
         .apply(&ApplyBody {
-            config: config(proxy, admin, second),
-            message: "second backend".into(),
-            // No traffic has been sampled yet, and the gate refuses a change it has no
-            // evidence about; this test is about the console, not the gate.
+            config: config(proxy, admin, catalog, catalog),
+            message: "app pool onto the catalog servers".into(),
+            // The identity probe refuses this change (the backend answers as `catalog`);
+            // forcing it without the guard leaves the bad generation serving, so that
+            // the console, not the guard, is what notices and undoes it.
             force: true,
+            no_guard: true,
             ..ApplyBody::default()
         })
         .await
         .expect("apply");
-    assert_eq!(applied.status, ApplyStatus::Applied);
+    assert_eq!(applied.status, ApplyStatus::Applied, "{applied:?}");
     (process, url, client, proxy)
 }
 
@@ -250,6 +270,18 @@ impl Browser {
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Runs `script` in the page as an async WebDriver script: it calls its last
+    /// argument with the result.
+    async fn run(&self, session: &str, script: &str) -> Value {
+        self.call(
+            "POST",
+            &format!("/session/{session}/execute/async"),
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
     async fn type_into(&self, session: &str, css: &str, text: &str) {
         let Some(element) = self.find(session, css).await else {
             panic!("no {css} in {}", self.source(session).await);
@@ -339,7 +371,7 @@ async fn browser() -> Option<(Browser, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
+async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     let Some((browser, session)) = browser().await else {
         return;
     };
@@ -351,7 +383,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
     assert!(browser.find(&session, ".gen-id").await.is_none());
     browser.type_into(&session, "#token", "wrong").await;
     browser.click(&session, "button[type=submit]").await;
-    let refused = browser.text(&session, ".error").await;
+    let refused = eventually(|| async { browser.text(&session, ".error").await }).await;
     assert_eq!(refused.as_deref(), Some("wrong token"));
 
     browser.type_into(&session, "#token", TOKEN).await;
@@ -398,24 +430,92 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
             .await
             .is_some()
     );
+
+    // The identity detector saw `catalog` answer for `app`: an alert appears on the
+    // page, naming the generation it blames.
+    let alert = eventually(|| async {
+        browser
+            .text(&session, "#alerts li.alert")
+            .await
+            .filter(|t| t.contains("blames generation 2"))
+    })
+    .await;
+    assert!(
+        alert.is_some(),
+        "no alert on the page: {}",
+        browser.source(&session).await
+    );
     browser.screenshot(&session, "console-now").await;
 
-    // Topology: each backend's state as a word, redrawn from the same stream.
+    // An action without the CSRF token, sent by script with the session's cookie, is
+    // refused and changes nothing.
+    let status = browser
+        .run(
+            &session,
+            "const done = arguments[arguments.length - 1];\
+             fetch('/ui/changes/1/rollback', { method: 'POST', headers: { 'content-type': \
+             'application/x-www-form-urlencoded' }, body: 'reason=no+csrf&force=yes' })\
+             .then((r) => done(r.status), (e) => done(String(e)));",
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    assert_eq!(
+        serving(&client).await,
+        Some(2),
+        "the forged POST changed nothing"
+    );
+
+    // Topology: the `app` pool's backend is red, says `misidentified`, and names the
+    // service it claims to be.
     browser.goto(&session, &format!("{url}/ui/topology")).await;
-    let state = eventually(|| async {
+    let claim = eventually(|| async {
         browser
             .text(&session, "#live")
             .await
             .filter(|t| t.starts_with("Live updates: on"))?;
-        browser.text(&session, ".backend strong").await
+        browser
+            .text(&session, ".backend.state-misidentified")
+            .await
+            .filter(|t| t.contains("claims to be service catalog"))
     })
     .await;
     assert!(
-        matches!(state.as_deref(), Some("healthy" | "unknown")),
-        "{state:?}"
+        claim
+            .as_deref()
+            .is_some_and(|t| t.starts_with("\u{25cf} misidentified")),
+        "{claim:?}: {}",
+        browser.source(&session).await
     );
-
+    // `GET /status` says the same.
+    let status: Status = client.status().await.expect("status");
+    let app = status
+        .health
+        .pools
+        .iter()
+        .find(|p| p.name == "app")
+        .and_then(|p| p.backends.first())
+        .expect("the app pool's backend");
+    assert_eq!(app.state, "misidentified");
+    assert_eq!(app.identity_seen.as_deref(), Some("catalog"));
+    assert_eq!(app.claims.as_deref(), Some("catalog"));
+    let healthy = browser
+        .text(&session, ".backend:not(.state-misidentified) strong")
+        .await;
+    assert!(
+        matches!(healthy.as_deref(), Some("healthy" | "unknown")),
+        "{healthy:?}"
+    );
     browser.screenshot(&session, "console-topology").await;
+
+    // Routes: every route, busiest first; the load went to `all`.
+    browser.goto(&session, &format!("{url}/ui/routes")).await;
+    let busiest = browser
+        .text(&session, "#all-routes tr td:nth-child(2)")
+        .await;
+    assert_eq!(busiest.as_deref(), Some("all"));
+    let count = browser.text(&session, "#routes-count").await;
+    assert_eq!(count.as_deref(), Some("2 routes, 1–2 shown."));
+    browser.screenshot(&session, "console-routes").await;
 
     // Changes → Roll back to 1 → confirm (ticking the force box if 1 is distrusted).
     browser.goto(&session, &format!("{url}/ui/changes")).await;
@@ -461,6 +561,55 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
     let shown =
         eventually(|| async { browser.text(&session, ".gen-id").await.filter(|t| t == "1") }).await;
     assert_eq!(shown.as_deref(), Some("1"));
+    let cleared = eventually(|| async {
+        browser
+            .text(&session, "#alerts")
+            .await
+            .filter(|t| t == "No open alerts.")
+    })
+    .await;
+    assert!(cleared.is_some(), "generation 2's alert stays on the page");
+
+    // A read-only session sees the confirmation without its button, and the rollback
+    // POST, even with the session's own CSRF token, is refused.
+    browser
+        .call("DELETE", &format!("/session/{session}/cookie"), None)
+        .await
+        .expect("delete cookies");
+    browser
+        .goto(&session, &format!("{url}/ui/changes/2/rollback"))
+        .await;
+    browser.type_into(&session, "#token", READ_TOKEN).await;
+    browser.click(&session, "button[type=submit]").await;
+    let role = eventually(|| async {
+        browser
+            .text(&session, ".role")
+            .await
+            .filter(|t| t == "signed in: read-only")
+    })
+    .await;
+    assert!(role.is_some(), "{}", browser.source(&session).await);
+    browser
+        .goto(&session, &format!("{url}/ui/changes/2/rollback"))
+        .await;
+    assert!(browser.find(&session, "h1").await.is_some());
+    assert!(browser.find(&session, "#confirm-rollback").await.is_none());
+    let status = browser
+        .run(
+            &session,
+            "const done = arguments[arguments.length - 1];\
+             const csrf = document.querySelector('meta[name=csrf]').content;\
+             fetch('/ui/changes/2/rollback', { method: 'POST', headers: { 'content-type': \
+             'application/x-www-form-urlencoded' }, body: 'force=yes&csrf=' + encodeURIComponent(csrf) })\
+             .then((r) => done(r.status), (e) => done(String(e)));",
+        )
+        .await;
+    assert_eq!(status, json!(403));
+    assert_eq!(
+        serving(&client).await,
+        Some(1),
+        "the read-only session rolled nothing back"
+    );
     let _ = browser
         .call("DELETE", &format!("/session/{session}"), None)
         .await;

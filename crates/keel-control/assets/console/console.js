@@ -97,8 +97,11 @@
     }
     if (note) {
       note.textContent = data.routes_total > data.routes.length
-        ? "The busiest " + data.routes.length + " of " + data.routes_total + " routes, last second."
-        : data.routes_total + (data.routes_total === 1 ? " route" : " routes") + ", last second.";
+        ? "The busiest " + data.routes.length + " of " + data.routes_total + " routes, last second. "
+        : data.routes_total + (data.routes_total === 1 ? " route" : " routes") + ", last second. ";
+      const all = el("a", "Every route, page by page \u2192");
+      all.href = "/ui/routes";
+      note.append(all);
     }
   }
 
@@ -163,10 +166,37 @@
     for (const h of hosts) box.append(renderHost(h));
   }
 
+  // What a misidentified backend claims to be (topology.rs words it the same way).
+  function claim(b) {
+    const span = el("span", null, "claim");
+    if (b.claims && b.identity_seen !== undefined) {
+      span.append("claims to be service ", el("strong", b.claims), " (identity \u201c" + b.identity_seen + "\u201d)");
+    } else if (b.identity_seen !== undefined && b.identity_seen !== null) {
+      span.append("answers as \u201c" + b.identity_seen + "\u201d, no service of this config");
+    } else {
+      span.append("answers without an identity");
+    }
+    return span;
+  }
+
+  const OUT_OF_TRAFFIC = ["unhealthy", "misidentified", "ejected"];
+  const STATE_ORDER = ["healthy", "unknown", "unhealthy", "misidentified", "ejected"];
+
+  // A large pool in one line (topology.rs words it the same way).
+  function summary(pool) {
+    const counts = STATE_ORDER
+      .map((state) => [state, pool.backends.filter((b) => b.state === state).length])
+      .filter(([, n]) => n > 0)
+      .map(([state, n]) => n + " " + state);
+    const listed = pool.backends.some((b) => OUT_OF_TRAFFIC.includes(b.state)) ? "; those out of traffic:" : "";
+    return el("span", "\u2014 " + pool.backends.length + " backends: " + counts.join(", ") + listed, "summary");
+  }
+
   // Topology: services -> pools -> backends, the state as a word beside its colour.
   function renderTopology(pools, poolRps) {
     const box = document.getElementById("topology");
     if (!box || !pools) return;
+    const listMax = Number(box.dataset.listMax || "12");
     box.replaceChildren();
     const services = [];
     for (const p of pools) if (!services.includes(p.service)) services.push(p.service);
@@ -179,12 +209,17 @@
         li.append("pool ", el("strong", pool.name));
         const rps = poolRps && poolRps[pool.name];
         li.append(" \u2014 " + (rps === undefined ? "0.0" : rps.toFixed(1)) + " requests/s");
+        const many = pool.backends.length > listMax;
+        if (many) li.append(" ", summary(pool));
         const backends = el("ul");
         for (const b of pool.backends) {
+          if (many && !OUT_OF_TRAFFIC.includes(b.state)) continue;
           const item = el("li", null, "backend state-" + b.state);
           const dot = el("span", "\u25cf", "dot");
           dot.setAttribute("aria-hidden", "true");
-          item.append(dot, " ", el("strong", b.state), " " + b.addr + " \u2014 " + b.in_flight + " in flight, " + b.queued + " queued");
+          item.append(dot, " ", el("strong", b.state), " " + b.addr);
+          if (b.state === "misidentified") item.append(" ", claim(b));
+          item.append(" \u2014 " + b.in_flight + " in flight, " + b.queued + " queued");
           backends.append(item);
         }
         li.append(backends);

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 
 use super::session::{Role, Session};
-use super::{ConsoleState, authorize_post, cleared_cookie, session_cookie};
+use super::{ConsoleState, authorize_post, cleared_cookie, secure_cookie, session_cookie};
 
 const SCRIPT: &str = include_str!("../../assets/console/console.js");
 const STYLESHEET: &str = include_str!("../../assets/console/console.css");
@@ -33,7 +33,7 @@ pub(super) fn escape(text: &str) -> String {
 pub(super) fn layout(title: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(session) => format!(
-            r#"<nav aria-label="console"><a href="/ui/now">Now</a> <a href="/ui/topology">Topology</a> <a href="/ui/changes">Changes</a> <a href="/ui/apply">Apply</a> <a href="/ui/timeline">Timeline</a>
+            r#"<nav aria-label="console"><a href="/ui/now">Now</a> <a href="/ui/routes">Routes</a> <a href="/ui/topology">Topology</a> <a href="/ui/changes">Changes</a> <a href="/ui/apply">Apply</a> <a href="/ui/timeline">Timeline</a>
 <span class="role">signed in: {role}</span>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button></form></nav>"#,
             role = session.role.label(),
@@ -109,6 +109,7 @@ pub(super) struct LoginForm {
 /// read-only one; anything else gets the form again with 403.
 pub(super) async fn login(
     State(state): State<ConsoleState>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -133,7 +134,10 @@ pub(super) async fn login(
             StatusCode::SEE_OTHER,
             [
                 (header::LOCATION, "/ui/now".to_string()),
-                (header::SET_COOKIE, session_cookie(&id)),
+                (
+                    header::SET_COOKIE,
+                    session_cookie(&id, secure_cookie(&state, &headers)),
+                ),
             ],
         )
             .into_response(),
@@ -165,7 +169,10 @@ pub(super) async fn logout(
                 StatusCode::SEE_OTHER,
                 [
                     (header::LOCATION, "/ui/login".to_string()),
-                    (header::SET_COOKIE, cleared_cookie()),
+                    (
+                        header::SET_COOKIE,
+                        cleared_cookie(secure_cookie(&state, &headers)),
+                    ),
                 ],
             )
                 .into_response()

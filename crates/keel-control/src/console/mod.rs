@@ -19,12 +19,14 @@
 //! | `POST /ui/changes/{id}/rollback` | operator + CSRF | the guarded rollback, as `keel rollback --to id` |
 //! | `GET /ui/apply` | yes | the apply form, holding the active config |
 //! | `POST /ui/apply` | operator + CSRF | `config`, `message`, `author`, `dry_run`: check, gate, apply and guard, as `keel apply` (no force) |
+//! | `GET /ui/routes?page=..&q=..&order=busy\|file` | yes | every route, a page at a time, filtered, with figures since the generation serves, and per service |
 //! | `GET /ui/topology` | yes | services → pools → backends with their states (live) |
 //! | `GET /ui/timeline?since=..` | yes | the store's events since then (`keel timeline`) |
 //! | `GET /ui/timeline.md?since=..` | yes | the same post-mortem draft as a Markdown download |
 //! | `GET /ui/assets/*` | no | the script and stylesheet |
 //!
-//! Sessions: see [`session`]. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/ui`;
+//! Sessions: see [`session`]. The cookie is `HttpOnly`, `SameSite=Strict`, `Path=/ui`,
+//! and `Secure` when the admin listener is not on loopback or a proxy says HTTPS;
 //! every POST but sign-in needs the session's CSRF token (form field `csrf` or header
 //! `x-csrf-token`), else 403.
 
@@ -34,6 +36,7 @@ mod generation;
 mod html;
 mod live;
 mod now;
+mod routes;
 pub mod session;
 mod snapshot;
 mod timeline;
@@ -56,9 +59,11 @@ use session::{Role, Session, Sessions};
 
 pub use changes::CONSOLE_ORIGIN;
 pub use live::{LIVE_INTERVAL, MAX_LIVE_STREAMS};
+pub use routes::ROUTES_PER_PAGE;
 pub use session::{CONSOLE_SESSION_LIFETIME, MAX_CONSOLE_SESSIONS};
 pub use snapshot::{MAX_LIVE_HOSTS, MAX_LIVE_ROUTES, Tracker as LiveTracker};
 pub use timeline::DEFAULT_TIMELINE_SINCE;
+pub use topology::MAX_LISTED_BACKENDS;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keel_console";
@@ -71,6 +76,9 @@ struct ConsoleState {
     admin: AdminState,
     /// `[admin] read_token` of the generation serving at startup.
     read_token: Option<AdminToken>,
+    /// The admin listener (`[admin] addr` at startup) is not on loopback: session
+    /// cookies are `Secure` (see [`secure_cookie`]).
+    exposed: bool,
     sessions: Arc<Sessions>,
     /// The event every stream sends (built once per interval for all of them).
     live: Arc<live::SharedLive>,
@@ -94,9 +102,14 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
             }
         }
     });
+    let exposed = admin
+        .controller
+        .active()
+        .is_some_and(|active| !active.generation.config.admin.addr.value.ip().is_loopback());
     let state = ConsoleState {
         admin: admin.clone(),
         read_token,
+        exposed,
         sessions: Arc::new(Sessions::default()),
         live: Arc::new(live::SharedLive::default()),
         streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
@@ -122,6 +135,7 @@ pub(crate) fn router(admin: &AdminState, stopping: Arc<AtomicBool>) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_APPLY_BODY_BYTES)),
         )
         .route("/ui/topology", get(topology::page))
+        .route("/ui/routes", get(routes::page))
         .route("/ui/timeline", get(timeline::page))
         .route("/ui/timeline.md", get(timeline::download))
         .route("/ui/assets/console.js", get(html::script))
@@ -201,17 +215,54 @@ fn authorize_post(
     Ok((id, session))
 }
 
+/// Whether the session cookie gets `Secure` (sent back only over HTTPS). The admin
+/// listener speaks plain HTTP, so Keel cannot see TLS itself; it sets `Secure` when the
+/// listener is not on loopback (a session token must not cross a network in clear: reach
+/// such a listener through a proxy that terminates TLS) and when a proxy in front says
+/// the browser's request came over HTTPS (`X-Forwarded-Proto: https` or `Forwarded:
+/// proto=https`). Believing a client that claims HTTPS costs nothing: `Secure` only
+/// narrows where the browser sends the cookie.
+fn secure_cookie(state: &ConsoleState, headers: &HeaderMap) -> bool {
+    state.exposed || forwarded_https(headers)
+}
+
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    let proto = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next()
+        .map(str::trim);
+    let forwarded = headers
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| key.eq_ignore_ascii_case("proto"))
+        .map(|(_, value)| value.trim_matches('"'));
+    [proto, forwarded]
+        .into_iter()
+        .flatten()
+        .any(|p| p.eq_ignore_ascii_case("https"))
+}
+
 /// `Set-Cookie` value that signs this browser in for [`CONSOLE_SESSION_LIFETIME`].
-fn session_cookie(id: &str) -> String {
+fn session_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}",
-        CONSOLE_SESSION_LIFETIME.as_secs()
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={}{}",
+        CONSOLE_SESSION_LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
     )
 }
 
 /// `Set-Cookie` value that clears the session cookie.
-fn cleared_cookie() -> String {
-    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0")
+fn cleared_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// Seconds as words for the page (`3 h 5 min`).

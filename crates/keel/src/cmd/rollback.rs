@@ -6,7 +6,9 @@
 //! table on the live sample) before anything else, a target that is not known-good is
 //! refused unless `--force` (with the reasons it is distrusted: its alerts with their
 //! times), and the target is watched like an apply and reverted by the guard if it
-//! alarms (`--wait` waits for that verdict; exit 1 if it was reverted).
+//! alarms (`--wait` waits for that verdict; exit 1 if it was reverted). It prints how
+//! many open tunnels of the generation it left were drained or left open
+//! (`[safety] rolled_back_tunnels`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,6 +102,32 @@ pub(crate) fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the rollback did to the tunnels (WebSockets) open on the generation it left.
+fn tunnels_line(outcome: &RollbackOutcome) -> String {
+    let left = &outcome.tunnels;
+    let mut parts = Vec::new();
+    if left.drained > 0 {
+        parts.push(format!(
+            "{} of generation {} drained: closed in {}, their clients reconnect to generation {}",
+            left.drained,
+            outcome.from,
+            keel_config::format_duration(Duration::from_millis(left.drain_ms)),
+            outcome.to
+        ));
+    }
+    if left.kept > 0 {
+        parts.push(format!(
+            "{} left open on generation {} (rolled_back_tunnels = \"keep\"; `keel status` lists them)",
+            left.kept, outcome.from
+        ));
+    }
+    if parts.is_empty() {
+        format!("tunnels: none open on generation {}", outcome.from)
+    } else {
+        format!("tunnels: {}", parts.join("; "))
+    }
+}
+
 fn print_human(outcome: &RollbackOutcome) {
     if let Some(text) = outcome
         .blast_radius
@@ -134,6 +162,7 @@ fn print_human(outcome: &RollbackOutcome) {
             "rolled back: generation {} serves (was {}); swap {} µs",
             outcome.to, outcome.from, outcome.swap_us
         );
+        println!("{}", tunnels_line(outcome));
     }
     if let Some(guard) = &outcome.guard {
         match guard.result {

@@ -1,11 +1,13 @@
 //! `keel status`: open alerts first (each naming the generation it blames), then the
 //! active generation, since when, who applied it and why, what is kept for rollback,
-//! backend health, and whether the store is in step.
+//! backend health, open tunnels per generation, route, pool and backend, and whether the
+//! store is in step.
 
 use std::process::ExitCode;
 
 use clap::Args;
 use keel_control::Status;
+use keel_control::tunnel_status::GenerationTunnels;
 
 use super::{AdminArgs, EXIT_FAILED, block_on, failed, print_json};
 
@@ -155,7 +157,11 @@ fn render(status: &Status) -> String {
         let backends: Vec<String> = pool
             .backends
             .iter()
-            .map(|b| format!("{} {}", b.addr, b.state))
+            .map(|b| match (&b.claims, &b.identity_seen) {
+                (Some(service), _) => format!("{} {} (claims to be {service})", b.addr, b.state),
+                (None, Some(seen)) => format!("{} {} (answers as `{seen}`)", b.addr, b.state),
+                (None, None) => format!("{} {}", b.addr, b.state),
+            })
             .collect();
         out.push_str(&format!(
             "  pool {} (service {}): {}\n",
@@ -164,6 +170,7 @@ fn render(status: &Status) -> String {
             backends.join(", ")
         ));
     }
+    render_tunnels(&mut out, &status.tunnels);
     if let Some(d) = &status.descriptors {
         let open = d
             .open
@@ -181,6 +188,76 @@ fn render(status: &Status) -> String {
         out.push_str(&format!("note: {note}\n"));
     }
     out
+}
+
+/// Routes and backends listed per generation in the text form (the JSON has them all).
+const SHOWN_TUNNEL_LINES: usize = 10;
+
+/// Open tunnels per generation (serving or left by a rollback), then per route, pool
+/// and backend.
+fn render_tunnels(out: &mut String, tunnels: &[GenerationTunnels]) {
+    if tunnels.is_empty() {
+        return;
+    }
+    let open: u64 = tunnels.iter().map(|t| t.open).sum();
+    out.push_str(&format!(
+        "tunnels: {open} open
+"
+    ));
+    for generation in tunnels {
+        out.push_str(&format!(
+            "  generation {} ({}): {} open; {} closed idle, {} drained
+",
+            generation.generation,
+            if generation.serving {
+                "serving"
+            } else {
+                "NOT SERVING: routed by a generation that was replaced or rolled back"
+            },
+            generation.open,
+            generation.idle_closed,
+            generation.drained
+        ));
+        for route in generation.routes.iter().take(SHOWN_TUNNEL_LINES) {
+            out.push_str(&format!(
+                "    route {}: {} open
+",
+                route.route, route.open
+            ));
+        }
+        more(out, generation.routes.len(), "routes");
+        let mut pools: Vec<(&str, u64)> = Vec::new();
+        for backend in &generation.backends {
+            match pools.iter_mut().find(|(pool, _)| *pool == backend.pool) {
+                Some((_, open)) => *open += backend.open,
+                None => pools.push((&backend.pool, backend.open)),
+            }
+        }
+        for (pool, open) in pools.iter().take(SHOWN_TUNNEL_LINES) {
+            out.push_str(&format!(
+                "    pool {pool}: {open} open
+"
+            ));
+        }
+        more(out, pools.len(), "pools");
+        for backend in generation.backends.iter().take(SHOWN_TUNNEL_LINES) {
+            out.push_str(&format!(
+                "    backend {} (pool {}): {} open
+",
+                backend.backend, backend.pool, backend.open
+            ));
+        }
+        more(out, generation.backends.len(), "backends");
+    }
+}
+
+fn more(out: &mut String, listed: usize, what: &str) {
+    if listed > SHOWN_TUNNEL_LINES {
+        out.push_str(&format!(
+            "    … and {} more {what} (`keel status --json`)\n",
+            listed - SHOWN_TUNNEL_LINES
+        ));
+    }
 }
 
 fn human_secs(secs: u64) -> String {
@@ -221,6 +298,47 @@ mod tests {
             uptime_secs: 1,
             descriptors: None,
             tunnels: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tunnels_are_listed_per_generation_route_pool_and_backend() {
+        use keel_control::tunnel_status::{BackendTunnels, GenerationTunnels, RouteTunnels};
+        let mut with = status(0);
+        assert!(!render(&with).contains("tunnels"));
+        with.tunnels = vec![GenerationTunnels {
+            generation: 6,
+            serving: false,
+            open: 3,
+            routes: vec![RouteTunnels {
+                route: "live".into(),
+                open: 3,
+            }],
+            backends: vec![
+                BackendTunnels {
+                    pool: "live".into(),
+                    backend: "127.0.0.1:9301".into(),
+                    open: 2,
+                },
+                BackendTunnels {
+                    pool: "live".into(),
+                    backend: "127.0.0.1:9302".into(),
+                    open: 1,
+                },
+            ],
+            idle_closed: 4,
+            drained: 0,
+        }];
+        let text = render(&with);
+        for line in [
+            "tunnels: 3 open\n",
+            "  generation 6 (NOT SERVING: routed by a generation that was replaced or rolled back): 3 open; 4 closed idle, 0 drained\n",
+            "    route live: 3 open\n",
+            "    pool live: 3 open\n",
+            "    backend 127.0.0.1:9301 (pool live): 2 open\n",
+            "    backend 127.0.0.1:9302 (pool live): 1 open\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
         }
     }
 
