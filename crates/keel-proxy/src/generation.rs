@@ -62,7 +62,7 @@ pub(crate) struct RouteRuntime {
     /// the services of its `also_served_by`), when the service verifies every response.
     pub(crate) verify: Option<(HeaderName, Box<[Arc<str>]>)>,
     /// The route's own `body_idle_timeout` in milliseconds (`u64::MAX`: never), when it
-    /// sets one (see [`crate::watchdog::HeadClock::route_body_idle`]).
+    /// sets one (see [`crate::watchdog::ExchangeClock::route_body_idle`]).
     pub(crate) body_idle_ms: Option<u64>,
     /// The `Upgrade` protocols the route passes through (see [`crate::upgrade`]).
     pub(crate) upgrades: Box<[keel_config::UpgradeProtocol]>,

@@ -112,7 +112,7 @@ impl DataPlane {
             }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle_ms {
-                    conn.head_clock.route_body_idle(bound);
+                    conn.exchange_clock.route_body_idle(bound);
                 }
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));

@@ -242,7 +242,7 @@ where
             if polled.is_ready()
                 || parking
                 || told_to_finish
-                || !conn.parking.may_park(conn.head_clock.waiting_since())
+                || !conn.parking.may_park(conn.exchange_clock.waiting_since())
             {
                 return polled;
             }

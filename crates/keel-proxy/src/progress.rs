@@ -1,5 +1,5 @@
 //! The client socket as hyper sees it: each write that moves bytes is noted in the
-//! connection's [`HeadClock`](crate::watchdog::HeadClock), the watchdog's measure of
+//! connection's [`ExchangeClock`](crate::watchdog::ExchangeClock), the watchdog's measure of
 //! whether a response body still moves; writes and flushes are noted for
 //! [`Parking`](crate::parking::Parking), which parks a connection only with nothing
 //! left to write; bytes read before hyper started (a request head read while the
@@ -29,11 +29,11 @@ thread_local! {
 }
 
 /// A client connection's socket, as hyper reads and writes it, noting in the
-/// connection's [`HeadClock`] each time bytes go out: the watchdog's measure of whether
+/// connection's [`ExchangeClock`] each time bytes go out: the watchdog's measure of whether
 /// a response body still moves. A write is the right measure in both directions: a
 /// client that stops reading stops the writes; a backend that stops sending does too.
 ///
-/// [`HeadClock`]: crate::watchdog::HeadClock
+/// [`ExchangeClock`]: crate::watchdog::ExchangeClock
 pub(crate) struct Progress<T> {
     io: T,
     conn: Arc<ConnInfo>,
@@ -93,7 +93,7 @@ impl<T> Progress<T> {
         if let Poll::Ready(Ok(n)) = written
             && n > 0
         {
-            self.conn.head_clock.wrote();
+            self.conn.exchange_clock.wrote();
             self.conn.parking.wrote();
         }
         written

@@ -39,7 +39,7 @@ use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
 use crate::tls::TlsListener;
-use crate::watchdog::{Cut, Exchange, HeadClock, Protocol, WatchLimits, watch};
+use crate::watchdog::{Cut, Exchange, ExchangeClock, Protocol, WatchLimits, watch};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -236,7 +236,7 @@ impl DataPlane {
                 peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
                 local_addr: stream.local_addr().ok(),
-                head_clock: HeadClock::new(),
+                exchange_clock: ExchangeClock::new(),
                 parking: Parking::new(),
                 upgraded: AtomicBool::new(false),
             });

@@ -8,8 +8,9 @@
 //! hyper can bound heads itself, but it makes a tokio timer for every request head it
 //! waits for: a boxed `Sleep`, a clock read, and a timer-wheel insertion and removal
 //! per keep-alive request, for a bound that practically never fires. Here a connection
-//! keeps three words — since when it has been waiting for a head (or "a request is in
-//! flight"), when its response started, and when it last wrote to the client — written
+//! keeps an [`ExchangeClock`] of a few words — since when it has been waiting for a head
+//! (or "a request is in flight"), when its response started, and when it last wrote to
+//! the client — written
 //! with plain stores from the coarse clock of [`crate::deadline`]: when a request
 //! starts, when its response starts, at each write to the client socket (see
 //! [`Progress`](crate::progress::Progress)), and when the response ends. The
@@ -47,13 +48,13 @@ use crate::deadline::{Alarm, coarse_instant, coarse_now_ms};
 use crate::parking::PARK_AFTER_MS;
 use crate::request::ConnInfo;
 
-/// `HeadClock::waiting_since` while a request is being served.
+/// `ExchangeClock::waiting_since` while a request is being served.
 const IN_FLIGHT: u64 = u64::MAX;
-/// `HeadClock::body_started` before the response of the request in flight has started.
+/// `ExchangeClock::body_started` before the response of the request in flight has started.
 const NO_BODY: u64 = 0;
 /// Shortest time between two looks at an HTTP/2 connection with nothing due (1,000 ms).
 const RECHECK_MIN_MS: u64 = 1_000;
-/// `HeadClock::route_body_idle` when no route has set its own bound: the listener's
+/// `ExchangeClock::route_body_idle` when no route has set its own bound: the listener's
 /// `body_idle_timeout` applies.
 const LISTENER_BOUND: u64 = 0;
 
@@ -67,10 +68,11 @@ pub(crate) fn bound_ms(bound: Duration) -> u64 {
     }
 }
 
-/// Since when a connection has been waiting for its next request head, and since when
-/// its response has been moving.
+/// The times of a connection's exchanges, as its watchdog bounds them: since when it
+/// has waited for a request head, when its response body started and last wrote, how
+/// many HTTP/2 streams and bodies are open, and the route's own body bound.
 #[derive(Debug)]
-pub(crate) struct HeadClock {
+pub(crate) struct ExchangeClock {
     /// A [`coarse_now_ms`] reading, or [`IN_FLIGHT`].
     waiting_since: AtomicU64,
     /// When the response in flight started (a [`coarse_now_ms`] reading), or
@@ -108,7 +110,7 @@ enum Due {
     LookAgain,
 }
 
-impl HeadClock {
+impl ExchangeClock {
     /// Waiting from now (the connection just opened).
     pub(crate) fn new() -> Self {
         Self {
@@ -249,11 +251,11 @@ impl Exchange {
     pub(crate) fn start(conn: Arc<ConnInfo>, protocol: Protocol) -> Self {
         let stream = match protocol {
             Protocol::Http1 => {
-                conn.head_clock.request_started();
+                conn.exchange_clock.request_started();
                 Stream::No
             }
             Protocol::Http2 => {
-                conn.head_clock.stream_started();
+                conn.exchange_clock.stream_started();
                 Stream::Open
             }
         };
@@ -270,9 +272,9 @@ impl Exchange {
     #[inline]
     pub(crate) fn response_started(&mut self) {
         match self.stream {
-            Stream::No => self.conn.head_clock.response_started(),
+            Stream::No => self.conn.exchange_clock.response_started(),
             Stream::Open => {
-                self.conn.head_clock.stream_body_started();
+                self.conn.exchange_clock.stream_body_started();
                 self.stream = Stream::Answering;
             }
             Stream::Answering => {}
@@ -284,9 +286,9 @@ impl Drop for Exchange {
     #[inline]
     fn drop(&mut self) {
         match self.stream {
-            Stream::No => self.conn.head_clock.response_done(),
-            Stream::Open => self.conn.head_clock.stream_done(false),
-            Stream::Answering => self.conn.head_clock.stream_done(true),
+            Stream::No => self.conn.exchange_clock.response_done(),
+            Stream::Open => self.conn.exchange_clock.stream_done(false),
+            Stream::Answering => self.conn.exchange_clock.stream_done(true),
         }
     }
 }
@@ -352,7 +354,7 @@ impl<F: Future> Future for Watched<F> {
         if let Poll::Ready(output) = this.connection.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        let clock = &this.conn.head_clock;
+        let clock = &this.conn.exchange_clock;
         let next = match *this.protocol {
             Protocol::Http1 => clock.http1_due(*this.head_ms, *this.body_idle_ms),
             Protocol::Http2 => clock.http2_due(*this.head_ms, *this.body_idle_ms),
