@@ -18,6 +18,7 @@ mod backend;
 mod balance;
 mod body;
 mod chunk_guard;
+mod coarse_clock;
 mod dataplane;
 mod deadline;
 mod errors;

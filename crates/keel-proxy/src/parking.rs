@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::body::ResponseBody;
-use crate::deadline::coarse_now_ms;
+use crate::coarse_clock::coarse_now_ms;
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 

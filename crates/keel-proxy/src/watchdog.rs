@@ -11,7 +11,7 @@
 //! keeps an [`ExchangeClock`] of a few words — since when it has been waiting for a head
 //! (or "a request is in flight"), when its response started, and when it last wrote to
 //! the client — written
-//! with plain stores from the coarse clock of [`crate::deadline`]: when a request
+//! with plain stores from the coarse clock of [`crate::coarse_clock`]: when a request
 //! starts, when its response starts, at each write to the client socket (see
 //! [`Progress`](crate::progress::Progress)), and when the response ends. The
 //! connection's task holds one [`Alarm`], re-armed only when it has gone off or a bound
@@ -44,7 +44,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::deadline::{Alarm, coarse_instant, coarse_now_ms};
+use crate::coarse_clock::{coarse_instant, coarse_now_ms};
+use crate::deadline::Alarm;
 use crate::parking::PARK_AFTER_MS;
 use crate::request::ConnInfo;
 
