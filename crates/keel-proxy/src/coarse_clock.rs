@@ -52,3 +52,31 @@ pub(crate) fn coarse_now_ms() -> u64 {
 pub(crate) fn coarse_instant(ms: u64) -> Instant {
     clock().origin + Duration::from_millis(ms)
 }
+
+/// A [`coarse_now_ms`] reading that may be absent, in one atomic word: absent is stored
+/// as 0 and a reading as itself plus one, so that no reading doubles as a state.
+#[derive(Debug)]
+pub(crate) struct AtomicStamp(AtomicU64);
+
+impl AtomicStamp {
+    pub(crate) const fn new(stamp: Option<u64>) -> Self {
+        Self(AtomicU64::new(Self::pack(stamp)))
+    }
+
+    const fn pack(stamp: Option<u64>) -> u64 {
+        match stamp {
+            Some(ms) => ms.saturating_add(1),
+            None => 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> Option<u64> {
+        self.0.load(Relaxed).checked_sub(1)
+    }
+
+    #[inline]
+    pub(crate) fn store(&self, stamp: Option<u64>) {
+        self.0.store(Self::pack(stamp), Relaxed);
+    }
+}

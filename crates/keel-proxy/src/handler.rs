@@ -111,7 +111,7 @@ impl DataPlane {
                 refused
             }
             Some(route_id) => {
-                if let Some(bound) = generation.routes[route_id].body_idle_ms {
+                if let Some(bound) = generation.routes[route_id].body_idle {
                     conn.exchange_clock.route_body_idle(bound);
                 }
                 let key_hash = route_hash_key(&generation, route)

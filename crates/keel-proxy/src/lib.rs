@@ -17,6 +17,7 @@ mod access_log;
 mod backend;
 mod balance;
 mod body;
+mod body_bound;
 mod chunk_guard;
 mod coarse_clock;
 mod dataplane;
