@@ -10,7 +10,9 @@
 //! * [`load`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
-//! * [`free_addr`]: a loopback address where nothing listens.
+//! * [`free_addr`] and [`free_port`]: a loopback address (or port) where nothing listens.
+//! * [`eventually`], [`eventually_holds`] and [`wait_until`]: the one way a test waits
+//!   for something to happen elsewhere, bounded by [`WAIT`].
 //! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
 //!   and a bounded load that counts the wrong answers (a success from another
 //!   application) per service, in [`WrongAnswers`].
@@ -23,12 +25,14 @@ mod load;
 mod port;
 mod serve;
 mod shop;
+mod wait;
 
 pub use backend::{Answer, Backend, start};
 pub use load::{LoadReport, load, sequential};
-pub use port::free_addr;
+pub use port::{free_addr, free_port};
 pub use serve::serve;
 pub use shop::{
     IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,
     toml_list,
 };
+pub use wait::{POLL_EVERY, Settled, WAIT, eventually, eventually_holds, wait_until};

@@ -21,7 +21,7 @@ use keel_control::admin::AdminToken;
 use keel_control::api::ApplyBody;
 use keel_control::client::AdminClient;
 use keel_control::{ApplyStatus, Status};
-use keel_testkit::{Backend, free_addr};
+use keel_testkit::{Backend, eventually, free_addr};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "browser-test-token";
@@ -53,17 +53,8 @@ fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
     )
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-) -> Option<T> {
-    for _ in 0..1000 {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
+/// How long the console may take to show a change in a headless browser (20 s).
+const SETTLE: Duration = Duration::from_secs(20);
 
 /// `keel serve` on free loopback ports, serving generation 2 with generation 1 kept.
 async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
@@ -88,7 +79,7 @@ async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
     let url = format!("http://{admin}");
     let client = AdminClient::new(&url, Some(AdminToken::new(TOKEN, "test").expect("token")))
         .expect("client");
-    eventually(|| async { client.healthz().await.ok() })
+    eventually(SETTLE, || async { client.healthz().await.ok() })
         .await
         .unwrap_or_else(|| panic!("keel serve never answered: {}", log_of(dir)));
     let applied = client
@@ -313,7 +304,7 @@ async fn browser() -> Option<(Browser, String)> {
         base: format!("http://127.0.0.1:{port}"),
         _driver: Process(child),
     };
-    eventually(|| async {
+    eventually(SETTLE, || async {
         let status = browser.call("GET", "/status", None).await.ok()?;
         status["ready"].as_bool().filter(|r| *r)
     })
@@ -356,15 +347,17 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
 
     browser.type_into(&session, "#token", TOKEN).await;
     browser.click(&session, "button[type=submit]").await;
-    let shown =
-        eventually(|| async { browser.text(&session, ".gen-id").await.filter(|t| t == "2") }).await;
+    let shown = eventually(SETTLE, || async {
+        browser.text(&session, ".gen-id").await.filter(|t| t == "2")
+    })
+    .await;
     assert_eq!(
         shown.as_deref(),
         Some("2"),
         "the Now page shows generation 2"
     );
     // The event stream reached the page's script.
-    let live = eventually(|| async {
+    let live = eventually(SETTLE, || async {
         browser
             .text(&session, "#live")
             .await
@@ -376,7 +369,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
     // While a bounded load runs through the proxy, the script draws the share chart:
     // the one service takes the whole host.
     let proxied = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let share = eventually(|| async {
+    let share = eventually(SETTLE, || async {
         for _ in 0..LOAD_PER_CHECK {
             let uri = format!("http://{proxy}/").parse::<http::Uri>().ok()?;
             let _ = proxied.get(uri).await;
@@ -402,7 +395,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
 
     // Topology: each backend's state as a word, redrawn from the same stream.
     browser.goto(&session, &format!("{url}/ui/topology")).await;
-    let state = eventually(|| async {
+    let state = eventually(SETTLE, || async {
         browser
             .text(&session, "#live")
             .await
@@ -440,7 +433,7 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
         browser.click(&session, "#force").await;
     }
     browser.click(&session, "#confirm-rollback").await;
-    let done = eventually(|| async {
+    let done = eventually(SETTLE, || async {
         browser
             .text(&session, "h1")
             .await
@@ -458,8 +451,10 @@ async fn sign_in_see_the_generation_and_roll_back_in_a_browser() {
     );
 
     browser.goto(&session, &format!("{url}/ui/now")).await;
-    let shown =
-        eventually(|| async { browser.text(&session, ".gen-id").await.filter(|t| t == "1") }).await;
+    let shown = eventually(SETTLE, || async {
+        browser.text(&session, ".gen-id").await.filter(|t| t == "1")
+    })
+    .await;
     assert_eq!(shown.as_deref(), Some("1"));
     let _ = browser
         .call("DELETE", &format!("/session/{session}"), None)

@@ -105,23 +105,8 @@ pub fn controller(store: Arc<dyn Store>, hooks: Hooks) -> Controller {
     Controller::new(store, plane, hooks)
 }
 
-/// Polls `check` until it returns `Some` or `within` passes.
-pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+#[allow(unused_imports)] // not every suite uses every helper
+pub use keel_testkit::{WAIT, eventually, wait_until};
 
 /// A memory store whose writes fail while `failing` is set: a full disk, say.
 #[derive(Default)]

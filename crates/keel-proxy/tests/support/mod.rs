@@ -1,5 +1,7 @@
 //! Shared test fixtures: real hyper backends on 127.0.0.1:0, a real data plane serving a
-//! real listener, an HTTP client, raw sockets, and an `eventually` helper.
+//! real listener, an HTTP client, raw sockets. Waiting and the loopback pieces every
+//! crate's tests share come from `keel-testkit`, re-exported here under the names these
+//! suites use.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::HashMap;
@@ -27,24 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-/// Longest any single wait in these tests may take (10 seconds).
-pub const WAIT: Duration = Duration::from_secs(10);
-
-/// Polls `check` until it holds or `within` passes; panics with `what` on timeout.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// `eventually(WAIT, "what", || async { .. })` in these suites panics naming what it
+/// waited for: keel-testkit's [`wait_until`](keel_testkit::wait_until).
+#[allow(unused_imports)] // not every suite uses every helper
+pub use keel_testkit::{WAIT, wait_until, wait_until as eventually};
 
 /// A backend's answer body: any body of `Bytes` that cannot fail.
 pub type AnyBody = UnsyncBoxBody<Bytes, Infallible>;
