@@ -22,11 +22,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller, GuardResult, Stage};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
 use keel_store::{EventQuery, SqliteStore, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
-use support::eventually;
-use tokio::net::TcpListener;
+use support::{GuardedPlane, eventually};
 use tokio::sync::watch;
 
 /// Requests per second of the test load (the issue's ~150 requests/s).
@@ -53,38 +51,13 @@ impl Harness {
     /// as generation 1.
     async fn start(checkout_pool_extra: &str) -> Self {
         let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-        let first = controller
-            .apply(request(base(&backends, checkout_pool_extra)))
-            .await
-            .expect("apply");
-        assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let GuardedPlane {
+            controller,
+            store,
+            addr,
+            stop,
+            dir,
+        } = GuardedPlane::start(request(base(&backends, checkout_pool_extra))).await;
         Harness {
             backends,
             controller,

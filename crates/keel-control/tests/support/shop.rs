@@ -13,12 +13,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
-use keel_store::{SqliteStore, Store};
+use keel_control::{ApplyOutcome, ApplyRequest, Controller};
+use keel_store::SqliteStore;
 use keel_testkit::{Answer, LoadReport};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use super::GuardedPlane;
 
 /// The shop's backends.
 #[derive(Clone, Copy, Debug)]
@@ -252,38 +252,13 @@ impl Shop {
     /// Starts the shop serving [`Variant::Good`] (with `extra` settings) as generation 1.
     pub async fn start(extra: &str) -> Shop {
         let backends = Backends::start().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-        let first = controller
-            .apply(request(shop_config(&backends, Variant::Good, extra)))
-            .await
-            .expect("apply");
-        assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let GuardedPlane {
+            controller,
+            store,
+            addr,
+            stop,
+            dir,
+        } = GuardedPlane::start(request(shop_config(&backends, Variant::Good, extra))).await;
         Shop {
             backends,
             controller,
