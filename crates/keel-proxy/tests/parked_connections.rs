@@ -24,30 +24,12 @@ async fn proxy_for(backend: &TestBackend) -> TestProxy {
 /// Reads until `count` answers with the body `body` have arrived; panics if the
 /// connection closes first or a read takes longer than [`WAIT`].
 async fn read_answers(stream: &mut TcpStream, count: usize, body: &str) -> String {
-    let mut answer = Vec::new();
     let ending = format!("\r\n\r\n{body}");
-    while String::from_utf8_lossy(&answer).matches(&ending).count() < count {
-        let mut buffer = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "connection closed before {count} answers");
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// Reads until the peer closes; `true` if it did within [`WAIT`].
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
+    let answers = read_until(stream, &format!("{count} answers"), |read| {
+        String::from_utf8_lossy(read).matches(&ending).count() >= count
+    })
+    .await;
+    String::from_utf8_lossy(&answers).into_owned()
 }
 
 #[tokio::test]

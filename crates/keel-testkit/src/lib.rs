@@ -13,6 +13,8 @@
 //! * [`free_addr`] and [`free_port`]: a loopback address (or port) where nothing listens.
 //! * [`eventually`], [`eventually_holds`] and [`wait_until`]: the one way a test waits
 //!   for something to happen elsewhere, bounded by [`WAIT`].
+//! * [`read_until`], [`read_to_close`] and [`closed_by_peer`]: reading a raw connection
+//!   (plain or TLS) in framing tests, each read bounded by [`WAIT`].
 //! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
 //!   and a bounded load that counts the wrong answers (a success from another
 //!   application) per service, in [`WrongAnswers`].
@@ -23,6 +25,7 @@
 mod backend;
 mod load;
 mod port;
+mod raw;
 mod serve;
 mod shop;
 mod wait;
@@ -30,6 +33,7 @@ mod wait;
 pub use backend::{Answer, Backend, start};
 pub use load::{LoadReport, load, sequential};
 pub use port::{free_addr, free_port};
+pub use raw::{closed_by_peer, has_head, read_to_close, read_until};
 pub use serve::serve;
 pub use shop::{
     IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,

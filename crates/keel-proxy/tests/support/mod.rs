@@ -27,12 +27,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 
 /// `eventually(WAIT, "what", || async { .. })` in these suites panics naming what it
 /// waited for: keel-testkit's [`wait_until`](keel_testkit::wait_until).
 #[allow(unused_imports)] // not every suite uses every helper
-pub use keel_testkit::{WAIT, wait_until, wait_until as eventually};
+pub use keel_testkit::{
+    WAIT, closed_by_peer, has_head, read_to_close, read_until, wait_until, wait_until as eventually,
+};
 
 /// A backend's answer body: any body of `Bytes` that cannot fail.
 pub type AnyBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -407,16 +408,10 @@ pub async fn spread(
 pub async fn get_on(stream: &mut TcpStream, path: &str, body: &str) -> String {
     let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    while !String::from_utf8_lossy(&answer).ends_with(body) {
-        let mut buffer = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "connection closed before the answer to {path} ended");
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    let answer = read_until(stream, &format!("the answer to {path}"), |read| {
+        read.ends_with(body.as_bytes())
+    })
+    .await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 
@@ -425,17 +420,8 @@ pub async fn get_on(stream: &mut TcpStream, path: &str, body: &str) -> String {
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(bytes).await.expect("write");
-    let mut out = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(Ok(n)) => out.extend_from_slice(&buffer[..n]),
-            Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
-        }
-    }
+    let (read, closed) = read_to_close(&mut stream).await;
+    (String::from_utf8_lossy(&read).into_owned(), closed)
 }
 
 /// A TCP "backend" that records every byte it receives and answers the first request
