@@ -42,8 +42,6 @@ pub(crate) struct Progress<T> {
     refused: bool,
     /// Bytes read from the socket before hyper started, served before the socket's.
     unread: Bytes,
-    /// The socket's last read found nothing to read.
-    read_blocked: bool,
     /// hyper's shutdown of the socket is left to the caller, who may serve the socket
     /// on (see [`crate::parking`]); an upgraded connection's shutdown is its tunnel's.
     keep_open: bool,
@@ -64,7 +62,6 @@ impl<T> Progress<T> {
             guard,
             refused: false,
             unread: Bytes::new(),
-            read_blocked: false,
             keep_open: false,
         }
     }
@@ -81,10 +78,9 @@ impl<T> Progress<T> {
         }
     }
 
-    /// The socket, the bytes hyper was never handed, and whether the socket's last read
-    /// found nothing.
-    pub(crate) fn into_parts(self) -> (T, Bytes, bool) {
-        (self.io, self.unread, self.read_blocked)
+    /// The socket, and the bytes hyper was never handed.
+    pub(crate) fn into_parts(self) -> (T, Bytes) {
+        (self.io, self.unread)
     }
 
     /// Notes a write that moved bytes, and passes its result on.
@@ -152,16 +148,12 @@ impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Progress<T> {
             return Poll::Ready(Ok(()));
         }
         if !guarded {
-            let read = Pin::new(&mut this.io).poll_read(cx, buf);
-            this.read_blocked = read.is_pending();
-            return read;
+            return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         SCRATCH.with_borrow_mut(|scratch| {
             let want = buf.remaining().min(scratch.len());
             let mut read = hyper::rt::ReadBuf::new(&mut scratch[..want]);
-            let polled = Pin::new(&mut this.io).poll_read(cx, read.unfilled());
-            this.read_blocked = polled.is_pending();
-            ready!(polled)?;
+            ready!(Pin::new(&mut this.io).poll_read(cx, read.unfilled()))?;
             let filled = read.filled();
             let allowed = this.scanned(filled)?;
             buf.put_slice(&filled[..allowed]);

@@ -16,10 +16,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_proxy::tls::HandshakeFailure;
 use keel_proxy::{DataPlane, DataPlaneOptions, Generation, ListenerLimits};
+use keel_testkit::read_until;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use support::{TestBackend, WAIT};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
@@ -54,6 +56,17 @@ fn tls_config(dir: &Path, tls: &str, names: &[&str], backend: SocketAddr) -> kee
     let findings = keel_config::read_certificate_files(&mut config.certificates, dir);
     assert!(findings.is_empty(), "{findings:#?}");
     config
+}
+
+/// Keel terminating TLS with `tls` (which names certificate `shop`, for
+/// `shop.example.com`, written in the returned directory) in front of backend `web`.
+async fn shop_proxy(tls: &str) -> (tempfile::TempDir, TestBackend, TlsProxy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = TestBackend::start("web", None).await;
+    let config = tls_config(dir.path(), tls, &["shop"], backend.addr);
+    let (proxy, _) = TlsProxy::start(config).await;
+    (dir, backend, proxy)
 }
 
 struct TlsProxy {
@@ -228,16 +241,7 @@ async fn sni_picks_the_exact_name_then_the_wildcard_then_the_default() {
 
 #[tokio::test]
 async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
 
     let (stream, _) = connect(
         proxy.addr,
@@ -290,16 +294,7 @@ async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
 
 #[tokio::test]
 async fn curl_verifies_the_certificate_and_speaks_h2_and_http1() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (dir, _backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
     let port = proxy.addr.port();
     let cacert = dir.path().join("shop.pem");
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
@@ -325,16 +320,8 @@ async fn curl_verifies_the_certificate_and_speaks_h2_and_http1() {
 
 #[tokio::test]
 async fn min_version_1_3_refuses_a_tls_1_2_client_and_counts_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"], min_version = "1.3" }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, _backend, proxy) =
+        shop_proxy(r#"{ certificates = ["shop"], min_version = "1.3" }"#).await;
     let old = client(&[], &[&rustls::version::TLS12]);
     assert!(connect(proxy.addr, "shop.example.com", &old).await.is_err());
     let (stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
@@ -387,16 +374,7 @@ async fn an_older_generation_serves_its_own_certificate_after_the_file_changed()
 
 #[tokio::test]
 async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
     let (reply, closed) =
         support::raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
     assert!(closed, "the connection is closed");
@@ -408,4 +386,58 @@ async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted()
     })
     .await;
     assert_eq!(backend.requests(), 0);
+}
+
+/// HTTP/1 over TLS is parked between requests like plain HTTP/1 (`crate::parking`):
+/// after an idle pause longer than the park delay (100 ms), a head sent in pieces, and
+/// then two pipelined requests, are answered in order on the same TLS session. (That
+/// the parked connection gives hyper's buffers back is `bench/memory.sh`'s to measure.)
+#[tokio::test]
+async fn an_idle_http1_tls_connection_is_parked_and_serves_on() {
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
+    let (mut stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
+        .await
+        .expect("handshake");
+    let answers = |count: usize| {
+        move |read: &[u8]| String::from_utf8_lossy(read).matches("\r\n\r\nweb").count() >= count
+    };
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    read_until(&mut stream, "the first answer", answers(1)).await;
+    tokio::time::sleep(PAUSE).await;
+    for piece in [
+        &b"GET /sec"[..],
+        b"ond HTTP/1.1\r\nHost: shop.exa",
+        b"mple.com\r\n\r\n",
+    ] {
+        stream.write_all(piece).await.expect("write");
+        tokio::time::sleep(PAUSE).await;
+    }
+    let second = read_until(&mut stream, "the second answer", answers(1)).await;
+    assert!(second.starts_with(b"HTTP/1.1 200"), "{second:?}");
+    assert_eq!(backend.last_head().expect("head").uri.path(), "/second");
+    stream
+        .write_all(
+            b"GET /third HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
+              GET /fourth HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let rest = read_until(&mut stream, "two pipelined answers", answers(2)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&rest)
+            .matches("HTTP/1.1 200")
+            .count(),
+        2
+    );
+    assert_eq!(backend.last_head().expect("head").uri.path(), "/fourth");
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(
+        proxy.counters().completed(),
+        1,
+        "one TLS session throughout"
+    );
 }
