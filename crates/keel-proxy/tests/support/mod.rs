@@ -173,6 +173,15 @@ impl TestBackend {
         self.seen.heads.lock().ok()?.last().cloned()
     }
 
+    /// The paths of the request heads received, in order (probes excluded).
+    pub fn paths(&self) -> Vec<String> {
+        let heads = self.seen.heads.lock().expect("heads");
+        heads
+            .iter()
+            .map(|head| head.uri.path().to_owned())
+            .collect()
+    }
+
     /// Health probes received.
     pub fn probes(&self) -> u64 {
         self.seen.probes.load(SeqCst)
