@@ -15,17 +15,15 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller, GuardResult, Stage};
-use keel_store::{EventQuery, SqliteStore, Store, kind};
+use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, GuardResult, Stage};
+use keel_store::{EventQuery, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
 use support::{GuardedPlane, eventually};
-use tokio::sync::watch;
 
 /// Requests per second of the test load (the issue's ~150 requests/s).
 const RPS: u32 = 150;
@@ -37,13 +35,17 @@ const SAFETY: &str = "[safety]\nwatch = \"4s\"\nknown_good_after = \"1s\"\n";
 /// One loaded shop at a time.
 static LOADED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The shop's backends and its [`GuardedPlane`] (`shop.controller` is the plane's).
 struct Harness {
     backends: IdentifiedShop,
-    controller: Controller,
-    store: Arc<SqliteStore>,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    plane: GuardedPlane,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = GuardedPlane;
+    fn deref(&self) -> &GuardedPlane {
+        &self.plane
+    }
 }
 
 impl Harness {
@@ -51,21 +53,8 @@ impl Harness {
     /// as generation 1.
     async fn start(checkout_pool_extra: &str) -> Self {
         let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
-        let GuardedPlane {
-            controller,
-            store,
-            addr,
-            stop,
-            dir,
-        } = GuardedPlane::start(request(base(&backends, checkout_pool_extra))).await;
-        Harness {
-            backends,
-            controller,
-            store,
-            addr,
-            _stop: stop,
-            _dir: dir,
-        }
+        let plane = GuardedPlane::start(request(base(&backends, checkout_pool_extra))).await;
+        Harness { backends, plane }
     }
 
     fn base(&self, checkout_pool_extra: &str) -> String {

@@ -7,16 +7,13 @@
 //! request for host `shop.example.com`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use keel_control::{ApplyOutcome, ApplyRequest, Controller};
-use keel_store::SqliteStore;
+use keel_control::{ApplyOutcome, ApplyRequest};
 use keel_testkit::{Answer, LoadReport};
-use tokio::sync::watch;
 
 use super::GuardedPlane;
 
@@ -239,34 +236,26 @@ pub fn path_of(n: u64) -> String {
 }
 
 /// A guarded controller (or not) over a real SQLite store, serving on 127.0.0.1:0.
+/// Its controller, store and address are its [`GuardedPlane`]'s (`shop.controller`).
 pub struct Shop {
     pub backends: Backends,
-    pub controller: Controller,
-    pub store: Arc<SqliteStore>,
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    plane: GuardedPlane,
+}
+
+impl std::ops::Deref for Shop {
+    type Target = GuardedPlane;
+    fn deref(&self) -> &GuardedPlane {
+        &self.plane
+    }
 }
 
 impl Shop {
     /// Starts the shop serving [`Variant::Good`] (with `extra` settings) as generation 1.
     pub async fn start(extra: &str) -> Shop {
         let backends = Backends::start().await;
-        let GuardedPlane {
-            controller,
-            store,
-            addr,
-            stop,
-            dir,
-        } = GuardedPlane::start(request(shop_config(&backends, Variant::Good, extra))).await;
-        Shop {
-            backends,
-            controller,
-            store,
-            addr,
-            stop,
-            _dir: dir,
-        }
+        let plane =
+            GuardedPlane::start(request(shop_config(&backends, Variant::Good, extra))).await;
+        Shop { backends, plane }
     }
 
     /// The config text of `variant` with `extra` settings.
