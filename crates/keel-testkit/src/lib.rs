@@ -2,12 +2,12 @@
 //!
 //! It owns the pieces several test suites used to carry their own copies of:
 //!
-//! * [`serve`]: the accept loop that serves a request handler on a bound loopback
+//! * [`serve()`]: the accept loop that serves a request handler on a bound loopback
 //!   listener, one task per connection (HTTP/1.1 and h2c).
 //! * [`Backend`]: a real HTTP backend on `127.0.0.1:0` that identifies as its service
 //!   (`x-service: <service>`), answering 200, 500 or another status, optionally after a
 //!   delay or random jitter, optionally with its own `/healthz` status.
-//! * [`load`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
+//! * [`load()`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
 //! * [`free_addr`] and [`free_port`]: a loopback address (or port) where nothing listens.

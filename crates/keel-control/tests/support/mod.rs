@@ -1,5 +1,6 @@
 //! Test helpers: a real HTTP client, config texts, a store whose writes can be made to
-//! fail, a guarded controller serving a data plane ([`GuardedPlane`]), and keel-testkit's
+//! fail, a guarded controller serving a data plane ([`GuardedPlane`], in `shop.rs`, which
+//! `examples/detect.rs` includes on its own), and keel-testkit's
 //! `eventually` (backends come from `keel-testkit` too).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
@@ -16,14 +17,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use keel_control::{ApplyRequest, ApplyStatus, Controller, Hooks};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_control::{Controller, Hooks};
+use keel_proxy::{DataPlane, DataPlaneOptions};
 use keel_store::{
     EventQuery, EventRecord, GenerationId, GenerationRecord, MemoryStore, NewEvent, NewGeneration,
-    SqliteStore, Store, StoreError,
+    Store, StoreError,
 };
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// A config with one listener, one pool of one backend, and one catch-all route.
 pub fn config(backend: SocketAddr, extra: &str) -> String {
@@ -111,59 +110,8 @@ pub fn controller(store: Arc<dyn Store>, hooks: Hooks) -> Controller {
 #[allow(unused_imports)] // not every suite uses every helper
 pub use keel_testkit::{WAIT, eventually, wait_until};
 
-/// A guarded controller (`Controller::new_guarded`) over a fresh SQLite store, its first
-/// generation applied, its data plane serving a listener on 127.0.0.1:0 until `stop` is
-/// sent or dropped. The plane samples generously (10,000 requests over 5 minutes) so
-/// that the impact gate has traffic to replay.
-pub struct GuardedPlane {
-    pub controller: Controller,
-    pub store: Arc<SqliteStore>,
-    pub addr: SocketAddr,
-    pub stop: watch::Sender<bool>,
-    pub dir: tempfile::TempDir,
-}
-
-impl GuardedPlane {
-    /// Applies `first` (which must be applied) and starts serving.
-    pub async fn start(first: ApplyRequest) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-        let applied = controller.apply(first).await.expect("apply");
-        assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
-        GuardedPlane {
-            controller,
-            store,
-            addr,
-            stop,
-            dir,
-        }
-    }
-}
+#[allow(unused_imports)] // not every suite uses every helper
+pub use shop::GuardedPlane;
 
 /// A memory store whose writes fail while `failing` is set: a full disk, say.
 #[derive(Default)]

@@ -7,15 +7,18 @@
 //! request for host `shop.example.com`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use keel_control::{ApplyOutcome, ApplyRequest};
+use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
+use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_store::{SqliteStore, Store};
 use keel_testkit::{Answer, LoadReport};
-
-use super::GuardedPlane;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// The shop's backends.
 #[derive(Clone, Copy, Debug)]
@@ -321,4 +324,58 @@ fn shop_request(addr: SocketAddr, n: u64) -> Request<Empty<Bytes>> {
 pub fn dry_run(mut request: ApplyRequest) -> ApplyRequest {
     request.dry_run = true;
     request
+}
+
+/// A guarded controller (`Controller::new_guarded`) over a fresh SQLite store, its first
+/// generation applied, its data plane serving a listener on 127.0.0.1:0 until `stop` is
+/// sent or dropped. The plane samples generously (10,000 requests over 5 minutes) so
+/// that the impact gate has traffic to replay.
+pub struct GuardedPlane {
+    pub controller: Controller,
+    pub store: Arc<SqliteStore>,
+    pub addr: SocketAddr,
+    pub stop: watch::Sender<bool>,
+    pub dir: tempfile::TempDir,
+}
+
+impl GuardedPlane {
+    /// Applies `first` (which must be applied) and starts serving.
+    pub async fn start(first: ApplyRequest) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let plane = DataPlane::new(DataPlaneOptions {
+            sample_size: 10_000,
+            sample_window: Duration::from_secs(300),
+            access_log: None,
+            generation_header: true,
+        })
+        .expect("data plane");
+        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let applied = controller.apply(first).await.expect("apply");
+        assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, mut stopped) = watch::channel(false);
+        let limits = ListenerLimits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+            drain_timeout: Duration::from_secs(2),
+        };
+        tokio::spawn(async move {
+            let _ = plane
+                .serve(listener, limits, async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+        });
+        GuardedPlane {
+            controller,
+            store,
+            addr,
+            stop,
+            dir,
+        }
+    }
 }
