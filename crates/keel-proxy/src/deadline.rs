@@ -12,15 +12,13 @@
 //! never early. The shard locks are taken by their own thread and, for a moment per
 //! tick, by the sweeper: in practice never contended.
 //!
-//! The sweeper also keeps a coarse clock ([`coarse_now_ms`]): a millisecond count it
-//! stores every tick, so that timekeeping that tolerates a tick of error (idle pooled
-//! connections, the client connection watchdog) reads one atomic instead of the clock.
-//! An [`Alarm`] is the registry's slot on its own, for callers that re-arm one deadline
-//! many times (the watchdog of [`crate::watchdog`]).
+//! The sweeper also ticks the coarse clock of [`crate::coarse_clock`]. An [`Alarm`] is
+//! the registry's slot on its own, for callers that re-arm one deadline many times (the
+//! watchdog of [`crate::watchdog`]).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -52,10 +50,6 @@ struct Shard {
 
 struct Registry {
     shards: Box<[Mutex<Shard>]>,
-    /// The coarse clock's origin.
-    origin: Instant,
-    /// Milliseconds from `origin` to the sweeper's latest tick.
-    coarse_ms: AtomicU64,
 }
 
 impl Registry {
@@ -72,17 +66,8 @@ impl Registry {
             }
             Registry {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-                origin: Instant::now(),
-                coarse_ms: AtomicU64::new(0),
             }
         })
-    }
-
-    fn tick(&self) -> Instant {
-        let now = Instant::now();
-        let ms = u64::try_from(now.duration_since(self.origin).as_millis()).unwrap_or(u64::MAX);
-        self.coarse_ms.store(ms, Relaxed);
-        now
     }
 
     fn shard(&self, index: usize) -> MutexGuard<'_, Shard> {
@@ -91,6 +76,11 @@ impl Registry {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Starts the sweeper thread if it is not running yet.
+pub(crate) fn start_sweeper() {
+    Registry::get();
 }
 
 /// This thread's shard: a serving thread's own index; other threads are numbered in
@@ -109,7 +99,7 @@ fn sweep() {
     let mut due = Vec::new();
     loop {
         std::thread::sleep(DEADLINE_TICK);
-        let now = registry.tick();
+        let now = crate::coarse_clock::tick();
         for index in 0..SHARDS {
             let mut shard = registry.shard(index);
             for slot in &mut shard.slots {
@@ -124,18 +114,6 @@ fn sweep() {
             due.drain(..).for_each(Waker::wake);
         }
     }
-}
-
-/// Milliseconds since an arbitrary origin, as of the sweeper's latest tick: behind the
-/// real time by up to one [`DEADLINE_TICK`], never ahead. One atomic load.
-#[inline]
-pub(crate) fn coarse_now_ms() -> u64 {
-    Registry::get().coarse_ms.load(Relaxed)
-}
-
-/// The instant a [`coarse_now_ms`] reading stands for.
-pub(crate) fn coarse_instant(ms: u64) -> Instant {
-    Registry::get().origin + Duration::from_millis(ms)
 }
 
 /// One slot of the registry, re-armable: wakes the task that armed it once its time

@@ -1,5 +1,7 @@
-//! Answers Keel gives itself: where a request failed, the status that follows, the
-//! `keel-error` reason, and whether another backend may be tried.
+//! Answers Keel gives itself: where a request failed, the status that follows, and the
+//! `keel-error` reason. Whether another backend is tried after a failure is the retry
+//! rule of [`crate::forward`], which also knows whether the request reached a backend
+//! and can be sent again.
 
 use http::{HeaderValue, Response, StatusCode, header};
 

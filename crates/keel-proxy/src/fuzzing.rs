@@ -20,3 +20,9 @@ pub fn refusal(parts: &Parts) -> Option<(ProxyFailure, &'static str)> {
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<Duration> {
     crate::headers::strip_hop_by_hop(headers)
 }
+
+/// Whether `headers.rs` keeps a header that `Connection` names (`host`, framing,
+/// `x-request-id`, `x-forwarded-*`): Keel relies on those whatever the sender says.
+pub fn kept_whatever_connection_says(token: &str) -> bool {
+    crate::headers::is_kept_whatever_connection_says(token)
+}

@@ -61,9 +61,9 @@ pub(crate) struct RouteRuntime {
     /// Identity header and the values that may answer (the route's service first, then
     /// the services of its `also_served_by`), when the service verifies every response.
     pub(crate) verify: Option<(HeaderName, Box<[Arc<str>]>)>,
-    /// The route's own `body_idle_timeout` in milliseconds (`u64::MAX`: never), when it
-    /// sets one (see [`crate::watchdog::HeadClock::route_body_idle`]).
-    pub(crate) body_idle_ms: Option<u64>,
+    /// The route's own `body_idle_timeout`, when it sets one (see
+    /// [`crate::watchdog::ExchangeClock::route_body_idle`]).
+    pub(crate) body_idle: Option<crate::body_bound::BodyIdleBound>,
     /// The `Upgrade` protocols the route passes through (see [`crate::upgrade`]).
     pub(crate) upgrades: Box<[keel_config::UpgradeProtocol]>,
     /// Time a tunnel of the route may carry nothing before it is closed.
@@ -161,10 +161,10 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
             RouteRuntime {
                 service: Arc::from(service.map_or("", |(n, _)| n.as_str())),
                 verify,
-                body_idle_ms: configured
+                body_idle: configured
                     .body_idle_timeout
                     .as_ref()
-                    .map(|bound| crate::watchdog::bound_ms(bound.value)),
+                    .map(|bound| crate::body_bound::BodyIdleBound::of(bound.value)),
                 upgrades: configured
                     .upgrades
                     .as_ref()

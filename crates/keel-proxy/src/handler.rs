@@ -117,8 +117,8 @@ impl DataPlane {
                 refused
             }
             Some(route_id) => {
-                if let Some(bound) = generation.routes[route_id].body_idle_ms {
-                    conn.head_clock.route_body_idle(bound);
+                if let Some(bound) = generation.routes[route_id].body_idle {
+                    conn.exchange_clock.route_body_idle(bound);
                 }
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));

@@ -136,7 +136,7 @@ fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
 /// hyper anyway), `x-request-id` and every `x-forwarded-*`. Without this,
 /// `Connection: host` sent the backend an HTTP/1.1 request with no Host after Keel
 /// had routed on it, and `Connection: x-request-id` dropped the request's id.
-fn is_kept_whatever_connection_says(token: &str) -> bool {
+pub(crate) fn is_kept_whatever_connection_says(token: &str) -> bool {
     const KEPT: [&str; 4] = [
         "host",
         "content-length",
@@ -168,19 +168,24 @@ fn remove_connection_named(headers: &mut HeaderMap) {
 }
 
 fn remove_named_by(headers: &mut HeaderMap, connection: &HeaderValue) {
-    // The usual single token, as backends send it on every answer: it names no header.
+    // The usual single token, as backends send it on every answer: a `keep-alive` header
+    // goes with the fixed list anyway.
     let bytes = connection.as_bytes();
-    if bytes.eq_ignore_ascii_case(b"keep-alive") || bytes.eq_ignore_ascii_case(b"close") {
+    if bytes.eq_ignore_ascii_case(b"keep-alive") {
+        return;
+    }
+    // `close` is an option, but a header named `close` is hop-by-hop all the same
+    // (RFC 9110 §7.6.1 lists no exception): one lookup on the answers that end their
+    // connection.
+    if bytes.eq_ignore_ascii_case(b"close") {
+        headers.remove("close");
         return;
     }
     let Ok(text) = connection.to_str() else {
         return;
     };
     for token in text.split(',').map(str::trim) {
-        // `close` and `keep-alive` are the usual tokens: no header is named `close`, and
-        // a `keep-alive` header goes with the fixed list anyway.
         if token.is_empty()
-            || token.eq_ignore_ascii_case("close")
             || token.eq_ignore_ascii_case("keep-alive")
             || is_kept_whatever_connection_says(token)
         {
@@ -327,6 +332,20 @@ mod tests {
             by_length.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()),
             Some(&b"100"[..])
         );
+    }
+
+    #[test]
+    fn a_header_named_close_goes_when_connection_says_close() {
+        for connection in ["close", "Close", "close, x-other", "x-other,close"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, HeaderValue::from_static(connection));
+            headers.insert("close", HeaderValue::from_static("secret"));
+            headers.insert("x-other", HeaderValue::from_static("1"));
+            headers.insert("x-kept", HeaderValue::from_static("1"));
+            strip_hop_by_hop(&mut headers);
+            assert!(!headers.contains_key("close"), "{connection}: {headers:?}");
+            assert!(headers.contains_key("x-kept"), "{connection}: {headers:?}");
+        }
     }
 
     #[test]

@@ -22,8 +22,10 @@
 //! looking for the blank line that ends a head. A request with a body is left to
 //! hyper until the next body-less one, since only then is hyper known to be between
 //! messages. A `101` ends the loop: hyper hands the socket to the tunnel (see
-//! `crate::upgrade`). Only plain TCP sockets are parked: the wait for a head reads the
-//! socket's readiness, which a TLS stream does not expose.
+//! `crate::upgrade`). Plain and TLS streams are parked alike: the wait for a head polls
+//! the stream with room for one read and gives that room back whenever the read has to
+//! wait, so any `AsyncRead` works. (A TLS connection keeps what rustls holds of its
+//! own; hyper's buffers it gives back like a plain one.)
 //!
 //! [`into_parts`]: hyper::server::conn::http1::Connection::into_parts
 
@@ -38,11 +40,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::oneshot;
 
 use crate::body::ResponseBody;
-use crate::deadline::coarse_now_ms;
+use crate::coarse_clock::coarse_now_ms;
 use crate::progress::Progress;
 use crate::request::ConnInfo;
 
@@ -135,17 +137,13 @@ impl Drain {
     }
 }
 
-/// The client socket as hyper reads and writes it.
-type ClientIo = Progress<TokioIo<TcpStream>>;
+/// The client stream as hyper reads and writes it.
+type ClientIo<IO> = Progress<TokioIo<IO>>;
 
 /// How one hyper connection ended.
-enum Served {
-    /// Between messages: the socket, and what hyper had read but not parsed.
-    Parked {
-        stream: TcpStream,
-        unread: Vec<u8>,
-        read_blocked: bool,
-    },
+enum Served<IO> {
+    /// Between messages: the stream, and what hyper had read but not parsed.
+    Parked { stream: IO, unread: Vec<u8> },
     /// The connection is over.
     Ended(hyper::Result<()>),
 }
@@ -165,8 +163,8 @@ enum Next {
 ///
 /// `max_head` is the listener's `max_header_bytes`: a head still incomplete at that size
 /// goes to hyper, which answers it `431`.
-pub(crate) async fn serve_http1<S>(
-    mut stream: TcpStream,
+pub(crate) async fn serve_http1<IO, S>(
+    mut stream: IO,
     service: S,
     conn: &Arc<ConnInfo>,
     http1: &http1::Builder,
@@ -174,13 +172,13 @@ pub(crate) async fn serve_http1<S>(
     mut drain: Drain,
 ) -> hyper::Result<()>
 where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService<Incoming, ResBody = ResponseBody> + Clone + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut head = Vec::new();
-    let mut read_blocked = false;
     loop {
-        match next_head(&stream, &mut head, max_head, &mut drain, read_blocked).await {
+        match next_head(&mut stream, &mut head, max_head, &mut drain).await {
             Next::Head => {}
             Next::Closed | Next::Draining => return Ok(()),
         }
@@ -199,13 +197,11 @@ where
             Served::Parked {
                 stream: parked,
                 unread: ahead,
-                read_blocked: blocked,
             } => {
                 stream = parked;
                 // Pipelined bytes: a whole next head goes to hyper at once, part of one
                 // waits here for the rest.
                 head = ahead;
-                read_blocked = blocked;
             }
             Served::Ended(result) => return result,
         }
@@ -213,14 +209,15 @@ where
 }
 
 /// Runs one hyper connection until it is between messages (then parks it) or ends.
-async fn serve_until_idle<S>(
-    io: ClientIo,
+async fn serve_until_idle<IO, S>(
+    io: ClientIo<IO>,
     service: S,
     conn: &ConnInfo,
     http1: &http1::Builder,
     drain: &mut Drain,
-) -> Served
+) -> Served<IO>
 where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService<Incoming, ResBody = ResponseBody> + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -242,7 +239,7 @@ where
             if polled.is_ready()
                 || parking
                 || told_to_finish
-                || !conn.parking.may_park(conn.head_clock.waiting_since())
+                || !conn.parking.may_park(conn.exchange_clock.waiting_since())
             {
                 return polled;
             }
@@ -257,12 +254,11 @@ where
         // Upgraded: the socket is the tunnel's now.
         return Served::Ended(result);
     };
-    let (io, ahead, read_blocked) = parts.io.into_parts();
+    let (io, ahead) = parts.io.into_parts();
     if parking && !told_to_finish && result.is_ok() {
         return Served::Parked {
             stream: io.into_inner(),
             unread: unread_bytes(parts.read_buf, ahead),
-            read_blocked,
         };
     }
     let mut stream = io.into_inner();
@@ -279,52 +275,41 @@ fn unread_bytes(read_buf: Bytes, ahead: Bytes) -> Vec<u8> {
     joined
 }
 
-/// Waits for the next request head, holding only the bytes that have arrived.
-/// `read_blocked`: the socket's last read found nothing, so wait before reading.
-async fn next_head(
-    stream: &TcpStream,
+/// Waits for the next request head, holding only the bytes that have arrived: each
+/// read gets [`HEAD_READ_CHUNK`] of room, given back while the stream has nothing.
+async fn next_head<IO: AsyncRead + Unpin>(
+    stream: &mut IO,
     head: &mut Vec<u8>,
     max_head: usize,
     drain: &mut Drain,
-    mut read_blocked: bool,
 ) -> Next {
     loop {
         if head_complete(head) || head.len() >= max_head {
             return Next::Head;
         }
-        if !read_blocked {
-            match read_some(stream, head) {
-                Ok(0) if head.is_empty() => return Next::Closed,
-                // hyper answers a head cut short as it always has.
-                Ok(0) => return Next::Head,
-                Ok(_) => continue,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return Next::Closed,
+        let read = poll_fn(|cx| {
+            head.reserve(HEAD_READ_CHUNK);
+            // Straight into the spare room: no zeroed buffer, no copy.
+            let polled = std::pin::pin!(stream.read_buf(&mut *head)).poll(cx);
+            if polled.is_pending() {
+                // A connection that waits holds only the bytes it has.
+                head.shrink_to_fit();
+                if head.is_empty() && drain.poll_asked(cx) {
+                    return Poll::Ready(None);
+                }
             }
-        }
-        // A connection that waits holds only the bytes it has.
-        head.shrink_to_fit();
-        let ready = poll_fn(|cx| {
-            if head.is_empty() && drain.poll_asked(cx) {
-                return Poll::Ready(false);
-            }
-            // An error shows in the next read.
-            stream.poll_read_ready(cx).map(|_| true)
+            polled.map(Some)
         })
         .await;
-        if !ready {
-            return Next::Draining;
+        match read {
+            None => return Next::Draining,
+            Some(Ok(0)) if head.is_empty() => return Next::Closed,
+            // hyper answers a head cut short as it always has.
+            Some(Ok(0)) => return Next::Head,
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return Next::Closed,
         }
-        read_blocked = false;
     }
-}
-
-/// Reads what the socket has (up to [`HEAD_READ_CHUNK`]) onto the end of `head`,
-/// straight into its spare capacity (a zeroed buffer on the stack would cost a
-/// `memset` of the whole chunk per read).
-fn read_some(stream: &TcpStream, head: &mut Vec<u8>) -> std::io::Result<usize> {
-    head.reserve(HEAD_READ_CHUNK);
-    stream.try_read_buf(head)
 }
 
 /// Whether `bytes` hold the blank line that ends a request head (CRLF or bare LF line

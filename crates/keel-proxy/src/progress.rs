@@ -1,5 +1,5 @@
 //! The client socket as hyper sees it: each write that moves bytes is noted in the
-//! connection's [`HeadClock`](crate::watchdog::HeadClock), the watchdog's measure of
+//! connection's [`ExchangeClock`](crate::watchdog::ExchangeClock), the watchdog's measure of
 //! whether a response body still moves; writes and flushes are noted for
 //! [`Parking`](crate::parking::Parking), which parks a connection only with nothing
 //! left to write; bytes read before hyper started (a request head read while the
@@ -29,11 +29,11 @@ thread_local! {
 }
 
 /// A client connection's socket, as hyper reads and writes it, noting in the
-/// connection's [`HeadClock`] each time bytes go out: the watchdog's measure of whether
+/// connection's [`ExchangeClock`] each time bytes go out: the watchdog's measure of whether
 /// a response body still moves. A write is the right measure in both directions: a
 /// client that stops reading stops the writes; a backend that stops sending does too.
 ///
-/// [`HeadClock`]: crate::watchdog::HeadClock
+/// [`ExchangeClock`]: crate::watchdog::ExchangeClock
 pub(crate) struct Progress<T> {
     io: T,
     conn: Arc<ConnInfo>,
@@ -42,8 +42,6 @@ pub(crate) struct Progress<T> {
     refused: bool,
     /// Bytes read from the socket before hyper started, served before the socket's.
     unread: Bytes,
-    /// The socket's last read found nothing to read.
-    read_blocked: bool,
     /// hyper's shutdown of the socket is left to the caller, who may serve the socket
     /// on (see [`crate::parking`]); an upgraded connection's shutdown is its tunnel's.
     keep_open: bool,
@@ -64,7 +62,6 @@ impl<T> Progress<T> {
             guard,
             refused: false,
             unread: Bytes::new(),
-            read_blocked: false,
             keep_open: false,
         }
     }
@@ -81,10 +78,9 @@ impl<T> Progress<T> {
         }
     }
 
-    /// The socket, the bytes hyper was never handed, and whether the socket's last read
-    /// found nothing.
-    pub(crate) fn into_parts(self) -> (T, Bytes, bool) {
-        (self.io, self.unread, self.read_blocked)
+    /// The socket, and the bytes hyper was never handed.
+    pub(crate) fn into_parts(self) -> (T, Bytes) {
+        (self.io, self.unread)
     }
 
     /// Notes a write that moved bytes, and passes its result on.
@@ -93,7 +89,7 @@ impl<T> Progress<T> {
         if let Poll::Ready(Ok(n)) = written
             && n > 0
         {
-            self.conn.head_clock.wrote();
+            self.conn.exchange_clock.wrote();
             self.conn.parking.wrote();
         }
         written
@@ -152,16 +148,12 @@ impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Progress<T> {
             return Poll::Ready(Ok(()));
         }
         if !guarded {
-            let read = Pin::new(&mut this.io).poll_read(cx, buf);
-            this.read_blocked = read.is_pending();
-            return read;
+            return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         SCRATCH.with_borrow_mut(|scratch| {
             let want = buf.remaining().min(scratch.len());
             let mut read = hyper::rt::ReadBuf::new(&mut scratch[..want]);
-            let polled = Pin::new(&mut this.io).poll_read(cx, read.unfilled());
-            this.read_blocked = polled.is_pending();
-            ready!(polled)?;
+            ready!(Pin::new(&mut this.io).poll_read(cx, read.unfilled()))?;
             let filled = read.filled();
             let allowed = this.scanned(filled)?;
             buf.put_slice(&filled[..allowed]);

@@ -15,7 +15,7 @@ use keel_route::{RequestShape, RequestView, Ring};
 use crate::generation::Generation;
 use crate::headers::{set_forwarding, strip_hop_by_hop};
 use crate::parking::Parking;
-use crate::watchdog::HeadClock;
+use crate::watchdog::ExchangeClock;
 
 /// Per-connection facts every request of the connection shares.
 #[derive(Debug)]
@@ -25,8 +25,8 @@ pub(crate) struct ConnInfo {
     /// The listener address the client connected to: the authority of a request that
     /// names none (rendered only then, see [`prepare_upstream`]).
     pub(crate) local_addr: Option<SocketAddr>,
-    /// Since when the connection has waited for a request head (see [`crate::watchdog`]).
-    pub(crate) head_clock: HeadClock,
+    /// The times of its exchanges, for its watchdog (see [`crate::watchdog`]).
+    pub(crate) exchange_clock: ExchangeClock,
     /// Whether its hyper connection is between messages (see [`crate::parking`]).
     pub(crate) parking: Parking,
     /// A `101` has been handed to hyper: the connection's bytes are a tunnel's from
@@ -224,7 +224,7 @@ mod tests {
         let conn = ConnInfo {
             peer_header: HeaderValue::from_static("10.1.2.3"),
             local_addr: None,
-            head_clock: HeadClock::new(),
+            exchange_clock: ExchangeClock::new(),
             parking: Parking::new(),
             upgraded: AtomicBool::new(false),
             listener: None,

@@ -3,9 +3,9 @@
 //!
 //! The protocol is told apart by peeking at the first bytes (the HTTP/2 connection
 //! preface starts `PRI * HTTP/2.0`). An HTTP/2 connection is then served by hyper's
-//! own; a plain HTTP/1 one by a hyper connection per busy spell, parked between
-//! requests so that an idle keep-alive connection holds no buffers (`crate::parking`);
-//! HTTP/1 over TLS by one hyper connection for its whole life (see [`Established`]).
+//! own; an HTTP/1 one, plain or over TLS, by a hyper connection per busy spell, parked
+//! between requests so that an idle keep-alive connection holds none of hyper's buffers
+//! (`crate::parking`).
 //!
 //! Limits: a request head larger than `max_header_bytes` or with more than
 //! `max_headers` fields gets `431`; a head not complete within `header_read_timeout`
@@ -39,7 +39,7 @@ use crate::progress::Progress;
 use crate::request::ConnInfo;
 use crate::serving::ServingThreads;
 use crate::tls::TlsListener;
-use crate::watchdog::{Cut, Exchange, HeadClock, Protocol, WatchLimits, watch};
+use crate::watchdog::{Cut, Exchange, ExchangeClock, Protocol, WatchLimits, watch};
 
 /// Concurrent HTTP/2 streams per client connection (256 streams).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -269,7 +269,7 @@ impl DataPlane {
                 peer_header: HeaderValue::from_maybe_shared(Bytes::from(peer.ip().to_string()))
                     .unwrap_or(HeaderValue::from_static("unknown")),
                 local_addr: stream.local_addr().ok(),
-                head_clock: HeadClock::new(),
+                exchange_clock: ExchangeClock::new(),
                 parking: Parking::new(),
                 upgraded: AtomicBool::new(false),
                 listener: name.clone(),
@@ -353,7 +353,7 @@ impl DataPlane {
         let stream = if is_h2 {
             Established::Http2(stream)
         } else {
-            Established::PlainHttp1(stream)
+            Established::Http1(stream)
         };
         self.serve_io(stream, conn, builders, draining).await;
     }
@@ -370,7 +370,7 @@ impl DataPlane {
     {
         let protocol = match stream {
             Established::Http2(_) => Protocol::Http2,
-            Established::Http1(_) | Established::PlainHttp1(_) => Protocol::Http1,
+            Established::Http1(_) => Protocol::Http1,
         };
         let plane = self.clone();
         let watched = conn.clone();
@@ -417,10 +417,10 @@ impl DataPlane {
                 })
                 .await
             }
-            Established::PlainHttp1(stream) => {
-                // Parked between requests: an idle connection holds none of hyper's
-                // buffers. With upgrades: a `101` from a route that allows it hands the
-                // socket to a tunnel (see `crate::upgrade`).
+            Established::Http1(stream) => {
+                // Parked between requests, plain or TLS: an idle connection holds none of
+                // hyper's buffers. With upgrades: a `101` from a route that allows it
+                // hands the socket to a tunnel (see `crate::upgrade`).
                 let serving = serve_http1(
                     stream,
                     service,
@@ -430,20 +430,6 @@ impl DataPlane {
                     Drain::new(draining),
                 );
                 self.watch_http1(serving, watched.clone(), limits).await
-            }
-            Established::Http1(stream) => {
-                // Not parked (see `Established`), with upgrades as above. Boxed, as
-                // the HTTP/2 branch: inline, hyper's connection would size the task of
-                // every connection, parked plain ones included.
-                let plane = self.clone();
-                Box::pin(async move {
-                    let io = Progress::new(TokioIo::new(stream), watched.clone(), true);
-                    let connection =
-                        pin!(builders.http1.serve_connection(io, service).with_upgrades());
-                    let drained = until_drained(connection, draining, |c| c.graceful_shutdown());
-                    plane.watch_http1(drained, watched, limits).await
-                })
-                .await
             }
         };
         if let Err(error) = result {
@@ -477,12 +463,8 @@ impl DataPlane {
 pub(crate) enum Established<IO> {
     /// HTTP/2, plain or over TLS.
     Http2(IO),
-    /// HTTP/1 over TLS. Not parked between requests: waiting for a head without
-    /// hyper's buffers reads the socket's readiness, which a TLS stream does not
-    /// expose, and rustls keeps buffers of its own per connection anyway.
+    /// HTTP/1, plain or over TLS: parked between requests (see [`crate::parking`]).
     Http1(IO),
-    /// HTTP/1 on a plain TCP socket: parked between requests (see [`crate::parking`]).
-    PlainHttp1(TcpStream),
 }
 
 impl DataPlane {

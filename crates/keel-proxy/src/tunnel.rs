@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::deadline::{coarse_instant, coarse_now_ms};
+use crate::coarse_clock::{coarse_instant, coarse_now_ms};
 use crate::generation::Generation;
 
 /// Open and opened tunnels of one route, pool or backend.

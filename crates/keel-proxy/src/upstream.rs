@@ -59,7 +59,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::UpstreamBody;
-use crate::deadline::coarse_now_ms;
+use crate::coarse_clock::coarse_now_ms;
 use crate::serving::{serving_index, serving_thread_count};
 
 /// Why no connection to a backend could be had.

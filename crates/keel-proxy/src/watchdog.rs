@@ -8,9 +8,10 @@
 //! hyper can bound heads itself, but it makes a tokio timer for every request head it
 //! waits for: a boxed `Sleep`, a clock read, and a timer-wheel insertion and removal
 //! per keep-alive request, for a bound that practically never fires. Here a connection
-//! keeps three words — since when it has been waiting for a head (or "a request is in
-//! flight"), when its response started, and when it last wrote to the client — written
-//! with plain stores from the coarse clock of [`crate::deadline`]: when a request
+//! keeps an [`ExchangeClock`] of a few words — since when it has been waiting for a head
+//! (or "a request is in flight"), when its response started, and when it last wrote to
+//! the client — written
+//! with plain stores from the coarse clock of [`crate::coarse_clock`]: when a request
 //! starts, when its response starts, at each write to the client socket (see
 //! [`Progress`](crate::progress::Progress)), and when the response ends. The
 //! connection's task holds one [`Alarm`], re-armed only when it has gone off or a bound
@@ -43,49 +44,35 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::deadline::{Alarm, coarse_instant, coarse_now_ms};
+use crate::body_bound::{BodyIdleBound, RouteBound};
+use crate::coarse_clock::{AtomicStamp, coarse_instant, coarse_now_ms};
+use crate::deadline::Alarm;
 use crate::parking::PARK_AFTER_MS;
 use crate::request::ConnInfo;
 
-/// `HeadClock::waiting_since` while a request is being served.
-const IN_FLIGHT: u64 = u64::MAX;
-/// `HeadClock::body_started` before the response of the request in flight has started.
-const NO_BODY: u64 = 0;
 /// Shortest time between two looks at an HTTP/2 connection with nothing due (1,000 ms).
 const RECHECK_MIN_MS: u64 = 1_000;
-/// `HeadClock::route_body_idle` when no route has set its own bound: the listener's
-/// `body_idle_timeout` applies.
-const LISTENER_BOUND: u64 = 0;
 
-/// A `body_idle_timeout` as the watchdog keeps it: milliseconds, at least 1 (0 is
-/// [`LISTENER_BOUND`]), and zero, which means never, as `u64::MAX`.
-pub(crate) fn bound_ms(bound: Duration) -> u64 {
-    if bound.is_zero() {
-        u64::MAX
-    } else {
-        u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1)
-    }
-}
-
-/// Since when a connection has been waiting for its next request head, and since when
-/// its response has been moving.
+/// The times of a connection's exchanges, as its watchdog bounds them: since when it
+/// has waited for a request head, when its response body started and last wrote, how
+/// many HTTP/2 streams and bodies are open, and the route's own body bound.
 #[derive(Debug)]
-pub(crate) struct HeadClock {
-    /// A [`coarse_now_ms`] reading, or [`IN_FLIGHT`].
-    waiting_since: AtomicU64,
-    /// When the response in flight started (a [`coarse_now_ms`] reading), or
-    /// [`NO_BODY`]; read only while in flight.
-    body_started: AtomicU64,
+pub(crate) struct ExchangeClock {
+    /// Since when a head has been awaited (a [`coarse_now_ms`] reading); none while a
+    /// request is in flight.
+    waiting_since: AtomicStamp,
+    /// When the response in flight started (a [`coarse_now_ms`] reading), none before;
+    /// read only while in flight.
+    body_started: AtomicStamp,
     /// When the connection last wrote a byte to the client.
     last_write: AtomicU64,
     /// HTTP/2: streams being served.
     streams: AtomicU32,
     /// HTTP/2: streams whose response has started.
     bodies: AtomicU32,
-    /// A route's own body bound in milliseconds (`u64::MAX`: never), or
-    /// [`LISTENER_BOUND`]. HTTP/1: the bound of the exchange in flight. HTTP/2: the
-    /// longest any route on the connection has set.
-    route_body_idle: AtomicU64,
+    /// A route's own body bound, if it set one. HTTP/1: the bound of the exchange in
+    /// flight. HTTP/2: the longest any route on the connection has set.
+    route_body_idle: RouteBound,
 }
 
 /// The protocol a client connection speaks, which decides how its clock is kept.
@@ -108,16 +95,16 @@ enum Due {
     LookAgain,
 }
 
-impl HeadClock {
+impl ExchangeClock {
     /// Waiting from now (the connection just opened).
     pub(crate) fn new() -> Self {
         Self {
-            waiting_since: AtomicU64::new(coarse_now_ms()),
-            body_started: AtomicU64::new(NO_BODY),
+            waiting_since: AtomicStamp::new(Some(coarse_now_ms())),
+            body_started: AtomicStamp::new(None),
             last_write: AtomicU64::new(0),
             streams: AtomicU32::new(0),
             bodies: AtomicU32::new(0),
-            route_body_idle: AtomicU64::new(LISTENER_BOUND),
+            route_body_idle: RouteBound::listeners(),
         }
     }
 
@@ -125,31 +112,29 @@ impl HeadClock {
     /// the route's timeout bounds the wait for the response's head.
     #[inline]
     fn request_started(&self) {
-        self.waiting_since.store(IN_FLIGHT, Relaxed);
-        self.body_started.store(NO_BODY, Relaxed);
-        self.route_body_idle.store(LISTENER_BOUND, Relaxed);
+        self.waiting_since.store(None);
+        self.body_started.store(None);
+        self.route_body_idle.clear();
     }
 
     /// HTTP/1: since when (a [`coarse_now_ms`] reading) the connection has waited for
     /// its next request head, `None` while a request is in flight.
     #[inline]
     pub(crate) fn waiting_since(&self) -> Option<u64> {
-        let since = self.waiting_since.load(Relaxed);
-        (since != IN_FLIGHT).then_some(since)
+        self.waiting_since.load()
     }
 
-    /// The request's route sets its own body bound (from [`bound_ms`]). On HTTP/2 a
-    /// route can only lengthen the connection's bound: its streams share one.
+    /// The request's route sets its own body bound. On HTTP/2 a route can only
+    /// lengthen the connection's bound: its streams share one.
     #[inline]
-    pub(crate) fn route_body_idle(&self, bound_ms: u64) {
-        self.route_body_idle.fetch_max(bound_ms, Relaxed);
+    pub(crate) fn route_body_idle(&self, bound: BodyIdleBound) {
+        self.route_body_idle.lengthen_to(bound);
     }
 
     /// The response has started: from now on its body may not stall.
     #[inline]
     fn response_started(&self) {
-        // The coarse clock reads 0 until its first tick: that is not `NO_BODY`.
-        self.body_started.store(coarse_now_ms().max(1), Relaxed);
+        self.body_started.store(Some(coarse_now_ms()));
     }
 
     /// Bytes went to the client.
@@ -160,7 +145,7 @@ impl HeadClock {
 
     #[inline]
     fn response_done(&self) {
-        self.waiting_since.store(coarse_now_ms(), Relaxed);
+        self.waiting_since.store(Some(coarse_now_ms()));
     }
 
     fn stream_started(&self) {
@@ -168,7 +153,7 @@ impl HeadClock {
     }
 
     fn stream_body_started(&self) {
-        self.body_started.store(coarse_now_ms().max(1), Relaxed);
+        self.body_started.store(Some(coarse_now_ms()));
         self.bodies.fetch_add(1, Relaxed);
     }
 
@@ -177,48 +162,54 @@ impl HeadClock {
             self.bodies.fetch_sub(1, Relaxed);
         }
         if self.streams.fetch_sub(1, Relaxed) == 1 {
-            self.waiting_since.store(coarse_now_ms(), Relaxed);
+            self.waiting_since.store(Some(coarse_now_ms()));
         }
     }
 
     /// An HTTP/1 connection's next bound: its next head, or its response body's next
     /// move.
     #[inline]
-    fn http1_due(&self, head_ms: u64, body_idle_ms: u64) -> Due {
-        let since = self.waiting_since.load(Relaxed);
-        if since != IN_FLIGHT {
+    fn http1_due(&self, head_ms: u64, body_idle: BodyIdleBound) -> Due {
+        if let Some(since) = self.waiting_since.load() {
             return Due::At(since.saturating_add(head_ms), Cut::NoHead);
         }
-        let started = self.body_started.load(Relaxed);
-        let body_idle_ms = match self.route_body_idle.load(Relaxed) {
-            LISTENER_BOUND => body_idle_ms,
-            route => route,
-        };
-        if started == NO_BODY || body_idle_ms == u64::MAX {
+        let Some(started) = self.body_started.load() else {
             return Due::Nothing;
-        }
+        };
+        let BodyIdleBound::Ms(body_idle_ms) = self.route_body_idle.load().unwrap_or(body_idle)
+        else {
+            return Due::Nothing;
+        };
         // A write before the response started (an interim `100 Continue`) is older
         // than the start, and does not count.
         let moved = started.max(self.last_write.load(Relaxed));
-        Due::At(moved.saturating_add(body_idle_ms), Cut::BodyStalled)
+        Due::At(moved.saturating_add(body_idle_ms.get()), Cut::BodyStalled)
     }
 
     /// An HTTP/2 connection's next bound: its idle end with no stream open, or the next
     /// move of its bodies under way.
-    fn http2_due(&self, head_ms: u64, body_idle_ms: u64) -> Due {
+    fn http2_due(&self, head_ms: u64, body_idle: BodyIdleBound) -> Due {
         if self.streams.load(Relaxed) == 0 {
-            let since = self.waiting_since.load(Relaxed);
+            // Set whenever no stream is open (HTTP/2 requests never mark one in flight).
+            let since = self.waiting_since.load().unwrap_or(u64::MAX);
             return Due::At(since.saturating_add(head_ms), Cut::NoHead);
         }
-        let body_idle_ms = body_idle_ms.max(self.route_body_idle.load(Relaxed));
-        if self.bodies.load(Relaxed) == 0 || body_idle_ms == u64::MAX {
+        let body_idle = self
+            .route_body_idle
+            .load()
+            .map_or(body_idle, |route| route.max(body_idle));
+        let BodyIdleBound::Ms(body_idle_ms) = body_idle else {
+            return Due::LookAgain;
+        };
+        if self.bodies.load(Relaxed) == 0 {
             return Due::LookAgain;
         }
         let moved = self
             .body_started
-            .load(Relaxed)
+            .load()
+            .unwrap_or(0)
             .max(self.last_write.load(Relaxed));
-        Due::At(moved.saturating_add(body_idle_ms), Cut::BodyStalled)
+        Due::At(moved.saturating_add(body_idle_ms.get()), Cut::BodyStalled)
     }
 }
 
@@ -249,11 +240,11 @@ impl Exchange {
     pub(crate) fn start(conn: Arc<ConnInfo>, protocol: Protocol) -> Self {
         let stream = match protocol {
             Protocol::Http1 => {
-                conn.head_clock.request_started();
+                conn.exchange_clock.request_started();
                 Stream::No
             }
             Protocol::Http2 => {
-                conn.head_clock.stream_started();
+                conn.exchange_clock.stream_started();
                 Stream::Open
             }
         };
@@ -270,9 +261,9 @@ impl Exchange {
     #[inline]
     pub(crate) fn response_started(&mut self) {
         match self.stream {
-            Stream::No => self.conn.head_clock.response_started(),
+            Stream::No => self.conn.exchange_clock.response_started(),
             Stream::Open => {
-                self.conn.head_clock.stream_body_started();
+                self.conn.exchange_clock.stream_body_started();
                 self.stream = Stream::Answering;
             }
             Stream::Answering => {}
@@ -284,9 +275,9 @@ impl Drop for Exchange {
     #[inline]
     fn drop(&mut self) {
         match self.stream {
-            Stream::No => self.conn.head_clock.response_done(),
-            Stream::Open => self.conn.head_clock.stream_done(false),
-            Stream::Answering => self.conn.head_clock.stream_done(true),
+            Stream::No => self.conn.exchange_clock.response_done(),
+            Stream::Open => self.conn.exchange_clock.stream_done(false),
+            Stream::Answering => self.conn.exchange_clock.stream_done(true),
         }
     }
 }
@@ -318,11 +309,10 @@ pin_project_lite::pin_project! {
         conn: Arc<ConnInfo>,
         protocol: Protocol,
         head_ms: u64,
-        // `u64::MAX` when bodies may stall for good.
-        body_idle_ms: u64,
+        body_idle: BodyIdleBound,
         alarm: Alarm,
-        // The coarse time the alarm is set for; 0 when not set.
-        alarm_ms: u64,
+        // The coarse time the alarm is set for.
+        alarm_ms: Option<u64>,
     }
 }
 
@@ -338,9 +328,9 @@ pub(crate) fn watch<F: Future>(
         conn,
         protocol,
         head_ms: u64::try_from(limits.head.as_millis()).unwrap_or(u64::MAX),
-        body_idle_ms: bound_ms(limits.body_idle),
+        body_idle: BodyIdleBound::of(limits.body_idle),
         alarm: Alarm::default(),
-        alarm_ms: 0,
+        alarm_ms: None,
     }
 }
 
@@ -352,10 +342,10 @@ impl<F: Future> Future for Watched<F> {
         if let Poll::Ready(output) = this.connection.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        let clock = &this.conn.head_clock;
+        let clock = &this.conn.exchange_clock;
         let next = match *this.protocol {
-            Protocol::Http1 => clock.http1_due(*this.head_ms, *this.body_idle_ms),
-            Protocol::Http2 => clock.http2_due(*this.head_ms, *this.body_idle_ms),
+            Protocol::Http1 => clock.http1_due(*this.head_ms, *this.body_idle),
+            Protocol::Http2 => clock.http2_due(*this.head_ms, *this.body_idle),
         };
         let (due, cut) = match next {
             Due::At(due, cut) => (due, Some(cut)),
@@ -388,9 +378,9 @@ impl<F: Future> Future for Watched<F> {
         // Waits and body moves only go forward, so an alarm still ahead and not later
         // than `due` goes off early at worst, and is re-armed then. One later than `due`
         // (set for a longer bound) is brought forward.
-        if *this.alarm_ms == 0 || *this.alarm_ms <= now || *this.alarm_ms > due {
+        if this.alarm_ms.is_none_or(|set| set <= now || set > due) {
             this.alarm.arm(coarse_instant(due), cx.waker());
-            *this.alarm_ms = due;
+            *this.alarm_ms = Some(due);
         }
         Poll::Pending
     }

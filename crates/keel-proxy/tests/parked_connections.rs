@@ -21,61 +21,40 @@ async fn proxy_for(backend: &TestBackend) -> TestProxy {
     proxy_in_front(backend, |_| {}).await
 }
 
+/// Backend `web`, Keel in front of it, and a client connection to Keel.
+async fn connected() -> (TestBackend, TestProxy, TcpStream) {
+    let backend = TestBackend::start("web", None).await;
+    let proxy = proxy_for(&backend).await;
+    let stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    (backend, proxy, stream)
+}
+
 /// Reads until `count` answers with the body `body` have arrived; panics if the
 /// connection closes first or a read takes longer than [`WAIT`].
 async fn read_answers(stream: &mut TcpStream, count: usize, body: &str) -> String {
-    let mut answer = Vec::new();
     let ending = format!("\r\n\r\n{body}");
-    while String::from_utf8_lossy(&answer).matches(&ending).count() < count {
-        let mut buffer = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "connection closed before {count} answers");
-        answer.extend_from_slice(&buffer[..n]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// Reads until the peer closes; `true` if it did within [`WAIT`].
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
+    let answers = read_until(stream, &format!("{count} answers"), |read| {
+        String::from_utf8_lossy(read).matches(&ending).count() >= count
+    })
+    .await;
+    String::from_utf8_lossy(&answers).into_owned()
 }
 
 #[tokio::test]
 async fn keep_alive_requests_follow_one_another_on_one_connection() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     for path in ["/one", "/two", "/three", "/four"] {
         let answer = get_on(&mut stream, path, "web").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
     }
     assert_eq!(backend.requests(), 4);
-    let seen: Vec<String> = backend
-        .seen
-        .heads
-        .lock()
-        .expect("heads")
-        .iter()
-        .map(|head| head.uri.path().to_owned())
-        .collect();
+    let seen = backend.paths();
     assert_eq!(seen, ["/one", "/two", "/three", "/four"]);
 }
 
 #[tokio::test]
 async fn a_head_sent_in_pieces_after_an_answer_is_answered() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     get_on(&mut stream, "/first", "web").await;
     for piece in [
         &b"GET /sec"[..],
@@ -95,9 +74,7 @@ async fn a_head_sent_in_pieces_after_an_answer_is_answered() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     stream
         .write_all(
             b"GET /a HTTP/1.1\r\nHost: shop\r\n\r\n\
@@ -108,14 +85,7 @@ async fn pipelined_requests_are_answered_in_order() {
         .expect("write");
     let answers = read_answers(&mut stream, 3, "web").await;
     assert_eq!(answers.matches("HTTP/1.1 200").count(), 3, "{answers}");
-    let seen: Vec<String> = backend
-        .seen
-        .heads
-        .lock()
-        .expect("heads")
-        .iter()
-        .map(|head| head.uri.path().to_owned())
-        .collect();
+    let seen = backend.paths();
     assert_eq!(seen, ["/a", "/b", "/c"]);
     // And the connection is still usable afterwards.
     get_on(&mut stream, "/d", "web").await;
@@ -123,9 +93,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_pipelined_head_cut_in_two_is_answered() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     stream
         .write_all(b"GET /a HTTP/1.1\r\nHost: shop\r\n\r\nGET /b HTTP/1.1\r\nHo")
         .await
@@ -134,22 +102,13 @@ async fn a_pipelined_head_cut_in_two_is_answered() {
     tokio::time::sleep(PIECE_GAP).await;
     stream.write_all(b"st: shop\r\n\r\n").await.expect("write");
     read_answers(&mut stream, 1, "web").await;
-    let seen: Vec<String> = backend
-        .seen
-        .heads
-        .lock()
-        .expect("heads")
-        .iter()
-        .map(|head| head.uri.path().to_owned())
-        .collect();
+    let seen = backend.paths();
     assert_eq!(seen, ["/a", "/b"]);
 }
 
 #[tokio::test]
 async fn requests_with_bodies_and_without_share_a_connection() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     stream
         .write_all(b"POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello")
         .await
@@ -170,9 +129,7 @@ async fn requests_with_bodies_and_without_share_a_connection() {
 
 #[tokio::test]
 async fn connection_close_is_answered_then_the_connection_ends() {
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_backend, _proxy, mut stream) = connected().await;
     get_on(&mut stream, "/first", "web").await;
     stream
         .write_all(b"GET /last HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
@@ -239,9 +196,7 @@ async fn a_drain_closes_an_idle_keep_alive_connection() {
 async fn a_chunk_size_past_the_bound_after_a_parked_wait_is_a_400() {
     // The head and body a parked connection reads go to hyper through the same
     // chunk-size guard as bytes hyper reads itself.
-    let backend = TestBackend::start("web", None).await;
-    let proxy = proxy_for(&backend).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (backend, _proxy, mut stream) = connected().await;
     get_on(&mut stream, "/first", "web").await;
     tokio::time::sleep(PIECE_GAP).await;
     let request = "POST /upload HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -258,13 +213,6 @@ async fn a_chunk_size_past_the_bound_after_a_parked_wait_is_a_400() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("keel-error: bad-request\r\n"), "{answer}");
-    let paths: Vec<String> = backend
-        .seen
-        .heads
-        .lock()
-        .expect("heads")
-        .iter()
-        .map(|head| head.uri.path().to_owned())
-        .collect();
+    let paths: Vec<String> = backend.paths();
     assert!(!paths.iter().any(|p| p == "/admin"), "smuggled: {paths:?}");
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// The header read timeout under test (300 ms).
@@ -21,18 +21,6 @@ const HEAD_LIMIT: Duration = Duration::from_millis(300);
 
 async fn proxy_for(backend: &TestBackend) -> TestProxy {
     proxy_in_front(backend, |limits| limits.header_read_timeout = HEAD_LIMIT).await
-}
-
-/// Reads until the peer closes; `true` if it did within [`WAIT`].
-async fn closed_by_peer(stream: &mut TcpStream) -> bool {
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
 }
 
 #[tokio::test]
@@ -155,16 +143,7 @@ async fn a_stalled_upload_is_a_client_timeout_not_the_backends_fault() {
         .write_all(b"POST /upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 10\r\n\r\nabc")
         .await
         .expect("write");
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("an answer in time")
-            .expect("read");
-        assert!(n > 0, "closed without an answer");
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    let answer = read_until(&mut stream, "an answer", has_head).await;
     let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 408"), "{answer}");
     assert!(

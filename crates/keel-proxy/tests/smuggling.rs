@@ -396,3 +396,29 @@ async fn a_chunk_size_past_the_bound_is_a_400_and_smuggles_nothing() {
     assert_eq!(counters.failures(), 0, "the backend was blamed");
     still_serves(&proxy).await;
 }
+
+/// RFC 9110 §7.6.1: every header `Connection` names is hop-by-hop, a header named
+/// `close` too (a fuzz finding: `Connection: close` was taken as the option alone).
+#[tokio::test]
+async fn a_header_named_close_goes_with_connection_close_both_ways() {
+    let (backend, proxy) = answered_by(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\nclose: from-backend\r\n\r\nok",
+    )
+    .await;
+    let (answer, _) = raw_exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\nclose: from-client\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&answer), Some(200), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("from-backend"),
+        "the client got the backend's `close` header: {answer}"
+    );
+    let received = String::from_utf8_lossy(&backend.received.lock().expect("lock")).into_owned();
+    assert!(received.starts_with("GET / HTTP/1.1"), "{received}");
+    assert!(
+        !received.contains("from-client"),
+        "the backend got the client's `close` header: {received}"
+    );
+}

@@ -73,31 +73,9 @@ async fn request_stream(proxy: &TestProxy) -> TcpStream {
     stream
 }
 
-/// Reads until the peer closes or `WAIT` passes: the bytes, and whether it closed.
-async fn read_to_close(stream: &mut TcpStream) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut buffer = [0u8; 64 * 1024];
-    loop {
-        match tokio::time::timeout(WAIT, stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => return (out, true),
-            Ok(Ok(n)) => out.extend_from_slice(&buffer[..n]),
-            Err(_) => return (out, false),
-        }
-    }
-}
-
 /// Reads until what arrived ends with `end`; fails if the connection closes first.
 async fn read_through(stream: &mut TcpStream, end: &[u8]) {
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !answer.ends_with(end) {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("the body kept coming")
-            .expect("read");
-        assert!(n > 0, "cut after {}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    read_until(stream, "the rest of the body", |read| read.ends_with(end)).await;
 }
 
 #[tokio::test]

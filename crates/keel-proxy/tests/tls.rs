@@ -13,7 +13,9 @@ use http::Request;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_proxy::tls::HandshakeFailure;
-use support::tls::{BOTH, TlsProxy, client, connect, tls_config, write_certificate};
+use keel_testkit::read_until;
+use support::tls::{BOTH, TlsProxy, client, connect, shop_proxy, tls_config, write_certificate};
+use tokio::io::AsyncWriteExt;
 use support::{TestBackend, WAIT};
 
 #[tokio::test]
@@ -237,4 +239,59 @@ async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted()
     })
     .await;
     assert_eq!(backend.requests(), 0);
+}
+
+
+/// HTTP/1 over TLS is parked between requests like plain HTTP/1 (`crate::parking`):
+/// after an idle pause longer than the park delay (100 ms), a head sent in pieces, and
+/// then two pipelined requests, are answered in order on the same TLS session. (That
+/// the parked connection gives hyper's buffers back is `bench/memory.sh`'s to measure.)
+#[tokio::test]
+async fn an_idle_http1_tls_connection_is_parked_and_serves_on() {
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
+    let (mut stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
+        .await
+        .expect("handshake");
+    let answers = |count: usize| {
+        move |read: &[u8]| String::from_utf8_lossy(read).matches("\r\n\r\nweb").count() >= count
+    };
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    read_until(&mut stream, "the first answer", answers(1)).await;
+    tokio::time::sleep(PAUSE).await;
+    for piece in [
+        &b"GET /sec"[..],
+        b"ond HTTP/1.1\r\nHost: shop.exa",
+        b"mple.com\r\n\r\n",
+    ] {
+        stream.write_all(piece).await.expect("write");
+        tokio::time::sleep(PAUSE).await;
+    }
+    let second = read_until(&mut stream, "the second answer", answers(1)).await;
+    assert!(second.starts_with(b"HTTP/1.1 200"), "{second:?}");
+    assert_eq!(backend.last_head().expect("head").uri.path(), "/second");
+    stream
+        .write_all(
+            b"GET /third HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
+              GET /fourth HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let rest = read_until(&mut stream, "two pipelined answers", answers(2)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&rest)
+            .matches("HTTP/1.1 200")
+            .count(),
+        2
+    );
+    assert_eq!(backend.last_head().expect("head").uri.path(), "/fourth");
+    assert_eq!(backend.requests(), 4);
+    assert_eq!(
+        proxy.counters().completed(),
+        1,
+        "one TLS session throughout"
+    );
 }

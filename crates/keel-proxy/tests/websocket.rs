@@ -132,6 +132,23 @@ async fn next(socket: &mut Client) -> Option<Message> {
     }
 }
 
+/// An echo backend `live`, Keel in front of it with upgrades allowed, and a WebSocket
+/// opened through Keel at `path`.
+async fn live(path: &str) -> (EchoBackend, TestProxy, Client) {
+    let backend = EchoBackend::start("live").await;
+    let proxy = proxy_for(&backend, ALLOWED, "").await;
+    let socket = open(&proxy, path).await;
+    (backend, proxy, socket)
+}
+
+/// After a close handshake: Keel passed the backend's end of stream on, the client,
+/// done, closes its side, and no tunnel is left.
+async fn ends_on_both_sides(mut socket: Client, proxy: &TestProxy) {
+    assert_eq!(next(&mut socket).await, None);
+    drop(socket);
+    no_tunnel_left(proxy).await;
+}
+
 async fn open_tunnels(generation: &Generation) -> u64 {
     generation.tunnels.total().open()
 }
@@ -147,9 +164,7 @@ async fn no_tunnel_left(proxy: &TestProxy) {
 
 #[tokio::test]
 async fn messages_echo_through_and_the_tunnel_is_counted_where_it_goes() {
-    let backend = EchoBackend::start("live").await;
-    let proxy = proxy_for(&backend, ALLOWED, "").await;
-    let mut socket = open(&proxy, "/live/cart").await;
+    let (backend, proxy, mut socket) = live("/live/cart").await;
     socket.send(Message::text("hello")).await.expect("send");
     assert_eq!(next(&mut socket).await, Some(Message::text("hello")));
     socket
@@ -187,9 +202,7 @@ async fn messages_echo_through_and_the_tunnel_is_counted_where_it_goes() {
 
 #[tokio::test]
 async fn a_large_frame_crosses_whole() {
-    let backend = EchoBackend::start("live").await;
-    let proxy = proxy_for(&backend, ALLOWED, "").await;
-    let mut socket = open(&proxy, "/live").await;
+    let (_backend, _proxy, mut socket) = live("/live").await;
     // Many times any one buffer on the way: the copy must loop with back-pressure.
     let large: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     socket
@@ -207,9 +220,7 @@ async fn a_large_frame_crosses_whole() {
 
 #[tokio::test]
 async fn a_close_from_the_client_is_answered_and_both_sides_close() {
-    let backend = EchoBackend::start("live").await;
-    let proxy = proxy_for(&backend, ALLOWED, "").await;
-    let mut socket = open(&proxy, "/live").await;
+    let (_backend, proxy, mut socket) = live("/live").await;
     let frame = CloseFrame {
         code: CloseCode::Normal,
         reason: "bye".into(),
@@ -219,17 +230,12 @@ async fn a_close_from_the_client_is_answered_and_both_sides_close() {
         Some(Message::Close(Some(echoed))) => assert_eq!(echoed.code, CloseCode::Normal),
         other => panic!("expected the close answer, got {other:?}"),
     }
-    // Keel passed the backend's end of stream on; the client, done, closes its side.
-    assert_eq!(next(&mut socket).await, None);
-    drop(socket);
-    no_tunnel_left(&proxy).await;
+    ends_on_both_sides(socket, &proxy).await;
 }
 
 #[tokio::test]
 async fn a_close_from_the_server_reaches_the_client_with_its_code() {
-    let backend = EchoBackend::start("live").await;
-    let proxy = proxy_for(&backend, ALLOWED, "").await;
-    let mut socket = open(&proxy, "/live").await;
+    let (_backend, proxy, mut socket) = live("/live").await;
     socket
         .send(Message::text(CLOSE_PLEASE))
         .await
@@ -241,10 +247,7 @@ async fn a_close_from_the_server_reaches_the_client_with_its_code() {
         }
         other => panic!("expected the server's close, got {other:?}"),
     }
-    // Keel passed the backend's end of stream on; the client, done, closes its side.
-    assert_eq!(next(&mut socket).await, None);
-    drop(socket);
-    no_tunnel_left(&proxy).await;
+    ends_on_both_sides(socket, &proxy).await;
 }
 
 #[tokio::test]

@@ -2,15 +2,19 @@
 //!
 //! It owns the pieces several test suites used to carry their own copies of:
 //!
-//! * [`serve`]: the accept loop that serves a request handler on a bound loopback
+//! * [`serve()`]: the accept loop that serves a request handler on a bound loopback
 //!   listener, one task per connection (HTTP/1.1 and h2c).
 //! * [`Backend`]: a real HTTP backend on `127.0.0.1:0` that identifies as its service
 //!   (`x-service: <service>`), answering 200, 500 or another status, optionally after a
 //!   delay or random jitter, optionally with its own `/healthz` status.
-//! * [`load`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
+//! * [`load()`] and [`sequential`]: a bounded client load (a fixed request rate for a fixed
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
-//! * [`free_addr`]: a loopback address where nothing listens.
+//! * [`free_addr`] and [`free_port`]: a loopback address (or port) where nothing listens.
+//! * [`eventually`], [`eventually_holds`] and [`wait_until`]: the one way a test waits
+//!   for something to happen elsewhere, bounded by [`WAIT`].
+//! * [`read_until`], [`read_to_close`] and [`closed_by_peer`]: reading a raw connection
+//!   (plain or TLS) in framing tests, each read bounded by [`WAIT`].
 //! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
 //!   and a bounded load that counts the wrong answers (a success from another
 //!   application) per service, in [`WrongAnswers`].
@@ -21,14 +25,18 @@
 mod backend;
 mod load;
 mod port;
+mod raw;
 mod serve;
 mod shop;
+mod wait;
 
 pub use backend::{Answer, Backend, start};
 pub use load::{LoadReport, load, sequential};
-pub use port::free_addr;
+pub use port::{free_addr, free_port};
+pub use raw::{closed_by_peer, has_head, read_to_close, read_until};
 pub use serve::serve;
 pub use shop::{
     IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,
     toml_list,
 };
+pub use wait::{POLL_EVERY, Settled, WAIT, eventually, eventually_holds, wait_until};

@@ -19,7 +19,7 @@ use keel_control::admin::AdminToken;
 use keel_control::api::ApplyBody;
 use keel_control::client::AdminClient;
 use keel_store::{GenerationState, SqliteStore, Store};
-use keel_testkit::{Backend, free_addr};
+use keel_testkit::{Backend, WAIT, eventually, free_addr};
 
 const TOKEN: &str = "process-test-token";
 /// Crash rounds: start, apply continuously, kill -9, inspect, restart.
@@ -163,18 +163,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-) -> Option<T> {
-    for _ in 0..500 {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +317,7 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
     // SIGHUP re-reads the file through the same gate.
     std::fs::write(&file, config(proxy, admin, b)).expect("write");
     keel.signal("HUP");
-    let served = eventually(|| async { get(proxy).await.filter(|(g, _)| *g > 3) }).await;
+    let served = eventually(WAIT, || async { get(proxy).await.filter(|(g, _)| *g > 3) }).await;
     assert_eq!(
         served.map(|(_, body)| body),
         Some("B".to_string()),
@@ -339,7 +327,7 @@ async fn restarts_serve_the_store_and_the_cli_drives_a_running_keel() {
     let generation = get(proxy).await.map(|(g, _)| g);
     std::fs::write(&file, "not = [valid").expect("write");
     keel.signal("HUP");
-    let rejected = eventually(|| async {
+    let rejected = eventually(WAIT, || async {
         let list = keel.client().history(1).await.ok()?;
         list.into_iter()
             .find(|g| g.origin == "sighup" && g.state == GenerationState::Rejected)
@@ -436,7 +424,7 @@ async fn kill_9_during_applies_leaves_the_old_or_the_new_generation_never_a_mix(
         };
         // Let a few applies complete, then kill at a varying instant within the next ones.
         let wanted = 2 + round % 3;
-        eventually(|| async {
+        eventually(WAIT, || async {
             (acknowledged.lock().map(|a| a.len()).unwrap_or(0) >= wanted).then_some(())
         })
         .await
@@ -482,7 +470,7 @@ async fn kill_9_during_applies_leaves_the_old_or_the_new_generation_never_a_mix(
         // After a restart, exactly that generation serves, routed as its config says.
         let mut keel = Keel::start(dir.path(), &file, admin);
         keel.ready().await;
-        let served = eventually(|| get(proxy)).await;
+        let served = eventually(WAIT, || get(proxy)).await;
         assert_eq!(
             served,
             Some((active_id, body_of(&active_text).to_string())),

@@ -11,32 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
+use keel_testkit::{free_port, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A running `keel serve`, killed if the test ends early.
 struct Keel {
@@ -88,7 +69,7 @@ impl Keel {
 
     async fn ready(&self) {
         let addr = self.addr;
-        eventually("keel answers", || async move {
+        wait_until(WAIT, "keel answers", || async move {
             matches!(request(addr, "/ready").await, Some(answer) if answer.starts_with("HTTP/1.1 200"))
         })
         .await;
@@ -233,13 +214,13 @@ async fn sigterm_drains_in_flight_requests_and_refuses_new_ones() {
     let addr = keel.addr;
     let before = counts.heads.load(SeqCst);
     let in_flight = tokio::spawn(async move { request(addr, "/slow").await });
-    eventually("the slow request reached the backend", || {
+    wait_until(WAIT, "the slow request reached the backend", || {
         let counts = counts.clone();
         async move { counts.heads.load(SeqCst) > before }
     })
     .await;
     keel.terminate();
-    eventually("new connections are refused", || async move {
+    wait_until(WAIT, "new connections are refused", || async move {
         TcpStream::connect(addr).await.is_err()
     })
     .await;
@@ -277,7 +258,8 @@ async fn a_100_mb_upload_streams_through_the_binary_in_bounded_memory() {
         sent += n as u64;
         // Streaming, not store-and-forward: the backend is never far behind the client.
         if sent == 8 * 1024 * 1024 {
-            eventually(
+            wait_until(
+                WAIT,
                 "the backend receives while the client is still sending",
                 || {
                     let counts = counts.clone();

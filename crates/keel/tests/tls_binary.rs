@@ -6,18 +6,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use keel_testkit::Backend;
+use keel_testkit::{Backend, free_port};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Writes `certs/shop.pem` and `certs/shop.key` under `dir`, valid until `until`.
 fn write_certificate(dir: &Path, until: i32) {

@@ -1,5 +1,7 @@
 //! Test helpers: a real HTTP client, config texts, a store whose writes can be made to
-//! fail, and an `eventually` loop (backends come from `keel-testkit`).
+//! fail, a guarded controller serving a data plane ([`GuardedPlane`], in `shop.rs`, which
+//! `examples/detect.rs` includes on its own), and keel-testkit's
+//! `eventually` (backends come from `keel-testkit` too).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -106,23 +108,11 @@ pub fn controller(store: Arc<dyn Store>, hooks: Hooks) -> Controller {
     Controller::new(store, plane, hooks)
 }
 
-/// Polls `check` until it returns `Some` or `within` passes.
-pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+#[allow(unused_imports)] // not every suite uses every helper
+pub use keel_testkit::{WAIT, eventually, wait_until};
+
+#[allow(unused_imports)] // not every suite uses every helper
+pub use shop::GuardedPlane;
 
 /// A memory store whose writes fail while `failing` is set: a full disk, say.
 #[derive(Default)]

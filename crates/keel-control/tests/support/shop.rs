@@ -239,59 +239,26 @@ pub fn path_of(n: u64) -> String {
 }
 
 /// A guarded controller (or not) over a real SQLite store, serving on 127.0.0.1:0.
+/// Its controller, store and address are its [`GuardedPlane`]'s (`shop.controller`).
 pub struct Shop {
     pub backends: Backends,
-    pub controller: Controller,
-    pub store: Arc<SqliteStore>,
-    pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    plane: GuardedPlane,
+}
+
+impl std::ops::Deref for Shop {
+    type Target = GuardedPlane;
+    fn deref(&self) -> &GuardedPlane {
+        &self.plane
+    }
 }
 
 impl Shop {
     /// Starts the shop serving [`Variant::Good`] (with `extra` settings) as generation 1.
     pub async fn start(extra: &str) -> Shop {
         let backends = Backends::start().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-        let first = controller
-            .apply(request(shop_config(&backends, Variant::Good, extra)))
-            .await
-            .expect("apply");
-        assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
-        Shop {
-            backends,
-            controller,
-            store,
-            addr,
-            stop,
-            _dir: dir,
-        }
+        let plane =
+            GuardedPlane::start(request(shop_config(&backends, Variant::Good, extra))).await;
+        Shop { backends, plane }
     }
 
     /// The config text of `variant` with `extra` settings.
@@ -357,4 +324,58 @@ fn shop_request(addr: SocketAddr, n: u64) -> Request<Empty<Bytes>> {
 pub fn dry_run(mut request: ApplyRequest) -> ApplyRequest {
     request.dry_run = true;
     request
+}
+
+/// A guarded controller (`Controller::new_guarded`) over a fresh SQLite store, its first
+/// generation applied, its data plane serving a listener on 127.0.0.1:0 until `stop` is
+/// sent or dropped. The plane samples generously (10,000 requests over 5 minutes) so
+/// that the impact gate has traffic to replay.
+pub struct GuardedPlane {
+    pub controller: Controller,
+    pub store: Arc<SqliteStore>,
+    pub addr: SocketAddr,
+    pub stop: watch::Sender<bool>,
+    pub dir: tempfile::TempDir,
+}
+
+impl GuardedPlane {
+    /// Applies `first` (which must be applied) and starts serving.
+    pub async fn start(first: ApplyRequest) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+        let plane = DataPlane::new(DataPlaneOptions {
+            sample_size: 10_000,
+            sample_window: Duration::from_secs(300),
+            access_log: None,
+            generation_header: true,
+        })
+        .expect("data plane");
+        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let applied = controller.apply(first).await.expect("apply");
+        assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, mut stopped) = watch::channel(false);
+        let limits = ListenerLimits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+            drain_timeout: Duration::from_secs(2),
+        };
+        tokio::spawn(async move {
+            let _ = plane
+                .serve(listener, limits, async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+        });
+        GuardedPlane {
+            controller,
+            store,
+            addr,
+            stop,
+            dir,
+        }
+    }
 }

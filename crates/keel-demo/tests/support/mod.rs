@@ -1,5 +1,5 @@
-//! Test scaffolding: a plain HTTP client for talking to one backend, a bounded
-//! "eventually" helper, and (in `router`) a minimal path-prefix forwarder that stands in
+//! Test scaffolding: a plain HTTP client for talking to one backend, keel-testkit's
+//! bounded `eventually` under the name these suites use, and (in `router`) a minimal path-prefix forwarder that stands in
 //! for Keel so the load can be tested end to end without the data plane.
 
 #![allow(dead_code)]
@@ -7,7 +7,7 @@
 pub(crate) mod router;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{COOKIE, HOST};
@@ -83,16 +83,7 @@ pub(crate) async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, Method::GET, path, None, "").await
 }
 
-/// Poll `condition` every 10 ms until it holds or `within` passes; true if it held.
-pub(crate) async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// `eventually(within, || condition)` in these suites: keel-testkit's
+/// [`eventually_holds`](keel_testkit::eventually_holds).
+#[allow(unused_imports)] // not every suite uses every helper
+pub(crate) use keel_testkit::eventually_holds as eventually;

@@ -1,5 +1,7 @@
 //! Shared test fixtures: real hyper backends on 127.0.0.1:0, a real data plane serving a
-//! real listener, an HTTP client, raw sockets, and an `eventually` helper.
+//! real listener, an HTTP client, raw sockets. Waiting and the loopback pieces every
+//! crate's tests share come from `keel-testkit`, re-exported here under the names these
+//! suites use.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod tls;
@@ -27,26 +29,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 
-/// Longest any single wait in these tests may take (10 seconds).
-pub const WAIT: Duration = Duration::from_secs(10);
-
-/// Polls `check` until it holds or `within` passes; panics with `what` on timeout.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// `eventually(WAIT, "what", || async { .. })` in these suites panics naming what it
+/// waited for: keel-testkit's [`wait_until`](keel_testkit::wait_until).
+#[allow(unused_imports)] // not every suite uses every helper
+pub use keel_testkit::{
+    WAIT, closed_by_peer, has_head, read_to_close, read_until, wait_until, wait_until as eventually,
+};
 
 /// A backend's answer body: any body of `Bytes` that cannot fail.
 pub type AnyBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -184,6 +173,15 @@ impl TestBackend {
     /// The last request head received (probes excluded).
     pub fn last_head(&self) -> Option<SeenHead> {
         self.seen.heads.lock().ok()?.last().cloned()
+    }
+
+    /// The paths of the request heads received, in order (probes excluded).
+    pub fn paths(&self) -> Vec<String> {
+        let heads = self.seen.heads.lock().expect("heads");
+        heads
+            .iter()
+            .map(|head| head.uri.path().to_owned())
+            .collect()
     }
 
     /// Health probes received.
@@ -421,16 +419,10 @@ pub async fn spread(
 pub async fn get_on(stream: &mut TcpStream, path: &str, body: &str) -> String {
     let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    while !String::from_utf8_lossy(&answer).ends_with(body) {
-        let mut buffer = [0u8; 1024];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buffer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "connection closed before the answer to {path} ended");
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    let answer = read_until(stream, &format!("the answer to {path}"), |read| {
+        read.ends_with(body.as_bytes())
+    })
+    .await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 
@@ -439,17 +431,8 @@ pub async fn get_on(stream: &mut TcpStream, path: &str, body: &str) -> String {
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(bytes).await.expect("write");
-    let mut out = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(Ok(n)) => out.extend_from_slice(&buffer[..n]),
-            Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
-        }
-    }
+    let (read, closed) = read_to_close(&mut stream).await;
+    (String::from_utf8_lossy(&read).into_owned(), closed)
 }
 
 /// A TCP "backend" that records every byte it receives and answers the first request

@@ -216,3 +216,14 @@ pub async fn connect(
         .to_vec();
     Ok((stream, leaf))
 }
+
+/// Keel terminating TLS with `tls` (which names certificate `shop`, for
+/// `shop.example.com`, written in the returned directory) in front of backend `web`.
+pub async fn shop_proxy(tls: &str) -> (tempfile::TempDir, super::TestBackend, TlsProxy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_certificate(dir.path(), "shop", &["shop.example.com"]);
+    let backend = super::TestBackend::start("web", None).await;
+    let config = tls_config(dir.path(), tls, &["shop"], backend.addr);
+    let (proxy, _) = TlsProxy::start(config).await;
+    (dir, backend, proxy)
+}

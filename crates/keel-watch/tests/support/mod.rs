@@ -210,14 +210,7 @@ pub async fn load(proxy: SocketAddr, rps: u32, duration: Duration) -> LoadReport
     .await
 }
 
-/// Polls `condition` every 20 ms until it holds or `deadline` passes.
-pub async fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let end = tokio::time::Instant::now() + deadline;
-    while tokio::time::Instant::now() < end {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    condition()
-}
+/// `eventually(within, || condition)` in these suites: keel-testkit's
+/// [`eventually_holds`](keel_testkit::eventually_holds).
+#[allow(unused_imports)] // not every suite uses every helper
+pub use keel_testkit::{WAIT, eventually_holds, eventually_holds as eventually, wait_until};
