@@ -40,6 +40,8 @@ pub enum ProxyFailure {
     UpgradeNotAllowed,
     /// The route's `allow` or `deny` list refuses the client's address (403).
     ClientNotAllowed,
+    /// The route's rate limit has no token left for the request's key (429).
+    RateLimited,
 }
 
 impl ProxyFailure {
@@ -58,6 +60,7 @@ impl ProxyFailure {
             ProxyFailure::BadRequest | ProxyFailure::UpgradeNotAllowed => StatusCode::BAD_REQUEST,
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyFailure::ClientNotAllowed => StatusCode::FORBIDDEN,
+            ProxyFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -77,6 +80,7 @@ impl ProxyFailure {
             ProxyFailure::Starting => "no-active-generation",
             ProxyFailure::UpgradeNotAllowed => "upgrade-not-allowed",
             ProxyFailure::ClientNotAllowed => "client-not-allowed",
+            ProxyFailure::RateLimited => "rate-limited",
         }
     }
 }

@@ -74,6 +74,12 @@ pub(crate) struct RouteRuntime {
     pub(crate) request_rules: Option<Box<crate::policy::CompiledRules>>,
     /// Headers set on or removed from the answer.
     pub(crate) response_rules: Option<Box<crate::policy::CompiledRules>>,
+    /// The answer of a fixed-answer route (see [`crate::answer`]).
+    pub(crate) answer: Option<Box<crate::answer::CompiledAnswer>>,
+    /// The path rewrite: the prefix the route matched and what replaces it.
+    pub(crate) rewrite: Option<Box<crate::policy::CompiledRewrite>>,
+    /// The route's rate limit and its buckets (see [`crate::rate_limit`]).
+    pub(crate) limiter: Option<Box<crate::rate_limit::Limiter>>,
 }
 
 impl Generation {
@@ -137,7 +143,7 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
         .iter()
         .zip(&config.routes)
         .map(|(route, configured)| {
-            let service = config.services.get_index(route.service);
+            let service = route.service.and_then(|s| config.services.get_index(s));
             let verify = service.and_then(|(_, s)| {
                 let identity = s.identity.as_ref().filter(|_| s.verify_responses)?;
                 let name = HeaderName::from_bytes(identity.value.header.as_bytes()).ok()?;
@@ -174,6 +180,11 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                 ),
                 response_rules: crate::policy::CompiledRules::compile(
                     configured.response_headers.as_ref().map(|r| &r.value),
+                ),
+                answer: crate::answer::CompiledAnswer::compile(configured),
+                rewrite: crate::policy::CompiledRewrite::compile(configured),
+                limiter: crate::rate_limit::Limiter::compile(
+                    configured.rate_limit.as_ref().map(|l| &l.value),
                 ),
             }
         })

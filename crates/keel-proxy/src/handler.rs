@@ -110,6 +110,15 @@ impl DataPlane {
             {
                 refused
             }
+            Some(route_id)
+                if let Some(limited) =
+                    crate::policy::refuse_by_rate(&generation, route_id, &parts, conn) =>
+            {
+                limited
+            }
+            Some(route_id) if let Some(answered) = crate::answer::fixed(&generation, route_id) => {
+                answered
+            }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle_ms {
                     conn.head_clock.route_body_idle(bound);
@@ -132,6 +141,9 @@ impl DataPlane {
                     }
                     None => {
                         prepare_upstream(&mut parts, conn);
+                        if let Some(rewrite) = &generation.routes[route_id].rewrite {
+                            rewrite.apply(&mut parts.uri);
+                        }
                         if let Some(rules) = &generation.routes[route_id].request_rules {
                             rules.apply(&mut parts.headers);
                         }

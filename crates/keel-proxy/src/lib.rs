@@ -14,6 +14,7 @@
 //! never parses config and never waits on the control plane.
 
 mod access_log;
+mod answer;
 mod backend;
 mod balance;
 mod body;
@@ -35,6 +36,7 @@ mod parking;
 mod policy;
 pub mod probe;
 mod progress;
+mod rate_limit;
 mod refuse;
 mod request;
 mod resend;

@@ -1,8 +1,9 @@
 //! A route's traffic policies on the hot path: its client address rule (`allow` /
 //! `deny`), judged on the TCP peer's address before the request is forwarded (a
 //! refused request is answered `403 client-not-allowed` and counted in the route's
-//! stats as a client error, like any answer), and its header rules, compiled once per
-//! generation and applied to the forwarded request and to the answer.
+//! stats as a client error, like any answer), then its rate limit (`429 rate-limited`,
+//! buckets in [`crate::rate_limit`]), its header rules, compiled once per generation
+//! and applied to the forwarded request and to the answer, and its path rewrite.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,6 +62,35 @@ pub(crate) fn refuse_by_address(
     ))
 }
 
+/// The `429` for a request the route's rate limit has no token for, or `None` to serve
+/// it (see [`crate::rate_limit`]).
+pub(crate) fn refuse_by_rate(
+    generation: &Generation,
+    route_id: usize,
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+) -> Option<(Response<ResponseBody>, Served)> {
+    let limiter = generation.routes[route_id].limiter.as_ref()?;
+    let retry = limiter.admit(parts, conn).err()?;
+    let stats = &generation.stats.routes[route_id];
+    stats.unassigned.record(Outcome::ClientError);
+    stats.policy_refused.fetch_add(1, Relaxed);
+    stats.rate_limited.fetch_add(1, Relaxed);
+    let detail = format!(
+        "route `{}` is over its rate limit for this client; retry in {} s",
+        generation.table.route(route_id).name,
+        retry.0
+    );
+    let mut response = respond(ProxyFailure::RateLimited, &detail, None);
+    let (name, value) = retry.header();
+    response.headers_mut().insert(name, value);
+    let served = Served {
+        error: Some(ProxyFailure::RateLimited),
+        ..Served::default()
+    };
+    Some((response, served))
+}
+
 /// A route's header rules for one direction, as the hot path applies them.
 #[derive(Debug)]
 pub(crate) struct CompiledRules {
@@ -97,6 +127,44 @@ impl CompiledRules {
         }
         for (name, value) in &self.set {
             headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// A route's path rewrite on the hot path: the `path_prefix` it matched and what
+/// replaces it (see [`keel_config::Rewrite::apply`], which `keel check` uses for the
+/// `rewritten_path` of route tests: one rule for both).
+#[derive(Debug)]
+pub(crate) struct CompiledRewrite {
+    matched: Box<str>,
+    rule: keel_config::Rewrite,
+}
+
+impl CompiledRewrite {
+    /// The rewrite of a route matched by `path_prefix`, or `None` (the parser refuses a
+    /// rewrite on any other route).
+    pub(crate) fn compile(route: &keel_config::Route) -> Option<Box<Self>> {
+        let rule = route.rewrite.as_ref()?.value.clone();
+        let keel_config::PathMatch::Prefix(matched) = &route.path.as_ref()?.value else {
+            return None;
+        };
+        Some(Box::new(Self {
+            matched: matched.as_str().into(),
+            rule,
+        }))
+    }
+
+    /// Rewrites the origin-form target of a request about to be forwarded. The new
+    /// target is the old one with its prefix replaced by a validated path, so it always
+    /// parses; were it not to, the request would go unchanged.
+    pub(crate) fn apply(&self, uri: &mut http::Uri) {
+        let Some(target) = uri.path_and_query().map(|pq| pq.as_str()) else {
+            return;
+        };
+        if let Some(new) = self.rule.apply(&self.matched, target)
+            && let Ok(parsed) = http::Uri::try_from(new)
+        {
+            *uri = parsed;
         }
     }
 }
