@@ -14,6 +14,8 @@ pub const METRICS_REQUIRE_TOKEN: bool = false;
 /// `net.core.somaxconn`. A burst of connects beyond the queue is dropped and retried
 /// by clients a second later.
 pub const LISTEN_BACKLOG: u32 = 4096;
+/// Whether a listener expects a PROXY protocol header on every connection (no).
+pub const PROXY_PROTOCOL: bool = false;
 /// Largest `backlog` accepted (65,535 connections, Linux's ceiling for somaxconn).
 pub const MAX_LISTEN_BACKLOG: u32 = 65_535;
 

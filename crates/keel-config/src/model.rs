@@ -63,6 +63,9 @@ pub struct Listener {
     pub backlog: u32,
     /// TLS termination, when the listener has a `tls` table.
     pub tls: Option<ListenerTls>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) naming the
+    /// client; one without is closed.
+    pub proxy_protocol: bool,
 }
 
 /// The admin API listener.
@@ -560,6 +563,8 @@ pub struct Server {
     pub idle_spin: Duration,
     /// Whether responses carry `x-keel-generation`.
     pub generation_header: bool,
+    /// Peers whose `x-forwarded-for` Keel believes when judging a client's address.
+    pub trusted_proxies: Vec<Located<crate::policy::Cidr>>,
 }
 
 /// The live traffic sample (`[traffic]`).

@@ -87,6 +87,27 @@ impl Cidr {
         addr.is_ipv4() == self.network.is_ipv4() && self.masked(addr) == self.network
     }
 
+    /// True when the whole block lies in loopback, private (RFC 1918, IPv6 unique
+    /// local), link-local or shared (RFC 6598) address space: where a proxy in front of
+    /// Keel normally lives.
+    pub fn is_private(&self) -> bool {
+        const RANGES: [&str; 9] = [
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ];
+        RANGES
+            .iter()
+            .filter_map(|r| Cidr::parse(r).ok())
+            .any(|range| self.prefix >= range.prefix && range.contains(self.network))
+    }
+
     /// True for `0.0.0.0/0` and `::/0`: every address of its family.
     pub fn is_everything(&self) -> bool {
         self.prefix == 0
@@ -306,6 +327,10 @@ mod tests {
         assert!(Cidr::parse("10.1.2.3/8").is_err());
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("shop.example.com/8").is_err());
+        assert!(Cidr::parse("10.1.0.0/16").expect("valid").is_private());
+        assert!(Cidr::parse("::1").expect("valid").is_private());
+        assert!(!Cidr::parse("10.0.0.0/7").expect("valid").is_private());
+        assert!(!Cidr::parse("203.0.113.0/24").expect("valid").is_private());
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl DataPlane {
             }
             Some(route_id)
                 if let Some(refused) =
-                    crate::policy::refuse_by_address(&generation, route_id, conn) =>
+                    crate::policy::refuse_by_address(&generation, route_id, &parts, conn) =>
             {
                 refused
             }

@@ -36,6 +36,7 @@ mod parking;
 mod policy;
 pub mod probe;
 mod progress;
+mod proxy_protocol;
 mod rate_limit;
 mod refuse;
 mod request;

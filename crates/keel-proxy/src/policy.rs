@@ -18,24 +18,66 @@ use crate::generation::Generation;
 use crate::request::ConnInfo;
 use crate::stats::Outcome;
 
-/// The refusal for a client the route's address rule does not admit, or `None` to
-/// serve it.
+/// The client's address as policies judge it: the TCP peer, or, when the peer is one
+/// of `[server] trusted_proxies`, the rightmost `x-forwarded-for` entry that is not a
+/// trusted proxy (each trusted hop vouches for the one before it). An entry that is
+/// not a plain address ends the walk at the last hop believed.
 ///
 /// The peer address is read back from the connection's rendered `x-forwarded-for`
-/// value: only routes with a rule pay for that parse, and the connection setup
-/// stays as it is. An address that cannot be read is refused by an allow list and
-/// served by a deny list (it is in no block).
-pub(crate) fn refuse_by_address(
+/// value: only routes with a policy on the client pay for that parse, and the
+/// connection setup stays as it is.
+pub(crate) fn client_address(
     generation: &Generation,
-    route_id: usize,
+    parts: &http::request::Parts,
     conn: &ConnInfo,
-) -> Option<(Response<ResponseBody>, Served)> {
-    let access = generation.routes[route_id].access.as_ref()?;
+) -> Option<IpAddr> {
     let peer = conn
         .peer_header
         .to_str()
         .ok()
-        .and_then(|text| text.parse::<IpAddr>().ok());
+        .and_then(|text| text.parse::<IpAddr>().ok())?;
+    let trusted = &generation.config.server.trusted_proxies;
+    let is_trusted = |addr: IpAddr| trusted.iter().any(|b| b.value.contains(addr));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let lines: Vec<&[u8]> = parts
+        .headers
+        .get_all(&crate::headers::X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let mut believed = peer;
+    for entry in lines
+        .iter()
+        .rev()
+        .flat_map(|line| line.rsplit(|b| *b == b','))
+    {
+        let Some(addr) = std::str::from_utf8(entry)
+            .ok()
+            .and_then(|text| text.trim().parse::<IpAddr>().ok())
+        else {
+            return Some(believed);
+        };
+        believed = addr;
+        if !is_trusted(addr) {
+            return Some(addr);
+        }
+    }
+    Some(believed)
+}
+
+/// The refusal for a client the route's address rule does not admit, or `None` to
+/// serve it. An address that cannot be read is refused by an allow list and served
+/// by a deny list (it is in no block).
+pub(crate) fn refuse_by_address(
+    generation: &Generation,
+    route_id: usize,
+    parts: &http::request::Parts,
+    conn: &ConnInfo,
+) -> Option<(Response<ResponseBody>, Served)> {
+    let access = generation.routes[route_id].access.as_ref()?;
+    let peer = client_address(generation, parts, conn);
     let admitted = match peer {
         Some(addr) => access.admits(addr),
         None => access.mode == keel_config::AccessMode::Deny,
@@ -49,7 +91,7 @@ pub(crate) fn refuse_by_address(
     let detail = format!(
         "route `{}` does not serve client {} (its `{}` list)",
         generation.table.route(route_id).name,
-        conn.peer_header.to_str().unwrap_or("?"),
+        peer.map_or_else(|| "?".to_string(), |p| p.to_string()),
         access.mode.key()
     );
     let served = Served {
@@ -71,7 +113,10 @@ pub(crate) fn refuse_by_rate(
     conn: &ConnInfo,
 ) -> Option<(Response<ResponseBody>, Served)> {
     let limiter = generation.routes[route_id].limiter.as_ref()?;
-    let retry = limiter.admit(parts, conn).err()?;
+    let client = (limiter.keys_by_client() && !generation.config.server.trusted_proxies.is_empty())
+        .then(|| client_address(generation, parts, conn))
+        .flatten();
+    let retry = limiter.admit(parts, conn, client).err()?;
     let stats = &generation.stats.routes[route_id];
     stats.unassigned.record(Outcome::ClientError);
     stats.policy_refused.fetch_add(1, Relaxed);

@@ -97,10 +97,25 @@ impl Limiter {
         }))
     }
 
-    /// Takes a token for this request, or says how long to wait for one.
-    pub(crate) fn admit(&self, parts: &Parts, conn: &ConnInfo) -> Result<(), RetryAfter> {
+    /// True when buckets belong to client addresses (`key = "client_ip"`).
+    pub(crate) fn keys_by_client(&self) -> bool {
+        matches!(self.key, Key::ClientIp)
+    }
+
+    /// Takes a token for this request, or says how long to wait for one. `client` is
+    /// the address believed through trusted proxies, if any; else the TCP peer counts.
+    pub(crate) fn admit(
+        &self,
+        parts: &Parts,
+        conn: &ConnInfo,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), RetryAfter> {
         let hash = match &self.key {
-            Key::ClientIp => Ring::hash_key(conn.peer_header.as_bytes()),
+            Key::ClientIp => match client {
+                Some(std::net::IpAddr::V4(v4)) => Ring::hash_key(&v4.octets()),
+                Some(std::net::IpAddr::V6(v6)) => Ring::hash_key(&v6.octets()),
+                None => Ring::hash_key(conn.peer_header.as_bytes()),
+            },
             Key::Header(name) => {
                 Ring::hash_key(parts.headers.get(name).map_or(&b""[..], |v| v.as_bytes()))
             }

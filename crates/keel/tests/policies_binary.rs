@@ -3,7 +3,8 @@
 //! (`rewrite = { path_prefix }`) and rate limits (`429` with `retry-after`, a bucket
 //! per key, recovery), and `keel check` judging them (route tests with
 //! `rewritten_path` and `status = 403|429`, K214 for a fixed answer that takes a later
-//! route's requests).
+//! route's requests), and the client address behind trusted proxies (`x-forwarded-for`)
+//! and PROXY protocol v1/v2 headers written here.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -49,11 +50,18 @@ impl Answer {
 
 /// `GET path` with `extra` header lines, on a connection of its own (`Connection: close`).
 async fn get(addr: SocketAddr, path: &str, extra: &str) -> Option<Answer> {
+    exchange(addr, b"", path, extra).await
+}
+
+/// [`get`] after `prefix` (a PROXY protocol header) on the same connection.
+async fn exchange(addr: SocketAddr, prefix: &[u8], path: &str, extra: &str) -> Option<Answer> {
     let mut stream = TcpStream::connect(addr).await.ok()?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: shop.example.com\r\n{extra}Connection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(request.as_bytes());
+    stream.write_all(&bytes).await.ok()?;
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await
@@ -299,4 +307,78 @@ fn keel_check_judges_429_expectations_against_the_route_limit() {
     let (code, json) = check(dir.path(), &config(""));
     assert_ne!(code, 0);
     assert!(json.contains("route `api` has no rate_limit"), "{json}");
+}
+
+/// A PROXY protocol v2 header naming `source` as the client (TCP over IPv4).
+fn proxy_v2(source: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    header.extend_from_slice(&source.octets());
+    header.extend_from_slice(&[127, 0, 0, 1]);
+    header.extend_from_slice(&port.to_be_bytes());
+    header.extend_from_slice(&80u16.to_be_bytes());
+    header
+}
+
+#[tokio::test]
+async fn keel_serve_judges_the_client_named_by_trusted_proxies_and_proxy_headers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let count = Arc::new(AtomicU64::new(0));
+    let backend = echo_backend(count.clone()).await;
+    let (proxy, edge) = (free(), free());
+    let config = base(proxy, free(), backend).replace(
+        "[server]\n",
+        &format!(
+            "[listeners.edge]\naddr = \"{edge}\"\nproxy_protocol = true\n\n\
+             [server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
+        ),
+    ) + "[[routes]]\nname = \"api\"\npath_prefix = \"/api\"\nservice = \"web\"\npool = \"web\"\n\
+         allow = [\"192.0.2.0/24\"]\n\n\
+         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n";
+    let _keel = serve(dir.path(), &config, proxy, "/ready").await;
+    let status = |answer: Option<Answer>| answer.map(|a| a.status);
+
+    // The peer 127.0.0.1 is trusted: the rightmost untrusted x-forwarded-for entry counts.
+    for (xff, expected) in [
+        ("", 403),
+        ("x-forwarded-for: 192.0.2.7\r\n", 200),
+        ("x-forwarded-for: 203.0.113.5\r\n", 403),
+        ("x-forwarded-for: 192.0.2.7, 127.0.0.1\r\n", 200),
+        ("x-forwarded-for: 192.0.2.7, 203.0.113.5\r\n", 403),
+        (
+            "x-forwarded-for: 192.0.2.7\r\nx-forwarded-for: nonsense\r\n",
+            403,
+        ),
+    ] {
+        assert_eq!(
+            status(get(proxy, "/api/x", xff).await),
+            Some(expected),
+            "{xff:?}"
+        );
+    }
+
+    // The edge listener believes the PROXY header, v1 and v2, and nothing else.
+    let v1 = b"PROXY TCP4 192.0.2.9 127.0.0.1 5000 80\r\n";
+    let served = exchange(edge, v1, "/api/x", "").await.expect("v1 answer");
+    assert_eq!(served.status, 200);
+    let v2 = proxy_v2([192, 0, 2, 10].into(), 5001);
+    assert_eq!(status(exchange(edge, &v2, "/api/x", "").await), Some(200));
+    let outside = proxy_v2([203, 0, 113, 9].into(), 5002);
+    let refused = exchange(edge, &outside, "/api/x", "")
+        .await
+        .expect("v2 answer");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("client 203.0.113.9"),
+        "{}",
+        refused.body
+    );
+    // The named client is not a trusted proxy: its own x-forwarded-for is not believed.
+    let forged = exchange(edge, &outside, "/api/x", "x-forwarded-for: 192.0.2.1\r\n").await;
+    assert_eq!(status(forged), Some(403));
+    // Without a header the connection is closed unanswered.
+    assert!(get(edge, "/api/x", "").await.is_none());
+    let before = count.load(Relaxed);
+    assert_eq!(status(exchange(edge, v1, "/other", "").await), Some(200));
+    assert_eq!(count.load(Relaxed), before + 1);
 }

@@ -524,6 +524,20 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             generation_header
         ]
     );
+    let trusted = |c: &Config| {
+        c.server
+            .trusted_proxies
+            .iter()
+            .map(|b| b.value.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    field(
+        &mut out,
+        "[server] trusted_proxies",
+        &trusted(old),
+        &trusted(new),
+    );
     keys!("traffic", old.traffic, new.traffic, [sample_size, window]);
     keys!("access_log", old.access_log, new.access_log, [path]);
     let hooks = |c: &Config| {

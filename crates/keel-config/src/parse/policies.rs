@@ -184,6 +184,17 @@ pub(super) fn access(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Option<Lo
         (None, Some(_)) => (AccessMode::Deny, "deny"),
         (None, None) => return Some(None),
     };
+    let (blocks, span) = cidr_list(sink, table, key)?;
+    Some(Some(Located::new(Access { mode, blocks }, span)))
+}
+
+/// An array of address blocks (`["10.0.0.0/8", "::1"]`), each once, in file order;
+/// `None` when an error was reported.
+pub(super) fn cidr_list(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    key: &str,
+) -> Option<(Vec<Located<Cidr>>, Span)> {
     let (items, span) = table.array(sink, key)?;
     let mut blocks: Vec<Located<Cidr>> = Vec::with_capacity(items.len());
     let mut ok = true;
@@ -209,7 +220,7 @@ pub(super) fn access(sink: &mut Sink, table: &Table<'_, '_>) -> Option<Option<Lo
             }
         }
     }
-    ok.then_some(Some(Located::new(Access { mode, blocks }, span)))
+    ok.then_some((blocks, span))
 }
 
 /// `respond = { status = 200, body = "ok\n", content_type = "text/plain" }`; `None`:
