@@ -149,3 +149,88 @@ fn route_tests_take_a_client_and_a_rewritten_path() {
     assert_eq!(test.expect.rewritten_path.as_deref(), Some("/v2/x"));
     assert!(parse(&source.replace("203.0.113.9", "shop")).has_errors());
 }
+
+#[test]
+fn a_rate_limit_reads_its_rule_with_defaults_and_reports_mistakes() {
+    let forward = "service = \"s\"\npool = \"p\"\n";
+    let parsed = parse(&with_route(&format!(
+        "{forward}rate_limit = {{ requests = 100, per = \"1m\", burst = 50, key = \"cookie:session\" }}"
+    )));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let limit = &parsed.config.routes[0]
+        .rate_limit
+        .as_ref()
+        .expect("limit")
+        .value;
+    assert_eq!((limit.requests, limit.burst), (100, 50));
+    assert_eq!(limit.per, std::time::Duration::from_secs(60));
+    assert_eq!(limit.key, keel_config::RateKey::Cookie("session".into()));
+    assert_eq!(limit.describe(), "100/1m burst 50 by cookie:session");
+
+    let parsed = parse(&with_route(&format!(
+        "{forward}rate_limit = {{ requests = 10 }}"
+    )));
+    let limit = &parsed.config.routes[0]
+        .rate_limit
+        .as_ref()
+        .expect("limit")
+        .value;
+    assert_eq!(
+        limit.burst, 10,
+        "the burst defaults to one period's requests"
+    );
+    assert_eq!(limit.per, defaults::RATE_LIMIT_PER);
+    assert_eq!(limit.key, keel_config::RateKey::ClientIp);
+
+    for (rule, at) in [
+        ("{ requests = 0 }", "0"),
+        ("{ requests = 5, per = \"0s\" }", "\"0s\""),
+        ("{ requests = 5, key = \"ip\" }", "\"ip\""),
+        ("{ requests = 5, key = \"header:a b\" }", "\"header:a b\""),
+    ] {
+        let source = with_route(&format!("{forward}rate_limit = {rule}"));
+        let parsed = parse(&source);
+        let found = parsed
+            .diagnostics
+            .iter()
+            .find(|d| d.code == codes::INVALID_VALUE)
+            .unwrap_or_else(|| panic!("{rule}: {:#?}", parsed.diagnostics));
+        let span = found.span.expect("a position");
+        assert_eq!(&source[span.start..span.end], at, "{rule}");
+    }
+    assert!(
+        parse(&with_route(&format!(
+            "{forward}rate_limit = {{ per = \"1s\" }}"
+        )))
+        .has_errors()
+    );
+}
+
+#[test]
+fn trusted_proxies_and_proxy_protocol_are_read() {
+    let parsed = parse(&format!(
+        "{}[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        with_route("service = \"s\"\npool = \"p\"")
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let blocks: Vec<String> = parsed
+        .config
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|b| b.value.to_string())
+        .collect();
+    assert_eq!(blocks, ["10.0.0.0/8", "::1/128"]);
+    assert!(!parsed.config.listeners["web"].proxy_protocol);
+    let parsed = parse(&with_route("service = \"s\"\npool = \"p\"").replace(
+        "addr = \"127.0.0.1:8080\"",
+        "addr = \"127.0.0.1:8080\"\nproxy_protocol = true",
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    assert!(parsed.config.listeners["web"].proxy_protocol);
+    let bad = format!(
+        "{}[server]\ntrusted_proxies = [\"proxy.internal\"]\n",
+        with_route("service = \"s\"\npool = \"p\"")
+    );
+    assert!(parse(&bad).has_errors());
+}
