@@ -67,7 +67,9 @@ pub fn blast_radius_compiled(
     for (index, request) in sample.iter().enumerate() {
         replay.request(index, request, sample);
     }
-    replay.finish(sample)
+    let mut report = replay.finish(sample);
+    report.refusals = crate::refusals::replay(old, new, sample);
+    report
 }
 
 #[derive(Default)]
@@ -248,6 +250,7 @@ impl<'a> Replay<'a> {
             services: services(list, &self.old_mass, &self.new_mass, total),
             pools: pools(list, &self.old_mass, &self.new_mass, total),
             sticky,
+            refusals: Vec::new(),
             outcomes: self.outcomes,
             service_names: self.destinations.services,
             route_mass,

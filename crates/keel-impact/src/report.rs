@@ -223,6 +223,10 @@ pub struct ImpactReport {
     pub pools: Vec<LandingShare>,
     /// Sticky sessions, when some sampled request hits a hashing pool in both configs.
     pub sticky: Option<StickyMovement>,
+    /// Per host, sampled requests the new config's address rules and rate limits
+    /// refuse that the old one served (see [`crate::refusals`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<crate::refusals::HostRefusals>,
     /// What the gate needs to evaluate intents: per request, host, path and the
     /// landing-service distribution under each config.
     #[serde(skip)]

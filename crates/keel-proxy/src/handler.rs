@@ -50,7 +50,7 @@ impl DataPlane {
         };
         if self.sample.capacity() > 0 && refused.is_none() {
             self.sample
-                .offer(|| shape(&parts, &generation, route, conn));
+                .offer(|| crate::policy::sampled_shape(&parts, &generation, route, conn));
         }
         // Room for the request id and the three forwarding headers: one growth of the
         // map (hyper sizes it to the headers it parsed) instead of several.

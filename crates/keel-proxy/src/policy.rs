@@ -67,6 +67,23 @@ pub(crate) fn client_address(
     Some(believed)
 }
 
+/// A sampled request's shape, with the client address policies judge and its arrival
+/// time: what the blast radius replays address rules and rate limits on.
+pub(crate) fn sampled_shape(
+    parts: &http::request::Parts,
+    generation: &Generation,
+    route: Option<usize>,
+    conn: &ConnInfo,
+) -> keel_route::RequestShape {
+    let mut shape = crate::request::shape(parts, generation, route, conn);
+    shape.client = client_address(generation, parts, conn);
+    shape.at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok());
+    shape
+}
+
 /// The refusal for a client the route's address rule does not admit, or `None` to
 /// serve it. An address that cannot be read is refused by an allow list and served
 /// by a deny list (it is in no block).

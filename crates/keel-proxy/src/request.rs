@@ -134,6 +134,8 @@ pub(crate) fn shape(
         path: parts.uri.path().to_string(),
         headers,
         hash_key,
+        client: None,
+        at_ms: None,
     }
 }
 

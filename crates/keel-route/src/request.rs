@@ -33,6 +33,14 @@ pub struct RequestShape {
     /// The consistent-hash key of the request, if its pool hashes on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<String>,
+    /// The client address policies judged (a sampled request's): address rules and
+    /// rate limits are replayed on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
+    /// When it arrived, in milliseconds since the Unix epoch (a sampled request's):
+    /// rate limits are replayed in this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 impl RequestShape {
@@ -44,6 +52,8 @@ impl RequestShape {
             path: path.to_string(),
             headers: Vec::new(),
             hash_key: None,
+            client: None,
+            at_ms: None,
         }
     }
 
