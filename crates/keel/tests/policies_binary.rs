@@ -382,3 +382,96 @@ async fn keel_serve_judges_the_client_named_by_trusted_proxies_and_proxy_headers
     assert_eq!(status(exchange(edge, v1, "/other", "").await), Some(200));
     assert_eq!(count.load(Relaxed), before + 1);
 }
+
+/// `keel ARGS` against the server whose admin API is at `admin`, run in `dir`.
+async fn cli(dir: &Path, admin: SocketAddr, args: &[&str]) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("KEEL_ADMIN", format!("http://{admin}"))
+        .env("KEEL_ADMIN_TOKEN", "policies-binary-token")
+        .env("KEEL_LOG", "warn");
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run keel"))
+        .await
+        .expect("cli task");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+#[tokio::test]
+async fn the_gate_replays_a_new_deny_on_sampled_clients_and_refusals_are_metrics() {
+    let dir = tempfile::tempdir().expect("dir");
+    let count = Arc::new(AtomicU64::new(0));
+    let backend = echo_backend(count.clone()).await;
+    let (proxy, admin) = (free(), free());
+    let config = |rule: &str| {
+        base(proxy, admin, backend).replace(
+            "[server]\n",
+            "[safety]\nmax_shift = 0.1\n\n[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        ) + &format!("[[routes]]\nname = \"shop\"\nservice = \"web\"\npool = \"web\"\n{rule}\n")
+    };
+    let _keel = serve(dir.path(), &config(""), proxy, "/ready").await;
+    // 50 requests to shop.example.com behind a trusted proxy: 19 from 10.0.0.0/8.
+    for i in 0..50 {
+        let client = if i < 19 {
+            format!("10.0.0.{i}")
+        } else {
+            format!("192.0.2.{i}")
+        };
+        let answer = get(proxy, "/", &format!("x-forwarded-for: {client}\r\n")).await;
+        assert_eq!(answer.map(|a| a.status), Some(200));
+    }
+    std::fs::write(
+        dir.path().join("deny.toml"),
+        config("deny = [\"10.0.0.0/8\"]"),
+    )
+    .expect("write");
+
+    let (code, out) = cli(dir.path(), admin, &["apply", "deny.toml", "--dry-run"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("REFUSED by the blast-radius gate"), "{out}");
+    assert!(
+        // The sample also holds the readiness request: 51 in all.
+        out.contains(
+            "the new policies would refuse 37.3% of sampled requests to shop.example.com (19 of 51"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("route `shop`'s deny list"), "{out}");
+
+    let (code, out) = cli(
+        dir.path(),
+        admin,
+        &[
+            "apply",
+            "deny.toml",
+            "--force",
+            "--no-guard",
+            "-m",
+            "refuse 10/8",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    let refused = get(proxy, "/", "x-forwarded-for: 10.1.1.1\r\n")
+        .await
+        .expect("answer");
+    assert_eq!(refused.status, 403);
+    let metrics = get(admin, "/metrics", "").await.expect("metrics");
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|line| line.starts_with("keel_policy_refusals_total{")
+                && line.contains("route=\"shop\"")
+                && line.contains("policy=\"address\"")
+                && line.ends_with(" 1")),
+        "{}",
+        metrics.body
+    );
+}
