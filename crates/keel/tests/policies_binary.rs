@@ -475,3 +475,61 @@ async fn the_gate_replays_a_new_deny_on_sampled_clients_and_refusals_are_metrics
         metrics.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_reverts_a_forced_deny_all_on_its_refusals() {
+    let dir = tempfile::tempdir().expect("dir");
+    let count = Arc::new(AtomicU64::new(0));
+    let backend = echo_backend(count.clone()).await;
+    let (proxy, admin) = (free(), free());
+    let config = |rule: &str| {
+        base(proxy, admin, backend)
+            + &format!("[[routes]]\nname = \"shop\"\nservice = \"web\"\npool = \"web\"\n{rule}\n")
+    };
+    let _keel = serve(dir.path(), &config(""), proxy, "/ready").await;
+    std::fs::write(
+        dir.path().join("closed.toml"),
+        config("deny = [\"0.0.0.0/0\", \"::/0\"]"),
+    )
+    .expect("write");
+    // Bounded load: 100 requests/s for 8 s, before, during and after the apply.
+    let traffic = tokio::spawn(keel_testkit::load(100, Duration::from_secs(8), move |n| {
+        http::Request::builder()
+            .uri(format!("http://{proxy}/products/{}", n % 20))
+            .header("host", "shop.example.com")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request")
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, out) = cli(
+        dir.path(),
+        admin,
+        &[
+            "apply",
+            "closed.toml",
+            "--force",
+            "--watch",
+            "5s",
+            "--wait",
+            "-m",
+            "close the shop",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("rolled back"), "{out}");
+    assert!(out.contains("detector fired on generation 2"), "{out}");
+    let (_, status) = cli(dir.path(), admin, &["status"]).await;
+    assert!(status.contains("active: generation 1"), "{status}");
+    let report = traffic.await.expect("load");
+    assert_eq!(report.transport_errors, 0);
+    assert!(
+        report.count(403) > 0,
+        "the deny-all never served: no evidence"
+    );
+    assert_eq!(
+        get(proxy, "/", "").await.map(|a| a.status),
+        Some(200),
+        "the shop is open again"
+    );
+}
