@@ -13,6 +13,7 @@
 pub mod intents;
 mod lints;
 mod loader;
+mod policy_tests;
 pub mod probe;
 pub mod route_tests;
 pub mod shadow;

@@ -8,8 +8,9 @@
 //! - `service`: the route declares this service and every pool it can send to (weight
 //!   above zero) serves it, so a route aimed at another service's pool fails;
 //! - `status = 404`: no route matches (Keel answers `404` with `keel-error: no-route`);
-//!   any other status only requires that some route matches, since the backend's
-//!   answer is not known before serving.
+//!   `403`, `429`, a fixed answer's status and `rewritten_path` are judged by the
+//!   route's policies (see [`crate::policy_tests`]); any other status only requires
+//!   that some route matches, since the backend's answer is not known before serving.
 
 use std::collections::HashSet;
 
@@ -92,6 +93,9 @@ fn failures(
     if expect.status == Some(404) {
         out.push(format!("expected 404 (no route), got route `{got_name}`"));
     }
+    if let Some(configured) = config.routes.get(id) {
+        crate::policy_tests::failures(configured, test, &mut out);
+    }
     if let Some(name) = &expect.route {
         if config.route(name).is_none() {
             out.push(format!(
@@ -119,8 +123,8 @@ fn failures(
     if let Some(service) = &expect.service {
         let declared = config
             .services
-            .get_index(compiled.service)
-            .map_or("?", |(name, _)| name.as_str());
+            .get_index(compiled.service.unwrap_or(usize::MAX))
+            .map_or("none (a fixed answer)", |(name, _)| name.as_str());
         if declared != service {
             out.push(format!(
                 "expected service `{service}`, got route `{got_name}` of service `{declared}`"
@@ -152,6 +156,9 @@ fn describe_expectation(test: &RouteTest) -> String {
     }
     if let Some(status) = expect.status {
         parts.push(format!("status {status}"));
+    }
+    if let Some(path) = &expect.rewritten_path {
+        parts.push(format!("rewritten path `{path}`"));
     }
     parts.join(", ")
 }
@@ -198,7 +205,7 @@ fn got_json(config: &Config, table: &RouteTable, route: Option<RouteId>) -> Valu
         .collect();
     json!({
         "route": &*compiled.name,
-        "service": config.services.get_index(compiled.service).map(|(n, _)| n),
+        "service": compiled.service.and_then(|s| config.services.get_index(s)).map(|(n, _)| n),
         "status": null,
         "pools": pools,
     })

@@ -81,6 +81,11 @@ pub const CERT_UNUSED: &str = "K221";
 /// A route's address rule that refuses every client of a family: a `deny` with
 /// `0.0.0.0/0` or `::/0`, or an empty `allow`.
 pub const ACCESS_REFUSES_ALL: &str = "K213";
+/// A fixed-answer route (`respond`) that answers some requests a later forwarding route
+/// would otherwise serve.
+pub const FIXED_ANSWER_SHADOWS: &str = "K214";
+/// A `[server] trusted_proxies` block outside loopback and private address space.
+pub const PUBLIC_TRUSTED_PROXY: &str = "K215";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

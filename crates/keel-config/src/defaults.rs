@@ -14,6 +14,8 @@ pub const METRICS_REQUIRE_TOKEN: bool = false;
 /// `net.core.somaxconn`. A burst of connects beyond the queue is dropped and retried
 /// by clients a second later.
 pub const LISTEN_BACKLOG: u32 = 4096;
+/// Whether a listener expects a PROXY protocol header on every connection (no).
+pub const PROXY_PROTOCOL: bool = false;
 /// Largest `backlog` accepted (65,535 connections, Linux's ceiling for somaxconn).
 pub const MAX_LISTEN_BACKLOG: u32 = 65_535;
 
@@ -22,6 +24,20 @@ pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time a tunnel (an upgraded connection, such as a WebSocket) may carry no byte either
 /// way before both sides are closed (5 minutes).
 pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `content-type` of a fixed answer (`respond = { .. }`) that names none.
+pub const FIXED_ANSWER_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+/// Largest body of a fixed answer (64 KiB): it is held in memory by every generation.
+pub const MAX_FIXED_ANSWER_BODY: usize = 64 * 1024;
+/// A rate limit's refill period when it names none (1 second).
+pub const RATE_LIMIT_PER: Duration = Duration::from_secs(1);
+/// Longest rate limit period (1 day).
+pub const MAX_RATE_LIMIT_PER: Duration = Duration::from_secs(86_400);
+/// Largest `requests` or `burst` of a rate limit (10,000,000).
+pub const MAX_RATE_LIMIT_REQUESTS: u32 = 10_000_000;
+/// Token buckets one route's rate limit keeps on one node (16,384 buckets, 24 bytes
+/// each: 384 KiB per limited route). Past it, a new key takes the bucket of the key
+/// least recently seen among the 8 it may share a set with.
+pub const RATE_LIMIT_BUCKETS: usize = 16_384;
 /// Extra attempts after the first, for idempotent requests, each to another backend (2).
 pub const ROUTE_RETRIES: u32 = 2;
 /// Most extra attempts a route may ask for (5).

@@ -30,7 +30,8 @@ pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
 pub use policy::{
-    Access, AccessMode, Cidr, HeaderRules, KEEL_REQUEST_HEADERS, KEEL_RESPONSE_HEADERS,
+    Access, AccessMode, Cidr, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
+    KEEL_RESPONSE_HEADERS, RateKey, RateLimit, Rewrite,
 };
 pub use span::{Located, Span, line_col};
 pub use tls::{

@@ -63,6 +63,9 @@ pub struct Listener {
     pub backlog: u32,
     /// TLS termination, when the listener has a `tls` table.
     pub tls: Option<ListenerTls>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) naming the
+    /// client; one without is closed.
+    pub proxy_protocol: bool,
 }
 
 /// The admin API listener.
@@ -214,10 +217,10 @@ pub struct Route {
     pub methods: Option<Located<Vec<String>>>,
     /// Required headers: lower-case name and exact value.
     pub headers: Vec<Located<(String, String)>>,
-    /// The service that must answer.
-    pub service: Located<String>,
-    /// Where matching requests go.
-    pub target: Located<Target>,
+    /// What the route does with a request: forward it to a service's pools, or answer
+    /// it itself. Read it through [`Route::service`], [`Route::target`] and
+    /// [`Route::respond`].
+    pub action: RouteAction,
     /// Deadline for the backend's response headers, all attempts together.
     pub timeout: Located<Duration>,
     /// Extra attempts for idempotent requests.
@@ -245,6 +248,55 @@ pub struct Route {
     /// `require_sni = true`: a request must have come over TLS with an SNI name equal
     /// to its host, or it gets `421 Misdirected Request`.
     pub require_sni: bool,
+    /// The path rewrite applied before forwarding, if any.
+    pub rewrite: Option<Located<crate::policy::Rewrite>>,
+    /// The route's rate limit, if any.
+    pub rate_limit: Option<Located<crate::policy::RateLimit>>,
+}
+
+/// What a route does with the requests it matches.
+#[derive(Clone, Debug)]
+pub enum RouteAction {
+    /// Forward to the target's pools; `service` must answer.
+    Forward {
+        /// The service that must answer.
+        service: Located<String>,
+        /// Where matching requests go.
+        target: Located<Target>,
+    },
+    /// Answer with a fixed response; no pool, no service (`respond = { .. }`).
+    Respond(Located<crate::policy::FixedAnswer>),
+}
+
+impl Route {
+    /// The service that must answer, or `None` for a fixed-answer route.
+    pub fn service(&self) -> Option<&Located<String>> {
+        match &self.action {
+            RouteAction::Forward { service, .. } => Some(service),
+            RouteAction::Respond(_) => None,
+        }
+    }
+
+    /// Where matching requests go, or `None` for a fixed-answer route.
+    pub fn target(&self) -> Option<&Located<Target>> {
+        match &self.action {
+            RouteAction::Forward { target, .. } => Some(target),
+            RouteAction::Respond(_) => None,
+        }
+    }
+
+    /// The fixed answer of a `respond` route.
+    pub fn respond(&self) -> Option<&Located<crate::policy::FixedAnswer>> {
+        match &self.action {
+            RouteAction::Respond(answer) => Some(answer),
+            RouteAction::Forward { .. } => None,
+        }
+    }
+
+    /// The pools the route may send to, with weights; none for a fixed answer.
+    pub fn target_pools(&self) -> Vec<(&Located<String>, u32)> {
+        self.target().map(|t| t.value.pools()).unwrap_or_default()
+    }
 }
 
 /// A protocol a route lets clients switch to with HTTP/1.1 `Upgrade`.
@@ -370,6 +422,9 @@ pub struct RouteTest {
     pub path: String,
     /// Extra request headers (lower-case names).
     pub headers: Vec<(String, String)>,
+    /// The client address the request comes from (`client = "203.0.113.9"`), for the
+    /// route's `allow`/`deny` rule; `None`: the rule is not judged.
+    pub client: Option<std::net::IpAddr>,
     /// What is expected.
     pub expect: Expect,
 }
@@ -383,8 +438,12 @@ pub struct Expect {
     pub pool: Option<String>,
     /// Service that must answer.
     pub service: Option<String>,
-    /// Status: 404 when no route may match.
+    /// Status: 404 when no route may match, 403 when the route's address rule refuses
+    /// the test's `client`, 429 when the route has a rate limit, a fixed answer's status.
     pub status: Option<u16>,
+    /// The path the backend sees, after the route's `rewrite` (the path as sent when the
+    /// route has none).
+    pub rewritten_path: Option<String>,
 }
 
 /// A declared bound on the share of some traffic that reaches a service.
@@ -510,6 +569,8 @@ pub struct Server {
     pub idle_spin: Duration,
     /// Whether responses carry `x-keel-generation`.
     pub generation_header: bool,
+    /// Peers whose `x-forwarded-for` Keel believes when judging a client's address.
+    pub trusted_proxies: Vec<Located<crate::policy::Cidr>>,
 }
 
 /// The live traffic sample (`[traffic]`).

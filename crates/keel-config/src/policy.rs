@@ -1,6 +1,8 @@
 //! Traffic policies a route carries besides its target: the client address rule
-//! (`allow = [..]` / `deny = [..]`) and the header rules (`request_headers`,
-//! `response_headers`). Parsing lives in `parse/policies.rs`.
+//! (`allow = [..]` / `deny = [..]`), the header rules (`request_headers`,
+//! `response_headers`), the path rewrite (`rewrite = { path_prefix }`) and the fixed
+//! answer of a route without a pool (`respond = { status, body, content_type }`).
+//! Parsing lives in `parse/policies.rs`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -83,6 +85,27 @@ impl Cidr {
             v4 => v4,
         };
         addr.is_ipv4() == self.network.is_ipv4() && self.masked(addr) == self.network
+    }
+
+    /// True when the whole block lies in loopback, private (RFC 1918, IPv6 unique
+    /// local), link-local or shared (RFC 6598) address space: where a proxy in front of
+    /// Keel normally lives.
+    pub fn is_private(&self) -> bool {
+        const RANGES: [&str; 9] = [
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ];
+        RANGES
+            .iter()
+            .filter_map(|r| Cidr::parse(r).ok())
+            .any(|range| self.prefix >= range.prefix && range.contains(self.network))
     }
 
     /// True for `0.0.0.0/0` and `::/0`: every address of its family.
@@ -184,6 +207,108 @@ impl HeaderRules {
     }
 }
 
+/// The answer of a `respond` route: Keel writes it itself, no backend is asked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FixedAnswer {
+    /// The status code (100..=599, not 101).
+    pub status: Located<u16>,
+    /// The body, sent as is (at most [`crate::defaults::MAX_FIXED_ANSWER_BODY`] bytes).
+    pub body: String,
+    /// The `content-type` header value.
+    pub content_type: String,
+}
+
+impl FixedAnswer {
+    /// `200 text/plain (3 bytes)`: how the semantic diff shows the answer.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} ({} bytes)",
+            self.status.value,
+            self.content_type,
+            self.body.len()
+        )
+    }
+}
+
+/// What a rate limit counts requests by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// The client address (the TCP peer).
+    ClientIp,
+    /// The value of a request header (lower-case name); requests without it share one
+    /// bucket.
+    Header(String),
+    /// The value of a cookie; requests without it share one bucket.
+    Cookie(String),
+    /// The whole route: one bucket for every request.
+    Route,
+}
+
+impl fmt::Display for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateKey::ClientIp => f.write_str("client_ip"),
+            RateKey::Header(name) => write!(f, "header:{name}"),
+            RateKey::Cookie(name) => write!(f, "cookie:{name}"),
+            RateKey::Route => f.write_str("route"),
+        }
+    }
+}
+
+/// A route's rate limit: a token bucket per key holding `burst` tokens, refilled at
+/// `requests` per `per`; a request finding it empty is answered `429`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Tokens added per `per`.
+    pub requests: u32,
+    /// The refill period.
+    pub per: std::time::Duration,
+    /// Bucket size: requests a key may send at once after being idle.
+    pub burst: u32,
+    /// What a bucket belongs to.
+    pub key: RateKey,
+}
+
+impl RateLimit {
+    /// Sustained rate, in requests per second.
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.requests) / self.per.as_secs_f64().max(1e-9)
+    }
+
+    /// `100/1s burst 50 by client_ip`: how the semantic diff shows the limit.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}/{} burst {} by {}",
+            self.requests,
+            crate::format_duration(self.per),
+            self.burst,
+            self.key
+        )
+    }
+}
+
+/// A route's path rewrite: the prefix its `path_prefix` matched is replaced before the
+/// request is forwarded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rewrite {
+    /// What the matched prefix becomes (starts with `/`).
+    pub path_prefix: Located<String>,
+}
+
+impl Rewrite {
+    /// The path a backend sees for `path` when the route matched `matched` (a prefix of
+    /// `path`), or `None` when `path` does not start with it. The query is kept.
+    pub fn apply(&self, matched: &str, path: &str) -> Option<String> {
+        let rest = path.strip_prefix(matched)?;
+        let new = self.path_prefix.value.as_str();
+        // `/api` → `/` on `/api/x` gives `/x`, not `//x`.
+        match rest.strip_prefix('/') {
+            Some(tail) if new.ends_with('/') => Some(format!("{new}{tail}")),
+            _ => Some(format!("{new}{rest}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +327,27 @@ mod tests {
         assert!(Cidr::parse("10.1.2.3/8").is_err());
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("shop.example.com/8").is_err());
+        assert!(Cidr::parse("10.1.0.0/16").expect("valid").is_private());
+        assert!(Cidr::parse("::1").expect("valid").is_private());
+        assert!(!Cidr::parse("10.0.0.0/7").expect("valid").is_private());
+        assert!(!Cidr::parse("203.0.113.0/24").expect("valid").is_private());
+    }
+
+    #[test]
+    fn rewrite_replaces_the_matched_prefix() {
+        let to = |p: &str| Rewrite {
+            path_prefix: Located::new(p.to_string(), crate::Span::new(0, 0)),
+        };
+        assert_eq!(
+            to("/v2").apply("/api", "/api/x?q=1").as_deref(),
+            Some("/v2/x?q=1")
+        );
+        assert_eq!(to("/v2").apply("/api", "/api").as_deref(), Some("/v2"));
+        assert_eq!(to("/").apply("/api", "/api/x").as_deref(), Some("/x"));
+        assert_eq!(
+            to("/v2/").apply("/api/", "/api/x").as_deref(),
+            Some("/v2/x")
+        );
+        assert_eq!(to("/v2").apply("/api", "/other"), None);
     }
 }

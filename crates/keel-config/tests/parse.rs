@@ -44,7 +44,9 @@ fn the_example_parses_without_findings() {
     assert!(
         matches!(route.path.as_ref().map(|p| &p.value), Some(PathMatch::Prefix(p)) if p == "/checkout")
     );
-    assert!(matches!(&route.target.value, Target::Pool(p) if p.value == "checkout-v2"));
+    assert!(
+        matches!(route.target().map(|t| &t.value), Some(Target::Pool(p)) if p.value == "checkout-v2")
+    );
     assert_eq!(config.tests.len(), 2);
     assert_eq!(config.intents[0].min_share, Some(0.9));
 }
@@ -135,9 +137,7 @@ split = [{ pool = "a", weight = 90 }, { pool = "b", weight = 10 }]
     }
     assert_eq!(
         route
-            .target
-            .value
-            .pools()
+            .target_pools()
             .iter()
             .map(|(_, w)| *w)
             .collect::<Vec<_>>(),

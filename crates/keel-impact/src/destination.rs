@@ -16,6 +16,8 @@ use serde::Serialize;
 pub const NO_ROUTE: &str = "<no route>";
 /// Pool or service name when there is none.
 pub const NONE: &str = "<none>";
+/// Pool name of requests a fixed-answer route (`respond`) answers: Keel itself.
+pub const FIXED_ANSWER: &str = "<fixed answer>";
 
 /// Why a destination cannot serve a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -208,6 +210,24 @@ impl<'a> Resolver<'a> {
             return Box::new([(destinations.intern(dest), 1.0)]);
         };
         let route = self.side.table.route(id);
+        if route.answers_itself() {
+            // Keel answers: a landing of its own, so that a fixed answer taking over a
+            // service's traffic moves that traffic away from the service.
+            let status = self
+                .side
+                .config
+                .routes
+                .get(id)
+                .and_then(|r| r.respond())
+                .map_or(0, |a| a.value.status.value);
+            let dest = Destination {
+                route: route.name.to_string(),
+                pool: FIXED_ANSWER.into(),
+                service: format!("keel (fixed answer {status})"),
+                failure: None,
+            };
+            return Box::new([(destinations.intern(dest), 1.0)]);
+        }
         // Mirror `pick_pool`: all-zero weights send everything to the first arm.
         let arms: Vec<(PoolId, f64)> = if route.total_weight() == 0 {
             route

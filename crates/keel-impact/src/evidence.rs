@@ -104,11 +104,15 @@ fn signature(route: &Route) -> String {
             .map_or_else(String::new, |p| p.value.to_string()),
         route.methods.as_ref().map(|m| &m.value),
         route.headers.iter().map(|h| &h.value).collect::<Vec<_>>(),
-        route.service.value,
+        route.service().map_or_else(
+            || route
+                .respond()
+                .map(|a| a.value.describe())
+                .unwrap_or_default(),
+            |s| s.value.clone()
+        ),
         route
-            .target
-            .value
-            .pools()
+            .target_pools()
             .iter()
             .map(|(p, w)| (p.value.as_str(), *w))
             .collect::<Vec<_>>(),
@@ -125,10 +129,11 @@ fn pools_changed(old: &Config, new: &Config, route: &Route) -> bool {
             .and_then(|s| s.identity.as_ref())
             .map(|i| i.value.clone())
     };
-    if identity(old, &route.service.value) != identity(new, &route.service.value) {
+    let service = route.service().map_or("", |s| s.value.as_str());
+    if identity(old, service) != identity(new, service) {
         return true;
     }
-    route.target.value.pools().iter().any(|(pool, _)| {
+    route.target_pools().iter().any(|(pool, _)| {
         let (before, after) = (
             old.pools.get(pool.value.as_str()),
             new.pools.get(pool.value.as_str()),

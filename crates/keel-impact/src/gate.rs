@@ -39,6 +39,14 @@ const MAX_FLOWS_PER_REASON: usize = 3;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GateReason {
+    /// The new address rules or rate limits refuse too much of a host's sampled traffic
+    /// that the old config served.
+    PolicyRefusals {
+        /// What is refused, where, and by which policies.
+        refusals: crate::refusals::HostRefusals,
+        /// The limit it exceeds.
+        max_shift: f64,
+    },
     /// Too much of a host's traffic changes service.
     HostShift {
         /// The host.
@@ -162,6 +170,16 @@ pub enum GateReason {
 impl std::fmt::Display for GateReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            GateReason::PolicyRefusals {
+                refusals,
+                max_shift,
+            } => write!(
+                f,
+                "{} (limit [safety] max_shift = {}); e.g. `{}`",
+                refusals.describe(),
+                percent(*max_shift),
+                refusals.witness
+            ),
             GateReason::HostShift {
                 host,
                 share,
@@ -466,6 +484,14 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
     }
     let max_shift = verdict.max_shift;
     verdict.reasons.extend(worst_case(report, new, max_shift));
+    for refusals in &report.refusals {
+        if refusals.share > max_shift {
+            verdict.reasons.push(GateReason::PolicyRefusals {
+                refusals: refusals.clone(),
+                max_shift,
+            });
+        }
+    }
     verdict.allowed = verdict.reasons.is_empty();
     verdict
 }

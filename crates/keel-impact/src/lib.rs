@@ -25,6 +25,7 @@ pub mod destination;
 pub mod evidence;
 pub mod gate;
 pub mod identity_change;
+mod refusals;
 mod render;
 mod replay;
 pub mod report;
@@ -37,6 +38,7 @@ pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
 /// The consistent-hash ring lives in keel-route so the data plane and the replay share it.
 pub use keel_route::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
+pub use refusals::HostRefusals;
 pub use replay::{ImpactError, NO_HOST, blast_radius, blast_radius_compiled};
 pub use report::{
     Amount, Change, FailCount, FailingSummary, HostFlow, HostShift, ImpactReport, LandingShare,

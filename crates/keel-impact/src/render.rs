@@ -48,11 +48,14 @@ impl ImpactReport {
             amount(self.changes_service),
             amount(self.failing.starting.amount)
         )?;
-        if self.is_unchanged() {
+        if self.is_unchanged() && self.refusals.is_empty() {
             writeln!(
                 out,
                 "  no sampled request changes route, pool, service or backend"
             )?;
+        }
+        for refusals in &self.refusals {
+            writeln!(out, "  {}", refusals.describe())?;
         }
 
         let shifted: Vec<_> = self

@@ -70,6 +70,7 @@ pub fn blast_radius_compiled(
     }
     let mut report = replay.finish(sample);
     report.certificates = certificates;
+    report.refusals = crate::refusals::replay(old, new, sample);
     report
 }
 
@@ -252,6 +253,7 @@ impl<'a> Replay<'a> {
             pools: pools(list, &self.old_mass, &self.new_mass, total),
             sticky,
             certificates: crate::certificates::CertificateImpact::default(),
+            refusals: Vec::new(),
             outcomes: self.outcomes,
             service_names: self.destinations.services,
             route_mass,

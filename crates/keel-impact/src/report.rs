@@ -226,6 +226,10 @@ pub struct ImpactReport {
     /// Sampled TLS requests whose SNI name would get another certificate, or one that
     /// does not cover it.
     pub certificates: crate::certificates::CertificateImpact,
+    /// Per host, sampled requests the new config's address rules and rate limits
+    /// refuse that the old one served (see [`crate::refusals`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<crate::refusals::HostRefusals>,
     /// What the gate needs to evaluate intents: per request, host, path and the
     /// landing-service distribution under each config.
     #[serde(skip)]

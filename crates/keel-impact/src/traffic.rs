@@ -206,6 +206,22 @@ fn json_request(object: &Map<String, Value>) -> Result<RequestShape, String> {
         ),
         Some(_) => return Err("`tls` must be an object with `version` and `sni`".into()),
     };
+    let client = match object.get("client") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(
+            text.parse()
+                .map_err(|_| format!("`client` `{text}` is not an IP address"))?,
+        ),
+        Some(_) => return Err("`client` must be a string".into()),
+    };
+    let at_ms = match object.get("at_ms") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .ok_or("`at_ms` must be milliseconds since the Unix epoch")?,
+        ),
+    };
     Ok(RequestShape {
         method: method.to_string(),
         host,
@@ -218,6 +234,8 @@ fn json_request(object: &Map<String, Value>) -> Result<RequestShape, String> {
             Some(_) => return Err("`listener` must be a string".into()),
         },
         tls,
+        client,
+        at_ms,
     })
 }
 

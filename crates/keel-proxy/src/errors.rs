@@ -45,6 +45,8 @@ pub enum ProxyFailure {
     /// A request on a TLS connection for a host that connection is not authoritative
     /// for (421, RFC 9110 §15.5.20): see `crate::tls::misdirected`.
     Misdirected,
+    /// The route's rate limit has no token left for the request's key (429).
+    RateLimited,
 }
 
 impl ProxyFailure {
@@ -64,6 +66,7 @@ impl ProxyFailure {
             ProxyFailure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyFailure::ClientNotAllowed => StatusCode::FORBIDDEN,
             ProxyFailure::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            ProxyFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -84,6 +87,7 @@ impl ProxyFailure {
             ProxyFailure::UpgradeNotAllowed => "upgrade-not-allowed",
             ProxyFailure::ClientNotAllowed => "client-not-allowed",
             ProxyFailure::Misdirected => "misdirected-request",
+            ProxyFailure::RateLimited => "rate-limited",
         }
     }
 }

@@ -77,6 +77,12 @@ pub(crate) struct RouteRuntime {
     /// The route answers only requests whose TLS SNI name is their host (see
     /// [`crate::tls::refuse_misdirected`]).
     pub(crate) require_sni: bool,
+    /// The answer of a fixed-answer route (see [`crate::answer`]).
+    pub(crate) answer: Option<Box<crate::answer::CompiledAnswer>>,
+    /// The path rewrite: the prefix the route matched and what replaces it.
+    pub(crate) rewrite: Option<Box<crate::policy::CompiledRewrite>>,
+    /// The route's rate limit and its buckets (see [`crate::rate_limit`]).
+    pub(crate) limiter: Option<Box<crate::rate_limit::Limiter>>,
 }
 
 impl Generation {
@@ -140,7 +146,7 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
         .iter()
         .zip(&config.routes)
         .map(|(route, configured)| {
-            let service = config.services.get_index(route.service);
+            let service = route.service.and_then(|s| config.services.get_index(s));
             let verify = service.and_then(|(_, s)| {
                 let identity = s.identity.as_ref().filter(|_| s.verify_responses)?;
                 let name = HeaderName::from_bytes(identity.value.header.as_bytes()).ok()?;
@@ -179,6 +185,11 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                     configured.response_headers.as_ref().map(|r| &r.value),
                 ),
                 require_sni: configured.require_sni,
+                answer: crate::answer::CompiledAnswer::compile(configured),
+                rewrite: crate::policy::CompiledRewrite::compile(configured),
+                limiter: crate::rate_limit::Limiter::compile(
+                    configured.rate_limit.as_ref().map(|l| &l.value),
+                ),
             }
         })
         .collect()

@@ -50,7 +50,7 @@ impl DataPlane {
         };
         if self.sample.capacity() > 0 && refused.is_none() {
             self.sample
-                .offer(|| shape(&parts, &generation, route, conn));
+                .offer(|| crate::policy::sampled_shape(&parts, &generation, route, conn));
         }
         // Room for the request id and the three forwarding headers: one growth of the
         // map (hyper sizes it to the headers it parsed) instead of several.
@@ -112,9 +112,18 @@ impl DataPlane {
             }
             Some(route_id)
                 if let Some(refused) =
-                    crate::policy::refuse_by_address(&generation, route_id, conn) =>
+                    crate::policy::refuse_by_address(&generation, route_id, &parts, conn) =>
             {
                 refused
+            }
+            Some(route_id)
+                if let Some(limited) =
+                    crate::policy::refuse_by_rate(&generation, route_id, &parts, conn) =>
+            {
+                limited
+            }
+            Some(route_id) if let Some(answered) = crate::answer::fixed(&generation, route_id) => {
+                answered
             }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle {
@@ -138,6 +147,9 @@ impl DataPlane {
                     }
                     None => {
                         prepare_upstream(&mut parts, conn);
+                        if let Some(rewrite) = &generation.routes[route_id].rewrite {
+                            rewrite.apply(&mut parts.uri);
+                        }
                         if let Some(rules) = &generation.routes[route_id].request_rules {
                             rules.apply(&mut parts.headers);
                         }

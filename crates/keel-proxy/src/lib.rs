@@ -14,6 +14,7 @@
 //! never parses config and never waits on the control plane.
 
 mod access_log;
+mod answer;
 mod backend;
 mod balance;
 mod body;
@@ -37,6 +38,8 @@ mod parking;
 mod policy;
 pub mod probe;
 mod progress;
+mod proxy_protocol;
+mod rate_limit;
 mod refuse;
 mod request;
 mod resend;

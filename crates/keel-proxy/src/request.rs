@@ -148,6 +148,8 @@ pub(crate) fn shape(
         hash_key,
         listener: conn.listener.as_deref().map(str::to_string),
         tls: conn.tls.as_ref().map(|tls| tls.shape()),
+        client: None,
+        at_ms: None,
     }
 }
 

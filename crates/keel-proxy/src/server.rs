@@ -311,12 +311,25 @@ impl DataPlane {
 
     async fn serve_connection(
         self: Arc<Self>,
-        stream: TcpStream,
+        mut stream: TcpStream,
         mut conn: Arc<ConnInfo>,
         builders: &Builders,
         draining: oneshot::Receiver<()>,
         tls: Option<TlsListener>,
     ) {
+        // Boxed: only a listener with `proxy_protocol` pays for the header's state.
+        if self.expects_proxy_header(conn.local_addr) {
+            let deadline = Instant::now() + builders.header_read_timeout;
+            if !Box::pin(crate::proxy_protocol::accept(
+                &mut stream,
+                &mut conn,
+                deadline,
+            ))
+            .await
+            {
+                return;
+            }
+        }
         // TLS: ALPN decides the protocol (no ALPN: HTTP/1.1, as RFC 7301 clients expect).
         if let Some(tls) = tls {
             // Boxed: inline, the handshake's and the TLS stream's state (rustls's) would

@@ -188,6 +188,9 @@ pub struct RouteStats {
     /// Requests the route's traffic policies refused (also counted in `unassigned` by
     /// their status): the input a refusal detector and metrics read per route.
     pub policy_refused: AtomicU64,
+    /// Of those, the requests its rate limit answered `429` (the rest were refused by
+    /// its address rule, `403`).
+    pub rate_limited: AtomicU64,
 }
 
 impl RouteStats {
@@ -260,6 +263,7 @@ impl GenerationStats {
                     .map(|_| LatencyHistogram::default())
                     .collect(),
                 policy_refused: AtomicU64::new(0),
+                rate_limited: AtomicU64::new(0),
             })
             .collect();
         Self {
@@ -304,6 +308,7 @@ mod tests {
             unassigned: OutcomeCounters::default(),
             target_latency: (0..2).map(|_| LatencyHistogram::default()).collect(),
             policy_refused: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
         };
         route.target_latency[0].observe(Duration::from_millis(1));
         route.target_latency[1].observe(Duration::from_millis(40));

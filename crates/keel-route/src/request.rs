@@ -39,6 +39,14 @@ pub struct RequestShape {
     /// The consistent-hash key of the request, if its pool hashes on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<String>,
+    /// The client address policies judged (a sampled request's): address rules and
+    /// rate limits are replayed on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
+    /// When it arrived, in milliseconds since the Unix epoch (a sampled request's):
+    /// rate limits are replayed in this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
     /// The listener it came in on, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener: Option<String>,
@@ -70,6 +78,8 @@ impl RequestShape {
             hash_key: None,
             listener: None,
             tls: None,
+            client: None,
+            at_ms: None,
         }
     }
 

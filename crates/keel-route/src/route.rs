@@ -20,9 +20,11 @@ pub type ServiceId = usize;
 pub struct CompiledRoute {
     /// Its name.
     pub name: Arc<str>,
-    /// The service that must answer.
-    pub service: ServiceId,
-    /// Pools with their weights; zero-weight arms are kept for reporting.
+    /// The service that must answer; `None` for a fixed-answer route (`respond`), which
+    /// Keel answers itself.
+    pub service: Option<ServiceId>,
+    /// Pools with their weights; zero-weight arms are kept for reporting. Empty for a
+    /// fixed-answer route.
     pub targets: Box<[(PoolId, u32)]>,
     /// Deadline for response headers, all attempts together.
     pub timeout: Duration,
@@ -40,7 +42,7 @@ pub struct CompiledRoute {
 impl CompiledRoute {
     pub(crate) fn new(
         route: &keel_config::Route,
-        service: ServiceId,
+        service: Option<ServiceId>,
         targets: Vec<(PoolId, u32)>,
     ) -> Self {
         let total_weight = targets.iter().map(|(_, w)| *w).sum();
@@ -113,17 +115,26 @@ impl CompiledRoute {
         &self.listeners
     }
 
+    /// True for a fixed-answer route: no pool, Keel writes the answer.
+    pub fn answers_itself(&self) -> bool {
+        self.targets.is_empty()
+    }
+
     /// Sum of the target weights.
     pub fn total_weight(&self) -> u32 {
         self.total_weight
     }
 
     /// The pool for a draw `roll` uniform in `0..total_weight()`; the first pool if the
-    /// weights are all zero (the checker refuses such configs).
+    /// weights are all zero (the checker refuses such configs). A fixed-answer route has
+    /// no pool: callers check [`Self::answers_itself`] first (pool 0 comes back here).
     #[inline]
     pub fn pick_pool(&self, roll: u32) -> PoolId {
+        let Some(first) = self.targets.first() else {
+            return 0;
+        };
         if self.targets.len() == 1 || self.total_weight == 0 {
-            return self.targets[0].0;
+            return first.0;
         }
         let mut left = roll % self.total_weight;
         for (pool, weight) in self.targets.iter() {
@@ -132,7 +143,7 @@ impl CompiledRoute {
             }
             left -= weight;
         }
-        self.targets[0].0
+        first.0
     }
 
     /// Each pool's expected share of the route's requests (weights normalized).

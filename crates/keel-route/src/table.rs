@@ -58,15 +58,20 @@ impl RouteTable {
         let mut by_host: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut fallback = Vec::new();
         for (index, route) in config.routes.iter().enumerate() {
-            let service = config
-                .services
-                .get_index_of(route.service.value.as_str())
-                .ok_or_else(|| CompileError::UnknownService {
-                    route: route.name.value.clone(),
-                    service: route.service.value.clone(),
-                })?;
+            let service = match route.service() {
+                None => None,
+                Some(service) => Some(
+                    config
+                        .services
+                        .get_index_of(service.value.as_str())
+                        .ok_or_else(|| CompileError::UnknownService {
+                            route: route.name.value.clone(),
+                            service: service.value.clone(),
+                        })?,
+                ),
+            };
             let mut targets = Vec::new();
-            for (pool, weight) in route.target.value.pools() {
+            for (pool, weight) in route.target_pools() {
                 let id = config
                     .pools
                     .get_index_of(pool.value.as_str())

@@ -49,6 +49,24 @@ fn rate(counts: &[u64; 7]) -> Rate {
     }
 }
 
+/// A route's rate for the error test: its failures plus the requests its policies
+/// refused, so that a change refusing clients it used to serve (a deny that matches
+/// everyone, a rate limit ten times too low) is a jump like a wave of 5xx.
+fn route_rate(view: &WindowView<'_>, route: usize) -> Rate {
+    let mut rate = rate(&view.route(route));
+    rate.failures += view.refused(route);
+    rate
+}
+
+/// The whole generation's rate for the error test, refusals included.
+fn total_rate(view: &WindowView<'_>) -> Rate {
+    let mut total = rate(&view.total());
+    total.failures += (0..view.route_count())
+        .map(|r| view.refused(r))
+        .sum::<u64>();
+    total
+}
+
 /// The first alarm of a candidate compared with its baseline, if any. A change never
 /// chooses its own judge: the thresholds are the stricter of the baseline's config and
 /// the candidate's, and the intents of both are watched.
@@ -134,16 +152,16 @@ fn errors(
     view: &WindowView<'_>,
     thresholds: &Thresholds,
 ) -> Option<Alarm> {
-    let base_total = base_view.map(|v| rate(&v.total()));
+    let base_total = base_view.map(total_rate);
     for (r, route) in candidate.shape.routes.iter().enumerate() {
         let same_route = baseline
             .zip(base_view)
-            .and_then(|(b, v)| b.shape.route_id(&route.name).map(|id| rate(&v.route(id))))
+            .and_then(|(b, v)| b.shape.route_id(&route.name).map(|id| route_rate(v, id)))
             .filter(|r| r.requests >= thresholds.min_requests);
         let reference = same_route.or(base_total);
         let subject = format!("route {}", route.name);
         if let ErrorVerdict::Jump(alarm) =
-            error_jump(&subject, reference, rate(&view.route(r)), thresholds)
+            error_jump(&subject, reference, route_rate(view, r), thresholds)
         {
             return Some(alarm);
         }
@@ -151,14 +169,14 @@ fn errors(
     let ErrorVerdict::Jump(mut alarm) = error_jump(
         &format!("generation {}", candidate.id),
         base_total,
-        rate(&view.total()),
+        total_rate(view),
         thresholds,
     ) else {
         return None;
     };
     // No single route has enough volume yet: name the one failing most.
     let worst = (0..view.route_count())
-        .map(|r| (r, rate(&view.route(r))))
+        .map(|r| (r, route_rate(view, r)))
         .max_by_key(|(_, rate)| rate.failures)
         .filter(|(_, rate)| rate.failures > 0);
     if let Some((r, worst)) = worst

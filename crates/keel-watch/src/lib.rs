@@ -39,6 +39,7 @@ mod evaluate;
 mod metrics;
 pub mod names;
 pub mod plan;
+mod policy_metrics;
 mod shape;
 mod tls_metrics;
 mod tunnel_metrics;

@@ -10,6 +10,9 @@ pub const REQUESTS: &str = "keel_requests";
 pub const UNROUTED: &str = "keel_unrouted_requests";
 /// Requests refused before routing (answered 400 or 501), by `generation` (counter).
 pub const REFUSED: &str = "keel_refused_requests";
+/// Requests a route's policies refused, by `generation`, `route` and `policy`
+/// (`address`, `rate_limit`) (counter).
+pub const POLICY_REFUSALS: &str = "keel_policy_refusals";
 /// Client connections cut because a response body stopped moving (counter).
 pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
@@ -57,8 +60,9 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 24] = [
+pub const ALL: [&str; 25] = [
     REQUESTS,
+    POLICY_REFUSALS,
     UNROUTED,
     REFUSED,
     STALLED_RESPONSES,

@@ -97,7 +97,7 @@ impl Shape {
                     path,
                     service: config
                         .services
-                        .get_index(route.service)
+                        .get_index(route.service.unwrap_or(usize::MAX))
                         .map_or_else(String::new, |(name, _)| name.clone()),
                     arms,
                 }

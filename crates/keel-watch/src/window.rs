@@ -41,6 +41,8 @@ struct RouteLayout {
     arms: Box<[(usize, usize)]>,
     unassigned: usize,
     latency: usize,
+    /// Requests the route's policies refused (403, 429): one cell.
+    refused: usize,
 }
 
 impl Layout {
@@ -64,10 +66,13 @@ impl Layout {
                 offset += OUTCOMES;
                 let latency = offset;
                 offset += BUCKETS;
+                let refused = offset;
+                offset += 1;
                 RouteLayout {
                     arms,
                     unassigned,
                     latency,
+                    refused,
                 }
             })
             .collect();
@@ -91,6 +96,9 @@ impl Layout {
                 out[layout.unassigned + o] = route.unassigned.get(*outcome);
             }
             out[layout.latency..layout.latency + BUCKETS].copy_from_slice(&route.latency_buckets());
+            out[layout.refused] = route
+                .policy_refused
+                .load(std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -149,6 +157,17 @@ impl WindowView<'_> {
             add(&mut sum, &self.arm(route, arm));
         }
         sum
+    }
+
+    /// Requests a route's traffic policies refused (`403` address rule, `429` rate
+    /// limit); they are also in the route's client-error outcomes.
+    pub fn refused(&self, route: usize) -> u64 {
+        self.layout
+            .routes
+            .get(route)
+            .and_then(|r| self.values.get(r.refused))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Non-cumulative latency bucket counts of a route.

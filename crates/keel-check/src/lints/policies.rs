@@ -1,4 +1,5 @@
-//! K213: a route's address rule that refuses every client (of a family).
+//! K213: a route's address rule that refuses every client (of a family); K215: a
+//! trusted proxy outside loopback and private address space.
 //!
 //! `deny = ["0.0.0.0/0"]` or an empty `allow = []` parses, compiles and serves: it
 //! just answers 403 to everyone, the kind of change that takes a shop down in one
@@ -7,6 +8,7 @@
 use keel_config::{AccessMode, Config, Diagnostic, codes};
 
 pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
+    public_trusted_proxies(config, out);
     for route in &config.routes {
         let Some(access) = &route.access else {
             continue;
@@ -54,6 +56,30 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// K215: anyone at a trusted address can write the client address every `allow`,
+/// `deny` and `client_ip` rate limit judges. A public block is usually a mistake (a
+/// CDN's published ranges are the exception), hence a warning.
+fn public_trusted_proxies(config: &Config, out: &mut Vec<Diagnostic>) {
+    for block in &config.server.trusted_proxies {
+        if block.value.is_private() {
+            continue;
+        }
+        out.push(
+            Diagnostic::warning(
+                codes::PUBLIC_TRUSTED_PROXY,
+                format!(
+                    "trusted proxy block {} is not a loopback or private range",
+                    block.value
+                ),
+            )
+            .at(block.span, "x-forwarded-for from here is believed")
+            .with_note("a client at any address of this block can name any client address in x-forwarded-for, and address rules and rate limits will believe it")
+            .with_help("list only the addresses of your own proxies or load balancers (a CDN's published ranges if it sits in front)")
+            .with_data(serde_json::json!({ "block": block.value.to_string() })),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{codes, run_lint};
@@ -79,6 +105,22 @@ mod tests {
             "{}",
             both[0].message
         );
+    }
+
+    #[test]
+    fn public_trusted_proxies_are_reported() {
+        let config = |blocks: &str| format!("[server]\ntrusted_proxies = [{blocks}]\n");
+        let out = run_lint(
+            check,
+            &config("\"127.0.0.1\", \"203.0.113.0/24\", \"fd00::/8\""),
+        );
+        assert_eq!(codes(&out), [codes::PUBLIC_TRUSTED_PROXY]);
+        assert!(
+            out[0].message.contains("203.0.113.0/24"),
+            "{}",
+            out[0].message
+        );
+        assert!(run_lint(check, &config("\"10.0.0.0/8\", \"::1\"")).is_empty());
     }
 
     #[test]

@@ -11,7 +11,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     }
     for route in &config.routes {
         let what = format!("route `{}`", route.name);
-        unknown_service(config, &route.service, &what, out);
+        // A fixed answer (`respond`) names no service and no pool.
+        let (Some(service), Some(target)) = (route.service(), route.target()) else {
+            continue;
+        };
+        unknown_service(config, service, &what, out);
         for also in &route.also_served_by {
             unknown_service(config, also, &format!("{what} (also_served_by)"), out);
         }
@@ -31,7 +35,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
-        for (pool_ref, weight) in route.target.value.pools() {
+        for (pool_ref, weight) in target.value.pools() {
             let Some(pool) = config.pools.get(pool_ref.value.as_str()) else {
                 out.push(
                     Diagnostic::error(
@@ -53,9 +57,9 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 .also_served_by
                 .iter()
                 .any(|s| s.value == pool.service.value);
-            if pool.service.value != route.service.value
+            if pool.service.value != service.value
                 && !declared
-                && config.services.contains_key(route.service.value.as_str())
+                && config.services.contains_key(service.value.as_str())
             {
                 let share = route_share(route, weight);
                 out.push(
@@ -63,11 +67,11 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                         codes::SERVICE_MISMATCH,
                         format!(
                             "{what} must be answered by service `{}`, but pool `{}` serves `{}`",
-                            route.service, pool.name, pool.service
+                            service, pool.name, pool.service
                         ),
                     )
                     .at(pool_ref.span, format!("pool of service `{}`", pool.service))
-                    .with_related(route.service.span, "the service this route promises")
+                    .with_related(service.span, "the service this route promises")
                     .with_related(pool.service.span, format!("pool `{}` serves this", pool.name))
                     .with_note(format!(
                         "{share} of this route's requests would reach backends of `{}`",
@@ -75,7 +79,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                     ))
                     .with_help(format!(
                         "send the route to a pool of service `{}`, change the route's service if `{}` really should answer, or declare a migration with also_served_by = [\"{}\"]",
-                        route.service, pool.service, pool.service
+                        service, pool.service, pool.service
                     )),
                 );
             }
@@ -84,7 +88,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
 }
 
 fn route_share(route: &keel_config::Route, weight: u32) -> String {
-    let total: u32 = route.target.value.pools().iter().map(|(_, w)| *w).sum();
+    let total: u32 = route.target_pools().iter().map(|(_, w)| *w).sum();
     if total == 0 {
         return "none".into();
     }

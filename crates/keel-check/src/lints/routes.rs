@@ -81,7 +81,7 @@ fn unsafe_retries(route: &Route, out: &mut Vec<Diagnostic>) {
 }
 
 fn short_timeout(config: &Config, route: &Route, out: &mut Vec<Diagnostic>) {
-    for (pool_ref, _) in route.target.value.pools() {
+    for (pool_ref, _) in route.target_pools() {
         let Some(pool) = config.pools.get(pool_ref.value.as_str()) else {
             continue;
         };

@@ -8,10 +8,13 @@ const RETIRED_SHARE_LIMIT: f64 = 0.5;
 
 pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     for route in &config.routes {
-        let arms = route.target.value.pools();
+        let Some(target) = route.target() else {
+            continue;
+        };
+        let arms = target.value.pools();
         let total: u32 = arms.iter().map(|(_, w)| *w).sum();
         if total == 0 {
-            if let Target::Split(_) = route.target.value {
+            if let Target::Split(_) = target.value {
                 out.push(
                     Diagnostic::error(
                         codes::ZERO_SPLIT,
@@ -20,7 +23,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                             route.name
                         ),
                     )
-                    .at(route.target.span, "no arm can be chosen")
+                    .at(target.span, "no arm can be chosen")
                     .with_help("give at least one arm a weight above zero"),
                 );
             }
@@ -52,7 +55,7 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                     names.join(" and ")
                 ),
             )
-            .at(route.target.span, "most traffic goes to a retired pool")
+            .at(target.span, "most traffic goes to a retired pool")
             .with_help("shift the weights toward the current pool, or clear the draining/legacy mark if the pool is in service again");
             for (pool, mark, span) in &retired {
                 diagnostic = diagnostic.with_related(*span, format!("`{pool}` is marked {mark}"));

@@ -1,6 +1,7 @@
 //! Shadow findings as diagnostics: K201 (fully shadowed or matching nothing), K202
-//! (partly shadowed), K203 (may be fully shadowed) and K208 (no catch-all), each with
-//! its witness requests in the text and in `data` for the JSON report.
+//! (partly shadowed), K203 (may be fully shadowed), K208 (no catch-all) and K214 (a
+//! fixed answer takes requests of a later route), each with its witness requests in
+//! the text and in `data` for the JSON report.
 
 use keel_config::{Config, Diagnostic, codes};
 use keel_route::RequestShape;
@@ -39,6 +40,12 @@ pub fn diagnostics(config: &Config, analysis: &ShadowAnalysis) -> Vec<Diagnostic
         .iter()
         .filter_map(|f| diagnostic(config, f))
         .collect();
+    out.extend(
+        analysis
+            .findings
+            .iter()
+            .flat_map(|f| fixed_answer_shadows(config, f)),
+    );
     if let Some(route) = analysis
         .budget_ran_out_at
         .and_then(|id| config.routes.get(id))
@@ -164,6 +171,61 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
         "witnesses": witnesses,
         "representatives": finding.representatives,
     })))
+}
+
+/// K214: per fixed-answer route (`respond`) among a finding's winners, a warning that
+/// requests the shadowed route would forward get Keel's fixed answer instead.
+fn fixed_answer_shadows(config: &Config, finding: &ShadowFinding) -> Vec<Diagnostic> {
+    let Some(route) = config.routes.get(finding.route) else {
+        return Vec::new();
+    };
+    if route.respond().is_some() {
+        return Vec::new();
+    }
+    let name = &route.name.value;
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    for witness in &finding.witnesses {
+        let Some(answer) = config.routes.get(witness.winner) else {
+            continue;
+        };
+        let Some(fixed) = answer.respond() else {
+            continue;
+        };
+        if seen.contains(&witness.winner) {
+            continue;
+        }
+        seen.push(witness.winner);
+        let winner = &answer.name.value;
+        let how = match finding.kind {
+            ShadowKind::FullyShadowed => "every request",
+            _ => "requests",
+        };
+        out.push(
+            Diagnostic::warning(
+                codes::FIXED_ANSWER_SHADOWS,
+                format!(
+                    "fixed answer `{winner}` ({}) takes {how} route `{name}` would forward",
+                    fixed.value.status.value
+                ),
+            )
+            .at(fixed.span, "answered by Keel, never forwarded")
+            .with_related(route.name.span, format!("`{name}` loses these requests"))
+            .with_note(format!(
+                "witness: `{}` matches `{name}` but gets the fixed answer of `{winner}`",
+                witness.request
+            ))
+            .with_help(format!(
+                "narrow `{winner}` (path, host, methods) or move it below `{name}`; if the fixed answer is a planned maintenance page, a route test with expect = {{ route = \"{winner}\" }} states it"
+            ))
+            .with_data(json!({
+                "route": name,
+                "fixed_answer": winner,
+                "request": request_json(&witness.request),
+            })),
+        );
+    }
+    out
 }
 
 fn with_witness(

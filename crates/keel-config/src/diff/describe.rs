@@ -31,11 +31,10 @@ pub(super) fn describe_route(route: &Route) -> String {
     } else {
         parts.join(", ")
     };
-    format!(
-        "{matches} → {} (service {})",
-        target(route),
-        route.service.value
-    )
+    match route.service() {
+        Some(service) => format!("{matches} → {} (service {})", target(route), service.value),
+        None => format!("{matches} → {}", target(route)),
+    }
 }
 
 /// `service web, round robin, 2 backends`.
@@ -64,9 +63,14 @@ pub(super) fn identity(service: &Service) -> String {
     )
 }
 
-/// `pool web` or `split web:70 (70%), web-v2:30 (30%)`.
+/// `pool web`, `split web:70 (70%), web-v2:30 (30%)` or `answer 200 text/plain (3 bytes)`.
 pub(super) fn target(route: &Route) -> String {
-    match &route.target.value {
+    let Some(target) = route.target() else {
+        return route
+            .respond()
+            .map_or_else(String::new, |a| format!("answer {}", a.value.describe()));
+    };
+    match &target.value {
         Target::Pool(pool) => format!("pool {}", pool.value),
         Target::Split(_) => {
             let arms = split_arms(route).unwrap_or_default();
@@ -78,7 +82,7 @@ pub(super) fn target(route: &Route) -> String {
 
 /// Split arms by pool: `"70 (70%)"`; `None` for a single-pool target.
 pub(super) fn split_arms(route: &Route) -> Option<IndexMap<String, String>> {
-    let Target::Split(entries) = &route.target.value else {
+    let Target::Split(entries) = &route.target()?.value else {
         return None;
     };
     let total: u64 = entries.iter().map(|e| u64::from(e.weight.value)).sum();

@@ -311,7 +311,13 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
         };
         field(&mut fields, "listener", &listeners(a), &listeners(b));
         field(&mut fields, "require_sni", &a.require_sni, &b.require_sni);
-        field(&mut fields, "service", &a.service.value, &b.service.value);
+        let service = |r: &crate::Route| r.service().map(|s| s.value.clone());
+        field(
+            &mut fields,
+            "service",
+            &human(&service(a)),
+            &human(&service(b)),
+        );
         match (split_arms(a), split_arms(b)) {
             (Some(old_arms), Some(new_arms)) => {
                 keyed(&mut fields, "weight of", &old_arms, &new_arms)
@@ -377,6 +383,19 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
             &rules(&a.response_headers),
             &rules(&b.response_headers),
         );
+        let rewrite = |r: &crate::Route| {
+            r.rewrite.as_ref().map_or_else(
+                || "none".to_string(),
+                |w| format!("path_prefix {}", w.value.path_prefix.value),
+            )
+        };
+        field(&mut fields, "rewrite", &rewrite(a), &rewrite(b));
+        let limit = |r: &crate::Route| {
+            r.rate_limit
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |l| l.value.describe())
+        };
+        field(&mut fields, "rate_limit", &limit(a), &limit(b));
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {
@@ -565,6 +584,20 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             idle_spin,
             generation_header
         ]
+    );
+    let trusted = |c: &Config| {
+        c.server
+            .trusted_proxies
+            .iter()
+            .map(|b| b.value.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    field(
+        &mut out,
+        "[server] trusted_proxies",
+        &trusted(old),
+        &trusted(new),
     );
     keys!("traffic", old.traffic, new.traffic, [sample_size, window]);
     keys!("access_log", old.access_log, new.access_log, [path]);

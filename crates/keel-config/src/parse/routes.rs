@@ -8,7 +8,9 @@ use super::{valid_header_name, valid_name};
 use crate::codes;
 use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
-use crate::model::{HostMatch, PathMatch, PathRegex, Route, SplitEntry, Target, UpgradeProtocol};
+use crate::model::{
+    HostMatch, PathMatch, PathRegex, Route, RouteAction, SplitEntry, Target, UpgradeProtocol,
+};
 use crate::reader::{Sink, Table, span_of, wrong_type};
 use crate::span::{Located, Span};
 
@@ -93,12 +95,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let path = path(sink, &table);
     let methods = methods(sink, &table);
     let headers = headers(sink, &table);
-    let service = table.required_string(
-        sink,
-        "service",
-        "name the service that must answer this route, e.g. service = \"web\"",
-    );
-    let target = target(sink, &table);
+    let action = action(sink, &table);
     let timeout = table.duration(sink, "timeout", d::ROUTE_TIMEOUT);
     if timeout.value.is_zero() {
         sink.invalid(
@@ -129,6 +126,8 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let response_headers = header_rules(sink, &table, Direction::Response);
     let listeners = listeners(sink, &table);
     let require_sni = table.bool(sink, "require_sni", false);
+    let rate_limit = super::policies::rate_limit(sink, &table);
+    let rewrite = super::policies::rewrite(sink, &table, path.as_ref().and_then(Option::as_ref));
     Some(Route {
         name: name?,
         span: table.span,
@@ -136,8 +135,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         path: path?,
         methods: methods?,
         headers,
-        service: service?,
-        target: target?,
+        action: action?,
         timeout,
         retries,
         body_idle_timeout,
@@ -149,6 +147,41 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         response_headers: response_headers?,
         listeners: listeners?,
         require_sni,
+        rewrite: rewrite?,
+        rate_limit: rate_limit?,
+    })
+}
+
+/// Forward to `service` through `pool`/`split`, or answer with `respond`.
+fn action(sink: &mut Sink, table: &Table<'_, '_>) -> Option<RouteAction> {
+    if table.get("respond").is_some() {
+        let forwarding = ["service", "pool", "split", "rewrite", "upgrades"]
+            .into_iter()
+            .find_map(|key| table.get(key).map(|v| (key, span_of(v))));
+        if let Some((key, span)) = forwarding {
+            sink.push(
+                Diagnostic::error(
+                    codes::CONFLICTING_KEYS,
+                    format!("{} has both `respond` and `{key}`", table.what),
+                )
+                .at(span, "a fixed answer is not forwarded")
+                .with_help(
+                    "keep respond = { .. } to answer from Keel itself, or remove it to forward",
+                ),
+            );
+            return None;
+        }
+        return super::policies::fixed_answer(sink, table).map(RouteAction::Respond);
+    }
+    let service = table.required_string(
+        sink,
+        "service",
+        "name the service that must answer this route, e.g. service = \"web\" (or answer it with respond = { status = 200, body = \"..\" })",
+    );
+    let target = target(sink, table);
+    Some(RouteAction::Forward {
+        service: service?,
+        target: target?,
     })
 }
 

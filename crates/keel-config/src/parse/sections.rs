@@ -20,7 +20,7 @@ const MAX_IDLE_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Listener> {
     let listeners = named_tables(sink, root, "listeners", "listener", |sink, name, table| {
-        table.deny_unknown(sink, &["addr", "backlog", "tls"]);
+        table.deny_unknown(sink, &["addr", "backlog", "tls", "proxy_protocol"]);
         let addr = table.addr(sink, "addr").or_else(|| {
             if table.get("addr").is_none() {
                 sink.push(
@@ -38,11 +38,13 @@ pub(super) fn listeners(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<Strin
             .u32(sink, "backlog", d::LISTEN_BACKLOG, 1, d::MAX_LISTEN_BACKLOG)
             .value;
         let tls = super::certificates::listener_tls(sink, &table);
+        let proxy_protocol = table.bool(sink, "proxy_protocol", d::PROXY_PROTOCOL);
         Some(Listener {
             name,
             addr,
             backlog,
             tls,
+            proxy_protocol,
         })
     });
     if listeners.is_empty() && root.get("listeners").is_none() {
@@ -252,6 +254,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         body_idle_timeout: d::BODY_IDLE_TIMEOUT,
         idle_spin: d::IDLE_SPIN,
         generation_header: d::GENERATION_HEADER,
+        trusted_proxies: Vec::new(),
     };
     let Some(table) = root.table(sink, "server", "[server]") else {
         return server;
@@ -267,6 +270,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
             "body_idle_timeout",
             "idle_spin",
             "generation_header",
+            "trusted_proxies",
         ],
     );
     server.worker_threads = table
@@ -309,6 +313,9 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         idle_spin.value
     };
     server.generation_header = table.bool(sink, "generation_header", d::GENERATION_HEADER);
+    if let Some((blocks, _)) = super::policies::cidr_list(sink, &table, "trusted_proxies") {
+        server.trusted_proxies = blocks;
+    }
     server
 }
 

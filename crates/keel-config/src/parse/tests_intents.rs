@@ -69,7 +69,7 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
         else {
             continue;
         };
-        table.deny_unknown(sink, &["request", "headers", "expect"]);
+        table.deny_unknown(sink, &["request", "headers", "client", "expect"]);
         let Some(request) = table.required_string(
             sink,
             "request",
@@ -104,6 +104,20 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
                 }
             }
         }
+        let client = match table.string(sink, "client") {
+            Some(text) => match text.value.parse::<std::net::IpAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    sink.invalid(
+                        text.span,
+                        format!("bad client address `{}`", text.value),
+                        "write an IPv4 or IPv6 address such as \"203.0.113.9\"",
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
         let Some(expect_table) = table.table(sink, "expect", "the test expectation") else {
             if table.get("expect").is_none() {
                 sink.push(
@@ -114,7 +128,10 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
             }
             continue;
         };
-        expect_table.deny_unknown(sink, &["route", "pool", "service", "status"]);
+        expect_table.deny_unknown(
+            sink,
+            &["route", "pool", "service", "status", "rewritten_path"],
+        );
         let expect = Expect {
             route: expect_table.string(sink, "route").map(|v| v.value),
             pool: expect_table.string(sink, "pool").map(|v| v.value),
@@ -122,16 +139,18 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
             status: expect_table
                 .get("status")
                 .map(|_| expect_table.u32(sink, "status", 404, 100, 599).value as u16),
+            rewritten_path: expect_table.string(sink, "rewritten_path").map(|v| v.value),
         };
         if expect.route.is_none()
             && expect.pool.is_none()
             && expect.service.is_none()
             && expect.status.is_none()
+            && expect.rewritten_path.is_none()
         {
             sink.invalid(
                 expect_table.span,
                 "an empty expectation tests nothing",
-                "give route, pool, service or status",
+                "give route, pool, service, status or rewritten_path",
             );
             continue;
         }
@@ -141,6 +160,7 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
             host: line.host,
             path: line.path,
             headers,
+            client,
             expect,
         });
     }

@@ -90,7 +90,7 @@ impl Labels {
                 .table
                 .routes()
                 .iter()
-                .map(|r| r.service)
+                .map(|r| r.service.unwrap_or(usize::MAX))
                 .collect(),
             pool_names: config.pools.keys().cloned().collect(),
             services,

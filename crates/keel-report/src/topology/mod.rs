@@ -217,7 +217,8 @@ impl Topology {
     ) {
         let mut seen: IndexMap<(usize, usize), (usize, Option<String>, bool)> = IndexMap::new();
         for (source, route) in upstream {
-            let targets = route.target.value.pools();
+            let targets = route.target_pools();
+            let expected = route.service().map_or("", |s| s.value.as_str());
             let total: u64 = targets.iter().map(|(_, w)| u64::from(*w)).sum();
             let arms = targets.len();
             for (pool_name, weight) in targets {
@@ -230,9 +231,9 @@ impl Topology {
                     .map(|p| p.service.value.as_str());
                 let share = (arms > 1 && total > 0)
                     .then(|| format!("{}%", u64::from(weight) * 100 / total));
-                let mismatch = served.filter(|s| *s != route.service.value).map(|s| {
+                let mismatch = served.filter(|s| *s != expected).map(|s| {
                     let prefix = share.as_ref().map_or(String::new(), |p| format!("{p} · "));
-                    format!("{prefix}expects {} · pool serves {s}", route.service.value)
+                    format!("{prefix}expects {expected} · pool serves {s}")
                 });
                 let slot = seen.entry((*source, pool_node)).or_insert((0, None, false));
                 slot.0 += 1;

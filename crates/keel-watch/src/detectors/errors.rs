@@ -1,5 +1,6 @@
 //! Error jump: Wald's sequential probability ratio test on the failure rate of a route
-//! (5xx answers, connect failures, resets and timeouts, and misidentified responses).
+//! (5xx answers, connect failures, resets and timeouts, misidentified responses, and
+//! requests the route's policies refused: see `evaluate.rs`).
 //!
 //! Two hypotheses about the candidate's failure probability per request:
 //! `H0: p = p0` (as before) and `H1: p = p1` (jumped), with

@@ -1,0 +1,81 @@
+//! The policy side of route test expectations, once a route matched: the status the
+//! route's policies give the test request (`403` from its address rule for the test's
+//! `client`, a fixed answer's own status, `429` for a route with a rate limit) and the
+//! path its `rewrite` forwards (`rewritten_path`). The data plane judges in the same
+//! order: address rule, then rate limit, then fixed answer or forwarding.
+
+use keel_config::{Route, RouteTest};
+
+/// Failures of `test`'s policy expectations against the route it matched.
+pub(crate) fn failures(route: &Route, test: &RouteTest, out: &mut Vec<String>) {
+    let expect = &test.expect;
+    let name = &route.name.value;
+    let refused = match (&route.access, test.client) {
+        (Some(access), Some(client)) => !access.value.admits(client),
+        _ => false,
+    };
+    if let Some(status) = expect.status.filter(|s| *s != 404) {
+        if refused {
+            if status != 403 {
+                out.push(format!(
+                    "expected status {status}, got 403: route `{name}` refuses client {} (its `{}` list)",
+                    client_text(test),
+                    access_key(route)
+                ));
+            }
+        } else if status == 403 {
+            out.push(match (&route.access, test.client) {
+                (None, _) => format!("expected 403, but route `{name}` has no allow or deny list"),
+                (Some(_), None) => format!(
+                    "expected 403, but the test names no client: add client = \"203.0.113.9\" to judge route `{name}`'s `{}` list",
+                    access_key(route)
+                ),
+                (Some(_), Some(client)) => format!(
+                    "expected 403, but route `{name}` serves client {client} (its `{}` list)",
+                    access_key(route)
+                ),
+            });
+        } else if status == 429 {
+            if route.rate_limit.is_none() {
+                out.push(format!(
+                    "expected 429, but route `{name}` has no rate_limit"
+                ));
+            }
+        } else if let Some(answer) = route.respond()
+            && answer.value.status.value != status
+        {
+            out.push(format!(
+                "expected status {status}, got {} (the fixed answer of route `{name}`)",
+                answer.value.status.value
+            ));
+        }
+    }
+    if let Some(expected) = &expect.rewritten_path {
+        let got = match (&route.rewrite, &route.path) {
+            (Some(rewrite), Some(path)) => match &path.value {
+                keel_config::PathMatch::Prefix(prefix) => rewrite.value.apply(prefix, &test.path),
+                _ => None,
+            },
+            _ => None,
+        }
+        .unwrap_or_else(|| test.path.clone());
+        if route.respond().is_some() {
+            out.push(format!(
+                "expected rewritten path `{expected}`, but route `{name}` answers itself (nothing is forwarded)"
+            ));
+        } else if &got != expected {
+            out.push(format!(
+                "expected rewritten path `{expected}`, got `{got}` (route `{name}`)"
+            ));
+        }
+    }
+}
+
+fn client_text(test: &RouteTest) -> String {
+    test.client
+        .map_or_else(|| "?".to_string(), |c| c.to_string())
+}
+
+fn access_key(route: &Route) -> &'static str {
+    route.access.as_ref().map_or("", |a| a.value.mode.key())
+}

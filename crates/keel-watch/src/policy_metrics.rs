@@ -1,0 +1,50 @@
+//! The policy series of a scrape: requests each route's traffic policies refused, by
+//! generation, route and policy (`address`: its `allow`/`deny` list answered `403`;
+//! `rate_limit`: its rate limit answered `429`). Read from each live generation's
+//! route counters; zero values are left out, so a generation without policies adds
+//! nothing. A jump after a change (a deny that matches everyone) shows here per
+//! generation, next to the `4xx` class of `keel_requests_total`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use keel_proxy::Generation;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
+use crate::names;
+
+/// Encodes the policy refusal family for `generations`.
+pub(crate) fn encode_policy_refusals(
+    encoder: &mut DescriptorEncoder,
+    generations: &[Arc<Generation>],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        names::POLICY_REFUSALS,
+        "Requests a route's policies refused, by generation, route and policy (address: 403 from allow/deny; rate_limit: 429).",
+        None,
+        MetricType::Counter,
+    )?;
+    for generation in generations {
+        let id = generation.id.to_string();
+        for (route_id, route) in generation.stats.routes.iter().enumerate() {
+            let limited = route.rate_limited.load(Relaxed);
+            let address = route.policy_refused.load(Relaxed).saturating_sub(limited);
+            let name = &*generation.table.route(route_id).name;
+            for (policy, count) in [("address", address), ("rate_limit", limited)] {
+                if count == 0 {
+                    continue;
+                }
+                let labels = [
+                    ("generation", id.as_str()),
+                    ("route", name),
+                    ("policy", policy),
+                ];
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+            }
+        }
+    }
+    Ok(())
+}
