@@ -168,6 +168,7 @@ mod tests {
             path: path.into(),
             headers: Vec::new(),
             hash_key: None,
+            ..RequestShape::default()
         }
     }
 

@@ -223,7 +223,9 @@ fn rows(generation: &Generation) -> Vec<Row> {
                     .path
                     .as_ref()
                     .map_or_else(String::new, |p| p.value.to_string()),
-                service: route.service.value.clone(),
+                service: route
+                    .service()
+                    .map_or_else(|| "(fixed answer)".to_string(), |s| s.value.clone()),
                 pools,
                 requests,
                 failures,
