@@ -81,7 +81,7 @@ pub struct GenerationRecord {
 
 impl NewGeneration {
     /// Refuses a generation that could not be attributed in the audit log.
-    pub(crate) fn validate(&self) -> Result<(), crate::StoreError> {
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
         if self.origin.trim().is_empty() {
             return Err(crate::StoreError::InvalidInput(
                 "generation origin must not be empty".to_owned(),
@@ -91,7 +91,7 @@ impl NewGeneration {
     }
 
     /// The stored record for this generation, given what the store decided.
-    pub(crate) fn into_record(
+    pub fn into_record(
         self,
         id: GenerationId,
         state: GenerationState,
