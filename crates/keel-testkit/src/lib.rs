@@ -15,16 +15,23 @@
 //!   and a bounded load that counts the wrong answers (a success from another
 //!   application) per service, in [`WrongAnswers`].
 //!
+//! * [`Etcd`]: a real single-member etcd on loopback ports for the fleet tests (skipped
+//!   loudly when `/usr/bin/etcd` is missing), which can be stopped and resumed.
+//! * [`eventually`]: polls a condition until it holds or a deadline passes.
+//!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
 //! knows nothing of Keel's other crates.
 
 mod backend;
+mod etcd;
 mod load;
 mod port;
 mod serve;
 mod shop;
+mod wait;
 
 pub use backend::{Answer, Backend, start};
+pub use etcd::{ETCD_BINARY, Etcd};
 pub use load::{LoadReport, load, sequential};
 pub use port::free_addr;
 pub use serve::serve;
@@ -32,3 +39,4 @@ pub use shop::{
     IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,
     toml_list,
 };
+pub use wait::eventually;
