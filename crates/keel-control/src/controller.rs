@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     pub(crate) next_session: AtomicU64,
     /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
     pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
+    /// Fleet mode: this node's own config, whose listeners, admin API and `[fleet]` table
+    /// replace those of a generation applied elsewhere (`follow.rs`).
+    pub(crate) node_config: Mutex<Option<Arc<keel_config::Config>>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -88,6 +91,7 @@ impl Controller {
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
                 webhooks: Mutex::new(None),
+                node_config: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {
