@@ -131,6 +131,19 @@ impl FleetStore {
         })
     }
 
+    /// `keel rollback --local`: the node already swapped to `to`; only the local copy learns
+    /// it. The fleet's store is deliberately not written, which the caller reports as a
+    /// store error: the node now drifts from the fleet (docs/fleet.md).
+    fn local_rollback(&self, to: GenerationId) -> Result<(), StoreError> {
+        let followed = self.local.served()?.map_or(0, |s| s.revision);
+        if let Some(record) = self.local.get(to)? {
+            self.note_local_swap(&record, followed)?;
+        }
+        Err(StoreError::Unavailable(format!(
+            "local rollback to generation {to}: the fleet's store was not written; this node drifts from the fleet until an operator rolls the fleet back or the fleet's next apply"
+        )))
+    }
+
     /// The fleet's active pointer in etcd: (generation, mod revision).
     pub fn fleet_active(&self) -> Result<Option<(GenerationId, i64)>, StoreError> {
         let key = self.keys.active();
@@ -416,6 +429,9 @@ impl Store for FleetStore {
         origin: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
+        if origin == keel_store::origin::LOCAL {
+            return self.local_rollback(to);
+        }
         let (origin, reason) = (origin.to_string(), reason.to_string());
         self.execute("this rollback", vec![from, to], move |records, _, now| {
             let (from, to) = (Snapshot::from(&records[0]), Snapshot::from(&records[1]));

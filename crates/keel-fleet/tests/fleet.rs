@@ -236,19 +236,27 @@ async fn a_node_cut_off_rolls_back_locally_and_reports_drift_without_flipping() 
     assert!(converged(&refs, second).await);
 
     etcd.stop();
-    // lb-2 rolls back to generation 1 on its own: the swap needs no etcd.
+    // lb-2 rolls back to generation 1 on its own (`keel rollback --local`): no etcd needed.
     let rollback = nodes[1]
         .controller
         .rollback(RollbackRequest {
             to: Some(1),
             author: "oncall".into(),
             reason: "etcd is down and lb-2 misbehaves".into(),
-            origin: "cli".into(),
+            origin: keel_store::origin::LOCAL.into(),
             force: true,
             ..RollbackRequest::default()
         })
         .await;
-    assert!(rollback.is_ok(), "{rollback:?}");
+    let rollback = rollback.expect("the swap needs no store");
+    assert!(!rollback.persisted, "a local rollback is not the fleet's");
+    assert!(
+        rollback
+            .persist_error
+            .as_deref()
+            .is_some_and(|e| e.contains("local rollback")),
+        "{rollback:?}"
+    );
     assert_eq!(nodes[1].serving(), Some(1));
     assert_eq!(get(nodes[1].listen).await, Some((200, Some(1))));
     assert_eq!(get(nodes[0].listen).await, Some((200, Some(second))));

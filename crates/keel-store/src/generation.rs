@@ -19,6 +19,9 @@ pub mod origin {
     pub const STARTUP: &str = "startup";
     /// A rollback (manual or by the guard) re-activated an earlier generation.
     pub const ROLLBACK: &str = "rollback";
+    /// `keel rollback --local`: one fleet node rolled back on its own, without writing the
+    /// fleet's shared store (a single-node store records it like any rollback).
+    pub const LOCAL: &str = "local";
 }
 
 /// The lowercase hex SHA-256 of a config text: equal texts, equal hashes, on every node.
