@@ -10,6 +10,7 @@
 //! [`intents`] (traffic-share bounds over any weighted request set) and [`probe`]
 //! (live backend probes for `keel check --probe`).
 
+pub mod fleet;
 pub mod intents;
 mod lints;
 mod loader;

@@ -91,3 +91,7 @@ pub const PUBLIC_TRUSTED_PROXY: &str = "K215";
 pub const COVERAGE: &str = "K301";
 /// Later checks were skipped because earlier ones found errors that make them meaningless.
 pub const SKIPPED: &str = "K302";
+
+/// A node-only key (`[listeners]`, `[admin]`, `[fleet] node`) in a config applied to a fleet:
+/// each node keeps its own value, so the key does not travel with the generation.
+pub const FLEET_NODE_KEY: &str = "K230";

@@ -157,3 +157,12 @@ pub const LATENCY_FACTOR: f64 = 3.0;
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Webhook delivery attempts before an alert is dropped for that hook (5 attempts).
 pub const WEBHOOK_ATTEMPTS: u32 = 5;
+
+/// The etcd key prefix of a fleet when `[fleet] prefix` is not given ("/keel").
+pub const FLEET_PREFIX: &str = "/keel";
+/// Nodes that take a new generation first in a fleet (1 node).
+pub const FLEET_ROLLOUT_FIRST: u32 = 1;
+/// How long the first nodes are watched before the rest of the fleet follows (30 seconds).
+pub const FLEET_ROLLOUT_WATCH: Duration = Duration::from_secs(30);
+/// A node serving another generation than the fleet's for this long raises `fleet-drift` (30 seconds).
+pub const FLEET_DRIFT_ALERT: Duration = Duration::from_secs(30);

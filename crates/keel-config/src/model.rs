@@ -42,6 +42,8 @@ pub struct Config {
     pub server: Server,
     /// The live traffic sample used for blast-radius reports.
     pub traffic: Traffic,
+    /// `[fleet]`: shared generations through etcd; `None` (or `store = "sqlite"`) for one node.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Config {

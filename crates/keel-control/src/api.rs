@@ -79,6 +79,10 @@ pub struct RollbackBody {
     /// Answer only when the watch of the target has decided.
     #[serde(default)]
     pub wait: bool,
+    /// Fleet mode: roll back this node only, without writing the fleet's store (`keel
+    /// rollback --local`, for when etcd is unreachable); recorded with origin `local`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 /// `POST /generations/{id}/mark-bad` body (every field optional).

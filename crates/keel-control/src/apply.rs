@@ -109,6 +109,16 @@ impl Controller {
             };
             return self.refuse(&request, outcome, impact).await;
         };
+        // Fleet mode: the node's own listeners, admin API and `[fleet]` stay (K230 says
+        // which of the applied values do not travel).
+        if let Some(node) = self.node_config() {
+            outcome.notes.extend(
+                keel_check::fleet::node_key_findings(&config, Some(&node))
+                    .into_iter()
+                    .map(|d| format!("{}: {}", d.code, d.message)),
+            );
+        }
+        let config = self.with_node_keys(config);
 
         let serialized = self.inner.apply_lock.lock().await;
         if !request.dry_run

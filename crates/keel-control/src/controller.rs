@@ -62,6 +62,9 @@ pub(crate) struct Inner {
     /// The traffic sample persisted before this start, and where the live one is
     /// persisted (`persisted_sample.rs`).
     pub(crate) persisted_sample: Mutex<crate::persisted_sample::PersistedSample>,
+    /// Fleet mode: this node's own config, whose listeners, admin API and `[fleet]` table
+    /// replace those of a generation applied elsewhere (`follow.rs`).
+    pub(crate) node_config: Mutex<Option<Arc<keel_config::Config>>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -97,6 +100,7 @@ impl Controller {
                 webhooks: Mutex::new(None),
                 adopt_baseline: Mutex::new(None),
                 persisted_sample: Mutex::default(),
+                node_config: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {

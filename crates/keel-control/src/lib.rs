@@ -42,6 +42,7 @@ mod drift;
 pub use keel_config::diff;
 mod error;
 mod events;
+mod follow;
 mod gate;
 pub mod guard;
 mod hooks;
@@ -65,6 +66,7 @@ pub use controller::Controller;
 pub use diff::{ConfigDiff, semantic_diff};
 pub use error::ControlError;
 pub use events::{record_proxy_events, to_store_event};
+pub use follow::Followed;
 pub use gate::{BlastRadiusGate, IMPACT_SCHEMA_VERSION, impact_text};
 pub use guard::{GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus, MIN_CANARY_PERCENT};
 pub use hooks::{

@@ -75,6 +75,16 @@ pub enum StoreError {
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 
+    /// A shared store (fleet mode's etcd) could not be reached or answered an error. Nothing
+    /// was changed by this call (an etcd transaction is all-or-nothing).
+    #[error("shared store unavailable: {0}")]
+    Unavailable(String),
+
+    /// Another node changed the fleet first: the compare-and-swap on the fleet's active
+    /// revision failed. Nothing was written; the message names the generation that won.
+    #[error("{0}")]
+    Conflict(String),
+
     /// A thread panicked while holding the in-memory store's lock; its contents may be
     /// half-updated, so the store refuses further use.
     #[error("in-memory store poisoned by a panic in another thread")]

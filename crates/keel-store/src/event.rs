@@ -122,7 +122,7 @@ impl NewEvent {
     }
 
     /// Checks the kind and flattens the summary to one line; the stores call this before writing.
-    pub(crate) fn normalized(mut self) -> Result<Self, StoreError> {
+    pub fn normalized(mut self) -> Result<Self, StoreError> {
         let kind_ok = !self.kind.is_empty()
             && self.kind.len() <= MAX_KIND_BYTES
             && self

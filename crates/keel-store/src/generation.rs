@@ -19,6 +19,9 @@ pub mod origin {
     pub const STARTUP: &str = "startup";
     /// A rollback (manual or by the guard) re-activated an earlier generation.
     pub const ROLLBACK: &str = "rollback";
+    /// `keel rollback --local`: one fleet node rolled back on its own, without writing the
+    /// fleet's shared store (a single-node store records it like any rollback).
+    pub const LOCAL: &str = "local";
 }
 
 /// The lowercase hex SHA-256 of a config text: equal texts, equal hashes, on every node.
@@ -81,7 +84,7 @@ pub struct GenerationRecord {
 
 impl NewGeneration {
     /// Refuses a generation that could not be attributed in the audit log.
-    pub(crate) fn validate(&self) -> Result<(), crate::StoreError> {
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
         if self.origin.trim().is_empty() {
             return Err(crate::StoreError::InvalidInput(
                 "generation origin must not be empty".to_owned(),
@@ -91,7 +94,7 @@ impl NewGeneration {
     }
 
     /// The stored record for this generation, given what the store decided.
-    pub(crate) fn into_record(
+    pub fn into_record(
         self,
         id: GenerationId,
         state: GenerationState,

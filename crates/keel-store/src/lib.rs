@@ -43,7 +43,7 @@ mod memory;
 mod sqlite;
 mod state;
 mod store;
-mod transition;
+pub mod transition;
 
 pub use error::StoreError;
 pub use event::{EventQuery, EventRecord, MAX_KIND_BYTES, NewEvent, kind, now_ms, rfc3339};

@@ -1,6 +1,6 @@
 //! The generation state machine, as pure functions: given the current state of the generations
 //! involved, decide the row updates and the event an operation produces, or refuse it. Both
-//! stores (and the etcd store to come) execute these plans, so they cannot disagree on the rules.
+//! stores and keel-fleet's etcd store execute these plans, so they cannot disagree on the rules.
 
 use serde_json::json;
 
@@ -9,11 +9,15 @@ use crate::{GenerationId, GenerationRecord, GenerationState, NewEvent, StoreErro
 
 /// What a plan needs to know about one generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot {
-    pub(crate) id: GenerationId,
-    pub(crate) state: GenerationState,
-    pub(crate) has_served: bool,
-    pub(crate) known_good: bool,
+pub struct Snapshot {
+    /// The generation.
+    pub id: GenerationId,
+    /// Its lifecycle state.
+    pub state: GenerationState,
+    /// It has an activation time (it served traffic).
+    pub has_served: bool,
+    /// It carries the known-good mark.
+    pub known_good: bool,
 }
 
 impl From<&GenerationRecord> for Snapshot {
@@ -30,13 +34,15 @@ impl From<&GenerationRecord> for Snapshot {
 /// One row change. A plan's updates are applied in order; demotions of the active generation
 /// always come before the promotion, so at no point are two rows active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct StateUpdate {
-    pub(crate) id: GenerationId,
-    pub(crate) state: GenerationState,
+pub struct StateUpdate {
+    /// The generation to change.
+    pub id: GenerationId,
+    /// Its new state.
+    pub state: GenerationState,
     /// Set `activated_at_ms` to the operation's time.
-    pub(crate) stamp_activated: bool,
+    pub stamp_activated: bool,
     /// `Some(true)`: mark known-good now; `Some(false)`: withdraw the mark.
-    pub(crate) known_good: Option<bool>,
+    pub known_good: Option<bool>,
 }
 
 impl StateUpdate {
@@ -52,13 +58,15 @@ impl StateUpdate {
 
 /// Row updates plus the one event that records them, to be written in one transaction.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Plan {
-    pub(crate) updates: Vec<StateUpdate>,
-    pub(crate) event: NewEvent,
+pub struct Plan {
+    /// Row changes, in order.
+    pub updates: Vec<StateUpdate>,
+    /// The one event recording them.
+    pub event: NewEvent,
 }
 
 /// State a newly recorded generation starts in.
-pub(crate) fn applied_state(activate: bool) -> GenerationState {
+pub fn applied_state(activate: bool) -> GenerationState {
     if activate {
         GenerationState::Active
     } else {
@@ -67,7 +75,7 @@ pub(crate) fn applied_state(activate: bool) -> GenerationState {
 }
 
 /// Updates that must precede inserting an applied generation: the active one is superseded.
-pub(crate) fn apply_demotions(activate: bool, active: Option<GenerationId>) -> Vec<StateUpdate> {
+pub fn apply_demotions(activate: bool, active: Option<GenerationId>) -> Vec<StateUpdate> {
     match active {
         Some(previous) if activate => vec![StateUpdate::to(previous, GenerationState::Superseded)],
         _ => Vec::new(),
@@ -75,10 +83,7 @@ pub(crate) fn apply_demotions(activate: bool, active: Option<GenerationId>) -> V
 }
 
 /// The "apply" event for a freshly inserted generation.
-pub(crate) fn apply_event(
-    record: &GenerationRecord,
-    previous_active: Option<GenerationId>,
-) -> NewEvent {
+pub fn apply_event(record: &GenerationRecord, previous_active: Option<GenerationId>) -> NewEvent {
     let activated = record.state == GenerationState::Active;
     let verb = if activated {
         "applied"
@@ -108,7 +113,7 @@ pub(crate) fn apply_event(
 }
 
 /// The "reject" event for a generation recorded as rejected.
-pub(crate) fn reject_event(record: &GenerationRecord) -> NewEvent {
+pub fn reject_event(record: &GenerationRecord) -> NewEvent {
     let forced = if record.forced { ", forced" } else { "" };
     let summary = with_reason(
         format!(
@@ -131,7 +136,7 @@ pub(crate) fn reject_event(record: &GenerationRecord) -> NewEvent {
 }
 
 /// Make `target` active; the active generation (if any) becomes superseded.
-pub(crate) fn plan_activate(
+pub fn plan_activate(
     target: Snapshot,
     active: Option<Snapshot>,
     origin: &str,
@@ -181,7 +186,7 @@ pub(crate) fn plan_activate(
 ///   rolled-back, `to` becomes active. `from` keeps its known-good mark: leaving a generation
 ///   is not evidence against it (only an alarm or an operator's [`plan_mark_bad`] is).
 /// * `from` pending (an aborted canary): `to` must be the active generation, which stays active.
-pub(crate) fn plan_rollback(
+pub fn plan_rollback(
     from: Snapshot,
     to: Snapshot,
     origin: &str,
@@ -248,7 +253,7 @@ pub(crate) fn plan_rollback(
 
 /// Mark `target` known-good. `Ok(None)` when it already is: marking is idempotent and does not
 /// repeat the event.
-pub(crate) fn plan_known_good(target: Snapshot, now_ms: i64) -> Result<Option<Plan>, StoreError> {
+pub fn plan_known_good(target: Snapshot, now_ms: i64) -> Result<Option<Plan>, StoreError> {
     if target.state == GenerationState::Rejected {
         return Err(refuse(target, "mark it known-good: it failed its checks"));
     }
@@ -281,7 +286,7 @@ pub(crate) fn plan_known_good(target: Snapshot, now_ms: i64) -> Result<Option<Pl
 /// Judge `target` bad: its known-good mark (if any) is withdrawn, so no rollback picks it
 /// without `--force`, and the event says who judged it and why. Always writes the event (a
 /// generation that was never known-good can still be judged bad: the reason is the record).
-pub(crate) fn plan_mark_bad(
+pub fn plan_mark_bad(
     target: Snapshot,
     origin: &str,
     reason: &str,

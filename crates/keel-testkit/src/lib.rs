@@ -19,10 +19,15 @@
 //!   and a bounded load that counts the wrong answers (a success from another
 //!   application) per service, in [`WrongAnswers`].
 //!
+//! * [`Etcd`]: a real single-member etcd on loopback ports for the fleet tests (skipped
+//!   loudly when `/usr/bin/etcd` is missing), which can be stopped and resumed.
+//! * [`eventually`]: polls a condition until it holds or a deadline passes.
+//!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
 //! knows nothing of Keel's other crates.
 
 mod backend;
+mod etcd;
 mod load;
 mod port;
 mod raw;
@@ -31,6 +36,7 @@ mod shop;
 mod wait;
 
 pub use backend::{Answer, Backend, start};
+pub use etcd::{ETCD_BINARY, Etcd};
 pub use load::{LoadReport, load, sequential};
 pub use port::{free_addr, free_port};
 pub use raw::{closed_by_peer, has_head, read_to_close, read_until};

@@ -9,6 +9,7 @@
 //! tests) are not here: they live in `keel-check`, which calls this first.
 
 mod certificates;
+mod fleet;
 mod policies;
 pub(crate) mod pools;
 pub(crate) mod routes;
@@ -41,6 +42,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "access_log",
     "server",
     "traffic",
+    "fleet",
 ];
 
 /// The outcome of parsing: the config as far as it could be read, and every finding.
@@ -96,6 +98,7 @@ pub fn parse(source: &str) -> Parsed {
     let access_log = sections::access_log(&mut sink, &root);
     let server = sections::server(&mut sink, &root);
     let traffic = sections::traffic(&mut sink, &root);
+    let fleet = fleet::fleet(&mut sink, &root);
 
     let mut diagnostics = sink.diagnostics;
     diagnostics.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
@@ -115,6 +118,7 @@ pub fn parse(source: &str) -> Parsed {
             access_log,
             server,
             traffic,
+            fleet,
         },
         diagnostics,
     }

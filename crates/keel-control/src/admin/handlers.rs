@@ -194,7 +194,12 @@ pub(super) async fn rollback(
             to: body.to,
             author: body.author,
             reason: body.reason,
-            origin: origin::CLI.to_string(),
+            origin: if body.local {
+                origin::LOCAL
+            } else {
+                origin::CLI
+            }
+            .to_string(),
             force: body.force,
             dry_run: body.dry_run,
             watch: body.watch_ms.map(Duration::from_millis),

@@ -32,6 +32,10 @@ pub(crate) struct CheckArgs {
     /// Also connect to every backend: health check and identity (K109, K210).
     #[arg(long)]
     pub(crate) probe: bool,
+    /// The file is meant for `keel apply` to a fleet: flag node-only keys (K230), with the
+    /// receiving node's own config file when given (`--fleet NODE_FILE`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    pub(crate) fleet: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +48,9 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut loaded = keel_check::load(&file, &source);
+    if let Some(node_file) = &args.fleet {
+        fleet_findings(&mut loaded, node_file)?;
+    }
     let rows = if args.probe {
         probe_backends(&loaded.config_ignoring_policy(), &mut loaded.report)?
     } else {
@@ -75,6 +82,27 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Probes every backend of a usable config and adds the findings to the report.
+/// K230 over the loaded config, against the node's own file when one is named.
+fn fleet_findings(
+    loaded: &mut keel_check::Loaded,
+    node_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(config) = loaded.config_ignoring_policy() else {
+        return Ok(());
+    };
+    let node = if node_file.as_os_str().is_empty() {
+        None
+    } else {
+        let text = std::fs::read_to_string(node_file)
+            .with_context(|| format!("reading the node's config {}", node_file.display()))?;
+        Some(keel_config::parse(&text).config)
+    };
+    loaded
+        .report
+        .extend(keel_check::fleet::node_key_findings(&config, node.as_ref()));
+    Ok(())
+}
+
 fn probe_backends(
     config: &Option<std::sync::Arc<keel_config::Config>>,
     report: &mut Report,

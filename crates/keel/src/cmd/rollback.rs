@@ -50,6 +50,11 @@ pub(crate) struct RollbackArgs {
     /// Wait for the guard's verdict on the target (exit 1 if it reverted it).
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Fleet mode: roll back this node only, without the fleet's store (for when etcd is
+    /// unreachable). The node then drifts from the fleet, reported on reconnection, until
+    /// the fleet is rolled back or applied again (docs/fleet.md). Exits 1: not recorded.
+    #[arg(long)]
+    pub(crate) local: bool,
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
 }
@@ -78,6 +83,7 @@ pub(crate) fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             .watch
             .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
         wait: args.wait,
+        local: args.local,
     };
     let outcome = match block_on(client.rollback(&body))? {
         Ok(outcome) => outcome,

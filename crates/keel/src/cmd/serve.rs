@@ -9,6 +9,11 @@
 //! on the live traffic sample, the detectors (`GET /metrics`, `GET /alerts`, alerts
 //! persisted as events), a watch after every apply that reverts by itself on an alarm,
 //! canary applies, and known-good marks only for generations without alerts.
+//!
+//! With `[fleet] store = "etcd"` in FILE the process is a fleet node (`keel_fleet`,
+//! docs/fleet.md): generations come from the fleet's etcd (this node's listeners, admin
+//! API and `[fleet]` stay its own), the local copy in DIR serves when etcd is unreachable,
+//! and the node follows the fleet's active generation.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,19 +61,48 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(limit) => tracing::info!(limit, "file descriptor limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the file descriptor limit"),
     }
-    let store = match SqliteStore::open(&args.state_dir) {
-        Ok(store) => store,
-        Err(error) => {
-            eprintln!(
-                "keel: cannot open the store in {}: {error}",
-                args.state_dir.display()
-            );
-            return Ok(ExitCode::from(EXIT_FAILED));
+    // A `[fleet] store = "etcd"` table in the node's own file makes this process a fleet
+    // node (keel-fleet, docs/fleet.md); otherwise the embedded SQLite store, as always.
+    let fleet_node = args.config.as_deref().and_then(keel_fleet::node_config);
+    let (store, fleet, prepared): (Arc<dyn Store>, Option<Fleet>, _) = match &fleet_node {
+        Some(node) => {
+            let (Some(file), false) = (&args.config, args.adopt_config) else {
+                eprintln!(
+                    "keel: --adopt-config is not supported in fleet mode: apply the file to the fleet"
+                );
+                return Ok(ExitCode::from(EXIT_INPUT));
+            };
+            let store = match keel_fleet::open_store(node, &args.state_dir) {
+                Ok(store) => store,
+                Err(error) => {
+                    eprintln!("keel: cannot open the fleet store: {error}");
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+            };
+            let prepared = keel_fleet::prepare(&store, file, node);
+            let fleet = Fleet {
+                store: store.clone(),
+                node: node.clone(),
+            };
+            (store as Arc<dyn Store>, Some(fleet), prepared)
         }
-    };
-    let prepared = match (&args.config, args.adopt_config) {
-        (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
-        (file, _) => boot::prepare(&store, file.as_deref()),
+        None => {
+            let store = match SqliteStore::open(&args.state_dir) {
+                Ok(store) => store,
+                Err(error) => {
+                    eprintln!(
+                        "keel: cannot open the store in {}: {error}",
+                        args.state_dir.display()
+                    );
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+            };
+            let prepared = match (&args.config, args.adopt_config) {
+                (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
+                (file, _) => boot::prepare(&store, file.as_deref()),
+            };
+            (Arc::new(store) as Arc<dyn Store>, None, prepared)
+        }
     };
     let prepared = match prepared {
         Ok(prepared) => prepared,
@@ -99,7 +133,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the runtime")?;
     let serving = Arc::new(serving);
     let exit = runtime.block_on(serve(
-        Arc::new(store),
+        store,
+        fleet,
         prepared,
         token,
         args.config,
@@ -122,15 +157,21 @@ fn boot_failed(error: &BootError) -> ExitCode {
     }
 }
 
+/// A fleet node's store and own config.
+struct Fleet {
+    store: Arc<keel_fleet::FleetStore>,
+    node: Arc<keel_config::Config>,
+}
+
 async fn serve(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
+    fleet: Option<Fleet>,
     prepared: Prepared,
     token: AdminToken,
     config_file: Option<PathBuf>,
     state_dir: PathBuf,
     serving: Arc<ServingThreads>,
 ) -> anyhow::Result<ExitCode> {
-    let store: Arc<dyn Store> = store;
     let (controller, report) = match Controller::start_guarded_in(store, prepared, &state_dir).await
     {
         Ok(started) => started,
@@ -204,6 +245,15 @@ async fn serve(
                         .serve_named_on(socket, limits, &name, shutdown, &serving)
                         .await
                 }
+            }
+        }));
+    }
+    if let Some(fleet) = fleet {
+        tasks.push(tokio::spawn({
+            let task = keel_fleet::join(&controller, fleet.store, fleet.node, stopped(&stop));
+            async move {
+                let _ = task.await;
+                Ok(())
             }
         }));
     }

@@ -16,9 +16,16 @@ use super::{AdminArgs, EXIT_FAILED, block_on, failed, print_json};
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub(crate) admin: AdminArgs,
+    /// Every node of the fleet this node config's `[fleet]` names, read from etcd: the
+    /// generation each serves, since when, lag, health, session (docs/fleet.md).
+    #[arg(long, value_name = "NODE_FILE")]
+    pub(crate) fleet: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(node_file) = &args.fleet {
+        return super::fleet_status::run(node_file, args.admin.json_output());
+    }
     let client = match args.admin.client() {
         Ok(client) => client,
         Err(code) => return Ok(code),

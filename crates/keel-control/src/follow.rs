@@ -1,0 +1,106 @@
+//! Fleet mode's two hooks into the controller: serving a generation another node applied
+//! ([`Controller::follow`]) and keeping this node's own keys ([`Controller::set_node_config`]).
+//!
+//! A fleet generation is already recorded (in etcd, by the node that applied it), so
+//! following it writes nothing: it is loaded and checked like any stored generation, the
+//! node's listeners, admin API and `[fleet]` table replace the applying node's
+//! (`keel_check::fleet::with_node_keys`), and it is compiled (first probes included) and
+//! swapped here, in the control plane, under the apply lock like an apply or a rollback.
+//! The applying node's guard watches the change; this node's detectors keep running.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use keel_config::Config;
+use keel_store::GenerationRecord;
+
+use crate::Controller;
+use crate::cache::{CachedGeneration, GenerationMeta};
+use crate::controller::lock;
+use crate::error::ControlError;
+use crate::load::load_in;
+
+/// What [`Controller::follow`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// The generation was already serving here.
+    AlreadyServing,
+    /// It was compiled (or taken from the cache) and swapped in.
+    Swapped,
+}
+
+impl Controller {
+    /// Remembers this node's own config: its listeners, admin API and `[fleet]` table stay
+    /// when a generation from another node is followed or applied here.
+    pub fn set_node_config(&self, config: Arc<Config>) {
+        *lock(&self.inner.node_config) = Some(config);
+    }
+
+    /// The node's own config, in fleet mode.
+    pub fn node_config(&self) -> Option<Arc<Config>> {
+        lock(&self.inner.node_config).clone()
+    }
+
+    /// `config` with this node's own keys, when it is a fleet node; unchanged otherwise.
+    pub fn with_node_keys(&self, config: Arc<Config>) -> Arc<Config> {
+        match self.node_config() {
+            Some(node) => Arc::new(keel_check::fleet::with_node_keys(&config, &node)),
+            None => config,
+        }
+    }
+
+    /// Serves `record`, a generation the fleet's store already holds, without recording
+    /// anything: the swap of a node following its fleet. `Err` when it does not load or
+    /// compile here (the node keeps serving what it served).
+    pub async fn follow(&self, record: GenerationRecord) -> Result<Followed, ControlError> {
+        let controller = self.clone();
+        tokio::spawn(async move { controller.run_follow(record).await }).await?
+    }
+
+    async fn run_follow(&self, record: GenerationRecord) -> Result<Followed, ControlError> {
+        let _serialized = self.inner.apply_lock.lock().await;
+        let serving = self.inner.plane.active().map(|a| a.primary.id);
+        if serving == Some(record.id) {
+            return Ok(Followed::AlreadyServing);
+        }
+        let candidate = match self.cached(record.id) {
+            Some(cached) => cached,
+            None => {
+                let name = format!("generation {}", record.id);
+                let text = record.config_text.clone();
+                let loaded =
+                    tokio::task::spawn_blocking(move || load_in(&name, &text, ".".as_ref()))
+                        .await?;
+                let config = loaded.config_ignoring_policy().ok_or_else(|| {
+                    ControlError::Task(format!(
+                        "fleet generation {} does not load here: {}",
+                        record.id,
+                        loaded.report.summary_line()
+                    ))
+                })?;
+                let config = self.with_node_keys(config);
+                let generation = self.compile(record.id, config).await?.map_err(|message| {
+                    ControlError::Task(format!(
+                        "fleet generation {} does not compile here: {message}",
+                        record.id
+                    ))
+                })?;
+                CachedGeneration {
+                    generation,
+                    config_text: Arc::from(record.config_text.as_str()),
+                    meta: GenerationMeta::from(&record),
+                    known_good: record.known_good,
+                    activated_at: SystemTime::now(),
+                }
+            }
+        };
+        let generation = candidate.generation.clone();
+        self.inner.plane.activate(generation.clone());
+        let config = generation.config.clone();
+        self.remember(candidate, &config);
+        let mut notes = Vec::new();
+        self.became_primary(&generation, &mut notes);
+        tracing::info!(generation = record.id, "following the fleet");
+        Ok(Followed::Swapped)
+    }
+}

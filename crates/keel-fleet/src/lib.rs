@@ -1,0 +1,30 @@
+//! Fleet mode: many Keel nodes share one history of generations through etcd (v3 API),
+//! and each keeps a local SQLite copy so that it serves, and rolls back, without etcd.
+//!
+//! * [`FleetStore`]: the `keel_store::Store` of a fleet node. Every change is one etcd
+//!   transaction with compare-and-swap on the fleet's active revision; the loser of a
+//!   race gets `StoreError::Conflict` naming the generation that won.
+//! * [`Node`]: membership by lease, the node's published [`NodeStatus`], and the watch
+//!   that makes a node follow the fleet (through `keel_control::Controller::follow`, so
+//!   only the control plane swaps) or report drift when it must not.
+//! * [`open_store`], [`prepare`], [`join`]: how `keel serve` (and a test) becomes a node.
+//! * [`fleet_status`]: every live node's status, for `keel status --fleet`.
+//!
+//! Design, key ownership and failure table: `docs/fleet.md`; key layout: [`keys`].
+
+mod etcd;
+mod join;
+pub mod keys;
+mod local;
+mod node;
+mod ops;
+mod store;
+
+pub use etcd::{ETCD_CONNECT_TIMEOUT, ETCD_REQUEST_TIMEOUT, connect};
+pub use join::{join, node_config, open_store, prepare};
+pub use local::{LOCAL_COPY_FILE_NAME, Served};
+pub use node::{
+    FLEET_DRIFT_EVENT, FLEET_FOLLOW_EVENT, NODE_LEASE_TTL_SECS, NODE_RECONNECT_EVERY, NODE_TICK,
+    Node, NodeStatus, fleet_status,
+};
+pub use store::{FleetStore, MAX_GENERATION_BYTES};

@@ -1,0 +1,548 @@
+//! [`FleetStore`]: the [`Store`] of a fleet node. The fleet's generations, active pointer,
+//! known-good marks and events live in etcd; every change is ONE etcd transaction that
+//! compares what it read (the records it changes, the id counter, and, when it moves the
+//! active pointer, the pointer's revision this node last served) and writes the records,
+//! the pointer and the event together. A node that lost the race gets
+//! [`StoreError::Conflict`] naming the generation that won, and nothing is written.
+//!
+//! The state machine is keel-store's own (`keel_store::transition`), so the fleet cannot
+//! disagree with a single node on the rules. Reads fall back to the node's local copy
+//! (`local.rs`) while etcd is unreachable; writes then fail with
+//! [`StoreError::Unavailable`], except events, which wait in the local copy and are sent
+//! on the next write that reaches etcd.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use etcd_client::{Txn, TxnOp};
+use keel_store::transition::{self, Plan, Snapshot};
+use keel_store::{
+    EventQuery, EventRecord, GenerationId, GenerationRecord, GenerationState, NewEvent,
+    NewGeneration, Store, StoreError, now_ms,
+};
+use serde_json::json;
+
+use crate::etcd::Etcd;
+use crate::keys::Keys;
+use crate::local::{LocalCopy, Served};
+use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+
+/// Largest generation record (config text, reports and metadata as JSON) the fleet stores:
+/// 1 MiB, under etcd's default request limit of 1.5 MiB (`--max-request-bytes`), which one
+/// transaction (record, pointer, previous record, event) must fit. Larger configs are
+/// refused, not chunked: see `docs/fleet.md`.
+pub const MAX_GENERATION_BYTES: usize = 1024 * 1024;
+
+/// Times a write that lost only a counter race (a rejection, an event, a known-good mark)
+/// is tried again before the caller sees the conflict (3 attempts).
+const COUNTER_ATTEMPTS: u32 = 3;
+
+/// One try of a planned transaction.
+enum Attempt {
+    /// Written (or nothing to write): the pointer it moved, if it did, and the records.
+    Done(Option<(GenerationId, i64)>, Vec<GenerationRecord>),
+    /// The fleet's active pointer is not where this node last saw it.
+    Moved,
+    /// A compared key changed between the read and the transaction.
+    Raced,
+}
+
+/// A fleet node's store: etcd first, the local SQLite copy when etcd is gone.
+pub struct FleetStore {
+    etcd: Etcd,
+    keys: Keys,
+    node: String,
+    local: LocalCopy,
+    /// The fleet's active pointer as this node last saw it: (generation, mod revision).
+    seen: Mutex<Option<(GenerationId, i64)>>,
+}
+
+impl std::fmt::Debug for FleetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetStore")
+            .field("node", &self.node)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetStore {
+    /// A store for node `node` of the fleet under `prefix` in the etcd at `endpoints`, with
+    /// its local copy in `state_dir`. Does not need etcd to be up.
+    pub fn open(
+        endpoints: Vec<String>,
+        prefix: &str,
+        node: &str,
+        state_dir: &Path,
+    ) -> Result<Self, StoreError> {
+        Ok(FleetStore {
+            etcd: Etcd::new(endpoints)?,
+            keys: Keys::new(prefix),
+            node: node.to_string(),
+            local: LocalCopy::open(state_dir)?,
+            seen: Mutex::new(None),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The fleet's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// What the local copy says this node serves.
+    pub fn served(&self) -> Result<Option<Served>, StoreError> {
+        self.local.served()
+    }
+
+    /// Notes that this node now serves `record`, taken from the fleet's active pointer at
+    /// etcd revision `revision` (0: without etcd, a local rollback): the local copy keeps
+    /// it, and this node's next apply or rollback compares against that revision.
+    pub fn note_served(&self, record: &GenerationRecord, revision: i64) -> Result<(), StoreError> {
+        self.local.put(record)?;
+        self.local.set_served(Served {
+            id: record.id,
+            revision,
+            since_ms: now_ms(),
+        })?;
+        if revision != 0 {
+            *self.seen() = Some((record.id, revision));
+        }
+        Ok(())
+    }
+
+    /// Notes that this node swapped to `record` by itself (a local rollback or a guard's
+    /// revert): the local copy keeps it, with the revision of the fleet's pointer the node
+    /// had followed before, so that only a newer fleet change makes it follow again.
+    pub fn note_local_swap(
+        &self,
+        record: &GenerationRecord,
+        followed_revision: i64,
+    ) -> Result<(), StoreError> {
+        self.local.put(record)?;
+        self.local.set_served(Served {
+            id: record.id,
+            revision: followed_revision,
+            since_ms: now_ms(),
+        })
+    }
+
+    /// `keel rollback --local`: the node already swapped to `to`; only the local copy learns
+    /// it. The fleet's store is deliberately not written, which the caller reports as a
+    /// store error: the node now drifts from the fleet (docs/fleet.md).
+    fn local_rollback(&self, to: GenerationId) -> Result<(), StoreError> {
+        let followed = self.local.served()?.map_or(0, |s| s.revision);
+        if let Some(record) = self.local.get(to)? {
+            self.note_local_swap(&record, followed)?;
+        }
+        Err(StoreError::Unavailable(format!(
+            "local rollback to generation {to}: the fleet's store was not written; this node drifts from the fleet until an operator rolls the fleet back or the fleet's next apply"
+        )))
+    }
+
+    /// The fleet's active pointer in etcd: (generation, mod revision).
+    pub fn fleet_active(&self) -> Result<Option<(GenerationId, i64)>, StoreError> {
+        let key = self.keys.active();
+        let (id, revision) = self
+            .etcd
+            .run(move |mut c| async move { ops::pointer(&mut c, &key).await })?;
+        Ok(id.map(|id| (id, revision)))
+    }
+
+    fn seen(&self) -> MutexGuard<'_, Option<(GenerationId, i64)>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The revision a pointer-moving write must find: the one this node last saw.
+    fn expected_revision(&self) -> Option<i64> {
+        self.seen().map(|(_, revision)| revision)
+    }
+
+    fn tag(&self, mut event: NewEvent) -> NewEvent {
+        if let serde_json::Value::Object(map) = &mut event.details {
+            map.insert("node".into(), json!(self.node));
+        } else {
+            event.details = json!({ "node": self.node, "details": event.details });
+        }
+        event
+    }
+
+    /// Sends events kept while etcd was unreachable (best effort; they stay on failure).
+    fn flush_offline(&self) {
+        let Ok(pending) = self.local.offline() else {
+            return;
+        };
+        for (local_id, event) in pending {
+            if self.put_event(event).is_ok() {
+                let _ = self.local.forget_offline(local_id);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn put_event(&self, event: NewEvent) -> Result<u64, StoreError> {
+        let key = self.keys.event(event.time_ms, &self.node);
+        let put = put_json(&key, &event)?;
+        let revision = self.etcd.run(move |mut c| async move {
+            commit(&mut c, Txn::new().and_then(vec![put])).await
+        })?;
+        Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
+    }
+
+    /// The message of a lost race: which generation won.
+    fn conflict(&self, what: &str) -> StoreError {
+        let winner = self
+            .fleet_active()
+            .ok()
+            .flatten()
+            .and_then(|(id, _)| self.generation(id).ok().flatten());
+        StoreError::Conflict(match winner {
+            Some(winner) => format!(
+                "{what} lost to another change of the fleet: generation {} (by {}, {:?}, origin {}) is the fleet's active generation now; nothing was recorded. Look at it (`keel show {}`) and try again if still wanted",
+                winner.id, winner.author, winner.message, winner.origin, winner.id
+            ),
+            None => format!("{what} lost to another change of the fleet; nothing was recorded"),
+        })
+    }
+
+    /// Reads the generations `ids` and the pointer, builds a plan, and writes it in one
+    /// transaction that compares everything read. `moves_pointer`: the plan may change the
+    /// active generation, so the pointer must still be at the revision this node last saw.
+    fn execute(
+        &self,
+        what: &str,
+        ids: Vec<GenerationId>,
+        build: impl Fn(
+            &[GenerationRecord],
+            Option<&GenerationRecord>,
+            i64,
+        ) -> Result<Option<Plan>, StoreError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<(), StoreError> {
+        let build = std::sync::Arc::new(build);
+        for _ in 0..COUNTER_ATTEMPTS {
+            let keys = self.keys.clone();
+            let expected = self.expected_revision();
+            let ids = ids.clone();
+            let node = self.node.clone();
+            let build = build.clone();
+            let outcome = self.etcd.run(move |mut c| async move {
+                let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
+                let mut records = Vec::new();
+                let mut compares = Vec::new();
+                for id in ids {
+                    let key = keys.generation(id);
+                    let (record, revision) = ops::record(&mut c, &key)
+                        .await?
+                        .ok_or(StoreError::UnknownGeneration(id))?;
+                    compares.push(unchanged(&key, revision));
+                    records.push(record);
+                }
+                let active = match active_id {
+                    Some(id) => ops::record(&mut c, &keys.generation(id)).await?,
+                    None => None,
+                };
+                let now = now_ms();
+                let Some(plan) = build(&records, active.as_ref().map(|(r, _)| r), now)? else {
+                    return Ok(Attempt::Done(None, records));
+                };
+                let event = plan.event.clone().normalized()?;
+                let mut touched: Vec<GenerationRecord> = records.clone();
+                if let Some((record, revision)) = &active
+                    && !touched.iter().any(|r| r.id == record.id)
+                {
+                    touched.push(record.clone());
+                    compares.push(unchanged(&keys.generation(record.id), *revision));
+                }
+                apply_updates(&mut touched, &plan.updates, now);
+                let new_active = touched
+                    .iter()
+                    .find(|r| r.state == GenerationState::Active)
+                    .map(|r| r.id);
+                let mut puts = Vec::new();
+                for record in &touched {
+                    if plan.updates.iter().any(|u| u.id == record.id) {
+                        puts.push(put_json(&keys.generation(record.id), record)?);
+                    }
+                }
+                if new_active.is_some() && new_active != active_id {
+                    if let Some(expected) = expected
+                        && expected != active_rev
+                    {
+                        return Ok(Attempt::Moved);
+                    }
+                    compares.push(unchanged(&keys.active(), active_rev));
+                    if let Some(id) = new_active {
+                        puts.push(TxnOp::put(keys.active(), id.to_string(), None));
+                    }
+                }
+                let mut event = event;
+                if let serde_json::Value::Object(map) = &mut event.details {
+                    map.insert("node".into(), json!(node));
+                }
+                puts.push(put_json(&keys.event(event.time_ms, &node), &event)?);
+                let txn = Txn::new().when(compares).and_then(puts);
+                match commit(&mut c, txn).await? {
+                    Some(revision) => {
+                        let pointer = new_active
+                            .filter(|id| Some(*id) != active_id)
+                            .map(|id| (id, revision));
+                        Ok(Attempt::Done(pointer, touched))
+                    }
+                    None => Ok(Attempt::Raced),
+                }
+            })?;
+            match outcome {
+                Attempt::Done(pointer, touched) => {
+                    for record in &touched {
+                        let _ = self.local.put(record);
+                    }
+                    if let Some(pointer) = pointer {
+                        *self.seen() = Some(pointer);
+                    }
+                    self.flush_offline();
+                    return Ok(());
+                }
+                // The pointer moved since this node last saw it: another node won.
+                Attempt::Moved => return Err(self.conflict(what)),
+                // A record changed between the read and the write: read again.
+                Attempt::Raced => continue,
+            }
+        }
+        Err(self.conflict(what))
+    }
+
+    fn insert(
+        &self,
+        new: NewGeneration,
+        state: GenerationState,
+    ) -> Result<GenerationId, StoreError> {
+        new.validate()?;
+        let size = serde_json::to_vec(&new)?.len();
+        if size > MAX_GENERATION_BYTES {
+            return Err(StoreError::InvalidInput(format!(
+                "this generation is {size} bytes as stored; fleet mode refuses generations over {MAX_GENERATION_BYTES} bytes (one etcd transaction must carry it under etcd's 1.5 MiB request limit; Keel does not chunk, so that no node can ever read half a generation)"
+            )));
+        }
+        let activate = state == GenerationState::Active;
+        let attempts = if activate { 1 } else { COUNTER_ATTEMPTS };
+        for _ in 0..attempts {
+            let keys = self.keys.clone();
+            let expected = self.expected_revision();
+            let node = self.node.clone();
+            let new = new.clone();
+            let outcome = self.etcd.run(move |mut c| async move {
+                let (seq, seq_rev) = ops::pointer(&mut c, &keys.seq()).await?;
+                let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
+                if activate
+                    && let Some(expected) = expected
+                    && expected != active_rev
+                {
+                    return Ok(None);
+                }
+                let id = seq.unwrap_or(0) + 1;
+                let now = now_ms();
+                let record = new.into_record(id, state, now);
+                let mut event = if state == GenerationState::Rejected {
+                    transition::reject_event(&record)
+                } else {
+                    transition::apply_event(&record, active_id)
+                }
+                .normalized()?;
+                if let serde_json::Value::Object(map) = &mut event.details {
+                    map.insert("node".into(), json!(node));
+                }
+                let mut compares = vec![unchanged(&keys.seq(), seq_rev)];
+                let mut puts = vec![
+                    put_json(&keys.generation(id), &record)?,
+                    TxnOp::put(keys.seq(), id.to_string(), None),
+                ];
+                let mut touched = vec![record];
+                if activate {
+                    compares.push(unchanged(&keys.active(), active_rev));
+                    puts.push(TxnOp::put(keys.active(), id.to_string(), None));
+                    if let Some(previous) = active_id
+                        && let Some((mut old, old_rev)) =
+                            ops::record(&mut c, &keys.generation(previous)).await?
+                    {
+                        let demotions = transition::apply_demotions(true, Some(previous));
+                        apply_updates(std::slice::from_mut(&mut old), &demotions, now);
+                        compares.push(unchanged(&keys.generation(previous), old_rev));
+                        puts.push(put_json(&keys.generation(previous), &old)?);
+                        touched.push(old);
+                    }
+                }
+                puts.push(put_json(&keys.event(now, &node), &event)?);
+                let txn = Txn::new().when(compares).and_then(puts);
+                Ok(commit(&mut c, txn)
+                    .await?
+                    .map(|revision| (id, revision, touched)))
+            })?;
+            if let Some((id, revision, touched)) = outcome {
+                for record in &touched {
+                    let _ = self.local.put(record);
+                }
+                if activate {
+                    *self.seen() = Some((id, revision));
+                }
+                self.flush_offline();
+                return Ok(id);
+            }
+        }
+        Err(self.conflict(if activate {
+            "this apply"
+        } else {
+            "this record"
+        }))
+    }
+}
+
+impl Store for FleetStore {
+    fn record_apply(&self, new: NewGeneration, activate: bool) -> Result<GenerationId, StoreError> {
+        self.insert(new, transition::applied_state(activate))
+    }
+
+    fn record_rejection(&self, new: NewGeneration) -> Result<GenerationId, StoreError> {
+        self.insert(new, GenerationState::Rejected)
+    }
+
+    fn activate(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
+        let (origin, reason) = (origin.to_string(), reason.to_string());
+        self.execute("this activation", vec![id], move |records, active, now| {
+            let target = Snapshot::from(&records[0]);
+            transition::plan_activate(target, active.map(Snapshot::from), &origin, &reason, now)
+                .map(Some)
+        })
+    }
+
+    fn record_rollback(
+        &self,
+        from: GenerationId,
+        to: GenerationId,
+        origin: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        if origin == keel_store::origin::LOCAL {
+            return self.local_rollback(to);
+        }
+        let (origin, reason) = (origin.to_string(), reason.to_string());
+        self.execute("this rollback", vec![from, to], move |records, _, now| {
+            let (from, to) = (Snapshot::from(&records[0]), Snapshot::from(&records[1]));
+            transition::plan_rollback(from, to, &origin, &reason, now).map(Some)
+        })
+    }
+
+    fn mark_known_good(&self, id: GenerationId) -> Result<(), StoreError> {
+        self.execute("this known-good mark", vec![id], move |records, _, now| {
+            transition::plan_known_good(Snapshot::from(&records[0]), now)
+        })
+    }
+
+    fn mark_bad(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
+        let (origin, reason) = (origin.to_string(), reason.to_string());
+        self.execute("this mark-bad", vec![id], move |records, _, now| {
+            transition::plan_mark_bad(Snapshot::from(&records[0]), &origin, &reason, now).map(Some)
+        })
+    }
+
+    fn active(&self) -> Result<Option<GenerationRecord>, StoreError> {
+        let key = self.keys.active();
+        let keys = self.keys.clone();
+        let fleet = self.etcd.run(move |mut c| async move {
+            let (id, revision) = ops::pointer(&mut c, &key).await?;
+            match id {
+                Some(id) => Ok(ops::record(&mut c, &keys.generation(id))
+                    .await?
+                    .map(|(record, _)| (record, revision))),
+                None => Ok(None),
+            }
+        });
+        match fleet {
+            Ok(Some((record, revision))) => {
+                let _ = self.local.put(&record);
+                *self.seen() = Some((record.id, revision));
+                Ok(Some(record))
+            }
+            Ok(None) => Ok(None),
+            Err(StoreError::Unavailable(why)) => {
+                // Without etcd, the node's own truth: what it served last.
+                let Some(served) = self.local.served()? else {
+                    return Err(StoreError::Unavailable(why));
+                };
+                Ok(self.local.get(served.id)?.map(|mut record| {
+                    record.state = GenerationState::Active;
+                    record
+                }))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn generation(&self, id: GenerationId) -> Result<Option<GenerationRecord>, StoreError> {
+        let key = self.keys.generation(id);
+        match self
+            .etcd
+            .run(move |mut c| async move { ops::record(&mut c, &key).await })
+        {
+            Ok(found) => Ok(found.map(|(record, _)| record)),
+            Err(StoreError::Unavailable(_)) => self.local.get(id),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn generations(&self, limit: usize) -> Result<Vec<GenerationRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = self.keys.generations();
+        match self
+            .etcd
+            .run(move |mut c| async move { ops::records(&mut c, &prefix, limit).await })
+        {
+            Err(StoreError::Unavailable(_)) => self.local.newest(limit),
+            other => other,
+        }
+    }
+
+    fn known_good(&self, limit: usize) -> Result<Vec<GenerationRecord>, StoreError> {
+        let prefix = self.keys.generations();
+        let all = match self
+            .etcd
+            .run(move |mut c| async move { ops::records(&mut c, &prefix, 0).await })
+        {
+            Err(StoreError::Unavailable(_)) => self.local.newest(usize::MAX)?,
+            other => other?,
+        };
+        Ok(all
+            .into_iter()
+            .filter(|g| g.known_good)
+            .take(limit)
+            .collect())
+    }
+
+    fn append_event(&self, event: NewEvent) -> Result<u64, StoreError> {
+        let event = self.tag(event.normalized()?);
+        match self.put_event(event.clone()) {
+            Err(StoreError::Unavailable(_)) => self.local.push_offline(&event),
+            other => other,
+        }
+    }
+
+    fn events(&self, query: EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        let prefix = self.keys.events();
+        let all = self
+            .etcd
+            .run(move |mut c| async move { ops::events(&mut c, &prefix).await })?;
+        let mut selected: Vec<EventRecord> = all.into_iter().filter(|e| query.matches(e)).collect();
+        selected.sort_by_key(|e| (e.time_ms, e.id));
+        selected.truncate(query.limit.unwrap_or(usize::MAX));
+        Ok(selected)
+    }
+}

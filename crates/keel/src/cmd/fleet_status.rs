@@ -1,0 +1,115 @@
+//! `keel status --fleet NODE_FILE`: every live member of the fleet that NODE_FILE's
+//! `[fleet]` table names, read from etcd (not through one node's admin API, so it works
+//! while any node is down): the generation each serves, since when, its lag behind the
+//! fleet's active generation, its health and whether its etcd session is alive. Exit 1
+//! when a node drifts or etcd cannot be read.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use keel_fleet::{NODE_LEASE_TTL_SECS, NodeStatus};
+use keel_store::{now_ms, rfc3339};
+
+use super::{EXIT_FAILED, EXIT_INPUT, block_on, print_json};
+
+pub(crate) fn run(node_file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(node) = keel_fleet::node_config(node_file) else {
+        eprintln!(
+            "keel: {} has no `[fleet] store = \"etcd\"` table",
+            node_file.display()
+        );
+        return Ok(ExitCode::from(EXIT_INPUT));
+    };
+    let Some(fleet) = node.fleet.as_ref() else {
+        return Ok(ExitCode::from(EXIT_INPUT));
+    };
+    let endpoints: Vec<String> = fleet.endpoints.iter().map(|e| e.value.clone()).collect();
+    let nodes = match block_on(keel_fleet::fleet_status(&endpoints, &fleet.prefix.value))? {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            eprintln!("keel: cannot read the fleet's status: {error}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    if json {
+        print_json(&nodes)?;
+    } else {
+        print!("{}", render(&nodes, now_ms()));
+    }
+    let in_step = nodes
+        .iter()
+        .all(|n| n.generation == n.fleet_generation && n.healthy);
+    Ok(if in_step {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+fn render(nodes: &[NodeStatus], now_ms: i64) -> String {
+    let mut out = format!(
+        "{:<16} {:>10} {:<25} {:>9} {:<8} {}\n",
+        "NODE", "GENERATION", "SINCE", "LAG", "HEALTH", "SESSION"
+    );
+    if nodes.is_empty() {
+        out.push_str("(no live node: none holds a lease under this prefix)\n");
+    }
+    for node in nodes {
+        let generation = node.generation.map_or("-".into(), |g| g.to_string());
+        let lag = if node.generation == node.fleet_generation {
+            "in step".to_string()
+        } else {
+            format!(
+                "{:.1}s{}",
+                node.lag_ms as f64 / 1000.0,
+                node.fleet_generation
+                    .map_or(String::new(), |f| format!(" (fleet {f})"))
+            )
+        };
+        // A live lease keeps the key; a status older than the lease means the session stalls.
+        let alive = now_ms - node.updated_ms <= NODE_LEASE_TTL_SECS * 1000;
+        out.push_str(&format!(
+            "{:<16} {:>10} {:<25} {:>9} {:<8} {}\n",
+            node.node,
+            generation,
+            rfc3339(node.since_ms),
+            lag,
+            if node.healthy { "ok" } else { "degraded" },
+            if alive { "alive" } else { "stale" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, generation: u64, fleet: u64) -> NodeStatus {
+        NodeStatus {
+            node: name.into(),
+            generation: Some(generation),
+            since_ms: 0,
+            fleet_generation: Some(fleet),
+            lag_ms: if generation == fleet { 0 } else { 4200 },
+            healthy: true,
+            updated_ms: 10_000,
+        }
+    }
+
+    #[test]
+    fn a_drifting_node_shows_its_lag_and_the_fleets_generation() {
+        let text = render(&[node("lb-1", 3, 3), node("lb-2", 2, 3)], 11_000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("lb-1") && lines[1].contains("in step"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("4.2s (fleet 3)") && lines[2].contains("alive"),
+            "{text}"
+        );
+        let stale = render(&[node("lb-3", 3, 3)], 60_000);
+        assert!(stale.contains("stale"), "{stale}");
+    }
+}
