@@ -85,12 +85,14 @@ impl Controller {
                         record.id
                     ))
                 })?;
+                let generation_known_good_after = generation.config.safety.known_good_after;
                 CachedGeneration {
                     generation,
                     config_text: Arc::from(record.config_text.as_str()),
                     meta: GenerationMeta::from(&record),
                     known_good: record.known_good,
                     activated_at: SystemTime::now(),
+                    known_good_after: generation_known_good_after,
                 }
             }
         };
