@@ -9,6 +9,7 @@
 //! with its span; [`Report`] renders findings for people (`file:line:col`, snippet,
 //! caret, fix) and as JSON. Defaults live in [`defaults`], lint ids in [`codes`].
 
+mod acme;
 pub mod codes;
 pub mod defaults;
 mod diagnostic;
@@ -21,6 +22,7 @@ mod reader;
 mod span;
 mod tls;
 
+pub use acme::{AcmeCertificate, AcmeMaterial, install_acme_material};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use diff::{ConfigDiff, describe_config, semantic_diff};
 pub use duration::{DurationError, format_duration, parse_duration};
