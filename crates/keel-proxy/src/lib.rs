@@ -14,6 +14,7 @@
 //! never parses config and never waits on the control plane.
 
 mod access_log;
+mod acme_challenge;
 mod backend;
 mod balance;
 mod body;
@@ -49,6 +50,7 @@ mod upstream;
 mod watchdog;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
+pub use acme_challenge::{ACME_CHALLENGE_PREFIX, AcmeChallenges, MAX_ACME_CHALLENGES};
 pub use backend::{Backend, BackendState};
 pub use body::{ResponseBody, UpstreamBody};
 pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};
