@@ -26,6 +26,7 @@
 //! * [`semantic_diff`] compares two configs by routes, pools, backends and weights.
 //! * [`admin`] serves the API; [`client::AdminClient`] is what the `keel` CLI uses.
 
+pub mod acme;
 pub mod admin;
 mod adopt;
 pub mod api;

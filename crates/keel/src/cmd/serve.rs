@@ -66,6 +66,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
+    // ACME certificates are read from the state directory by every load from here on.
+    keel_control::acme::install_material(&args.state_dir);
     let prepared = match (&args.config, args.adopt_config) {
         (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
         (file, _) => boot::prepare(&store, file.as_deref()),
@@ -98,12 +100,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the runtime")?;
     let serving = Arc::new(serving);
+    let acme = keel_control::acme::AcmeSettings {
+        state_dir: args.state_dir.clone(),
+        config_file: args.config.clone(),
+    };
     let exit = runtime.block_on(serve(
         Arc::new(store),
         prepared,
         token,
         args.config,
         serving.clone(),
+        acme,
     ));
     drop(runtime);
     drop(serving);
@@ -127,6 +134,7 @@ async fn serve(
     token: AdminToken,
     config_file: Option<PathBuf>,
     serving: Arc<ServingThreads>,
+    acme: keel_control::acme::AcmeSettings,
 ) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = store;
     let (controller, report) = match Controller::start_guarded(store, prepared).await {
@@ -206,6 +214,11 @@ async fn serve(
         )),
         tokio::spawn(keel_control::run_known_good(
             controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::acme::run_acme(
+            controller.clone(),
+            acme,
             stopped(&stop),
         )),
         tokio::spawn(reload_on_sighup(
