@@ -38,6 +38,7 @@ pub mod client;
 pub mod console;
 mod controller;
 pub mod descriptors;
+pub mod dns;
 mod drift;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).
 pub use keel_config::diff;

@@ -68,6 +68,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // ACME certificates are read from the state directory by every load from here on.
     keel_control::acme::install_material(&args.state_dir);
+    // DNS backends' names are resolved once here, then by the re-resolution task.
+    let dns = keel_control::dns::DnsCache::install();
     let prepared = match (&args.config, args.adopt_config) {
         (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
         (file, _) => boot::prepare(&store, file.as_deref()),
@@ -110,7 +112,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         token,
         args.config,
         serving.clone(),
-        acme,
+        (acme, dns),
     ));
     drop(runtime);
     drop(serving);
@@ -134,7 +136,10 @@ async fn serve(
     token: AdminToken,
     config_file: Option<PathBuf>,
     serving: Arc<ServingThreads>,
-    acme: keel_control::acme::AcmeSettings,
+    (acme, dns): (
+        keel_control::acme::AcmeSettings,
+        Arc<keel_control::dns::DnsCache>,
+    ),
 ) -> anyhow::Result<ExitCode> {
     let store: Arc<dyn Store> = store;
     let (controller, report) = match Controller::start_guarded(store, prepared).await {
@@ -214,6 +219,12 @@ async fn serve(
         )),
         tokio::spawn(keel_control::run_known_good(
             controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::dns::run_dns(
+            controller.clone(),
+            dns,
+            acme.config_file.clone(),
             stopped(&stop),
         )),
         tokio::spawn(keel_control::acme::run_acme(
