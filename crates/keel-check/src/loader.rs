@@ -121,6 +121,12 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
     let mut findings = read_certificates(&mut config, config_dir);
+    // DNS backends become one backend per address here, for the same reason.
+    let resolvers = config.server.resolvers.clone();
+    findings.extend(keel_config::expand_dns_backends(
+        &mut config.pools,
+        &resolvers,
+    ));
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(

@@ -78,6 +78,8 @@ pub const ADMIN_EXPOSED: &str = "K212";
 pub const CERT_EXPIRING: &str = "K220";
 /// A certificate that no listener uses.
 pub const CERT_UNUSED: &str = "K221";
+/// A DNS backend's name that has no address (the pool serves with its other backends).
+pub const DNS_UNRESOLVED: &str = "K231";
 /// A route's address rule that refuses every client of a family: a `deny` with
 /// `0.0.0.0/0` or `::/0`, or an empty `allow`.
 pub const ACCESS_REFUSES_ALL: &str = "K213";

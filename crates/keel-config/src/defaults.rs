@@ -43,6 +43,12 @@ pub const ROUTE_RETRIES: u32 = 2;
 /// Most extra attempts a route may ask for (5).
 pub const MAX_ROUTE_RETRIES: u32 = 5;
 
+/// Time between two resolutions of a DNS backend's name (30 seconds).
+pub const DNS_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Shortest time between two resolutions of a DNS backend's name (1 second).
+pub const MIN_DNS_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest one resolution may take before it counts as failed (5 seconds).
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Backend weight when none is given (1).
 pub const BACKEND_WEIGHT: u32 = 1;
 /// Largest backend or split weight (10,000).

@@ -9,10 +9,12 @@
 //! with its span; [`Report`] renders findings for people (`file:line:col`, snippet,
 //! caret, fix) and as JSON. Defaults live in [`defaults`], lint ids in [`codes`].
 
+mod acme;
 pub mod codes;
 pub mod defaults;
 mod diagnostic;
 pub mod diff;
+mod dns;
 mod duration;
 mod fleet;
 mod model;
@@ -22,8 +24,10 @@ mod reader;
 mod span;
 mod tls;
 
+pub use acme::{AcmeCertificate, AcmeMaterial, install_acme_material};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use diff::{ConfigDiff, describe_config, semantic_diff};
+pub use dns::{DnsAddresses, DnsBackend, expand_dns_backends, install_dns_addresses};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use fleet::{Fleet, FleetStoreKind, NODE_KEYS, Rollout, RolloutThen};
 pub use model::*;

@@ -116,8 +116,10 @@ pub struct Pool {
     pub service: Located<String>,
     /// How a backend is chosen.
     pub balance: Balance,
-    /// The backends.
+    /// The backends (those of `dns_backends` added by the loader, one per address).
     pub backends: Vec<Backend>,
+    /// Backends given by DNS name (see [`crate::dns`]).
+    pub dns_backends: Vec<crate::dns::DnsBackend>,
     /// Active health checks, if configured.
     pub health: Option<HealthCheck>,
     /// Passive ejection on consecutive failures.
@@ -573,6 +575,8 @@ pub struct Server {
     pub generation_header: bool,
     /// Peers whose `x-forwarded-for` Keel believes when judging a client's address.
     pub trusted_proxies: Vec<Located<crate::policy::Cidr>>,
+    /// DNS servers asked for DNS backends' names; empty: the system's (`/etc/resolv.conf`).
+    pub resolvers: Vec<std::net::SocketAddr>,
 }
 
 /// The live traffic sample (`[traffic]`).

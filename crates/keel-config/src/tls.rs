@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::acme::AcmeCertificate;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::span::{Located, Span};
@@ -32,6 +33,8 @@ pub struct Certificate {
     pub key: Located<String>,
     /// The files' bytes, once [`read_certificate_files`] read them.
     pub files: Option<Arc<CertificateFiles>>,
+    /// Obtained by ACME rather than read from `cert`/`key` (see [`crate::acme`]).
+    pub acme: Option<AcmeCertificate>,
     /// What the leaf says, once the loader (`keel_check::load`) parsed it: shown by
     /// config diffs, so a file replaced at the same path is a visible change.
     pub facts: Option<Arc<CertificateFacts>>,
@@ -163,7 +166,29 @@ pub fn read_certificate_files(
     config_dir: &Path,
 ) -> Vec<Diagnostic> {
     let mut findings = Vec::new();
+    let acme_material = crate::acme::acme_material();
     for certificate in certificates.values_mut() {
+        if let Some(acme) = &certificate.acme {
+            // No hook (a bare `keel check`): nothing to read; the lints on bytes skip it.
+            let Some(material) = &acme_material else {
+                continue;
+            };
+            match material.files(&certificate.name.value, acme) {
+                Ok(files) => certificate.files = Some(Arc::new(files)),
+                Err(reason) => findings.push(
+                    Diagnostic::error(
+                        codes::CERT_UNREADABLE,
+                        format!(
+                            "no certificate for ACME certificate `{}`: {reason}",
+                            certificate.name.value
+                        ),
+                    )
+                    .at(acme.span, "this ACME certificate")
+                    .with_help("check the state directory's acme/ folder and its permissions"),
+                ),
+            }
+            continue;
+        }
         let chain = read_bounded(
             &certificate.cert_path(config_dir),
             &certificate.cert,

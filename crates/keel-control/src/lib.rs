@@ -26,6 +26,7 @@
 //! * [`semantic_diff`] compares two configs by routes, pools, backends and weights.
 //! * [`admin`] serves the API; [`client::AdminClient`] is what the `keel` CLI uses.
 
+pub mod acme;
 pub mod admin;
 mod adopt;
 pub mod api;
@@ -37,6 +38,7 @@ pub mod client;
 pub mod console;
 mod controller;
 pub mod descriptors;
+pub mod dns;
 mod drift;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).
 pub use keel_config::diff;

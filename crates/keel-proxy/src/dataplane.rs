@@ -103,6 +103,8 @@ pub struct DataPlane {
     pub(crate) tunnel_owners: TunnelOwners,
     /// Handshake counters of every TLS listener served (see [`crate::tls`]).
     pub(crate) tls_counters: Mutex<Vec<Arc<crate::tls::HandshakeCounters>>>,
+    /// ACME HTTP-01 answers Keel gives itself (see [`crate::acme_challenge`]).
+    pub(crate) acme_challenges: crate::acme_challenge::AcmeChallenges,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -132,7 +134,13 @@ impl DataPlane {
             stalled_responses: AtomicU64::new(0),
             tunnel_owners: TunnelOwners::default(),
             tls_counters: Mutex::new(Vec::new()),
+            acme_challenges: crate::acme_challenge::AcmeChallenges::default(),
         }))
+    }
+
+    /// The ACME HTTP-01 challenges this data plane answers on every listener.
+    pub fn acme_challenges(&self) -> &crate::acme_challenge::AcmeChallenges {
+        &self.acme_challenges
     }
 
     /// Client connections cut so far because a response body moved no byte for its

@@ -33,6 +33,9 @@ impl DataPlane {
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
+        if let Some(answer) = self.acme_challenges.answer(&parts) {
+            return answer;
+        }
         let refused = refusal(&parts);
         let (generation, route) = {
             let active = self.load();

@@ -15,6 +15,7 @@
 
 mod access_log;
 mod answer;
+mod acme_challenge;
 mod backend;
 mod balance;
 mod body;
@@ -54,6 +55,7 @@ mod upstream;
 mod watchdog;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
+pub use acme_challenge::{ACME_CHALLENGE_PREFIX, AcmeChallenges, MAX_ACME_CHALLENGES};
 pub use backend::{Backend, BackendState};
 pub use body::{ResponseBody, UpstreamBody};
 pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};

@@ -31,7 +31,7 @@ impl Severity {
     /// The severity of a detector's alarms.
     pub fn of(detector: Detector) -> Self {
         match detector {
-            Detector::Latency => Severity::Warning,
+            Detector::Latency | Detector::Certificate => Severity::Warning,
             Detector::Share | Detector::Errors | Detector::Identity => Severity::Critical,
         }
     }

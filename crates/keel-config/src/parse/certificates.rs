@@ -7,6 +7,7 @@
 use indexmap::IndexMap;
 
 use super::named_tables;
+use crate::acme::parse_acme;
 use crate::codes;
 use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
@@ -22,7 +23,10 @@ pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<St
         "certificates",
         "certificate",
         |sink, name, table| {
-            table.deny_unknown(sink, &["cert", "key"]);
+            table.deny_unknown(sink, &["cert", "key", "acme"]);
+            if table.get("acme").is_some() {
+                return acme_certificate(sink, &table, name);
+            }
             let cert = file(sink, &table, "cert", "the PEM chain, leaf first");
             let key = file(sink, &table, "key", "the PEM private key");
             Some(Certificate {
@@ -32,9 +36,41 @@ pub(super) fn certificates(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<St
                 key: key?,
                 files: None,
                 facts: None,
+                acme: None,
             })
         },
     )
+}
+
+/// A certificate obtained by ACME: no files of its own (see [`crate::acme`]).
+fn acme_certificate(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    name: Located<String>,
+) -> Option<Certificate> {
+    for key in ["cert", "key"] {
+        if let Some(value) = table.get(key) {
+            sink.invalid(
+                span_of(value),
+                format!("`{key}` and `acme` exclude each other"),
+                "remove `cert` and `key`: Keel keeps what ACME issues in its state directory",
+            );
+        }
+    }
+    let acme = parse_acme(sink, table)?;
+    // What the certificate's `cert`/`key` say for an ACME one: where the state
+    // directory keeps them (for `keel diff` and messages; never read from here).
+    let stored =
+        |file: &str| Located::new(format!("<state-dir>/acme/{}/{file}", name.value), acme.span);
+    Some(Certificate {
+        span: table.span,
+        cert: stored("cert.pem"),
+        key: stored("key.pem"),
+        files: None,
+        acme: Some(acme),
+        facts: None,
+        name,
+    })
 }
 
 /// A required, non-empty file path.

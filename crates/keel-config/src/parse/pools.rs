@@ -98,7 +98,8 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
             "name the service every backend of this pool is, e.g. service = \"web\"",
         );
         let balance = balance(sink, &table);
-        let backends = backends(sink, &table);
+        let mut dns_backends = Vec::new();
+        let backends = backends(sink, &table, &mut dns_backends);
         let health = table
             .table(
                 sink,
@@ -135,6 +136,7 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
             service: service?,
             balance,
             backends,
+            dns_backends,
             health,
             outlier,
             connect_timeout,
@@ -234,7 +236,11 @@ pub fn parse_hash_key(text: &str) -> Option<HashKey> {
     }
 }
 
-fn backends(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Backend> {
+fn backends(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    dns: &mut Vec<crate::dns::DnsBackend>,
+) -> Vec<Backend> {
     let Some((items, _)) = table.array(sink, "backends") else {
         return Vec::new();
     };
@@ -257,6 +263,11 @@ fn backends(sink: &mut Sink, table: &Table<'_, '_>) -> Vec<Backend> {
         let Some(backend) = Table::from_value(sink, item, "backends", "a backend") else {
             continue;
         };
+        if backend.get("host").is_some() {
+            backend.deny_unknown(sink, &["host", "port", "resolve", "weight"]);
+            dns.extend(crate::dns::parse_dns_backend(sink, &backend));
+            continue;
+        }
         backend.deny_unknown(sink, &["addr", "weight"]);
         let weight = backend
             .u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT)

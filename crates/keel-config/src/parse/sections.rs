@@ -12,7 +12,7 @@ use crate::model::{
     AccessLog, Admin, Alerts, Detectors, Listener, RolledBackTunnels, Safety, Server, Traffic,
     Webhook,
 };
-use crate::reader::{Sink, Table};
+use crate::reader::{Sink, Table, span_of};
 
 /// Longest `[server] idle_spin` accepted (1 millisecond): the spin is a pause for
 /// events to gather, not a replacement for sleeping.
@@ -255,6 +255,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         idle_spin: d::IDLE_SPIN,
         generation_header: d::GENERATION_HEADER,
         trusted_proxies: Vec::new(),
+        resolvers: Vec::new(),
     };
     let Some(table) = root.table(sink, "server", "[server]") else {
         return server;
@@ -271,6 +272,7 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
             "idle_spin",
             "generation_header",
             "trusted_proxies",
+            "resolvers",
         ],
     );
     server.worker_threads = table
@@ -315,6 +317,18 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
     server.generation_header = table.bool(sink, "generation_header", d::GENERATION_HEADER);
     if let Some((blocks, _)) = super::policies::cidr_list(sink, &table, "trusted_proxies") {
         server.trusted_proxies = blocks;
+    }
+    if let Some((items, _)) = table.array(sink, "resolvers") {
+        for item in items {
+            match item.get_ref().as_str().map(str::parse) {
+                Some(Ok(addr)) => server.resolvers.push(addr),
+                _ => sink.invalid(
+                    span_of(item),
+                    "a resolver is an IP address and port",
+                    "write resolvers = [\"10.0.0.2:53\"]",
+                ),
+            }
+        }
     }
     server
 }

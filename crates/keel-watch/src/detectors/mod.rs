@@ -31,15 +31,19 @@ pub enum Detector {
     Identity,
     /// p99 latency regression.
     Latency,
+    /// A certificate Keel keeps (ACME) that it cannot renew: raised by the control
+    /// plane, not by the sampler, and never a reason for the guard to revert.
+    Certificate,
 }
 
 impl Detector {
     /// Every detector.
-    pub const ALL: [Detector; 4] = [
+    pub const ALL: [Detector; 5] = [
         Detector::Share,
         Detector::Errors,
         Detector::Identity,
         Detector::Latency,
+        Detector::Certificate,
     ];
 
     /// Metric label and JSON name.
@@ -49,6 +53,7 @@ impl Detector {
             Detector::Errors => "errors",
             Detector::Identity => "identity",
             Detector::Latency => "latency",
+            Detector::Certificate => "certificate",
         }
     }
 }

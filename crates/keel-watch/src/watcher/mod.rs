@@ -24,7 +24,7 @@ use keel_proxy::{DataPlane, Generation, ProxyEvent};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
-use crate::alerts::{Alert, AlertLog};
+use crate::alerts::{Alert, AlertLog, Phase};
 use crate::detectors::Detector;
 use crate::metrics::Metrics;
 use crate::webhook::{Dispatcher, WebhookError};
@@ -184,6 +184,18 @@ impl Watcher {
     /// A subscriber that falls more than [`ALERT_BUFFER`] alerts behind loses the oldest.
     pub fn subscribe(&self) -> broadcast::Receiver<Alert> {
         self.raised.subscribe()
+    }
+
+    /// Raises an alert found outside the detectors (an ACME certificate that keeps
+    /// failing to renew) against the active generation: logged, counted, sent to the
+    /// webhooks and persisted like a detector's, but no watch acts on it.
+    pub fn raise_external(&self, alarm: crate::detectors::Alarm) -> Alert {
+        let generation = self.plane.active().map_or(0, |active| active.primary.id);
+        let alert = self
+            .alerts
+            .raise(alarm, generation, None, Phase::Continuous, None);
+        self.publish(vec![alert.clone()]);
+        alert
     }
 
     /// The data plane watched.

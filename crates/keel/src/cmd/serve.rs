@@ -61,6 +61,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(limit) => tracing::info!(limit, "file descriptor limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the file descriptor limit"),
     }
+    // ACME certificates are read from the state directory by every load from here on.
+    keel_control::acme::install_material(&args.state_dir);
+    // DNS backends' names are resolved once here, then by the re-resolution task.
+    let dns = keel_control::dns::DnsCache::install();
     // A `[fleet] store = "etcd"` table in the node's own file makes this process a fleet
     // node (keel-fleet, docs/fleet.md); otherwise the embedded SQLite store, as always.
     let fleet_node = args.config.as_deref().and_then(keel_fleet::node_config);
@@ -132,6 +136,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the runtime")?;
     let serving = Arc::new(serving);
+    let acme = keel_control::acme::AcmeSettings {
+        state_dir: args.state_dir.clone(),
+        config_file: args.config.clone(),
+    };
     let exit = runtime.block_on(serve(
         store,
         fleet,
@@ -140,6 +148,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         args.config,
         args.state_dir.clone(),
         serving.clone(),
+        (acme, dns),
     ));
     drop(runtime);
     drop(serving);
@@ -171,6 +180,10 @@ async fn serve(
     config_file: Option<PathBuf>,
     state_dir: PathBuf,
     serving: Arc<ServingThreads>,
+    (acme, dns): (
+        keel_control::acme::AcmeSettings,
+        Arc<keel_control::dns::DnsCache>,
+    ),
 ) -> anyhow::Result<ExitCode> {
     let (controller, report) = match Controller::start_guarded_in(store, prepared, &state_dir).await
     {
@@ -268,6 +281,17 @@ async fn serve(
         )),
         tokio::spawn(keel_control::run_sample_saver(
             controller.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::dns::run_dns(
+            controller.clone(),
+            dns,
+            acme.config_file.clone(),
+            stopped(&stop),
+        )),
+        tokio::spawn(keel_control::acme::run_acme(
+            controller.clone(),
+            acme,
             stopped(&stop),
         )),
         tokio::spawn(reload_on_sighup(
