@@ -50,7 +50,7 @@ fi
 
 echo "pgo-build.sh: 1/3 instrumented build ($gen_target)"
 CARGO_TARGET_DIR=$gen_target RUSTFLAGS="-Cprofile-generate=$profiles" \
-  cargo build --profile dist -p keel --quiet
+  cargo build --profile dist -p keel --features fleet --quiet
 
 . "$root/bench/backends.sh"
 bench_check_ports pgo-build.sh
@@ -173,7 +173,7 @@ ls "$profiles"/keel-*.profraw >/dev/null 2>&1 || { echo "pgo-build.sh: training 
 
 echo "pgo-build.sh: 3/3 optimised build ($use_target)"
 CARGO_TARGET_DIR=$use_target RUSTFLAGS="-Cprofile-use=$work/keel.profdata" \
-  cargo build --profile dist -p keel --quiet
+  cargo build --profile dist -p keel --features fleet --quiet
 # What the binary was built from, for bench/peers-keel.sh's report.
 echo "$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' plus uncommitted changes')" > "$use_target/COMMIT"
 echo "$use_target/dist/keel"

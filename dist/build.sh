@@ -42,7 +42,7 @@ else
 fi
 # No --target: it would change every symbol name the profile is matched by (cargo hashes
 # the target kind into them), and the profile was recorded from a build without one.
-RUSTFLAGS=${flags# } cargo build --profile dist --locked -p keel
+RUSTFLAGS=${flags# } cargo build --profile dist --locked -p keel --features fleet
 
 keel=$out/keel
 # What this binary was built with, for CI (which checks that the profile was passed) and

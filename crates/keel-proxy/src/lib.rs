@@ -14,8 +14,8 @@
 //! never parses config and never waits on the control plane.
 
 mod access_log;
-mod answer;
 mod acme_challenge;
+mod answer;
 mod backend;
 mod balance;
 mod body;

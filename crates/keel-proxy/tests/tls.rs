@@ -15,8 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_proxy::tls::HandshakeFailure;
 use keel_testkit::read_until;
 use support::tls::{BOTH, TlsProxy, client, connect, shop_proxy, tls_config, write_certificate};
-use tokio::io::AsyncWriteExt;
 use support::{TestBackend, WAIT};
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn sni_picks_the_exact_name_then_the_wildcard_then_the_default() {
@@ -240,7 +240,6 @@ async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted()
     .await;
     assert_eq!(backend.requests(), 0);
 }
-
 
 /// HTTP/1 over TLS is parked between requests like plain HTTP/1 (`crate::parking`):
 /// after an idle pause longer than the park delay (100 ms), a head sent in pieces, and

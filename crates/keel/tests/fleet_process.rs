@@ -2,6 +2,8 @@
 //! `[fleet]` table on one real etcd; `keel apply` to the second converges all three (each
 //! on its own listener), and `keel status --fleet` lists them in step.
 
+#![cfg(feature = "fleet")]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -7,6 +7,7 @@ mod check;
 mod console;
 mod demo;
 mod diff;
+#[cfg(feature = "fleet")]
 mod fleet_status;
 mod history;
 mod mark_bad;

@@ -67,8 +67,22 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dns = keel_control::dns::DnsCache::install();
     // A `[fleet] store = "etcd"` table in the node's own file makes this process a fleet
     // node (keel-fleet, docs/fleet.md); otherwise the embedded SQLite store, as always.
+    #[cfg(feature = "fleet")]
     let fleet_node = args.config.as_deref().and_then(keel_fleet::node_config);
+    #[cfg(not(feature = "fleet"))]
+    let fleet_node: Option<std::convert::Infallible> = {
+        if args.config.as_deref().is_some_and(asks_for_a_fleet) {
+            eprintln!(
+                "keel: this keel was built without fleet mode; build it with `--features fleet` (needs protoc) to serve a `[fleet] store = \"etcd\"` config"
+            );
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+        None
+    };
     let (store, fleet, prepared): (Arc<dyn Store>, Option<Fleet>, _) = match &fleet_node {
+        #[cfg(not(feature = "fleet"))]
+        Some(never) => match *never {},
+        #[cfg(feature = "fleet")]
         Some(node) => {
             let (Some(file), false) = (&args.config, args.adopt_config) else {
                 eprintln!(
@@ -166,7 +180,24 @@ fn boot_failed(error: &BootError) -> ExitCode {
     }
 }
 
+/// Whether `file` has a `[fleet] store = "etcd"` table (checked when fleet mode is not built in).
+#[cfg(not(feature = "fleet"))]
+fn asks_for_a_fleet(file: &std::path::Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        keel_config::parse(&text)
+            .config
+            .fleet
+            .as_ref()
+            .is_some_and(keel_config::Fleet::is_shared)
+    })
+}
+
+/// Without fleet mode built in, there is never a fleet to join.
+#[cfg(not(feature = "fleet"))]
+type Fleet = std::convert::Infallible;
+
 /// A fleet node's store and own config.
+#[cfg(feature = "fleet")]
 struct Fleet {
     store: Arc<keel_fleet::FleetStore>,
     node: Arc<keel_config::Config>,
@@ -261,6 +292,11 @@ async fn serve(
             }
         }));
     }
+    #[cfg(not(feature = "fleet"))]
+    if let Some(never) = fleet {
+        match never {}
+    }
+    #[cfg(feature = "fleet")]
     if let Some(fleet) = fleet {
         tasks.push(tokio::spawn({
             let task = keel_fleet::join(&controller, fleet.store, fleet.node, stopped(&stop));

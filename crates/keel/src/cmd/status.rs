@@ -24,7 +24,16 @@ pub(crate) struct StatusArgs {
 
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(node_file) = &args.fleet {
+        #[cfg(feature = "fleet")]
         return super::fleet_status::run(node_file, args.admin.json_output());
+        #[cfg(not(feature = "fleet"))]
+        {
+            eprintln!(
+                "keel: this keel was built without fleet mode ({}): build it with `--features fleet`",
+                node_file.display()
+            );
+            return Ok(ExitCode::from(super::EXIT_INPUT));
+        }
     }
     let client = match args.admin.client() {
         Ok(client) => client,
