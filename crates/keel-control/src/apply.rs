@@ -28,7 +28,7 @@ use crate::error::ControlError;
 use crate::guard::{self, GuardChoice, Trial, unwatched, waited};
 use crate::hooks::Activated;
 use crate::identity_stage::probe_identities;
-use crate::load::load;
+use crate::load::{load, load_in};
 use crate::request::{ApplyOutcome, ApplyRequest, ApplyStatus, Refusal, Stage, StageTimings};
 use crate::settings::{listener_changes, restart_only_changes};
 
@@ -51,7 +51,12 @@ impl Controller {
         // Stage 1: check. Pure, so it runs before the lock and applies can check in parallel.
         let started = Instant::now();
         let (name, text) = (request.file_name.clone(), request.config_text.clone());
-        let loaded = tokio::task::spawn_blocking(move || load(&name, &text)).await?;
+        let config_dir = self.config_dir();
+        let loaded = tokio::task::spawn_blocking(move || match config_dir {
+            Some(dir) => load_in(&name, &text, &dir),
+            None => load(&name, &text),
+        })
+        .await?;
         let mut outcome = ApplyOutcome {
             status: ApplyStatus::Refused,
             generation: None,

@@ -65,6 +65,30 @@ pub(crate) struct Inner {
     /// Fleet mode: this node's own config, whose listeners, admin API and `[fleet]` table
     /// replace those of a generation applied elsewhere (`follow.rs`).
     pub(crate) node_config: Mutex<Option<Arc<keel_config::Config>>>,
+    /// Where relative certificate paths of an applied config start: the directory of the
+    /// config file `keel serve` was given (None: the working directory).
+    pub(crate) config_dir: Mutex<Option<std::path::PathBuf>>,
+}
+
+impl Controller {
+    /// Relative certificate paths in configs applied from now on start at `dir` (the
+    /// served config file's directory), as they do when that file is loaded at start or
+    /// on SIGHUP, rather than at the server's working directory.
+    pub fn set_config_dir(&self, dir: std::path::PathBuf) {
+        *self
+            .inner
+            .config_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(dir);
+    }
+
+    pub(crate) fn config_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .config_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for Controller {
@@ -101,6 +125,7 @@ impl Controller {
                 adopt_baseline: Mutex::new(None),
                 persisted_sample: Mutex::default(),
                 node_config: Mutex::new(None),
+                config_dir: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {

@@ -221,6 +221,9 @@ async fn serve(
         Ok(started) => started,
         Err(error) => return Ok(boot_failed(&error)),
     };
+    if let Some(file) = &config_file {
+        controller.set_config_dir(keel_config::config_dir(&file.to_string_lossy()));
+    }
     for note in &report.notes {
         if report.first_start {
             tracing::info!("{note}");
