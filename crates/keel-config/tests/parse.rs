@@ -189,6 +189,44 @@ fn body_idle_timeout_defaults_to_a_minute_and_zero_turns_it_off() {
 }
 
 #[test]
+fn a_pool_speaks_http1_unless_told_and_h2_keys_need_http2() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let default = parse(BASE);
+    let pool = &default.config.pools["p"];
+    assert_eq!(pool.protocol.value, keel_config::UpstreamProtocol::Http1);
+    assert_eq!(
+        pool.max_streams_per_connection,
+        keel_config::defaults::MAX_STREAMS_PER_CONNECTION
+    );
+
+    let h2c = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nmax_streams_per_connection = 8\n"
+    ));
+    assert!(h2c.diagnostics.is_empty(), "{:#?}", h2c.diagnostics);
+    assert_eq!(
+        h2c.config.pools["p"].protocol.value,
+        keel_config::UpstreamProtocol::H2c
+    );
+    assert_eq!(h2c.config.pools["p"].max_streams_per_connection, 8);
+
+    let source = format!("{BASE}protocol = \"http3\"\n");
+    let unknown = parse(&source);
+    let text = rendered(&source, unknown.diagnostics);
+    assert!(text.contains("unknown protocol `http3`"), "{text}");
+    assert!(text.contains("keel.toml:7:12"), "{text}");
+
+    let source = format!("{BASE}max_streams_per_connection = 8\n");
+    let http1 = parse(&source);
+    let text = rendered(&source, http1.diagnostics);
+    assert!(text.contains("only applies to HTTP/2 pools"), "{text}");
+
+    let zero = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nmax_streams_per_connection = 0\n"
+    ));
+    assert_eq!(zero.diagnostics.len(), 1, "{:#?}", zero.diagnostics);
+}
+
+#[test]
 fn max_connections_defaults_to_no_limit_and_is_bounded() {
     const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
     let default = parse(BASE);

@@ -87,6 +87,8 @@ struct BackendKey {
     max_idle: u32,
     idle_timeout: Duration,
     max_connections: u32,
+    protocol: keel_config::UpstreamProtocol,
+    max_streams: u32,
 }
 
 /// The data plane.
@@ -190,6 +192,8 @@ impl DataPlane {
                         max_idle: pool.max_idle_per_backend,
                         idle_timeout: pool.idle_timeout.value,
                         max_connections: pool.max_connections,
+                        protocol: pool.protocol.value,
+                        max_streams: pool.max_streams_per_connection,
                     };
                     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
                         return existing;
@@ -201,6 +205,14 @@ impl DataPlane {
                         pool.connect_timeout.value,
                         pool.idle_timeout.value,
                     );
+                    let upstream = if pool.protocol.value.is_h2() {
+                        upstream.with_h2(
+                            pool.max_streams_per_connection,
+                            pool.protocol.value == keel_config::UpstreamProtocol::H2,
+                        )
+                    } else {
+                        upstream
+                    };
                     let backend = Arc::new(Backend::new(
                         b.addr.value,
                         pool_name.clone(),
@@ -211,7 +223,12 @@ impl DataPlane {
                         self.events.clone(),
                     ));
                     if let Some(check) = &pool.health {
-                        health::spawn(&backend, check.clone(), identity.clone());
+                        health::spawn(
+                            &backend,
+                            check.clone(),
+                            identity.clone(),
+                            pool.protocol.value,
+                        );
                     }
                     registry.insert(key, Arc::downgrade(&backend));
                     backend

@@ -253,7 +253,7 @@ impl DataPlane {
                 Some(conn) => (conn, true),
                 None => {
                     // Connecting is the cold path: boxed, so it does not bloat every request.
-                    let connect = Box::pin(backend.upstream.connect());
+                    let connect = Box::pin(backend.upstream.connect(!fresh));
                     match tokio::time::timeout_at(deadline, connect).await {
                         Ok(Ok(conn)) => (conn, false),
                         Ok(Err(error)) => {
@@ -284,7 +284,7 @@ impl DataPlane {
             return Attempt::Failed(ProxyFailure::NoHealthyBackend);
         };
         let in_flight = InFlight::start(backend);
-        let exchange = conn.sender.try_send_request(request);
+        let exchange = conn.sender.send(request);
         let result = within(deadline, exchange).await;
         match result {
             Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),
@@ -297,6 +297,11 @@ impl DataPlane {
                     return Attempt::Failed(ProxyFailure::BadRequest);
                 }
                 let error = error.error();
+                if crate::upstream_h2::was_refused(error) {
+                    // The backend did nothing with it: another connection may take it.
+                    tracing::debug!(%error, backend = %backend.addr, "stream refused");
+                    return Attempt::Stale;
+                }
                 if reused && !error.is_parse() && !error.is_timeout() && !error.is_user() {
                     tracing::debug!(%error, backend = %backend.addr, "reused connection closed");
                     return Attempt::Stale;

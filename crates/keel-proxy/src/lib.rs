@@ -46,6 +46,7 @@ pub mod tls;
 pub mod tunnel;
 mod upgrade;
 mod upstream;
+mod upstream_h2;
 mod watchdog;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};

@@ -133,6 +133,18 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             );
             field(
                 &mut fields,
+                "protocol",
+                &a.protocol.value,
+                &b.protocol.value,
+            );
+            field(
+                &mut fields,
+                "max_streams_per_connection",
+                &a.max_streams_per_connection,
+                &b.max_streams_per_connection,
+            );
+            field(
+                &mut fields,
                 "max_connections",
                 &a.max_connections,
                 &b.max_connections,
