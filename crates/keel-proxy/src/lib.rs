@@ -26,6 +26,8 @@ mod forward;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod generation;
+mod grpc;
+mod grpc_retry;
 mod handler;
 mod headers;
 mod health;
