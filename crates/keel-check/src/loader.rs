@@ -102,6 +102,10 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
     let mut findings = keel_config::read_certificate_files(&mut config.certificates, config_dir);
+    findings.extend(keel_config::backend_tls::read_backend_tls_files(
+        &mut config.pools,
+        config_dir,
+    ));
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(

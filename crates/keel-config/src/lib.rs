@@ -9,6 +9,7 @@
 //! with its span; [`Report`] renders findings for people (`file:line:col`, snippet,
 //! caret, fix) and as JSON. Defaults live in [`defaults`], lint ids in [`codes`].
 
+pub mod backend_tls;
 pub mod codes;
 pub mod defaults;
 mod diagnostic;

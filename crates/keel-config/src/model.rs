@@ -131,6 +131,8 @@ pub struct Pool {
     /// Requests one HTTP/2 connection carries at once, at most (`h2c` and `h2` only);
     /// more open another connection.
     pub max_streams_per_connection: u32,
+    /// HTTPS to the backends (`tls = { ... }`), when set.
+    pub tls: Option<crate::backend_tls::BackendTls>,
     /// Marked as being drained: it should not get new traffic.
     pub draining: bool,
     /// Marked as legacy: it should not get most of a route's traffic.

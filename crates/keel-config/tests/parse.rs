@@ -292,3 +292,46 @@ fn a_route_may_set_its_own_body_idle_timeout() {
     assert_eq!(bad.diagnostics.len(), 1, "{:#?}", bad.diagnostics);
     assert_eq!(bad.diagnostics[0].code, codes::INVALID_VALUE);
 }
+
+#[test]
+fn a_pools_tls_table_is_read_and_its_unreadable_files_are_errors_at_their_keys() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), "CA").expect("write");
+    let source = format!(
+        "{BASE}protocol = \"h2\"\ntls = {{ server_name = \"payments.internal\", ca = \"ca.pem\" }}\n"
+    );
+    let mut good = parse(&source);
+    assert!(good.diagnostics.is_empty(), "{:#?}", good.diagnostics);
+    let read = keel_config::backend_tls::read_backend_tls_files(&mut good.config.pools, dir.path());
+    assert!(read.is_empty(), "{read:#?}");
+    let tls = good.config.pools["p"].tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.files.as_ref().and_then(|f| f.ca_pem.clone()),
+        Some(b"CA".to_vec())
+    );
+
+    let source = format!("{BASE}tls = {{ ca = \"missing.pem\" }}\n");
+    let mut missing = parse(&source);
+    let findings =
+        keel_config::backend_tls::read_backend_tls_files(&mut missing.config.pools, dir.path());
+    let text = rendered(&source, findings);
+    assert!(text.contains("K123"), "{text}");
+    assert!(text.contains("keel.toml:7:14"), "{text}");
+    assert!(
+        missing.config.pools["p"]
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.files.is_none())
+    );
+
+    let source = format!("{BASE}tls = {{ cert = \"keel.pem\" }}\n");
+    let half = parse(&source);
+    let text = rendered(&source, half.diagnostics);
+    assert!(text.contains("needs both `cert` and `key`"), "{text}");
+
+    let source = format!("{BASE}protocol = \"h2\"\n");
+    let bare_h2 = parse(&source);
+    let text = rendered(&source, bare_h2.diagnostics);
+    assert!(text.contains("HTTP/2 over TLS"), "{text}");
+}

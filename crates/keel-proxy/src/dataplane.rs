@@ -89,6 +89,7 @@ struct BackendKey {
     max_connections: u32,
     protocol: keel_config::UpstreamProtocol,
     max_streams: u32,
+    tls: Option<keel_config::backend_tls::BackendTls>,
 }
 
 /// The data plane.
@@ -194,6 +195,7 @@ impl DataPlane {
                         max_connections: pool.max_connections,
                         protocol: pool.protocol.value,
                         max_streams: pool.max_streams_per_connection,
+                        tls: pool.tls.clone(),
                     };
                     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
                         return existing;
@@ -205,6 +207,20 @@ impl DataPlane {
                         pool.connect_timeout.value,
                         pool.idle_timeout.value,
                     );
+                    let tls = pool.tls.as_ref().map(|tls| {
+                        crate::backend_tls::BackendTlsConnector::new(
+                            tls,
+                            pool.protocol.value == keel_config::UpstreamProtocol::H2,
+                        )
+                        .map_err(|error| {
+                            tracing::error!(pool = %name, %error, "backend TLS settings unusable: its backends get no connections");
+                            Arc::<str>::from(error.to_string())
+                        })
+                    });
+                    let upstream = match &tls {
+                        Some(tls) => upstream.with_tls(tls.clone()),
+                        None => upstream,
+                    };
                     let upstream = if pool.protocol.value.is_h2() {
                         upstream.with_h2(
                             pool.max_streams_per_connection,
@@ -228,6 +244,7 @@ impl DataPlane {
                             check.clone(),
                             identity.clone(),
                             pool.protocol.value,
+                            tls.and_then(Result::ok),
                         );
                     }
                     registry.insert(key, Arc::downgrade(&backend));

@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use keel_config::{HealthCheck, Identity, UpstreamProtocol};
 
 use crate::backend::{Backend, BackendState};
+use crate::backend_tls::BackendTlsConnector;
 use crate::probe::{ProbeVerdict, probe_backend_over};
 
 /// Starts the health task of a backend (needs a Tokio runtime).
@@ -23,13 +24,14 @@ pub(crate) fn spawn(
     check: HealthCheck,
     identity: Option<Identity>,
     protocol: UpstreamProtocol,
+    tls: Option<BackendTlsConnector>,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(backend = %backend.addr, "no runtime: health checks not started; the backend gets traffic unchecked");
         return;
     };
     let weak = Arc::downgrade(backend);
-    runtime.spawn(run(weak, check, identity, protocol));
+    runtime.spawn(run(weak, check, identity, protocol, tls));
 }
 
 async fn run(
@@ -37,6 +39,7 @@ async fn run(
     check: HealthCheck,
     identity: Option<Identity>,
     protocol: UpstreamProtocol,
+    tls: Option<BackendTlsConnector>,
 ) {
     let mut tracker = Tracker::default();
     loop {
@@ -45,6 +48,7 @@ async fn run(
         };
         let outcome = probe_backend_over(
             protocol,
+            tls.as_ref(),
             addr,
             &check.path,
             identity.as_ref(),

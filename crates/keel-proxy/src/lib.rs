@@ -15,6 +15,7 @@
 
 mod access_log;
 mod backend;
+pub mod backend_tls;
 mod balance;
 mod body;
 mod chunk_guard;

@@ -17,6 +17,8 @@ use keel_config::{Identity, UpstreamProtocol};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
+use crate::backend_tls::BackendTlsConnector;
+
 /// Longest identity value kept from an answer (256 characters): a peer controls it.
 const MAX_IDENTITY_LEN: usize = 256;
 /// Most bytes of a probe response body read before the connection is dropped (64 KiB).
@@ -60,20 +62,37 @@ pub async fn probe_backend(
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
-    probe_backend_over(UpstreamProtocol::Http1, addr, path, identity, timeout).await
+    probe_backend_over(UpstreamProtocol::Http1, None, addr, path, identity, timeout).await
 }
 
-/// Probes `addr` at `path` in the pool's `protocol` within `timeout`, checking
-/// `identity` when given.
+/// Probes `addr` at `path` in the pool's `protocol` (through `tls` when the pool sets
+/// it) within `timeout`, checking `identity` when given.
 pub async fn probe_backend_over(
     protocol: UpstreamProtocol,
+    tls: Option<&BackendTlsConnector>,
     addr: SocketAddr,
     path: &str,
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
     let connected = std::sync::atomic::AtomicBool::new(false);
-    let exchange = exchange(protocol, addr, path, identity, &connected);
+    let exchange = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect failed: {e}"))?;
+        connected.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        match tls {
+            Some(tls) => {
+                let stream = tls
+                    .connect(addr, stream)
+                    .await
+                    .map_err(|e| format!("TLS failed: {e}"))?;
+                exchange(protocol, addr, path, identity, stream).await
+            }
+            None => exchange(protocol, addr, path, identity, stream).await,
+        }
+    };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok((status, seen))) => judge(addr, status, seen, identity),
         Ok(Err(detail)) => down(addr, connected.into_inner(), detail),
@@ -138,18 +157,16 @@ fn judge(
     }
 }
 
-async fn exchange(
+async fn exchange<S>(
     protocol: UpstreamProtocol,
     addr: SocketAddr,
     path: &str,
     identity: Option<&Identity>,
-    connected: &std::sync::atomic::AtomicBool,
-) -> Result<(u16, Option<String>), String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect failed: {e}"))?;
-    connected.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = stream.set_nodelay(true);
+    stream: S,
+) -> Result<(u16, Option<String>), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
     let response = if protocol.is_h2() {
         let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)

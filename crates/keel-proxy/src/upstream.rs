@@ -75,6 +75,15 @@ pub enum ConnectError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS handshake failed (certificate not trusted, wrong name, refused
+    /// client certificate).
+    #[error("TLS with {addr} failed: {source}")]
+    Tls {
+        /// The backend.
+        addr: SocketAddr,
+        /// What rustls said.
+        source: std::io::Error,
+    },
     /// TCP connect took longer than the pool's connect timeout.
     #[error("connect to {addr} timed out after {timeout:?}")]
     Timeout {
@@ -197,6 +206,9 @@ pub(crate) struct Upstream {
     queued: AtomicU32,
     /// The shared connections of an HTTP/2 pool (`None`: HTTP/1.1).
     h2: Option<H2Conns>,
+    /// TLS to the backend, when the pool sets `tls` (an error when its settings could
+    /// not make a client: then every connect fails, rather than fall back to plain).
+    tls: Option<Result<crate::backend_tls::BackendTlsConnector, Arc<str>>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -237,7 +249,17 @@ impl Upstream {
                 .then(|| Arc::new(Semaphore::new(max_connections as usize))),
             queued: AtomicU32::new(0),
             h2: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS to the backend.
+    pub(crate) fn with_tls(
+        mut self,
+        tls: Result<crate::backend_tls::BackendTlsConnector, Arc<str>>,
+    ) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Speaks HTTP/2 to the backend (`h2c`, or `h2` when `tls`), at most `max_streams`
@@ -355,21 +377,67 @@ impl Upstream {
     /// Opens a new connection (for an HTTP/2 pool, takes a stream on a new connection,
     /// or with `reuse` on one another request opened meanwhile).
     pub(crate) async fn connect(&self, reuse: bool) -> Result<Box<PooledConn>, ConnectError> {
+        let addr = self.addr;
         if let Some(h2) = &self.h2 {
-            let tcp = async { self.tcp().await.map(TokioIo::new) };
-            let sender = h2.connect(self.addr, reuse, tcp).await?;
+            let sender = match &self.tls {
+                Some(tls) => {
+                    let io = async { self.tls(tls).await.map(TokioIo::new) };
+                    h2.connect(addr, reuse, io).await?
+                }
+                None => {
+                    let io = async { self.tcp().await.map(TokioIo::new) };
+                    h2.connect(addr, reuse, io).await?
+                }
+            };
             return Ok(self.pooled(sender));
         }
-        let stream = self.tcp().await?;
-        let addr = self.addr;
-        let (sender, io) = http1::Builder::new()
+        let builder = {
+            let mut builder = http1::Builder::new();
             // See the listener's builder: flat writes are cheaper for small messages.
-            .writev(false)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Handshake { addr, source })?;
-        tokio::spawn(run_connection(io));
+            builder.writev(false);
+            builder
+        };
+        let sender = match &self.tls {
+            Some(tls) => {
+                let (sender, io) = builder
+                    .handshake(TokioIo::new(self.tls(tls).await?))
+                    .await
+                    .map_err(|source| ConnectError::Handshake { addr, source })?;
+                tokio::spawn(run_connection(io));
+                sender
+            }
+            None => {
+                let (sender, io) = builder
+                    .handshake(TokioIo::new(self.tcp().await?))
+                    .await
+                    .map_err(|source| ConnectError::Handshake { addr, source })?;
+                tokio::spawn(run_connection(io));
+                sender
+            }
+        };
         Ok(self.pooled(Sender::Http1(sender)))
+    }
+
+    /// A TLS session with the backend, within the connect timeout (for both the TCP
+    /// connect and the handshake).
+    async fn tls(
+        &self,
+        tls: &Result<crate::backend_tls::BackendTlsConnector, Arc<str>>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+        let addr = self.addr;
+        let tls = tls.as_ref().map_err(|reason| ConnectError::Tls {
+            addr,
+            source: std::io::Error::other(reason.to_string()),
+        })?;
+        let tcp = self.tcp().await?;
+        match tokio::time::timeout(self.connect_timeout, tls.connect(addr, tcp)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(ConnectError::Tls { addr, source }),
+            Err(_) => Err(ConnectError::Timeout {
+                addr,
+                timeout: self.connect_timeout,
+            }),
+        }
     }
 
     fn pooled(&self, sender: Sender) -> Box<PooledConn> {
@@ -431,7 +499,10 @@ fn lock(shard: &Mutex<VecDeque<Idle>>) -> MutexGuard<'_, VecDeque<Idle>> {
 
 /// A backend connection's task: the I/O until the connection closes or breaks, or its
 /// `SendRequest` is dropped.
-async fn run_connection(io: Connection<TokioIo<TcpStream>, UpstreamBody>) {
+async fn run_connection<T>(io: Connection<TokioIo<T>, UpstreamBody>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     if let Err(error) = io.await {
         tracing::debug!(%error, "upstream connection ended with an error");
     }

@@ -137,6 +137,12 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
                 &a.protocol.value,
                 &b.protocol.value,
             );
+            let tls = |pool: &crate::Pool| {
+                pool.tls
+                    .as_ref()
+                    .map_or_else(|| "plain (no TLS)".to_string(), ToString::to_string)
+            };
+            field(&mut fields, "tls", &tls(a), &tls(b));
             field(
                 &mut fields,
                 "max_streams_per_connection",
