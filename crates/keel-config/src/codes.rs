@@ -79,6 +79,13 @@ pub const CERT_UNUSED: &str = "K221";
 /// A route's address rule that refuses every client of a family: a `deny` with
 /// `0.0.0.0/0` or `::/0`, or an empty `allow`.
 pub const ACCESS_REFUSES_ALL: &str = "K213";
+/// A route that lets `upgrades` through to a pool that cannot carry them (an HTTP/2 or
+/// TLS pool: tunnels are relayed over plain HTTP/1.1).
+pub const UPGRADES_UNSERVABLE: &str = "K214";
+
+/// A route to an HTTP/2 pool that does not match gRPC's content type: fine, but its
+/// gRPC and other traffic share one route's timeout, retries and stats.
+pub const GRPC_WITHOUT_HINT: &str = "K303";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";
