@@ -123,12 +123,20 @@ pub struct Transport {
 impl Transport {
     /// The transport of `pool`, as `keel serve` would build it.
     pub fn of(pool: &keel_config::Pool) -> Self {
+        Self::of_parts(pool.protocol.value, pool.tls.as_ref())
+    }
+
+    /// The transport of a pool with this `protocol` and `tls`.
+    pub fn of_parts(
+        protocol: keel_config::UpstreamProtocol,
+        tls: Option<&keel_config::backend_tls::BackendTls>,
+    ) -> Self {
         Self {
-            protocol: pool.protocol.value,
-            tls: pool.tls.as_ref().map(|tls| {
+            protocol,
+            tls: tls.map(|tls| {
                 keel_proxy::backend_tls::BackendTlsConnector::new(
                     tls,
-                    pool.protocol.value == keel_config::UpstreamProtocol::H2,
+                    protocol == keel_config::UpstreamProtocol::H2,
                 )
                 .map_err(|e| e.to_string())
             }),
