@@ -48,7 +48,7 @@ http {
   access_log off; $(temp_paths "$dir/origin")
   keepalive_requests 10000000; keepalive_timeout 120s; http2_max_concurrent_streams 1024;
   server {
-    listen 127.0.0.1:$origin; http2 on;
+    listen 127.0.0.1:$origin http2;
     location / {
       default_type application/grpc;
       add_header x-service echo always;
@@ -88,7 +88,7 @@ KEEL_STATE_DIR=$dir/keel-state "$keel" --log warn serve --config "$dir/keel.toml
 cat > "$dir/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4000
 defaults
     mode http
     timeout connect 2s
@@ -110,7 +110,7 @@ http {
   keepalive_requests 10000000; keepalive_timeout 120s; http2_max_concurrent_streams 1024;
   upstream origin { server 127.0.0.1:$origin; keepalive 64; }
   server {
-    listen 127.0.0.1:$nginx_port; http2 on;
+    listen 127.0.0.1:$nginx_port http2;
     location / { grpc_pass grpc://origin; }
   }
 }
@@ -137,6 +137,6 @@ for c in direct:$origin keel:$keel_port haproxy:$haproxy_port nginx:$nginx_port;
   out=$(load "$port" "$duration")
   rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<< "$out")
   ok=$(awk '/^status codes:/ {print $3}' <<< "$out")
-  failed=$(awk '/^requests:/ {print $8}' <<< "$out")
+  failed=$(awk '/^requests:/ {print $10}' <<< "$out")
   echo "| $name | ${rps:-?} | ${ok:-?} | ${failed:-?} |"
 done

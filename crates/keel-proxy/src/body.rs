@@ -225,6 +225,10 @@ impl ResponseBody {
     }
 
     fn finished(&mut self) {
+        // After trailers with a status this counts nothing: the status was counted.
+        if let Some(tally) = self.grpc.as_mut() {
+            tally.ended_without_status();
+        }
         if let (Some(conn), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
             in_flight.0.upstream.checkin(conn, self.upload);
         }
@@ -255,7 +259,12 @@ impl Body for ResponseBody {
                 }
             }
             Poll::Ready(None) => this.finished(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(tally) = this.grpc.as_mut() {
+                    tally.ended_without_status();
+                }
+                this.conn = None;
+            }
             Poll::Pending => {}
         }
         polled

@@ -44,6 +44,8 @@ static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// gRPC status UNAVAILABLE: the only one retried.
 pub(crate) const UNAVAILABLE: u32 = 14;
+/// gRPC status CANCELLED.
+const CANCELLED: u32 = 1;
 /// gRPC status DEADLINE_EXCEEDED.
 const DEADLINE_EXCEEDED: u32 = 4;
 /// gRPC status RESOURCE_EXHAUSTED.
@@ -201,8 +203,9 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// Counts a gRPC answer whose status comes in its trailers: the outcome is recorded
-/// when the trailers pass, or as INTERNAL if the answer ends (or is dropped) without
-/// a status.
+/// when the trailers pass; as INTERNAL (the backend's failure) if the backend ends or
+/// breaks the answer without a status; as CANCELLED (the client's doing, not the
+/// backend's) if the answer is dropped before its end, when the client went away.
 pub(crate) struct GrpcTally {
     generation: Arc<Generation>,
     route: RouteId,
@@ -232,6 +235,11 @@ impl GrpcTally {
         self.count(status(trailers).unwrap_or(INTERNAL));
     }
 
+    /// The backend ended the answer, or broke it, without a status.
+    pub(crate) fn ended_without_status(&mut self) {
+        self.count(INTERNAL);
+    }
+
     fn count(&mut self, code: u32) {
         if self.counted {
             return;
@@ -252,7 +260,9 @@ impl GrpcTally {
 
 impl Drop for GrpcTally {
     fn drop(&mut self) {
-        self.count(INTERNAL);
+        // Dropped before its end: the client cancelled the call (or went away). Counted
+        // as INTERNAL, a client that gives up on calls would eject healthy backends.
+        self.count(CANCELLED);
     }
 }
 

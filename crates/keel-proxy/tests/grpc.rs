@@ -71,6 +71,8 @@ enum Mode {
     Unavailable,
     /// Never within any test's patience.
     Hang,
+    /// Streams one message, then nothing more: the call never ends.
+    Stall,
 }
 
 #[derive(Clone)]
@@ -92,6 +94,7 @@ impl Echo {
                 String::from_utf8_lossy(&message)
             ))),
             Mode::Unavailable => Err(Status::unavailable("shedding load")),
+            Mode::Stall => Ok(message),
             Mode::Hang => {
                 tokio::time::sleep(Duration::from_secs(600)).await;
                 Err(Status::internal("woke up"))
@@ -124,7 +127,7 @@ impl tower::Service<tonic::Request<Bytes>> for Echo {
 #[derive(Clone)]
 struct Stream(Echo);
 
-type Messages = futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, Status>>>;
+type Messages = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, Status>> + Send>>;
 
 impl tower::Service<tonic::Request<Bytes>> for Stream {
     type Response = tonic::Response<Messages>;
@@ -136,6 +139,7 @@ impl tower::Service<tonic::Request<Bytes>> for Stream {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let echo = self.0.clone();
         Box::pin(async move {
+            let stall = matches!(echo.mode, Mode::Stall);
             let first = echo.answer(request.into_inner()).await?;
             let items: Vec<Result<Bytes, Status>> = (0..3)
                 .map(|i| {
@@ -145,7 +149,14 @@ impl tower::Service<tonic::Request<Bytes>> for Stream {
                     )))
                 })
                 .collect();
-            Ok(tonic::Response::new(futures_util::stream::iter(items)))
+            let messages = futures_util::stream::iter(items);
+            let messages: Messages = if stall {
+                use futures_util::StreamExt;
+                Box::pin(messages.take(1).chain(futures_util::stream::pending()))
+            } else {
+                Box::pin(messages)
+            };
+            Ok(tonic::Response::new(messages))
         })
     }
 }
@@ -343,5 +354,41 @@ async fn keels_own_errors_are_grpc_statuses_the_client_reads() {
     assert!(
         status.message().contains("keel: upstream-connect-failed"),
         "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn calls_the_client_cancels_do_not_eject_a_healthy_backend() {
+    let (addr, calls) = grpc_backend("b1", Mode::Stall).await;
+    let proxy = TestProxy::start(&grpc_config(&[addr], "timeout = \"60s\"")).await;
+    let mut grpc = client(&proxy).await;
+    // More cancelled calls than the outlier ejection's consecutive failures (5): each
+    // gets its first message, then the client gives up on it.
+    for _ in 0..8 {
+        let request = tonic::Request::new(Bytes::from_static(b"s"));
+        let mut stream = grpc
+            .server_streaming(request, PathAndQuery::from_static("/test.Echo/Stream"), Raw)
+            .await
+            .expect("streaming call")
+            .into_inner();
+        assert!(stream.message().await.expect("first message").is_some());
+        drop(stream);
+    }
+    eventually(WAIT, "every call reached the backend", || async {
+        calls.load(SeqCst) == 8
+    })
+    .await;
+    eventually(WAIT, "the cancelled calls are counted", || async {
+        outcomes(&proxy, Outcome::ClientError) == 8
+    })
+    .await;
+    assert_eq!(
+        outcomes(&proxy, Outcome::ServerError),
+        0,
+        "a cancelled call counted as the backend's error"
+    );
+    assert_ne!(
+        proxy.generation.pools[0].backends[0].state(),
+        keel_proxy::BackendState::Ejected
     );
 }
