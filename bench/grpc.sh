@@ -30,8 +30,8 @@ for tool in nginx haproxy h2load ss; do
   command -v "$tool" >/dev/null || { echo "grpc.sh: $tool is needed" >&2; exit 1; }
 done
 [ -x "$keel" ] || { echo "grpc.sh: no keel binary at $keel (cargo build --release -p keel)" >&2; exit 1; }
-origin=18150 keel_port=18151 haproxy_port=18152 nginx_port=18153
-for p in $origin $keel_port $haproxy_port $nginx_port; do
+origin=18150 keel_port=18151 haproxy_port=18152 nginx_port=18153 keel_admin=18154
+for p in $origin $keel_port $haproxy_port $nginx_port $keel_admin; do
   [ -z "$(ss -Htln "sport = :$p")" ] || { echo "grpc.sh: port $p is in use" >&2; exit 1; }
 done
 dir=$(mktemp -d /tmp/keel-grpc-bench.XXXXXX)
@@ -64,7 +64,7 @@ cat > "$dir/keel.toml" <<EOF
 [listeners.bench]
 addr = "127.0.0.1:$keel_port"
 [admin]
-addr = "127.0.0.1:0"
+addr = "127.0.0.1:$keel_admin"
 [server]
 worker_threads = 1
 [services.echo]
@@ -140,3 +140,11 @@ for c in direct:$origin keel:$keel_port haproxy:$haproxy_port nginx:$nginx_port;
   failed=$(awk '/^requests:/ {print $10}' <<< "$out")
   echo "| $name | ${rps:-?} | ${ok:-?} | ${failed:-?} |"
 done
+# A gRPC error is an HTTP 200 too, so h2load's 2xx do not prove the calls were served:
+# Keel's own counts (by grpc-status) say how many were.
+echo
+echo "Keel's outcome counts for the run (grpc-status classes; pool \"\" = Keel's own errors):"
+curl -s "http://127.0.0.1:$keel_admin/metrics" | grep '^keel_requests_total{' || echo "(no metrics)"
+echo
+echo "One run on a shared 2-core machine (other builds running): noisy; ratios within this run only."
+
