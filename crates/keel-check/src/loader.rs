@@ -127,6 +127,10 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
         &mut config.pools,
         &resolvers,
     ));
+    findings.extend(keel_config::backend_tls::read_backend_tls_files(
+        &mut config.pools,
+        config_dir,
+    ));
     findings.extend(lints::structural(&config));
     let table = if findings.iter().any(|d| d.code == codes::UNKNOWN_REFERENCE) {
         findings.push(

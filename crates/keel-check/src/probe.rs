@@ -107,8 +107,67 @@ pub async fn probe_backend(
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
+    probe_backend_over(&Transport::default(), addr, health, identity, timeout).await
+}
+
+/// How a pool's backends are spoken to: its `protocol`, and its `tls` (a client made
+/// from its settings, or why none could be).
+#[derive(Clone, Debug, Default)]
+pub struct Transport {
+    /// The pool's `protocol`.
+    pub protocol: keel_config::UpstreamProtocol,
+    /// The pool's TLS client, when it sets `tls`.
+    pub tls: Option<Result<keel_proxy::backend_tls::BackendTlsConnector, String>>,
+}
+
+impl Transport {
+    /// The transport of `pool`, as `keel serve` would build it.
+    pub fn of(pool: &keel_config::Pool) -> Self {
+        Self::of_parts(pool.protocol.value, pool.tls.as_ref())
+    }
+
+    /// The transport of a pool with this `protocol` and `tls`.
+    pub fn of_parts(
+        protocol: keel_config::UpstreamProtocol,
+        tls: Option<&keel_config::backend_tls::BackendTls>,
+    ) -> Self {
+        Self {
+            protocol,
+            tls: tls.map(|tls| {
+                keel_proxy::backend_tls::BackendTlsConnector::new(
+                    tls,
+                    protocol == keel_config::UpstreamProtocol::H2,
+                )
+                .map_err(|e| e.to_string())
+            }),
+        }
+    }
+}
+
+/// [`probe_backend`] in a pool's protocol and through its TLS, as its health checks
+/// probe it (an h2c pool whose backend does not speak HTTP/2 fails here).
+pub async fn probe_backend_over(
+    transport: &Transport,
+    addr: SocketAddr,
+    health: Option<&HealthCheck>,
+    identity: Option<&Identity>,
+    timeout: Duration,
+) -> ProbeOutcome {
     let path = health.map_or("/", |h| h.path.as_str());
-    let seen = keel_proxy::probe::probe_backend(addr, path, identity, timeout).await;
+    let tls = match &transport.tls {
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(reason)) => return down(false, None, format!("TLS settings unusable: {reason}")),
+        None => None,
+    };
+    let seen = keel_proxy::probe::probe_backend_over(
+        transport.protocol,
+        tls,
+        addr,
+        path,
+        identity,
+        timeout,
+    )
+    .await;
     let identity_proven = match identity {
         Some(id) => seen.identity_seen.as_deref() == Some(id.equals.as_str()),
         None => true,
@@ -158,11 +217,18 @@ pub async fn probe_config(config: &Config) -> Vec<ProbeRow> {
             });
             let (health, identity, addr) =
                 (pool.health.clone(), identity.clone(), backend.addr.value);
+            let transport = Transport::of(pool);
             let permits = Arc::clone(&permits);
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let outcome =
-                    probe_backend(addr, health.as_ref(), identity.as_ref(), timeout).await;
+                let outcome = probe_backend_over(
+                    &transport,
+                    addr,
+                    health.as_ref(),
+                    identity.as_ref(),
+                    timeout,
+                )
+                .await;
                 (index, outcome)
             });
         }

@@ -349,3 +349,30 @@ fn k213_a_deny_that_matches_every_address() {
     assert!(d.message.contains("every IPv6 client"), "{}", d.message);
     assert!(!is_hard(d.code));
 }
+
+/// An h2c pool of service `api`, for the protocol lints.
+const H2C_POOL: &str = "[pools.rpc]\nservice = \"api\"\nbackends = [\"127.0.0.1:9301\"]\nhealth = { path = \"/healthz\" }\nprotocol = \"h2c\"\n";
+
+#[test]
+fn k214_upgrades_to_a_pool_that_cannot_carry_them() {
+    let d = assert_fires(
+        &format!(
+            "{H2C_POOL}[[routes]]\nname = \"live\"\npath_prefix = \"/live\"\nservice = \"api\"\npool = \"rpc\"\nretries = 0\nupgrades = [\"websocket\"]\nheaders = {{ \"content-type\" = \"application/grpc\" }}\n[[tests]]\nrequest = \"GET http://shop.example/live\"\nheaders = {{ \"content-type\" = \"application/grpc\" }}\nexpect = {{ route = \"live\" }}\n"
+        ),
+        codes::UPGRADES_UNSERVABLE,
+    );
+    assert_eq!(d.severity, Severity::Warning);
+    assert!(d.message.contains("HTTP/2"), "{}", d.message);
+}
+
+#[test]
+fn k303_a_route_to_an_http2_pool_without_the_grpc_content_type() {
+    let d = assert_fires(
+        &format!(
+            "{H2C_POOL}[[routes]]\nname = \"rpc\"\npath_prefix = \"/shop.Cart/\"\nservice = \"api\"\npool = \"rpc\"\nretries = 0\n[[tests]]\nrequest = \"POST http://shop.example/shop.Cart/Get\"\nexpect = {{ route = \"rpc\" }}\n"
+        ),
+        codes::GRPC_WITHOUT_HINT,
+    );
+    assert_eq!(d.severity, Severity::Note);
+    assert!(!is_hard(d.code));
+}

@@ -122,3 +122,52 @@ async fn a_silent_backend_is_down_within_the_timeout() {
     );
     drop(listener);
 }
+
+/// A backend that speaks HTTP/1.1 only (no h2c): whatever it reads, it answers one
+/// HTTP/1.1 response as `api` and closes.
+async fn http1_only_backend() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nx-service: api\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_h2c_pool_is_probed_in_http2_so_an_http1_only_backend_is_down() {
+    let speaks_h2 = backend("api", 200).await;
+    let http1_only = http1_only_backend().await;
+    let source = format!(
+        r#"
+[listeners.web]
+addr = "127.0.0.1:8080"
+[services.api]
+identity = {{ header = "x-service", equals = "api" }}
+[pools.api]
+service = "api"
+protocol = "h2c"
+backends = ["{speaks_h2}", "{http1_only}"]
+health = {{ path = "/healthz", timeout = "1s" }}
+"#
+    );
+    let parsed = parse(&source);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let rows = probe_config(&parsed.config).await;
+    let verdicts: Vec<Verdict> = rows.iter().map(|r| r.outcome.verdict).collect();
+    assert_eq!(verdicts, vec![Verdict::Ok, Verdict::Down], "{rows:#?}");
+    assert!(
+        rows[1].outcome.detail.contains("HTTP/2"),
+        "{}",
+        rows[1].outcome.detail
+    );
+}

@@ -88,6 +88,13 @@ pub const ACCESS_REFUSES_ALL: &str = "K213";
 pub const FIXED_ANSWER_SHADOWS: &str = "K214";
 /// A `[server] trusted_proxies` block outside loopback and private address space.
 pub const PUBLIC_TRUSTED_PROXY: &str = "K215";
+/// A route that lets `upgrades` through to a pool that cannot carry them (an HTTP/2 or
+/// TLS pool: tunnels are relayed over plain HTTP/1.1).
+pub const UPGRADES_UNSERVABLE: &str = "K216";
+
+/// A route to an HTTP/2 pool that does not match gRPC's content type: fine, but its
+/// gRPC and other traffic share one route's timeout, retries and stats.
+pub const GRPC_WITHOUT_HINT: &str = "K303";
 
 /// Routes that no route test exercises.
 pub const COVERAGE: &str = "K301";

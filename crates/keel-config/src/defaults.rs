@@ -62,6 +62,15 @@ pub const MAX_IDLE_PER_BACKEND: u32 = 256;
 pub const MAX_CONNECTIONS: u32 = 0;
 /// Largest `max_connections` (1,000,000 connections).
 pub const MAX_CONNECTIONS_LIMIT: u32 = 1_000_000;
+/// Requests one HTTP/2 backend connection carries at once, at most (100 streams, the
+/// least that RFC 9113 asks a server to allow, and what most gRPC servers advertise);
+/// a backend that advertises fewer is heeded.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// Largest `max_streams_per_connection` (10,000 streams).
+pub const MAX_STREAMS_PER_CONNECTION_LIMIT: u32 = 10_000;
+/// The CA bundle a pool's `tls` verifies its backends against when it names no `ca`
+/// (`/etc/ssl/certs/ca-certificates.crt`, Debian's and Ubuntu's system bundle).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// An idle backend connection older than this is closed instead of reused (60 seconds);
 /// `[pools.NAME] idle_timeout` sets it per pool.
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

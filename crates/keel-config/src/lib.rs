@@ -10,6 +10,7 @@
 //! caret, fix) and as JSON. Defaults live in [`defaults`], lint ids in [`codes`].
 
 mod acme;
+pub mod backend_tls;
 pub mod codes;
 pub mod defaults;
 mod diagnostic;

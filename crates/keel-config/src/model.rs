@@ -133,10 +133,52 @@ pub struct Pool {
     /// Requests in flight to each backend at once, at most (0: no limit); more wait
     /// their turn.
     pub max_connections: u32,
+    /// The HTTP version spoken to its backends.
+    pub protocol: Located<UpstreamProtocol>,
+    /// Requests one HTTP/2 connection carries at once, at most (`h2c` and `h2` only);
+    /// more open another connection.
+    pub max_streams_per_connection: u32,
+    /// HTTPS to the backends (`tls = { ... }`), when set.
+    pub tls: Option<crate::backend_tls::BackendTls>,
     /// Marked as being drained: it should not get new traffic.
     pub draining: bool,
     /// Marked as legacy: it should not get most of a route's traffic.
     pub legacy: bool,
+}
+
+/// The HTTP version a pool speaks to its backends (`[pools.NAME] protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, one request at a time per connection (`"http1"`).
+    #[default]
+    Http1,
+    /// HTTP/2 over plain TCP, with prior knowledge (`"h2c"`): many requests share a
+    /// connection, as gRPC expects.
+    H2c,
+    /// HTTP/2 over TLS, negotiated by ALPN (`"h2"`).
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "http1",
+            Self::H2c => "h2c",
+            Self::H2 => "h2",
+        }
+    }
+
+    /// Whether requests are multiplexed as HTTP/2 streams.
+    pub fn is_h2(self) -> bool {
+        !matches!(self, Self::Http1)
+    }
+}
+
+impl std::fmt::Display for UpstreamProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The balancing algorithm of a pool.

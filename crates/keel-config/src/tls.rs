@@ -209,7 +209,7 @@ pub fn read_certificate_files(
     findings
 }
 
-fn read_bounded(
+pub(crate) fn read_bounded(
     path: &Path,
     key: &Located<String>,
     findings: &mut Vec<Diagnostic>,

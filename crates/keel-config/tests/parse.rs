@@ -189,6 +189,44 @@ fn body_idle_timeout_defaults_to_a_minute_and_zero_turns_it_off() {
 }
 
 #[test]
+fn a_pool_speaks_http1_unless_told_and_h2_keys_need_http2() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let default = parse(BASE);
+    let pool = &default.config.pools["p"];
+    assert_eq!(pool.protocol.value, keel_config::UpstreamProtocol::Http1);
+    assert_eq!(
+        pool.max_streams_per_connection,
+        keel_config::defaults::MAX_STREAMS_PER_CONNECTION
+    );
+
+    let h2c = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nmax_streams_per_connection = 8\n"
+    ));
+    assert!(h2c.diagnostics.is_empty(), "{:#?}", h2c.diagnostics);
+    assert_eq!(
+        h2c.config.pools["p"].protocol.value,
+        keel_config::UpstreamProtocol::H2c
+    );
+    assert_eq!(h2c.config.pools["p"].max_streams_per_connection, 8);
+
+    let source = format!("{BASE}protocol = \"http3\"\n");
+    let unknown = parse(&source);
+    let text = rendered(&source, unknown.diagnostics);
+    assert!(text.contains("unknown protocol `http3`"), "{text}");
+    assert!(text.contains("keel.toml:7:12"), "{text}");
+
+    let source = format!("{BASE}max_streams_per_connection = 8\n");
+    let http1 = parse(&source);
+    let text = rendered(&source, http1.diagnostics);
+    assert!(text.contains("only applies to HTTP/2 pools"), "{text}");
+
+    let zero = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nmax_streams_per_connection = 0\n"
+    ));
+    assert_eq!(zero.diagnostics.len(), 1, "{:#?}", zero.diagnostics);
+}
+
+#[test]
 fn max_connections_defaults_to_no_limit_and_is_bounded() {
     const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
     let default = parse(BASE);
@@ -253,4 +291,47 @@ fn a_route_may_set_its_own_body_idle_timeout() {
     let bad = parse(&format!("{BASE}body_idle_timeout = \"forever\"\n"));
     assert_eq!(bad.diagnostics.len(), 1, "{:#?}", bad.diagnostics);
     assert_eq!(bad.diagnostics[0].code, codes::INVALID_VALUE);
+}
+
+#[test]
+fn a_pools_tls_table_is_read_and_its_unreadable_files_are_errors_at_their_keys() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), "CA").expect("write");
+    let source = format!(
+        "{BASE}protocol = \"h2\"\ntls = {{ server_name = \"payments.internal\", ca = \"ca.pem\" }}\n"
+    );
+    let mut good = parse(&source);
+    assert!(good.diagnostics.is_empty(), "{:#?}", good.diagnostics);
+    let read = keel_config::backend_tls::read_backend_tls_files(&mut good.config.pools, dir.path());
+    assert!(read.is_empty(), "{read:#?}");
+    let tls = good.config.pools["p"].tls.as_ref().expect("tls");
+    assert_eq!(
+        tls.files.as_ref().and_then(|f| f.ca_pem.clone()),
+        Some(b"CA".to_vec())
+    );
+
+    let source = format!("{BASE}tls = {{ ca = \"missing.pem\" }}\n");
+    let mut missing = parse(&source);
+    let findings =
+        keel_config::backend_tls::read_backend_tls_files(&mut missing.config.pools, dir.path());
+    let text = rendered(&source, findings);
+    assert!(text.contains("K123"), "{text}");
+    assert!(text.contains("keel.toml:7:14"), "{text}");
+    assert!(
+        missing.config.pools["p"]
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.files.is_none())
+    );
+
+    let source = format!("{BASE}tls = {{ cert = \"keel.pem\" }}\n");
+    let half = parse(&source);
+    let text = rendered(&source, half.diagnostics);
+    assert!(text.contains("needs both `cert` and `key`"), "{text}");
+
+    let source = format!("{BASE}protocol = \"h2\"\n");
+    let bare_h2 = parse(&source);
+    let text = rendered(&source, bare_h2.diagnostics);
+    assert!(text.contains("HTTP/2 over TLS"), "{text}");
 }

@@ -35,6 +35,11 @@ pub enum UpstreamBody {
     /// (a stalled upload), not the backend's. Only requests with a body carry one (one
     /// small allocation each).
     Upload(Incoming, Arc<AtomicBool>),
+    /// The client's body, streamed, and copied as it goes (up to
+    /// [`crate::grpc_retry::RETRY_BUFFER_BYTES`]) so that a gRPC call can be sent again.
+    Copied(Box<crate::grpc_retry::CopiedBody>),
+    /// A copied body, sent again.
+    Replay(crate::grpc_retry::Replay),
     /// No body.
     Empty,
 }
@@ -53,7 +58,8 @@ impl UpstreamBody {
     pub(crate) fn upload_received(&self) -> Option<Arc<AtomicBool>> {
         match self {
             UpstreamBody::Upload(_, received) => Some(received.clone()),
-            UpstreamBody::Incoming(_) | UpstreamBody::Empty => None,
+            UpstreamBody::Copied(copied) => Some(copied.received()),
+            UpstreamBody::Incoming(_) | UpstreamBody::Replay(_) | UpstreamBody::Empty => None,
         }
     }
 }
@@ -76,6 +82,8 @@ impl Body for UpstreamBody {
                 }
                 frame
             }
+            UpstreamBody::Copied(copied) => copied.poll_frame(cx),
+            UpstreamBody::Replay(replay) => Poll::Ready(replay.next_frame().map(Ok)),
             UpstreamBody::Empty => Poll::Ready(None),
         }
     }
@@ -84,6 +92,8 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match self {
             UpstreamBody::Incoming(body) | UpstreamBody::Upload(body, _) => body.is_end_stream(),
+            UpstreamBody::Copied(copied) => copied.is_end_stream(),
+            UpstreamBody::Replay(replay) => replay.is_end_stream(),
             UpstreamBody::Empty => true,
         }
     }
@@ -92,6 +102,8 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Incoming(body) | UpstreamBody::Upload(body, _) => body.size_hint(),
+            UpstreamBody::Copied(copied) => copied.size_hint(),
+            UpstreamBody::Replay(replay) => replay.size_hint(),
             UpstreamBody::Empty => SizeHint::with_exact(0),
         }
     }
@@ -129,6 +141,8 @@ pub struct ResponseBody {
     /// The client connection's exchange this body answers: dropping it ends the
     /// exchange for the connection's watchdog.
     exchange: Option<Exchange>,
+    /// Counts a gRPC answer's status when its trailers pass.
+    grpc: Option<Box<crate::grpc::GrpcTally>>,
 }
 
 enum Inner {
@@ -146,6 +160,7 @@ impl ResponseBody {
             in_flight: None,
             record: None,
             exchange: None,
+            grpc: None,
         }
     }
 
@@ -158,6 +173,7 @@ impl ResponseBody {
             in_flight: None,
             record: None,
             exchange: None,
+            grpc: None,
         }
     }
 
@@ -175,6 +191,7 @@ impl ResponseBody {
             in_flight: Some(in_flight),
             record: None,
             exchange: None,
+            grpc: None,
         }
     }
 
@@ -192,14 +209,26 @@ impl ResponseBody {
         self.exchange = Some(exchange);
     }
 
+    /// Has `tally` count the gRPC status in the answer's trailers.
+    pub(crate) fn count_grpc(&mut self, tally: Box<crate::grpc::GrpcTally>) {
+        self.grpc = Some(tally);
+    }
+
     #[inline]
     fn count(&mut self, frame: &Frame<Bytes>) {
+        if let (Some(tally), Some(trailers)) = (self.grpc.as_mut(), frame.trailers_ref()) {
+            tally.trailers(trailers);
+        }
         if let (Some(record), Some(data)) = (self.record.as_mut(), frame.data_ref()) {
             record.bytes += data.len() as u64;
         }
     }
 
     fn finished(&mut self) {
+        // After trailers with a status this counts nothing: the status was counted.
+        if let Some(tally) = self.grpc.as_mut() {
+            tally.ended_without_status();
+        }
         if let (Some(conn), Some(in_flight)) = (self.conn.take(), &self.in_flight) {
             in_flight.0.upstream.checkin(conn, self.upload);
         }
@@ -230,7 +259,12 @@ impl Body for ResponseBody {
                 }
             }
             Poll::Ready(None) => this.finished(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(tally) = this.grpc.as_mut() {
+                    tally.ended_without_status();
+                }
+                this.conn = None;
+            }
             Poll::Pending => {}
         }
         polled

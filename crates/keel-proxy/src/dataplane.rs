@@ -87,6 +87,9 @@ struct BackendKey {
     max_idle: u32,
     idle_timeout: Duration,
     max_connections: u32,
+    protocol: keel_config::UpstreamProtocol,
+    max_streams: u32,
+    tls: Option<keel_config::backend_tls::BackendTls>,
 }
 
 /// The data plane.
@@ -198,6 +201,9 @@ impl DataPlane {
                         max_idle: pool.max_idle_per_backend,
                         idle_timeout: pool.idle_timeout.value,
                         max_connections: pool.max_connections,
+                        protocol: pool.protocol.value,
+                        max_streams: pool.max_streams_per_connection,
+                        tls: pool.tls.clone(),
                     };
                     if let Some(existing) = registry.get(&key).and_then(Weak::upgrade) {
                         return existing;
@@ -209,6 +215,28 @@ impl DataPlane {
                         pool.connect_timeout.value,
                         pool.idle_timeout.value,
                     );
+                    let tls = pool.tls.as_ref().map(|tls| {
+                        crate::backend_tls::BackendTlsConnector::new(
+                            tls,
+                            pool.protocol.value == keel_config::UpstreamProtocol::H2,
+                        )
+                        .map_err(|error| {
+                            tracing::error!(pool = %name, %error, "backend TLS settings unusable: its backends get no connections");
+                            Arc::<str>::from(error.to_string())
+                        })
+                    });
+                    let upstream = match &tls {
+                        Some(tls) => upstream.with_tls(tls.clone()),
+                        None => upstream,
+                    };
+                    let upstream = if pool.protocol.value.is_h2() {
+                        upstream.with_h2(
+                            pool.max_streams_per_connection,
+                            pool.protocol.value == keel_config::UpstreamProtocol::H2,
+                        )
+                    } else {
+                        upstream
+                    };
                     let backend = Arc::new(Backend::new(
                         b.addr.value,
                         pool_name.clone(),
@@ -219,7 +247,13 @@ impl DataPlane {
                         self.events.clone(),
                     ));
                     if let Some(check) = &pool.health {
-                        health::spawn(&backend, check.clone(), identity.clone());
+                        health::spawn(
+                            &backend,
+                            check.clone(),
+                            identity.clone(),
+                            pool.protocol.value,
+                            tls.and_then(Result::ok),
+                        );
                     }
                     registry.insert(key, Arc::downgrade(&backend));
                     backend

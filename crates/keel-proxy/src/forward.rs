@@ -87,14 +87,32 @@ impl DataPlane {
         let target = pick_target(&route.targets);
         let pool_id = route.targets[target].0;
         let pool = &generation.pools[pool_id];
-        let deadline = started + route.timeout;
-        let copy = outgoing.as_ref().and_then(|request| {
-            (route.retries > 0
-                && keel_route::is_idempotent(request.method().as_str())
-                && http_body::Body::is_end_stream(request.body()))
-            .then(|| ResendCopy::of(request))
-            .flatten()
-        });
+        let grpc = outgoing
+            .as_ref()
+            .is_some_and(|request| crate::grpc::is_grpc(request.headers()));
+        let (deadline, copy, grpc_body) = if grpc {
+            // Cold for most traffic: kept out of line.
+            crate::grpc::prepare(outgoing, route.timeout, route.retries, started)
+        } else {
+            let copy = outgoing.as_ref().and_then(|request| {
+                (route.retries > 0
+                    && keel_route::is_idempotent(request.method().as_str())
+                    && http_body::Body::is_end_stream(request.body()))
+                .then(|| ResendCopy::of(request))
+                .flatten()
+            });
+            (started + route.timeout, copy, None)
+        };
+        let resend = || {
+            let request = copy.as_ref().and_then(ResendCopy::request)?;
+            match &grpc_body {
+                None => Some(request),
+                Some(body) => {
+                    let replay = body.replay()?;
+                    Some(request.map(|_| UpstreamBody::Replay(replay)))
+                }
+            }
+        };
         let upload_received = outgoing
             .as_ref()
             .and_then(|request| request.body().upload_received());
@@ -122,7 +140,7 @@ impl DataPlane {
                 // Once per backend, on a new connection to the same backend (a second
                 // pooled one may be just as stale), if the request can be sent again.
                 if outgoing.is_none() {
-                    *outgoing = copy.as_ref().and_then(ResendCopy::request);
+                    *outgoing = resend();
                 }
                 outcome = if outgoing.is_some() {
                     self.attempt(backend, outgoing, deadline, true).await
@@ -139,7 +157,7 @@ impl DataPlane {
                         break;
                     }
                     if outgoing.is_none() {
-                        *outgoing = copy.as_ref().and_then(ResendCopy::request);
+                        *outgoing = resend();
                     }
                     continue;
                 }
@@ -171,7 +189,7 @@ impl DataPlane {
                     self.identity_mismatch(generation, route_id, pool_id, index, seen);
                     counters.record(Outcome::Misidentified);
                     failure = ProxyFailure::Misidentified;
-                    *outgoing = copy.as_ref().and_then(ResendCopy::request);
+                    *outgoing = resend();
                     continue;
                 }
             }
@@ -182,13 +200,43 @@ impl DataPlane {
                 failure = ProxyFailure::UpstreamReset;
                 break;
             }
-            let outcome = Outcome::of_status(response.status().as_u16());
-            if outcome == Outcome::ServerError {
-                backend.record_failure("5xx answer");
+            let grpc_status = if grpc {
+                crate::grpc::status(response.headers())
             } else {
-                backend.record_success();
+                None
+            };
+            if grpc_status == Some(crate::grpc::UNAVAILABLE)
+                && http_body::Body::is_end_stream(response.body())
+                && attempt < route.retries
+                && let Some(again) = resend()
+            {
+                // Trailers-only UNAVAILABLE: the backend served nothing of it.
+                backend.record_failure("gRPC UNAVAILABLE");
+                counters.record(Outcome::ServerError);
+                *outgoing = Some(again);
+                failure = ProxyFailure::UpstreamReset;
+                continue;
             }
-            counters.record(outcome);
+            let tally = match grpc_status {
+                Some(code) => {
+                    crate::grpc::count(backend, counters, code);
+                    None
+                }
+                // The status comes in the trailers: counted when they pass.
+                None if grpc && response.status() == http::StatusCode::OK => Some(
+                    crate::grpc::GrpcTally::new(generation, route_id, target, index),
+                ),
+                None => {
+                    let outcome = Outcome::of_status(response.status().as_u16());
+                    if outcome == Outcome::ServerError {
+                        backend.record_failure("5xx answer");
+                    } else {
+                        backend.record_success();
+                    }
+                    counters.record(outcome);
+                    None
+                }
+            };
             stats.target_latency[target].observe(started.elapsed());
             let (mut parts, body) = response.into_parts();
             if let Some(announced) = strip_hop_by_hop(&mut parts.headers) {
@@ -201,7 +249,10 @@ impl DataPlane {
             } else {
                 Some(conn)
             };
-            let body = ResponseBody::upstream(body, conn, upload, in_flight);
+            let mut body = ResponseBody::upstream(body, conn, upload, in_flight);
+            if let Some(tally) = tally {
+                body.count_grpc(tally);
+            }
             return (Ok(Response::from_parts(parts, body)), served);
         }
         // One outcome per request, on the backend tried last (misidentified answers
@@ -253,7 +304,7 @@ impl DataPlane {
                 Some(conn) => (conn, true),
                 None => {
                     // Connecting is the cold path: boxed, so it does not bloat every request.
-                    let connect = Box::pin(backend.upstream.connect());
+                    let connect = Box::pin(backend.upstream.connect(!fresh));
                     match tokio::time::timeout_at(deadline, connect).await {
                         Ok(Ok(conn)) => (conn, false),
                         Ok(Err(error)) => {
@@ -284,7 +335,7 @@ impl DataPlane {
             return Attempt::Failed(ProxyFailure::NoHealthyBackend);
         };
         let in_flight = InFlight::start(backend);
-        let exchange = conn.sender.try_send_request(request);
+        let exchange = conn.sender.send(request);
         let result = within(deadline, exchange).await;
         match result {
             Ok(Ok(response)) => Attempt::Answered(response, conn, in_flight),
@@ -297,6 +348,11 @@ impl DataPlane {
                     return Attempt::Failed(ProxyFailure::BadRequest);
                 }
                 let error = error.error();
+                if crate::upstream_h2::was_refused(error) {
+                    // The backend did nothing with it: another connection may take it.
+                    tracing::debug!(%error, backend = %backend.addr, "stream refused");
+                    return Attempt::Stale;
+                }
                 if reused && !error.is_parse() && !error.is_timeout() && !error.is_user() {
                     tracing::debug!(%error, backend = %backend.addr, "reused connection closed");
                     return Attempt::Stale;

@@ -149,6 +149,7 @@ impl DataPlane {
                         .await
                     }
                     None => {
+                        let grpc = crate::grpc::is_grpc(&parts.headers);
                         prepare_upstream(&mut parts, conn);
                         if let Some(rewrite) = &generation.routes[route_id].rewrite {
                             rewrite.apply(&mut parts.uri);
@@ -171,7 +172,11 @@ impl DataPlane {
                                 generation.table.route(route_id).name,
                                 pool
                             );
-                            respond(failure, &detail, None)
+                            if grpc {
+                                crate::grpc::respond(failure, &detail)
+                            } else {
+                                respond(failure, &detail, None)
+                            }
                         });
                         let mut response = response;
                         if let Some(rules) = &generation.routes[route_id].response_rules {

@@ -12,28 +12,49 @@
 
 use std::sync::{Arc, Weak};
 
-use keel_config::{HealthCheck, Identity};
+use keel_config::{HealthCheck, Identity, UpstreamProtocol};
 
 use crate::backend::{Backend, BackendState};
-use crate::probe::{ProbeVerdict, probe_backend};
+use crate::backend_tls::BackendTlsConnector;
+use crate::probe::{ProbeVerdict, probe_backend_over};
 
 /// Starts the health task of a backend (needs a Tokio runtime).
-pub(crate) fn spawn(backend: &Arc<Backend>, check: HealthCheck, identity: Option<Identity>) {
+pub(crate) fn spawn(
+    backend: &Arc<Backend>,
+    check: HealthCheck,
+    identity: Option<Identity>,
+    protocol: UpstreamProtocol,
+    tls: Option<BackendTlsConnector>,
+) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         tracing::warn!(backend = %backend.addr, "no runtime: health checks not started; the backend gets traffic unchecked");
         return;
     };
     let weak = Arc::downgrade(backend);
-    runtime.spawn(run(weak, check, identity));
+    runtime.spawn(run(weak, check, identity, protocol, tls));
 }
 
-async fn run(backend: Weak<Backend>, check: HealthCheck, identity: Option<Identity>) {
+async fn run(
+    backend: Weak<Backend>,
+    check: HealthCheck,
+    identity: Option<Identity>,
+    protocol: UpstreamProtocol,
+    tls: Option<BackendTlsConnector>,
+) {
     let mut tracker = Tracker::default();
     loop {
         let Some(addr) = backend.upgrade().map(|b| b.addr) else {
             return;
         };
-        let outcome = probe_backend(addr, &check.path, identity.as_ref(), check.timeout).await;
+        let outcome = probe_backend_over(
+            protocol,
+            tls.as_ref(),
+            addr,
+            &check.path,
+            identity.as_ref(),
+            check.timeout,
+        )
+        .await;
         let Some(strong) = backend.upgrade() else {
             return;
         };

@@ -17,6 +17,7 @@ mod access_log;
 mod acme_challenge;
 mod answer;
 mod backend;
+pub mod backend_tls;
 mod balance;
 mod body;
 mod body_bound;
@@ -30,6 +31,8 @@ mod forward;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod generation;
+mod grpc;
+mod grpc_retry;
 mod handler;
 mod headers;
 mod health;
@@ -52,6 +55,7 @@ pub mod tls;
 pub mod tunnel;
 mod upgrade;
 mod upstream;
+mod upstream_h2;
 mod watchdog;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};

@@ -2,18 +2,22 @@
 //! service identity the backend answers with.
 //!
 //! Used by the active health checks and by `keel check --probe`, so a backend that
-//! passes one passes the other.
+//! passes one passes the other. A probe speaks the pool's protocol: HTTP/1.1, or
+//! HTTP/2 with prior knowledge for `h2c` pools (a backend that does not really speak
+//! HTTP/2 fails it).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use keel_config::Identity;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_config::{Identity, UpstreamProtocol};
 use serde::Serialize;
 use tokio::net::TcpStream;
+
+use crate::backend_tls::BackendTlsConnector;
 
 /// Longest identity value kept from an answer (256 characters): a peer controls it.
 const MAX_IDENTITY_LEN: usize = 256;
@@ -50,15 +54,46 @@ pub struct ProbeOutcome {
     pub detail: String,
 }
 
-/// Probes `addr` at `path` within `timeout`, checking `identity` when given.
+/// Probes `addr` at `path` over HTTP/1.1 within `timeout`, checking `identity` when
+/// given.
 pub async fn probe_backend(
     addr: SocketAddr,
     path: &str,
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
+    probe_backend_over(UpstreamProtocol::Http1, None, addr, path, identity, timeout).await
+}
+
+/// Probes `addr` at `path` in the pool's `protocol` (through `tls` when the pool sets
+/// it) within `timeout`, checking `identity` when given.
+pub async fn probe_backend_over(
+    protocol: UpstreamProtocol,
+    tls: Option<&BackendTlsConnector>,
+    addr: SocketAddr,
+    path: &str,
+    identity: Option<&Identity>,
+    timeout: Duration,
+) -> ProbeOutcome {
     let connected = std::sync::atomic::AtomicBool::new(false);
-    match tokio::time::timeout(timeout, exchange(addr, path, identity, &connected)).await {
+    let exchange = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect failed: {e}"))?;
+        connected.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        match tls {
+            Some(tls) => {
+                let stream = tls
+                    .connect(addr, stream)
+                    .await
+                    .map_err(|e| format!("TLS failed: {e}"))?;
+                exchange(protocol, addr, path, identity, stream).await
+            }
+            None => exchange(protocol, addr, path, identity, stream).await,
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok((status, seen))) => judge(addr, status, seen, identity),
         Ok(Err(detail)) => down(addr, connected.into_inner(), detail),
         Err(_) => down(
@@ -122,32 +157,58 @@ fn judge(
     }
 }
 
-async fn exchange(
+async fn exchange<S>(
+    protocol: UpstreamProtocol,
     addr: SocketAddr,
     path: &str,
     identity: Option<&Identity>,
-    connected: &std::sync::atomic::AtomicBool,
-) -> Result<(u16, Option<String>), String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect failed: {e}"))?;
-    connected.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake failed: {e}"))?;
-    // Aborted when this future ends, also when the caller's timeout drops it.
-    let _driver = AbortOnDrop(tokio::spawn(connection));
-    let request = http::Request::get(path)
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::USER_AGENT, "keel-health-check")
-        .header(http::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("bad probe request: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
+    stream: S,
+) -> Result<(u16, Option<String>), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
+    let response = if protocol.is_h2() {
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
+        // Aborted when this future ends, also when the caller's timeout drops it.
+        let _driver = AbortOnDrop(tokio::spawn(connection));
+        let request = http::Request::get(format!("http://{addr}{path}"))
+            .header(http::header::USER_AGENT, "keel-health-check")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad probe request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("HTTP/2 request failed (does it speak HTTP/2?): {e}"))?;
+        return Ok(read(response, identity).await);
+    } else {
+        let (mut sender, connection) = http1::handshake(io)
+            .await
+            .map_err(|e| format!("handshake failed: {e}"))?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let request = http::Request::get(path)
+            .header(http::header::HOST, addr.to_string())
+            .header(http::header::USER_AGENT, "keel-health-check")
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad probe request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        (response, driver)
+    };
+    Ok(read(response.0, identity).await)
+}
+
+/// The status and identity of a probe's answer, its body read (boundedly) so the
+/// exchange completes cleanly.
+async fn read(
+    response: http::Response<hyper::body::Incoming>,
+    identity: Option<&Identity>,
+) -> (u16, Option<String>) {
     let status = response.status().as_u16();
     let seen = identity
         .and_then(|id| response.headers().get(id.header.as_str()))
@@ -161,7 +222,7 @@ async fn exchange(
     let _ = Limited::new(response.into_body(), MAX_PROBE_BODY)
         .collect()
         .await;
-    Ok((status, seen))
+    (status, seen)
 }
 
 /// Aborts a spawned connection task when dropped.

@@ -1,4 +1,5 @@
-//! Keep-alive HTTP/1.1 connections to one backend.
+//! Keep-alive HTTP/1.1 connections to one backend (HTTP/2 pools share theirs instead:
+//! see [`crate::upstream_h2`]).
 //!
 //! A connection is hyper's client pair: the `SendRequest` handle, which the pool and
 //! the requests pass around, and the `Connection` future that does the I/O, which runs
@@ -53,7 +54,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::http1::{self, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -61,6 +62,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::body::UpstreamBody;
 use crate::coarse_clock::coarse_now_ms;
 use crate::serving::{serving_index, serving_thread_count};
+use crate::upstream_h2::{H2Conns, Sender};
 
 /// Why no connection to a backend could be had.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,15 @@ pub enum ConnectError {
         /// The backend.
         addr: SocketAddr,
         /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed (certificate not trusted, wrong name, refused
+    /// client certificate).
+    #[error("TLS with {addr} failed: {source}")]
+    Tls {
+        /// The backend.
+        addr: SocketAddr,
+        /// What rustls said.
         source: std::io::Error,
     },
     /// TCP connect took longer than the pool's connect timeout.
@@ -92,10 +103,11 @@ pub enum ConnectError {
 }
 
 /// One HTTP/1.1 connection to a backend, owned by whoever uses it (boxed once, so it
-/// moves between the pool and requests as a pointer). Dropping it ends the
-/// connection's task, which closes the connection.
+/// moves between the pool and requests as a pointer), or one stream of a shared HTTP/2
+/// connection. Dropping an HTTP/1.1 one ends the connection's task, which closes the
+/// connection; dropping a stream gives it back.
 pub(crate) struct PooledConn {
-    pub(crate) sender: SendRequest<UpstreamBody>,
+    pub(crate) sender: Sender,
     /// The backend slot its exchange holds when the pool caps requests in flight; given
     /// back at checkin, or when the connection is dropped.
     pub(crate) slot: Option<OwnedSemaphorePermit>,
@@ -192,6 +204,11 @@ pub(crate) struct Upstream {
     slots: Option<Arc<Semaphore>>,
     /// Requests waiting for a slot now.
     queued: AtomicU32,
+    /// The shared connections of an HTTP/2 pool (`None`: HTTP/1.1).
+    h2: Option<H2Conns>,
+    /// TLS to the backend, when the pool sets `tls` (an error when its settings could
+    /// not make a client: then every connect fails, rather than fall back to plain).
+    tls: Option<Result<crate::backend_tls::BackendTlsConnector, Arc<str>>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -231,7 +248,25 @@ impl Upstream {
             slots: (max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(max_connections as usize))),
             queued: AtomicU32::new(0),
+            h2: None,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS to the backend.
+    pub(crate) fn with_tls(
+        mut self,
+        tls: Result<crate::backend_tls::BackendTlsConnector, Arc<str>>,
+    ) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Speaks HTTP/2 to the backend (`h2c`, or `h2` when `tls`), at most `max_streams`
+    /// requests at once per connection.
+    pub(crate) fn with_h2(mut self, max_streams: u32, tls: bool) -> Self {
+        self.h2 = Some(H2Conns::new(max_streams, self.idle_timeout_ms, tls));
+        self
     }
 
     /// Waits for one of `slots` (from [`Upstream::slot`]), in arrival order, counted in
@@ -265,6 +300,9 @@ impl Upstream {
 
     /// An idle, open connection, if one is left (this thread's own first). Never waits.
     pub(crate) fn checkout_idle(&self) -> Option<Box<PooledConn>> {
+        if let Some(h2) = &self.h2 {
+            return h2.checkout().map(|sender| self.pooled(sender));
+        }
         if self.idle.is_empty() {
             return None;
         }
@@ -299,6 +337,10 @@ impl Upstream {
         // The exchange is over: its slot goes to the next request, which may then take
         // this very connection.
         drop(conn.slot.take());
+        if self.h2.is_some() {
+            // Dropping the stream gives it back to its shared connection.
+            return;
+        }
         let Some(shard) = self.idle.get(my_shard() % self.idle.len().max(1)) else {
             return;
         };
@@ -332,8 +374,82 @@ impl Upstream {
         self.connect_timeout
     }
 
-    /// Opens a new connection.
-    pub(crate) async fn connect(&self) -> Result<Box<PooledConn>, ConnectError> {
+    /// Opens a new connection (for an HTTP/2 pool, takes a stream on a new connection,
+    /// or with `reuse` on one another request opened meanwhile).
+    pub(crate) async fn connect(&self, reuse: bool) -> Result<Box<PooledConn>, ConnectError> {
+        let addr = self.addr;
+        if let Some(h2) = &self.h2 {
+            let sender = match &self.tls {
+                Some(tls) => {
+                    let io = async { self.tls(tls).await.map(TokioIo::new) };
+                    h2.connect(addr, reuse, io).await?
+                }
+                None => {
+                    let io = async { self.tcp().await.map(TokioIo::new) };
+                    h2.connect(addr, reuse, io).await?
+                }
+            };
+            return Ok(self.pooled(sender));
+        }
+        let builder = {
+            let mut builder = http1::Builder::new();
+            // See the listener's builder: flat writes are cheaper for small messages.
+            builder.writev(false);
+            builder
+        };
+        let sender = match &self.tls {
+            Some(tls) => {
+                let (sender, io) = builder
+                    .handshake(TokioIo::new(self.tls(tls).await?))
+                    .await
+                    .map_err(|source| ConnectError::Handshake { addr, source })?;
+                tokio::spawn(run_connection(io));
+                sender
+            }
+            None => {
+                let (sender, io) = builder
+                    .handshake(TokioIo::new(self.tcp().await?))
+                    .await
+                    .map_err(|source| ConnectError::Handshake { addr, source })?;
+                tokio::spawn(run_connection(io));
+                sender
+            }
+        };
+        Ok(self.pooled(Sender::Http1(sender)))
+    }
+
+    /// A TLS session with the backend, within the connect timeout (for both the TCP
+    /// connect and the handshake).
+    async fn tls(
+        &self,
+        tls: &Result<crate::backend_tls::BackendTlsConnector, Arc<str>>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+        let addr = self.addr;
+        let tls = tls.as_ref().map_err(|reason| ConnectError::Tls {
+            addr,
+            source: std::io::Error::other(reason.to_string()),
+        })?;
+        let tcp = self.tcp().await?;
+        match tokio::time::timeout(self.connect_timeout, tls.connect(addr, tcp)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(ConnectError::Tls { addr, source }),
+            Err(_) => Err(ConnectError::Timeout {
+                addr,
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    fn pooled(&self, sender: Sender) -> Box<PooledConn> {
+        Box::new(PooledConn {
+            sender,
+            slot: None,
+            idle_limit_ms: self.idle_timeout_ms,
+        })
+    }
+
+    /// A TCP connection to the backend, within the connect timeout.
+    async fn tcp(&self) -> Result<TcpStream, ConnectError> {
         let addr = self.addr;
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -347,18 +463,7 @@ impl Upstream {
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (sender, io) = http1::Builder::new()
-            // See the listener's builder: flat writes are cheaper for small messages.
-            .writev(false)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Handshake { addr, source })?;
-        tokio::spawn(run_connection(io));
-        Ok(Box::new(PooledConn {
-            sender,
-            slot: None,
-            idle_limit_ms: self.idle_timeout_ms,
-        }))
+        Ok(stream)
     }
 }
 
@@ -394,7 +499,10 @@ fn lock(shard: &Mutex<VecDeque<Idle>>) -> MutexGuard<'_, VecDeque<Idle>> {
 
 /// A backend connection's task: the I/O until the connection closes or breaks, or its
 /// `SendRequest` is dropped.
-async fn run_connection(io: Connection<TokioIo<TcpStream>, UpstreamBody>) {
+async fn run_connection<T>(io: Connection<TokioIo<T>, UpstreamBody>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     if let Err(error) = io.await {
         tracing::debug!(%error, "upstream connection ended with an error");
     }
@@ -429,8 +537,8 @@ mod tests {
         idle_timeout: Duration,
     ) -> (Upstream, Box<PooledConn>, Box<PooledConn>) {
         let upstream = pool(silent_backend().await, max_idle, idle_timeout);
-        let first = upstream.connect().await.expect("connect");
-        let second = upstream.connect().await.expect("connect");
+        let first = upstream.connect(false).await.expect("connect");
+        let second = upstream.connect(false).await.expect("connect");
         (upstream, first, second)
     }
 
@@ -470,7 +578,7 @@ mod tests {
     #[tokio::test]
     async fn a_thread_outside_the_serving_threads_takes_from_any_stack() {
         let upstream = pool(silent_backend().await, 8, Duration::from_secs(60));
-        let conn = upstream.connect().await.expect("connect");
+        let conn = upstream.connect(false).await.expect("connect");
         let conn_id = id(&conn);
         upstream.checkin(conn, false);
         // A new thread gets the next shard (the same one only on a one-CPU machine).

@@ -7,6 +7,7 @@ mod certificates;
 mod listeners;
 mod policies;
 mod pools;
+mod protocols;
 mod references;
 mod routes;
 mod services;
@@ -26,6 +27,7 @@ pub(crate) fn structural(config: &Config) -> Vec<Diagnostic> {
     routes::check(config, &mut out);
     certificates::check(config, &mut out);
     policies::check(config, &mut out);
+    protocols::check(config, &mut out);
     out
 }
 

@@ -56,6 +56,10 @@ pub struct NewBackend {
     pub path: String,
     /// Probe timeout: the pool's health timeout, or [`defaults::IDENTITY_PROBE_TIMEOUT`].
     pub timeout: Duration,
+    /// The pool's protocol: the probe speaks it, as the health checks do.
+    pub protocol: keel_config::UpstreamProtocol,
+    /// The pool's TLS settings: the probe goes through them.
+    pub tls: Option<keel_config::backend_tls::BackendTls>,
 }
 
 /// What the probe of one new backend showed.
@@ -138,6 +142,8 @@ pub fn new_backends(old: Option<&Config>, new: &Config) -> Vec<NewBackend> {
                 continue;
             }
             out.push(NewBackend {
+                protocol: pool.protocol.value,
+                tls: pool.tls.clone(),
                 pool: pool.name.value.clone(),
                 service: service.to_string(),
                 addr,
@@ -234,7 +240,15 @@ pub async fn probe_new_backends(old: Option<&Config>, new: &Config) -> Vec<Ident
                 header: backend.header.clone(),
                 equals: backend.expected.clone().unwrap_or_default(),
             };
-            let outcome = keel_proxy::probe::probe_backend(
+            let transport =
+                crate::probe::Transport::of_parts(backend.protocol, backend.tls.as_ref());
+            let tls = match &transport.tls {
+                Some(Ok(tls)) => Some(tls),
+                _ => None,
+            };
+            let outcome = keel_proxy::probe::probe_backend_over(
+                backend.protocol,
+                tls,
                 backend.addr,
                 &backend.path,
                 Some(&ask),

@@ -133,6 +133,24 @@ pub fn semantic_diff(old: &Config, new: &Config) -> ConfigDiff {
             );
             field(
                 &mut fields,
+                "protocol",
+                &a.protocol.value,
+                &b.protocol.value,
+            );
+            let tls = |pool: &crate::Pool| {
+                pool.tls
+                    .as_ref()
+                    .map_or_else(|| "plain (no TLS)".to_string(), ToString::to_string)
+            };
+            field(&mut fields, "tls", &tls(a), &tls(b));
+            field(
+                &mut fields,
+                "max_streams_per_connection",
+                &a.max_streams_per_connection,
+                &b.max_streams_per_connection,
+            );
+            field(
+                &mut fields,
                 "max_connections",
                 &a.max_connections,
                 &b.max_connections,

@@ -7,7 +7,9 @@ use super::{named_tables, valid_header_name};
 use crate::codes;
 use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
-use crate::model::{Backend, Balance, HashKey, HealthCheck, Identity, Outlier, Pool, Service};
+use crate::model::{
+    Backend, Balance, HashKey, HealthCheck, Identity, Outlier, Pool, Service, UpstreamProtocol,
+};
 use crate::reader::{Sink, Table, span_of};
 use crate::span::Located;
 
@@ -88,6 +90,9 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                 "max_idle_per_backend",
                 "idle_timeout",
                 "max_connections",
+                "protocol",
+                "max_streams_per_connection",
+                "tls",
                 "draining",
                 "legacy",
             ],
@@ -131,6 +136,36 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                  (max_idle_per_backend = 0 turns keep-alive off)",
             );
         }
+        let protocol = protocol(sink, &table);
+        if protocol.value == UpstreamProtocol::H2 && table.get("tls").is_none() {
+            sink.push(
+                Diagnostic::error(codes::MISSING_KEY, "protocol = \"h2\" is HTTP/2 over TLS")
+                    .at(protocol.span, "this pool has no `tls` table")
+                    .with_help(
+                        "add tls = { server_name = \"...\" }, or use protocol = \"h2c\" for HTTP/2 without TLS",
+                    ),
+            );
+        }
+        let max_streams_per_connection = table.u32(
+            sink,
+            "max_streams_per_connection",
+            d::MAX_STREAMS_PER_CONNECTION,
+            1,
+            d::MAX_STREAMS_PER_CONNECTION_LIMIT,
+        );
+        if table.get("max_streams_per_connection").is_some() && !protocol.value.is_h2() {
+            sink.push(
+                Diagnostic::error(
+                    codes::CONFLICTING_KEYS,
+                    "`max_streams_per_connection` only applies to HTTP/2 pools",
+                )
+                .at(
+                    max_streams_per_connection.span,
+                    "an HTTP/1.1 connection carries one request at a time",
+                )
+                .with_help("set protocol = \"h2c\" (or \"h2\"), or remove this key"),
+            );
+        }
         Some(Pool {
             span: table.span,
             service: service?,
@@ -159,11 +194,35 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
                     d::MAX_CONNECTIONS_LIMIT,
                 )
                 .value,
+            protocol,
+            max_streams_per_connection: max_streams_per_connection.value,
+            tls: crate::backend_tls::pool_tls(sink, &table),
             draining: table.bool(sink, "draining", false),
             legacy: table.bool(sink, "legacy", false),
             name,
         })
     })
+}
+
+/// `protocol = "http1" | "h2c" | "h2"`.
+fn protocol(sink: &mut Sink, table: &Table<'_, '_>) -> Located<UpstreamProtocol> {
+    let Some(text) = table.string(sink, "protocol") else {
+        return Located::new(UpstreamProtocol::Http1, table.span);
+    };
+    let protocol = match text.value.as_str() {
+        "http1" => UpstreamProtocol::Http1,
+        "h2c" => UpstreamProtocol::H2c,
+        "h2" => UpstreamProtocol::H2,
+        other => {
+            sink.invalid(
+                text.span,
+                format!("unknown protocol `{other}`"),
+                "use \"http1\", \"h2c\" (HTTP/2 without TLS, e.g. gRPC) or \"h2\" (HTTP/2 over TLS)",
+            );
+            UpstreamProtocol::Http1
+        }
+    };
+    Located::new(protocol, text.span)
 }
 
 fn balance(sink: &mut Sink, table: &Table<'_, '_>) -> Balance {

@@ -239,7 +239,15 @@ impl TestProxy {
 
     /// Like [`TestProxy::start`], letting the test adjust options and limits.
     pub async fn start_with(config_text: &str, adjust: impl FnOnce(&mut ListenerLimits)) -> Self {
-        let config = Arc::new(config(config_text));
+        Self::start_from(config(config_text), adjust).await
+    }
+
+    /// Like [`TestProxy::start_with`], from a config already parsed (and its files read).
+    pub async fn start_from(
+        config: keel_config::Config,
+        adjust: impl FnOnce(&mut ListenerLimits),
+    ) -> Self {
+        let config = Arc::new(config);
         let mut options = DataPlaneOptions::from_config(&config);
         options.sample_size = options.sample_size.min(1000);
         let plane = DataPlane::new(options).expect("data plane");
