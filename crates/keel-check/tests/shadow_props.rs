@@ -180,7 +180,7 @@ proptest! {
             }
         }
         if let CatchAll::Missing(request) = catch_all(&config, &table) {
-            prop_assert_eq!(table.find(&request), None, "{}", request);
+            prop_assert_eq!(table.find(&*request), None, "{}", request);
         }
     }
 

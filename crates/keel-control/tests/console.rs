@@ -666,7 +666,7 @@ const MANY_POOLS: usize = 250;
 fn large_config() -> String {
     use std::fmt::Write;
     let mut text = String::from(
-        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[admin]\naddr = \"127.0.0.1:19901\"\n\n[services.app]\n\n[services.search]\n\n",
+        "[listeners.web]\naddr = \"127.0.0.1:18080\"\n\n[admin]\naddr = \"127.0.0.1:19901\"\n\n[services.app]\nallow_no_identity = true\n\n[services.search]\nallow_no_identity = true\n\n",
     );
     for pool in 0..MANY_POOLS {
         let _ = write!(

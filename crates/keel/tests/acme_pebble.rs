@@ -134,7 +134,7 @@ fn keel_config(ports: &Ports, backend: std::net::SocketAddr) -> String {
          [listeners.https]\naddr = \"127.0.0.1:{https}\"\ntls = {{ certificates = [\"shop\"] }}\n\n\
          [certificates.shop]\nacme = {{ directory = \"https://127.0.0.1:{acme}/dir\", contact = [\"mailto:ops@example.com\"], domains = [\"{DOMAIN}\"], directory_ca = \"ca.pem\" }}\n\n\
          [admin]\naddr = \"127.0.0.1:{admin}\"\n\n[safety]\nwatch = \"1s\"\n\n\
-         [services.web]\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
+         [services.web]\nallow_no_identity = true\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
          [[routes]]\nname = \"shop\"\nhost = \"{DOMAIN}\"\nservice = \"web\"\npool = \"web\"\n",
         http = ports.http,
         https = ports.https,

@@ -157,7 +157,7 @@ async fn a_dns_backend_follows_its_name_and_keeps_the_last_good_address() {
         &file,
         format!(
             "[listeners.http]\naddr = \"127.0.0.1:{http}\"\n\n[admin]\naddr = \"127.0.0.1:{admin}\"\n\n\
-             [server]\nresolvers = [\"{dns}\"]\n\n[safety]\nwatch = \"1s\"\n\n[services.web]\n\n\
+             [server]\nresolvers = [\"{dns}\"]\n\n[safety]\nwatch = \"1s\"\n\n[services.web]\nallow_no_identity = true\n\n\
              [pools.web]\nservice = \"web\"\nbackends = [{{ host = \"web.internal\", port = {port}, resolve = \"1s\" }}]\n\n\
              [[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\n"
         ),

@@ -20,7 +20,7 @@ pub enum CatchAll {
     /// No single route matches everything, but together the routes do (proved).
     Covered,
     /// This request matches no route.
-    Missing(RequestShape),
+    Missing(Box<RequestShape>),
     /// Every request tried has a route, but regexes or the enumeration budget leave
     /// others undecided.
     Unknown,
@@ -54,7 +54,7 @@ pub(crate) fn catch_all_with(analyzer: &Analyzer<'_>) -> CatchAll {
         },
     );
     match missing {
-        Some(request) => CatchAll::Missing(request),
+        Some(request) => CatchAll::Missing(Box::new(request)),
         None if enumeration.exact => CatchAll::Covered,
         None => CatchAll::Unknown,
     }

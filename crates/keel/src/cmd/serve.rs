@@ -155,8 +155,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config_file: args.config.clone(),
     };
     let exit = runtime.block_on(serve(
-        store,
-        fleet,
+        (store, fleet),
         prepared,
         token,
         args.config,
@@ -203,9 +202,10 @@ struct Fleet {
     node: Arc<keel_config::Config>,
 }
 
+/// Serves until a shutdown signal: `store` (with `fleet` when this node is a fleet
+/// node), the `prepared` generation, and the ACME and DNS tasks.
 async fn serve(
-    store: Arc<dyn Store>,
-    fleet: Option<Fleet>,
+    (store, fleet): (Arc<dyn Store>, Option<Fleet>),
     prepared: Prepared,
     token: AdminToken,
     config_file: Option<PathBuf>,
