@@ -37,7 +37,7 @@ fn node_file(
 ) -> (SocketAddr, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let text = format!(
-        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{etcd}\"]\nprefix = \"/keel/process\"\nnode = \"{name}\"\n[safety]\nwatch = \"300ms\"\n[services.web]\n[pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"{timeout}\"\n"
+        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{etcd}\"]\nprefix = \"/keel/process\"\nnode = \"{name}\"\n[safety]\nwatch = \"300ms\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"{timeout}\"\n"
     );
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(dir.join("keel.toml"), text).expect("write");
