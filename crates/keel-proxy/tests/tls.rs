@@ -59,16 +59,7 @@ async fn sni_picks_the_exact_name_then_the_wildcard_then_the_default() {
 
 #[tokio::test]
 async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
 
     let (stream, _) = connect(
         proxy.addr,
@@ -121,16 +112,7 @@ async fn alpn_h2_serves_http2_over_tls_and_http1_without_it() {
 
 #[tokio::test]
 async fn curl_verifies_the_certificate_and_speaks_h2_and_http1() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (dir, _backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
     let port = proxy.addr.port();
     let cacert = dir.path().join("shop.pem");
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
@@ -156,16 +138,8 @@ async fn curl_verifies_the_certificate_and_speaks_h2_and_http1() {
 
 #[tokio::test]
 async fn min_version_1_3_refuses_a_tls_1_2_client_and_counts_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"], min_version = "1.3" }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, _backend, proxy) =
+        shop_proxy(r#"{ certificates = ["shop"], min_version = "1.3" }"#).await;
     let old = client(&[], &[&rustls::version::TLS12]);
     assert!(connect(proxy.addr, "shop.example.com", &old).await.is_err());
     let (stream, _) = connect(proxy.addr, "shop.example.com", &client(&[], BOTH))
@@ -218,16 +192,7 @@ async fn an_older_generation_serves_its_own_certificate_after_the_file_changed()
 
 #[tokio::test]
 async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_certificate(dir.path(), "shop", &["shop.example.com"]);
-    let backend = TestBackend::start("web", None).await;
-    let config = tls_config(
-        dir.path(),
-        r#"{ certificates = ["shop"] }"#,
-        &["shop"],
-        backend.addr,
-    );
-    let (proxy, _) = TlsProxy::start(config).await;
+    let (_dir, backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
     let (reply, closed) =
         support::raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
     assert!(closed, "the connection is closed");
