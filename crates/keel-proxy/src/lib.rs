@@ -50,6 +50,7 @@ mod resend;
 mod sample;
 mod server;
 mod serving;
+mod splice;
 pub mod stats;
 pub mod tls;
 pub mod tunnel;
