@@ -128,6 +128,12 @@ impl DataPlane {
             Some(route_id) if let Some(answered) = crate::answer::fixed(&generation, route_id) => {
                 answered
             }
+            Some(route_id)
+                if let Some(redirected) =
+                    crate::redirect::redirect(&generation, route_id, &parts, conn) =>
+            {
+                redirected
+            }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle {
                     conn.exchange_clock.route_body_idle(bound);
