@@ -26,8 +26,8 @@ pub(super) fn redirect(
     path: Option<&Located<PathMatch>>,
 ) -> Option<Located<Redirect>> {
     let rule = table.table(sink, "redirect", "`redirect`")?;
-    rule.deny_unknown(sink, REDIRECT_KEYS);
     let errors = sink.diagnostics.len();
+    rule.deny_unknown(sink, REDIRECT_KEYS);
     let status = rule.u32(sink, "status", u32::from(d::REDIRECT_STATUS), 300, 399);
     let status = Located::new(
         u16::try_from(status.value).unwrap_or(d::REDIRECT_STATUS),
