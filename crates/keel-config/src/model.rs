@@ -508,7 +508,8 @@ pub struct Expect {
     /// Service that must answer.
     pub service: Option<String>,
     /// Status: 404 when no route may match, 403 when the route's address rule refuses
-    /// the test's `client`, 429 when the route has a rate limit, a fixed answer's status.
+    /// the test's `client`, 429 when the route has a rate limit, a fixed answer's or a
+    /// redirect's status.
     pub status: Option<u16>,
     /// The path the backend sees, after the route's `rewrite` (the path as sent when the
     /// route has none).
