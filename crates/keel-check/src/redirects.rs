@@ -72,9 +72,25 @@ fn parse_location(location: &str) -> Option<Target> {
     })
 }
 
+/// A redirect followed: its `Location`, and the route (if any) the new request matches
+/// on each listener the `Location` reaches.
+#[derive(Clone, Debug)]
+pub struct Followed {
+    /// The `Location` the client gets.
+    pub location: String,
+    /// Per listener reached, by name: the route the new request matches there.
+    pub landings: Vec<(String, Option<RouteId>)>,
+}
+
+impl Followed {
+    /// True when the new request lands on `route` on some listener.
+    pub fn reaches(&self, route: RouteId) -> bool {
+        self.landings.iter().any(|(_, r)| *r == Some(route))
+    }
+}
+
 /// Where `request`, answered by redirect route `route` on a listener of `scheme`, lands
-/// when the client follows the `Location`: the `Location`, and the route (if any)
-/// on each listener the `Location` reaches. Empty when the route does not redirect or
+/// when the client follows the `Location`; `None` when the route does not redirect or
 /// has no `Location` for the request.
 pub fn follow(
     config: &Config,
@@ -82,7 +98,7 @@ pub fn follow(
     route: RouteId,
     request: &RequestShape,
     scheme: RedirectScheme,
-) -> Option<(String, Vec<(String, Option<RouteId>)>)> {
+) -> Option<Followed> {
     let redirect = &config.routes.get(route)?.redirect()?.value;
     let location = redirect.location(&RedirectRequest {
         scheme,
@@ -104,7 +120,7 @@ pub fn follow(
             (listener.to_string(), table.find(&next))
         })
         .collect();
-    Some((location, landings))
+    Some(Followed { location, landings })
 }
 
 /// The scheme of a listener: `https` when it terminates TLS.
@@ -146,9 +162,7 @@ pub fn forgive_shadows(
                         &witness.request,
                         scheme_of(config, listener),
                     )
-                    .is_some_and(|(_, landings)| {
-                        landings.iter().any(|(_, r)| *r == Some(finding.route))
-                    })
+                    .is_some_and(|followed| followed.reaches(finding.route))
                 });
             !back
         });
@@ -211,12 +225,11 @@ pub fn loop_diagnostics(config: &Config, table: &RouteTable) -> Vec<Diagnostic> 
                 continue;
             }
             let scheme = scheme_of(config, listener);
-            let Some((location, landings)) = follow(config, table, id, &on, scheme) else {
+            let Some(Followed { location, .. }) =
+                follow(config, table, id, &on, scheme).filter(|f| f.reaches(id))
+            else {
                 continue;
             };
-            if !landings.iter().any(|(_, r)| *r == Some(id)) {
-                continue;
-            }
             let name = &route.name.value;
             out.push(
                 Diagnostic::error(
