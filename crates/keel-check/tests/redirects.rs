@@ -161,3 +161,25 @@ fn route_tests_judge_a_redirects_status_and_location() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn the_examples_of_docs_lints_fire() {
+    let found = with(
+        "[[routes]]\nname = \"shop-home\"\nhost = \"shop.example.com\"\nredirect = { path_prefix = \"/shop\" }\n",
+    );
+    assert!(
+        codes_of(&found).contains(&codes::REDIRECT_LOOP),
+        "{found:#?}"
+    );
+    let found = with(
+        "[[routes]]\nname = \"to-www\"\nredirect = { scheme = \"https\", host = \"www.example.com\" }\n",
+    );
+    assert!(
+        codes_of(&found).contains(&codes::REDIRECT_TLS_UNCOVERED),
+        "{found:#?}"
+    );
+    assert!(
+        !codes_of(&found).contains(&codes::REDIRECT_LOOP),
+        "{found:#?}"
+    );
+}

@@ -116,6 +116,40 @@ mod tests {
     }
 
     #[test]
+    fn a_host_a_tls_listeners_certificate_covers_is_clean() {
+        let mut config = super::super::test_support::config(
+            "[listeners.https]\naddr = \"127.0.0.1:8443\"\ntls = { certificates = [\"shop\"] }\n\
+             [certificates.shop]\ncert = \"shop.pem\"\nkey = \"shop.key\"\n\
+             [[routes]]\nname = \"covered\"\nhost = \"shop.example.com\"\nlistener = \"web\"\nredirect = { scheme = \"https\" }\n\
+             [[routes]]\nname = \"wild\"\nhost = \"*.example.com\"\nlistener = \"web\"\nredirect = { scheme = \"https\" }\n\
+             [[routes]]\nname = \"elsewhere\"\nlistener = \"web\"\nredirect = { scheme = \"https\", host = \"other.example.org\" }\n\
+             [[routes]]\nname = \"any\"\nlistener = \"web\"\nredirect = { scheme = \"https\" }\n",
+        );
+        let mut out = Vec::new();
+        check(&config, &mut out);
+        assert!(
+            out.is_empty(),
+            "unread certificates are not judged: {out:#?}"
+        );
+        if let Some(certificate) = config.certificates.get_mut("shop") {
+            certificate.facts = Some(std::sync::Arc::new(keel_config::CertificateFacts {
+                subject: "CN=shop".into(),
+                issuer: "CN=shop".into(),
+                dns_names: vec!["shop.example.com".into()],
+                not_after: "2090-01-01T00:00:00Z".into(),
+                key_type: "ECDSA P-256".into(),
+                sha256: "00".into(),
+            }));
+        }
+        check(&config, &mut out);
+        let routes: Vec<&str> = out
+            .iter()
+            .filter_map(|d| d.message.split('`').nth(1))
+            .collect();
+        assert_eq!(routes, vec!["wild", "elsewhere"], "{out:#?}");
+    }
+
+    #[test]
     fn wildcards_cover_one_label() {
         assert!(covers("*.example.com", "www.example.com"));
         assert!(!covers("*.example.com", "example.com"));
