@@ -16,6 +16,7 @@ mod lints;
 mod loader;
 mod policy_tests;
 pub mod probe;
+pub mod redirects;
 pub mod route_tests;
 pub mod shadow;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use keel_config::{Config, Diagnostic, Report, Severity, codes, config_dir, parse};
 use keel_route::RouteTable;
 
-use crate::{intents, lints, route_tests, shadow};
+use crate::{intents, lints, redirects, route_tests, shadow};
 
 /// The outcome of loading a config.
 #[derive(Debug)]
@@ -156,10 +156,12 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     if let Some(table) = &table {
         // Read the routes once for every table-based stage.
         let analyzer = shadow::Analyzer::for_config(&config, table);
+        let analysis = shadow::analyze_with(&analyzer, shadow::MAX_TOTAL_WORK);
         findings.extend(shadow::diagnostics(
             &config,
-            &shadow::analyze_with(&analyzer, shadow::MAX_TOTAL_WORK),
+            &redirects::forgive_shadows(&config, table, analysis),
         ));
+        findings.extend(redirects::loop_diagnostics(&config, table));
         findings.extend(shadow::catch_all_diagnostic(
             &config,
             &shadow::catch_all_with(&analyzer),

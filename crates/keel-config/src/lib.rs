@@ -22,6 +22,7 @@ mod model;
 mod parse;
 mod policy;
 mod reader;
+mod redirect;
 mod span;
 mod tls;
 
@@ -40,6 +41,7 @@ pub use policy::{
     Access, AccessMode, Cidr, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
     KEEL_RESPONSE_HEADERS, RateKey, RateLimit, Rewrite,
 };
+pub use redirect::{REDIRECT_STATUSES, Redirect, RedirectRequest, RedirectScheme};
 pub use span::{Located, Span, line_col};
 pub use tls::{
     Certificate, CertificateFacts, CertificateFiles, Hsts, ListenerTls, MAX_CERTIFICATE_FILE_BYTES,

@@ -299,13 +299,18 @@ impl Rewrite {
     /// The path a backend sees for `path` when the route matched `matched` (a prefix of
     /// `path`), or `None` when `path` does not start with it. The query is kept.
     pub fn apply(&self, matched: &str, path: &str) -> Option<String> {
-        let rest = path.strip_prefix(matched)?;
-        let new = self.path_prefix.value.as_str();
-        // `/api` → `/` on `/api/x` gives `/x`, not `//x`.
-        match rest.strip_prefix('/') {
-            Some(tail) if new.ends_with('/') => Some(format!("{new}{tail}")),
-            _ => Some(format!("{new}{rest}")),
-        }
+        replace_prefix(&self.path_prefix.value, matched, path)
+    }
+}
+
+/// `path` with its prefix `matched` replaced by `new` (a rewrite's or a redirect's
+/// `path_prefix`), or `None` when `path` does not start with `matched`.
+pub(crate) fn replace_prefix(new: &str, matched: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(matched)?;
+    // `/api` → `/` on `/api/x` gives `/x`, not `//x`.
+    match rest.strip_prefix('/') {
+        Some(tail) if new.ends_with('/') => Some(format!("{new}{tail}")),
+        _ => Some(format!("{new}{rest}")),
     }
 }
 

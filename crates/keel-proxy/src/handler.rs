@@ -1,6 +1,8 @@
 //! One request through the data plane: refuse it if its host is ambiguous (see
 //! [`crate::refuse`]), pick the generation (primary or canary), route, sample, give it
-//! an id, forward it (see [`crate::forward`]), answer, and open its access-log record.
+//! an id, forward it (see [`crate::forward`]) or answer it itself (a fixed answer, see
+//! [`crate::answer`], or a redirect, see [`crate::redirect`]), and open its access-log
+//! record.
 //!
 //! The generation is loaded once per request; the request is served wholly by it even
 //! if a swap happens meanwhile.
@@ -127,6 +129,12 @@ impl DataPlane {
             }
             Some(route_id) if let Some(answered) = crate::answer::fixed(&generation, route_id) => {
                 answered
+            }
+            Some(route_id)
+                if let Some(redirected) =
+                    crate::redirect::redirect(&generation, route_id, &parts, conn) =>
+            {
+                redirected
             }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle {

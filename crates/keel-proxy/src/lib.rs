@@ -44,6 +44,7 @@ pub mod probe;
 mod progress;
 mod proxy_protocol;
 mod rate_limit;
+mod redirect;
 mod refuse;
 mod request;
 mod resend;

@@ -3,7 +3,8 @@
 //! `rate_limit`: its rate limit answered `429`). Read from each live generation's
 //! route counters; zero values are left out, so a generation without policies adds
 //! nothing. A jump after a change (a deny that matches everyone) shows here per
-//! generation, next to the `4xx` class of `keel_requests_total`.
+//! generation, next to the `4xx` class of `keel_requests_total`. Redirect routes'
+//! answers are counted here too (`keel_redirects_total`, by generation and route).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -44,6 +45,36 @@ pub(crate) fn encode_policy_refusals(
                     .encode_family(&labels)?
                     .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Encodes the redirect family for `generations`: each redirect route's answers.
+pub(crate) fn encode_redirects(
+    encoder: &mut DescriptorEncoder,
+    generations: &[Arc<Generation>],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        names::REDIRECTS,
+        "Requests a redirect route answered with its redirect (301/302/307/308), by generation and route.",
+        None,
+        MetricType::Counter,
+    )?;
+    for generation in generations {
+        let id = generation.id.to_string();
+        for (route_id, route) in generation.stats.routes.iter().enumerate() {
+            let count = route.redirected.load(Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let labels = [
+                ("generation", id.as_str()),
+                ("route", &*generation.table.route(route_id).name),
+            ];
+            metric
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ const ROUTE_KEYS: &[&str] = &[
     "tunnel_idle_timeout",
     "listener",
     "require_sni",
+    "redirect",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -95,7 +96,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let path = path(sink, &table);
     let methods = methods(sink, &table);
     let headers = headers(sink, &table);
-    let action = action(sink, &table);
+    let action = action(sink, &table, path.as_ref().and_then(Option::as_ref));
     let timeout = table.duration(sink, "timeout", d::ROUTE_TIMEOUT);
     if timeout.value.is_zero() {
         sink.invalid(
@@ -152,8 +153,19 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     })
 }
 
-/// Forward to `service` through `pool`/`split`, or answer with `respond`.
-fn action(sink: &mut Sink, table: &Table<'_, '_>) -> Option<RouteAction> {
+/// Forward to `service` through `pool`/`split`, or answer with `respond` or `redirect`.
+fn action(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    path: Option<&Located<PathMatch>>,
+) -> Option<RouteAction> {
+    if table.get("redirect").is_some() {
+        if let Some(conflict) = super::redirect::conflict(table) {
+            sink.push(conflict);
+            return None;
+        }
+        return super::redirect::redirect(sink, table, path).map(RouteAction::Redirect);
+    }
     if table.get("respond").is_some() {
         let forwarding = ["service", "pool", "split", "rewrite", "upgrades"]
             .into_iter()
@@ -176,7 +188,7 @@ fn action(sink: &mut Sink, table: &Table<'_, '_>) -> Option<RouteAction> {
     let service = table.required_string(
         sink,
         "service",
-        "name the service that must answer this route, e.g. service = \"web\" (or answer it with respond = { status = 200, body = \"..\" })",
+        "name the service that must answer this route, e.g. service = \"web\" (or answer it with respond = { status = 200, body = \"..\" } or redirect = { scheme = \"https\" })",
     );
     let target = target(sink, table);
     Some(RouteAction::Forward {

@@ -15,6 +15,12 @@ pub struct RequestLine {
     pub host: String,
     /// Path without query string.
     pub path: String,
+    /// `http` or `https`, as written.
+    pub scheme: crate::redirect::RedirectScheme,
+    /// The port the URL names, if any.
+    pub port: Option<u16>,
+    /// The query string (without `?`), if any.
+    pub query: Option<String>,
 }
 
 /// Parses `METHOD URL` (the URL needs a scheme and a host; the query is dropped).
@@ -28,9 +34,13 @@ pub fn parse_request_line(text: &str) -> Result<RequestLine, String> {
     if !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
         return Err(format!("bad method `{method}`"));
     }
-    let rest = url
+    let (scheme, rest) = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
+        .map(|rest| (crate::redirect::RedirectScheme::Http, rest))
+        .or_else(|| {
+            url.strip_prefix("https://")
+                .map(|rest| (crate::redirect::RedirectScheme::Https, rest))
+        })
         .ok_or_else(|| format!("`{url}` needs a scheme: http:// or https://"))?;
     let (authority, path_and_query) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -40,11 +50,22 @@ pub fn parse_request_line(text: &str) -> Result<RequestLine, String> {
     if host.is_empty() {
         return Err(format!("`{url}` has no host"));
     }
-    let path = path_and_query.split(['?', '#']).next().unwrap_or("/");
+    let port = authority
+        .get(strip_port(authority).len()..)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|p| p.parse::<u16>().ok());
+    let without_fragment = path_and_query.split('#').next().unwrap_or("/");
+    let (path, query) = match without_fragment.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_string())),
+        None => (without_fragment, None),
+    };
     Ok(RequestLine {
         method: method.to_ascii_uppercase(),
         host,
         path: path.to_string(),
+        scheme,
+        port,
+        query,
     })
 }
 
@@ -130,7 +151,14 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
         };
         expect_table.deny_unknown(
             sink,
-            &["route", "pool", "service", "status", "rewritten_path"],
+            &[
+                "route",
+                "pool",
+                "service",
+                "status",
+                "rewritten_path",
+                "location",
+            ],
         );
         let expect = Expect {
             route: expect_table.string(sink, "route").map(|v| v.value),
@@ -140,17 +168,19 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
                 .get("status")
                 .map(|_| expect_table.u32(sink, "status", 404, 100, 599).value as u16),
             rewritten_path: expect_table.string(sink, "rewritten_path").map(|v| v.value),
+            location: expect_table.string(sink, "location").map(|v| v.value),
         };
         if expect.route.is_none()
             && expect.pool.is_none()
             && expect.service.is_none()
             && expect.status.is_none()
             && expect.rewritten_path.is_none()
+            && expect.location.is_none()
         {
             sink.invalid(
                 expect_table.span,
                 "an empty expectation tests nothing",
-                "give route, pool, service, status or rewritten_path",
+                "give route, pool, service, status, rewritten_path or location",
             );
             continue;
         }
@@ -159,6 +189,9 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
             method: line.method,
             host: line.host,
             path: line.path,
+            scheme: line.scheme,
+            port: line.port,
+            query: line.query,
             headers,
             client,
             expect,
@@ -248,7 +281,10 @@ mod tests {
             RequestLine {
                 method: "POST".into(),
                 host: "shop.example.com".into(),
-                path: "/checkout/pay".into()
+                path: "/checkout/pay".into(),
+                scheme: crate::redirect::RedirectScheme::Https,
+                port: Some(8443),
+                query: Some("x=1".into()),
             }
         );
         assert_eq!(
