@@ -104,11 +104,7 @@ impl Harness {
 
     /// Starts a load of another request mix (`mix(addr, n)`: request `n` and the service
     /// that must answer it) in the background for `duration`.
-    pub fn load_with(
-        &self,
-        duration: Duration,
-        mix: Mix,
-    ) -> tokio::task::JoinHandle<WrongAnswers> {
+    pub fn load_with(&self, duration: Duration, mix: Mix) -> tokio::task::JoinHandle<WrongAnswers> {
         let addr = self.addr;
         tokio::spawn(load_by_service(RPS, duration, move |n| mix(addr, n)))
     }
