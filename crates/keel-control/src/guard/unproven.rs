@@ -8,8 +8,9 @@
 //!   (`details`: `baseline`, `waiting_for`, `watched_ms`), which `keel timeline` lists;
 //! * `keel status` / `GET /status` show it while it is the active generation
 //!   ([`UnprovenStatus`], `unproven` in the status);
-//! * the known-good promotion refuses it (`known_good.rs`), so it is never the yardstick
-//!   of a later change nor a default rollback target.
+//! * the known-good promotion refuses it (`known_good.rs`), so it is never a default
+//!   rollback target, nor the yardstick of a later change while a known-good generation is
+//!   kept (`Controller::yardstick`).
 //!
 //! Only a later watch of the same generation with the evidence vouches for it: a rollback
 //! to it (`keel rollback --to N --force`) whose watch ends clean records a `proven`
