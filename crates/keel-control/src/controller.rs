@@ -53,6 +53,10 @@ pub(crate) struct Inner {
     /// The guarded apply being watched, if any (changed under the apply lock only).
     pub(crate) session: Mutex<Option<Session>>,
     pub(crate) next_session: AtomicU64,
+    /// Generations whose last watch ended without the evidence it waited for
+    /// (`guard/unproven.rs`): never promoted known-good while listed.
+    pub(crate) unproven:
+        Mutex<std::collections::BTreeMap<keel_store::GenerationId, crate::guard::UnprovenStatus>>,
     /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
     pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
     /// The stored generation an `--adopt-config` start replaces, compiled: the first
@@ -121,6 +125,7 @@ impl Controller {
                 started_at: SystemTime::now(),
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
+                unproven: Mutex::default(),
                 webhooks: Mutex::new(None),
                 adopt_baseline: Mutex::new(None),
                 persisted_sample: Mutex::default(),

@@ -12,8 +12,10 @@ use keel_proxy::stats::Outcome;
 use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
-use crate::detectors::route_loss::route_loss;
-use crate::detectors::share::{IntentBound, ShareTable, intent_breach, intent_scope, share_shift};
+use crate::detectors::route_loss::{loss_rules, route_loss, service_loss};
+use crate::detectors::share::{
+    ALL_HOSTS, IntentBound, ShareTable, intent_breach, intent_scope, share_shift,
+};
 use crate::detectors::{Alarm, Thresholds};
 use crate::window::{Series, WindowView, failures, requests};
 
@@ -69,12 +71,15 @@ fn total_rate(view: &WindowView<'_>) -> Rate {
 
 /// The first alarm of a candidate compared with its baseline, if any. A change never
 /// chooses its own judge: the thresholds are the stricter of the baseline's config and
-/// the candidate's, and the intents of both are watched.
+/// the candidate's, and the intents of both are watched. `whole_traffic`: both windows
+/// saw all of the traffic (no canary slice), so partial route and service losses are
+/// judged too.
 pub(crate) fn compare(
     baseline: Option<&Series>,
     candidate: &Series,
     baseline_config: &Config,
     config: &Config,
+    whole_traffic: bool,
 ) -> Option<Alarm> {
     let thresholds = Thresholds::stricter(&baseline_config.detectors, &config.detectors);
     let known: HashSet<(String, std::net::SocketAddr)> = baseline
@@ -101,12 +106,20 @@ pub(crate) fn compare(
         if let Some(alarm) = share_shift(&before, &now, &thresholds) {
             return Some(alarm);
         }
-        if let Some(alarm) = route_loss(
-            &route_requests(baseline, base_view),
-            &route_requests(candidate, &view),
-            &thresholds,
-        ) {
-            return Some(alarm);
+        let (routes_before, routes_now) = (
+            route_requests(baseline, base_view),
+            route_requests(candidate, &view),
+        );
+        let (services_before, services_now) = (
+            service_requests(&before, None),
+            service_requests(&now, Some(config)),
+        );
+        for rule in loss_rules(whole_traffic) {
+            if let Some(alarm) = route_loss(&routes_before, &routes_now, &thresholds, *rule)
+                .or_else(|| service_loss(&services_before, &services_now, &thresholds, *rule))
+            {
+                return Some(alarm);
+            }
         }
     }
     if let Some(alarm) = intents(candidate, &view, config, &thresholds)
@@ -142,6 +155,25 @@ fn route_requests<'a>(series: &'a Series, view: &WindowView<'_>) -> Vec<(&'a str
         .enumerate()
         .map(|(r, route)| (&*route.name, requests(&view.route(r))))
         .collect()
+}
+
+/// Requests per service over all hosts; with `config`, every service it declares is
+/// listed (0 when no request landed on it), so a service that lost all of it is judged.
+fn service_requests<'a>(table: &'a ShareTable, config: Option<&'a Config>) -> Vec<(&'a str, u64)> {
+    let landed = table.host(ALL_HOSTS);
+    let mut counts: Vec<(&str, u64)> = landed
+        .into_iter()
+        .flatten()
+        .map(|(service, n)| (service.as_str(), *n))
+        .collect();
+    if let Some(config) = config {
+        for service in config.services.keys() {
+            if !counts.iter().any(|(s, _)| *s == service.as_str()) {
+                counts.push((service.as_str(), 0));
+            }
+        }
+    }
+    counts
 }
 
 /// Error jumps per route, then for the whole generation.

@@ -18,6 +18,8 @@
 //!   canary, or ends a watch before it rolls back.
 //! * A rollback is watched the same way ([`rollback_watch`]): its target against the
 //!   generation it replaced; an alarm reverts it and judges it bad.
+//! * A watch that runs out of time without the evidence it waited for vouches for
+//!   nothing ([`unproven`]): the generation serves on, but is not promoted known-good.
 //! * Every alert the watcher raises is persisted as an `alert` event
 //!   ([`record_alerts`]), and every apply tells the watcher its diff summary, so alerts
 //!   name the change that preceded them.
@@ -28,6 +30,7 @@ mod outcome;
 mod record;
 mod rollback_watch;
 mod session;
+mod unproven;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +44,7 @@ pub(crate) use outcome::{unwatched, waited};
 pub(crate) use record::record_alerts;
 pub use session::GuardStatus;
 pub(crate) use session::Session;
+pub use unproven::UnprovenStatus;
 
 use crate::Controller;
 use crate::apply::micros;

@@ -6,7 +6,7 @@
 //! | detector | signal | fires when | doc |
 //! |---|---|---|---|
 //! | [`share`] | per host key, each service's share of requests | a share moved more than `share_shift`, with confidence; or an intent bound is broken | `docs/detectors.md#share` |
-//! | [`route_loss`] (kind `share`) | each route's share of all requests | a route lost most of its share, with confidence | `docs/detectors.md#share` |
+//! | [`route_loss`] (kind `share`) | each route's and each service's share of all requests | one lost nearly all of its share; with both windows on all traffic, half of it (surer, on more evidence) | `docs/detectors.md#share` |
 //! | [`errors`] | 5xx + connect failures + misidentified + policy refusals (403/429) per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
 //! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
 //! | [`latency`] | p99 per route from bucket deltas | p99 ≥ `latency_factor` × baseline p99, above a floor | `docs/detectors.md#latency` |

@@ -12,7 +12,8 @@
 //! the evidence reaching the counters, at once for identity events — or `Clean` when
 //! the watch time ends and every route that had `min_requests` in the baseline window
 //! has seen as many under the candidate (no evidence is not good evidence: it waits up
-//! to the watch time again for them). Alerts of the background watch repeat at most once per
+//! to the watch time again for them, and says `Unproven`, naming them, if they never
+//! come). Alerts of the background watch repeat at most once per
 //! [`CONTINUOUS_REPEAT`] per (detector, subject, generation).
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,8 +65,13 @@ pub enum WatchMode {
         /// Share of requests, in thousandths.
         permille: u32,
     },
-    /// The candidate serves everything; the baseline is what it replaced.
+    /// The candidate serves everything; the baseline is what it replaced, which served
+    /// everything too (a full swap, a rollback). Partial route and service losses are
+    /// judged only here: both windows saw all of the traffic.
     Full,
+    /// The last stage of a canary: the candidate serves everything, but the baseline's
+    /// window is the slice the primary kept, chosen by sticky key; judged like a canary.
+    Promotion,
 }
 
 /// One apply to watch.
@@ -97,6 +103,13 @@ pub enum WatchVerdict {
     },
     /// The candidate's config disables the detectors: nothing was watched.
     Disabled,
+    /// No detector fired, but the watch ran out of its extra time while these routes,
+    /// which carried `min_requests` in the baseline's window, had not yet under the
+    /// candidate: no evidence is not good evidence, so the watch cannot vouch for it.
+    Unproven {
+        /// The routes it still waited for.
+        waiting: Vec<EvidenceWait>,
+    },
 }
 
 struct ApplyWatch {
@@ -291,11 +304,7 @@ impl Watcher {
                 return WatchVerdict::Clean;
             }
             if now >= limit {
-                tracing::warn!(
-                    routes = ?waiting,
-                    "watch ended by the clock without evidence: these routes never saw min_requests"
-                );
-                return WatchVerdict::Clean;
+                return WatchVerdict::Unproven { waiting };
             }
         }
     }
