@@ -48,9 +48,10 @@ impl From<ControlError> for Failure {
             | ControlError::AlreadyActive(_)
             | ControlError::CanaryInProgress { .. } => StatusCode::CONFLICT,
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ControlError::Store(_) | ControlError::Persist(_) | ControlError::Task(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ControlError::Store(_)
+            | ControlError::Persist(_)
+            | ControlError::Pin(_)
+            | ControlError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let hint = match &error {
             ControlError::NoRollbackTarget { hint, .. } => Some(hint.clone()),
@@ -138,8 +139,22 @@ pub(super) async fn generation(
                 Some("`keel history` lists generations".to_string()),
             )
         })?;
-    let in_memory = state.controller.cached(id).is_some();
-    Ok(Json(GenerationDetail::from_record(record, in_memory)).into_response())
+    let cached = state.controller.cached(id);
+    let in_memory = cached.is_some();
+    // Certificates: from the compiled generation, else from the pinned copies (a read
+    // of a few small files). Facts and digests only, never key bytes.
+    let compiled = cached.map(|c| c.generation.config.clone());
+    let pins = state.controller.pins();
+    let (record, certificates) = tokio::task::spawn_blocking(move || {
+        let views =
+            crate::pinned_load::certificate_views(&record, compiled.as_deref(), pins.as_ref());
+        (record, views)
+    })
+    .await
+    .map_err(crate::ControlError::from)?;
+    let mut detail = GenerationDetail::from_record(record, in_memory);
+    detail.certificates = certificates;
+    Ok(Json(detail).into_response())
 }
 
 pub(super) async fn apply(
