@@ -187,8 +187,7 @@ async fn a_missing_copy_falls_back_to_unchanged_files_only() {
     write_certificate(dir.path());
     let error = serve(&file, state.path())
         .await
-        .err()
-        .expect("a changed file is refused")
+        .expect_err("a changed file is refused")
         .to_string();
     assert!(
         error.contains("pinned certificate `shop`") && error.contains("now hold other bytes"),
