@@ -2,7 +2,9 @@
 //!
 //! * The store has an active generation: serve it, whatever the config file says now
 //!   (missing, broken or changed files are reported as notes, never applied silently),
-//!   and recompile the known-good generations kept for rollback.
+//!   and recompile the known-good generations kept for rollback. Both serve the
+//!   certificates they pinned in the state directory ([`prepare_in`],
+//!   `crate::pinned_load`), not what the certificate files hold now.
 //! * The store is empty: the config file goes through the normal apply pipeline and
 //!   becomes generation 1 (a refused file is recorded as rejected and startup fails).
 //! * `keel serve --adopt-config` ([`prepare_adopting`]): a config file that differs from
