@@ -8,9 +8,10 @@
 //! the files only if they still hold the pinned bytes, with a warning; otherwise the
 //! generation cannot be rebuilt, and the error says which certificate and why.
 //!
-//! [`certificate_views`] lists a generation's certificates for `GET /generations/{id}`
-//! and `keel show`: from the compiled generation when it is in memory, else from the
-//! pinned copies. Leaf facts and digests only, never key bytes.
+//! [`certificate_views`] (through `Controller::generation_detail`) lists a generation's
+//! certificates for `GET /generations/{id}`, `keel show` and the console: from the
+//! compiled generation when it is in memory, else from the pinned copies. Leaf facts and
+//! digests only, never key bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -216,6 +217,27 @@ pub fn certificate_views(
 }
 
 impl crate::Controller {
+    /// One generation in full as `GET /generations/{id}` and the console show it, with
+    /// its certificates: from the compiled generation when it is in memory, else from
+    /// the pinned copies (a read of a few small files, on a blocking thread).
+    pub async fn generation_detail(
+        &self,
+        record: GenerationRecord,
+    ) -> Result<crate::api::GenerationDetail, crate::ControlError> {
+        let cached = self.cached(record.id);
+        let in_memory = cached.is_some();
+        let compiled = cached.map(|c| c.generation.config.clone());
+        let pins = self.pins();
+        let (record, certificates) = tokio::task::spawn_blocking(move || {
+            let views = certificate_views(&record, compiled.as_deref(), pins.as_ref());
+            (record, views)
+        })
+        .await?;
+        let mut detail = crate::api::GenerationDetail::from_record(record, in_memory);
+        detail.certificates = certificates;
+        Ok(detail)
+    }
+
     /// Removes the pinned copies no stored generation pins; says what it did, if
     /// anything worth a note.
     pub(crate) async fn sweep_pinned_certificates(&self) -> Option<String> {

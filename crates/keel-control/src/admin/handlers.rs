@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::AdminState;
 use crate::api::{
     ActiveConfig, ApiError, ApplyBody, DEFAULT_ALERTS_LIMIT, DEFAULT_HISTORY_LIMIT,
-    GenerationDetail, GenerationSummary, MAX_HISTORY_LIMIT, MarkBadBody, RollbackBody,
+    GenerationSummary, MAX_HISTORY_LIMIT, MarkBadBody, RollbackBody,
 };
 use crate::error::ControlError;
 use crate::request::{ApplyRequest, ApplyStatus, MarkBadRequest, RollbackRequest};
@@ -139,21 +139,8 @@ pub(super) async fn generation(
                 Some("`keel history` lists generations".to_string()),
             )
         })?;
-    let cached = state.controller.cached(id);
-    let in_memory = cached.is_some();
-    // Certificates: from the compiled generation, else from the pinned copies (a read
-    // of a few small files). Facts and digests only, never key bytes.
-    let compiled = cached.map(|c| c.generation.config.clone());
-    let pins = state.controller.pins();
-    let (record, certificates) = tokio::task::spawn_blocking(move || {
-        let views =
-            crate::pinned_load::certificate_views(&record, compiled.as_deref(), pins.as_ref());
-        (record, views)
-    })
-    .await
-    .map_err(crate::ControlError::from)?;
-    let mut detail = GenerationDetail::from_record(record, in_memory);
-    detail.certificates = certificates;
+    // Certificates: facts and digests only, never key bytes.
+    let detail = state.controller.generation_detail(record).await?;
     Ok(Json(detail).into_response())
 }
 
