@@ -20,4 +20,4 @@ pub mod redirects;
 pub mod route_tests;
 pub mod shadow;
 
-pub use loader::{Loaded, check, is_hard, load, load_in, read_certificates};
+pub use loader::{Loaded, Pinned, check, is_hard, load, load_in, load_pinned, read_certificates};

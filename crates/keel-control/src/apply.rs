@@ -261,9 +261,11 @@ impl Controller {
         };
         outcome.timings.compile_us = micros(started);
 
-        // Stage 5: persist, in one transaction: active, or pending for a canary.
+        // Stage 5: persist, in one transaction: active, or pending for a canary. The
+        // certificates' copies are written first, so the record's pins always have them.
         let canary = matches!(choice, GuardChoice::Canary(_));
         let started = Instant::now();
+        let certificates = self.pin_certificates(config.clone()).await?;
         let record = NewGeneration {
             config_text: request.config_text.clone(),
             author: request.author.clone(),
@@ -272,6 +274,7 @@ impl Controller {
             forced: outcome.forced,
             check_report: stored_report(&outcome),
             impact_report: verdict.report,
+            certificates,
         };
         let meta_record = record.clone();
         let id = match self

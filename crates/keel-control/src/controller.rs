@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     /// Where relative certificate paths of an applied config start: the directory of the
     /// config file `keel serve` was given (None: the working directory).
     pub(crate) config_dir: Mutex<Option<std::path::PathBuf>>,
+    /// Where the certificates of applied generations are pinned (`pins.rs`); None
+    /// without a state directory (an in-process controller): digests are still recorded.
+    pub(crate) pins: Mutex<Option<crate::pins::CertificatePins>>,
 }
 
 impl Controller {
@@ -89,6 +92,26 @@ impl Controller {
     pub(crate) fn config_dir(&self) -> Option<std::path::PathBuf> {
         self.inner
             .config_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Pins the certificates of generations applied from now on in `state_dir`
+    /// (`certificates/`), and rebuilds stored generations from those copies.
+    pub fn pin_certificates_in(&self, state_dir: &std::path::Path) {
+        *self
+            .inner
+            .pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(crate::pins::CertificatePins::in_state_dir(state_dir));
+    }
+
+    /// Where certificates are pinned, if anywhere.
+    pub fn pins(&self) -> Option<crate::pins::CertificatePins> {
+        self.inner
+            .pins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -131,6 +154,7 @@ impl Controller {
                 persisted_sample: Mutex::default(),
                 node_config: Mutex::new(None),
                 config_dir: Mutex::new(None),
+                pins: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {

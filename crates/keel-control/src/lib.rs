@@ -52,6 +52,8 @@ mod identity_stage;
 mod known_good;
 mod load;
 mod persisted_sample;
+pub mod pinned_load;
+pub mod pins;
 mod request;
 mod rollback;
 mod rollback_report;

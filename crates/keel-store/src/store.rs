@@ -1,6 +1,8 @@
 //! The `Store` trait: the small surface the control plane and reports use, so the embedded SQLite
 //! store and a future shared (etcd) store are interchangeable.
 
+use std::collections::BTreeSet;
+
 use crate::{
     EventQuery, EventRecord, GenerationId, GenerationRecord, NewEvent, NewGeneration, StoreError,
 };
@@ -68,4 +70,15 @@ pub trait Store: Send + Sync {
 
     /// Events selected by `query`, oldest first (by time, then id).
     fn events(&self, query: EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Every certificate digest some stored generation pins
+    /// ([`GenerationRecord::certificates`]): the copies the control plane must keep.
+    /// The default reads every generation; a store can answer it more cheaply.
+    fn pinned_certificates(&self) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self
+            .generations(usize::MAX)?
+            .into_iter()
+            .flat_map(|g| g.certificates.into_values())
+            .collect())
+    }
 }

@@ -210,15 +210,7 @@ fn describe_certificate(certificate: &crate::Certificate) -> String {
     );
     match &certificate.facts {
         None => files,
-        Some(facts) => format!(
-            "{files}: subject {}, SANs [{}], issuer {}, not after {}, {} key, sha256 {}",
-            facts.subject,
-            facts.dns_names.join(", "),
-            facts.issuer,
-            facts.not_after,
-            facts.key_type,
-            facts.sha256
-        ),
+        Some(facts) => format!("{files}: {}", facts.summary()),
     }
 }
 
