@@ -22,10 +22,13 @@ use keel_store::{
 };
 use serde_json::json;
 
+use keel_config::Rollout;
+
 use crate::etcd::Etcd;
 use crate::keys::Keys;
 use crate::local::{LocalCopy, Served};
 use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+use crate::rollout::{RolloutState, RolloutStep, choose_canaries};
 
 /// Largest generation record (config text, reports and metadata as JSON) the fleet stores:
 /// 1 MiB, under etcd's default request limit of 1.5 MiB (`--max-request-bytes`), which one
@@ -49,12 +52,14 @@ enum Attempt {
 
 /// A fleet node's store: etcd first, the local SQLite copy when etcd is gone.
 pub struct FleetStore {
-    etcd: Etcd,
-    keys: Keys,
-    node: String,
-    local: LocalCopy,
+    pub(crate) etcd: Etcd,
+    pub(crate) keys: Keys,
+    pub(crate) node: String,
+    pub(crate) local: LocalCopy,
     /// The fleet's active pointer as this node last saw it: (generation, mod revision).
     seen: Mutex<Option<(GenerationId, i64)>>,
+    /// This node's `[fleet] rollout`: the node canary of the applies it takes.
+    rollout: Option<Rollout>,
 }
 
 impl std::fmt::Debug for FleetStore {
@@ -81,7 +86,16 @@ impl FleetStore {
             node: node.to_string(),
             local: LocalCopy::open(state_dir)?,
             seen: Mutex::new(None),
+            rollout: None,
         })
+    }
+
+    /// The node canary this node gives the applies it takes (`[fleet] rollout`; none: every
+    /// apply moves the fleet's active pointer at once).
+    #[must_use]
+    pub fn with_rollout(mut self, rollout: Rollout) -> Self {
+        self.rollout = Some(rollout);
+        self
     }
 
     /// This node's name.
@@ -153,7 +167,7 @@ impl FleetStore {
         Ok(id.map(|id| (id, revision)))
     }
 
-    fn seen(&self) -> MutexGuard<'_, Option<(GenerationId, i64)>> {
+    pub(crate) fn seen(&self) -> MutexGuard<'_, Option<(GenerationId, i64)>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -283,6 +297,27 @@ impl FleetStore {
                         puts.push(TxnOp::put(keys.active(), id.to_string(), None));
                     }
                 }
+                // A node canary in progress ends with this change when it takes the
+                // candidate out of service (failed) or moves the fleet (abandoned).
+                let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+                if let Some(mut rollout) = rollout.filter(RolloutState::in_progress) {
+                    let failed = plan
+                        .updates
+                        .iter()
+                        .any(|u| u.id == rollout.generation && u.state != GenerationState::Pending);
+                    let moved = new_active.is_some() && new_active != active_id;
+                    if failed || moved {
+                        rollout.step = if failed {
+                            RolloutStep::Failed
+                        } else {
+                            RolloutStep::Abandoned
+                        };
+                        rollout.reason = Some(event.summary.clone());
+                        rollout.updated_ms = now;
+                        compares.push(unchanged(&keys.rollout(), rollout_rev));
+                        puts.push(put_json(&keys.rollout(), &rollout)?);
+                    }
+                }
                 let mut event = event;
                 if let serde_json::Value::Object(map) = &mut event.details {
                     map.insert("node".into(), json!(node));
@@ -323,6 +358,7 @@ impl FleetStore {
         &self,
         new: NewGeneration,
         state: GenerationState,
+        unguarded: bool,
     ) -> Result<GenerationId, StoreError> {
         new.validate()?;
         let size = serde_json::to_vec(&new)?.len();
@@ -333,11 +369,14 @@ impl FleetStore {
         }
         let activate = state == GenerationState::Active;
         let attempts = if activate { 1 } else { COUNTER_ATTEMPTS };
+        // The node canary applies to guarded applies only: nothing else would watch it.
+        let rollout = self.rollout.clone().filter(|_| activate && !unguarded);
         for _ in 0..attempts {
             let keys = self.keys.clone();
             let expected = self.expected_revision();
             let node = self.node.clone();
             let new = new.clone();
+            let rollout = rollout.clone();
             let outcome = self.etcd.run(move |mut c| async move {
                 let (seq, seq_rev) = ops::pointer(&mut c, &keys.seq()).await?;
                 let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
@@ -345,27 +384,87 @@ impl FleetStore {
                     && let Some(expected) = expected
                     && expected != active_rev
                 {
-                    return Ok(None);
+                    return Ok(Inserted::Raced);
                 }
+                let mut compares = vec![unchanged(&keys.seq(), seq_rev)];
+                let mut puts = Vec::new();
                 let id = seq.unwrap_or(0) + 1;
                 let now = now_ms();
-                let record = new.into_record(id, state, now);
+                // A node canary in progress: refused while one of its canaries lives;
+                // abandoned (in this transaction) once none does.
+                let mut canaries = None;
+                if activate {
+                    let (current, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+                    let live = ops::live_nodes(&mut c, &keys.nodes()).await?;
+                    if let Some(mut current) = current.filter(RolloutState::in_progress) {
+                        if current.canaries.iter().any(|n| live.contains(n)) {
+                            return Ok(Inserted::Blocked(current));
+                        }
+                        current.step = RolloutStep::Abandoned;
+                        current.reason = Some(format!(
+                            "its canary nodes left the fleet; generation {id} was applied over it"
+                        ));
+                        current.updated_ms = now;
+                        puts.push(put_json(&keys.rollout(), &current)?);
+                    }
+                    compares.push(unchanged(&keys.rollout(), rollout_rev));
+                    if let Some(rollout) = &rollout
+                        && active_id.is_some()
+                    {
+                        canaries = choose_canaries(&node, &live, rollout.first).map(|nodes| {
+                            RolloutState {
+                                generation: id,
+                                previous: active_id,
+                                by: node.clone(),
+                                canaries: nodes,
+                                clean: Vec::new(),
+                                step: RolloutStep::Canary,
+                                started_ms: now,
+                                watch_ms: u64::try_from(rollout.watch.as_millis())
+                                    .unwrap_or(u64::MAX),
+                                reason: None,
+                                updated_ms: now,
+                            }
+                        });
+                    }
+                }
+                let state = if canaries.is_some() {
+                    GenerationState::Pending
+                } else {
+                    state
+                };
+                let mut record = new.into_record(id, state, now);
+                if canaries.is_some() {
+                    // It serves on its canary nodes from now on.
+                    record.activated_at_ms = Some(now);
+                }
                 let mut event = if state == GenerationState::Rejected {
                     transition::reject_event(&record)
                 } else {
                     transition::apply_event(&record, active_id)
                 }
                 .normalized()?;
+                if let Some(rollout) = &canaries {
+                    event.summary = format!(
+                        "generation {id} applied by {} via {} to its node canary ({}); the rest of the fleet follows once it is watched clean for {} ms",
+                        record.author,
+                        record.origin,
+                        rollout.canaries.join(", "),
+                        rollout.watch_ms
+                    );
+                    puts.push(put_json(&keys.rollout(), rollout)?);
+                }
                 if let serde_json::Value::Object(map) = &mut event.details {
                     map.insert("node".into(), json!(node));
+                    if let Some(rollout) = &canaries {
+                        map.insert("canaries".into(), json!(rollout.canaries));
+                    }
                 }
-                let mut compares = vec![unchanged(&keys.seq(), seq_rev)];
-                let mut puts = vec![
-                    put_json(&keys.generation(id), &record)?,
-                    TxnOp::put(keys.seq(), id.to_string(), None),
-                ];
+                puts.push(put_json(&keys.generation(id), &record)?);
+                puts.push(TxnOp::put(keys.seq(), id.to_string(), None));
                 let mut touched = vec![record];
-                if activate {
+                let moves = activate && canaries.is_none();
+                if moves {
                     compares.push(unchanged(&keys.active(), active_rev));
                     puts.push(TxnOp::put(keys.active(), id.to_string(), None));
                     if let Some(previous) = active_id
@@ -378,22 +477,47 @@ impl FleetStore {
                         puts.push(put_json(&keys.generation(previous), &old)?);
                         touched.push(old);
                     }
+                } else if activate {
+                    // The candidate: the pointer must still be where this node saw it.
+                    compares.push(unchanged(&keys.active(), active_rev));
                 }
                 puts.push(put_json(&keys.event(now, &node), &event)?);
                 let txn = Txn::new().when(compares).and_then(puts);
-                Ok(commit(&mut c, txn)
-                    .await?
-                    .map(|revision| (id, revision, touched)))
+                Ok(match commit(&mut c, txn).await? {
+                    Some(revision) => Inserted::Written {
+                        id,
+                        revision,
+                        touched,
+                        moved: moves,
+                    },
+                    None => Inserted::Raced,
+                })
             })?;
-            if let Some((id, revision, touched)) = outcome {
-                for record in &touched {
-                    let _ = self.local.put(record);
+            match outcome {
+                Inserted::Written {
+                    id,
+                    revision,
+                    touched,
+                    moved,
+                } => {
+                    for record in &touched {
+                        let _ = self.local.put(record);
+                    }
+                    if moved {
+                        *self.seen() = Some((id, revision));
+                    }
+                    self.flush_offline();
+                    return Ok(id);
                 }
-                if activate {
-                    *self.seen() = Some((id, revision));
+                Inserted::Blocked(rollout) => {
+                    return Err(StoreError::Conflict(format!(
+                        "generation {} is on its node canary ({}) until about {}: this apply would take the fleet from under it; nothing was recorded. Wait for it to reach the fleet or fail (`keel status --fleet`), or roll it back on its canary node",
+                        rollout.generation,
+                        rollout.canaries.join(", "),
+                        keel_store::rfc3339(rollout.watch_ends_ms())
+                    )));
                 }
-                self.flush_offline();
-                return Ok(id);
+                Inserted::Raced => {}
             }
         }
         Err(self.conflict(if activate {
@@ -404,13 +528,36 @@ impl FleetStore {
     }
 }
 
+/// One try of an insert.
+enum Inserted {
+    /// Written: the id, the etcd revision, the records written, whether the pointer moved.
+    Written {
+        id: GenerationId,
+        revision: i64,
+        touched: Vec<GenerationRecord>,
+        moved: bool,
+    },
+    /// A node canary with a live canary node is in progress.
+    Blocked(RolloutState),
+    /// A compared key changed (or the pointer moved since this node last saw it).
+    Raced,
+}
+
 impl Store for FleetStore {
     fn record_apply(&self, new: NewGeneration, activate: bool) -> Result<GenerationId, StoreError> {
-        self.insert(new, transition::applied_state(activate))
+        self.insert(new, transition::applied_state(activate), false)
+    }
+
+    fn record_unguarded_apply(
+        &self,
+        new: NewGeneration,
+        activate: bool,
+    ) -> Result<GenerationId, StoreError> {
+        self.insert(new, transition::applied_state(activate), true)
     }
 
     fn record_rejection(&self, new: NewGeneration) -> Result<GenerationId, StoreError> {
-        self.insert(new, GenerationState::Rejected)
+        self.insert(new, GenerationState::Rejected, false)
     }
 
     fn activate(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {
