@@ -133,7 +133,7 @@ impl Controller {
                 guard.watched_ms = elapsed_ms();
                 return guard;
             }
-            WatchVerdict::Alarm { alert, .. } => alert,
+            WatchVerdict::Alarm { alert, .. } => *alert,
         };
         let detected_after_ms = elapsed_ms();
         guard.detected_after_ms = Some(detected_after_ms);

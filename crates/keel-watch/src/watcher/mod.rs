@@ -90,8 +90,8 @@ pub enum WatchVerdict {
     Clean,
     /// A detector fired.
     Alarm {
-        /// The alert raised.
-        alert: Alert,
+        /// The alert raised (boxed: a verdict is moved around, an alert is large).
+        alert: Box<Alert>,
         /// Time from the start of the watch to the alarm.
         after: Duration,
     },
@@ -295,7 +295,7 @@ impl Watcher {
             match tokio::time::timeout_at(until, &mut rx).await {
                 Ok(Ok(alert)) => {
                     return WatchVerdict::Alarm {
-                        alert,
+                        alert: Box::new(alert),
                         after: started.elapsed(),
                     };
                 }
