@@ -123,6 +123,18 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
         .expect("etcd")
         .expect("recorded");
     assert_eq!(record.state, GenerationState::Pending, "the candidate");
+    // Another apply meanwhile would take the fleet from under the canary: refused, named.
+    let other = format!("{}{}", nodes[1].own_keys(), routing(&[one], "other"));
+    let refused = nodes[1].apply(other).await;
+    let message = refused
+        .expect_err("refused while the canary runs")
+        .to_string();
+    assert!(
+        message.contains(&format!(
+            "generation {generation} is on its node canary (lb-1)"
+        )) && message.contains("nothing was recorded"),
+        "{message}"
+    );
 
     // Until the watch ends, lb-2 and lb-3 stay on generation 1.
     let watch_ends = started + ROLLOUT_WATCH - Duration::from_millis(300);
