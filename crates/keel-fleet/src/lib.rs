@@ -16,7 +16,9 @@
 //!
 //! Design, key ownership and failure table: `docs/fleet.md`; key layout: [`keys`].
 
+mod canary;
 mod etcd;
+mod insert;
 mod join;
 pub mod keys;
 mod local;

@@ -8,7 +8,7 @@
 //! * serving the fleet's active generation: it only notes the pointer's revision;
 //! * the fleet moved since the revision this node last followed: it follows
 //!   (`Controller::follow`: load, node keys, compile, first probes, swap);
-//! * a node canary is in progress (`rollout.rs`) and this node is one of its canaries: it
+//! * a node canary is in progress (`rollout.rs`, `canary.rs`) and this node is one of its canaries: it
 //!   serves the candidate (following it with its guard if another node applied it) and,
 //!   once the rollout's `watch` has passed and its guard no longer watches it, records
 //!   itself clean; the last canary promotes the candidate to the fleet;
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::etcd::connect;
 use crate::ops;
-use crate::rollout::{CleanOutcome, RolloutState};
+use crate::rollout::RolloutState;
 use crate::store::FleetStore;
 
 /// Lifetime of a node's lease: a node silent this long leaves the fleet's status (5 seconds).
@@ -83,8 +83,8 @@ impl NodeStatus {
 
 /// The membership loop of one node.
 pub struct Node {
-    store: Arc<FleetStore>,
-    controller: Controller,
+    pub(crate) store: Arc<FleetStore>,
+    pub(crate) controller: Controller,
     endpoints: Vec<String>,
     drift_alert: Duration,
     state: Mutex<Drift>,
@@ -92,14 +92,14 @@ pub struct Node {
 
 /// The node's view of its own step with the fleet.
 #[derive(Debug, Default, Clone, Copy)]
-struct Drift {
+pub(crate) struct Drift {
     fleet: Option<GenerationId>,
     /// The candidate of the rollout in progress, and whether this node serves it as a canary.
     candidate: Option<GenerationId>,
     canary: bool,
     /// The candidate this node last followed as a canary: once it stops serving it (its
     /// guard reverted it), it does not follow it again.
-    followed_candidate: Option<GenerationId>,
+    pub(crate) followed_candidate: Option<GenerationId>,
     /// Since when the node serves another generation than the fleet's.
     since_ms: Option<i64>,
     /// A `fleet-drift` event was written for this divergence.
@@ -253,94 +253,6 @@ impl Node {
         Ok(())
     }
 
-    /// The node canary's step on one of its canary nodes; `true` when it decided what this
-    /// node serves (else the usual convergence goes on).
-    async fn canary_step(
-        &self,
-        client: &mut Client,
-        rollout: &RolloutState,
-        serving: Option<GenerationId>,
-        fleet: GenerationId,
-        followed_revision: i64,
-    ) -> Result<bool, StoreError> {
-        let me = self.store.node().to_string();
-        let candidate = rollout.generation;
-        if serving == Some(candidate) {
-            self.in_step(fleet, Some(candidate), true);
-            self.state().followed_candidate = Some(candidate);
-            let watching = self
-                .controller
-                .guard_status()
-                .is_some_and(|g| g.generation == candidate);
-            if now_ms() >= rollout.watch_ends_ms() && !watching && !rollout.clean.contains(&me) {
-                let store = self.store.clone();
-                let outcome = tokio::task::spawn_blocking(move || store.rollout_clean(candidate))
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-                match outcome {
-                    CleanOutcome::Promoted(id) => tracing::info!(
-                        node = %me,
-                        generation = id,
-                        "node canary clean: generation {id} is the fleet's active generation"
-                    ),
-                    CleanOutcome::Counted => tracing::info!(
-                        node = %me,
-                        generation = candidate,
-                        "node canary: this node watched generation {candidate} clean"
-                    ),
-                    CleanOutcome::NotInProgress | CleanOutcome::Raced => {}
-                }
-            }
-            return Ok(true);
-        }
-        let reverted = self.state().followed_candidate == Some(candidate);
-        if rollout.by != me && !reverted && !rollout.clean.contains(&me) {
-            let Some((record, _)) =
-                ops::record(client, &self.store.keys().generation(candidate)).await?
-            else {
-                return Ok(false);
-            };
-            return match self.controller.follow_watched(record.clone()).await {
-                Ok(_) => {
-                    self.store.note_local_swap(&record, followed_revision)?;
-                    self.in_step(fleet, Some(candidate), true);
-                    self.state().followed_candidate = Some(candidate);
-                    let event = NewEvent::new(
-                        FLEET_FOLLOW_EVENT,
-                        format!(
-                            "node {me} serves generation {candidate} as a canary of the node canary"
-                        ),
-                    )
-                    .generation(candidate);
-                    self.append(event).await;
-                    Ok(true)
-                }
-                Err(error) => {
-                    tracing::warn!(node = %me, generation = candidate, %error, "cannot serve the fleet's candidate");
-                    let store = self.store.clone();
-                    let reason =
-                        format!("canary node {me} cannot serve generation {candidate}: {error}");
-                    let _ = tokio::task::spawn_blocking(move || {
-                        store.rollout_failed(candidate, &reason)
-                    })
-                    .await;
-                    Ok(false)
-                }
-            };
-        }
-        // A canary that no longer serves the candidate after the watch (its guard reverted
-        // it, and the revert's own record did not reach etcd): the rollout failed.
-        if now_ms() > rollout.watch_ends_ms() || reverted {
-            let store = self.store.clone();
-            let reason = format!(
-                "canary node {me} no longer serves generation {candidate}: the rest of the fleet stays on generation {fleet}"
-            );
-            let _ =
-                tokio::task::spawn_blocking(move || store.rollout_failed(candidate, &reason)).await;
-        }
-        Ok(false)
-    }
-
     async fn store_blocking_generation(
         &self,
         id: GenerationId,
@@ -351,16 +263,21 @@ impl Node {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    async fn append(&self, event: NewEvent) {
+    pub(crate) async fn append(&self, event: NewEvent) {
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.append_event(event)).await;
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, Drift> {
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, Drift> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn in_step(&self, fleet: GenerationId, candidate: Option<GenerationId>, canary: bool) {
+    pub(crate) fn in_step(
+        &self,
+        fleet: GenerationId,
+        candidate: Option<GenerationId>,
+        canary: bool,
+    ) {
         let was_alerted = {
             let mut state = self.state();
             let was_alerted = state.alerted;

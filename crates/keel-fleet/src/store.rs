@@ -4,6 +4,8 @@
 //! active pointer, the pointer's revision this node last served) and writes the records,
 //! the pointer and the event together. A node that lost the race gets
 //! [`StoreError::Conflict`] naming the generation that won, and nothing is written.
+//! New generations are recorded by `insert.rs`; the node canary's own transactions are in
+//! `rollout.rs`.
 //!
 //! The state machine is keel-store's own (`keel_store::transition`), so the fleet cannot
 //! disagree with a single node on the rules. Reads fall back to the node's local copy
@@ -28,7 +30,7 @@ use crate::etcd::Etcd;
 use crate::keys::Keys;
 use crate::local::{LocalCopy, Served};
 use crate::ops::{self, apply_updates, commit, put_json, unchanged};
-use crate::rollout::{RolloutState, RolloutStep, choose_canaries};
+use crate::rollout::{RolloutState, RolloutStep};
 
 /// Largest generation record (config text, reports and metadata as JSON) the fleet stores:
 /// 1 MiB, under etcd's default request limit of 1.5 MiB (`--max-request-bytes`), which one
@@ -38,7 +40,7 @@ pub const MAX_GENERATION_BYTES: usize = 1024 * 1024;
 
 /// Times a write that lost only a counter race (a rejection, an event, a known-good mark)
 /// is tried again before the caller sees the conflict (3 attempts).
-const COUNTER_ATTEMPTS: u32 = 3;
+pub(crate) const COUNTER_ATTEMPTS: u32 = 3;
 
 /// One try of a planned transaction.
 enum Attempt {
@@ -59,7 +61,7 @@ pub struct FleetStore {
     /// The fleet's active pointer as this node last saw it: (generation, mod revision).
     seen: Mutex<Option<(GenerationId, i64)>>,
     /// This node's `[fleet] rollout`: the node canary of the applies it takes.
-    rollout: Option<Rollout>,
+    pub(crate) rollout: Option<Rollout>,
 }
 
 impl std::fmt::Debug for FleetStore {
@@ -172,7 +174,7 @@ impl FleetStore {
     }
 
     /// The revision a pointer-moving write must find: the one this node last saw.
-    fn expected_revision(&self) -> Option<i64> {
+    pub(crate) fn expected_revision(&self) -> Option<i64> {
         self.seen().map(|(_, revision)| revision)
     }
 
@@ -186,7 +188,7 @@ impl FleetStore {
     }
 
     /// Sends events kept while etcd was unreachable (best effort; they stay on failure).
-    fn flush_offline(&self) {
+    pub(crate) fn flush_offline(&self) {
         let Ok(pending) = self.local.offline() else {
             return;
         };
@@ -209,7 +211,7 @@ impl FleetStore {
     }
 
     /// The message of a lost race: which generation won.
-    fn conflict(&self, what: &str) -> StoreError {
+    pub(crate) fn conflict(&self, what: &str) -> StoreError {
         let winner = self
             .fleet_active()
             .ok()
@@ -353,194 +355,6 @@ impl FleetStore {
         }
         Err(self.conflict(what))
     }
-
-    fn insert(
-        &self,
-        new: NewGeneration,
-        state: GenerationState,
-        unguarded: bool,
-    ) -> Result<GenerationId, StoreError> {
-        new.validate()?;
-        let size = serde_json::to_vec(&new)?.len();
-        if size > MAX_GENERATION_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "this generation is {size} bytes as stored; fleet mode refuses generations over {MAX_GENERATION_BYTES} bytes (one etcd transaction must carry it under etcd's 1.5 MiB request limit; Keel does not chunk, so that no node can ever read half a generation)"
-            )));
-        }
-        let activate = state == GenerationState::Active;
-        let attempts = if activate { 1 } else { COUNTER_ATTEMPTS };
-        // The node canary applies to guarded applies only: nothing else would watch it.
-        let rollout = self.rollout.clone().filter(|_| activate && !unguarded);
-        for _ in 0..attempts {
-            let keys = self.keys.clone();
-            let expected = self.expected_revision();
-            let node = self.node.clone();
-            let new = new.clone();
-            let rollout = rollout.clone();
-            let outcome = self.etcd.run(move |mut c| async move {
-                let (seq, seq_rev) = ops::pointer(&mut c, &keys.seq()).await?;
-                let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
-                if activate
-                    && let Some(expected) = expected
-                    && expected != active_rev
-                {
-                    return Ok(Inserted::Raced);
-                }
-                let mut compares = vec![unchanged(&keys.seq(), seq_rev)];
-                let mut puts = Vec::new();
-                let id = seq.unwrap_or(0) + 1;
-                let now = now_ms();
-                // A node canary in progress: refused while one of its canaries lives;
-                // abandoned (in this transaction) once none does.
-                let mut canaries = None;
-                if activate {
-                    let (current, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
-                    let live = ops::live_nodes(&mut c, &keys.nodes()).await?;
-                    if let Some(mut current) = current.filter(RolloutState::in_progress) {
-                        if current.canaries.iter().any(|n| live.contains(n)) {
-                            return Ok(Inserted::Blocked(current));
-                        }
-                        current.step = RolloutStep::Abandoned;
-                        current.reason = Some(format!(
-                            "its canary nodes left the fleet; generation {id} was applied over it"
-                        ));
-                        current.updated_ms = now;
-                        puts.push(put_json(&keys.rollout(), &current)?);
-                    }
-                    compares.push(unchanged(&keys.rollout(), rollout_rev));
-                    if let Some(rollout) = &rollout
-                        && active_id.is_some()
-                    {
-                        canaries = choose_canaries(&node, &live, rollout.first).map(|nodes| {
-                            RolloutState {
-                                generation: id,
-                                previous: active_id,
-                                by: node.clone(),
-                                canaries: nodes,
-                                clean: Vec::new(),
-                                step: RolloutStep::Canary,
-                                started_ms: now,
-                                watch_ms: u64::try_from(rollout.watch.as_millis())
-                                    .unwrap_or(u64::MAX),
-                                reason: None,
-                                updated_ms: now,
-                            }
-                        });
-                    }
-                }
-                let state = if canaries.is_some() {
-                    GenerationState::Pending
-                } else {
-                    state
-                };
-                let mut record = new.into_record(id, state, now);
-                if canaries.is_some() {
-                    // It serves on its canary nodes from now on.
-                    record.activated_at_ms = Some(now);
-                }
-                let mut event = if state == GenerationState::Rejected {
-                    transition::reject_event(&record)
-                } else {
-                    transition::apply_event(&record, active_id)
-                }
-                .normalized()?;
-                if let Some(rollout) = &canaries {
-                    event.summary = format!(
-                        "generation {id} applied by {} via {} to its node canary ({}); the rest of the fleet follows once it is watched clean for {} ms",
-                        record.author,
-                        record.origin,
-                        rollout.canaries.join(", "),
-                        rollout.watch_ms
-                    );
-                    puts.push(put_json(&keys.rollout(), rollout)?);
-                }
-                if let serde_json::Value::Object(map) = &mut event.details {
-                    map.insert("node".into(), json!(node));
-                    if let Some(rollout) = &canaries {
-                        map.insert("canaries".into(), json!(rollout.canaries));
-                    }
-                }
-                puts.push(put_json(&keys.generation(id), &record)?);
-                puts.push(TxnOp::put(keys.seq(), id.to_string(), None));
-                let mut touched = vec![record];
-                let moves = activate && canaries.is_none();
-                if moves {
-                    compares.push(unchanged(&keys.active(), active_rev));
-                    puts.push(TxnOp::put(keys.active(), id.to_string(), None));
-                    if let Some(previous) = active_id
-                        && let Some((mut old, old_rev)) =
-                            ops::record(&mut c, &keys.generation(previous)).await?
-                    {
-                        let demotions = transition::apply_demotions(true, Some(previous));
-                        apply_updates(std::slice::from_mut(&mut old), &demotions, now);
-                        compares.push(unchanged(&keys.generation(previous), old_rev));
-                        puts.push(put_json(&keys.generation(previous), &old)?);
-                        touched.push(old);
-                    }
-                } else if activate {
-                    // The candidate: the pointer must still be where this node saw it.
-                    compares.push(unchanged(&keys.active(), active_rev));
-                }
-                puts.push(put_json(&keys.event(now, &node), &event)?);
-                let txn = Txn::new().when(compares).and_then(puts);
-                Ok(match commit(&mut c, txn).await? {
-                    Some(revision) => Inserted::Written {
-                        id,
-                        revision,
-                        touched,
-                        moved: moves,
-                    },
-                    None => Inserted::Raced,
-                })
-            })?;
-            match outcome {
-                Inserted::Written {
-                    id,
-                    revision,
-                    touched,
-                    moved,
-                } => {
-                    for record in &touched {
-                        let _ = self.local.put(record);
-                    }
-                    if moved {
-                        *self.seen() = Some((id, revision));
-                    }
-                    self.flush_offline();
-                    return Ok(id);
-                }
-                Inserted::Blocked(rollout) => {
-                    return Err(StoreError::Conflict(format!(
-                        "generation {} is on its node canary ({}) until about {}: this apply would take the fleet from under it; nothing was recorded. Wait for it to reach the fleet or fail (`keel status --fleet`), or roll it back on its canary node",
-                        rollout.generation,
-                        rollout.canaries.join(", "),
-                        keel_store::rfc3339(rollout.watch_ends_ms())
-                    )));
-                }
-                Inserted::Raced => {}
-            }
-        }
-        Err(self.conflict(if activate {
-            "this apply"
-        } else {
-            "this record"
-        }))
-    }
-}
-
-/// One try of an insert.
-enum Inserted {
-    /// Written: the id, the etcd revision, the records written, whether the pointer moved.
-    Written {
-        id: GenerationId,
-        revision: i64,
-        touched: Vec<GenerationRecord>,
-        moved: bool,
-    },
-    /// A node canary with a live canary node is in progress.
-    Blocked(RolloutState),
-    /// A compared key changed (or the pointer moved since this node last saw it).
-    Raced,
 }
 
 impl Store for FleetStore {
