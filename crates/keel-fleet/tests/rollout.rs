@@ -143,10 +143,12 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
         converged(&refs, generation).await,
         "after the watch every node serves generation {generation}"
     );
-    assert!(
-        started.elapsed() >= ROLLOUT_WATCH,
-        "{:?}",
-        started.elapsed()
+    let all = started.elapsed();
+    assert!(all >= ROLLOUT_WATCH, "{all:?}");
+    eprintln!(
+        "node canary: every node serves generation {generation} {} ms after the apply began (watch {} ms)",
+        all.as_millis(),
+        ROLLOUT_WATCH.as_millis()
     );
     let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
     assert_eq!(rollout.step, RolloutStep::Promoted, "{rollout:?}");
