@@ -277,8 +277,16 @@ impl Controller {
             certificates,
         };
         let meta_record = record.clone();
+        // Nothing will watch it here: a store with a node canary must not wait for a guard.
+        let unguarded = matches!(choice, GuardChoice::Off | GuardChoice::Bypassed);
         let id = match self
-            .with_store(move |s| s.record_apply(record, !canary))
+            .with_store(move |s| {
+                if unguarded {
+                    s.record_unguarded_apply(record, !canary)
+                } else {
+                    s.record_apply(record, !canary)
+                }
+            })
             .await
         {
             Ok(id) => id,

@@ -92,7 +92,7 @@ pub struct OpenAlert {
     pub id: u64,
     /// When it was raised (RFC 3339, UTC).
     pub time: String,
-    /// `share`, `errors`, `identity` or `latency`.
+    /// `share`, `errors`, `identity`, `latency`, `certificate` or `fleet_drift`.
     pub detector: String,
     /// `critical` or `warning`.
     pub severity: String,

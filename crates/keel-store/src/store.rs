@@ -20,6 +20,18 @@ pub trait Store: Send + Sync {
     /// it is recorded as pending (a canary) and the active generation is unchanged.
     fn record_apply(&self, new: NewGeneration, activate: bool) -> Result<GenerationId, StoreError>;
 
+    /// [`Store::record_apply`] for an apply no guard watches (`--no-guard`, or a controller
+    /// without detectors): a store that rolls generations out in steps (fleet mode's node
+    /// canary, which waits for the canary's guard) activates it everywhere at once. The
+    /// single-node stores record it exactly as `record_apply` does.
+    fn record_unguarded_apply(
+        &self,
+        new: NewGeneration,
+        activate: bool,
+    ) -> Result<GenerationId, StoreError> {
+        self.record_apply(new, activate)
+    }
+
     /// Records a generation refused by checks or the gate, state rejected, with its "reject"
     /// event, in one transaction. The active generation is unchanged.
     fn record_rejection(&self, new: NewGeneration) -> Result<GenerationId, StoreError>;

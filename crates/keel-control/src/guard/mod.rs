@@ -125,7 +125,7 @@ impl Controller {
             || candidate.safety.clone(),
             |c| crate::strictness::stricter_safety(&c.config.safety, &candidate.safety),
         );
-        let watch = request.watch.unwrap_or(safety.watch);
+        let watch = self.fleet_watch(request.watch.unwrap_or(safety.watch));
         let plan = GuardPlan::new(&safety, request.canary, Some(watch));
         match request.canary {
             Some(_) if current.is_none() => Err(ControlError::BadRequest(
@@ -134,6 +134,18 @@ impl Controller {
             )),
             Some(_) => Ok(GuardChoice::Canary(plan)),
             None => Ok(GuardChoice::Full(plan)),
+        }
+    }
+
+    /// `watch`, or on a fleet node with a node canary (`[fleet] rollout`, `first` > 0) at
+    /// least its `rollout.watch`: a canary node's guard watches the candidate for as long
+    /// as the rest of the fleet waits for it, so no alarm within that time goes unacted.
+    pub(crate) fn fleet_watch(&self, watch: Duration) -> Duration {
+        match self.node_config().and_then(|node| node.fleet.clone()) {
+            Some(fleet) if fleet.is_shared() && fleet.rollout.first > 0 => {
+                watch.max(fleet.rollout.watch)
+            }
+            _ => watch,
         }
     }
 

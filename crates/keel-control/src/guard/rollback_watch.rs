@@ -168,7 +168,7 @@ impl Controller {
                 }
                 return guard;
             }
-            WatchVerdict::Alarm { alert, .. } => alert,
+            WatchVerdict::Alarm { alert, .. } => *alert,
         };
         let detected_after_ms = elapsed_ms();
         guard.detected_after_ms = Some(detected_after_ms);

@@ -34,16 +34,21 @@ pub enum Detector {
     /// A certificate Keel keeps (ACME) that it cannot renew: raised by the control
     /// plane, not by the sampler, and never a reason for the guard to revert.
     Certificate,
+    /// A fleet node serving another generation than the fleet's past `[fleet] drift_alert`:
+    /// raised by keel-fleet as a standing condition ([`crate::Watcher::raise_condition`]),
+    /// cleared when the node converges, never a reason for the guard to revert.
+    FleetDrift,
 }
 
 impl Detector {
     /// Every detector.
-    pub const ALL: [Detector; 5] = [
+    pub const ALL: [Detector; 6] = [
         Detector::Share,
         Detector::Errors,
         Detector::Identity,
         Detector::Latency,
         Detector::Certificate,
+        Detector::FleetDrift,
     ];
 
     /// Metric label and JSON name.
@@ -54,6 +59,7 @@ impl Detector {
             Detector::Identity => "identity",
             Detector::Latency => "latency",
             Detector::Certificate => "certificate",
+            Detector::FleetDrift => "fleet_drift",
         }
     }
 }

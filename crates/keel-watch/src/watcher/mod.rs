@@ -96,8 +96,8 @@ pub enum WatchVerdict {
     Clean,
     /// A detector fired.
     Alarm {
-        /// The alert raised.
-        alert: Alert,
+        /// The alert raised (boxed: a verdict is moved around, an alert is large).
+        alert: Box<Alert>,
         /// Time from the start of the watch to the alarm.
         after: Duration,
     },
@@ -211,6 +211,26 @@ impl Watcher {
         alert
     }
 
+    /// Raises a standing condition (a fleet node out of step) once while it lasts: like
+    /// [`Watcher::raise_external`], unless an alert of the same detector and subject is
+    /// still standing (then `None`). [`Watcher::clear_condition`] ends it.
+    pub fn raise_condition(&self, alarm: crate::detectors::Alarm) -> Option<Alert> {
+        if self
+            .alerts
+            .standing(alarm.detector, &alarm.subject)
+            .is_some()
+        {
+            return None;
+        }
+        Some(self.raise_external(alarm))
+    }
+
+    /// Ends a standing condition: its alert stays in the log, stamped `cleared`, and is no
+    /// longer open (`GET /status`). Returns whether one was standing.
+    pub fn clear_condition(&self, detector: crate::detectors::Detector, subject: &str) -> bool {
+        self.alerts.clear(detector, subject) > 0
+    }
+
     /// The data plane watched.
     pub fn plane(&self) -> &Arc<DataPlane> {
         &self.plane
@@ -288,7 +308,7 @@ impl Watcher {
             match tokio::time::timeout_at(until, &mut rx).await {
                 Ok(Ok(alert)) => {
                     return WatchVerdict::Alarm {
-                        alert,
+                        alert: Box::new(alert),
                         after: started.elapsed(),
                     };
                 }
