@@ -1,5 +1,6 @@
 //! TLS metrics on a real TLS listener: a completed handshake (curl), a plain-HTTP
-//! client refused, and the certificate's expiry, as Prometheus scrapes them.
+//! client refused, counted on the generation that served them, and the certificate's
+//! expiry, as Prometheus scrapes them.
 
 mod support;
 
@@ -74,10 +75,12 @@ async fn handshakes_failures_and_certificate_expiry_are_exposed() {
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut sink)).await;
 
     let expected = [
-        "keel_tls_handshakes_total{listener=\"https\",version=\"1.3\",alpn=\"h2\"} 1",
-        "keel_tls_handshakes_total{listener=\"https\",version=\"1.2\",alpn=\"http/1.1\"} 0",
-        "keel_tls_handshake_failures_total{listener=\"https\",reason=\"protocol\"} 1",
-        "keel_tls_handshake_failures_total{listener=\"https\",reason=\"timeout\"} 0",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.3\",alpn=\"h2\"} 1",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.2\",alpn=\"http/1.1\"} 0",
+        "keel_tls_resumptions_total{generation=\"1\",listener=\"https\"} 0",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"protocol\"} 1",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"certificate_refused\"} 0",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"timeout\"} 0",
     ];
     let seen = eventually(Duration::from_secs(10), || {
         let text = watcher.metrics_text();
