@@ -136,7 +136,7 @@ KEEL_STATE_DIR=$dir/keel-state "${lb[@]}" "$keel" --log warn serve --config "$di
 {
   echo "global"
   echo "    nbthread 1"
-  echo "    maxconn 20000"
+  echo "    maxconn 8000"
   echo "defaults"
   echo "    mode http"
   echo "    timeout connect 2s"
