@@ -34,7 +34,9 @@ impl Severity {
     pub fn of(detector: Detector) -> Self {
         match detector {
             Detector::Latency | Detector::Certificate | Detector::FleetDrift => Severity::Warning,
-            Detector::Share | Detector::Errors | Detector::Identity => Severity::Critical,
+            Detector::Share | Detector::Errors | Detector::Identity | Detector::Handshakes => {
+                Severity::Critical
+            }
         }
     }
 

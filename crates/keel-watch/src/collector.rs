@@ -120,7 +120,7 @@ impl Collector for PlaneCollector {
             MetricType::Counter,
         )?;
         stalled.encode_counter::<NoLabelSet, u64, u64>(&stalled_responses, None)?;
-        crate::tls_metrics::encode(&mut encoder, self.plane.upgrade().as_deref())?;
+        crate::tls_metrics::encode(&mut encoder, self.plane.upgrade().as_deref(), &generations)?;
         // One small file read per scrape, and only where the kernel offers it.
         if let Some(overflows) = keel_proxy::listen::listen_overflows() {
             let mut metric = encoder.encode_descriptor(

@@ -2,7 +2,9 @@
 //! apply, or the active generation on its own in the background watch.
 //!
 //! Order matters only for which alarm is reported when several would fire: identity
-//! first (the most direct evidence), then errors, share, intents, latency.
+//! first (the most direct evidence), then TLS handshakes (a certificate the clients
+//! refuse fails connections before any request is counted), errors, share, intents,
+//! latency.
 
 use std::collections::HashSet;
 
@@ -10,6 +12,7 @@ use keel_config::Config;
 use keel_proxy::stats::Outcome;
 
 use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
+use crate::detectors::handshakes::{Counted, handshake_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
 use crate::detectors::route_loss::{loss_rules, route_loss, service_loss};
@@ -97,6 +100,9 @@ pub(crate) fn compare(
     }
     let view = candidate.window();
     let base_view = baseline.map(Series::window);
+    if let Some(alarm) = handshakes(base_view.as_ref(), &view, &thresholds) {
+        return Some(alarm);
+    }
     if let Some(alarm) = errors(baseline, base_view.as_ref(), candidate, &view, &thresholds) {
         return Some(alarm);
     }
@@ -227,6 +233,26 @@ fn errors(
     Some(alarm)
 }
 
+/// A jump of failed TLS handshakes on a listener of the candidate, against the same
+/// listener in the baseline window (every failure reason counts).
+fn handshakes(
+    base_view: Option<&WindowView<'_>>,
+    view: &WindowView<'_>,
+    thresholds: &Thresholds,
+) -> Option<Alarm> {
+    let before = base_view.map(WindowView::handshakes).unwrap_or_default();
+    view.handshakes().into_iter().find_map(|now| {
+        let baseline = before.iter().find(|b| b.listener == now.listener);
+        handshake_jump(
+            &format!("listener {}", now.listener),
+            baseline,
+            &now,
+            Counted::Every,
+            thresholds,
+        )
+    })
+}
+
 /// Intent breaches of a generation's window.
 fn intents(
     series: &Series,
@@ -252,13 +278,23 @@ fn intents(
 }
 
 /// Every alarm of a generation watched on its own (no baseline): misidentified
-/// responses, error jumps per route, intent breaches.
+/// responses, handshakes its certificates failed, error jumps per route, intent
+/// breaches.
 pub(crate) fn continuous(series: &Series, config: &Config) -> Vec<Alarm> {
     let thresholds = Thresholds::from_config(&config.detectors);
     let view = series.window();
     let mut alarms: Vec<Alarm> = misidentified_responses(&misidentified(series))
         .into_iter()
         .collect();
+    alarms.extend(view.handshakes().into_iter().filter_map(|now| {
+        handshake_jump(
+            &format!("listener {}", now.listener),
+            None,
+            &now,
+            Counted::CertificateOnly,
+            &thresholds,
+        )
+    }));
     for (r, route) in series.shape.routes.iter().enumerate() {
         if let ErrorVerdict::Jump(alarm) = error_jump(
             &format!("route {}", route.name),

@@ -21,10 +21,12 @@ pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
 /// `/proc/net/netstat` (`TcpExt ListenOverflows`; counter, Linux only).
 pub const LISTEN_OVERFLOWS: &str = "keel_listen_overflows";
-/// TLS handshakes completed, by `listener`, `version` (`1.2`, `1.3`) and `alpn` (`h2`,
-/// `http/1.1` for anything else) (counter).
+/// TLS handshakes completed, by `generation`, `listener`, `version` (`1.2`, `1.3`) and
+/// `alpn` (`h2`, `http/1.1` for anything else) (counter).
 pub const TLS_HANDSHAKES: &str = "keel_tls_handshakes";
-/// TLS handshakes that failed, by `listener` and `reason` (counter).
+/// TLS handshakes that resumed a session, by `generation` and `listener` (counter).
+pub const TLS_RESUMPTIONS: &str = "keel_tls_resumptions";
+/// TLS handshakes that failed, by `generation`, `listener` and `reason` (counter).
 pub const TLS_HANDSHAKE_FAILURES: &str = "keel_tls_handshake_failures";
 /// When each certificate of the primary generation expires, in seconds since the Unix
 /// epoch, by `certificate` (gauge).
@@ -88,6 +90,7 @@ pub const ALL: [&str; 26] = [
     TUNNELS,
     TUNNELS_CLOSED,
     TLS_HANDSHAKES,
+    TLS_RESUMPTIONS,
     TLS_HANDSHAKE_FAILURES,
     CERTIFICATE_EXPIRY,
 ];

@@ -10,8 +10,10 @@
 //! | [`errors`] | 5xx + connect failures + misidentified + policy refusals (403/429) per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
 //! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
 //! | [`latency`] | p99 per route from bucket deltas | p99 ≥ `latency_factor` × baseline p99, above a floor | `docs/detectors.md#latency` |
+//! | [`handshakes`] | failed TLS handshakes per listener of the generation that served them | the SPRT of [`errors`] prefers "jumped", with at least `MIN_HANDSHAKES`, and the ratio is over `error_rate` | `docs/detectors.md#handshakes` |
 
 pub mod errors;
+pub mod handshakes;
 pub mod identity;
 pub mod latency;
 pub mod route_loss;
@@ -31,6 +33,8 @@ pub enum Detector {
     Identity,
     /// p99 latency regression.
     Latency,
+    /// TLS handshake failures jumped: a certificate the clients refuse, or none.
+    Handshakes,
     /// A certificate Keel keeps (ACME) that it cannot renew: raised by the control
     /// plane, not by the sampler, and never a reason for the guard to revert.
     Certificate,
@@ -47,6 +51,7 @@ impl Detector {
         Detector::Errors,
         Detector::Identity,
         Detector::Latency,
+        Detector::Handshakes,
         Detector::Certificate,
         Detector::FleetDrift,
     ];
@@ -58,6 +63,7 @@ impl Detector {
             Detector::Errors => "errors",
             Detector::Identity => "identity",
             Detector::Latency => "latency",
+            Detector::Handshakes => "handshakes",
             Detector::Certificate => "certificate",
             Detector::FleetDrift => "fleet_drift",
         }
