@@ -13,6 +13,9 @@ pub const REFUSED: &str = "keel_refused_requests";
 /// Requests a route's policies refused, by `generation`, `route` and `policy`
 /// (`address`, `rate_limit`) (counter).
 pub const POLICY_REFUSALS: &str = "keel_policy_refusals";
+/// Answers a route's `compress` compressed, by `generation`, `route` and `encoding`
+/// (`gzip`, `br`) (counter).
+pub const COMPRESSED_RESPONSES: &str = "keel_compressed_responses";
 /// Client connections cut because a response body stopped moving (counter).
 pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
@@ -60,9 +63,10 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 26] = [
     REQUESTS,
     POLICY_REFUSALS,
+    COMPRESSED_RESPONSES,
     UNROUTED,
     REFUSED,
     STALLED_RESPONSES,
