@@ -37,6 +37,8 @@ items = [{"id": i, "name": f"product {i}", "price": i % 97 + 0.99, "tags": ["sho
 text = json.dumps(items)[: 16 * 1024 - 1] + "]"
 open(sys.argv[1], "w").write(text)
 PY
+# nginx's worker runs as an unprivileged user: it must be able to read the answer.
+chmod 755 "$out"; chmod 644 "$out/products.json"
 
 nginx_conf() { # DIR BODY -> writes DIR/nginx.conf
   local d=$1
