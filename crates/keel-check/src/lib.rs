@@ -7,7 +7,8 @@
 //!
 //! The stages are public for tools that want one of them: [`shadow`] (shadowed routes
 //! with witness requests, the catch-all check), [`route_tests`] (`[[tests]]`),
-//! [`intents`] (traffic-share bounds over any weighted request set) and [`probe`]
+//! [`intents`] (traffic-share bounds over any weighted request set),
+//! [`refusal_intents`] (`max_refused` on the static request space) and [`probe`]
 //! (live backend probes for `keel check --probe`).
 
 pub mod fleet;
@@ -17,6 +18,7 @@ mod loader;
 mod policy_tests;
 pub mod probe;
 pub mod redirects;
+pub mod refusal_intents;
 pub mod route_tests;
 pub mod shadow;
 

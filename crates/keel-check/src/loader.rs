@@ -19,7 +19,7 @@ use std::sync::Arc;
 use keel_config::{Config, Diagnostic, Report, Severity, codes, config_dir, parse};
 use keel_route::RouteTable;
 
-use crate::{intents, lints, redirects, route_tests, shadow};
+use crate::{intents, lints, redirects, refusal_intents, route_tests, shadow};
 
 /// The outcome of loading a config.
 #[derive(Debug)]
@@ -189,6 +189,7 @@ pub fn load_pinned(
         ));
         findings.extend(route_tests::diagnostics(&config, table));
         findings.extend(intents::diagnostics_with(&config, &analyzer));
+        findings.extend(refusal_intents::diagnostics_with(&config, &analyzer));
     }
     findings.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
     report.extend(findings);

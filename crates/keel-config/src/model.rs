@@ -298,6 +298,9 @@ pub struct Route {
     pub rewrite: Option<Located<crate::policy::Rewrite>>,
     /// The route's rate limit, if any.
     pub rate_limit: Option<Located<crate::policy::RateLimit>>,
+    /// The codings the route may compress a backend's answer with, in the route's order
+    /// of preference (`compress = ["gzip", "br"]`); `None`: answers pass as they come.
+    pub compress: Option<Located<Vec<crate::policy::ContentCoding>>>,
 }
 
 /// What a route does with the requests it matches.
@@ -527,12 +530,16 @@ pub struct Intent {
     pub host: String,
     /// Only requests under this path prefix.
     pub path_prefix: Option<String>,
-    /// The service whose share is bounded.
-    pub service: Located<String>,
+    /// The service whose share is bounded; `None` only for an intent that bounds
+    /// refusals alone (`max_refused`, no `min_share`/`max_share`).
+    pub service: Option<Located<String>>,
     /// Smallest allowed share (0..=1).
     pub min_share: Option<f64>,
     /// Largest allowed share (0..=1).
     pub max_share: Option<f64>,
+    /// Largest allowed share (0..=1) of the requests in scope that the config's
+    /// policies refuse (`403` by an address rule, `429` by a rate limit).
+    pub max_refused: Option<f64>,
 }
 
 /// Gate and guard settings (`[safety]`).

@@ -85,6 +85,9 @@ pub(crate) struct RouteRuntime {
     pub(crate) rewrite: Option<Box<crate::policy::CompiledRewrite>>,
     /// The route's rate limit and its buckets (see [`crate::rate_limit`]).
     pub(crate) limiter: Option<Box<crate::rate_limit::Limiter>>,
+    /// The codings the route compresses answers with, in its order (see
+    /// [`crate::compress`]); empty: none.
+    pub(crate) compress: Box<[keel_config::ContentCoding]>,
 }
 
 impl Generation {
@@ -193,6 +196,11 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                 limiter: crate::rate_limit::Limiter::compile(
                     configured.rate_limit.as_ref().map(|l| &l.value),
                 ),
+                compress: configured
+                    .compress
+                    .as_ref()
+                    .map(|c| c.value.iter().copied().collect())
+                    .unwrap_or_default(),
             }
         })
         .collect()

@@ -23,6 +23,8 @@ mod body;
 mod body_bound;
 mod chunk_guard;
 mod coarse_clock;
+mod compress;
+mod compress_body;
 mod dataplane;
 mod deadline;
 mod errors;

@@ -194,6 +194,9 @@ pub struct RouteStats {
     /// Requests the route answered with its `redirect` (also counted in `unassigned`
     /// by their status, the `3xx` class).
     pub redirected: AtomicU64,
+    /// Answers the route's `compress` compressed, per coding in
+    /// [`keel_config::ContentCoding::ALL`] order (`gzip`, `br`).
+    pub compressed: [AtomicU64; 2],
 }
 
 impl RouteStats {
@@ -268,6 +271,7 @@ impl GenerationStats {
                 policy_refused: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
                 redirected: AtomicU64::new(0),
+                compressed: Default::default(),
             })
             .collect();
         Self {
@@ -314,6 +318,7 @@ mod tests {
             policy_refused: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             redirected: AtomicU64::new(0),
+            compressed: Default::default(),
         };
         route.target_latency[0].observe(Duration::from_millis(1));
         route.target_latency[1].observe(Duration::from_millis(40));

@@ -113,6 +113,7 @@ impl Collector for PlaneCollector {
         crate::tunnel_metrics::encode_tunnels(&mut encoder, &generations)?;
         crate::policy_metrics::encode_policy_refusals(&mut encoder, &generations)?;
         crate::policy_metrics::encode_redirects(&mut encoder, &generations)?;
+        crate::policy_metrics::encode_compressed(&mut encoder, &generations)?;
         let mut stalled = encoder.encode_descriptor(
             names::STALLED_RESPONSES,
             "Client connections cut because a response body moved no byte for its body_idle_timeout: a backend that stopped sending, or a client that stopped reading.",

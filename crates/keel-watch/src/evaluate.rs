@@ -264,10 +264,16 @@ fn intents(
         .intents
         .iter()
         .filter_map(|intent| {
+            // A refusal bound alone (`max_refused`) is the gate's: the guard watches
+            // refusals through their own detector.
+            let service = intent.service.as_ref()?;
+            if intent.min_share.is_none() && intent.max_share.is_none() {
+                return None;
+            }
             let bound = IntentBound {
                 host: &intent.host,
                 path_prefix: intent.path_prefix.as_deref(),
-                service: &intent.service.value,
+                service: &service.value,
                 min_share: intent.min_share,
                 max_share: intent.max_share,
             };

@@ -16,6 +16,9 @@ pub const POLICY_REFUSALS: &str = "keel_policy_refusals";
 /// Requests a redirect route answered with its redirect, by `generation` and `route`
 /// (counter).
 pub const REDIRECTS: &str = "keel_redirects";
+/// Answers a route's `compress` compressed, by `generation`, `route` and `encoding`
+/// (`gzip`, `br`) (counter).
+pub const COMPRESSED_RESPONSES: &str = "keel_compressed_responses";
 /// Client connections cut because a response body stopped moving (counter).
 pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
@@ -65,10 +68,11 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 26] = [
+pub const ALL: [&str; 27] = [
     REQUESTS,
     POLICY_REFUSALS,
     REDIRECTS,
+    COMPRESSED_RESPONSES,
     UNROUTED,
     REFUSED,
     STALLED_RESPONSES,

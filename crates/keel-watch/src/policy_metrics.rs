@@ -4,7 +4,8 @@
 //! route counters; zero values are left out, so a generation without policies adds
 //! nothing. A jump after a change (a deny that matches everyone) shows here per
 //! generation, next to the `4xx` class of `keel_requests_total`. Redirect routes'
-//! answers are counted here too (`keel_redirects_total`, by generation and route).
+//! answers are counted here too (`keel_redirects_total`, by generation and route), and
+//! the answers each route's `compress` compressed, by coding.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -75,6 +76,40 @@ pub(crate) fn encode_redirects(
             metric
                 .encode_family(&labels)?
                 .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes the compressed-answer family for `generations` (zero values left out).
+pub(crate) fn encode_compressed(
+    encoder: &mut DescriptorEncoder,
+    generations: &[Arc<Generation>],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        names::COMPRESSED_RESPONSES,
+        "Answers a route's compress compressed, by generation, route and encoding (gzip, br).",
+        None,
+        MetricType::Counter,
+    )?;
+    for generation in generations {
+        let id = generation.id.to_string();
+        for (route_id, route) in generation.stats.routes.iter().enumerate() {
+            let name = &*generation.table.route(route_id).name;
+            for coding in keel_config::ContentCoding::ALL {
+                let count = route.compressed[coding.index()].load(Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let labels = [
+                    ("generation", id.as_str()),
+                    ("route", name),
+                    ("encoding", coding.token()),
+                ];
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+            }
         }
     }
     Ok(())

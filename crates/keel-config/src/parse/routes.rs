@@ -128,6 +128,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let listeners = listeners(sink, &table);
     let require_sni = table.bool(sink, "require_sni", false);
     let rate_limit = super::policies::rate_limit(sink, &table);
+    let compress = super::policies::compress(sink, &table);
     let rewrite = super::policies::rewrite(sink, &table, path.as_ref().and_then(Option::as_ref));
     Some(Route {
         name: name?,
@@ -150,6 +151,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         require_sni,
         rewrite: rewrite?,
         rate_limit: rate_limit?,
+        compress: compress?,
     })
 }
 
@@ -167,9 +169,11 @@ fn action(
         return super::redirect::redirect(sink, table, path).map(RouteAction::Redirect);
     }
     if table.get("respond").is_some() {
-        let forwarding = ["service", "pool", "split", "rewrite", "upgrades"]
-            .into_iter()
-            .find_map(|key| table.get(key).map(|v| (key, span_of(v))));
+        let forwarding = [
+            "service", "pool", "split", "rewrite", "upgrades", "compress",
+        ]
+        .into_iter()
+        .find_map(|key| table.get(key).map(|v| (key, span_of(v))));
         if let Some((key, span)) = forwarding {
             sink.push(
                 Diagnostic::error(

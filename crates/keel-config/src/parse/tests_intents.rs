@@ -1,4 +1,5 @@
-//! `[[tests]]` (request → expected destination) and `[[intents]]` (traffic-share bounds).
+//! `[[tests]]` (request → expected destination) and `[[intents]]` (traffic-share and
+//! refusal bounds).
 
 use super::valid_header_name;
 use crate::codes;
@@ -213,10 +214,16 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
         };
         table.deny_unknown(
             sink,
-            &["host", "path_prefix", "service", "min_share", "max_share"],
+            &[
+                "host",
+                "path_prefix",
+                "service",
+                "min_share",
+                "max_share",
+                "max_refused",
+            ],
         );
         let host = table.required_string(sink, "host", "add host = \"shop.example.com\"");
-        let service = table.required_string(sink, "service", "add service = \"web\"");
         let path_prefix = table.string(sink, "path_prefix");
         if let Some(p) = &path_prefix
             && !p.value.starts_with('/')
@@ -229,15 +236,27 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
         }
         let min_share = table.fraction(sink, "min_share");
         let max_share = table.fraction(sink, "max_share");
-        if table.get("min_share").is_none() && table.get("max_share").is_none() {
+        let max_refused = table.fraction(sink, "max_refused");
+        let shares = table.get("min_share").is_some() || table.get("max_share").is_some();
+        // A share bound is about one service; a refusal bound is about the scope alone.
+        let service = if shares || table.get("service").is_some() {
+            let service = table.required_string(sink, "service", "add service = \"web\"");
+            if service.is_none() {
+                continue;
+            }
+            service
+        } else {
+            None
+        };
+        if !shares && table.get("max_refused").is_none() {
             sink.push(
                 Diagnostic::error(
                     codes::MISSING_KEY,
-                    "an intent needs `min_share` or `max_share`",
+                    "an intent needs `min_share`, `max_share` or `max_refused`",
                 )
                 .at(table.span, "no bound")
                 .with_help(
-                    "add min_share = 0.9 (at least 90 % of this traffic reaches the service)",
+                    "add min_share = 0.9 (at least 90 % of this traffic reaches the service) or max_refused = 0.01 (policies refuse at most 1 % of it)",
                 ),
             );
             continue;
@@ -253,7 +272,7 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
             );
             continue;
         }
-        let (Some(host), Some(service)) = (host, service) else {
+        let Some(host) = host else {
             continue;
         };
         out.push(Intent {
@@ -263,6 +282,7 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
             service,
             min_share,
             max_share,
+            max_refused,
         });
     }
     out

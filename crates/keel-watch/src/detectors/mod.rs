@@ -46,7 +46,7 @@ pub enum Detector {
 
 impl Detector {
     /// Every detector.
-    pub const ALL: [Detector; 6] = [
+    pub const ALL: [Detector; 7] = [
         Detector::Share,
         Detector::Errors,
         Detector::Identity,
