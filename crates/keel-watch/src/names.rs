@@ -68,7 +68,7 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 27] = [
+pub const ALL: [&str; 28] = [
     REQUESTS,
     POLICY_REFUSALS,
     REDIRECTS,
