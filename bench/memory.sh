@@ -12,7 +12,10 @@
 #   +3s       3 s after they all closed
 #   settled   --settle seconds after they all closed
 #
-# and the table gives (peak - start) / N as the memory each connection holds.
+# and RssAnon (private memory: heap, stacks) at start and settled, to tell what the
+# process keeps from the binary's file pages the wave's code paths touched (shared,
+# clean, and reclaimed by the kernel whenever it needs them). The table gives
+# (peak - start) / N as the memory each connection holds.
 #
 # Modes:
 #   idle      one complete GET per connection, response read, connection left open
@@ -281,10 +284,10 @@ echo
 awk '$1 == "ROW" {
   mb = 1024
   if (!hdr++) {
-    printf "| proxy | mode | conns (reached) | VmRSS start -> peak -> +3 s -> +%ss (MB) | per connection (kB) | settled vs start |\n", $10
-    printf "|---|---|---|---|---|---|\n"
+    printf "| proxy | mode | conns (reached) | VmRSS start -> peak -> +3 s -> +%ss (MB) | per connection (kB) | settled vs start | RssAnon start -> settled (MB) |\n", $10
+    printf "|---|---|---|---|---|---|---|\n"
   }
   per = ($5 > 0) ? ($7 - $6) / $5 : 0
-  printf "| %s | %s | %d (%d) | %.1f -> %.1f -> %.1f -> %.1f | %.2f | %+.0f%% |\n", $2, $3, $4, $5, $6 / mb, $7 / mb, $8 / mb, $9 / mb, per, ($6 > 0 ? 100 * ($9 - $6) / $6 : 0)
+  printf "| %s | %s | %d (%d) | %.1f -> %.1f -> %.1f -> %.1f | %.2f | %+.0f%% | %.1f -> %.1f (%+.0f%%) |\n", $2, $3, $4, $5, $6 / mb, $7 / mb, $8 / mb, $9 / mb, per, ($6 > 0 ? 100 * ($9 - $6) / $6 : 0), $11 / mb, $12 / mb, ($11 > 0 ? 100 * ($12 - $11) / $11 : 0)
 }' "$ROWS" | tee "$OUTDIR/table.md"
 echo "raw rows: $ROWS"

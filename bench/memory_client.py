@@ -12,7 +12,10 @@ Modes:
            (a slow client, or one still typing its headers).
 
 Prints one machine-readable line per proxy:
-  ROW name mode conns opened start_kb peak_kb after3_kb settled_kb settle_s
+  ROW name mode conns opened start_kb peak_kb after3_kb settled_kb settle_s anon_start_kb anon_settled_kb
+where the *_kb are VmRSS and anon_* RssAnon (the heap, stacks and other private memory,
+without the binary's own pages that the wave's code paths brought in: those are the
+file's, shared, and given back by the kernel whenever it needs them).
 Only 127.0.0.1 is ever connected to; every wait is bounded.
 """
 
@@ -63,14 +66,15 @@ def tree_pids(root):
     return out
 
 
-def rss_kb(root):
-    """VmRSS in kB summed over `root`'s process tree."""
+def rss_kb(root, field="VmRSS"):
+    """`field` of /proc/PID/status (VmRSS, RssAnon) in kB summed over `root`'s process
+    tree."""
     total = 0
     for pid in tree_pids(root):
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1])
                         break
         except OSError:
@@ -151,6 +155,7 @@ def main():
         targets.append((name, int(port), int(pid)))
 
     start = {name: rss_kb(pid) for name, _, pid in targets}
+    anon_start = {name: rss_kb(pid, "RssAnon") for name, _, pid in targets}
     held, peak, opened = {}, {}, {}
     # One proxy at a time, so that each gets the whole machine while its connections open.
     for name, port, pid in targets:
@@ -169,11 +174,12 @@ def main():
     if rest > 0:
         time.sleep(rest)
     settled = {name: rss_kb(pid) for name, _, pid in targets}
+    anon_settled = {name: rss_kb(pid, "RssAnon") for name, _, pid in targets}
     settle_s = time.monotonic() - closed_at
     for name, _, _ in targets:
         print(
             f"ROW {name} {args.mode} {args.conns} {opened[name]} {start[name]} {peak[name]} "
-            f"{after3[name]} {settled[name]} {settle_s:.0f}",
+            f"{after3[name]} {settled[name]} {settle_s:.0f} {anon_start[name]} {anon_settled[name]}",
             flush=True,
         )
 

@@ -2,7 +2,8 @@
 # What a route's traffic policies cost on the hot path: requests/s through one route with
 # header rules (set two, remove one, both ways), a rate limit (client_ip key, set high
 # enough that nothing is refused: the bucket work is measured, not 429s) and an allow
-# list, against the same route without them (issue 24; goal: under 5 % cost).
+# list, against the same route without them (issue 24; goal: under 5 % cost). The other
+# half of issue 24's benchmark, compression against nginx's gzip, is bench/compress.sh.
 #
 #   bench/policies.sh [SECONDS] [ROUNDS]    (defaults 10, 1: one noisy run of 2 x 10 s)
 #

@@ -163,6 +163,7 @@ addr = "127.0.0.1:0"
 worker_threads = 1
 
 [services.live]
+allow_no_identity = true
 
 [pools.live]
 service = "live"

@@ -107,9 +107,8 @@ pub fn evaluate(
             continue;
         }
         let route = table.find(&request);
-        let reaching = route.map_or(0.0, |id| {
-            route_share_to_service(config, table, id, &intent.service.value)
-        });
+        let service = intent.service.as_ref().map_or("", |s| s.value.as_str());
+        let reaching = route.map_or(0.0, |id| route_share_to_service(config, table, id, service));
         result.requests += 1;
         result.weight += weight;
         reaching_weight += weight * reaching;
@@ -137,7 +136,10 @@ pub fn static_space(
 }
 
 /// [`static_space`] over routes already read and indexed.
-fn static_space_with(analyzer: &Analyzer<'_>, intent: &Intent) -> Vec<(RequestShape, f64)> {
+pub(crate) fn static_space_with(
+    analyzer: &Analyzer<'_>,
+    intent: &Intent,
+) -> Vec<(RequestShape, f64)> {
     let scope = Pred {
         listeners: Vec::new(),
         host: HostPred::Exact(&intent.host),
@@ -186,21 +188,26 @@ pub(crate) fn diagnostics_with(config: &Config, analyzer: &Analyzer<'_>) -> Vec<
     let table = analyzer.table;
     let mut out = Vec::new();
     for intent in &config.intents {
+        // A refusal bound alone (`max_refused`) is judged by `crate::refusal_intents`.
+        let Some(service) = intent
+            .service
+            .as_ref()
+            .filter(|_| intent.min_share.is_some() || intent.max_share.is_some())
+        else {
+            continue;
+        };
         let scope = format!(
             "{}{}",
             intent.host,
             intent.path_prefix.as_deref().unwrap_or("/")
         );
-        if !config.services.contains_key(intent.service.value.as_str()) {
+        if !config.services.contains_key(service.value.as_str()) {
             out.push(
                 Diagnostic::error(
                     codes::INTENT_VIOLATED,
-                    format!(
-                        "intent for {scope} names unknown service `{}`",
-                        intent.service
-                    ),
+                    format!("intent for {scope} names unknown service `{service}`"),
                 )
-                .at(intent.service.span, "no service by this name")
+                .at(service.span, "no service by this name")
                 .with_help("name a service declared under [services]"),
             );
             continue;
@@ -215,7 +222,7 @@ pub(crate) fn diagnostics_with(config: &Config, analyzer: &Analyzer<'_>) -> Vec<
             format!(
                 "intent violated: {} of {scope} traffic reaches `{}`; the intent says {}",
                 percent(share),
-                intent.service,
+                service,
                 bound_text(intent)
             ),
         )
@@ -225,8 +232,7 @@ pub(crate) fn diagnostics_with(config: &Config, analyzer: &Analyzer<'_>) -> Vec<
             result.requests
         ));
         for example in result.elsewhere.iter().take(5) {
-            diagnostic =
-                diagnostic.with_note(describe(config, table, example, &intent.service.value));
+            diagnostic = diagnostic.with_note(describe(config, table, example, &service.value));
         }
         let elsewhere: Vec<Value> = result
             .elsewhere
@@ -245,7 +251,7 @@ pub(crate) fn diagnostics_with(config: &Config, analyzer: &Analyzer<'_>) -> Vec<
                 .with_data(json!({
                     "host": intent.host,
                     "path_prefix": intent.path_prefix,
-                    "service": intent.service.value,
+                    "service": service.value,
                     "share": share,
                     "min_share": intent.min_share,
                     "max_share": intent.max_share,

@@ -7,7 +7,8 @@
 //!
 //! The stages are public for tools that want one of them: [`shadow`] (shadowed routes
 //! with witness requests, the catch-all check), [`route_tests`] (`[[tests]]`),
-//! [`intents`] (traffic-share bounds over any weighted request set) and [`probe`]
+//! [`intents`] (traffic-share bounds over any weighted request set),
+//! [`refusal_intents`] (`max_refused` on the static request space) and [`probe`]
 //! (live backend probes for `keel check --probe`).
 
 pub mod fleet;
@@ -16,7 +17,9 @@ mod lints;
 mod loader;
 mod policy_tests;
 pub mod probe;
+pub mod redirects;
+pub mod refusal_intents;
 pub mod route_tests;
 pub mod shadow;
 
-pub use loader::{Loaded, check, is_hard, load, load_in, read_certificates};
+pub use loader::{Loaded, Pinned, check, is_hard, load, load_in, load_pinned, read_certificates};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use keel_config::{Config, Diagnostic, Report, Severity, codes, config_dir, parse};
 use keel_route::RouteTable;
 
-use crate::{intents, lints, route_tests, shadow};
+use crate::{intents, lints, redirects, refusal_intents, route_tests, shadow};
 
 /// The outcome of loading a config.
 #[derive(Debug)]
@@ -99,6 +99,22 @@ pub fn load(file: &str, source: &str) -> Loaded {
 /// rather than at `file`'s directory: a stored generation (reported as `generation N`)
 /// restored at start, whose certificates sit beside the config file `keel serve` names.
 pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded {
+    load_pinned(file, source, config_dir, &Pinned::new())
+}
+
+/// Certificate bytes a caller already has, by certificate name: a stored generation's
+/// pinned copies (`keel-control`'s `pins`), served instead of what the files hold now.
+pub type Pinned = std::collections::BTreeMap<String, Arc<keel_config::CertificateFiles>>;
+
+/// [`load_in`] with the certificates named in `pinned` taken from there instead of
+/// their files: a stored generation rebuilt with the exact bytes it served. Every other
+/// certificate is read from its files; all of them are checked alike.
+pub fn load_pinned(
+    file: &str,
+    source: &str,
+    config_dir: &std::path::Path,
+    pinned: &Pinned,
+) -> Loaded {
     let parsed = parse(source);
     let mut report = Report::new(file, source);
     let parse_failed = parsed.has_errors();
@@ -118,6 +134,11 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
         };
     }
     let mut config = parsed.config;
+    for (name, files) in pinned {
+        if let Some(certificate) = config.certificates.get_mut(name) {
+            certificate.files = Some(Arc::clone(files));
+        }
+    }
     // Certificate files are read once, here: the generation keeps these bytes, so it
     // serves exactly what was checked (paths are relative to the config file).
     let mut findings = read_certificates(&mut config, config_dir);
@@ -156,16 +177,19 @@ pub fn load_in(file: &str, source: &str, config_dir: &std::path::Path) -> Loaded
     if let Some(table) = &table {
         // Read the routes once for every table-based stage.
         let analyzer = shadow::Analyzer::for_config(&config, table);
+        let analysis = shadow::analyze_with(&analyzer, shadow::MAX_TOTAL_WORK);
         findings.extend(shadow::diagnostics(
             &config,
-            &shadow::analyze_with(&analyzer, shadow::MAX_TOTAL_WORK),
+            &redirects::forgive_shadows(&config, table, analysis),
         ));
+        findings.extend(redirects::loop_diagnostics(&config, table));
         findings.extend(shadow::catch_all_diagnostic(
             &config,
             &shadow::catch_all_with(&analyzer),
         ));
         findings.extend(route_tests::diagnostics(&config, table));
         findings.extend(intents::diagnostics_with(&config, &analyzer));
+        findings.extend(refusal_intents::diagnostics_with(&config, &analyzer));
     }
     findings.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
     report.extend(findings);

@@ -1,8 +1,10 @@
 //! The policy side of route test expectations, once a route matched: the status the
 //! route's policies give the test request (`403` from its address rule for the test's
-//! `client`, a fixed answer's own status, `429` for a route with a rate limit) and the
-//! path its `rewrite` forwards (`rewritten_path`). The data plane judges in the same
-//! order: address rule, then rate limit, then fixed answer or forwarding.
+//! `client`, a fixed answer's or a redirect's own status, `429` for a route with a rate
+//! limit), the path its `rewrite` forwards (`rewritten_path`) and a redirect's
+//! `Location` (`location`, built by the data plane's rule from the test URL's scheme,
+//! host, port, path and query). The data plane judges in the same order: address rule,
+//! then rate limit, then fixed answer, redirect or forwarding.
 
 use keel_config::{Route, RouteTest};
 
@@ -48,6 +50,34 @@ pub(crate) fn failures(route: &Route, test: &RouteTest, out: &mut Vec<String>) {
                 "expected status {status}, got {} (the fixed answer of route `{name}`)",
                 answer.value.status.value
             ));
+        } else if let Some(redirect) = route.redirect()
+            && redirect.value.status.value != status
+        {
+            out.push(format!(
+                "expected status {status}, got {} (the redirect of route `{name}`)",
+                redirect.value.status.value
+            ));
+        }
+    }
+    if let Some(expected) = &expect.location {
+        match route.redirect() {
+            None => out.push(format!(
+                "expected location `{expected}`, but route `{name}` does not redirect"
+            )),
+            Some(redirect) => {
+                let got = redirect
+                    .value
+                    .location(&test_redirect_request(test).as_request());
+                match got {
+                    Some(got) if &got == expected => {}
+                    Some(got) => out.push(format!(
+                        "expected location `{expected}`, got `{got}` (the redirect of route `{name}`)"
+                    )),
+                    None => out.push(format!(
+                        "expected location `{expected}`, but route `{name}` has no Location for this request's host"
+                    )),
+                }
+            }
         }
     }
     if let Some(expected) = &expect.rewritten_path {
@@ -59,7 +89,7 @@ pub(crate) fn failures(route: &Route, test: &RouteTest, out: &mut Vec<String>) {
             _ => None,
         }
         .unwrap_or_else(|| test.path.clone());
-        if route.respond().is_some() {
+        if route.answers_itself() {
             out.push(format!(
                 "expected rewritten path `{expected}`, but route `{name}` answers itself (nothing is forwarded)"
             ));
@@ -68,6 +98,37 @@ pub(crate) fn failures(route: &Route, test: &RouteTest, out: &mut Vec<String>) {
                 "expected rewritten path `{expected}`, got `{got}` (route `{name}`)"
             ));
         }
+    }
+}
+
+/// The owned parts of a test's request a redirect reads.
+struct TestRedirectRequest {
+    scheme: keel_config::RedirectScheme,
+    authority: String,
+    path_and_query: String,
+}
+
+impl TestRedirectRequest {
+    fn as_request(&self) -> keel_config::RedirectRequest<'_> {
+        keel_config::RedirectRequest {
+            scheme: self.scheme,
+            authority: Some(&self.authority),
+            path_and_query: &self.path_and_query,
+        }
+    }
+}
+
+fn test_redirect_request(test: &RouteTest) -> TestRedirectRequest {
+    TestRedirectRequest {
+        scheme: test.scheme,
+        authority: match test.port {
+            Some(port) => format!("{}:{port}", test.host),
+            None => test.host.clone(),
+        },
+        path_and_query: match &test.query {
+            Some(query) => format!("{}?{query}", test.path),
+            None => test.path.clone(),
+        },
     }
 }
 

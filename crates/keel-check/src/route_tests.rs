@@ -8,9 +8,15 @@
 //! - `service`: the route declares this service and every pool it can send to (weight
 //!   above zero) serves it, so a route aimed at another service's pool fails;
 //! - `status = 404`: no route matches (Keel answers `404` with `keel-error: no-route`);
-//!   `403`, `429`, a fixed answer's status and `rewritten_path` are judged by the
-//!   route's policies (see [`crate::policy_tests`]); any other status only requires
-//!   that some route matches, since the backend's answer is not known before serving.
+//!   `403`, `429`, a fixed answer's or a redirect's status, `rewritten_path` and a
+//!   redirect's `location` are judged by the route's policies (see
+//!   [`crate::policy_tests`]); any other status only requires that some route
+//!   matches, since the backend's answer is not known before serving.
+//!
+//! A test request comes in on the listener its URL reaches (`https` on a TLS listener,
+//! `http` on a plain one, the port when the URL names one) when exactly one does, so
+//! routes limited to other listeners (a `to-https` redirect on the plain listener) are
+//! passed over as the data plane passes them over.
 
 use std::collections::HashSet;
 
@@ -52,6 +58,18 @@ pub fn test_request(test: &RouteTest) -> RequestShape {
     request
 }
 
+/// The request a test sends, on the listener its URL reaches in `config` when exactly
+/// one does (by scheme, TLS for `https`, and port; see
+/// [`crate::redirects::listeners_for`]); otherwise on no listener in particular, so
+/// that routes limited to listeners are not passed over.
+pub fn test_request_in(config: &Config, test: &RouteTest) -> RequestShape {
+    let mut request = test_request(test);
+    if let [listener] = crate::redirects::listeners_for(config, test.scheme, test.port)[..] {
+        request.listener = Some(listener.to_string());
+    }
+    request
+}
+
 /// Runs every route test of `config` against `table`.
 pub fn run_tests(config: &Config, table: &RouteTable) -> Vec<TestOutcome> {
     config
@@ -59,7 +77,7 @@ pub fn run_tests(config: &Config, table: &RouteTable) -> Vec<TestOutcome> {
         .iter()
         .enumerate()
         .map(|(index, test)| {
-            let request = test_request(test);
+            let request = test_request_in(config, test);
             let route = table.find(&request);
             TestOutcome {
                 test: index,
@@ -124,7 +142,7 @@ fn failures(
         let declared = config
             .services
             .get_index(compiled.service.unwrap_or(usize::MAX))
-            .map_or("none (a fixed answer)", |(name, _)| name.as_str());
+            .map_or("none (Keel answers itself)", |(name, _)| name.as_str());
         if declared != service {
             out.push(format!(
                 "expected service `{service}`, got route `{got_name}` of service `{declared}`"
@@ -160,6 +178,9 @@ fn describe_expectation(test: &RouteTest) -> String {
     if let Some(path) = &expect.rewritten_path {
         parts.push(format!("rewritten path `{path}`"));
     }
+    if let Some(location) = &expect.location {
+        parts.push(format!("location `{location}`"));
+    }
     parts.join(", ")
 }
 
@@ -185,6 +206,7 @@ fn expected_json(test: &RouteTest) -> Value {
         "pool": test.expect.pool,
         "service": test.expect.service,
         "status": test.expect.status,
+        "location": test.expect.location,
     })
 }
 

@@ -51,6 +51,9 @@ pub const CERT_EXPIRED: &str = "K121";
 pub const CERT_KEY_MISMATCH: &str = "K122";
 /// A certificate or key file that cannot be read or parsed.
 pub const CERT_UNREADABLE: &str = "K123";
+/// A redirect route whose `Location` brings its own requests back to it: clients loop
+/// until they give up.
+pub const REDIRECT_LOOP: &str = "K125";
 
 /// A route no request can reach: earlier routes match everything it matches.
 pub const FULLY_SHADOWED: &str = "K201";
@@ -91,6 +94,11 @@ pub const PUBLIC_TRUSTED_PROXY: &str = "K215";
 /// A route that lets `upgrades` through to a pool that cannot carry them (an HTTP/2 or
 /// TLS pool: tunnels are relayed over plain HTTP/1.1).
 pub const UPGRADES_UNSERVABLE: &str = "K216";
+/// A redirect route that takes requests a later route would forward, and whose new URL
+/// does not bring them back to it.
+pub const REDIRECT_SHADOWS: &str = "K217";
+/// A redirect to `https` for a host no certificate of a TLS listener covers.
+pub const REDIRECT_TLS_UNCOVERED: &str = "K218";
 
 /// A route to an HTTP/2 pool that does not match gRPC's content type: fine, but its
 /// gRPC and other traffic share one route's timeout, retries and stats.

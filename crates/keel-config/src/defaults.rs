@@ -28,6 +28,9 @@ pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const FIXED_ANSWER_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 /// Largest body of a fixed answer (64 KiB): it is held in memory by every generation.
 pub const MAX_FIXED_ANSWER_BODY: usize = 64 * 1024;
+/// Status of a redirect route (`redirect = { .. }`) that names none (308 Permanent
+/// Redirect: the client keeps the method and body, and may cache it).
+pub const REDIRECT_STATUS: u16 = 308;
 /// A rate limit's refill period when it names none (1 second).
 pub const RATE_LIMIT_PER: Duration = Duration::from_secs(1);
 /// Longest rate limit period (1 day).

@@ -22,6 +22,7 @@ mod model;
 mod parse;
 mod policy;
 mod reader;
+mod redirect;
 mod span;
 mod tls;
 
@@ -37,9 +38,10 @@ pub use parse::routes::parse_host_match;
 pub use parse::tests_intents::{RequestLine, parse_request_line, strip_port};
 pub use parse::{Parsed, parse};
 pub use policy::{
-    Access, AccessMode, Cidr, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
+    Access, AccessMode, Cidr, ContentCoding, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
     KEEL_RESPONSE_HEADERS, RateKey, RateLimit, Rewrite,
 };
+pub use redirect::{REDIRECT_STATUSES, Redirect, RedirectRequest, RedirectScheme};
 pub use span::{Located, Span, line_col};
 pub use tls::{
     Certificate, CertificateFacts, CertificateFiles, Hsts, ListenerTls, MAX_CERTIFICATE_FILE_BYTES,

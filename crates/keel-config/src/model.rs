@@ -264,8 +264,8 @@ pub struct Route {
     /// Required headers: lower-case name and exact value.
     pub headers: Vec<Located<(String, String)>>,
     /// What the route does with a request: forward it to a service's pools, or answer
-    /// it itself. Read it through [`Route::service`], [`Route::target`] and
-    /// [`Route::respond`].
+    /// it itself (a fixed answer or a redirect). Read it through [`Route::service`],
+    /// [`Route::target`], [`Route::respond`] and [`Route::redirect`].
     pub action: RouteAction,
     /// Deadline for the backend's response headers, all attempts together.
     pub timeout: Located<Duration>,
@@ -298,6 +298,9 @@ pub struct Route {
     pub rewrite: Option<Located<crate::policy::Rewrite>>,
     /// The route's rate limit, if any.
     pub rate_limit: Option<Located<crate::policy::RateLimit>>,
+    /// The codings the route may compress a backend's answer with, in the route's order
+    /// of preference (`compress = ["gzip", "br"]`); `None`: answers pass as they come.
+    pub compress: Option<Located<Vec<crate::policy::ContentCoding>>>,
 }
 
 /// What a route does with the requests it matches.
@@ -312,22 +315,24 @@ pub enum RouteAction {
     },
     /// Answer with a fixed response; no pool, no service (`respond = { .. }`).
     Respond(Located<crate::policy::FixedAnswer>),
+    /// Answer with a redirect; no pool, no service (`redirect = { .. }`).
+    Redirect(Located<crate::redirect::Redirect>),
 }
 
 impl Route {
-    /// The service that must answer, or `None` for a fixed-answer route.
+    /// The service that must answer, or `None` for a route Keel answers itself.
     pub fn service(&self) -> Option<&Located<String>> {
         match &self.action {
             RouteAction::Forward { service, .. } => Some(service),
-            RouteAction::Respond(_) => None,
+            RouteAction::Respond(_) | RouteAction::Redirect(_) => None,
         }
     }
 
-    /// Where matching requests go, or `None` for a fixed-answer route.
+    /// Where matching requests go, or `None` for a route Keel answers itself.
     pub fn target(&self) -> Option<&Located<Target>> {
         match &self.action {
             RouteAction::Forward { target, .. } => Some(target),
-            RouteAction::Respond(_) => None,
+            RouteAction::Respond(_) | RouteAction::Redirect(_) => None,
         }
     }
 
@@ -335,8 +340,22 @@ impl Route {
     pub fn respond(&self) -> Option<&Located<crate::policy::FixedAnswer>> {
         match &self.action {
             RouteAction::Respond(answer) => Some(answer),
-            RouteAction::Forward { .. } => None,
+            RouteAction::Forward { .. } | RouteAction::Redirect(_) => None,
         }
+    }
+
+    /// The redirect rule of a `redirect` route.
+    pub fn redirect(&self) -> Option<&Located<crate::redirect::Redirect>> {
+        match &self.action {
+            RouteAction::Redirect(redirect) => Some(redirect),
+            RouteAction::Forward { .. } | RouteAction::Respond(_) => None,
+        }
+    }
+
+    /// True when Keel answers the route's requests itself (`respond` or `redirect`):
+    /// no service, no pool.
+    pub fn answers_itself(&self) -> bool {
+        !matches!(self.action, RouteAction::Forward { .. })
     }
 
     /// The pools the route may send to, with weights; none for a fixed answer.
@@ -466,6 +485,13 @@ pub struct RouteTest {
     pub host: String,
     /// Path of the request URL, without query.
     pub path: String,
+    /// The URL's scheme: picks the listener the request is routed as coming in on
+    /// (see `keel_check::route_tests`), and a redirect's `Location` starts from it.
+    pub scheme: crate::redirect::RedirectScheme,
+    /// The URL's port, if it names one.
+    pub port: Option<u16>,
+    /// The URL's query (without `?`), if any: a redirect keeps it.
+    pub query: Option<String>,
     /// Extra request headers (lower-case names).
     pub headers: Vec<(String, String)>,
     /// The client address the request comes from (`client = "203.0.113.9"`), for the
@@ -485,11 +511,14 @@ pub struct Expect {
     /// Service that must answer.
     pub service: Option<String>,
     /// Status: 404 when no route may match, 403 when the route's address rule refuses
-    /// the test's `client`, 429 when the route has a rate limit, a fixed answer's status.
+    /// the test's `client`, 429 when the route has a rate limit, a fixed answer's or a
+    /// redirect's status.
     pub status: Option<u16>,
     /// The path the backend sees, after the route's `rewrite` (the path as sent when the
     /// route has none).
     pub rewritten_path: Option<String>,
+    /// The `Location` of a redirect route's answer.
+    pub location: Option<String>,
 }
 
 /// A declared bound on the share of some traffic that reaches a service.
@@ -501,12 +530,16 @@ pub struct Intent {
     pub host: String,
     /// Only requests under this path prefix.
     pub path_prefix: Option<String>,
-    /// The service whose share is bounded.
-    pub service: Located<String>,
+    /// The service whose share is bounded; `None` only for an intent that bounds
+    /// refusals alone (`max_refused`, no `min_share`/`max_share`).
+    pub service: Option<Located<String>>,
     /// Smallest allowed share (0..=1).
     pub min_share: Option<f64>,
     /// Largest allowed share (0..=1).
     pub max_share: Option<f64>,
+    /// Largest allowed share (0..=1) of the requests in scope that the config's
+    /// policies refuse (`403` by an address rule, `429` by a rate limit).
+    pub max_refused: Option<f64>,
 }
 
 /// Gate and guard settings (`[safety]`).

@@ -1,7 +1,8 @@
 //! Traffic policies a route carries besides its target: the client address rule
 //! (`allow = [..]` / `deny = [..]`), the header rules (`request_headers`,
 //! `response_headers`), the path rewrite (`rewrite = { path_prefix }`) and the fixed
-//! answer of a route without a pool (`respond = { status, body, content_type }`).
+//! answer of a route without a pool (`respond = { status, body, content_type }`), and
+//! the codings a route compresses answers with (`compress = ["gzip", "br"]`).
 //! Parsing lives in `parse/policies.rs`.
 
 use std::fmt;
@@ -299,12 +300,58 @@ impl Rewrite {
     /// The path a backend sees for `path` when the route matched `matched` (a prefix of
     /// `path`), or `None` when `path` does not start with it. The query is kept.
     pub fn apply(&self, matched: &str, path: &str) -> Option<String> {
-        let rest = path.strip_prefix(matched)?;
-        let new = self.path_prefix.value.as_str();
-        // `/api` → `/` on `/api/x` gives `/x`, not `//x`.
-        match rest.strip_prefix('/') {
-            Some(tail) if new.ends_with('/') => Some(format!("{new}{tail}")),
-            _ => Some(format!("{new}{rest}")),
+        replace_prefix(&self.path_prefix.value, matched, path)
+    }
+}
+
+/// `path` with its prefix `matched` replaced by `new` (a rewrite's or a redirect's
+/// `path_prefix`), or `None` when `path` does not start with `matched`.
+pub(crate) fn replace_prefix(new: &str, matched: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(matched)?;
+    // `/api` → `/` on `/api/x` gives `/x`, not `//x`.
+    match rest.strip_prefix('/') {
+        Some(tail) if new.ends_with('/') => Some(format!("{new}{tail}")),
+        _ => Some(format!("{new}{rest}")),
+    }
+}
+
+/// A content coding Keel can compress answers with (`compress = ["gzip", "br"]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContentCoding {
+    /// `gzip` (RFC 1952).
+    Gzip,
+    /// `br`: Brotli (RFC 7932).
+    Brotli,
+}
+
+impl ContentCoding {
+    /// Every coding Keel knows, in the order the docs list them.
+    pub const ALL: [ContentCoding; 2] = [ContentCoding::Gzip, ContentCoding::Brotli];
+
+    /// The coding's index in [`ContentCoding::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            ContentCoding::Gzip => 0,
+            ContentCoding::Brotli => 1,
+        }
+    }
+
+    /// The token of `content-encoding` and `accept-encoding` (and of the config).
+    pub fn token(self) -> &'static str {
+        match self {
+            ContentCoding::Gzip => "gzip",
+            ContentCoding::Brotli => "br",
+        }
+    }
+
+    /// The coding a token names, without case; `x-gzip` is `gzip` (RFC 9110 §8.4.1.3).
+    pub fn from_token(token: &str) -> Option<ContentCoding> {
+        if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+            Some(ContentCoding::Gzip)
+        } else if token.eq_ignore_ascii_case("br") {
+            Some(ContentCoding::Brotli)
+        } else {
+            None
         }
     }
 }

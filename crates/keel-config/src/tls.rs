@@ -57,6 +57,22 @@ pub struct CertificateFacts {
     pub sha256: String,
 }
 
+impl CertificateFacts {
+    /// The facts in one line, as `keel diff` and `keel show` print them: `subject …,
+    /// SANs […], issuer …, not after …, ECDSA P-256 key, sha256 …`.
+    pub fn summary(&self) -> String {
+        format!(
+            "subject {}, SANs [{}], issuer {}, not after {}, {} key, sha256 {}",
+            self.subject,
+            self.dns_names.join(", "),
+            self.issuer,
+            self.not_after,
+            self.key_type,
+            self.sha256
+        )
+    }
+}
+
 /// The bytes of a certificate's chain and key files, as read at load time.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CertificateFiles {
@@ -160,7 +176,9 @@ pub fn config_dir(config_file: &str) -> PathBuf {
 
 /// Reads every certificate's chain and key file (paths relative to `config_dir`) into
 /// the config. A file that cannot be read is an error pointing at its key in the
-/// config (K123), and leaves that certificate without bytes.
+/// config (K123), and leaves that certificate without bytes. A certificate whose bytes
+/// are already there (a stored generation's pinned copy, put there by the loader's
+/// caller) is not read again.
 pub fn read_certificate_files(
     certificates: &mut indexmap::IndexMap<String, Certificate>,
     config_dir: &Path,
@@ -168,6 +186,9 @@ pub fn read_certificate_files(
     let mut findings = Vec::new();
     let acme_material = crate::acme::acme_material();
     for certificate in certificates.values_mut() {
+        if certificate.files.is_some() {
+            continue;
+        }
         if let Some(acme) = &certificate.acme {
             // No hook (a bare `keel check`): nothing to read; the lints on bytes skip it.
             let Some(material) = &acme_material else {

@@ -136,3 +136,101 @@ fn header_rule_mistakes_are_reported_where_they_stand() {
     let help = parsed.diagnostics[2].help.as_deref().unwrap_or("");
     assert!(help.contains("Keel writes"), "the error says why: {help}");
 }
+
+#[test]
+fn compress_keeps_its_codings_once_in_file_order() {
+    let parsed = parse(&format!(
+        "{BASE}compress = [\"br\", \"gzip\", \"x-gzip\"]\n"
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let codings: Vec<&str> = parsed.config.routes[0]
+        .compress
+        .as_ref()
+        .expect("codings")
+        .value
+        .iter()
+        .map(|c| c.token())
+        .collect();
+    assert_eq!(codings, ["br", "gzip"]);
+    assert!(parse(BASE).config.routes[0].compress.is_none());
+}
+
+#[test]
+fn unknown_codings_are_reported_where_they_stand() {
+    let source = format!("{BASE}compress = [\"gzip\", \"zstd\", 3]\n");
+    let parsed = parse(&source);
+    let pointed: Vec<(&str, &str, usize, usize)> = parsed
+        .diagnostics
+        .iter()
+        .filter_map(|d| {
+            let span = d.span?;
+            let (line, col) = keel_config::line_col(&source, span.start);
+            Some((d.code, &source[span.start..span.end], line, col))
+        })
+        .collect();
+    assert_eq!(
+        pointed,
+        [
+            (codes::INVALID_VALUE, "\"zstd\"", 14, 21),
+            (codes::WRONG_TYPE, "3", 14, 29),
+        ]
+    );
+    assert!(
+        parsed.diagnostics[0]
+            .message
+            .contains("unknown content coding `zstd`")
+    );
+    assert!(parsed.config.routes.is_empty());
+    let empty = parse(&format!("{BASE}compress = []\n"));
+    assert!(empty.has_errors(), "an empty list compresses nothing");
+    let fixed = parse(
+        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[[routes]]\nname = \"r\"\n\
+         respond = { status = 200 }\ncompress = [\"gzip\"]\n",
+    );
+    assert!(
+        fixed
+            .diagnostics
+            .iter()
+            .any(|d| d.code == codes::CONFLICTING_KEYS),
+        "{:#?}",
+        fixed.diagnostics
+    );
+}
+
+#[test]
+fn a_refusal_intent_needs_no_service_and_a_share_intent_still_does() {
+    let parsed = parse(&format!(
+        "{BASE}\n[[intents]]\nhost = \"Shop.Example.com:443\"\npath_prefix = \"/api\"\nmax_refused = 0.01\n"
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let intent = &parsed.config.intents[0];
+    assert_eq!(intent.host, "shop.example.com");
+    assert_eq!(intent.max_refused, Some(0.01));
+    assert!(intent.service.is_none());
+    let share = parse(&format!(
+        "{BASE}\n[[intents]]\nhost = \"shop.example.com\"\nmin_share = 0.5\n"
+    ));
+    assert!(
+        share
+            .diagnostics
+            .iter()
+            .any(|d| d.code == codes::MISSING_KEY),
+        "{:#?}",
+        share.diagnostics
+    );
+    assert!(share.config.intents.is_empty());
+    let none = parse(&format!(
+        "{BASE}\n[[intents]]\nhost = \"shop.example.com\"\nservice = \"s\"\n"
+    ));
+    assert!(
+        none.diagnostics
+            .iter()
+            .any(|d| d.message.contains("`max_refused`")),
+        "{:#?}",
+        none.diagnostics
+    );
+    let out_of_range = parse(&format!(
+        "{BASE}\n[[intents]]\nhost = \"shop.example.com\"\nmax_refused = 1.5\n"
+    ));
+    assert!(out_of_range.has_errors());
+}

@@ -96,6 +96,7 @@ impl Controller {
                 forced: false,
                 check_report: serde_json::json!({ "refusals": reasons }),
                 impact_report: None,
+                certificates: Default::default(),
             };
             let rejected = self
                 .with_store(move |s| s.record_rejection(refused))

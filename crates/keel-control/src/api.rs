@@ -139,6 +139,71 @@ pub struct GenerationDetail {
     pub check_report: serde_json::Value,
     /// Its blast-radius report, if any.
     pub impact_report: Option<serde_json::Value>,
+    /// Its certificates: names, leaf facts and pinned digests (never key bytes).
+    #[serde(default)]
+    pub certificates: Vec<CertificateView>,
+}
+
+/// One certificate of a generation, as `GET /generations/{id}` lists it. Nothing of
+/// the private key but the digest that names its pinned copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// `[certificates.NAME]`.
+    pub name: String,
+    /// The digest of the chain and key bytes the generation pinned (the name of their
+    /// copy in the state directory); `None` for an ACME certificate or a generation
+    /// recorded before certificates were pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+    /// What the leaf says, when its bytes are at hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<LeafFacts>,
+    /// Why there are no facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// A leaf certificate's facts (`keel_config::CertificateFacts` on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafFacts {
+    /// Subject (RFC 4514).
+    pub subject: String,
+    /// Subject alternative names (DNS), lower case.
+    pub dns_names: Vec<String>,
+    /// Issuer (RFC 4514).
+    pub issuer: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// `ECDSA P-256`, `RSA 2048`, ...
+    pub key_type: String,
+    /// SHA-256 fingerprint of the leaf (DER), lower-case hex.
+    pub sha256: String,
+}
+
+impl From<&keel_config::CertificateFacts> for LeafFacts {
+    fn from(facts: &keel_config::CertificateFacts) -> Self {
+        Self {
+            subject: facts.subject.clone(),
+            dns_names: facts.dns_names.clone(),
+            issuer: facts.issuer.clone(),
+            not_after: facts.not_after.clone(),
+            key_type: facts.key_type.clone(),
+            sha256: facts.sha256.clone(),
+        }
+    }
+}
+
+impl From<&LeafFacts> for keel_config::CertificateFacts {
+    fn from(facts: &LeafFacts) -> Self {
+        Self {
+            subject: facts.subject.clone(),
+            dns_names: facts.dns_names.clone(),
+            issuer: facts.issuer.clone(),
+            not_after: facts.not_after.clone(),
+            key_type: facts.key_type.clone(),
+            sha256: facts.sha256.clone(),
+        }
+    }
 }
 
 /// `GET /config`.
@@ -190,6 +255,7 @@ impl GenerationDetail {
             config: record.config_text,
             check_report: record.check_report,
             impact_report: record.impact_report,
+            certificates: Vec::new(),
         }
     }
 }

@@ -261,9 +261,11 @@ impl Controller {
         };
         outcome.timings.compile_us = micros(started);
 
-        // Stage 5: persist, in one transaction: active, or pending for a canary.
+        // Stage 5: persist, in one transaction: active, or pending for a canary. The
+        // certificates' copies are written first, so the record's pins always have them.
         let canary = matches!(choice, GuardChoice::Canary(_));
         let started = Instant::now();
+        let certificates = self.pin_certificates(config.clone()).await?;
         let record = NewGeneration {
             config_text: request.config_text.clone(),
             author: request.author.clone(),
@@ -272,10 +274,19 @@ impl Controller {
             forced: outcome.forced,
             check_report: stored_report(&outcome),
             impact_report: verdict.report,
+            certificates,
         };
         let meta_record = record.clone();
+        // Nothing will watch it here: a store with a node canary must not wait for a guard.
+        let unguarded = matches!(choice, GuardChoice::Off | GuardChoice::Bypassed);
         let id = match self
-            .with_store(move |s| s.record_apply(record, !canary))
+            .with_store(move |s| {
+                if unguarded {
+                    s.record_unguarded_apply(record, !canary)
+                } else {
+                    s.record_apply(record, !canary)
+                }
+            })
             .await
         {
             Ok(id) => id,

@@ -78,6 +78,19 @@ impl Controller {
         Ok(compiled.map_err(|e| e.to_string()))
     }
 
+    /// The certificate digests to record with an apply of `config`: with a state
+    /// directory, their copies are written first (`pins.rs`), so a recorded pin always
+    /// has its copy.
+    pub(crate) async fn pin_certificates(
+        &self,
+        config: Arc<Config>,
+    ) -> Result<std::collections::BTreeMap<String, String>, ControlError> {
+        match self.pins() {
+            None => Ok(crate::pins::certificate_digests(&config)),
+            Some(pins) => Ok(tokio::task::spawn_blocking(move || pins.pin(&config)).await??),
+        }
+    }
+
     /// Makes `candidate` the cache's active generation (after its swap).
     pub(crate) fn remember(&self, candidate: CachedGeneration, config: &Config) {
         let mut cache = self.cache();
@@ -103,6 +116,7 @@ impl Controller {
                 forced: request.force,
                 check_report: stored_report(&outcome),
                 impact_report: impact,
+                certificates: Default::default(),
             };
             outcome.generation = Some(self.with_store(move |s| s.record_rejection(record)).await?);
             if let Some(watcher) = self.watcher() {

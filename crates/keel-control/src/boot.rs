@@ -2,7 +2,9 @@
 //!
 //! * The store has an active generation: serve it, whatever the config file says now
 //!   (missing, broken or changed files are reported as notes, never applied silently),
-//!   and recompile the known-good generations kept for rollback.
+//!   and recompile the known-good generations kept for rollback. Both serve the
+//!   certificates they pinned in the state directory ([`prepare_in`],
+//!   `crate::pinned_load`), not what the certificate files hold now.
 //! * The store is empty: the config file goes through the normal apply pipeline and
 //!   becomes generation 1 (a refused file is recorded as rejected and startup fails).
 //! * `keel serve --adopt-config` ([`prepare_adopting`]): a config file that differs from
@@ -31,7 +33,9 @@ use crate::Controller;
 use crate::adopt::Adoption;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::hooks::Hooks;
-use crate::load::{load, load_in};
+use crate::load::load;
+use crate::pinned_load::load_record;
+use crate::pins::CertificatePins;
 use crate::request::{ApplyOutcome, ApplyRequest};
 use crate::settings::listener_changes;
 
@@ -134,7 +138,18 @@ pub fn prepare_adopting_forced(
     config_file: &Path,
     force: bool,
 ) -> Result<Prepared, BootError> {
-    let prepared = prepare(store, Some(config_file))?;
+    prepare_adopting_in(store, config_file, force, None)
+}
+
+/// [`prepare_adopting_forced`] for `keel serve --state-dir`: a stored generation is
+/// restored with the certificates it pinned there ([`prepare_in`]).
+pub fn prepare_adopting_in(
+    store: &dyn Store,
+    config_file: &Path,
+    force: bool,
+    state_dir: Option<&Path>,
+) -> Result<Prepared, BootError> {
+    let prepared = prepare_in(store, Some(config_file), state_dir)?;
     let Prepared::Restore {
         record,
         config,
@@ -178,6 +193,7 @@ pub fn prepare_adopting_forced(
                 forced: false,
                 check_report: loaded.report.to_json(),
                 impact_report: None,
+                certificates: Default::default(),
             })?;
             notes.push(format!(
                 "--adopt-config: {file} was refused (recorded as rejected generation {rejected}); \
@@ -206,6 +222,18 @@ impl Prepared {
 
 /// Decides what to serve: the store's active generation, or `config_file` on a first start.
 pub fn prepare(store: &dyn Store, config_file: Option<&Path>) -> Result<Prepared, BootError> {
+    prepare_in(store, config_file, None)
+}
+
+/// [`prepare`] for `keel serve --state-dir`: the stored active generation serves the
+/// certificates it pinned in `state_dir` (`crate::pins`), not what the files hold now.
+/// Without a state directory a pinned certificate is served from its files only if they
+/// still hold the pinned bytes.
+pub fn prepare_in(
+    store: &dyn Store,
+    config_file: Option<&Path>,
+    state_dir: Option<&Path>,
+) -> Result<Prepared, BootError> {
     if let Some(record) = store.active()? {
         // Relative certificate paths of the stored config start beside the config file
         // this start names (else the working directory), as they did when it was applied.
@@ -213,21 +241,24 @@ pub fn prepare(store: &dyn Store, config_file: Option<&Path>) -> Result<Prepared
             || std::path::PathBuf::from("."),
             |file| keel_config::config_dir(&file.to_string_lossy()),
         );
-        let loaded = load_in(
-            &format!("generation {}", record.id),
-            &record.config_text,
-            &config_dir,
-        );
-        let Some(config) = loaded.config_ignoring_policy() else {
+        let pins = state_dir.map(CertificatePins::in_state_dir);
+        let restored = load_record(&record, &config_dir, pins.as_ref()).map_err(|error| {
+            BootError::StoredConfigUnusable {
+                id: record.id,
+                reason: error.to_string(),
+            }
+        })?;
+        let Some(config) = restored.loaded.config_ignoring_policy() else {
             return Err(BootError::StoredConfigUnusable {
                 id: record.id,
-                reason: loaded.report.summary_line(),
+                reason: restored.loaded.report.summary_line(),
             });
         };
-        let notes = config_file
+        let mut notes: Vec<String> = config_file
             .map(|file| file_note(file, &record))
             .into_iter()
             .collect();
+        notes.extend(restored.notes);
         return Ok(Prepared::Restore {
             record: Box::new(record),
             config,
@@ -252,6 +283,7 @@ pub fn prepare(store: &dyn Store, config_file: Option<&Path>) -> Result<Prepared
                 forced: false,
                 check_report: loaded.report.to_json(),
                 impact_report: None,
+                certificates: Default::default(),
             })?;
             Err(BootError::FirstConfigRefused {
                 file,
@@ -328,7 +360,7 @@ impl Controller {
         store: Arc<dyn Store>,
         prepared: Prepared,
     ) -> Result<(Controller, BootReport), BootError> {
-        Self::start_guarded_with(store, prepared, None).await
+        Self::start_guarded_with(store, prepared, None, None).await
     }
 
     /// [`Controller::start_guarded`] with a state dir, as `keel serve` runs: the traffic
@@ -340,13 +372,28 @@ impl Controller {
         prepared: Prepared,
         state_dir: &Path,
     ) -> Result<(Controller, BootReport), BootError> {
-        Self::start_guarded_with(store, prepared, Some(state_dir)).await
+        Self::start_guarded_with(store, prepared, Some(state_dir), None).await
+    }
+
+    /// [`Controller::start_guarded_in`] as `keel serve --config FILE` runs: relative
+    /// paths of stored generations start at `config_file`'s directory
+    /// ([`Controller::set_config_dir`]), certificates are pinned in the state directory
+    /// ([`Controller::pin_certificates_in`]), and copies no stored generation pins any
+    /// more are removed once the start is done.
+    pub async fn start_guarded_at(
+        store: Arc<dyn Store>,
+        prepared: Prepared,
+        state_dir: &Path,
+        config_file: Option<&Path>,
+    ) -> Result<(Controller, BootReport), BootError> {
+        Self::start_guarded_with(store, prepared, Some(state_dir), config_file).await
     }
 
     async fn start_guarded_with(
         store: Arc<dyn Store>,
         prepared: Prepared,
         state_dir: Option<&Path>,
+        config_file: Option<&Path>,
     ) -> Result<(Controller, BootReport), BootError> {
         let plane = plane_for(&prepared)?;
         let (watcher, errors) = Watcher::start(plane.clone(), &prepared.config().alerts.webhooks);
@@ -354,13 +401,21 @@ impl Controller {
         for error in errors {
             controller.add_note(format!("alert webhook not used: {error}"));
         }
+        if let Some(file) = config_file {
+            controller.set_config_dir(keel_config::config_dir(&file.to_string_lossy()));
+        }
         if let Some(dir) = state_dir {
+            controller.pin_certificates_in(dir);
             let file = dir.join(crate::persisted_sample::SAMPLE_FILE_NAME);
             if let Some(note) = controller.use_sample_file(file) {
                 controller.add_note(note);
             }
         }
-        Self::boot(controller, prepared).await
+        let (controller, mut report) = Self::boot(controller, prepared).await?;
+        if let Some(note) = controller.sweep_pinned_certificates().await {
+            report.notes.push(note);
+        }
+        Ok((controller, report))
     }
 
     async fn boot(
@@ -459,9 +514,24 @@ impl Controller {
             cache.activate(cached(generation, &record), None);
         }
         let known_good = self.with_store(move |s| s.known_good(keep + 1)).await?;
+        // Relative paths start where the served config file is (the working directory
+        // without one); pinned certificates come from their copies.
+        let config_dir = self.config_dir().unwrap_or_else(|| PathBuf::from("."));
+        let pins = self.pins();
         for old in known_good.into_iter().filter(|g| g.id != id) {
-            let loaded = load(&format!("generation {}", old.id), &old.config_text);
-            let compiled = loaded
+            let restored = match load_record(&old, &config_dir, pins.as_ref()) {
+                Ok(restored) => restored,
+                Err(error) => {
+                    notes.push(format!(
+                        "known-good generation {} cannot be kept for rollback: {error}",
+                        old.id
+                    ));
+                    continue;
+                }
+            };
+            notes.extend(restored.notes);
+            let compiled = restored
+                .loaded
                 .config_ignoring_policy()
                 .filter(|c| listener_changes(&config, c).is_empty())
                 .and_then(|c| self.inner.plane.compile(old.id, c).ok());

@@ -53,6 +53,10 @@ pub(crate) struct Inner {
     /// The guarded apply being watched, if any (changed under the apply lock only).
     pub(crate) session: Mutex<Option<Session>>,
     pub(crate) next_session: AtomicU64,
+    /// Generations whose last watch ended without the evidence it waited for
+    /// (`guard/unproven.rs`): never promoted known-good while listed.
+    pub(crate) unproven:
+        Mutex<std::collections::BTreeMap<keel_store::GenerationId, crate::guard::UnprovenStatus>>,
     /// The `[alerts]` webhooks the watcher delivers to (url, timeout, attempts).
     pub(crate) webhooks: Mutex<Option<Vec<crate::guard::WebhookKey>>>,
     /// The stored generation an `--adopt-config` start replaces, compiled: the first
@@ -68,6 +72,9 @@ pub(crate) struct Inner {
     /// Where relative certificate paths of an applied config start: the directory of the
     /// config file `keel serve` was given (None: the working directory).
     pub(crate) config_dir: Mutex<Option<std::path::PathBuf>>,
+    /// Where the certificates of applied generations are pinned (`pins.rs`); None
+    /// without a state directory (an in-process controller): digests are still recorded.
+    pub(crate) pins: Mutex<Option<crate::pins::CertificatePins>>,
 }
 
 impl Controller {
@@ -85,6 +92,26 @@ impl Controller {
     pub(crate) fn config_dir(&self) -> Option<std::path::PathBuf> {
         self.inner
             .config_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Pins the certificates of generations applied from now on in `state_dir`
+    /// (`certificates/`), and rebuilds stored generations from those copies.
+    pub fn pin_certificates_in(&self, state_dir: &std::path::Path) {
+        *self
+            .inner
+            .pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some(crate::pins::CertificatePins::in_state_dir(state_dir));
+    }
+
+    /// Where certificates are pinned, if anywhere.
+    pub fn pins(&self) -> Option<crate::pins::CertificatePins> {
+        self.inner
+            .pins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -121,11 +148,13 @@ impl Controller {
                 started_at: SystemTime::now(),
                 session: Mutex::new(None),
                 next_session: AtomicU64::new(0),
+                unproven: Mutex::default(),
                 webhooks: Mutex::new(None),
                 adopt_baseline: Mutex::new(None),
                 persisted_sample: Mutex::default(),
                 node_config: Mutex::new(None),
                 config_dir: Mutex::new(None),
+                pins: Mutex::new(None),
             }),
         };
         if let Some(alerts) = alerts {

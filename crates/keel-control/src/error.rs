@@ -13,6 +13,10 @@ pub enum ControlError {
     /// generation still serves.
     #[error("cannot record the apply, the previous generation still serves: {0}")]
     Persist(StoreError),
+    /// The certificates of the apply could not be pinned in the state directory; nothing
+    /// was recorded and the previous generation still serves.
+    #[error("cannot pin the certificates, the previous generation still serves: {0}")]
+    Pin(#[from] crate::pins::PinError),
     /// No generation serves yet.
     #[error("no generation is active yet")]
     NothingActive,

@@ -7,9 +7,12 @@
 //! (`keel_check::fleet::with_node_keys`), and it is compiled (first probes included) and
 //! swapped here, in the control plane, under the apply lock like an apply or a rollback.
 //! The applying node's guard watches the change; this node's detectors keep running.
+//! A node that takes a generation as one of the fleet's canary nodes follows it with
+//! [`Controller::follow_watched`]: its own guard watches it as after an apply here, and
+//! an alarm reverts it (the revert's store rollback is what fails the node canary).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use keel_config::Config;
 use keel_store::GenerationRecord;
@@ -18,6 +21,7 @@ use crate::Controller;
 use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::controller::lock;
 use crate::error::ControlError;
+use crate::guard::{self, Trial};
 use crate::load::load_in;
 
 /// What [`Controller::follow`] did.
@@ -54,11 +58,26 @@ impl Controller {
     /// compile here (the node keeps serving what it served).
     pub async fn follow(&self, record: GenerationRecord) -> Result<Followed, ControlError> {
         let controller = self.clone();
-        tokio::spawn(async move { controller.run_follow(record).await }).await?
+        tokio::spawn(async move { controller.run_follow(record, false).await }).await?
     }
 
-    async fn run_follow(&self, record: GenerationRecord) -> Result<Followed, ControlError> {
+    /// [`Controller::follow`], then watched by this node's guard for the stricter `[safety]
+    /// watch` of the two configs (at least `[fleet] rollout.watch`), as after a full swap
+    /// applied here: a canary node of the
+    /// fleet's node canary. Without a watcher, or with nothing to judge it against, it is
+    /// not watched (as an apply would not be).
+    pub async fn follow_watched(&self, record: GenerationRecord) -> Result<Followed, ControlError> {
+        let controller = self.clone();
+        tokio::spawn(async move { controller.run_follow(record, true).await }).await?
+    }
+
+    async fn run_follow(
+        &self,
+        record: GenerationRecord,
+        watched: bool,
+    ) -> Result<Followed, ControlError> {
         let _serialized = self.inner.apply_lock.lock().await;
+        let previous = self.active();
         let serving = self.inner.plane.active().map(|a| a.primary.id);
         if serving == Some(record.id) {
             return Ok(Followed::AlreadyServing);
@@ -97,12 +116,50 @@ impl Controller {
             }
         };
         let generation = candidate.generation.clone();
+        let current = self.inner.plane.active().map(|a| a.primary.clone());
         self.inner.plane.activate(generation.clone());
         let config = generation.config.clone();
-        self.remember(candidate, &config);
+        self.remember(candidate.clone(), &config);
         let mut notes = Vec::new();
         self.became_primary(&generation, &mut notes);
         tracing::info!(generation = record.id, "following the fleet");
+        if watched {
+            self.watch_followed(candidate, current.as_deref(), previous);
+        }
         Ok(Followed::Swapped)
+    }
+
+    /// Starts the guard's watch of a followed generation (under the apply lock).
+    fn watch_followed(
+        &self,
+        candidate: CachedGeneration,
+        current: Option<&keel_proxy::Generation>,
+        previous: Option<CachedGeneration>,
+    ) {
+        if self.watcher().is_none() {
+            return;
+        }
+        let config = candidate.generation.config.clone();
+        let Some(baseline) = self.yardstick(previous, &config) else {
+            return;
+        };
+        if !config.detectors.enabled && !baseline.generation.config.detectors.enabled {
+            return;
+        }
+        let safety =
+            crate::strictness::stricter_safety(&baseline.generation.config.safety, &config.safety);
+        let plan = keel_watch::GuardPlan::new(&safety, None, Some(self.fleet_watch(safety.watch)));
+        let change = guard::change_summary(current, &config);
+        if let Some(watcher) = self.watcher() {
+            watcher.note_change(candidate.id(), &change);
+        }
+        let trial = Trial {
+            session: 0,
+            candidate,
+            baseline,
+            change,
+            started: Instant::now(),
+        };
+        let _watching = self.watch_full_swap(trial, &plan);
     }
 }

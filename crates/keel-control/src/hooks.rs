@@ -168,12 +168,14 @@ impl Default for Hooks {
 }
 
 /// A generation has alarms when the watcher raised alerts about it: what keeps a
-/// generation from becoming known-good.
+/// generation from becoming known-good. A `fleet_drift` alert is not one: it says the
+/// node is out of step with its fleet, nothing about how the generation serves.
 impl AlarmSource for Watcher {
     fn alarms(&self, generation: &Generation, since: SystemTime) -> Vec<Alarm> {
         self.alerts()
             .about(generation.id, since)
             .into_iter()
+            .filter(|alert| alert.detector != keel_watch::Detector::FleetDrift)
             .map(|alert| Alarm {
                 source: alert.detector.as_str().to_string(),
                 summary: alert.summary,

@@ -1,7 +1,8 @@
 //! Known-good promotion: a generation that has served for `[safety] known_good_after` (the
 //! longer of its own and that of the generation it replaced) with no alarm from the [`crate::AlarmSource`] (with a watcher: no alert about it since
-//! it became active), that the guard is no longer watching and that was never judged bad
-//! (no `mark-bad` event: see `trust.rs`), becomes a rollback target. Only evidence takes
+//! it became active), that the guard is no longer watching, whose last watch did not end
+//! without its evidence (`guard/unproven.rs`: an unproven watch must not vouch) and that
+//! was never judged bad (no `mark-bad` event: see `trust.rs`), becomes a rollback target. Only evidence takes
 //! the mark away again; a manual rollback away from it does not.
 //!
 //! [`Controller::promote_known_good`] does one check; [`run_known_good`] calls it on a
@@ -47,6 +48,10 @@ impl Controller {
         }
         let id = active.id();
         if self.judged_bad(id).await {
+            return Ok(None);
+        }
+        if self.is_unproven(id).await {
+            tracing::debug!(generation = id, "not known-good: its watch was unproven");
             return Ok(None);
         }
         match self

@@ -52,6 +52,8 @@ mod identity_stage;
 mod known_good;
 mod load;
 mod persisted_sample;
+pub mod pinned_load;
+pub mod pins;
 mod request;
 mod rollback;
 mod rollback_report;
@@ -70,12 +72,14 @@ pub use error::ControlError;
 pub use events::{record_proxy_events, to_store_event};
 pub use follow::Followed;
 pub use gate::{BlastRadiusGate, IMPACT_SCHEMA_VERSION, impact_text};
-pub use guard::{GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus, MIN_CANARY_PERCENT};
+pub use guard::{
+    GUARD_AUTHOR, GUARD_BYPASSED, GUARD_ORIGIN, GuardStatus, MIN_CANARY_PERCENT, UnprovenStatus,
+};
 pub use hooks::{
     Activated, Alarm, AlarmSource, AllowAll, Gate, GateInput, GateVerdict, Hooks, NoAlarms,
     NoWatch, Watch,
 };
-pub use keel_watch::{GuardPlan, Watcher};
+pub use keel_watch::{EvidenceWait, GuardPlan, Watcher};
 pub use known_good::{KNOWN_GOOD_TICK, run_known_good};
 pub use persisted_sample::{
     MAX_SAMPLE_FILE_BYTES, SAMPLE_FILE_NAME, SAMPLE_SAVE_EVERY, run_sample_saver,

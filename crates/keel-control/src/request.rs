@@ -191,6 +191,10 @@ pub enum GuardResult {
     /// A detector fired on a rollback's known-good target, but the generation it left
     /// had alarmed too: the target keeps serving (it is the way out) and the alert stays.
     Kept,
+    /// No detector fired, but the watch ran out of its extra time before every route that
+    /// had traffic before carried `min_requests`: the generation serves, unjudged on those
+    /// routes, and is not promoted known-good (`reason` names them).
+    Unproven,
 }
 
 /// What the guard did with an applied generation.

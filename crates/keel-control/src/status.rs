@@ -34,6 +34,10 @@ pub struct Status {
     /// The guarded apply being watched (a canary, or a full swap in its watch window).
     #[serde(default)]
     pub guard: Option<crate::guard::GuardStatus>,
+    /// The active generation's last watch ran out of time without the evidence it waited
+    /// for: it serves, but is not promoted known-good (`docs/detectors.md`).
+    #[serde(default)]
+    pub unproven: Option<crate::guard::UnprovenStatus>,
     /// Generations kept compiled for instant rollback, most recently replaced first.
     pub kept: Vec<KeptGeneration>,
     /// Backend health over the active generation's pools.
@@ -88,7 +92,7 @@ pub struct OpenAlert {
     pub id: u64,
     /// When it was raised (RFC 3339, UTC).
     pub time: String,
-    /// `share`, `errors`, `identity` or `latency`.
+    /// `share`, `errors`, `identity`, `latency`, `certificate` or `fleet_drift`.
     pub detector: String,
     /// `critical` or `warning`.
     pub severity: String,
@@ -208,6 +212,7 @@ impl Controller {
             }),
             canary,
             guard: self.guard_status(),
+            unproven: self.unproven_status(),
             kept: self
                 .kept()
                 .iter()

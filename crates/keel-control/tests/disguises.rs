@@ -3,256 +3,22 @@
 //! SQLite store, with a bounded load counting wrong answers per service
 //! (`keel_testkit::load_by_service`): a success given by another application.
 //!
-//! The shop: services `web` (2 backends), `legacy` (2), `checkout` (3), each with an
-//! `x-service` identity, and two more servers that answer as `legacy` in no pool (the
-//! old servers an edit may point a pool at); routes `/checkout-legacy` → legacy,
-//! `/checkout/cart` (route `cart`) and `/checkout` → checkout, `/legacy` → legacy, the
-//! rest → web, all for host `shop.example.com`. Pools have no health checks unless a test
-//! adds them: identity must be proven anyway.
-//!
-//! The loaded tests take turns ([`LOADED`]); the only waits are `eventually` loops.
+//! The shop and its load are `support/disguise_shop.rs`. The loaded tests take turns
+//! ([`LOADED`]); the only waits are `eventually` loops.
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Empty;
-use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller, GuardResult, Stage};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_control::{ApplyRequest, ApplyStatus, Controller, GuardResult, Stage};
 use keel_store::{EventQuery, SqliteStore, Store, kind};
-use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
+use keel_testkit::{IdentifiedShop, load_by_service, toml_list};
+use support::disguise_shop::{
+    Harness, LOADED, RPS, WARMUP, base, forced, known_good, refusal_text, request, serve,
+    shop_request,
+};
 use support::eventually;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-/// Requests per second of the test load (the issue's ~150 requests/s).
-const RPS: u32 = 150;
-/// Load before an apply, so the sample and the baseline have traffic.
-const WARMUP: Duration = Duration::from_secs(2);
-/// Short watch and known-good times, so a test sees the guard's verdict.
-const SAFETY: &str = "[safety]\nwatch = \"4s\"\nknown_good_after = \"1s\"\n";
-
-/// One loaded shop at a time.
-static LOADED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-struct Harness {
-    backends: IdentifiedShop,
-    controller: Controller,
-    store: Arc<SqliteStore>,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    /// Starts the shop serving [`base`] (with `checkout_pool_extra` in the checkout pool)
-    /// as generation 1.
-    async fn start(checkout_pool_extra: &str) -> Self {
-        let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-        let first = controller
-            .apply(request(base(&backends, checkout_pool_extra)))
-            .await
-            .expect("apply");
-        assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-        let (addr, stop) = serve(plane).await;
-        Harness {
-            backends,
-            controller,
-            store,
-            addr,
-            _stop: stop,
-            _dir: dir,
-        }
-    }
-
-    fn base(&self, checkout_pool_extra: &str) -> String {
-        base(&self.backends, checkout_pool_extra)
-    }
-
-    async fn apply(&self, request: ApplyRequest) -> ApplyOutcome {
-        self.controller.apply(request).await.expect("apply")
-    }
-
-    /// The two servers that answer as `legacy` but are in no pool.
-    fn stray(&self) -> String {
-        toml_list(&self.backends.addrs("legacy")[2..])
-    }
-
-    fn primary(&self) -> u64 {
-        self.controller.plane().active().map_or(0, |a| a.primary.id)
-    }
-
-    /// Starts the load in the background for `duration`.
-    fn load(&self, duration: Duration) -> tokio::task::JoinHandle<WrongAnswers> {
-        let addr = self.addr;
-        tokio::spawn(load_by_service(RPS, duration, move |n| {
-            shop_request(addr, n)
-        }))
-    }
-
-    /// Alert events the store filed on `generation`.
-    fn alerts_on(&self, generation: u64) -> usize {
-        self.store
-            .events(EventQuery {
-                kinds: vec![kind::ALERT.to_string()],
-                ..EventQuery::default()
-            })
-            .expect("events")
-            .iter()
-            .filter(|e| e.generation == Some(generation))
-            .count()
-    }
-}
-
-/// Request `n` of the mix and the service that must answer it: 30% checkout (a third
-/// of it `/checkout/cart`), 10% legacy, 60% web.
-/// Serves `plane` on 127.0.0.1:0 until the returned sender is dropped.
-async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = watch::channel(false);
-    let limits = ListenerLimits {
-        max_header_bytes: 64 * 1024,
-        max_headers: 100,
-        header_read_timeout: Duration::from_secs(10),
-        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-        drain_timeout: Duration::from_secs(2),
-    };
-    tokio::spawn(async move {
-        let _ = plane
-            .serve(listener, limits, async move {
-                let _ = stopped.changed().await;
-            })
-            .await;
-    });
-    (addr, stop)
-}
-
-fn shop_request(addr: SocketAddr, n: u64) -> (Request<Empty<Bytes>>, &'static str) {
-    let (path, service) = match n % 10 {
-        0 | 1 => ("/checkout/pay".to_string(), "checkout"),
-        2 => ("/checkout/cart".to_string(), "checkout"),
-        3 => ("/legacy/old".to_string(), "legacy"),
-        _ => (format!("/products/{}", n % 97), "web"),
-    };
-    let request = Request::builder()
-        .uri(format!("http://{addr}{path}"))
-        .header("host", "shop.example.com")
-        .body(Empty::new())
-        .expect("request");
-    (request, service)
-}
-
-fn request(text: String) -> ApplyRequest {
-    ApplyRequest {
-        config_text: text,
-        author: "alice".into(),
-        message: "a change in disguise".into(),
-        ..ApplyRequest::default()
-    }
-}
-
-fn forced(text: String) -> ApplyRequest {
-    ApplyRequest {
-        force: true,
-        ..request(text)
-    }
-}
-
-/// The shop config. Tests change it with plain text replacements.
-fn base(shop: &IdentifiedShop, checkout_pool_extra: &str) -> String {
-    format!(
-        r#"[listeners.web]
-addr = "127.0.0.1:18080"
-
-[admin]
-addr = "127.0.0.1:19901"
-
-{SAFETY}
-[services.web]
-identity = {{ header = "x-service", equals = "web" }}
-
-[services.legacy]
-identity = {{ header = "x-service", equals = "legacy" }}
-
-[services.checkout]
-identity = {{ header = "x-service", equals = "checkout" }}
-
-[pools.web]
-service = "web"
-backends = {web}
-
-[pools.legacy]
-service = "legacy"
-backends = {legacy}
-
-[pools.checkout]
-service = "checkout"
-backends = {checkout}
-{checkout_pool_extra}
-
-[[routes]]
-name = "legacy-checkout"
-host = "shop.example.com"
-path_prefix = "/checkout-legacy"
-service = "legacy"
-pool = "legacy"
-
-[[routes]]
-name = "cart"
-host = "shop.example.com"
-path_prefix = "/checkout/cart"
-service = "checkout"
-pool = "checkout"
-
-[[routes]]
-name = "checkout"
-host = "shop.example.com"
-path_prefix = "/checkout"
-service = "checkout"
-pool = "checkout"
-
-[[routes]]
-name = "legacy"
-host = "shop.example.com"
-path_prefix = "/legacy"
-service = "legacy"
-pool = "legacy"
-
-[[routes]]
-name = "main"
-host = "shop.example.com"
-service = "web"
-pool = "web"
-"#,
-        web = shop.toml_addrs("web"),
-        legacy = toml_list(&shop.addrs("legacy")[..2]),
-        checkout = shop.toml_addrs("checkout"),
-    )
-}
-
-fn refusal_text(outcome: &ApplyOutcome) -> String {
-    outcome
-        .refusals
-        .iter()
-        .map(|r| r.message.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Issue 27 item 8: a pool without health checks whose addresses an edit replaces with
 /// servers that answer as `legacy`. It used to pass ("0.0% change service") and serve
@@ -580,15 +346,6 @@ async fn a_widened_prefix_under_the_hosts_average_is_refused_with_witnesses() {
     assert_eq!(shop.primary(), 1);
     let answers = traffic.await.expect("load");
     assert_eq!(answers.total_wrong(), 0, "{answers:?}");
-}
-
-/// Marks the active generation known-good once it may be (the timer `keel serve` runs).
-async fn known_good(shop: &Harness) -> u64 {
-    eventually(Duration::from_secs(10), || async {
-        shop.controller.promote_known_good().await.ok().flatten()
-    })
-    .await
-    .expect("the active generation never became known-good")
 }
 
 /// Route `main` split between `web` and `legacy` (a declared migration) at `legacy`

@@ -7,6 +7,7 @@
 //! | `P/generations/<id, 20 digits>` | `GenerationRecord` as JSON (state, known-good mark, text) | apply, transitions |
 //! | `P/events/<ms, 16 digits>-<node>-<nonce>` | `EventRecord` as JSON; its id is etcd's create revision | every transaction, `append_event` |
 //! | `P/nodes/<node>` | `NodeStatus` as JSON, attached to the node's lease | each node, every status tick |
+//! | `P/rollout` | `RolloutState` as JSON: the node canary in progress or the last one | an apply with a node canary, its promotion, its failure |
 //!
 //! Fixed-width numbers keep etcd's byte order equal to numeric order, so "newest first"
 //! is a descending range read.
@@ -30,6 +31,11 @@ impl Keys {
     /// The active pointer.
     pub fn active(&self) -> String {
         format!("{}/active", self.prefix)
+    }
+
+    /// The node canary: the last rollout and its step.
+    pub fn rollout(&self) -> String {
+        format!("{}/rollout", self.prefix)
     }
 
     /// The generation id counter.

@@ -8,16 +8,23 @@
 //!   that makes a node follow the fleet (through `keel_control::Controller::follow`, so
 //!   only the control plane swaps) or report drift when it must not.
 //! * [`open_store`], [`prepare`], [`join`]: how `keel serve` (and a test) becomes a node.
-//! * [`fleet_status`]: every live node's status, for `keel status --fleet`.
+//! * The node canary (`[fleet] rollout`): a guarded apply is the fleet's candidate on
+//!   its canary nodes first ([`RolloutState`] under `P/rollout`) and reaches the rest
+//!   when they watched it clean; a canary's revert records the failure and the rest never
+//!   move (`rollout.rs`).
+//! * [`fleet_status`]: every live node's status and the rollout, for `keel status --fleet`.
 //!
 //! Design, key ownership and failure table: `docs/fleet.md`; key layout: [`keys`].
 
+mod canary;
 mod etcd;
+mod insert;
 mod join;
 pub mod keys;
 mod local;
 mod node;
 mod ops;
+mod rollout;
 mod store;
 
 pub use etcd::{ETCD_CONNECT_TIMEOUT, ETCD_REQUEST_TIMEOUT, connect};
@@ -25,6 +32,9 @@ pub use join::{join, node_config, open_store, prepare};
 pub use local::{LOCAL_COPY_FILE_NAME, Served};
 pub use node::{
     FLEET_DRIFT_EVENT, FLEET_FOLLOW_EVENT, NODE_LEASE_TTL_SECS, NODE_RECONNECT_EVERY, NODE_TICK,
-    Node, NodeStatus, fleet_status,
+    Node, NodeStatus, fleet_rollout, fleet_status,
+};
+pub use rollout::{
+    CleanOutcome, FLEET_ROLLOUT_EVENT, ROLLOUT_ORIGIN, RolloutState, RolloutStep, choose_canaries,
 };
 pub use store::{FleetStore, MAX_GENERATION_BYTES};

@@ -8,10 +8,16 @@
 //! * serving the fleet's active generation: it only notes the pointer's revision;
 //! * the fleet moved since the revision this node last followed: it follows
 //!   (`Controller::follow`: load, node keys, compile, first probes, swap);
+//! * a node canary is in progress (`rollout.rs`, `canary.rs`) and this node is one of its canaries: it
+//!   serves the candidate (following it with its guard if another node applied it) and,
+//!   once the rollout's `watch` has passed and its guard no longer watches it, records
+//!   itself clean; the last canary promotes the candidate to the fleet;
 //! * the node serves something else although the fleet did not move (a local rollback, or
 //!   a guard revert that etcd did not take): it does NOT flip back by itself. It reports
-//!   the divergence as drift (status, and a `fleet-drift` event once it lasted
-//!   `[fleet] drift_alert`) until an operator rolls the fleet or applies again.
+//!   the divergence as drift (status, and once it lasted `[fleet] drift_alert` a
+//!   `fleet-drift` event and a standing `fleet_drift` alert in the watcher's alert list,
+//!   cleared when the node is in step again) until an operator rolls the fleet or applies
+//!   again.
 //!
 //! When etcd is unreachable the node keeps serving and tries a new session every
 //! [`NODE_RECONNECT_EVERY`].
@@ -23,10 +29,12 @@ use std::time::Duration;
 use etcd_client::{Client, PutOptions};
 use keel_control::Controller;
 use keel_store::{GenerationId, NewEvent, Store, StoreError, now_ms};
+use keel_watch::{Alarm, Detector};
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::connect;
 use crate::ops;
+use crate::rollout::RolloutState;
 use crate::store::FleetStore;
 
 /// Lifetime of a node's lease: a node silent this long leaves the fleet's status (5 seconds).
@@ -57,12 +65,26 @@ pub struct NodeStatus {
     pub healthy: bool,
     /// When it wrote this (ms since the Unix epoch).
     pub updated_ms: i64,
+    /// The generation on its node canary, while a rollout is in progress.
+    #[serde(default)]
+    pub candidate: Option<GenerationId>,
+    /// This node is one of that rollout's canary nodes and serves the candidate.
+    #[serde(default)]
+    pub canary: bool,
+}
+
+impl NodeStatus {
+    /// It serves the fleet's active generation, or, as a canary, the candidate.
+    pub fn in_step(&self) -> bool {
+        self.generation == self.fleet_generation
+            || (self.canary && self.generation.is_some() && self.generation == self.candidate)
+    }
 }
 
 /// The membership loop of one node.
 pub struct Node {
-    store: Arc<FleetStore>,
-    controller: Controller,
+    pub(crate) store: Arc<FleetStore>,
+    pub(crate) controller: Controller,
     endpoints: Vec<String>,
     drift_alert: Duration,
     state: Mutex<Drift>,
@@ -70,8 +92,14 @@ pub struct Node {
 
 /// The node's view of its own step with the fleet.
 #[derive(Debug, Default, Clone, Copy)]
-struct Drift {
+pub(crate) struct Drift {
     fleet: Option<GenerationId>,
+    /// The candidate of the rollout in progress, and whether this node serves it as a canary.
+    candidate: Option<GenerationId>,
+    canary: bool,
+    /// The candidate this node last followed as a canary: once it stops serving it (its
+    /// guard reverted it), it does not follow it again.
+    pub(crate) followed_candidate: Option<GenerationId>,
     /// Since when the node serves another generation than the fleet's.
     since_ms: Option<i64>,
     /// A `fleet-drift` event was written for this divergence.
@@ -163,6 +191,8 @@ impl Node {
         let Some(fleet) = fleet else {
             return Ok(());
         };
+        let (rollout, _) = ops::rollout(client, &self.store.keys().rollout()).await?;
+        let rollout = rollout.filter(RolloutState::in_progress);
         let served = self.store.served()?;
         let serving = self.serving();
         let followed_revision = served.map_or(0, |s| s.revision);
@@ -173,6 +203,15 @@ impl Node {
         {
             self.store.note_local_swap(&record, served.revision)?;
         }
+        let candidate = rollout.as_ref().map(|r| r.generation);
+        if let Some(rollout) = &rollout
+            && rollout.is_canary(self.store.node())
+            && self
+                .canary_step(client, rollout, serving, fleet, followed_revision)
+                .await?
+        {
+            return Ok(());
+        }
         if serving == Some(fleet) {
             if followed_revision != revision
                 && let Some((record, _)) =
@@ -180,7 +219,7 @@ impl Node {
             {
                 self.store.note_served(&record, revision)?;
             }
-            self.in_step(fleet);
+            self.in_step(fleet, candidate, false);
             return Ok(());
         }
         if revision > followed_revision {
@@ -192,7 +231,7 @@ impl Node {
             match self.controller.follow(record.clone()).await {
                 Ok(_) => {
                     self.store.note_served(&record, revision)?;
-                    self.in_step(fleet);
+                    self.in_step(fleet, candidate, false);
                     let event = NewEvent::new(
                         FLEET_FOLLOW_EVENT,
                         format!(
@@ -205,12 +244,12 @@ impl Node {
                 }
                 Err(error) => {
                     tracing::warn!(node = self.store.node(), generation = fleet, %error, "cannot follow the fleet");
-                    self.drifting(fleet, serving).await;
+                    self.drifting(fleet, candidate, serving).await;
                 }
             }
             return Ok(());
         }
-        self.drifting(fleet, serving).await;
+        self.drifting(fleet, candidate, serving).await;
         Ok(())
     }
 
@@ -224,28 +263,56 @@ impl Node {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    async fn append(&self, event: NewEvent) {
+    pub(crate) async fn append(&self, event: NewEvent) {
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.append_event(event)).await;
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, Drift> {
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, Drift> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn in_step(&self, fleet: GenerationId) {
-        *self.state() = Drift {
-            fleet: Some(fleet),
-            since_ms: None,
-            alerted: false,
+    pub(crate) fn in_step(
+        &self,
+        fleet: GenerationId,
+        candidate: Option<GenerationId>,
+        canary: bool,
+    ) {
+        let was_alerted = {
+            let mut state = self.state();
+            let was_alerted = state.alerted;
+            *state = Drift {
+                fleet: Some(fleet),
+                candidate,
+                canary,
+                followed_candidate: state.followed_candidate,
+                since_ms: None,
+                alerted: false,
+            };
+            was_alerted
         };
+        if was_alerted && let Some(watcher) = self.controller.watcher() {
+            watcher.clear_condition(Detector::FleetDrift, &self.drift_subject());
+        }
     }
 
-    async fn drifting(&self, fleet: GenerationId, serving: Option<GenerationId>) {
+    /// The subject of this node's `fleet_drift` alert.
+    fn drift_subject(&self) -> String {
+        format!("node {}", self.store.node())
+    }
+
+    async fn drifting(
+        &self,
+        fleet: GenerationId,
+        candidate: Option<GenerationId>,
+        serving: Option<GenerationId>,
+    ) {
         let now = now_ms();
         let alert = {
             let mut state = self.state();
             state.fleet = Some(fleet);
+            state.candidate = candidate;
+            state.canary = false;
             let since = *state.since_ms.get_or_insert(now);
             let due =
                 now - since >= i64::try_from(self.drift_alert.as_millis()).unwrap_or(i64::MAX);
@@ -260,8 +327,22 @@ impl Node {
                 serving.map_or_else(|| "none".to_string(), |g| g.to_string()),
             );
             tracing::warn!("{summary}");
-            let event = NewEvent::new(FLEET_DRIFT_EVENT, summary)
-                .details(serde_json::json!({ "serving": serving, "fleet": fleet }));
+            let numbers = serde_json::json!({
+                "node": self.store.node(),
+                "serving": serving,
+                "fleet": fleet,
+                "candidate": candidate,
+                "drift_alert_ms": u64::try_from(self.drift_alert.as_millis()).unwrap_or(u64::MAX),
+            });
+            if let Some(watcher) = self.controller.watcher() {
+                watcher.raise_condition(Alarm {
+                    detector: Detector::FleetDrift,
+                    subject: self.drift_subject(),
+                    summary: summary.clone(),
+                    numbers: numbers.clone(),
+                });
+            }
+            let event = NewEvent::new(FLEET_DRIFT_EVENT, summary).details(numbers);
             self.append(event).await;
         }
     }
@@ -278,6 +359,8 @@ impl Node {
             lag_ms: state.since_ms.map_or(0, |since| now - since),
             healthy: self.serving().is_some() && self.controller.store_error().is_none(),
             updated_ms: now,
+            candidate: state.candidate,
+            canary: state.canary,
         };
         client
             .put(
@@ -289,6 +372,16 @@ impl Node {
             .map_err(crate::etcd::unavailable)?;
         Ok(())
     }
+}
+
+/// The fleet's node canary record (the rollout in progress, or the last one), if any.
+pub async fn fleet_rollout(
+    endpoints: &[String],
+    prefix: &str,
+) -> Result<Option<RolloutState>, StoreError> {
+    let mut client = connect(endpoints).await.map_err(crate::etcd::unavailable)?;
+    let keys = crate::keys::Keys::new(prefix);
+    Ok(ops::rollout(&mut client, &keys.rollout()).await?.0)
 }
 
 /// Every live node's status (those whose lease has not run out), by name.

@@ -145,3 +145,37 @@ fn corrupt(key: &str, reason: &str) -> StoreError {
         reason: format!("{key}: {reason}"),
     }
 }
+
+/// The node canary's record (`P/rollout`) and its mod revision (0: absent).
+pub(crate) async fn rollout(
+    client: &mut Client,
+    key: &str,
+) -> Result<(Option<crate::rollout::RolloutState>, i64), StoreError> {
+    let response = client.get(key, None).await.map_err(unavailable)?;
+    let Some(kv) = response.kvs().first() else {
+        return Ok((None, 0));
+    };
+    let state = serde_json::from_slice(kv.value()).map_err(|e| corrupt(key, &e.to_string()))?;
+    Ok((Some(state), kv.mod_revision()))
+}
+
+/// The names of the nodes that hold a lease under `prefix` (`P/nodes/`), sorted.
+pub(crate) async fn live_nodes(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<Vec<String>, StoreError> {
+    let response = client
+        .get(
+            prefix,
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .map_err(unavailable)?;
+    let mut names: Vec<String> = response
+        .kvs()
+        .iter()
+        .filter_map(|kv| kv.key_str().ok()?.strip_prefix(prefix).map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}

@@ -4,6 +4,8 @@
 //! active pointer, the pointer's revision this node last served) and writes the records,
 //! the pointer and the event together. A node that lost the race gets
 //! [`StoreError::Conflict`] naming the generation that won, and nothing is written.
+//! New generations are recorded by `insert.rs`; the node canary's own transactions are in
+//! `rollout.rs`.
 //!
 //! The state machine is keel-store's own (`keel_store::transition`), so the fleet cannot
 //! disagree with a single node on the rules. Reads fall back to the node's local copy
@@ -22,10 +24,13 @@ use keel_store::{
 };
 use serde_json::json;
 
+use keel_config::Rollout;
+
 use crate::etcd::Etcd;
 use crate::keys::Keys;
 use crate::local::{LocalCopy, Served};
 use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+use crate::rollout::{RolloutState, RolloutStep};
 
 /// Largest generation record (config text, reports and metadata as JSON) the fleet stores:
 /// 1 MiB, under etcd's default request limit of 1.5 MiB (`--max-request-bytes`), which one
@@ -35,7 +40,7 @@ pub const MAX_GENERATION_BYTES: usize = 1024 * 1024;
 
 /// Times a write that lost only a counter race (a rejection, an event, a known-good mark)
 /// is tried again before the caller sees the conflict (3 attempts).
-const COUNTER_ATTEMPTS: u32 = 3;
+pub(crate) const COUNTER_ATTEMPTS: u32 = 3;
 
 /// One try of a planned transaction.
 enum Attempt {
@@ -49,12 +54,14 @@ enum Attempt {
 
 /// A fleet node's store: etcd first, the local SQLite copy when etcd is gone.
 pub struct FleetStore {
-    etcd: Etcd,
-    keys: Keys,
-    node: String,
-    local: LocalCopy,
+    pub(crate) etcd: Etcd,
+    pub(crate) keys: Keys,
+    pub(crate) node: String,
+    pub(crate) local: LocalCopy,
     /// The fleet's active pointer as this node last saw it: (generation, mod revision).
     seen: Mutex<Option<(GenerationId, i64)>>,
+    /// This node's `[fleet] rollout`: the node canary of the applies it takes.
+    pub(crate) rollout: Option<Rollout>,
 }
 
 impl std::fmt::Debug for FleetStore {
@@ -81,7 +88,16 @@ impl FleetStore {
             node: node.to_string(),
             local: LocalCopy::open(state_dir)?,
             seen: Mutex::new(None),
+            rollout: None,
         })
+    }
+
+    /// The node canary this node gives the applies it takes (`[fleet] rollout`; none: every
+    /// apply moves the fleet's active pointer at once).
+    #[must_use]
+    pub fn with_rollout(mut self, rollout: Rollout) -> Self {
+        self.rollout = Some(rollout);
+        self
     }
 
     /// This node's name.
@@ -153,12 +169,12 @@ impl FleetStore {
         Ok(id.map(|id| (id, revision)))
     }
 
-    fn seen(&self) -> MutexGuard<'_, Option<(GenerationId, i64)>> {
+    pub(crate) fn seen(&self) -> MutexGuard<'_, Option<(GenerationId, i64)>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The revision a pointer-moving write must find: the one this node last saw.
-    fn expected_revision(&self) -> Option<i64> {
+    pub(crate) fn expected_revision(&self) -> Option<i64> {
         self.seen().map(|(_, revision)| revision)
     }
 
@@ -172,7 +188,7 @@ impl FleetStore {
     }
 
     /// Sends events kept while etcd was unreachable (best effort; they stay on failure).
-    fn flush_offline(&self) {
+    pub(crate) fn flush_offline(&self) {
         let Ok(pending) = self.local.offline() else {
             return;
         };
@@ -195,7 +211,7 @@ impl FleetStore {
     }
 
     /// The message of a lost race: which generation won.
-    fn conflict(&self, what: &str) -> StoreError {
+    pub(crate) fn conflict(&self, what: &str) -> StoreError {
         let winner = self
             .fleet_active()
             .ok()
@@ -283,6 +299,27 @@ impl FleetStore {
                         puts.push(TxnOp::put(keys.active(), id.to_string(), None));
                     }
                 }
+                // A node canary in progress ends with this change when it takes the
+                // candidate out of service (failed) or moves the fleet (abandoned).
+                let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+                if let Some(mut rollout) = rollout.filter(RolloutState::in_progress) {
+                    let failed = plan
+                        .updates
+                        .iter()
+                        .any(|u| u.id == rollout.generation && u.state != GenerationState::Pending);
+                    let moved = new_active.is_some() && new_active != active_id;
+                    if failed || moved {
+                        rollout.step = if failed {
+                            RolloutStep::Failed
+                        } else {
+                            RolloutStep::Abandoned
+                        };
+                        rollout.reason = Some(event.summary.clone());
+                        rollout.updated_ms = now;
+                        compares.push(unchanged(&keys.rollout(), rollout_rev));
+                        puts.push(put_json(&keys.rollout(), &rollout)?);
+                    }
+                }
                 let mut event = event;
                 if let serde_json::Value::Object(map) = &mut event.details {
                     map.insert("node".into(), json!(node));
@@ -318,99 +355,23 @@ impl FleetStore {
         }
         Err(self.conflict(what))
     }
-
-    fn insert(
-        &self,
-        new: NewGeneration,
-        state: GenerationState,
-    ) -> Result<GenerationId, StoreError> {
-        new.validate()?;
-        let size = serde_json::to_vec(&new)?.len();
-        if size > MAX_GENERATION_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "this generation is {size} bytes as stored; fleet mode refuses generations over {MAX_GENERATION_BYTES} bytes (one etcd transaction must carry it under etcd's 1.5 MiB request limit; Keel does not chunk, so that no node can ever read half a generation)"
-            )));
-        }
-        let activate = state == GenerationState::Active;
-        let attempts = if activate { 1 } else { COUNTER_ATTEMPTS };
-        for _ in 0..attempts {
-            let keys = self.keys.clone();
-            let expected = self.expected_revision();
-            let node = self.node.clone();
-            let new = new.clone();
-            let outcome = self.etcd.run(move |mut c| async move {
-                let (seq, seq_rev) = ops::pointer(&mut c, &keys.seq()).await?;
-                let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
-                if activate
-                    && let Some(expected) = expected
-                    && expected != active_rev
-                {
-                    return Ok(None);
-                }
-                let id = seq.unwrap_or(0) + 1;
-                let now = now_ms();
-                let record = new.into_record(id, state, now);
-                let mut event = if state == GenerationState::Rejected {
-                    transition::reject_event(&record)
-                } else {
-                    transition::apply_event(&record, active_id)
-                }
-                .normalized()?;
-                if let serde_json::Value::Object(map) = &mut event.details {
-                    map.insert("node".into(), json!(node));
-                }
-                let mut compares = vec![unchanged(&keys.seq(), seq_rev)];
-                let mut puts = vec![
-                    put_json(&keys.generation(id), &record)?,
-                    TxnOp::put(keys.seq(), id.to_string(), None),
-                ];
-                let mut touched = vec![record];
-                if activate {
-                    compares.push(unchanged(&keys.active(), active_rev));
-                    puts.push(TxnOp::put(keys.active(), id.to_string(), None));
-                    if let Some(previous) = active_id
-                        && let Some((mut old, old_rev)) =
-                            ops::record(&mut c, &keys.generation(previous)).await?
-                    {
-                        let demotions = transition::apply_demotions(true, Some(previous));
-                        apply_updates(std::slice::from_mut(&mut old), &demotions, now);
-                        compares.push(unchanged(&keys.generation(previous), old_rev));
-                        puts.push(put_json(&keys.generation(previous), &old)?);
-                        touched.push(old);
-                    }
-                }
-                puts.push(put_json(&keys.event(now, &node), &event)?);
-                let txn = Txn::new().when(compares).and_then(puts);
-                Ok(commit(&mut c, txn)
-                    .await?
-                    .map(|revision| (id, revision, touched)))
-            })?;
-            if let Some((id, revision, touched)) = outcome {
-                for record in &touched {
-                    let _ = self.local.put(record);
-                }
-                if activate {
-                    *self.seen() = Some((id, revision));
-                }
-                self.flush_offline();
-                return Ok(id);
-            }
-        }
-        Err(self.conflict(if activate {
-            "this apply"
-        } else {
-            "this record"
-        }))
-    }
 }
 
 impl Store for FleetStore {
     fn record_apply(&self, new: NewGeneration, activate: bool) -> Result<GenerationId, StoreError> {
-        self.insert(new, transition::applied_state(activate))
+        self.insert(new, transition::applied_state(activate), false)
+    }
+
+    fn record_unguarded_apply(
+        &self,
+        new: NewGeneration,
+        activate: bool,
+    ) -> Result<GenerationId, StoreError> {
+        self.insert(new, transition::applied_state(activate), true)
     }
 
     fn record_rejection(&self, new: NewGeneration) -> Result<GenerationId, StoreError> {
-        self.insert(new, GenerationState::Rejected)
+        self.insert(new, GenerationState::Rejected, false)
     }
 
     fn activate(&self, id: GenerationId, origin: &str, reason: &str) -> Result<(), StoreError> {

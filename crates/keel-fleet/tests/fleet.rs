@@ -279,6 +279,22 @@ async fn a_node_cut_off_rolls_back_locally_and_reports_drift_without_flipping() 
     })
     .await;
     assert!(drift.is_some(), "a fleet-drift event names lb-2");
+    // ... and a standing `fleet_drift` alert in lb-2's alert list and its /status.
+    let watcher = nodes[1].controller.watcher().cloned().expect("a watcher");
+    let alert = watcher
+        .alerts()
+        .standing(keel_watch::Detector::FleetDrift, "node lb-2")
+        .expect("a standing fleet_drift alert");
+    assert_eq!(alert.numbers["fleet"], second, "{alert:?}");
+    assert!(
+        nodes[1]
+            .controller
+            .status()
+            .open_alerts
+            .iter()
+            .any(|a| a.detector == "fleet_drift"),
+        "open in /status"
+    );
     assert_eq!(
         nodes[1].serving(),
         Some(1),
@@ -303,6 +319,26 @@ async fn a_node_cut_off_rolls_back_locally_and_reports_drift_without_flipping() 
     assert!(
         converged(&refs, third).await,
         "the next apply converges every node"
+    );
+    let cleared = eventually(CONVERGE_WITHIN, || async {
+        watcher
+            .alerts()
+            .standing(keel_watch::Detector::FleetDrift, "node lb-2")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        cleared.is_some(),
+        "the fleet_drift alert is cleared once lb-2 converged"
+    );
+    assert!(
+        watcher
+            .alerts()
+            .recent(50)
+            .iter()
+            .any(|a| a.id == alert.id && a.cleared.is_some()),
+        "kept in the log, stamped cleared"
     );
     for node in nodes {
         node.stop().await;

@@ -211,19 +211,22 @@ impl<'a> Resolver<'a> {
         };
         let route = self.side.table.route(id);
         if route.answers_itself() {
-            // Keel answers: a landing of its own, so that a fixed answer taking over a
-            // service's traffic moves that traffic away from the service.
-            let status = self
-                .side
-                .config
-                .routes
-                .get(id)
-                .and_then(|r| r.respond())
-                .map_or(0, |a| a.value.status.value);
+            // Keel answers: a landing of its own, so that a fixed answer or a redirect
+            // taking over a service's traffic moves that traffic away from the service.
+            let configured = self.side.config.routes.get(id);
+            let service = match configured.and_then(|r| r.redirect()) {
+                Some(redirect) => format!("keel (redirect {})", redirect.value.describe()),
+                None => format!(
+                    "keel (fixed answer {})",
+                    configured
+                        .and_then(|r| r.respond())
+                        .map_or(0, |a| a.value.status.value)
+                ),
+            };
             let dest = Destination {
                 route: route.name.to_string(),
                 pool: FIXED_ANSWER.into(),
-                service: format!("keel (fixed answer {status})"),
+                service,
                 failure: None,
             };
             return Box::new([(destinations.intern(dest), 1.0)]);

@@ -105,10 +105,11 @@ fn signature(route: &Route) -> String {
         route.methods.as_ref().map(|m| &m.value),
         route.headers.iter().map(|h| &h.value).collect::<Vec<_>>(),
         route.service().map_or_else(
-            || route
-                .respond()
-                .map(|a| a.value.describe())
-                .unwrap_or_default(),
+            || match (route.respond(), route.redirect()) {
+                (Some(answer), _) => answer.value.describe(),
+                (None, Some(redirect)) => format!("redirect {}", redirect.value.describe()),
+                (None, None) => String::new(),
+            },
             |s| s.value.clone()
         ),
         route

@@ -16,6 +16,9 @@
 //!   host's traffic changes service once the traffic landing on that service counts as
 //!   changing application (`crate::identity_change`).
 //!
+//! - the new config's policies refuse more than an intent's `max_refused` of the
+//!   sampled requests in its scope (`crate::refusals::ScopeRefusals`).
+//!
 //! An intent no sampled request matches cannot be judged: it is a note, not a refusal.
 //! Whether `--force` overrides a refusal is the caller's decision. [`gate_change`]
 //! applies the stricter policy of the two configs, so a change cannot loosen its own
@@ -146,6 +149,14 @@ pub enum GateReason {
         /// The limit it exceeds.
         max_shift: f64,
     },
+    /// The new config's policies refuse more of an intent's sampled requests than its
+    /// `max_refused`.
+    RefusalIntent {
+        /// The scope's sampled requests and what refuses them.
+        refusals: crate::refusals::ScopeRefusals,
+        /// The intent's bound.
+        max_refused: f64,
+    },
     /// An intent's bound does not hold under the new config.
     Intent {
         /// The intent's host.
@@ -170,6 +181,10 @@ pub enum GateReason {
 impl std::fmt::Display for GateReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            GateReason::RefusalIntent {
+                refusals,
+                max_refused,
+            } => f.write_str(&refusals.describe_breach(*max_refused)),
             GateReason::PolicyRefusals {
                 refusals,
                 max_shift,
@@ -407,9 +422,17 @@ pub fn gate(report: &ImpactReport, max_shift: f64, intents: &[Intent]) -> GateVe
         }
     }
     certificate_reasons(report, max_shift, &mut reasons, &mut notes);
+    crate::refusals::intent_reasons(report, intents, &mut reasons, &mut notes);
     for intent in intents {
         let prefix = intent.path_prefix.as_deref();
-        let service = intent.service.value.as_str();
+        let Some(service) = intent
+            .service
+            .as_ref()
+            .filter(|_| intent.min_share.is_some() || intent.max_share.is_some())
+            .map(|s| s.value.as_str())
+        else {
+            continue;
+        };
         let Some((share, requests)) = report.service_share(&intent.host, prefix, service, false)
         else {
             notes.push(format!(
@@ -456,9 +479,11 @@ pub fn gate_change(report: &ImpactReport, old: &Config, new: &Config) -> GateVer
         let same = |other: &Intent| {
             other.host == intent.host
                 && other.path_prefix == intent.path_prefix
-                && other.service.value == intent.service.value
+                && other.service.as_ref().map(|s| &s.value)
+                    == intent.service.as_ref().map(|s| &s.value)
                 && other.min_share == intent.min_share
                 && other.max_share == intent.max_share
+                && other.max_refused == intent.max_refused
         };
         if !intents.iter().any(same) {
             intents.push(intent.clone());

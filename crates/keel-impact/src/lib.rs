@@ -38,7 +38,7 @@ pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
 /// The consistent-hash ring lives in keel-route so the data plane and the replay share it.
 pub use keel_route::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
-pub use refusals::HostRefusals;
+pub use refusals::{HostRefusals, MAX_SCOPE_WITNESSES, ScopeRefusals};
 pub use replay::{ImpactError, NO_HOST, blast_radius, blast_radius_compiled};
 pub use report::{
     Amount, Change, FailCount, FailingSummary, HostFlow, HostShift, ImpactReport, LandingShare,

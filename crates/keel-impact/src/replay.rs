@@ -70,7 +70,7 @@ pub fn blast_radius_compiled(
     }
     let mut report = replay.finish(sample);
     report.certificates = certificates;
-    report.refusals = crate::refusals::replay(old, new, sample);
+    (report.refusals, report.intent_refusals) = crate::refusals::replay(old, new, sample);
     report
 }
 
@@ -254,6 +254,7 @@ impl<'a> Replay<'a> {
             sticky,
             certificates: crate::certificates::CertificateImpact::default(),
             refusals: Vec::new(),
+            intent_refusals: Vec::new(),
             outcomes: self.outcomes,
             service_names: self.destinations.services,
             route_mass,

@@ -230,6 +230,10 @@ pub struct ImpactReport {
     /// refuse that the old one served (see [`crate::refusals`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<crate::refusals::HostRefusals>,
+    /// Per scope of a `max_refused` intent (of either config), the sampled requests
+    /// each config's policies refuse (see [`crate::refusals::ScopeRefusals`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intent_refusals: Vec<crate::refusals::ScopeRefusals>,
     /// What the gate needs to evaluate intents: per request, host, path and the
     /// landing-service distribution under each config.
     #[serde(skip)]

@@ -104,3 +104,63 @@ fn a_too_low_rate_limit_is_replayed_in_arrival_order() {
             .is_empty()
     );
 }
+
+/// [`config`] with an intent bounding refusals on shop.example.com, and a `max_shift`
+/// high enough that only the intent can refuse.
+fn bounded(route_extra: &str, max_refused: f64) -> Config {
+    let text = format!(
+        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[services.web]\n\n\
+         [pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n\n\
+         [safety]\nmax_shift = 0.9\n\n\
+         [[routes]]\nname = \"shop\"\nhost = \"shop.example.com\"\nservice = \"web\"\npool = \"web\"\n{route_extra}\n\n\
+         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n\n\
+         [[intents]]\nhost = \"shop.example.com\"\nmax_refused = {max_refused}\n"
+    );
+    let parsed = keel_config::parse(&text);
+    assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
+    parsed.config
+}
+
+#[test]
+fn an_intent_bounds_the_share_of_its_requests_the_policies_refuse() {
+    let old = bounded("", 0.01);
+    let new = bounded("deny = [\"10.0.0.0/8\"]", 0.01);
+    let report = blast_radius(&old, &new, &sample()).expect("report");
+    let scope = &report.intent_refusals[0];
+    assert_eq!(
+        (scope.refused, scope.old_refused, scope.requests),
+        (19, 0, 50)
+    );
+    assert_eq!(scope.by, ["route `shop`'s deny list"]);
+    assert_eq!(scope.witnesses.len(), keel_impact::MAX_SCOPE_WITNESSES);
+    let verdict = gate_change(&report, &old, &new);
+    assert!(!verdict.allowed);
+    let text = verdict.render_human();
+    assert!(
+        text.contains("policies may refuse at most 1.0% of requests to shop.example.com; with the new config they refuse 38.0% of the 50 sampled ones (was 0.0%), by route `shop`'s deny list; e.g. `GET shop.example.com/`"),
+        "{text}"
+    );
+    // Under max_shift (0.9) alone the same change passes: the intent is what refused it.
+    let loose = bounded("deny = [\"10.0.0.0/8\"]", 0.5);
+    let verdict = gate_change(
+        &blast_radius(&bounded("", 0.5), &loose, &sample()).expect("r"),
+        &bounded("", 0.5),
+        &loose,
+    );
+    assert!(verdict.allowed, "{}", verdict.render_human());
+    // The old config's intent still binds a change that deletes it.
+    let mut unbounded = new.clone();
+    unbounded.intents.clear();
+    let verdict = gate_change(
+        &blast_radius(&old, &unbounded, &sample()).expect("r"),
+        &old,
+        &unbounded,
+    );
+    assert!(
+        verdict.reasons.iter().any(
+            |r| matches!(r, GateReason::RefusalIntent { max_refused, .. } if *max_refused == 0.01)
+        ),
+        "{:#?}",
+        verdict.reasons
+    );
+}

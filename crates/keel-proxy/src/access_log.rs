@@ -22,6 +22,7 @@
 //! | `generation` | the generation that routed it |
 //! | `retries` | extra attempts made |
 //! | `error` | the `keel-error` reason, when Keel answered itself |
+//! | `encoding` | `gzip` or `br` when the route's `compress` compressed the answer (absent otherwise) |
 //! | `headers`, `hash_key` | header values routes match on, and the consistent-hash key |
 //! | `scheme` | `https` on a TLS connection, else `http` |
 //! | `listener` | the listener it came in on (absent when served without a name) |
@@ -92,6 +93,9 @@ pub struct AccessRecord<'a> {
     /// `keel-error` reason, when Keel answered itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// The coding the answer was compressed with (`gzip`, `br`), when Keel compressed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<&'static str>,
     /// Values of the headers routes match on.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub headers: &'a [(String, String)],
@@ -172,6 +176,7 @@ pub(crate) struct PendingRecord {
     pub(crate) generation: u64,
     pub(crate) retries: u32,
     pub(crate) error: Option<&'static str>,
+    pub(crate) encoding: Option<&'static str>,
     pub(crate) bytes: u64,
     pub(crate) complete: bool,
 }
@@ -201,6 +206,7 @@ impl Drop for PendingRecord {
             generation: self.generation,
             retries: self.retries,
             error: self.error,
+            encoding: self.encoding,
             headers: &self.shape.headers,
             hash_key: self.shape.hash_key.as_deref(),
             scheme: if self.shape.tls.is_some() {

@@ -2,7 +2,8 @@
 //!
 //! [`UpstreamBody`] is what goes to a backend: the client's body streamed through, or
 //! nothing (retries of body-less requests). [`ResponseBody`] is what goes to the
-//! client: the backend's body streamed through, or a small body Keel wrote itself.
+//! client: the backend's body streamed through (compressed on the way by a route's
+//! `compress`, see [`crate::compress`]), or a small body Keel wrote itself.
 //!
 //! Neither ever holds more than one frame: bytes move from one socket to the other as
 //! they arrive, and each side's backpressure reaches the other. A streamed response
@@ -148,6 +149,9 @@ pub struct ResponseBody {
 enum Inner {
     Upstream(Incoming),
     Full(Option<Bytes>),
+    /// Another body, compressed as it streams (see [`crate::compress_body`]); that body
+    /// keeps its own backend connection and gives it back when it ends.
+    Compressed(Box<crate::compress_body::Compressing>),
 }
 
 impl ResponseBody {
@@ -189,6 +193,22 @@ impl ResponseBody {
             conn,
             upload,
             in_flight: Some(in_flight),
+            record: None,
+            exchange: None,
+            grpc: None,
+        }
+    }
+
+    /// This body compressed with `coding` as it streams. Call before the access-log
+    /// record and the watchdog's exchange are attached: they belong to the outer body.
+    pub(crate) fn compressed(self, coding: keel_config::ContentCoding) -> Self {
+        Self {
+            inner: Inner::Compressed(Box::new(crate::compress_body::Compressing::new(
+                self, coding,
+            ))),
+            conn: None,
+            upload: false,
+            in_flight: None,
             record: None,
             exchange: None,
             grpc: None,
@@ -250,6 +270,7 @@ impl Body for ResponseBody {
         let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Inner::Compressed(body) => body.poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -275,6 +296,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(bytes) => bytes.is_none(),
             Inner::Upstream(body) => body.is_end_stream(),
+            Inner::Compressed(body) => body.is_end_stream(),
         }
     }
 
@@ -284,6 +306,7 @@ impl Body for ResponseBody {
             Inner::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
             Inner::Upstream(body) => body.size_hint(),
+            Inner::Compressed(_) => SizeHint::default(),
         }
     }
 }

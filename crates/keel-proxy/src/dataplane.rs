@@ -104,8 +104,6 @@ pub struct DataPlane {
     pub(crate) stalled_responses: AtomicU64,
     /// Generations that have opened tunnels (see [`crate::tunnel`]).
     pub(crate) tunnel_owners: TunnelOwners,
-    /// Handshake counters of every TLS listener served (see [`crate::tls`]).
-    pub(crate) tls_counters: Mutex<Vec<Arc<crate::tls::HandshakeCounters>>>,
     /// ACME HTTP-01 answers Keel gives itself (see [`crate::acme_challenge`]).
     pub(crate) acme_challenges: crate::acme_challenge::AcmeChallenges,
 }
@@ -136,7 +134,6 @@ impl DataPlane {
             options,
             stalled_responses: AtomicU64::new(0),
             tunnel_owners: TunnelOwners::default(),
-            tls_counters: Mutex::new(Vec::new()),
             acme_challenges: crate::acme_challenge::AcmeChallenges::default(),
         }))
     }

@@ -79,10 +79,15 @@ pub(crate) struct RouteRuntime {
     pub(crate) require_sni: bool,
     /// The answer of a fixed-answer route (see [`crate::answer`]).
     pub(crate) answer: Option<Box<crate::answer::CompiledAnswer>>,
+    /// The redirect of a redirect route (see [`crate::redirect`]).
+    pub(crate) redirect: Option<Box<crate::redirect::CompiledRedirect>>,
     /// The path rewrite: the prefix the route matched and what replaces it.
     pub(crate) rewrite: Option<Box<crate::policy::CompiledRewrite>>,
     /// The route's rate limit and its buckets (see [`crate::rate_limit`]).
     pub(crate) limiter: Option<Box<crate::rate_limit::Limiter>>,
+    /// The codings the route compresses answers with, in its order (see
+    /// [`crate::compress`]); empty: none.
+    pub(crate) compress: Box<[keel_config::ContentCoding]>,
 }
 
 impl Generation {
@@ -186,10 +191,16 @@ pub(crate) fn route_runtimes(config: &Config, table: &RouteTable) -> Box<[RouteR
                 ),
                 require_sni: configured.require_sni,
                 answer: crate::answer::CompiledAnswer::compile(configured),
+                redirect: crate::redirect::CompiledRedirect::compile(configured),
                 rewrite: crate::policy::CompiledRewrite::compile(configured),
                 limiter: crate::rate_limit::Limiter::compile(
                     configured.rate_limit.as_ref().map(|l| &l.value),
                 ),
+                compress: configured
+                    .compress
+                    .as_ref()
+                    .map(|c| c.value.iter().copied().collect())
+                    .unwrap_or_default(),
             }
         })
         .collect()

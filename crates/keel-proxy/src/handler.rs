@@ -1,6 +1,8 @@
 //! One request through the data plane: refuse it if its host is ambiguous (see
 //! [`crate::refuse`]), pick the generation (primary or canary), route, sample, give it
-//! an id, forward it (see [`crate::forward`]), answer, and open its access-log record.
+//! an id, forward it (see [`crate::forward`]) or answer it itself (a fixed answer, see
+//! [`crate::answer`], or a redirect, see [`crate::redirect`]), compress the answer when
+//! the route says so (see [`crate::compress`]), and open its access-log record.
 //!
 //! The generation is loaded once per request; the request is served wholly by it even
 //! if a swap happens meanwhile.
@@ -80,10 +82,12 @@ impl DataPlane {
                 generation: generation.id,
                 retries: 0,
                 error: None,
+                encoding: None,
                 bytes: 0,
                 complete: false,
             })
         });
+        let mut encoding = None;
         let (mut response, served) = match route {
             None if let Some(refused) = refused => {
                 generation.stats.refused.fetch_add(1, Relaxed);
@@ -128,6 +132,12 @@ impl DataPlane {
             Some(route_id) if let Some(answered) = crate::answer::fixed(&generation, route_id) => {
                 answered
             }
+            Some(route_id)
+                if let Some(redirected) =
+                    crate::redirect::redirect(&generation, route_id, &parts, conn) =>
+            {
+                redirected
+            }
             Some(route_id) => {
                 if let Some(bound) = generation.routes[route_id].body_idle {
                     conn.exchange_clock.route_body_idle(bound);
@@ -150,6 +160,12 @@ impl DataPlane {
                     }
                     None => {
                         let grpc = crate::grpc::is_grpc(&parts.headers);
+                        let offered = &generation.routes[route_id].compress;
+                        let coding = if offered.is_empty() {
+                            None
+                        } else {
+                            crate::compress::choose(offered, &parts.method, &parts.headers)
+                        };
                         prepare_upstream(&mut parts, conn);
                         if let Some(rewrite) = &generation.routes[route_id].rewrite {
                             rewrite.apply(&mut parts.uri);
@@ -181,6 +197,13 @@ impl DataPlane {
                         let mut response = response;
                         if let Some(rules) = &generation.routes[route_id].response_rules {
                             rules.apply(response.headers_mut());
+                        }
+                        if let Some(coding) = coding
+                            && crate::compress::apply(&mut response, coding)
+                        {
+                            generation.stats.routes[route_id].compressed[coding.index()]
+                                .fetch_add(1, Relaxed);
+                            encoding = Some(coding.token());
                         }
                         (response, served)
                     }
@@ -215,6 +238,7 @@ impl DataPlane {
                 .map(|b| b.addr);
             record.retries = served.retries;
             record.error = served.error.map(ProxyFailure::code);
+            record.encoding = encoding;
             response.body_mut().set_record(record);
         }
         response

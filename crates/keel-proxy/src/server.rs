@@ -52,6 +52,13 @@ const PREFACE_RETRY: Duration = Duration::from_millis(1);
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (out of file descriptors and the like) (50 ms).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Fewest connections a listener lists before it sweeps out the ended ones on accept.
+const MIN_SWEEP_AT: usize = 64;
+/// How often a listener forgets its connections that have ended (5 seconds), accepts
+/// or not: each one's task handle holds the task's memory (about 640 bytes) and its
+/// drain channel until then, so after a wave closes, RSS comes back within this long
+/// rather than at the next busy spell.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Limits applied to every client connection of a listener.
 #[derive(Clone, Debug)]
@@ -251,9 +258,15 @@ impl DataPlane {
     ) -> std::io::Result<()> {
         let builders = Arc::new(Builders::new(&limits));
         let mut live = Connections::default();
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
+                _ = sweep.tick() => {
+                    live.sweep();
+                    continue;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -525,10 +538,19 @@ struct Connections {
 impl Connections {
     fn add(&mut self, drain: oneshot::Sender<()>, task: JoinHandle<()>) {
         if self.entries.len() >= self.sweep_at {
-            self.entries.retain(|(_, task)| !task.is_finished());
-            self.sweep_at = (self.entries.len() * 2).max(64);
+            self.sweep();
         }
         self.entries.push((drain, task));
+    }
+
+    /// Forgets the connections that have ended, which frees their tasks, and the
+    /// list's room beyond twice what is left.
+    fn sweep(&mut self) {
+        self.entries.retain(|(_, task)| !task.is_finished());
+        self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP_AT);
+        if self.entries.capacity() > self.sweep_at * 2 {
+            self.entries.shrink_to(self.sweep_at);
+        }
     }
 
     /// Asks every connection to finish, waits up to `deadline` for them, then closes
@@ -572,5 +594,41 @@ async fn sends_h2_preface(stream: TcpStream) -> (TcpStream, std::io::Result<bool
         }
         // Part of the preface so far; peeking again at once would see the same bytes.
         tokio::time::sleep(PREFACE_RETRY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sweep_forgets_ended_connections_and_gives_back_their_room() {
+        let mut live = Connections::default();
+        let (drain, draining) = oneshot::channel::<()>();
+        // One connection still open, waiting for its drain; a thousand that end at once.
+        live.add(drain, tokio::spawn(async move { drop(draining.await) }));
+        for _ in 0..1000 {
+            live.add(oneshot::channel().0, tokio::spawn(async {}));
+        }
+        // The spawned tasks run, and all but one end.
+        for _ in 0..100 {
+            if live
+                .entries
+                .iter()
+                .filter(|(_, task)| task.is_finished())
+                .count()
+                == 1000
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        live.sweep();
+        assert_eq!(live.entries.len(), 1, "only the open connection is left");
+        assert!(
+            live.entries.capacity() < 4 * MIN_SWEEP_AT,
+            "the list kept room for {} connections",
+            live.entries.capacity()
+        );
     }
 }

@@ -191,6 +191,12 @@ pub struct RouteStats {
     /// Of those, the requests its rate limit answered `429` (the rest were refused by
     /// its address rule, `403`).
     pub rate_limited: AtomicU64,
+    /// Requests the route answered with its `redirect` (also counted in `unassigned`
+    /// by their status, the `3xx` class).
+    pub redirected: AtomicU64,
+    /// Answers the route's `compress` compressed, per coding in
+    /// [`keel_config::ContentCoding::ALL`] order (`gzip`, `br`).
+    pub compressed: [AtomicU64; 2],
 }
 
 impl RouteStats {
@@ -264,6 +270,8 @@ impl GenerationStats {
                     .collect(),
                 policy_refused: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
+                redirected: AtomicU64::new(0),
+                compressed: Default::default(),
             })
             .collect();
         Self {
@@ -309,6 +317,8 @@ mod tests {
             target_latency: (0..2).map(|_| LatencyHistogram::default()).collect(),
             policy_refused: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            redirected: AtomicU64::new(0),
+            compressed: Default::default(),
         };
         route.target_latency[0].observe(Duration::from_millis(1));
         route.target_latency[1].observe(Duration::from_millis(40));

@@ -9,10 +9,10 @@
 //! generation back (`[safety] rolled_back_tunnels = "drain"`), so that their clients
 //! reconnect through the restored generation.
 //!
-//! The bytes are copied both ways by `tokio::io::copy_bidirectional`: one buffer per
-//! direction, back-pressure (nothing more is read from a side until the other has taken
-//! what was read), and half-close (one side's end of stream is passed on as a shutdown
-//! of the other's write half, while the other direction goes on). The tunnel ends when
+//! The bytes are copied both ways by [`crate::splice`]: no buffer while both sides keep
+//! up or nothing moves, back-pressure (nothing more is read from a side until the other
+//! has taken what was read), and half-close (one side's end of stream is passed on as a
+//! shutdown of the other's write half, while the other direction goes on). The tunnel ends when
 //! both directions have ended, when either side fails, when no byte has moved either
 //! way for the route's `tunnel_idle_timeout`, or when a drain's grace has passed; both
 //! connections are then dropped, which closes them.
@@ -232,7 +232,7 @@ where
     let mut backend = Moving::new(backend, last.clone());
     let mut drain = ticket.generation.tunnels.drain.subscribe();
     let mut drain_at: Option<Instant> = None;
-    let mut copy = pin!(tokio::io::copy_bidirectional(&mut client, &mut backend));
+    let mut copy = pin!(crate::splice::splice(&mut client, &mut backend));
     let ended = loop {
         let idle_at = Instant::from_std(coarse_instant(last.load(Relaxed))) + idle_timeout;
         let wake_at = drain_at.map_or(idle_at, |at| at.min(idle_at));

@@ -230,14 +230,17 @@ impl DataPlane {
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
         tokio::spawn(async move {
-            // Counted as a request in flight to the backend until the tunnel closes; the
-            // sender is kept until the backend's connection has switched.
+            // Counted as a request in flight to the backend until the tunnel closes.
             let _in_flight = in_flight;
-            let _sender = sender;
             let Some(backend_upgrade) = backend_upgrade else {
                 return;
             };
-            let (client, backend) = match tokio::join!(client_upgrade, backend_upgrade) {
+            let switched = tokio::join!(client_upgrade, backend_upgrade);
+            // The sender is kept until the backend's connection has switched, and not
+            // a moment longer: it holds hyper's request channel (a block of request
+            // slots), which an open tunnel never uses again.
+            drop(sender);
+            let (client, backend) = match switched {
                 (Ok(client), Ok(backend)) => (client, backend),
                 (Err(error), _) | (_, Err(error)) => {
                     tracing::debug!(%error, "upgrade failed before the tunnel opened");

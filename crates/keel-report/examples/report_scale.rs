@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 forced: false,
                 check_report: json!({"errors": 0, "warnings": 0, "diagnostics": []}),
                 impact_report: None,
+                certificates: Default::default(),
             },
             true,
         )?;

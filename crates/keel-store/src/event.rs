@@ -42,6 +42,13 @@ pub mod kind {
     /// takes it out of service (`details`: `requests_served`, `misidentified`,
     /// `server_errors`, `connect_failures`, `wrong_or_failed`, `affected_share`).
     pub const TRAFFIC: &str = "traffic";
+    /// The guard's watch of a generation ran out of its extra time without the evidence
+    /// it waited for (`details`: `baseline`, `waiting_for`): the generation keeps serving
+    /// but is not promoted known-good until a later watch of it has the evidence.
+    pub const UNPROVEN: &str = "unproven";
+    /// A later watch of an unproven generation (a rollback to it) saw the evidence it
+    /// lacked and no alarm: it may become known-good again.
+    pub const PROVEN: &str = "proven";
     /// The daemon started.
     pub const STARTUP: &str = "startup";
     /// The daemon stopped.

@@ -1,6 +1,8 @@
 //! Generations as the store sees them: what a caller hands in (`NewGeneration`), what it gets
 //! back (`GenerationRecord`), and the content hash that identifies a config text.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -46,6 +48,12 @@ pub struct NewGeneration {
     pub check_report: serde_json::Value,
     /// The blast-radius report, when one was computed.
     pub impact_report: Option<serde_json::Value>,
+    /// The certificates it serves, pinned: certificate name → digest of its chain and key
+    /// bytes, whose copies the control plane keeps in the state directory (see
+    /// `docs/store.md`). Empty for a generation without certificates, a refused one, or
+    /// one recorded before certificates were pinned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub certificates: BTreeMap<String, String>,
 }
 
 /// A stored generation.
@@ -73,6 +81,9 @@ pub struct GenerationRecord {
     pub check_report: serde_json::Value,
     /// The blast-radius report, if any.
     pub impact_report: Option<serde_json::Value>,
+    /// The certificates it serves, pinned (see [`NewGeneration::certificates`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub certificates: BTreeMap<String, String>,
     /// Its lifecycle state.
     pub state: GenerationState,
     /// It served traffic through a watch period without alerts (or an operator vouched for it):
@@ -113,6 +124,7 @@ impl NewGeneration {
             activated_at_ms,
             check_report: self.check_report,
             impact_report: self.impact_report,
+            certificates: self.certificates,
             state,
             known_good: false,
             known_good_at_ms: None,

@@ -1,6 +1,8 @@
 //! The `Store` trait: the small surface the control plane and reports use, so the embedded SQLite
 //! store and a future shared (etcd) store are interchangeable.
 
+use std::collections::BTreeSet;
+
 use crate::{
     EventQuery, EventRecord, GenerationId, GenerationRecord, NewEvent, NewGeneration, StoreError,
 };
@@ -17,6 +19,18 @@ pub trait Store: Send + Sync {
     /// superseded (its known-good mark, if any, stays: it remains a rollback target). Without,
     /// it is recorded as pending (a canary) and the active generation is unchanged.
     fn record_apply(&self, new: NewGeneration, activate: bool) -> Result<GenerationId, StoreError>;
+
+    /// [`Store::record_apply`] for an apply no guard watches (`--no-guard`, or a controller
+    /// without detectors): a store that rolls generations out in steps (fleet mode's node
+    /// canary, which waits for the canary's guard) activates it everywhere at once. The
+    /// single-node stores record it exactly as `record_apply` does.
+    fn record_unguarded_apply(
+        &self,
+        new: NewGeneration,
+        activate: bool,
+    ) -> Result<GenerationId, StoreError> {
+        self.record_apply(new, activate)
+    }
 
     /// Records a generation refused by checks or the gate, state rejected, with its "reject"
     /// event, in one transaction. The active generation is unchanged.
@@ -68,4 +82,15 @@ pub trait Store: Send + Sync {
 
     /// Events selected by `query`, oldest first (by time, then id).
     fn events(&self, query: EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Every certificate digest some stored generation pins
+    /// ([`GenerationRecord::certificates`]): the copies the control plane must keep.
+    /// The default reads every generation; a store can answer it more cheaply.
+    fn pinned_certificates(&self) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self
+            .generations(usize::MAX)?
+            .into_iter()
+            .flat_map(|g| g.certificates.into_values())
+            .collect())
+    }
 }

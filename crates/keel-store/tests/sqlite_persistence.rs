@@ -200,3 +200,48 @@ fn a_row_that_does_not_decode_is_reported_not_guessed() {
         "the corrupt row is not active either"
     );
 }
+
+fn pinned(name: &str, pins: &[(&str, &str)]) -> keel_store::NewGeneration {
+    keel_store::NewGeneration {
+        certificates: pins
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+            .collect(),
+        ..new_generation(name)
+    }
+}
+
+#[test]
+fn pinned_certificates_persist_are_listed_and_cannot_be_edited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    {
+        let store = ok(SqliteStore::open(dir.path()));
+        ok(store.record_apply(pinned("one", &[("shop", &a)]), true));
+        ok(store.record_apply(pinned("two", &[("shop", &b), ("api", &a)]), true));
+        ok(store.record_apply(new_generation("three"), true));
+    }
+    let store = ok(SqliteStore::open(dir.path()));
+    let two = ok(store.generation(2)).expect("generation 2");
+    assert_eq!(two.certificates.get("shop"), Some(&b));
+    assert_eq!(two.certificates.get("api"), Some(&a));
+    assert!(ok(store.generation(3)).expect("3").certificates.is_empty());
+    let listed = ok(store.pinned_certificates());
+    assert_eq!(listed.into_iter().collect::<Vec<_>>(), [a.clone(), b]);
+    // The trait's default (what a store without its own query answers) agrees.
+    let memory = keel_store::MemoryStore::new();
+    ok(memory.record_apply(pinned("one", &[("shop", &a)]), true));
+    assert_eq!(
+        ok(memory.pinned_certificates())
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [a]
+    );
+    let conn = raw(dir.path());
+    for sql in [
+        "UPDATE generations SET certificates = '{}' WHERE id = 2",
+        "UPDATE generations SET certificates = 'not json' WHERE id = 3",
+    ] {
+        assert!(conn.execute(sql, []).is_err(), "database accepted: {sql}");
+    }
+}

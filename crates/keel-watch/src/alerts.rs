@@ -3,7 +3,9 @@
 //! the webhook dispatcher.
 //!
 //! An alert is immutable once raised; what the guard did about it (a rollback) is
-//! recorded by the control plane as an event of its own.
+//! recorded by the control plane as an event of its own. The one exception is a standing
+//! condition (`fleet_drift`: a fleet node out of step), raised once while it lasts and
+//! stamped `cleared` when it ends ([`AlertLog::clear`]); a cleared alert is no longer open.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -31,8 +33,10 @@ impl Severity {
     /// The severity of a detector's alarms.
     pub fn of(detector: Detector) -> Self {
         match detector {
-            Detector::Latency | Detector::Certificate => Severity::Warning,
-            Detector::Share | Detector::Errors | Detector::Identity => Severity::Critical,
+            Detector::Latency | Detector::Certificate | Detector::FleetDrift => Severity::Warning,
+            Detector::Share | Detector::Errors | Detector::Identity | Detector::Handshakes => {
+                Severity::Critical
+            }
         }
     }
 
@@ -85,6 +89,10 @@ pub struct Alert {
     pub phase: Phase,
     /// The config change that preceded it: its diff summary, as the control plane gave it.
     pub preceding_change: Option<String>,
+    /// When a standing condition ended (RFC 3339, UTC); absent while it lasts and for
+    /// detector alerts, which are events, not states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<String>,
 }
 
 impl Alert {
@@ -152,6 +160,7 @@ impl AlertLog {
             baseline_generation,
             phase,
             preceding_change,
+            cleared: None,
         };
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() >= self.capacity {
@@ -172,15 +181,41 @@ impl AlertLog {
             .collect()
     }
 
-    /// Alerts about `generation` raised at or after `since`, oldest first: what the
-    /// controller asks before it marks a generation known-good.
+    /// Alerts about `generation` raised at or after `since` and not cleared, oldest
+    /// first: what the controller asks before it marks a generation known-good.
     pub fn about(&self, generation: u64, since: SystemTime) -> Vec<Alert> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent
             .iter()
-            .filter(|(at, a)| a.generation == generation && *at >= since)
+            .filter(|(at, a)| a.generation == generation && *at >= since && a.cleared.is_none())
             .map(|(_, a)| a.clone())
             .collect()
+    }
+
+    /// The standing (not cleared) alert of `detector` about `subject`, if one is kept.
+    pub fn standing(&self, detector: Detector, subject: &str) -> Option<Alert> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .rev()
+            .map(|(_, a)| a)
+            .find(|a| a.detector == detector && a.subject == subject && a.cleared.is_none())
+            .cloned()
+    }
+
+    /// Stamps every standing alert of `detector` about `subject` cleared (now); returns
+    /// how many it cleared.
+    pub fn clear(&self, detector: Detector, subject: &str) -> usize {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let now = jiff::Timestamp::now().to_string();
+        let mut cleared = 0;
+        for (_, alert) in recent.iter_mut() {
+            if alert.detector == detector && alert.subject == subject && alert.cleared.is_none() {
+                alert.cleared = Some(now.clone());
+                cleared += 1;
+            }
+        }
+        cleared
     }
 
     /// `{"alerts": [...]}`, newest first: the body of `GET /alerts`.
@@ -229,6 +264,40 @@ mod tests {
         assert_eq!(json["alerts"][0]["phase"]["kind"], "after_swap");
         assert_eq!(json["alerts"][0]["preceding_change"], "web: +1 route");
         assert!(recent[0].text().contains("after change: web: +1 route"));
+    }
+
+    #[test]
+    fn a_cleared_condition_is_kept_but_no_longer_open() {
+        let log = AlertLog::with_capacity(8);
+        let drift = Alarm {
+            detector: Detector::FleetDrift,
+            subject: "node lb-2".into(),
+            summary: "node lb-2 serves generation 1 while the fleet's is 2".into(),
+            numbers: serde_json::json!({ "serving": 1, "fleet": 2 }),
+        };
+        let raised = log.raise(drift, 1, None, Phase::Continuous, None);
+        assert_eq!(raised.severity, Severity::Warning);
+        assert_eq!(
+            log.standing(Detector::FleetDrift, "node lb-2")
+                .map(|a| a.id),
+            Some(raised.id)
+        );
+        assert_eq!(log.about(1, SystemTime::UNIX_EPOCH).len(), 1);
+        assert_eq!(log.clear(Detector::FleetDrift, "node lb-3"), 0);
+        assert_eq!(log.clear(Detector::FleetDrift, "node lb-2"), 1);
+        assert!(log.standing(Detector::FleetDrift, "node lb-2").is_none());
+        assert!(
+            log.about(1, SystemTime::UNIX_EPOCH).is_empty(),
+            "no longer open"
+        );
+        let json = log.to_json(5);
+        assert_eq!(json["alerts"][0]["detector"], "fleet_drift");
+        assert!(json["alerts"][0]["cleared"].is_string(), "{json}");
+        assert_eq!(
+            log.clear(Detector::FleetDrift, "node lb-2"),
+            0,
+            "cleared once"
+        );
     }
 
     #[test]

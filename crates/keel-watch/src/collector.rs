@@ -112,6 +112,8 @@ impl Collector for PlaneCollector {
         encode_backend_states(&mut encoder, &generations)?;
         crate::tunnel_metrics::encode_tunnels(&mut encoder, &generations)?;
         crate::policy_metrics::encode_policy_refusals(&mut encoder, &generations)?;
+        crate::policy_metrics::encode_redirects(&mut encoder, &generations)?;
+        crate::policy_metrics::encode_compressed(&mut encoder, &generations)?;
         let mut stalled = encoder.encode_descriptor(
             names::STALLED_RESPONSES,
             "Client connections cut because a response body moved no byte for its body_idle_timeout: a backend that stopped sending, or a client that stopped reading.",
@@ -119,7 +121,7 @@ impl Collector for PlaneCollector {
             MetricType::Counter,
         )?;
         stalled.encode_counter::<NoLabelSet, u64, u64>(&stalled_responses, None)?;
-        crate::tls_metrics::encode(&mut encoder, self.plane.upgrade().as_deref())?;
+        crate::tls_metrics::encode(&mut encoder, self.plane.upgrade().as_deref(), &generations)?;
         // One small file read per scrape, and only where the kernel offers it.
         if let Some(overflows) = keel_proxy::listen::listen_overflows() {
             let mut metric = encoder.encode_descriptor(

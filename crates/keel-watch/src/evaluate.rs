@@ -2,7 +2,9 @@
 //! apply, or the active generation on its own in the background watch.
 //!
 //! Order matters only for which alarm is reported when several would fire: identity
-//! first (the most direct evidence), then errors, share, intents, latency.
+//! first (the most direct evidence), then TLS handshakes (a certificate the clients
+//! refuse fails connections before any request is counted), errors, share, intents,
+//! latency.
 
 use std::collections::HashSet;
 
@@ -10,10 +12,13 @@ use keel_config::Config;
 use keel_proxy::stats::Outcome;
 
 use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
+use crate::detectors::handshakes::{Counted, handshake_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
-use crate::detectors::route_loss::route_loss;
-use crate::detectors::share::{IntentBound, ShareTable, intent_breach, intent_scope, share_shift};
+use crate::detectors::route_loss::{loss_rules, route_loss, service_loss};
+use crate::detectors::share::{
+    ALL_HOSTS, IntentBound, ShareTable, intent_breach, intent_scope, share_shift,
+};
 use crate::detectors::{Alarm, Thresholds};
 use crate::window::{Series, WindowView, failures, requests};
 
@@ -69,12 +74,15 @@ fn total_rate(view: &WindowView<'_>) -> Rate {
 
 /// The first alarm of a candidate compared with its baseline, if any. A change never
 /// chooses its own judge: the thresholds are the stricter of the baseline's config and
-/// the candidate's, and the intents of both are watched.
+/// the candidate's, and the intents of both are watched. `whole_traffic`: both windows
+/// saw all of the traffic (no canary slice), so partial route and service losses are
+/// judged too.
 pub(crate) fn compare(
     baseline: Option<&Series>,
     candidate: &Series,
     baseline_config: &Config,
     config: &Config,
+    whole_traffic: bool,
 ) -> Option<Alarm> {
     let thresholds = Thresholds::stricter(&baseline_config.detectors, &config.detectors);
     let known: HashSet<(String, std::net::SocketAddr)> = baseline
@@ -92,6 +100,9 @@ pub(crate) fn compare(
     }
     let view = candidate.window();
     let base_view = baseline.map(Series::window);
+    if let Some(alarm) = handshakes(base_view.as_ref(), &view, &thresholds) {
+        return Some(alarm);
+    }
     if let Some(alarm) = errors(baseline, base_view.as_ref(), candidate, &view, &thresholds) {
         return Some(alarm);
     }
@@ -101,12 +112,20 @@ pub(crate) fn compare(
         if let Some(alarm) = share_shift(&before, &now, &thresholds) {
             return Some(alarm);
         }
-        if let Some(alarm) = route_loss(
-            &route_requests(baseline, base_view),
-            &route_requests(candidate, &view),
-            &thresholds,
-        ) {
-            return Some(alarm);
+        let (routes_before, routes_now) = (
+            route_requests(baseline, base_view),
+            route_requests(candidate, &view),
+        );
+        let (services_before, services_now) = (
+            service_requests(&before, None),
+            service_requests(&now, Some(config)),
+        );
+        for rule in loss_rules(whole_traffic) {
+            if let Some(alarm) = route_loss(&routes_before, &routes_now, &thresholds, *rule)
+                .or_else(|| service_loss(&services_before, &services_now, &thresholds, *rule))
+            {
+                return Some(alarm);
+            }
         }
     }
     if let Some(alarm) = intents(candidate, &view, config, &thresholds)
@@ -142,6 +161,25 @@ fn route_requests<'a>(series: &'a Series, view: &WindowView<'_>) -> Vec<(&'a str
         .enumerate()
         .map(|(r, route)| (&*route.name, requests(&view.route(r))))
         .collect()
+}
+
+/// Requests per service over all hosts; with `config`, every service it declares is
+/// listed (0 when no request landed on it), so a service that lost all of it is judged.
+fn service_requests<'a>(table: &'a ShareTable, config: Option<&'a Config>) -> Vec<(&'a str, u64)> {
+    let landed = table.host(ALL_HOSTS);
+    let mut counts: Vec<(&str, u64)> = landed
+        .into_iter()
+        .flatten()
+        .map(|(service, n)| (service.as_str(), *n))
+        .collect();
+    if let Some(config) = config {
+        for service in config.services.keys() {
+            if !counts.iter().any(|(s, _)| *s == service.as_str()) {
+                counts.push((service.as_str(), 0));
+            }
+        }
+    }
+    counts
 }
 
 /// Error jumps per route, then for the whole generation.
@@ -195,6 +233,26 @@ fn errors(
     Some(alarm)
 }
 
+/// A jump of failed TLS handshakes on a listener of the candidate, against the same
+/// listener in the baseline window (every failure reason counts).
+fn handshakes(
+    base_view: Option<&WindowView<'_>>,
+    view: &WindowView<'_>,
+    thresholds: &Thresholds,
+) -> Option<Alarm> {
+    let before = base_view.map(WindowView::handshakes).unwrap_or_default();
+    view.handshakes().into_iter().find_map(|now| {
+        let baseline = before.iter().find(|b| b.listener == now.listener);
+        handshake_jump(
+            &format!("listener {}", now.listener),
+            baseline,
+            &now,
+            Counted::Every,
+            thresholds,
+        )
+    })
+}
+
 /// Intent breaches of a generation's window.
 fn intents(
     series: &Series,
@@ -206,10 +264,16 @@ fn intents(
         .intents
         .iter()
         .filter_map(|intent| {
+            // A refusal bound alone (`max_refused`) is the gate's: the guard watches
+            // refusals through their own detector.
+            let service = intent.service.as_ref()?;
+            if intent.min_share.is_none() && intent.max_share.is_none() {
+                return None;
+            }
             let bound = IntentBound {
                 host: &intent.host,
                 path_prefix: intent.path_prefix.as_deref(),
-                service: &intent.service.value,
+                service: &service.value,
                 min_share: intent.min_share,
                 max_share: intent.max_share,
             };
@@ -220,13 +284,23 @@ fn intents(
 }
 
 /// Every alarm of a generation watched on its own (no baseline): misidentified
-/// responses, error jumps per route, intent breaches.
+/// responses, handshakes its certificates failed, error jumps per route, intent
+/// breaches.
 pub(crate) fn continuous(series: &Series, config: &Config) -> Vec<Alarm> {
     let thresholds = Thresholds::from_config(&config.detectors);
     let view = series.window();
     let mut alarms: Vec<Alarm> = misidentified_responses(&misidentified(series))
         .into_iter()
         .collect();
+    alarms.extend(view.handshakes().into_iter().filter_map(|now| {
+        handshake_jump(
+            &format!("listener {}", now.listener),
+            None,
+            &now,
+            Counted::CertificateOnly,
+            &thresholds,
+        )
+    }));
     for (r, route) in series.shape.routes.iter().enumerate() {
         if let ErrorVerdict::Jump(alarm) = error_jump(
             &format!("route {}", route.name),

@@ -36,6 +36,7 @@ mod alerts;
 mod collector;
 pub mod detectors;
 mod evaluate;
+pub mod handshake_window;
 mod metrics;
 pub mod names;
 pub mod plan;

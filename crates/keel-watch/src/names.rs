@@ -13,15 +13,23 @@ pub const REFUSED: &str = "keel_refused_requests";
 /// Requests a route's policies refused, by `generation`, `route` and `policy`
 /// (`address`, `rate_limit`) (counter).
 pub const POLICY_REFUSALS: &str = "keel_policy_refusals";
+/// Requests a redirect route answered with its redirect, by `generation` and `route`
+/// (counter).
+pub const REDIRECTS: &str = "keel_redirects";
+/// Answers a route's `compress` compressed, by `generation`, `route` and `encoding`
+/// (`gzip`, `br`) (counter).
+pub const COMPRESSED_RESPONSES: &str = "keel_compressed_responses";
 /// Client connections cut because a response body stopped moving (counter).
 pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
 /// `/proc/net/netstat` (`TcpExt ListenOverflows`; counter, Linux only).
 pub const LISTEN_OVERFLOWS: &str = "keel_listen_overflows";
-/// TLS handshakes completed, by `listener`, `version` (`1.2`, `1.3`) and `alpn` (`h2`,
-/// `http/1.1` for anything else) (counter).
+/// TLS handshakes completed, by `generation`, `listener`, `version` (`1.2`, `1.3`) and
+/// `alpn` (`h2`, `http/1.1` for anything else) (counter).
 pub const TLS_HANDSHAKES: &str = "keel_tls_handshakes";
-/// TLS handshakes that failed, by `listener` and `reason` (counter).
+/// TLS handshakes that resumed a session, by `generation` and `listener` (counter).
+pub const TLS_RESUMPTIONS: &str = "keel_tls_resumptions";
+/// TLS handshakes that failed, by `generation`, `listener` and `reason` (counter).
 pub const TLS_HANDSHAKE_FAILURES: &str = "keel_tls_handshake_failures";
 /// When each certificate of the primary generation expires, in seconds since the Unix
 /// epoch, by `certificate` (gauge).
@@ -60,9 +68,11 @@ pub const TUNNELS: &str = "keel_tunnels";
 pub const TUNNELS_CLOSED: &str = "keel_tunnels_closed";
 
 /// Every name, for documentation checks.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 28] = [
     REQUESTS,
     POLICY_REFUSALS,
+    REDIRECTS,
+    COMPRESSED_RESPONSES,
     UNROUTED,
     REFUSED,
     STALLED_RESPONSES,
@@ -84,6 +94,7 @@ pub const ALL: [&str; 25] = [
     TUNNELS,
     TUNNELS_CLOSED,
     TLS_HANDSHAKES,
+    TLS_RESUMPTIONS,
     TLS_HANDSHAKE_FAILURES,
     CERTIFICATE_EXPIRY,
 ];

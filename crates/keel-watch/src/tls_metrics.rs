@@ -1,32 +1,46 @@
-//! TLS at scrape time: handshakes and failures per TLS listener (counters the data
-//! plane keeps per listener, across generations), and when each certificate of the
-//! primary generation expires.
+//! TLS at scrape time: handshakes completed, resumed and failed (by reason) per
+//! generation and TLS listener (the generation whose certificates the client got:
+//! counters each generation keeps), and when each certificate of the primary
+//! generation expires.
 
-use keel_proxy::DataPlane;
+use std::sync::Arc;
+
 use keel_proxy::tls::HandshakeFailure;
+use keel_proxy::{DataPlane, Generation};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use crate::names;
 
-/// Encodes the TLS metrics; nothing when the plane has no TLS listener or certificate.
+/// Encodes the TLS metrics of the exported `generations`; nothing when none has a TLS
+/// listener or certificate.
 pub(crate) fn encode(
     encoder: &mut DescriptorEncoder,
     plane: Option<&DataPlane>,
+    generations: &[Arc<Generation>],
 ) -> Result<(), std::fmt::Error> {
-    let Some(plane) = plane else { return Ok(()) };
-    let listeners = plane.tls_counters();
-    if !listeners.is_empty() {
+    let served: Vec<(String, &Arc<keel_proxy::tls::HandshakeCounters>)> = generations
+        .iter()
+        .flat_map(|g| {
+            let id = g.id.to_string();
+            g.tls
+                .all_handshakes()
+                .iter()
+                .map(move |counters| (id.clone(), counters))
+        })
+        .collect();
+    if !served.is_empty() {
         let mut metric = encoder.encode_descriptor(
             names::TLS_HANDSHAKES,
-            "TLS handshakes completed, by listener, protocol version and ALPN protocol.",
+            "TLS handshakes completed, by the generation that served them, listener, protocol version and ALPN protocol.",
             None,
             MetricType::Counter,
         )?;
-        for counters in &listeners {
+        for (generation, counters) in &served {
             for version in ["1.2", "1.3"] {
                 for (alpn, h2) in [("h2", true), ("http/1.1", false)] {
                     let labels = [
+                        ("generation", generation.as_str()),
                         ("listener", counters.listener.as_str()),
                         ("version", version),
                         ("alpn", alpn),
@@ -39,14 +53,30 @@ pub(crate) fn encode(
             }
         }
         let mut metric = encoder.encode_descriptor(
-            names::TLS_HANDSHAKE_FAILURES,
-            "TLS handshakes that failed, by listener and reason (timeout, no_certificate, protocol, io).",
+            names::TLS_RESUMPTIONS,
+            "TLS handshakes completed by resuming an earlier session, by generation and listener (also counted in the handshakes).",
             None,
             MetricType::Counter,
         )?;
-        for counters in &listeners {
+        for (generation, counters) in &served {
+            let labels = [
+                ("generation", generation.as_str()),
+                ("listener", counters.listener.as_str()),
+            ];
+            metric
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, u64, u64>(&counters.resumed(), None)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            names::TLS_HANDSHAKE_FAILURES,
+            "TLS handshakes that failed, by generation, listener and reason (timeout, no_certificate, certificate_refused, protocol, io).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (generation, counters) in &served {
             for reason in HandshakeFailure::ALL {
                 let labels = [
+                    ("generation", generation.as_str()),
                     ("listener", counters.listener.as_str()),
                     ("reason", reason.as_str()),
                 ];
@@ -56,6 +86,7 @@ pub(crate) fn encode(
             }
         }
     }
+    let Some(plane) = plane else { return Ok(()) };
     let Some(active) = plane.active() else {
         return Ok(());
     };

@@ -81,12 +81,17 @@ pub fn payload(alert: &Alert) -> serde_json::Value {
     })
 }
 
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+/// `identity` → `Identity`, `fleet_drift` → `FleetDrift` (Alertmanager's alert-name style).
+fn capitalized(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Parses a webhook URL: plain `http://` with a host.
@@ -266,6 +271,7 @@ mod tests {
         let body = payload(&alert);
         assert_eq!(body["version"], "4");
         assert_eq!(body["alerts"][0]["labels"]["alertname"], "KeelIdentity");
+        assert_eq!(capitalized("fleet_drift"), "FleetDrift");
         assert_eq!(body["alerts"][0]["labels"]["generation"], "7");
         assert_eq!(body["keel"]["phase"]["permille"], 100);
         assert!(

@@ -5,6 +5,8 @@
 //! per-tick difference as a sparse delta in a ring, and keeps the running sum of the
 //! ring: the window. A detector therefore reads "the last N seconds of generation 7"
 //! in O(counters), and a tick costs one scan of the counters plus the non-zero deltas.
+//! Each TLS listener's handshakes of the generation follow its request counters in
+//! the same vector (`handshake_window.rs`), so they share the window.
 //!
 //! A generation that stops serving (superseded, or a canary that was ended) keeps its
 //! series, frozen: it stops taking empty ticks, so its window stays "the last N seconds
@@ -18,6 +20,7 @@ use keel_proxy::Generation;
 use keel_proxy::stats::{GenerationStats, Outcome};
 use tokio::time::Instant;
 
+use crate::handshake_window::{HandshakeLayout, Handshakes};
 use crate::shape::Shape;
 
 /// Time between two samples of the counters (250 ms): the detectors' resolution.
@@ -32,6 +35,7 @@ const BUCKETS: usize = keel_proxy::stats::LATENCY_BUCKETS_MICROS.len();
 #[derive(Debug)]
 pub struct Layout {
     routes: Box<[RouteLayout]>,
+    handshakes: HandshakeLayout,
     len: usize,
 }
 
@@ -47,7 +51,8 @@ struct RouteLayout {
 
 impl Layout {
     /// The layout of a generation's counters.
-    pub fn of(stats: &GenerationStats) -> Self {
+    pub fn of(generation: &Generation) -> Self {
+        let stats = &generation.stats;
         let mut offset = 0;
         let routes = stats
             .routes
@@ -76,14 +81,22 @@ impl Layout {
                 }
             })
             .collect();
+        let handshakes = HandshakeLayout::of(&generation.tls, offset);
+        let len = offset + handshakes.len();
         Self {
             routes,
-            len: offset,
+            handshakes,
+            len,
         }
     }
 
     /// Reads every counter into `out` (which has `self.len` cells).
-    fn read(&self, stats: &GenerationStats, out: &mut [u64]) {
+    fn read(&self, generation: &Generation, out: &mut [u64]) {
+        self.read_requests(&generation.stats, out);
+        self.handshakes.read(&generation.tls, out);
+    }
+
+    fn read_requests(&self, stats: &GenerationStats, out: &mut [u64]) {
         for (layout, route) in self.routes.iter().zip(stats.routes.iter()) {
             for ((start, _), backends) in layout.arms.iter().zip(route.targets.iter()) {
                 for (b, counters) in backends.iter().enumerate() {
@@ -179,6 +192,11 @@ impl WindowView<'_> {
         out
     }
 
+    /// Handshakes per TLS listener of the generation, in its config order.
+    pub fn handshakes(&self) -> Vec<Handshakes> {
+        self.layout.handshakes.counts(self.values)
+    }
+
     /// Outcomes of the whole generation (routed requests only).
     pub fn total(&self) -> [u64; OUTCOMES] {
         let mut sum = [0; OUTCOMES];
@@ -246,7 +264,7 @@ impl Series {
     /// A series for a generation, with a window of `ticks` ticks. Counting starts from
     /// zero: requests served before the first sample land in the first tick.
     pub fn new(generation: &Arc<Generation>, ticks: usize, now: Instant) -> Self {
-        let layout = Layout::of(&generation.stats);
+        let layout = Layout::of(generation);
         let len = layout.len;
         Self {
             id: generation.id,
@@ -282,7 +300,7 @@ impl Series {
         let Some(generation) = self.generation.upgrade() else {
             return;
         };
-        self.layout.read(&generation.stats, &mut self.scratch);
+        self.layout.read(&generation, &mut self.scratch);
         let mut delta = Vec::new();
         for (i, (current, last)) in self.scratch.iter().zip(self.last.iter()).enumerate() {
             if current > last {

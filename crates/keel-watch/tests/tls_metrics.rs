@@ -1,20 +1,24 @@
-//! TLS metrics on a real TLS listener: a completed handshake (curl), a plain-HTTP
-//! client refused, and the certificate's expiry, as Prometheus scrapes them.
+//! TLS on a real TLS listener: a completed handshake (curl), a plain-HTTP client
+//! refused, counted on the generation that served them, and the certificate's expiry,
+//! as Prometheus scrapes them; and clients refusing the certificate raise a
+//! `handshakes` alert from the background watch, outside any apply.
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
 use keel_testkit::Answer;
-use keel_watch::Watcher;
+use keel_watch::{Detector, Phase, Watcher};
 use support::{backend, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handshakes_failures_and_certificate_expiry_are_exposed() {
+/// A data plane serving TLS listener `https` on 127.0.0.1:0 with a self-signed
+/// certificate for shop.example.com (in the returned directory), generation 1, watched.
+async fn tls_plane() -> (tempfile::TempDir, SocketAddr, Arc<Watcher>) {
     let dir = tempfile::tempdir().expect("dir");
     let key = rcgen::KeyPair::generate().expect("key");
     let mut params =
@@ -50,7 +54,12 @@ async fn handshakes_failures_and_certificate_expiry_are_exposed() {
             .await
     });
     let (watcher, _) = Watcher::start(plane.clone(), &[]);
+    (dir, addr, watcher)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_failures_and_certificate_expiry_are_exposed() {
+    let (dir, addr, watcher) = tls_plane().await;
     let output = tokio::process::Command::new("curl")
         .args(["-sS", "--max-time", "10", "--http2", "--cacert"])
         .arg(dir.path().join("shop.pem"))
@@ -74,10 +83,12 @@ async fn handshakes_failures_and_certificate_expiry_are_exposed() {
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut sink)).await;
 
     let expected = [
-        "keel_tls_handshakes_total{listener=\"https\",version=\"1.3\",alpn=\"h2\"} 1",
-        "keel_tls_handshakes_total{listener=\"https\",version=\"1.2\",alpn=\"http/1.1\"} 0",
-        "keel_tls_handshake_failures_total{listener=\"https\",reason=\"protocol\"} 1",
-        "keel_tls_handshake_failures_total{listener=\"https\",reason=\"timeout\"} 0",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.3\",alpn=\"h2\"} 1",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.2\",alpn=\"http/1.1\"} 0",
+        "keel_tls_resumptions_total{generation=\"1\",listener=\"https\"} 0",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"protocol\"} 1",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"certificate_refused\"} 0",
+        "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"timeout\"} 0",
     ];
     let seen = eventually(Duration::from_secs(10), || {
         let text = watcher.metrics_text();
@@ -90,5 +101,38 @@ async fn handshakes_failures_and_certificate_expiry_are_exposed() {
     assert!(
         text.contains("keel_certificate_expiry_seconds{certificate=\"shop\"} 3786912000"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_refusing_the_certificate_raise_a_handshakes_alert_outside_any_apply() {
+    let (_dir, addr, watcher) = tls_plane().await;
+    // curl without the certificate as its CA: it refuses it (`unknown_ca`).
+    for _ in 0..25 {
+        let refused = tokio::process::Command::new("curl")
+            .args(["-s", "--max-time", "5", "-o", "/dev/null", "--resolve"])
+            .arg(format!("shop.example.com:{}:127.0.0.1", addr.port()))
+            .arg(format!("https://shop.example.com:{}/", addr.port()))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .expect("curl");
+        assert!(!refused.success());
+    }
+    let alerted = eventually(Duration::from_secs(5), || {
+        !watcher.alerts().recent(1).is_empty()
+    })
+    .await;
+    assert!(alerted, "no alert");
+    let alert = watcher.alerts().recent(1).remove(0);
+    assert_eq!(alert.detector, Detector::Handshakes, "{alert:?}");
+    assert_eq!(alert.phase, Phase::Continuous);
+    assert_eq!(alert.subject, "listener https");
+    assert_eq!(alert.numbers["counted"], "certificate_reasons", "{alert:?}");
+    assert!(
+        alert.numbers["by_reason"]["certificate_refused"]
+            .as_u64()
+            .is_some_and(|n| n >= 20),
+        "{alert:?}"
     );
 }

@@ -136,6 +136,45 @@ async fn the_background_watch_alerts_on_a_failing_route_outside_any_apply() {
     );
 }
 
+/// No evidence is not good evidence: a harmless change swapped in when the load has
+/// stopped gets no request on the routes that had traffic before. Its watch waits past
+/// the clock, then ends `Unproven`, naming them, not `Clean`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_without_evidence_ends_unproven_naming_the_routes() {
+    let backends = Backends::start().await;
+    let config = shop_config(&backends, Variant::Good, false, None);
+    let proxy = Proxy::start(&config).await;
+    let before = proxy.compile(1, config);
+    proxy.plane.activate(before.clone());
+    let (watcher, _) = Watcher::start(proxy.plane.clone(), &[]);
+    load(proxy.addr, 200, Duration::from_secs(1)).await;
+    let after = proxy.compile(2, shop_config(&backends, Variant::Harmless, false, None));
+    proxy.plane.activate(after.clone());
+    let started = std::time::Instant::now();
+    let verdict = watcher
+        .watch_apply(keel_watch::WatchRequest {
+            baseline: before,
+            candidate: after,
+            mode: keel_watch::WatchMode::Full,
+            duration: Duration::from_millis(500),
+            change: "route web: timeout changed".into(),
+        })
+        .await;
+    let keel_watch::WatchVerdict::Unproven { waiting } = verdict else {
+        panic!("{verdict:?}");
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "ended by the clock"
+    );
+    assert!(
+        waiting
+            .iter()
+            .any(|w| w.route == "web" && w.requests == 0 && w.needed == 20),
+        "{waiting:?}"
+    );
+}
+
 /// A webhook receiver that answers 500 to the first POST and 200 after, keeping bodies.
 async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<(StatusCode, serde_json::Value)>>>) {
     let listener = TcpListener::bind("127.0.0.1:0")

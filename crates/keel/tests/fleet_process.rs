@@ -1,6 +1,8 @@
 //! Fleet mode with the real binary: three `keel serve` processes whose files carry a
 //! `[fleet]` table on one real etcd; `keel apply` to the second converges all three (each
-//! on its own listener), and `keel status --fleet` lists them in step.
+//! on its own listener), and `keel status --fleet` lists them in step. With a node canary
+//! (`[fleet] rollout`), a guarded `keel apply` serves on the applying process first, the
+//! others follow only after the watch, and `keel status --fleet` shows the rollout's step.
 
 #![cfg(feature = "fleet")]
 
@@ -35,9 +37,21 @@ fn node_file(
     backend: SocketAddr,
     timeout: &str,
 ) -> (SocketAddr, SocketAddr) {
+    node_file_with(dir, name, etcd, backend, timeout, "")
+}
+
+/// [`node_file`] with `fleet_extra` lines in its `[fleet]` table.
+fn node_file_with(
+    dir: &Path,
+    name: &str,
+    etcd: &str,
+    backend: SocketAddr,
+    timeout: &str,
+    fleet_extra: &str,
+) -> (SocketAddr, SocketAddr) {
     let (listen, admin) = (free_addr(), free_addr());
     let text = format!(
-        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{etcd}\"]\nprefix = \"/keel/process\"\nnode = \"{name}\"\n[safety]\nwatch = \"300ms\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"{timeout}\"\n"
+        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{etcd}\"]\nprefix = \"/keel/process\"\nnode = \"{name}\"\n{fleet_extra}[safety]\nwatch = \"300ms\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"{timeout}\"\n"
     );
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(dir.join("keel.toml"), text).expect("write");
@@ -159,4 +173,133 @@ async fn keel_apply_to_one_process_converges_three_and_status_lists_them() {
         status.is_some(),
         "keel status --fleet lists lb-1, lb-2 and lb-3 in step"
     );
+}
+
+/// The node canary's watch in the process test.
+const PROCESS_ROLLOUT_WATCH: Duration = Duration::from_secs(4);
+
+/// Starts `keel serve` on `dir/keel.toml` and waits until it serves `generation`.
+async fn serve(dir: &Path, listen: SocketAddr, admin: SocketAddr, generation: u64) -> Node {
+    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["serve", "--config"])
+        .arg(dir.join("keel.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("KEEL_ADMIN_TOKEN", TOKEN)
+        .env("KEEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn keel serve");
+    let node = Node {
+        child,
+        listen,
+        admin,
+        dir: dir.to_path_buf(),
+    };
+    let up = eventually(Duration::from_secs(20), || async {
+        self::generation(listen).await.filter(|g| *g == generation)
+    })
+    .await;
+    assert_eq!(
+        up,
+        Some(generation),
+        "{} serves generation {generation}",
+        dir.display()
+    );
+    node
+}
+
+fn fleet_status_text(node_file: &Path) -> String {
+    let output = keel(&["status", "--fleet", node_file.to_str().unwrap_or_default()]);
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_keel_apply_serves_on_its_process_first_and_the_others_after_the_watch() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = Backend::new("web").start().await;
+    let rollout = format!(
+        "rollout = {{ first = 1, then = \"all\", watch = \"{}s\" }}\n",
+        PROCESS_ROLLOUT_WATCH.as_secs()
+    );
+    let mut nodes = Vec::new();
+    for name in ["lb-1", "lb-2", "lb-3"] {
+        let node_dir = dir.path().join(name);
+        let (listen, admin) =
+            node_file_with(&node_dir, name, &etcd.endpoint(), backend, "5s", &rollout);
+        nodes.push(serve(&node_dir, listen, admin, 1).await);
+    }
+    for _ in 0..20 {
+        assert_eq!(generation(nodes[0].listen).await, Some(1));
+    }
+    let changed = dir.path().join("changed");
+    node_file_with(&changed, "lb-1", &etcd.endpoint(), backend, "7s", &rollout);
+    let admin = format!("http://{}", nodes[0].admin);
+    let state = nodes[0].dir.join("state");
+    let file = changed.join("keel.toml");
+    let started = std::time::Instant::now();
+    // Guarded: no --no-guard. The apply returns once lb-1 serves it.
+    let output = keel(&[
+        "apply",
+        "--admin",
+        &admin,
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        file.to_str().unwrap_or_default(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(generation(nodes[0].listen).await, Some(2), "lb-1 first");
+    let node_file = nodes[1].dir.join("keel.toml");
+    // Each node publishes its status every second: lb-1 shows as the canary, in step.
+    let during = eventually(Duration::from_secs(3), || {
+        let text = fleet_status_text(&node_file);
+        async move {
+            (text.contains("rollout: generation 2 canary on lb-1")
+                && text
+                    .lines()
+                    .any(|l| l.starts_with("lb-1") && l.contains("canary")))
+            .then_some(text)
+        }
+    })
+    .await;
+    assert!(during.is_some(), "{}", fleet_status_text(&node_file));
+    // The others stay on generation 1 until the watch has passed.
+    while started.elapsed() < PROCESS_ROLLOUT_WATCH - Duration::from_millis(500) {
+        for node in &nodes[1..] {
+            assert_eq!(generation(node.listen).await, Some(1), "too early");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for node in &nodes {
+        let serving = eventually(Duration::from_secs(20), || async {
+            generation(node.listen).await.filter(|g| *g == 2)
+        })
+        .await;
+        assert_eq!(
+            serving,
+            Some(2),
+            "every node serves generation 2 after the watch"
+        );
+    }
+    assert!(started.elapsed() >= PROCESS_ROLLOUT_WATCH);
+    let after = eventually(Duration::from_secs(10), || {
+        let text = fleet_status_text(&node_file);
+        async move {
+            (text.contains("rollout: generation 2 promoted on lb-1 (clean: lb-1)")
+                && ["lb-1", "lb-2", "lb-3"].iter().all(|name| {
+                    text.lines()
+                        .any(|l| l.starts_with(name) && l.contains("in step"))
+                }))
+            .then_some(text)
+        }
+    })
+    .await;
+    assert!(after.is_some(), "{}", fleet_status_text(&node_file));
 }

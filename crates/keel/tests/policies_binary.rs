@@ -4,7 +4,8 @@
 //! per key, recovery), and `keel check` judging them (route tests with
 //! `rewritten_path` and `status = 403|429`, K214 for a fixed answer that takes a later
 //! route's requests), and the client address behind trusted proxies (`x-forwarded-for`)
-//! and PROXY protocol v1/v2 headers written here.
+//! and PROXY protocol v1/v2 headers written here; the gate refusing a new deny over
+//! `[safety] max_shift` or over an intent's `max_refused`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -474,6 +475,57 @@ async fn the_gate_replays_a_new_deny_on_sampled_clients_and_refusals_are_metrics
         "{}",
         metrics.body
     );
+}
+
+#[tokio::test]
+async fn the_gate_refuses_a_deny_over_an_intents_max_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let count = Arc::new(AtomicU64::new(0));
+    let backend = echo_backend(count.clone()).await;
+    let (proxy, admin) = (free(), free());
+    // max_shift alone (50 %) would let a deny of 37 % of the sample through.
+    let config = |rule: &str| {
+        base(proxy, admin, backend).replace(
+            "[server]\n",
+            "[safety]\nmax_shift = 0.5\n\n[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        ) + &format!(
+            "[[routes]]\nname = \"shop\"\nservice = \"web\"\npool = \"web\"\n{rule}\n\n\
+             [[intents]]\nhost = \"shop.example.com\"\nmax_refused = 0.01\n"
+        )
+    };
+    let _keel = serve(dir.path(), &config(""), proxy, "/ready").await;
+    for i in 0..50 {
+        let client = if i < 19 {
+            format!("10.0.0.{i}")
+        } else {
+            format!("192.0.2.{i}")
+        };
+        let answer = get(proxy, "/", &format!("x-forwarded-for: {client}\r\n")).await;
+        assert_eq!(answer.map(|a| a.status), Some(200));
+    }
+    std::fs::write(
+        dir.path().join("deny.toml"),
+        config("deny = [\"10.0.0.0/8\"]"),
+    )
+    .expect("write");
+    let (code, out) = cli(dir.path(), admin, &["apply", "deny.toml", "--dry-run"]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("REFUSED by the blast-radius gate (1 reason)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("policies may refuse at most 1.0% of requests to shop.example.com; with the new config they refuse 37.3% of the 51 sampled ones (was 0.0%), by route `shop`'s deny list; e.g. `GET shop.example.com/"),
+        "{out}"
+    );
+    // A rule that refuses none of the sampled clients passes.
+    std::fs::write(
+        dir.path().join("narrow.toml"),
+        config("deny = [\"198.51.100.0/24\"]"),
+    )
+    .expect("write");
+    let (code, out) = cli(dir.path(), admin, &["apply", "narrow.toml", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,7 @@ fn generation(text: &str, author: &str, message: &str) -> NewGeneration {
         forced: false,
         check_report: json!({"errors": 0, "warnings": 0, "diagnostics": []}),
         impact_report: None,
+        certificates: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Lints that read the config alone (no routing table): references, pools, services,
-//! splits, listeners, the admin API's address, per-route settings and route policies. Each file owns a few lint ids and their
+//! splits, listeners, the admin API's address, per-route settings, route policies and redirects. Each file owns a few lint ids and their
 //! unit tests; [`structural`] runs them all.
 
 mod admin;
@@ -8,6 +8,7 @@ mod listeners;
 mod policies;
 mod pools;
 mod protocols;
+mod redirects;
 mod references;
 mod routes;
 mod services;
@@ -28,6 +29,7 @@ pub(crate) fn structural(config: &Config) -> Vec<Diagnostic> {
     certificates::check(config, &mut out);
     policies::check(config, &mut out);
     protocols::check(config, &mut out);
+    redirects::check(config, &mut out);
     out
 }
 

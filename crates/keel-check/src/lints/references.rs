@@ -11,14 +11,6 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
     }
     for route in &config.routes {
         let what = format!("route `{}`", route.name);
-        // A fixed answer (`respond`) names no service and no pool.
-        let (Some(service), Some(target)) = (route.service(), route.target()) else {
-            continue;
-        };
-        unknown_service(config, service, &what, out);
-        for also in &route.also_served_by {
-            unknown_service(config, also, &format!("{what} (also_served_by)"), out);
-        }
         for listener in &route.listeners {
             if !config.listeners.contains_key(listener.value.as_str()) {
                 out.push(
@@ -34,6 +26,14 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                     )),
                 );
             }
+        }
+        // A route Keel answers itself (`respond`, `redirect`) names no service and no pool.
+        let (Some(service), Some(target)) = (route.service(), route.target()) else {
+            continue;
+        };
+        unknown_service(config, service, &what, out);
+        for also in &route.also_served_by {
+            unknown_service(config, also, &format!("{what} (also_served_by)"), out);
         }
         for (pool_ref, weight) in target.value.pools() {
             let Some(pool) = config.pools.get(pool_ref.value.as_str()) else {

@@ -1,7 +1,7 @@
 //! Shadow findings as diagnostics: K201 (fully shadowed or matching nothing), K202
-//! (partly shadowed), K203 (may be fully shadowed), K208 (no catch-all) and K214 (a
-//! fixed answer takes requests of a later route), each with its witness requests in
-//! the text and in `data` for the JSON report.
+//! (partly shadowed), K203 (may be fully shadowed), K208 (no catch-all), K214 (a
+//! fixed answer takes requests of a later route) and K217 (a redirect does), each with
+//! its witness requests in the text and in `data` for the JSON report.
 
 use keel_config::{Config, Diagnostic, codes};
 use keel_route::RequestShape;
@@ -173,13 +173,15 @@ fn diagnostic(config: &Config, finding: &ShadowFinding) -> Option<Diagnostic> {
     })))
 }
 
-/// K214: per fixed-answer route (`respond`) among a finding's winners, a warning that
-/// requests the shadowed route would forward get Keel's fixed answer instead.
+/// K214 and K217: per fixed-answer (`respond`) or redirect route among a finding's
+/// winners, a warning that requests the shadowed route would forward get Keel's own
+/// answer instead. (Redirect witnesses that bring the request back to the shadowed
+/// route were dropped before, see [`crate::redirects::forgive_shadows`].)
 fn fixed_answer_shadows(config: &Config, finding: &ShadowFinding) -> Vec<Diagnostic> {
     let Some(route) = config.routes.get(finding.route) else {
         return Vec::new();
     };
-    if route.respond().is_some() {
+    if route.answers_itself() {
         return Vec::new();
     }
     let name = &route.name.value;
@@ -189,18 +191,30 @@ fn fixed_answer_shadows(config: &Config, finding: &ShadowFinding) -> Vec<Diagnos
         let Some(answer) = config.routes.get(witness.winner) else {
             continue;
         };
-        let Some(fixed) = answer.respond() else {
-            continue;
-        };
         if seen.contains(&witness.winner) {
             continue;
         }
-        seen.push(witness.winner);
-        let winner = &answer.name.value;
         let how = match finding.kind {
             ShadowKind::FullyShadowed => "every request",
             _ => "requests",
         };
+        if let Some(redirect) = answer.redirect() {
+            seen.push(witness.winner);
+            out.push(redirect_shadows(
+                route,
+                answer,
+                &redirect.value,
+                redirect.span,
+                how,
+                witness,
+            ));
+            continue;
+        }
+        let Some(fixed) = answer.respond() else {
+            continue;
+        };
+        seen.push(witness.winner);
+        let winner = &answer.name.value;
         out.push(
             Diagnostic::warning(
                 codes::FIXED_ANSWER_SHADOWS,
@@ -226,6 +240,40 @@ fn fixed_answer_shadows(config: &Config, finding: &ShadowFinding) -> Vec<Diagnos
         );
     }
     out
+}
+
+/// K217: redirect `answer` takes `how` requests `route` would forward.
+fn redirect_shadows(
+    route: &keel_config::Route,
+    answer: &keel_config::Route,
+    redirect: &keel_config::Redirect,
+    span: keel_config::Span,
+    how: &str,
+    witness: &Witness,
+) -> Diagnostic {
+    let name = &route.name.value;
+    let winner = &answer.name.value;
+    Diagnostic::warning(
+        codes::REDIRECT_SHADOWS,
+        format!(
+            "redirect `{winner}` ({}) takes {how} route `{name}` would forward",
+            redirect.describe()
+        ),
+    )
+    .at(span, "redirected by Keel, never forwarded")
+    .with_related(route.name.span, format!("`{name}` loses these requests"))
+    .with_note(format!(
+        "witness: `{}` matches `{name}` but is redirected by `{winner}`, and the new URL does not reach `{name}`",
+        witness.request
+    ))
+    .with_help(format!(
+        "narrow `{winner}` (listener, host, path) or move it below `{name}`; if the move is planned, a route test with expect = {{ route = \"{winner}\" }} states it"
+    ))
+    .with_data(json!({
+        "route": name,
+        "redirect": winner,
+        "request": request_json(&witness.request),
+    }))
 }
 
 fn with_witness(

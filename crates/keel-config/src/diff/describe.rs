@@ -63,9 +63,13 @@ pub(super) fn identity(service: &Service) -> String {
     )
 }
 
-/// `pool web`, `split web:70 (70%), web-v2:30 (30%)` or `answer 200 text/plain (3 bytes)`.
+/// `pool web`, `split web:70 (70%), web-v2:30 (30%)`, `answer 200 text/plain (3 bytes)`
+/// or `redirect 308 to https://{host}{path}`.
 pub(super) fn target(route: &Route) -> String {
     let Some(target) = route.target() else {
+        if let Some(redirect) = route.redirect() {
+            return format!("redirect {}", redirect.value.describe());
+        }
         return route
             .respond()
             .map_or_else(String::new, |a| format!("answer {}", a.value.describe()));

@@ -210,15 +210,7 @@ fn describe_certificate(certificate: &crate::Certificate) -> String {
     );
     match &certificate.facts {
         None => files,
-        Some(facts) => format!(
-            "{files}: subject {}, SANs [{}], issuer {}, not after {}, {} key, sha256 {}",
-            facts.subject,
-            facts.dns_names.join(", "),
-            facts.issuer,
-            facts.not_after,
-            facts.key_type,
-            facts.sha256
-        ),
+        Some(facts) => format!("{files}: {}", facts.summary()),
     }
 }
 
@@ -414,6 +406,16 @@ fn routes(old: &Config, new: &Config) -> Vec<ItemChange> {
                 .map_or_else(|| "none".to_string(), |l| l.value.describe())
         };
         field(&mut fields, "rate_limit", &limit(a), &limit(b));
+        let compress = |r: &crate::Route| {
+            r.compress.as_ref().map_or_else(
+                || "none".to_string(),
+                |c| {
+                    let tokens: Vec<&str> = c.value.iter().map(|c| c.token()).collect();
+                    tokens.join(", ")
+                },
+            )
+        };
+        field(&mut fields, "compress", &compress(a), &compress(b));
         let rank = |list: &[&str]| list.iter().position(|n| *n == name).map(|i| i + 1);
         if rank(&common_old) != rank(&common_new) {
             fields.push(FieldChange {

@@ -12,6 +12,7 @@ mod certificates;
 mod fleet;
 mod policies;
 pub(crate) mod pools;
+mod redirect;
 pub(crate) mod routes;
 mod sections;
 pub(crate) mod tests_intents;

@@ -1,6 +1,7 @@
 //! The policy keys of a `[[routes]]` entry: `allow = [..]` / `deny = [..]` (client
 //! address blocks), `request_headers` / `response_headers` (`{ set, remove }`),
-//! `respond = { status, body, content_type }` and `rewrite = { path_prefix }`.
+//! `respond = { status, body, content_type }`, `rewrite = { path_prefix }`,
+//! `rate_limit = { .. }` and `compress = ["gzip", "br"]`.
 //! Types live in [`crate::policy`].
 
 use super::valid_header_name;
@@ -9,7 +10,7 @@ use crate::defaults as d;
 use crate::diagnostic::Diagnostic;
 use crate::model::PathMatch;
 use crate::policy::{
-    Access, AccessMode, Cidr, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
+    Access, AccessMode, Cidr, ContentCoding, FixedAnswer, HeaderRules, KEEL_REQUEST_HEADERS,
     KEEL_RESPONSE_HEADERS, RateKey, RateLimit, Rewrite,
 };
 use crate::reader::{Sink, Table, span_of, wrong_type};
@@ -24,6 +25,7 @@ pub(super) const POLICY_KEYS: &[&str] = &[
     "respond",
     "rewrite",
     "rate_limit",
+    "compress",
 ];
 
 /// The keys of a rate limit table.
@@ -421,4 +423,51 @@ fn rate_key(text: &str) -> Result<RateKey, String> {
         "cookie" => Ok(RateKey::Cookie(name.to_string())),
         _ => Err(format!("unknown rate limit key `{text}`")),
     }
+}
+
+/// `compress = ["gzip", "br"]`: the codings, each once, in file order. `Some(None)`:
+/// none; `None`: an error was reported.
+pub(super) fn compress(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+) -> Option<Option<Located<Vec<ContentCoding>>>> {
+    let Some((items, span)) = table.array(sink, "compress") else {
+        return if table.get("compress").is_some() {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let known = ContentCoding::ALL.map(ContentCoding::token).join("\", \"");
+    let mut codings = Vec::new();
+    let mut ok = true;
+    for item in items {
+        match item.get_ref().as_str() {
+            Some(token) => match ContentCoding::from_token(token) {
+                Some(coding) if !codings.contains(&coding) => codings.push(coding),
+                Some(_) => {}
+                None => {
+                    sink.invalid(
+                        span_of(item),
+                        format!("unknown content coding `{token}` in `compress`"),
+                        format!("Keel compresses with \"{known}\""),
+                    );
+                    ok = false;
+                }
+            },
+            None => {
+                wrong_type(sink, item, "compress", "a content coding such as \"gzip\"");
+                ok = false;
+            }
+        }
+    }
+    if ok && codings.is_empty() {
+        sink.invalid(
+            span,
+            "an empty `compress` list compresses nothing",
+            format!("list codings such as compress = [\"{known}\"], or remove `compress`"),
+        );
+        ok = false;
+    }
+    ok.then_some(Some(Located::new(codings, span)))
 }

@@ -33,6 +33,7 @@ const ROUTE_KEYS: &[&str] = &[
     "tunnel_idle_timeout",
     "listener",
     "require_sni",
+    "redirect",
 ];
 
 pub(super) fn routes(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Route> {
@@ -95,7 +96,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let path = path(sink, &table);
     let methods = methods(sink, &table);
     let headers = headers(sink, &table);
-    let action = action(sink, &table);
+    let action = action(sink, &table, path.as_ref().and_then(Option::as_ref));
     let timeout = table.duration(sink, "timeout", d::ROUTE_TIMEOUT);
     if timeout.value.is_zero() {
         sink.invalid(
@@ -127,6 +128,7 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
     let listeners = listeners(sink, &table);
     let require_sni = table.bool(sink, "require_sni", false);
     let rate_limit = super::policies::rate_limit(sink, &table);
+    let compress = super::policies::compress(sink, &table);
     let rewrite = super::policies::rewrite(sink, &table, path.as_ref().and_then(Option::as_ref));
     Some(Route {
         name: name?,
@@ -149,15 +151,29 @@ fn route(sink: &mut Sink, mut table: Table<'_, '_>) -> Option<Route> {
         require_sni,
         rewrite: rewrite?,
         rate_limit: rate_limit?,
+        compress: compress?,
     })
 }
 
-/// Forward to `service` through `pool`/`split`, or answer with `respond`.
-fn action(sink: &mut Sink, table: &Table<'_, '_>) -> Option<RouteAction> {
+/// Forward to `service` through `pool`/`split`, or answer with `respond` or `redirect`.
+fn action(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    path: Option<&Located<PathMatch>>,
+) -> Option<RouteAction> {
+    if table.get("redirect").is_some() {
+        if let Some(conflict) = super::redirect::conflict(table) {
+            sink.push(conflict);
+            return None;
+        }
+        return super::redirect::redirect(sink, table, path).map(RouteAction::Redirect);
+    }
     if table.get("respond").is_some() {
-        let forwarding = ["service", "pool", "split", "rewrite", "upgrades"]
-            .into_iter()
-            .find_map(|key| table.get(key).map(|v| (key, span_of(v))));
+        let forwarding = [
+            "service", "pool", "split", "rewrite", "upgrades", "compress",
+        ]
+        .into_iter()
+        .find_map(|key| table.get(key).map(|v| (key, span_of(v))));
         if let Some((key, span)) = forwarding {
             sink.push(
                 Diagnostic::error(
@@ -176,7 +192,7 @@ fn action(sink: &mut Sink, table: &Table<'_, '_>) -> Option<RouteAction> {
     let service = table.required_string(
         sink,
         "service",
-        "name the service that must answer this route, e.g. service = \"web\" (or answer it with respond = { status = 200, body = \"..\" })",
+        "name the service that must answer this route, e.g. service = \"web\" (or answer it with respond = { status = 200, body = \"..\" } or redirect = { scheme = \"https\" })",
     );
     let target = target(sink, table);
     Some(RouteAction::Forward {

@@ -1,4 +1,5 @@
-//! `[[tests]]` (request → expected destination) and `[[intents]]` (traffic-share bounds).
+//! `[[tests]]` (request → expected destination) and `[[intents]]` (traffic-share and
+//! refusal bounds).
 
 use super::valid_header_name;
 use crate::codes;
@@ -15,6 +16,12 @@ pub struct RequestLine {
     pub host: String,
     /// Path without query string.
     pub path: String,
+    /// `http` or `https`, as written.
+    pub scheme: crate::redirect::RedirectScheme,
+    /// The port the URL names, if any.
+    pub port: Option<u16>,
+    /// The query string (without `?`), if any.
+    pub query: Option<String>,
 }
 
 /// Parses `METHOD URL` (the URL needs a scheme and a host; the query is dropped).
@@ -28,9 +35,13 @@ pub fn parse_request_line(text: &str) -> Result<RequestLine, String> {
     if !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
         return Err(format!("bad method `{method}`"));
     }
-    let rest = url
+    let (scheme, rest) = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
+        .map(|rest| (crate::redirect::RedirectScheme::Http, rest))
+        .or_else(|| {
+            url.strip_prefix("https://")
+                .map(|rest| (crate::redirect::RedirectScheme::Https, rest))
+        })
         .ok_or_else(|| format!("`{url}` needs a scheme: http:// or https://"))?;
     let (authority, path_and_query) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -40,11 +51,22 @@ pub fn parse_request_line(text: &str) -> Result<RequestLine, String> {
     if host.is_empty() {
         return Err(format!("`{url}` has no host"));
     }
-    let path = path_and_query.split(['?', '#']).next().unwrap_or("/");
+    let port = authority
+        .get(strip_port(authority).len()..)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|p| p.parse::<u16>().ok());
+    let without_fragment = path_and_query.split('#').next().unwrap_or("/");
+    let (path, query) = match without_fragment.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_string())),
+        None => (without_fragment, None),
+    };
     Ok(RequestLine {
         method: method.to_ascii_uppercase(),
         host,
         path: path.to_string(),
+        scheme,
+        port,
+        query,
     })
 }
 
@@ -130,7 +152,14 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
         };
         expect_table.deny_unknown(
             sink,
-            &["route", "pool", "service", "status", "rewritten_path"],
+            &[
+                "route",
+                "pool",
+                "service",
+                "status",
+                "rewritten_path",
+                "location",
+            ],
         );
         let expect = Expect {
             route: expect_table.string(sink, "route").map(|v| v.value),
@@ -140,17 +169,19 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
                 .get("status")
                 .map(|_| expect_table.u32(sink, "status", 404, 100, 599).value as u16),
             rewritten_path: expect_table.string(sink, "rewritten_path").map(|v| v.value),
+            location: expect_table.string(sink, "location").map(|v| v.value),
         };
         if expect.route.is_none()
             && expect.pool.is_none()
             && expect.service.is_none()
             && expect.status.is_none()
             && expect.rewritten_path.is_none()
+            && expect.location.is_none()
         {
             sink.invalid(
                 expect_table.span,
                 "an empty expectation tests nothing",
-                "give route, pool, service, status or rewritten_path",
+                "give route, pool, service, status, rewritten_path or location",
             );
             continue;
         }
@@ -159,6 +190,9 @@ pub(super) fn tests(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<RouteTest> {
             method: line.method,
             host: line.host,
             path: line.path,
+            scheme: line.scheme,
+            port: line.port,
+            query: line.query,
             headers,
             client,
             expect,
@@ -180,10 +214,16 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
         };
         table.deny_unknown(
             sink,
-            &["host", "path_prefix", "service", "min_share", "max_share"],
+            &[
+                "host",
+                "path_prefix",
+                "service",
+                "min_share",
+                "max_share",
+                "max_refused",
+            ],
         );
         let host = table.required_string(sink, "host", "add host = \"shop.example.com\"");
-        let service = table.required_string(sink, "service", "add service = \"web\"");
         let path_prefix = table.string(sink, "path_prefix");
         if let Some(p) = &path_prefix
             && !p.value.starts_with('/')
@@ -196,15 +236,27 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
         }
         let min_share = table.fraction(sink, "min_share");
         let max_share = table.fraction(sink, "max_share");
-        if table.get("min_share").is_none() && table.get("max_share").is_none() {
+        let max_refused = table.fraction(sink, "max_refused");
+        let shares = table.get("min_share").is_some() || table.get("max_share").is_some();
+        // A share bound is about one service; a refusal bound is about the scope alone.
+        let service = if shares || table.get("service").is_some() {
+            let service = table.required_string(sink, "service", "add service = \"web\"");
+            if service.is_none() {
+                continue;
+            }
+            service
+        } else {
+            None
+        };
+        if !shares && table.get("max_refused").is_none() {
             sink.push(
                 Diagnostic::error(
                     codes::MISSING_KEY,
-                    "an intent needs `min_share` or `max_share`",
+                    "an intent needs `min_share`, `max_share` or `max_refused`",
                 )
                 .at(table.span, "no bound")
                 .with_help(
-                    "add min_share = 0.9 (at least 90 % of this traffic reaches the service)",
+                    "add min_share = 0.9 (at least 90 % of this traffic reaches the service) or max_refused = 0.01 (policies refuse at most 1 % of it)",
                 ),
             );
             continue;
@@ -220,7 +272,7 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
             );
             continue;
         }
-        let (Some(host), Some(service)) = (host, service) else {
+        let Some(host) = host else {
             continue;
         };
         out.push(Intent {
@@ -230,6 +282,7 @@ pub(super) fn intents(sink: &mut Sink, root: &Table<'_, '_>) -> Vec<Intent> {
             service,
             min_share,
             max_share,
+            max_refused,
         });
     }
     out
@@ -248,7 +301,10 @@ mod tests {
             RequestLine {
                 method: "POST".into(),
                 host: "shop.example.com".into(),
-                path: "/checkout/pay".into()
+                path: "/checkout/pay".into(),
+                scheme: crate::redirect::RedirectScheme::Https,
+                port: Some(8443),
+                query: Some("x=1".into()),
             }
         );
         assert_eq!(

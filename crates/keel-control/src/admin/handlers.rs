@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::AdminState;
 use crate::api::{
     ActiveConfig, ApiError, ApplyBody, DEFAULT_ALERTS_LIMIT, DEFAULT_HISTORY_LIMIT,
-    GenerationDetail, GenerationSummary, MAX_HISTORY_LIMIT, MarkBadBody, RollbackBody,
+    GenerationSummary, MAX_HISTORY_LIMIT, MarkBadBody, RollbackBody,
 };
 use crate::error::ControlError;
 use crate::request::{ApplyRequest, ApplyStatus, MarkBadRequest, RollbackRequest};
@@ -48,9 +48,10 @@ impl From<ControlError> for Failure {
             | ControlError::AlreadyActive(_)
             | ControlError::CanaryInProgress { .. } => StatusCode::CONFLICT,
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ControlError::Store(_) | ControlError::Persist(_) | ControlError::Task(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ControlError::Store(_)
+            | ControlError::Persist(_)
+            | ControlError::Pin(_)
+            | ControlError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let hint = match &error {
             ControlError::NoRollbackTarget { hint, .. } => Some(hint.clone()),
@@ -138,8 +139,9 @@ pub(super) async fn generation(
                 Some("`keel history` lists generations".to_string()),
             )
         })?;
-    let in_memory = state.controller.cached(id).is_some();
-    Ok(Json(GenerationDetail::from_record(record, in_memory)).into_response())
+    // Certificates: facts and digests only, never key bytes.
+    let detail = state.controller.generation_detail(record).await?;
+    Ok(Json(detail).into_response())
 }
 
 pub(super) async fn apply(

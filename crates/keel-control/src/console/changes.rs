@@ -272,9 +272,10 @@ pub(super) fn failure_page(error: &ControlError) -> Response {
             StatusCode::CONFLICT
         }
         ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ControlError::Store(_) | ControlError::Persist(_) | ControlError::Task(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        ControlError::Store(_)
+        | ControlError::Persist(_)
+        | ControlError::Pin(_)
+        | ControlError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     message_page(status, "Refused", &error.to_string())
 }

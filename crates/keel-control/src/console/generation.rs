@@ -1,5 +1,6 @@
 //! One generation on the Changes page (`GET /ui/changes/{id}`): who, when, why, its state
-//! and trust, what the check and the apply refused or overrode, its blast-radius report,
+//! and trust, what the check and the apply refused or overrode, its certificates (leaf
+//! facts and pinned digests), its blast-radius report,
 //! the semantic diff from the generation before it (as `keel diff N-1 N`), and its
 //! config text.
 
@@ -43,7 +44,10 @@ pub(super) async fn page(
         Err(error) => return failure_page(&error),
     };
     let previous_text = previous.map(|p| p.config_text);
-    let detail = GenerationDetail::from_record(record, controller.cached(id).is_some());
+    let detail = match controller.generation_detail(record).await {
+        Ok(detail) => detail,
+        Err(error) => return failure_page(&error),
+    };
     let body = detail_html(&detail, previous_text.as_deref());
     (
         StatusCode::OK,
@@ -101,6 +105,28 @@ fn detail_html(detail: &GenerationDetail, previous: Option<&str>) -> String {
             })
             .collect();
         html.push_str(&format!("<h2>{title}</h2><ul>{lines}</ul>"));
+    }
+    if !detail.certificates.is_empty() {
+        let items: String = detail
+            .certificates
+            .iter()
+            .map(|c| {
+                let facts = match (&c.facts, &c.unavailable) {
+                    (Some(facts), _) => keel_config::CertificateFacts::from(facts).summary(),
+                    (None, Some(why)) => format!("no facts: {why}"),
+                    (None, None) => "no facts".to_string(),
+                };
+                let pinned = c.pinned.as_deref().map_or_else(String::new, |d| {
+                    format!("<br>pinned copy <code>{}</code>", escape(d))
+                });
+                format!(
+                    "<li><strong>{}</strong>: {}{pinned}</li>",
+                    escape(&c.name),
+                    escape(&facts)
+                )
+            })
+            .collect();
+        html.push_str(&format!("<h2>Certificates</h2><ul>{items}</ul>"));
     }
     if let Some(text) = detail.impact_report.as_ref().and_then(crate::impact_text) {
         html.push_str(&format!(

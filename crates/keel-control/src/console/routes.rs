@@ -223,9 +223,16 @@ fn rows(generation: &Generation) -> Vec<Row> {
                     .path
                     .as_ref()
                     .map_or_else(String::new, |p| p.value.to_string()),
-                service: route
-                    .service()
-                    .map_or_else(|| "(fixed answer)".to_string(), |s| s.value.clone()),
+                service: route.service().map_or_else(
+                    || {
+                        if route.redirect().is_some() {
+                            "(redirect)".to_string()
+                        } else {
+                            "(fixed answer)".to_string()
+                        }
+                    },
+                    |s| s.value.clone(),
+                ),
                 pools,
                 requests,
                 failures,

@@ -334,13 +334,14 @@ fn host_views(generation: &Generation, mut hosts: HostShares, secs: f64) -> Vec<
                 .intents
                 .iter()
                 .filter(|i| i.host == host)
-                .map(|i| {
-                    json!({
-                        "service": i.service.value,
+                .filter_map(|i| {
+                    // Share bands only: a refusal bound (`max_refused`) has no service.
+                    Some(json!({
+                        "service": i.service.as_ref()?.value,
                         "path_prefix": i.path_prefix,
                         "min": i.min_share,
                         "max": i.max_share,
-                    })
+                    }))
                 })
                 .collect();
             let rps = if secs > 0.0 { total / secs } else { 0.0 };

@@ -2,7 +2,9 @@
 //! watched against the primary; clean stages step it up through `[safety]
 //! promote_steps` and the last one is the full swap (the store's `promote`); an alarm
 //! takes the slice away at once (or, after the full swap, swaps the baseline back) and
-//! records a rollback with origin `guard`. The apply waits for all of it.
+//! records a rollback with origin `guard`. The apply waits for all of it. A last stage
+//! that runs out of time without its evidence leaves the generation serving but
+//! `unproven` (`unproven.rs`).
 //!
 //! Each step and the revert take the apply lock and first check that the session is
 //! still theirs: an operator's `keel rollback` may have cancelled it meanwhile.
@@ -85,7 +87,9 @@ impl Controller {
             if index > 0 && !self.step(&trial, permille, &mut outcome.notes).await? {
                 return Ok(cancelled(outcome, guard, &trial, false));
             }
-            let mode = permille.map_or(WatchMode::Full, |permille| WatchMode::Canary { permille });
+            let mode = permille.map_or(WatchMode::Promotion, |permille| WatchMode::Canary {
+                permille,
+            });
             let request = WatchRequest {
                 baseline: trial.baseline_generation(),
                 candidate: trial.candidate.generation.clone(),
@@ -101,6 +105,29 @@ impl Controller {
             };
             match verdict {
                 WatchVerdict::Clean => {}
+                // A slice without the evidence steps on: the next, larger one sees more
+                // traffic, and the last stage decides whether the generation is proven.
+                WatchVerdict::Unproven { waiting } if permille.is_some() => {
+                    outcome.notes.push(format!(
+                        "the {} stage of generation {} ended without evidence from {}; the next stage watches a larger share",
+                        percent(permille.unwrap_or(1000)),
+                        trial.candidate_id(),
+                        super::unproven::routes_text(&waiting)
+                    ));
+                }
+                WatchVerdict::Unproven { waiting } => {
+                    let unproven = self
+                        .record_unproven(
+                            trial.candidate_id(),
+                            trial.baseline.id(),
+                            waiting,
+                            trial.elapsed_ms(),
+                        )
+                        .await;
+                    outcome.notes.push(unproven.text());
+                    guard.result = GuardResult::Unproven;
+                    guard.reason = Some(unproven.text());
+                }
                 WatchVerdict::Disabled => {
                     if permille.is_some() && !self.step(&trial, None, &mut outcome.notes).await? {
                         return Ok(cancelled(outcome, guard, &trial, false));

@@ -6,7 +6,8 @@
 //! counts it; the apply call has long returned unless it asked to `wait`.
 //!
 //! A newer apply or a rollback ends the watch (the session is replaced or cancelled):
-//! the generation it would protect no longer serves.
+//! the generation it would protect no longer serves. A watch that runs out of time
+//! without its evidence ends `unproven` (`unproven.rs`): no revert, no known-good.
 
 use keel_watch::{GuardPlan, WatchMode, WatchRequest, WatchVerdict};
 
@@ -104,6 +105,26 @@ impl Controller {
                     trial.candidate_id(),
                     guard.watched_ms
                 );
+            }
+            WatchVerdict::Unproven { waiting } => {
+                let _serialized = self.inner.apply_lock.lock().await;
+                if !self.session_is(trial.session) {
+                    guard.result = GuardResult::Cancelled;
+                    guard.watched_ms = trial.elapsed_ms();
+                    return guard;
+                }
+                self.end_session(trial.session);
+                guard.watched_ms = trial.elapsed_ms();
+                let unproven = self
+                    .record_unproven(
+                        trial.candidate_id(),
+                        trial.baseline.id(),
+                        waiting,
+                        guard.watched_ms,
+                    )
+                    .await;
+                guard.result = GuardResult::Unproven;
+                guard.reason = Some(unproven.text());
             }
             WatchVerdict::Alarm { alert, .. } => {
                 let detected_after_ms = trial.elapsed_ms();

@@ -18,6 +18,8 @@
 //!   canary, or ends a watch before it rolls back.
 //! * A rollback is watched the same way ([`rollback_watch`]): its target against the
 //!   generation it replaced; an alarm reverts it and judges it bad.
+//! * A watch that runs out of time without the evidence it waited for vouches for
+//!   nothing ([`unproven`]): the generation serves on, but is not promoted known-good.
 //! * Every alert the watcher raises is persisted as an `alert` event
 //!   ([`record_alerts`]), and every apply tells the watcher its diff summary, so alerts
 //!   name the change that preceded them.
@@ -28,6 +30,7 @@ mod outcome;
 mod record;
 mod rollback_watch;
 mod session;
+mod unproven;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +44,7 @@ pub(crate) use outcome::{unwatched, waited};
 pub(crate) use record::record_alerts;
 pub use session::GuardStatus;
 pub(crate) use session::Session;
+pub use unproven::UnprovenStatus;
 
 use crate::Controller;
 use crate::apply::micros;
@@ -121,7 +125,7 @@ impl Controller {
             || candidate.safety.clone(),
             |c| crate::strictness::stricter_safety(&c.config.safety, &candidate.safety),
         );
-        let watch = request.watch.unwrap_or(safety.watch);
+        let watch = self.fleet_watch(request.watch.unwrap_or(safety.watch));
         let plan = GuardPlan::new(&safety, request.canary, Some(watch));
         match request.canary {
             Some(_) if current.is_none() => Err(ControlError::BadRequest(
@@ -130,6 +134,18 @@ impl Controller {
             )),
             Some(_) => Ok(GuardChoice::Canary(plan)),
             None => Ok(GuardChoice::Full(plan)),
+        }
+    }
+
+    /// `watch`, or on a fleet node with a node canary (`[fleet] rollout`, `first` > 0) at
+    /// least its `rollout.watch`: a canary node's guard watches the candidate for as long
+    /// as the rest of the fleet waits for it, so no alarm within that time goes unacted.
+    pub(crate) fn fleet_watch(&self, watch: Duration) -> Duration {
+        match self.node_config().and_then(|node| node.fleet.clone()) {
+            Some(fleet) if fleet.is_shared() && fleet.rollout.first > 0 => {
+                watch.max(fleet.rollout.watch)
+            }
+            _ => watch,
         }
     }
 

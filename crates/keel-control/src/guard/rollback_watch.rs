@@ -12,7 +12,9 @@
 //!   what it must do, so it is not reverted: the alert stays, and the outcome says so.
 //!
 //! A revert judges the target bad (`mark-bad` event, known-good withdrawn) and is recorded
-//! as a rollback with origin `guard`.
+//! as a rollback with origin `guard`. A clean watch with its evidence proves a target
+//! whose own watch ended unproven; one without it makes a target that is not known-good
+//! unproven (`unproven.rs`).
 
 use std::time::Duration;
 
@@ -131,9 +133,42 @@ impl Controller {
                     GuardResult::Unwatched
                 };
                 guard.watched_ms = elapsed_ms();
+                // A clean watch on real traffic vouches for a target whose own watch had
+                // none (a clean one whose baseline was quiet waited for nothing).
+                let needed =
+                    u64::from(trial.target.generation.config.detectors.min_requests.max(1));
+                if verdict == WatchVerdict::Clean
+                    && watcher.observed_requests(&trial.target.generation) >= needed
+                {
+                    self.record_proven(to, from).await;
+                }
                 return guard;
             }
-            WatchVerdict::Alarm { alert, .. } => alert,
+            WatchVerdict::Unproven { waiting } => {
+                let _serialized = self.inner.apply_lock.lock().await;
+                if !self.session_is(trial.session) {
+                    guard.result = GuardResult::Cancelled;
+                    guard.watched_ms = elapsed_ms();
+                    return guard;
+                }
+                self.end_session(trial.session);
+                guard.watched_ms = elapsed_ms();
+                guard.result = GuardResult::Unproven;
+                if trial.target.known_good {
+                    // Known-good was earned on evidence before; only evidence takes it away.
+                    guard.reason = Some(format!(
+                        "the watch of generation {to} ended without evidence from {}; it stays known-good",
+                        super::unproven::routes_text(&waiting)
+                    ));
+                } else {
+                    let unproven = self
+                        .record_unproven(to, from, waiting, guard.watched_ms)
+                        .await;
+                    guard.reason = Some(unproven.text());
+                }
+                return guard;
+            }
+            WatchVerdict::Alarm { alert, .. } => *alert,
         };
         let detected_after_ms = elapsed_ms();
         guard.detected_after_ms = Some(detected_after_ms);

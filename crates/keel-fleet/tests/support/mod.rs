@@ -62,6 +62,20 @@ pub(crate) fn node_keys(
     )
 }
 
+/// [`node_keys`] with a node canary: `first = 1`, watched for `watch` (e.g. `"3s"`).
+pub(crate) fn node_keys_with_rollout(
+    name: &str,
+    endpoint: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    watch: &str,
+) -> String {
+    format!(
+        "{}rollout = {{ first = 1, then = \"all\", watch = \"{watch}\" }}\n",
+        node_keys(name, endpoint, listen, admin)
+    )
+}
+
 /// One in-process node.
 pub(crate) struct TestNode {
     pub(crate) name: String,
@@ -147,6 +161,39 @@ impl TestNode {
                     origin: "cli".into(),
                     file_name: "keel.toml".into(),
                     no_guard: true,
+                    ..ApplyRequest::default()
+                })
+                .await?;
+            let watching = outcome
+                .refusals
+                .iter()
+                .any(|r| r.message.contains("is still being watched"));
+            if !watching || started.elapsed() > CONVERGE_WITHIN {
+                return Ok(outcome);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Applies `text` through this node's controller with the guard on (`force` overrides
+    /// the identity probes and the gate), retried like [`TestNode::apply`] while a previous
+    /// watch runs.
+    pub(crate) async fn apply_guarded(
+        &self,
+        text: String,
+        force: bool,
+    ) -> Result<ApplyOutcome, keel_control::ControlError> {
+        let started = std::time::Instant::now();
+        loop {
+            let outcome = self
+                .controller
+                .apply(ApplyRequest {
+                    config_text: text.clone(),
+                    author: "test".into(),
+                    message: format!("applied on {} with its guard", self.name),
+                    origin: "cli".into(),
+                    file_name: "keel.toml".into(),
+                    force,
                     ..ApplyRequest::default()
                 })
                 .await?;

@@ -1,7 +1,8 @@
 //! The TLS side of one generation: a rustls `ServerConfig` per TLS listener, built
 //! from the certificate bytes the generation's config carries (read at load time), so
 //! a generation serves the certificates it was checked with, and a rollback to it
-//! serves them again whatever the files on disk hold now.
+//! serves them again whatever the files on disk hold now. It also holds the
+//! generation's handshake counters, one per TLS listener of its config.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use http::HeaderValue;
 use keel_config::{Config, TlsVersion};
 use rustls::ServerConfig;
 
+use super::counters::HandshakeCounters;
 use super::material::{LeafSummary, MaterialError, ServableCertificate, provider, servable};
 use super::resolver::SniResolver;
 
@@ -36,6 +38,9 @@ pub struct GenerationTls {
     certificates: Vec<(String, LeafSummary)>,
     /// Certificates that could not be built, with the reason.
     failures: Vec<(String, MaterialError)>,
+    /// Handshakes this generation served, per TLS listener of its config (servable or
+    /// not), in config order.
+    handshakes: Vec<Arc<HandshakeCounters>>,
 }
 
 impl GenerationTls {
@@ -60,6 +65,7 @@ impl GenerationTls {
         }
         for (name, listener) in &config.listeners {
             let Some(tls) = &listener.tls else { continue };
+            out.handshakes.push(Arc::new(HandshakeCounters::new(name)));
             let chosen: Option<Vec<&ServableCertificate>> = tls
                 .certificates
                 .iter()
@@ -118,6 +124,16 @@ impl GenerationTls {
     /// Certificates that could not be built.
     pub fn failures(&self) -> &[(String, MaterialError)] {
         &self.failures
+    }
+
+    /// The handshake counters of TLS listener `name` in this generation.
+    pub fn handshakes(&self, name: &str) -> Option<&Arc<HandshakeCounters>> {
+        self.handshakes.iter().find(|c| c.listener == name)
+    }
+
+    /// The handshake counters of every TLS listener of this generation, in config order.
+    pub fn all_handshakes(&self) -> &[Arc<HandshakeCounters>] {
+        &self.handshakes
     }
 }
 

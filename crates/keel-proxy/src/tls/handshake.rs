@@ -1,12 +1,15 @@
-//! The TLS handshake of one client connection, bounded in time, and the handshake
-//! counters of each TLS listener (by outcome, protocol version and ALPN protocol).
+//! The TLS handshake of one client connection, bounded in time, counted on the
+//! generation whose certificates it was made with.
 //!
-//! The server config comes from the primary generation active when the connection
-//! arrives, so a certificate change applies to new connections at the swap, and a
-//! rollback brings the old certificate back for them.
+//! The server config comes from the generation active when the connection arrives:
+//! the primary, or during a canary the canary generation for its share of connections
+//! (chosen at random per connection, as a request without a sticky key is). So a
+//! certificate change applies to new connections at the swap (or to the canary's
+//! slice of them first), a rollback brings the old certificate back for them, and the
+//! handshakes a certificate fails are held against the generation that served it
+//! ([`super::HandshakeCounters`], read by keel-watch's `handshakes` detector).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use keel_config::TlsVersion;
@@ -14,94 +17,20 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::dataplane::DataPlane;
+use super::config::ServedListener;
+use super::counters::{HandshakeCounters, HandshakeFailure};
+use crate::dataplane::{Active, DataPlane};
 
 /// Time a client has to complete the TLS handshake after connecting (10 seconds), as
 /// `header_read_timeout` bounds a request head: a connection that never finishes one
 /// must not hold a descriptor.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a handshake did not complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandshakeFailure {
-    /// Not done within [`TLS_HANDSHAKE_TIMEOUT`].
-    Timeout,
-    /// The active generation has no servable certificate for this listener.
-    NoCertificate,
-    /// The peer spoke something rustls refused (no common version or cipher, a bad
-    /// message, a client alert such as an unknown CA).
-    Protocol,
-    /// The connection failed or closed mid-handshake.
-    Io,
-}
-
-impl HandshakeFailure {
-    /// Every reason, in metric order.
-    pub const ALL: [Self; 4] = [Self::Timeout, Self::NoCertificate, Self::Protocol, Self::Io];
-
-    /// The `reason` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::NoCertificate => "no_certificate",
-            Self::Protocol => "protocol",
-            Self::Io => "io",
-        }
-    }
-}
-
-/// Handshake counters of one TLS listener.
-#[derive(Debug)]
-pub struct HandshakeCounters {
-    /// The listener's name.
-    pub listener: String,
-    /// Completed, by protocol version (1.2, 1.3) and ALPN (`h2`, anything else).
-    completed: [[AtomicU64; 2]; 2],
-    /// Failed, by [`HandshakeFailure::ALL`] index.
-    failures: [AtomicU64; 4],
-}
-
-impl HandshakeCounters {
-    fn new(listener: &str) -> Self {
-        Self {
-            listener: listener.to_string(),
-            completed: Default::default(),
-            failures: Default::default(),
-        }
-    }
-
-    /// Completed handshakes.
-    pub fn completed(&self) -> u64 {
-        self.completed
-            .iter()
-            .flatten()
-            .map(|c| c.load(Relaxed))
-            .sum()
-    }
-
-    /// Completed handshakes of one kind: `version` `"1.2"` or `"1.3"`, and whether
-    /// ALPN agreed on `h2`.
-    pub fn completed_with(&self, version: &str, h2: bool) -> u64 {
-        let version = usize::from(version == "1.3");
-        self.completed[version][usize::from(h2)].load(Relaxed)
-    }
-
-    /// Failed handshakes for `reason`.
-    pub fn failed(&self, reason: HandshakeFailure) -> u64 {
-        self.failures[reason as usize].load(Relaxed)
-    }
-
-    fn fail(&self, reason: HandshakeFailure) {
-        self.failures[reason as usize].fetch_add(1, Relaxed);
-    }
-}
-
-/// One TLS listener being served: its name (the key of the generation's server
-/// configs) and its counters.
+/// One TLS listener being served: its name (the key of each generation's server
+/// configs and handshake counters).
 #[derive(Clone, Debug)]
 pub struct TlsListener {
     pub(crate) name: Arc<str>,
-    pub(crate) counters: Arc<HandshakeCounters>,
 }
 
 /// The outcome of a completed handshake that the server needs.
@@ -114,45 +43,27 @@ pub(crate) struct Established {
 }
 
 impl DataPlane {
-    /// Registers TLS listener `name` (counters start at zero the first time) for
-    /// [`DataPlane::serve_tls_on`].
+    /// The TLS listener `name`, for [`DataPlane::serve_tls_on`]. Its handshakes are
+    /// counted per generation (`Generation::tls`, [`super::GenerationTls::handshakes`]).
     pub fn tls_listener(&self, name: &str) -> TlsListener {
-        let mut all = self
-            .tls_counters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let counters = match all.iter().find(|c| c.listener == name) {
-            Some(existing) => existing.clone(),
-            None => {
-                let created = Arc::new(HandshakeCounters::new(name));
-                all.push(created.clone());
-                created
-            }
-        };
         TlsListener {
             name: Arc::from(name),
-            counters,
         }
     }
 
-    /// Handshake counters of every TLS listener registered so far.
-    pub fn tls_counters(&self) -> Vec<Arc<HandshakeCounters>> {
-        self.tls_counters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Runs the server side of the handshake with the active generation's certificates.
+    /// Runs the server side of the handshake with the certificates of the generation
+    /// that serves this connection, counting the outcome on that generation.
     pub(crate) async fn handshake(
         &self,
         stream: TcpStream,
         listener: &TlsListener,
     ) -> Option<Established> {
-        let counters = &listener.counters;
-        let served = self
-            .active()
-            .and_then(|active| active.primary.tls.served(&listener.name).cloned());
+        let Some((counters, served)) = self.active().and_then(|a| serving(&a, &listener.name))
+        else {
+            // No generation, or one without this listener: nothing to count it on.
+            tracing::debug!(listener = %listener.name, "no TLS listener of that name is served: connection closed");
+            return None;
+        };
         let Some(served) = served else {
             counters.fail(HandshakeFailure::NoCertificate);
             tracing::debug!(listener = %listener.name, "no servable certificate: connection closed");
@@ -162,11 +73,7 @@ impl DataPlane {
         let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
-                let reason = if error.get_ref().is_some_and(|e| e.is::<rustls::Error>()) {
-                    HandshakeFailure::Protocol
-                } else {
-                    HandshakeFailure::Io
-                };
+                let reason = HandshakeFailure::of_error(&error);
                 counters.fail(reason);
                 tracing::debug!(listener = %listener.name, %error, reason = reason.as_str(), "TLS handshake failed");
                 return None;
@@ -179,7 +86,8 @@ impl DataPlane {
         let session = stream.get_ref().1;
         let tls13 = session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_2);
         let h2 = session.alpn_protocol() == Some(b"h2");
-        counters.completed[usize::from(tls13)][usize::from(h2)].fetch_add(1, Relaxed);
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        counters.complete(tls13, h2, resumed);
         let session = Box::new(super::ConnTls {
             sni: session.server_name().map(Box::from),
             version: if tls13 {
@@ -195,4 +103,19 @@ impl DataPlane {
             session,
         })
     }
+}
+
+/// The generation that makes this connection's handshake (the canary for its share of
+/// connections, else the primary): its counters for the listener and, when it has a
+/// servable certificate for it, the listener's server config.
+fn serving(
+    active: &Active,
+    listener: &str,
+) -> Option<(Arc<HandshakeCounters>, Option<ServedListener>)> {
+    let generation = match &active.canary {
+        Some(canary) if fastrand::u32(..1000) < canary.permille => &canary.generation,
+        _ => &active.primary,
+    };
+    let counters = generation.tls.handshakes(listener)?.clone();
+    Some((counters, generation.tls.served(listener).cloned()))
 }

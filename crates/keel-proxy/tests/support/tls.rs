@@ -118,12 +118,16 @@ impl TlsProxy {
         addr
     }
 
+    /// The primary generation's handshake counters of listener `https`.
     pub fn counters(&self) -> Arc<keel_proxy::tls::HandshakeCounters> {
         self.plane
-            .tls_counters()
-            .into_iter()
-            .find(|c| c.listener == "https")
+            .active()
+            .expect("active")
+            .primary
+            .tls
+            .handshakes("https")
             .expect("counters")
+            .clone()
     }
 }
 

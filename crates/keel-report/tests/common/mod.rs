@@ -57,6 +57,7 @@ pub fn generation(text: &str, author: &str, message: &str) -> NewGeneration {
         forced: false,
         check_report: json!({"version": 1, "errors": 0, "warnings": 0, "diagnostics": []}),
         impact_report: None,
+        certificates: Default::default(),
     }
 }
 

@@ -115,6 +115,7 @@ fn generation(step: u64) -> NewGeneration {
         impact_report: step
             .is_multiple_of(2)
             .then(|| json!({ "step": step, "moved_permille": step % 1000 })),
+        certificates: Default::default(),
     }
 }
 

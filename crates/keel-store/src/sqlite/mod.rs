@@ -235,6 +235,10 @@ impl Store for SqliteStore {
     fn events(&self, query: EventQuery) -> Result<Vec<EventRecord>, StoreError> {
         self.read(|conn| rows::events(conn, &query))
     }
+
+    fn pinned_certificates(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.read(rows::pinned_certificates)
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {

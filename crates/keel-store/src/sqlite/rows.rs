@@ -12,7 +12,7 @@ use crate::{
 
 const GENERATION_COLUMNS: &str = "id, config_text, content_hash, author, message, origin, \
      forced, created_at_ms, activated_at_ms, check_report, impact_report, state, known_good, \
-     known_good_at_ms";
+     known_good_at_ms, certificates";
 
 /// Inserts a generation; the database assigns its id (`record.id` is ignored).
 pub(super) fn insert_generation(
@@ -26,8 +26,8 @@ pub(super) fn insert_generation(
         .transpose()?;
     conn.execute(
         "INSERT INTO generations (config_text, content_hash, author, message, origin, forced, \
-         created_at_ms, activated_at_ms, check_report, impact_report, state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         created_at_ms, activated_at_ms, check_report, impact_report, state, certificates) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             record.config_text,
             record.content_hash,
@@ -40,6 +40,7 @@ pub(super) fn insert_generation(
             serde_json::to_string(&record.check_report)?,
             impact_report,
             record.state.as_str(),
+            serde_json::to_string(&record.certificates)?,
         ],
     )?;
     row_id("generations", conn.last_insert_rowid())
@@ -127,6 +128,20 @@ pub(super) fn generations_where(
     raws.into_iter().map(RawGeneration::decode).collect()
 }
 
+/// Every certificate digest a generation pins (the `certificates` column's values).
+pub(super) fn pinned_certificates(
+    conn: &Connection,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT DISTINCT value FROM generations, json_each(generations.certificates) \
+         WHERE generations.certificates <> '{}'",
+    )?;
+    let digests = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(digests)
+}
+
 /// Events selected by `query`, oldest first.
 pub(super) fn events(
     conn: &Connection,
@@ -204,6 +219,7 @@ struct RawGeneration {
     state: String,
     known_good: bool,
     known_good_at_ms: Option<i64>,
+    certificates: String,
 }
 
 impl RawGeneration {
@@ -223,6 +239,7 @@ impl RawGeneration {
             state: row.get(11)?,
             known_good: row.get(12)?,
             known_good_at_ms: row.get(13)?,
+            certificates: row.get(14)?,
         })
     }
 
@@ -243,6 +260,8 @@ impl RawGeneration {
                 Some(text) => Some(json("impact_report", text)?),
                 None => None,
             },
+            certificates: serde_json::from_str(&self.certificates)
+                .map_err(|e| corrupt(format!("certificates: {e}")))?,
             state: self
                 .state
                 .parse::<GenerationState>()

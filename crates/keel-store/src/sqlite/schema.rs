@@ -13,7 +13,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Append only; never edit one that
 /// has shipped.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE generations (
@@ -68,6 +68,19 @@ CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 "#;
 
+/// Version 2: the certificates a generation pins (name → digest of its chain and key, JSON),
+/// part of its immutable content.
+const V2: &str = r#"
+ALTER TABLE generations ADD COLUMN certificates TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_valid(certificates) AND json_type(certificates) = 'object');
+
+DROP TRIGGER generations_content_is_immutable;
+CREATE TRIGGER generations_content_is_immutable
+BEFORE UPDATE OF config_text, content_hash, author, message, origin, forced, created_at_ms,
+                 check_report, impact_report, certificates ON generations
+BEGIN SELECT RAISE(ABORT, 'a generation''s content never changes once recorded'); END;
+"#;
+
 /// Brings the database up to [`SCHEMA_VERSION`]. Each migration and its version bump commit
 /// together, so a crash mid-migration leaves the previous version, to be migrated again.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -94,5 +107,40 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", found + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_2_adds_pins_to_the_generations_of_version_1() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(V1).expect("v1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO generations (config_text, content_hash, author, message, origin, \
+             forced, created_at_ms, check_report, state) \
+             VALUES ('x', ?1, 'a', 'm', 'cli', 0, 0, '{}', 'rejected')",
+            ["0".repeat(64)],
+        )
+        .expect("a version 1 row");
+        migrate(&mut conn).expect("migrate");
+        let (pins, version): (String, i64) = conn
+            .query_row(
+                "SELECT certificates, (SELECT user_version FROM pragma_user_version) \
+                 FROM generations WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("read");
+        assert_eq!((pins.as_str(), version), ("{}", SCHEMA_VERSION));
+        assert!(
+            conn.execute("UPDATE generations SET certificates = '{\"a\":\"b\"}'", [])
+                .is_err(),
+            "pins are content: never edited"
+        );
     }
 }

@@ -19,6 +19,7 @@ pub fn new_generation(name: &str) -> NewGeneration {
         forced: false,
         check_report: json!({ "name": name, "errors": [] }),
         impact_report: Some(json!({ "moved_permille": 12 })),
+        certificates: Default::default(),
     }
 }
 

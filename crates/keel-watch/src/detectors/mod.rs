@@ -6,12 +6,14 @@
 //! | detector | signal | fires when | doc |
 //! |---|---|---|---|
 //! | [`share`] | per host key, each service's share of requests | a share moved more than `share_shift`, with confidence; or an intent bound is broken | `docs/detectors.md#share` |
-//! | [`route_loss`] (kind `share`) | each route's share of all requests | a route lost most of its share, with confidence | `docs/detectors.md#share` |
+//! | [`route_loss`] (kind `share`) | each route's and each service's share of all requests | one lost nearly all of its share; with both windows on all traffic, half of it (surer, on more evidence) | `docs/detectors.md#share` |
 //! | [`errors`] | 5xx + connect failures + misidentified + policy refusals (403/429) per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
 //! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
 //! | [`latency`] | p99 per route from bucket deltas | p99 ≥ `latency_factor` × baseline p99, above a floor | `docs/detectors.md#latency` |
+//! | [`handshakes`] | failed TLS handshakes per listener of the generation that served them | the SPRT of [`errors`] prefers "jumped", with at least `MIN_HANDSHAKES`, and the ratio is over `error_rate` | `docs/detectors.md#handshakes` |
 
 pub mod errors;
+pub mod handshakes;
 pub mod identity;
 pub mod latency;
 pub mod route_loss;
@@ -31,19 +33,27 @@ pub enum Detector {
     Identity,
     /// p99 latency regression.
     Latency,
+    /// TLS handshake failures jumped: a certificate the clients refuse, or none.
+    Handshakes,
     /// A certificate Keel keeps (ACME) that it cannot renew: raised by the control
     /// plane, not by the sampler, and never a reason for the guard to revert.
     Certificate,
+    /// A fleet node serving another generation than the fleet's past `[fleet] drift_alert`:
+    /// raised by keel-fleet as a standing condition ([`crate::Watcher::raise_condition`]),
+    /// cleared when the node converges, never a reason for the guard to revert.
+    FleetDrift,
 }
 
 impl Detector {
     /// Every detector.
-    pub const ALL: [Detector; 5] = [
+    pub const ALL: [Detector; 7] = [
         Detector::Share,
         Detector::Errors,
         Detector::Identity,
         Detector::Latency,
+        Detector::Handshakes,
         Detector::Certificate,
+        Detector::FleetDrift,
     ];
 
     /// Metric label and JSON name.
@@ -53,7 +63,9 @@ impl Detector {
             Detector::Errors => "errors",
             Detector::Identity => "identity",
             Detector::Latency => "latency",
+            Detector::Handshakes => "handshakes",
             Detector::Certificate => "certificate",
+            Detector::FleetDrift => "fleet_drift",
         }
     }
 }

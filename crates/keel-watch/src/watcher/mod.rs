@@ -12,7 +12,8 @@
 //! the evidence reaching the counters, at once for identity events — or `Clean` when
 //! the watch time ends and every route that had `min_requests` in the baseline window
 //! has seen as many under the candidate (no evidence is not good evidence: it waits up
-//! to the watch time again for them). Alerts of the background watch repeat at most once per
+//! to the watch time again for them, and says `Unproven`, naming them, if they never
+//! come). Alerts of the background watch repeat at most once per
 //! [`CONTINUOUS_REPEAT`] per (detector, subject, generation).
 
 use std::collections::{BTreeMap, HashMap};
@@ -64,8 +65,13 @@ pub enum WatchMode {
         /// Share of requests, in thousandths.
         permille: u32,
     },
-    /// The candidate serves everything; the baseline is what it replaced.
+    /// The candidate serves everything; the baseline is what it replaced, which served
+    /// everything too (a full swap, a rollback). Partial route and service losses are
+    /// judged only here: both windows saw all of the traffic.
     Full,
+    /// The last stage of a canary: the candidate serves everything, but the baseline's
+    /// window is the slice the primary kept, chosen by sticky key; judged like a canary.
+    Promotion,
 }
 
 /// One apply to watch.
@@ -90,13 +96,20 @@ pub enum WatchVerdict {
     Clean,
     /// A detector fired.
     Alarm {
-        /// The alert raised.
-        alert: Alert,
+        /// The alert raised (boxed: a verdict is moved around, an alert is large).
+        alert: Box<Alert>,
         /// Time from the start of the watch to the alarm.
         after: Duration,
     },
     /// The candidate's config disables the detectors: nothing was watched.
     Disabled,
+    /// No detector fired, but the watch ran out of its extra time while these routes,
+    /// which carried `min_requests` in the baseline's window, had not yet under the
+    /// candidate: no evidence is not good evidence, so the watch cannot vouch for it.
+    Unproven {
+        /// The routes it still waited for.
+        waiting: Vec<EvidenceWait>,
+    },
 }
 
 struct ApplyWatch {
@@ -198,6 +211,26 @@ impl Watcher {
         alert
     }
 
+    /// Raises a standing condition (a fleet node out of step) once while it lasts: like
+    /// [`Watcher::raise_external`], unless an alert of the same detector and subject is
+    /// still standing (then `None`). [`Watcher::clear_condition`] ends it.
+    pub fn raise_condition(&self, alarm: crate::detectors::Alarm) -> Option<Alert> {
+        if self
+            .alerts
+            .standing(alarm.detector, &alarm.subject)
+            .is_some()
+        {
+            return None;
+        }
+        Some(self.raise_external(alarm))
+    }
+
+    /// Ends a standing condition: its alert stays in the log, stamped `cleared`, and is no
+    /// longer open (`GET /status`). Returns whether one was standing.
+    pub fn clear_condition(&self, detector: crate::detectors::Detector, subject: &str) -> bool {
+        self.alerts.clear(detector, subject) > 0
+    }
+
     /// The data plane watched.
     pub fn plane(&self) -> &Arc<DataPlane> {
         &self.plane
@@ -275,7 +308,7 @@ impl Watcher {
             match tokio::time::timeout_at(until, &mut rx).await {
                 Ok(Ok(alert)) => {
                     return WatchVerdict::Alarm {
-                        alert,
+                        alert: Box::new(alert),
                         after: started.elapsed(),
                     };
                 }
@@ -291,11 +324,7 @@ impl Watcher {
                 return WatchVerdict::Clean;
             }
             if now >= limit {
-                tracing::warn!(
-                    routes = ?waiting,
-                    "watch ended by the clock without evidence: these routes never saw min_requests"
-                );
-                return WatchVerdict::Clean;
+                return WatchVerdict::Unproven { waiting };
             }
         }
     }

@@ -74,6 +74,7 @@ impl Watcher {
                 candidate,
                 &watch.request.baseline.config,
                 &watch.request.candidate.config,
+                watch.request.mode == WatchMode::Full,
             ) {
                 fired.push((watch.id, alarm));
             }
@@ -99,7 +100,7 @@ impl Watcher {
         };
         let phase = match watch.request.mode {
             WatchMode::Canary { permille } => Phase::Canary { permille },
-            WatchMode::Full => Phase::AfterSwap,
+            WatchMode::Full | WatchMode::Promotion => Phase::AfterSwap,
         };
         let detector = alarm.detector;
         let alert = self.alerts.raise(

@@ -239,6 +239,17 @@ fn guard_lines(r: &mut Rendered, guard: &GuardReport, generation: u64) {
             );
         }
         GuardResult::Unwatched => r.out.push_str("guard: not watched (see the note)\n"),
+        GuardResult::Unproven => {
+            let _ = writeln!(
+                r.err,
+                "guard: UNPROVEN after {}: {}",
+                millis(guard.watched_ms),
+                guard
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the watch ended without the evidence it waited for")
+            );
+        }
         GuardResult::Kept => {
             let _ = writeln!(
                 r.err,

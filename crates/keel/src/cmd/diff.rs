@@ -62,6 +62,7 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let mut configs = Vec::new();
     for side in sides {
         let is_file = matches!(side, Side::File(_));
+        let mut stored_certificates = Vec::new();
         let (label, text) = match side {
             Side::File(path) => match std::fs::read_to_string(&path) {
                 Ok(text) => (path, text),
@@ -75,7 +76,10 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INPUT));
                 };
                 match block_on(client.generation(id))? {
-                    Ok(detail) => (format!("generation {id}"), detail.config),
+                    Ok(detail) => {
+                        stored_certificates = detail.certificates;
+                        (format!("generation {id}"), detail.config)
+                    }
                     Err(error) => return Ok(failed(error)),
                 }
             }
@@ -83,11 +87,21 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         match parse(&label, &text) {
             Some(mut config) => {
                 // A file's certificates are read beside it, so that the diff and the
-                // blast radius see what they say (a stored generation's are not: its
-                // certificates are then not judged, and the gate says so).
+                // blast radius see what they say; a stored generation's facts are those
+                // of the certificates it pinned, as the admin API lists them (one whose
+                // facts are not at hand is not judged, and the gate says so).
                 if is_file {
                     let dir = keel_config::config_dir(&label);
                     let _ = keel_check::read_certificates(&mut config, &dir);
+                }
+                for view in stored_certificates {
+                    if let (Some(certificate), Some(facts)) =
+                        (config.certificates.get_mut(&view.name), &view.facts)
+                    {
+                        certificate.facts = Some(std::sync::Arc::new(
+                            keel_config::CertificateFacts::from(facts),
+                        ));
+                    }
                 }
                 configs.push(config);
             }

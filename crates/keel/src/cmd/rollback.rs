@@ -184,6 +184,13 @@ fn print_human(outcome: &RollbackOutcome) {
                 guard.reverted_after_ms.unwrap_or(0)
             ),
             GuardResult::Kept | GuardResult::Cancelled => {}
+            GuardResult::Unproven => eprintln!(
+                "guard: {}",
+                guard
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the watch ended without the evidence it waited for")
+            ),
             GuardResult::Unwatched | GuardResult::Bypassed => {
                 println!("guard: not watched");
             }

@@ -116,8 +116,16 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let prepared = match (&args.config, args.adopt_config) {
-                (Some(file), true) => boot::prepare_adopting_forced(&store, file, args.force),
-                (file, _) => boot::prepare(&store, file.as_deref()),
+                // A stored generation serves the certificates it pinned in the state dir.
+                (Some(file), true) => boot::prepare_adopting_in(
+                    &store,
+                    file,
+                    args.force,
+                    Some(args.state_dir.as_path()),
+                ),
+                (file, _) => {
+                    boot::prepare_in(&store, file.as_deref(), Some(args.state_dir.as_path()))
+                }
             };
             (Arc::new(store) as Arc<dyn Store>, None, prepared)
         }
@@ -216,14 +224,15 @@ async fn serve(
         Arc<keel_control::dns::DnsCache>,
     ),
 ) -> anyhow::Result<ExitCode> {
-    let (controller, report) = match Controller::start_guarded_in(store, prepared, &state_dir).await
-    {
-        Ok(started) => started,
-        Err(error) => return Ok(boot_failed(&error)),
-    };
-    if let Some(file) = &config_file {
-        controller.set_config_dir(keel_config::config_dir(&file.to_string_lossy()));
-    }
+    // Relative paths start at the config file's directory; certificates are pinned in
+    // the state directory.
+    let (controller, report) =
+        match Controller::start_guarded_at(store, prepared, &state_dir, config_file.as_deref())
+            .await
+        {
+            Ok(started) => started,
+            Err(error) => return Ok(boot_failed(&error)),
+        };
     for note in &report.notes {
         if report.first_start {
             tracing::info!("{note}");

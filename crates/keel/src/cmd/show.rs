@@ -1,5 +1,6 @@
-//! `keel show N`: one generation: who, when, why, its state, its check result, and its
-//! config text (`--config` prints only the text, ready for `keel apply`).
+//! `keel show N`: one generation: who, when, why, its state, its check result, its
+//! certificates (leaf facts and the digest of the copy it pinned, never the key), and
+//! its config text (`--config` prints only the text, ready for `keel apply`).
 
 use std::process::ExitCode;
 
@@ -69,9 +70,30 @@ pub(crate) fn run(args: ShowArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!("sha256:    {}", g.content_hash);
+    for line in certificate_lines(&detail.certificates) {
+        println!("{line}");
+    }
     println!("---");
     print!("{}", detail.config);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per certificate: its leaf facts as `keel diff` prints them, and the digest
+/// of the copy the generation pinned. Never anything of the key but that digest.
+fn certificate_lines(certificates: &[keel_control::api::CertificateView]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for certificate in certificates {
+        let facts = match (&certificate.facts, &certificate.unavailable) {
+            (Some(facts), _) => keel_config::CertificateFacts::from(facts).summary(),
+            (None, Some(why)) => format!("no facts: {why}"),
+            (None, None) => "no facts".to_string(),
+        };
+        lines.push(format!("cert:      {}: {facts}", certificate.name));
+        if let Some(pinned) = &certificate.pinned {
+            lines.push(format!("           pinned copy {pinned}"));
+        }
+    }
+    lines
 }
 
 /// What `keel show` says about rolling back to a generation: instant only when it is in

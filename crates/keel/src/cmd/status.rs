@@ -145,6 +145,9 @@ fn render(status: &Status) -> String {
             ));
         }
     }
+    if let Some(unproven) = &status.unproven {
+        out.push_str(&format!("UNPROVEN: {}\n", unproven.text()));
+    }
     let kept: Vec<String> = status
         .kept
         .iter()
@@ -306,6 +309,7 @@ mod tests {
             active: None,
             canary: None,
             guard: None,
+            unproven: None,
             kept: Vec::new(),
             health: HealthSummary::default(),
             store_in_sync: true,
@@ -372,5 +376,28 @@ mod tests {
         let many = render(&status(12));
         assert!(many.contains("… and 2 more"), "{many}");
         assert!(!render(&status(0)).contains("ALERTS"));
+    }
+
+    #[test]
+    fn an_unproven_generation_says_which_routes_had_no_evidence() {
+        let mut with = status(0);
+        assert!(!render(&with).contains("UNPROVEN"));
+        with.unproven = Some(keel_control::UnprovenStatus {
+            generation: 7,
+            baseline: 6,
+            since: "2026-12-07T11:00:00.000Z".into(),
+            waiting_for: vec![keel_control::EvidenceWait {
+                route: "cart".into(),
+                requests: 3,
+                needed: 20,
+            }],
+        });
+        let text = render(&with);
+        assert!(
+            text.contains(
+                "UNPROVEN: generation 7 is unproven: its watch (against generation 6) ended without evidence from route cart (3 of 20 requests)"
+            ),
+            "{text}"
+        );
     }
 }

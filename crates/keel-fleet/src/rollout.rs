@@ -1,0 +1,361 @@
+//! The node canary (`[fleet] rollout = { first, then, watch }`): a guarded apply reaches
+//! `first` nodes before the rest of the fleet.
+//!
+//! * **Apply** (`FleetStore::record_apply`, one transaction with CAS on the active pointer
+//!   as always): the generation is recorded `pending` (stamped as served: it serves on
+//!   the canary) and `P/rollout` names it the fleet's *candidate* with its canary nodes
+//!   ([`choose_canaries`]: the applying node, then the first `first - 1` other live nodes
+//!   by name). `P/active` does not move, so no other node follows yet.
+//! * **Canary**: the applying node swaps and its guard watches the change as after any
+//!   apply; other canary nodes follow the candidate with a guarded follow
+//!   (`Controller::follow_watched`). Each canary node that still serves the candidate once
+//!   `watch` has passed and its guard no longer watches it records itself clean
+//!   ([`FleetStore::rollout_clean`]); the last one promotes: one transaction moves
+//!   `P/active` (keel-store's `promote` plan), and every other node follows.
+//! * **Failure**: a canary's guard (or an operator) rolls the candidate back; that rollback's
+//!   own transaction marks the rollout `failed` (`store.rs`), so the rest never move. A
+//!   pointer move by anything else during the rollout (an operator's fleet rollback)
+//!   marks it `abandoned`. While a rollout runs and one of its canary nodes is alive,
+//!   other applies are refused (`Conflict`); once none is alive, the next apply takes over.
+//!
+//! `then` other than `"all"` is not implemented: the promotion moves every other node at
+//! once (docs/fleet.md).
+
+use keel_store::transition::{self, Snapshot};
+use keel_store::{GenerationId, NewEvent, StoreError, now_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+use crate::store::FleetStore;
+
+/// Event kind of a node canary's steps (started, a canary clean, promoted, failed).
+pub const FLEET_ROLLOUT_EVENT: &str = "fleet-rollout";
+/// Origin recorded when the node canary promotes a generation to the fleet.
+pub const ROLLOUT_ORIGIN: &str = "fleet-rollout";
+
+/// Where a rollout stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutStep {
+    /// The canary nodes serve the candidate and watch it; the rest serve the active one.
+    Canary,
+    /// The canaries watched it clean: it is the fleet's active generation.
+    Promoted,
+    /// A canary rolled it back: the rest never moved.
+    Failed,
+    /// The fleet moved under it (a rollback of the fleet, or an apply after its canary
+    /// nodes left).
+    Abandoned,
+}
+
+impl RolloutStep {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStep::Canary => "canary",
+            RolloutStep::Promoted => "promoted",
+            RolloutStep::Failed => "failed",
+            RolloutStep::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// `P/rollout`: the fleet's candidate and its canary, or the last rollout's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// The candidate generation.
+    pub generation: GenerationId,
+    /// The fleet's active generation when it was applied (what the rest keep serving).
+    pub previous: Option<GenerationId>,
+    /// The node that applied it.
+    pub by: String,
+    /// The nodes that serve it first.
+    pub canaries: Vec<String>,
+    /// Canary nodes whose watch ended clean.
+    pub clean: Vec<String>,
+    /// Where it stands.
+    pub step: RolloutStep,
+    /// When it was applied (ms since the Unix epoch).
+    pub started_ms: i64,
+    /// How long the canaries watch it before the rest follow (ms).
+    pub watch_ms: u64,
+    /// Why it failed or was abandoned.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it last changed (ms since the Unix epoch).
+    pub updated_ms: i64,
+}
+
+impl RolloutState {
+    /// The canaries still serve and watch it.
+    pub fn in_progress(&self) -> bool {
+        self.step == RolloutStep::Canary
+    }
+
+    /// Whether `node` is one of its canaries.
+    pub fn is_canary(&self, node: &str) -> bool {
+        self.canaries.iter().any(|n| n == node)
+    }
+
+    /// When the canaries' watch ends (ms since the Unix epoch).
+    pub fn watch_ends_ms(&self) -> i64 {
+        self.started_ms
+            .saturating_add(i64::try_from(self.watch_ms).unwrap_or(i64::MAX))
+    }
+}
+
+/// The canary nodes of an apply on `applier`: itself, then the first `first - 1` other
+/// `live` nodes by name. `None` when there is no canary step: `first` is 0, or the canary
+/// would be every live node (nothing would be held back).
+pub fn choose_canaries(applier: &str, live: &[String], first: u32) -> Option<Vec<String>> {
+    let first = usize::try_from(first).unwrap_or(usize::MAX);
+    if first == 0 {
+        return None;
+    }
+    let mut others: Vec<&String> = live.iter().filter(|n| *n != applier).collect();
+    others.sort();
+    let fleet = others.len() + 1;
+    if first >= fleet {
+        return None;
+    }
+    let mut canaries = vec![applier.to_string()];
+    canaries.extend(others.into_iter().take(first - 1).cloned());
+    Some(canaries)
+}
+
+/// What [`FleetStore::rollout_clean`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CleanOutcome {
+    /// This node was the last canary: the candidate is the fleet's active generation.
+    Promoted(GenerationId),
+    /// This node is counted clean; other canaries still watch.
+    Counted,
+    /// No rollout of that generation is in progress (any more).
+    NotInProgress,
+    /// Something changed between the read and the write: try again on the next tick.
+    Raced,
+}
+
+impl FleetStore {
+    /// The rollout record, if any (from etcd).
+    pub fn rollout(&self) -> Result<Option<RolloutState>, StoreError> {
+        let key = self.keys.rollout();
+        let (state, _) = self
+            .etcd
+            .run(move |mut c| async move { ops::rollout(&mut c, &key).await })?;
+        Ok(state)
+    }
+
+    /// This canary node watched `generation` clean. One transaction: it is counted, and
+    /// when it is the last canary the candidate becomes the fleet's active generation
+    /// (or, if the fleet moved under the rollout, the rollout is abandoned).
+    pub fn rollout_clean(&self, generation: GenerationId) -> Result<CleanOutcome, StoreError> {
+        let keys = self.keys.clone();
+        let node = self.node.clone();
+        let outcome = self.etcd.run(move |mut c| async move {
+            let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+            let Some(mut rollout) =
+                rollout.filter(|r| r.in_progress() && r.generation == generation)
+            else {
+                return Ok((CleanOutcome::NotInProgress, None, Vec::new()));
+            };
+            let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
+            let now = now_ms();
+            if !rollout.clean.contains(&node) {
+                rollout.clean.push(node.clone());
+            }
+            let mut compares = vec![
+                unchanged(&keys.rollout(), rollout_rev),
+                unchanged(&keys.active(), active_rev),
+            ];
+            let mut puts = Vec::new();
+            let mut touched = Vec::new();
+            let all_clean = rollout.canaries.iter().all(|n| rollout.clean.contains(n));
+            let counted = format!(
+                "node {node} watched generation {generation} clean ({} of {} canaries)",
+                rollout.clean.len(),
+                rollout.canaries.len()
+            );
+            let (event, result) = if !all_clean {
+                let event = NewEvent::new(FLEET_ROLLOUT_EVENT, counted).generation(generation);
+                (event, CleanOutcome::Counted)
+            } else if active_id != rollout.previous {
+                rollout.step = RolloutStep::Abandoned;
+                let reason = format!(
+                    "the fleet moved to generation {} during the canary of generation {generation}",
+                    active_id.map_or_else(|| "none".to_string(), |a| a.to_string())
+                );
+                rollout.reason = Some(reason.clone());
+                let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
+                (event, CleanOutcome::NotInProgress)
+            } else {
+                let key = keys.generation(generation);
+                let (candidate, candidate_rev) = ops::record(&mut c, &key)
+                    .await?
+                    .ok_or(StoreError::UnknownGeneration(generation))?;
+                compares.push(unchanged(&key, candidate_rev));
+                let active = match active_id {
+                    Some(id) => ops::record(&mut c, &keys.generation(id)).await?,
+                    None => None,
+                };
+                if let Some((record, revision)) = &active {
+                    compares.push(unchanged(&keys.generation(record.id), *revision));
+                }
+                let reason = format!(
+                    "{counted}; its node canary ({}) ended clean, the rest of the fleet follows",
+                    rollout.canaries.join(", ")
+                );
+                let plan = transition::plan_activate(
+                    Snapshot::from(&candidate),
+                    active.as_ref().map(|(r, _)| Snapshot::from(r)),
+                    ROLLOUT_ORIGIN,
+                    &reason,
+                    now,
+                )?;
+                let mut records = vec![candidate];
+                records.extend(active.map(|(r, _)| r));
+                apply_updates(&mut records, &plan.updates, now);
+                for record in &records {
+                    puts.push(put_json(&keys.generation(record.id), record)?);
+                }
+                puts.push(etcd_client::TxnOp::put(
+                    keys.active(),
+                    generation.to_string(),
+                    None,
+                ));
+                touched = records;
+                rollout.step = RolloutStep::Promoted;
+                (plan.event, CleanOutcome::Promoted(generation))
+            };
+            rollout.updated_ms = now;
+            puts.push(put_json(&keys.rollout(), &rollout)?);
+            let event = tagged(event.normalized()?, &node, &rollout);
+            puts.push(put_json(&keys.event(now, &node), &event)?);
+            let txn = etcd_client::Txn::new().when(compares).and_then(puts);
+            match commit(&mut c, txn).await? {
+                Some(revision) => Ok((result, Some(revision), touched)),
+                None => Ok((CleanOutcome::Raced, None, Vec::new())),
+            }
+        })?;
+        let (result, revision, touched) = outcome;
+        for record in &touched {
+            let _ = self.local.put(record);
+        }
+        if let (CleanOutcome::Promoted(id), Some(revision)) = (&result, revision) {
+            *self.seen() = Some((*id, revision));
+        }
+        Ok(result)
+    }
+
+    /// Records that the rollout of `generation` failed (`reason`), if it is still in
+    /// progress: the safety net of an applying node that no longer serves its candidate
+    /// after the watch although no rollback recorded it. Returns whether it wrote.
+    pub fn rollout_failed(
+        &self,
+        generation: GenerationId,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let keys = self.keys.clone();
+        let node = self.node.clone();
+        let reason = reason.to_string();
+        self.etcd.run(move |mut c| async move {
+            let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+            let Some(mut rollout) =
+                rollout.filter(|r| r.in_progress() && r.generation == generation)
+            else {
+                return Ok(false);
+            };
+            let now = now_ms();
+            rollout.step = RolloutStep::Failed;
+            rollout.reason = Some(reason.clone());
+            rollout.updated_ms = now;
+            let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
+            let event = tagged(event.normalized()?, &node, &rollout);
+            let txn = etcd_client::Txn::new()
+                .when(vec![unchanged(&keys.rollout(), rollout_rev)])
+                .and_then(vec![
+                    put_json(&keys.rollout(), &rollout)?,
+                    put_json(&keys.event(now, &node), &event)?,
+                ]);
+            Ok(commit(&mut c, txn).await?.is_some())
+        })
+    }
+}
+
+/// `event` with the node's name and the rollout's step in its details.
+pub(crate) fn tagged(mut event: NewEvent, node: &str, rollout: &RolloutState) -> NewEvent {
+    let extra = json!({
+        "node": node,
+        "rollout": rollout.step.as_str(),
+        "canaries": rollout.canaries,
+    });
+    match (&mut event.details, extra) {
+        (serde_json::Value::Object(map), serde_json::Value::Object(extra)) => map.extend(extra),
+        (details, extra) => {
+            let mut extra = extra;
+            if let serde_json::Value::Object(map) = &mut extra
+                && !details.is_null()
+            {
+                map.insert("details".into(), details.take());
+            }
+            *details = extra;
+        }
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_applying_node_is_the_first_canary_then_others_by_name() {
+        let live = names(&["lb-3", "lb-1", "lb-2", "lb-4"]);
+        assert_eq!(choose_canaries("lb-3", &live, 1), Some(names(&["lb-3"])));
+        assert_eq!(
+            choose_canaries("lb-3", &live, 2),
+            Some(names(&["lb-3", "lb-1"]))
+        );
+        assert_eq!(
+            choose_canaries("lb-3", &live, 3),
+            Some(names(&["lb-3", "lb-1", "lb-2"]))
+        );
+    }
+
+    #[test]
+    fn no_canary_when_nothing_would_be_held_back() {
+        let live = names(&["lb-1", "lb-2"]);
+        assert_eq!(choose_canaries("lb-1", &live, 0), None, "first = 0");
+        assert_eq!(choose_canaries("lb-1", &live, 2), None, "every node");
+        assert_eq!(choose_canaries("lb-1", &names(&["lb-1"]), 1), None, "alone");
+        // The applying node counts even when its own lease is not (yet) listed.
+        assert_eq!(choose_canaries("lb-9", &live, 1), Some(names(&["lb-9"])));
+    }
+
+    #[test]
+    fn the_watch_ends_after_the_start() {
+        let state = RolloutState {
+            generation: 2,
+            previous: Some(1),
+            by: "lb-1".into(),
+            canaries: names(&["lb-1"]),
+            clean: Vec::new(),
+            step: RolloutStep::Canary,
+            started_ms: 1_000,
+            watch_ms: 2_000,
+            reason: None,
+            updated_ms: 1_000,
+        };
+        assert_eq!(state.watch_ends_ms(), 3_000);
+        assert!(state.in_progress() && state.is_canary("lb-1") && !state.is_canary("lb-2"));
+        let json = serde_json::to_value(&state).expect("json");
+        assert_eq!(json["step"], "canary");
+        let back: RolloutState = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, state);
+    }
+}

@@ -1,0 +1,276 @@
+//! The node canary on a real etcd (`/usr/bin/etcd`, per test on loopback ports), three
+//! in-process nodes with `[fleet] rollout = { first = 1, watch = ROLLOUT_WATCH }`: a good
+//! guarded apply serves on the applying node first and reaches the others only after the
+//! watch; a bad one (a forced identity misroute) is reverted by the canary's guard, the
+//! rollout is recorded failed, and the other nodes never serve it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use keel_control::ApplyStatus;
+use keel_fleet::{FleetStore, RolloutState, RolloutStep};
+use keel_store::{EventQuery, GenerationState, Store};
+use keel_testkit::{Backend, Etcd, eventually, free_addr};
+use support::{CONVERGE_WITHIN, TestNode, converged, node_keys_with_rollout, routing};
+
+/// The node canary's watch in these tests (the default is 30 s).
+const ROLLOUT_WATCH: Duration = Duration::from_secs(3);
+/// Bounded load on the canary while it is watched: 40 requests per second.
+const LOAD_RPS: u32 = 40;
+
+async fn three_nodes(
+    etcd: &Etcd,
+    dir: &std::path::Path,
+    backends: &[std::net::SocketAddr],
+) -> Vec<TestNode> {
+    let watch = format!("{}s", ROLLOUT_WATCH.as_secs());
+    let mut nodes = Vec::new();
+    for name in ["lb-1", "lb-2", "lb-3"] {
+        let text = format!(
+            "{}{}",
+            node_keys_with_rollout(name, &etcd.endpoint(), free_addr(), free_addr(), &watch),
+            routing(backends, "one")
+        );
+        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
+    }
+    nodes
+}
+
+/// Requests to `node` for `duration`, in the background.
+fn load_on(
+    node: &TestNode,
+    duration: Duration,
+) -> tokio::task::JoinHandle<keel_testkit::LoadReport> {
+    let addr = node.listen;
+    tokio::spawn(keel_testkit::load(LOAD_RPS, duration, move |_| {
+        http::Request::get(format!("http://{addr}/"))
+            .header("host", "shop.example")
+            .body(http_body_util::Empty::new())
+            .expect("request")
+    }))
+}
+
+async fn rollout_of(store: &std::sync::Arc<FleetStore>) -> Option<RolloutState> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.rollout())
+        .await
+        .expect("task")
+        .expect("etcd answers")
+}
+
+async fn fleet_active(store: &std::sync::Arc<FleetStore>) -> Option<u64> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.fleet_active())
+        .await
+        .expect("task")
+        .expect("etcd answers")
+        .map(|(id, _)| id)
+}
+
+/// Every node in `others` serves `generation` at every look until `until`.
+async fn stay_on(others: &[&TestNode], generation: u64, until: Instant) {
+    while Instant::now() < until {
+        for node in others {
+            assert_eq!(
+                node.serving(),
+                Some(generation),
+                "{} must not move before the canary's watch ends",
+                node.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = Backend::new("web").start().await;
+    let two = Backend::new("web").start().await;
+    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    assert!(converged(&refs, 1).await, "generation 1 everywhere");
+    // Evidence for the gate and the guard: traffic before and during the watch.
+    let load = load_on(&nodes[0], ROLLOUT_WATCH + Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let started = Instant::now();
+    let text = format!("{}{}", nodes[0].own_keys(), routing(&[one, two], "two"));
+    let outcome = nodes[0]
+        .apply_guarded(text, false)
+        .await
+        .expect("the control plane answers");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let generation = outcome.generation.expect("a generation");
+    assert_eq!(nodes[0].serving(), Some(generation), "the canary serves it");
+    let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
+    assert_eq!(
+        (rollout.generation, rollout.step, rollout.canaries.clone()),
+        (generation, RolloutStep::Canary, vec!["lb-1".to_string()]),
+        "{rollout:?}"
+    );
+    assert_eq!(fleet_active(&nodes[1].store).await, Some(1));
+    let record = nodes[2]
+        .store
+        .generation(generation)
+        .expect("etcd")
+        .expect("recorded");
+    assert_eq!(record.state, GenerationState::Pending, "the candidate");
+    // Another apply meanwhile would take the fleet from under the canary: refused, named.
+    let other = format!("{}{}", nodes[1].own_keys(), routing(&[one], "other"));
+    let refused = nodes[1].apply(other).await;
+    let message = refused
+        .expect_err("refused while the canary runs")
+        .to_string();
+    assert!(
+        message.contains(&format!(
+            "generation {generation} is on its node canary (lb-1)"
+        )) && message.contains("nothing was recorded"),
+        "{message}"
+    );
+
+    // Until the watch ends, lb-2 and lb-3 stay on generation 1.
+    let watch_ends = started + ROLLOUT_WATCH - Duration::from_millis(300);
+    stay_on(&[&nodes[1], &nodes[2]], 1, watch_ends).await;
+    assert!(
+        converged(&refs, generation).await,
+        "after the watch every node serves generation {generation}"
+    );
+    let all = started.elapsed();
+    assert!(all >= ROLLOUT_WATCH, "{all:?}");
+    eprintln!(
+        "node canary: every node serves generation {generation} {} ms after the apply began (watch {} ms)",
+        all.as_millis(),
+        ROLLOUT_WATCH.as_millis()
+    );
+    let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
+    assert_eq!(rollout.step, RolloutStep::Promoted, "{rollout:?}");
+    assert_eq!(rollout.clean, vec!["lb-1".to_string()]);
+    assert_eq!(fleet_active(&nodes[1].store).await, Some(generation));
+    let promoted = {
+        let store = nodes[2].store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.events(EventQuery {
+                kinds: vec!["promote".into()],
+                ..EventQuery::default()
+            })
+        })
+        .await
+        .expect("task")
+        .expect("events")
+    };
+    assert!(
+        promoted.iter().any(|e| e.generation == Some(generation)
+            && e.details["origin"] == keel_fleet::ROLLOUT_ORIGIN
+            && e.details["node"] == "lb-1"),
+        "{promoted:?}"
+    );
+    let report = load.await.expect("load task");
+    assert_eq!(report.transport_errors, 0, "{report:?}");
+    assert_eq!(report.count(200), report.sent, "{report:?}");
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = Backend::new("web").start().await;
+    // A backend that answers as another application: the March-15 misroute.
+    let api = Backend::new("api").start().await;
+    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    assert!(converged(&refs, 1).await, "generation 1 everywhere");
+    let load = load_on(&nodes[0], ROLLOUT_WATCH + Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let started = Instant::now();
+    // No health check on the new pool: only the responses' identity gives it away.
+    let misrouted = routing(&[api], "misrouted").replace(
+        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
+        "",
+    );
+    assert!(!misrouted.contains("health"), "{misrouted}");
+    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
+    let outcome = nodes[0]
+        .apply_guarded(text, true)
+        .await
+        .expect("the control plane answers");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "forced over the identity probe: {:?}",
+        outcome.refusals
+    );
+    let generation = outcome.generation.expect("a generation");
+
+    // The canary's guard reverts it; its rollback records the rollout failed.
+    let reverted = eventually(CONVERGE_WITHIN, || async {
+        (nodes[0].serving() == Some(1)).then_some(())
+    })
+    .await;
+    assert!(reverted.is_some(), "lb-1 is back on generation 1");
+    let failed = eventually(CONVERGE_WITHIN, || async {
+        rollout_of(&nodes[1].store)
+            .await
+            .filter(|r| r.generation == generation && r.step == RolloutStep::Failed)
+    })
+    .await
+    .expect("the rollout is recorded failed");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("identity detector")),
+        "{failed:?}"
+    );
+    let record = nodes[2]
+        .store
+        .generation(generation)
+        .expect("etcd")
+        .expect("recorded");
+    assert_eq!(record.state, GenerationState::RolledBack);
+
+    // Past the watch and then some, lb-2 and lb-3 never served it.
+    stay_on(
+        &[&nodes[1], &nodes[2]],
+        1,
+        started + ROLLOUT_WATCH + Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(fleet_active(&nodes[1].store).await, Some(1));
+    let _ = load.await;
+    // A new apply is not blocked by the failed rollout (after a little traffic for its gate).
+    let report = load_on(&nodes[1], Duration::from_millis(500))
+        .await
+        .expect("load");
+    assert_eq!(report.count(200), report.sent, "{report:?}");
+    let text = format!("{}{}", nodes[1].own_keys(), routing(&[web], "fixed"));
+    let outcome = nodes[1]
+        .apply(text)
+        .await
+        .expect("the control plane answers");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let fixed = outcome.generation.expect("a generation");
+    assert!(
+        converged(&refs, fixed).await,
+        "--no-guard: every node at once"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
