@@ -165,8 +165,10 @@ async fn a_harmless_change_is_promoted_through_every_step_without_an_alarm() {
     let _exclusive = LOADED.lock().await;
     let instant = "[safety]\nknown_good_after = \"0s\"";
     let shop = Shop::start(instant).await;
-    // 10 s on the canary slice, then 25%, 50% and 100% for 10/3 s each: 20 s.
-    let traffic = tokio::spawn(load(shop.addr, RPS, Duration::from_secs(21)));
+    // 10 s on the canary slice, then 25%, 50% and 100% for 10/3 s each: 20 s. The load
+    // lasts longer: a watch that runs out of traffic before its last stage has its
+    // evidence ends unproven, not promoted, and a busy machine stretches the stages.
+    let traffic = tokio::spawn(load(shop.addr, RPS, Duration::from_secs(30)));
     let outcome = shop
         .apply(Variant::Harmless, instant, |mut r| {
             r.canary = Some(10.0);
