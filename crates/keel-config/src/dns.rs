@@ -62,6 +62,19 @@ pub(crate) fn parse_dns_backend(sink: &mut Sink, backend: &Table<'_, '_>) -> Opt
                 && label.len() <= 63
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
+    if host.value.parse::<std::net::IpAddr>().is_ok() {
+        // An IP literal looks like a name of digit labels, but nothing resolves it: the
+        // pool would start with no backend although `keel check` let it pass.
+        sink.invalid(
+            host.span,
+            format!("`{}` is an IP address, not a DNS name", host.value),
+            format!(
+                "write {{ addr = \"{}:PORT\" }} (or the address string)",
+                host.value
+            ),
+        );
+        return None;
+    }
     if !valid {
         sink.invalid(
             host.span,

@@ -45,6 +45,7 @@ fn each_dns_backend_mistake_is_reported_where_it_is_written() {
             "\"web internal\"",
         ),
         (r#"[{ host = "web.internal" }]"#, "{ host"),
+        (r#"[{ host = "127.0.0.1", port = 80 }]"#, "\"127.0.0.1\""),
         (r#"[{ host = "web.internal", port = 0 }]"#, "0 }"),
         (
             r#"[{ host = "web.internal", port = 80, resolve = "10ms" }]"#,
