@@ -3,7 +3,7 @@
 //! traffic sample.
 //!
 //! ```text
-//! accept ─▶ peek: h1 or h2c ─▶ hyper ─▶ handle(): load Active ─▶ RouteTable::find ─▶ sample
+//! accept ─▶ peek: h1 or h2c ─▶ hyper ─▶ serve_request(): load Active ─▶ RouteTable::find ─▶ sample
 //!        ─▶ forward(): split arm ─▶ Balancer::pick ─▶ idle or new backend connection
 //!        ─▶ send on it (its own task does the I/O) ─▶ verify identity ─▶ count ─▶ respond
 //!        ─▶ stream the body back ─▶ pool the connection ─▶ access log line

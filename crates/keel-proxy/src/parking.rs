@@ -163,47 +163,52 @@ enum Next {
 ///
 /// `max_head` is the listener's `max_header_bytes`: a head still incomplete at that size
 /// goes to hyper, which answers it `431`.
-pub(crate) async fn serve_http1<IO, S>(
+pub(crate) fn serve_http1<IO, S>(
     mut stream: IO,
     service: S,
     conn: &Arc<ConnInfo>,
     http1: &http1::Builder,
     max_head: usize,
     mut drain: Drain,
-) -> hyper::Result<()>
+) -> impl Future<Output = hyper::Result<()>>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService<Incoming, ResBody = ResponseBody> + Clone + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut head = Vec::new();
-    loop {
-        match next_head(&mut stream, &mut head, max_head, &mut drain).await {
-            Next::Head => {}
-            Next::Closed | Next::Draining => return Ok(()),
-        }
-        let unread = Bytes::from(std::mem::take(&mut head));
-        let io = Progress::resumed(TokioIo::new(stream), conn.clone(), unread);
-        // Boxed: hyper's connection lives only while a request is served, and the task
-        // of a parked connection stays as small as the wait for the next head.
-        let served = Box::pin(serve_until_idle(
-            io,
-            service.clone(),
-            conn,
-            http1,
-            &mut drain,
-        ));
-        match served.await {
-            Served::Parked {
-                stream: parked,
-                unread: ahead,
-            } => {
-                stream = parked;
-                // Pipelined bytes: a whole next head goes to hyper at once, part of one
-                // waits here for the rest.
-                head = ahead;
+    // An `async` block, not an `async fn`: an `async fn` keeps each argument twice in
+    // the connection's task (as passed, and as moved into its body) for the whole
+    // life of the connection, parked ones included.
+    async move {
+        let mut head = Vec::new();
+        loop {
+            match next_head(&mut stream, &mut head, max_head, &mut drain).await {
+                Next::Head => {}
+                Next::Closed | Next::Draining => return Ok(()),
             }
-            Served::Ended(result) => return result,
+            let unread = Bytes::from(std::mem::take(&mut head));
+            let io = Progress::resumed(TokioIo::new(stream), conn.clone(), unread);
+            // Boxed: hyper's connection lives only while a request is served, and the task
+            // of a parked connection stays as small as the wait for the next head.
+            let served = Box::pin(serve_until_idle(
+                io,
+                service.clone(),
+                conn,
+                http1,
+                &mut drain,
+            ));
+            match served.await {
+                Served::Parked {
+                    stream: parked,
+                    unread: ahead,
+                } => {
+                    stream = parked;
+                    // Pipelined bytes: a whole next head goes to hyper at once, part of one
+                    // waits here for the rest.
+                    head = ahead;
+                }
+                Served::Ended(result) => return result,
+            }
         }
     }
 }

@@ -16,7 +16,9 @@
 //! A connection that has carried no stream for the pool's idle limit is closed at the
 //! next checkout; one that the backend closed (GOAWAY, reset) is dropped from the list.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -72,17 +74,59 @@ impl Sender {
 
     /// Sends the request and waits for the head of the answer; an unsent request comes
     /// back in the error.
+    ///
+    /// A plain function returning one of hyper's two send futures, not an `async fn`:
+    /// an `async fn` would keep its own copy of the request (352 bytes) beside hyper's
+    /// future, and every request's future, moved whole per request, carried both.
     #[inline]
-    pub(crate) async fn send(
+    pub(crate) fn send(
         &mut self,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>> {
+    ) -> Sending<impl SendFuture, impl SendFuture> {
         match self {
-            Sender::Http1(sender) => sender.try_send_request(request).await,
+            Sender::Http1(sender) => Sending::Http1 {
+                future: sender.try_send_request(request),
+            },
             Sender::Http2(sender, stream) => {
                 let request = as_h2_request(request, stream.conn.scheme.clone());
-                sender.try_send_request(request).await
+                Sending::Http2 {
+                    future: sender.try_send_request(request),
+                }
             }
+        }
+    }
+}
+
+/// What hyper's `try_send_request` returns, for either version.
+pub(crate) trait SendFuture:
+    Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>>
+{
+}
+
+impl<F> SendFuture for F where
+    F: Future<Output = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>>
+{
+}
+
+pin_project_lite::pin_project! {
+    /// One request being sent on an HTTP/1.1 connection or an HTTP/2 stream.
+    #[project = SendingProj]
+    pub(crate) enum Sending<H1, H2> {
+        /// On an HTTP/1.1 connection.
+        Http1 { #[pin] future: H1 },
+        /// On a stream of an HTTP/2 connection.
+        Http2 { #[pin] future: H2 },
+    }
+}
+
+impl<H1: SendFuture, H2: SendFuture> Future for Sending<H1, H2> {
+    type Output = H1::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SendingProj::Http1 { future } => future.poll(cx),
+            SendingProj::Http2 { future } => future.poll(cx),
         }
     }
 }
