@@ -163,6 +163,7 @@ enum Next {
 ///
 /// `max_head` is the listener's `max_header_bytes`: a head still incomplete at that size
 /// goes to hyper, which answers it `431`.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
 pub(crate) fn serve_http1<IO, S>(
     mut stream: IO,
     service: S,

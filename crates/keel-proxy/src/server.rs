@@ -327,6 +327,7 @@ impl DataPlane {
     /// An `async` block, not an `async fn`: an `async fn` keeps each argument twice in
     /// the connection's task (as passed, and as moved into its body) for the whole life
     /// of the connection.
+    #[allow(clippy::manual_async_fn)] // On purpose: see above.
     fn serve_connection(
         self: Arc<Self>,
         mut stream: TcpStream,
