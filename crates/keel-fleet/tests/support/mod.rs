@@ -57,8 +57,23 @@ pub(crate) fn node_keys(
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> String {
+    node_keys_on(name, &[endpoint.to_string()], listen, admin)
+}
+
+/// [`node_keys`] with several etcd endpoints (the members of a cluster).
+pub(crate) fn node_keys_on(
+    name: &str,
+    endpoints: &[String],
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> String {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{endpoint}\"]\nprefix = \"{PREFIX}\"\nnode = \"{name}\"\ndrift_alert = \"1s\"\n"
+        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [{endpoints}]\nprefix = \"{PREFIX}\"\nnode = \"{name}\"\ndrift_alert = \"1s\"\n"
     )
 }
 
