@@ -16,6 +16,9 @@
 //!   serves the candidate (following it with its guard if another node applied it) and,
 //!   once the rollout's `watch` has passed and its guard no longer watches it, records
 //!   itself clean; the last canary promotes the candidate to the fleet;
+//! * it still serves the candidate of a rollout that failed (another canary's guard
+//!   reverted it): it goes back to the fleet's generation, so a revert anywhere in a
+//!   rollout reverts every node that had the candidate;
 //! * the node serves something else although the fleet did not move (a local rollback, or
 //!   a guard revert that etcd did not take): it does NOT flip back by itself. It reports
 //!   the divergence as drift (status, and once it lasted `[fleet] drift_alert` a
@@ -200,6 +203,12 @@ impl Node {
         let promoted = latest
             .as_ref()
             .is_some_and(|r| r.step == RolloutStep::Promoted && r.generation == fleet);
+        // A failed rollout's candidate still served here (a canary or an earlier step of it):
+        // the fleet reverted it, so this node goes back to the fleet's generation.
+        let failed_candidate = latest
+            .as_ref()
+            .filter(|r| r.step == RolloutStep::Failed)
+            .map(|r| r.generation);
         let rollout = latest.filter(RolloutState::in_progress);
         let served = self.store.served()?;
         let serving = self.serving();
@@ -230,7 +239,7 @@ impl Node {
             self.in_step(fleet, candidate, false);
             return Ok(());
         }
-        if revision > followed_revision {
+        if revision > followed_revision || (serving.is_some() && serving == failed_candidate) {
             let Some((record, _)) =
                 ops::record(client, &self.store.keys().generation(fleet)).await?
             else {

@@ -91,6 +91,22 @@ pub(crate) fn node_keys_with_rollout(
     )
 }
 
+/// [`node_keys`] with a node canary in steps: `first = 1`, then `then` nodes per step, each
+/// step watched for `watch`.
+pub(crate) fn node_keys_with_steps(
+    name: &str,
+    endpoint: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    watch: &str,
+    then: u32,
+) -> String {
+    format!(
+        "{}rollout = {{ first = 1, then = {then}, watch = \"{watch}\" }}\n",
+        node_keys(name, endpoint, listen, admin)
+    )
+}
+
 /// One in-process node.
 pub(crate) struct TestNode {
     pub(crate) name: String,
