@@ -9,8 +9,9 @@
 # [fleet] node name), and for each round applies a changed route timeout with
 # `keel apply --no-guard` to node 2 (node 1 when NODES is 1) and polls every node's
 # x-keel-generation until all serve the new generation: the time from starting the
-# apply command to the last node serving. Then the same rounds on one node without
-# [fleet]. Bounded: ROUNDS applies, a few curl requests per poll, 127.0.0.1 only.
+# apply command to the last node serving. Then ROUNDS `keel rollback --to <one back>`
+# on the same node, timed the same way to the last node serving the older generation
+# (rollback-to-all-nodes). Then the same rounds on one node without [fleet]. Bounded: ROUNDS applies, a few curl requests per poll, 127.0.0.1 only.
 # Needs: etcd (Debian etcd-server), python3, curl; the keel binary (KEEL_BIN, default
 # target/debug/keel: the latency is the control plane's, not the data plane's).
 set -euo pipefail
@@ -42,6 +43,7 @@ until curl -fs "http://127.0.0.1:$backend/" >/dev/null; do sleep 0.05; done
 routing() { # TIMEOUT
   cat <<TOML
 [services.web]
+allow_no_identity = true
 [pools.web]
 service = "web"
 backends = ["127.0.0.1:$backend"]
@@ -69,7 +71,12 @@ start_node() { # NAME FLEET(yes/no) -> sets listen_NAME / admin_NAME
     --state-dir "$out/$name/state" >"$out/$name/serve.log" 2>&1 &
   pids+=($!)
   eval "listen_$name=$listen"
-  until curl -fs -o /dev/null -H 'host: shop.example' "http://127.0.0.1:$listen/"; do sleep 0.05; done
+  local tries=0
+  until curl -fs -o /dev/null -H 'host: shop.example' "http://127.0.0.1:$listen/"; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 600 ] || { echo "fleet.sh: node $name did not serve within 30 s: $out/$name/serve.log" >&2; exit 1; }
+    sleep 0.05
+  done
 }
 
 generation_of() { # PORT
@@ -100,10 +107,34 @@ measure() { # LABEL APPLY_NODE NODE...: prints one latency per round (ms)
     printf "%-28s rounds %d  median %d ms  max %d ms\n", label, NR, v[int((NR + 1) / 2)], v[NR] }'
 }
 
+measure_rollback() { # LABEL TARGET NODE...: each round rolls the fleet back one generation from TARGET
+  local label=$1 target=$2; shift 2
+  local port_var="listen_$target" times=() admin
+  admin=$(awk -F'"' '/^\[admin\]/{getline; split($2,a,":"); print a[2]}' "$out/$target/keel.toml")
+  for round in $(seq 1 "$rounds"); do
+    local t0 want
+    want=$(( $(generation_of "${!port_var}") - 1 ))
+    [ "$want" -ge 1 ] || break
+    t0=$(now_ms)
+    KEEL_ADMIN_TOKEN=bench-token "$KEEL_BIN" rollback --to "$want" --force -m "bench round $round" \
+      --state-dir "$out/$target/state" --admin "http://127.0.0.1:$admin" \
+      >"$out/rollback-$label-$round.log" 2>&1 || { echo "rollback failed: $(cat "$out/rollback-$label-$round.log")" >&2; exit 1; }
+    for node in "$@"; do
+      local p="listen_$node"
+      until [ "$(generation_of "${!p}")" = "$want" ]; do sleep 0.01; done
+    done
+    times+=($(( $(now_ms) - t0 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk -v label="$label" '{ v[NR] = $1 } END {
+    printf "%-28s rounds %d  median %d ms  max %d ms\n", label, NR, v[int((NR + 1) / 2)], v[NR] }'
+}
+
 names=()
 for i in $(seq 1 "$nodes"); do start_node "n$i" yes; names+=("n$i"); done
 target=n2; [ "$nodes" -ge 2 ] || target=n1
 measure "fleet of $nodes (etcd)" "$target" "${names[@]}"
+measure_rollback "rollback, fleet of $nodes" "$target" "${names[@]}"
 start_node single no
 measure "single node (sqlite)" single single
+measure_rollback "rollback, single (sqlite)" single single
 echo "logs and state: $out"

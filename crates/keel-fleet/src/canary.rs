@@ -48,6 +48,12 @@ impl Node {
                         generation = candidate,
                         "node canary: this node watched generation {candidate} clean"
                     ),
+                    CleanOutcome::NextBatch(nodes) => tracing::info!(
+                        node = %me,
+                        generation = candidate,
+                        "node canary: generation {candidate} clean so far; next step: {}",
+                        nodes.join(", ")
+                    ),
                     CleanOutcome::NotInProgress | CleanOutcome::Raced => {}
                 }
             }

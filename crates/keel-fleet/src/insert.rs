@@ -5,6 +5,7 @@
 //! live canary runs, an apply is refused naming it.
 
 use etcd_client::{Txn, TxnOp};
+use keel_config::RolloutThen;
 use keel_store::transition;
 use keel_store::{
     GenerationId, GenerationRecord, GenerationState, NewGeneration, StoreError, now_ms,
@@ -88,6 +89,11 @@ impl FleetStore {
                                     .unwrap_or(u64::MAX),
                                 reason: None,
                                 updated_ms: now,
+                                batch: match rollout.then {
+                                    RolloutThen::All => None,
+                                    RolloutThen::Nodes(n) => Some(n),
+                                },
+                                step_started_ms: None,
                             }
                         });
                     }

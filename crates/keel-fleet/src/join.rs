@@ -33,11 +33,6 @@ pub fn open_store(node: &Config, state_dir: &Path) -> Result<Arc<FleetStore>, St
         ));
     };
     let endpoints = fleet.endpoints.iter().map(|e| e.value.clone()).collect();
-    if fleet.rollout.then != keel_config::RolloutThen::All {
-        tracing::warn!(
-            "[fleet] rollout.then is not \"all\": steps after the node canary are not implemented; the rest of the fleet follows at once (docs/fleet.md)"
-        );
-    }
     Ok(Arc::new(
         FleetStore::open(
             endpoints,

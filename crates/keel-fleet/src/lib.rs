@@ -36,5 +36,6 @@ pub use node::{
 };
 pub use rollout::{
     CleanOutcome, FLEET_ROLLOUT_EVENT, ROLLOUT_ORIGIN, RolloutState, RolloutStep, choose_canaries,
+    next_batch,
 };
 pub use store::{FleetStore, MAX_GENERATION_BYTES};

@@ -7,11 +7,18 @@
 //!
 //! * serving the fleet's active generation: it only notes the pointer's revision;
 //! * the fleet moved since the revision this node last followed: it follows
-//!   (`Controller::follow`: load, node keys, compile, first probes, swap);
+//!   (`Controller::follow`: load, node keys, compile, swap); when the move is a node
+//!   canary's promotion (`rollout.rs`: the rollout of that generation is `promoted`) it
+//!   follows with its own guard (`Controller::follow_watched`, watched at least
+//!   `rollout.watch`), so an alarm on any node after the promotion reverts it, and that
+//!   revert moves the fleet's pointer back, which every other node follows;
 //! * a node canary is in progress (`rollout.rs`, `canary.rs`) and this node is one of its canaries: it
 //!   serves the candidate (following it with its guard if another node applied it) and,
 //!   once the rollout's `watch` has passed and its guard no longer watches it, records
 //!   itself clean; the last canary promotes the candidate to the fleet;
+//! * it still serves the candidate of a rollout that failed (another canary's guard
+//!   reverted it): it goes back to the fleet's generation, so a revert anywhere in a
+//!   rollout reverts every node that had the candidate;
 //! * the node serves something else although the fleet did not move (a local rollback, or
 //!   a guard revert that etcd did not take): it does NOT flip back by itself. It reports
 //!   the divergence as drift (status, and once it lasted `[fleet] drift_alert` a
@@ -34,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::etcd::connect;
 use crate::ops;
-use crate::rollout::RolloutState;
+use crate::rollout::{RolloutState, RolloutStep};
 use crate::store::FleetStore;
 
 /// Lifetime of a node's lease: a node silent this long leaves the fleet's status (5 seconds).
@@ -191,8 +198,18 @@ impl Node {
         let Some(fleet) = fleet else {
             return Ok(());
         };
-        let (rollout, _) = ops::rollout(client, &self.store.keys().rollout()).await?;
-        let rollout = rollout.filter(RolloutState::in_progress);
+        let (latest, _) = ops::rollout(client, &self.store.keys().rollout()).await?;
+        // The fleet's generation came out of a node canary: this node's guard watches it too.
+        let promoted = latest
+            .as_ref()
+            .is_some_and(|r| r.step == RolloutStep::Promoted && r.generation == fleet);
+        // A failed rollout's candidate still served here (a canary or an earlier step of it):
+        // the fleet reverted it, so this node goes back to the fleet's generation.
+        let failed_candidate = latest
+            .as_ref()
+            .filter(|r| r.step == RolloutStep::Failed)
+            .map(|r| r.generation);
+        let rollout = latest.filter(RolloutState::in_progress);
         let served = self.store.served()?;
         let serving = self.serving();
         let followed_revision = served.map_or(0, |s| s.revision);
@@ -222,13 +239,18 @@ impl Node {
             self.in_step(fleet, candidate, false);
             return Ok(());
         }
-        if revision > followed_revision {
+        if revision > followed_revision || (serving.is_some() && serving == failed_candidate) {
             let Some((record, _)) =
                 ops::record(client, &self.store.keys().generation(fleet)).await?
             else {
                 return Ok(());
             };
-            match self.controller.follow(record.clone()).await {
+            let followed = if promoted {
+                self.controller.follow_watched(record.clone()).await
+            } else {
+                self.controller.follow(record.clone()).await
+            };
+            match followed {
                 Ok(_) => {
                     self.store.note_served(&record, revision)?;
                     self.in_step(fleet, candidate, false);

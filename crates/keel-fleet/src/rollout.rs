@@ -18,8 +18,13 @@
 //!   marks it `abandoned`. While a rollout runs and one of its canary nodes is alive,
 //!   other applies are refused (`Conflict`); once none is alive, the next apply takes over.
 //!
-//! `then` other than `"all"` is not implemented: the promotion moves every other node at
-//! once (docs/fleet.md).
+//! * **Steps** (`then` a number N): when every canary so far is clean, the last one does not
+//!   promote while live nodes remain that never had the candidate: it adds the next N of
+//!   them by name ([`next_batch`]) to the canaries and restarts the watch; they follow the
+//!   candidate with their guards like any canary node. The last step's clean promotes. A
+//!   revert on any of them fails the rollout, and the nodes that served the candidate go
+//!   back to the fleet's active generation (`node.rs`). With `"all"` the promotion moves
+//!   every other node at once.
 
 use keel_store::transition::{self, Snapshot};
 use keel_store::{GenerationId, NewEvent, StoreError, now_ms};
@@ -85,6 +90,13 @@ pub struct RolloutState {
     pub reason: Option<String>,
     /// When it last changed (ms since the Unix epoch).
     pub updated_ms: i64,
+    /// `rollout.then` as a number: after the first canaries, this many more nodes per step,
+    /// each step watched for `watch` (`None`: `"all"`, the rest follow the promotion at once).
+    #[serde(default)]
+    pub batch: Option<u32>,
+    /// When the current step's watch began (ms since the Unix epoch; `None`: `started_ms`).
+    #[serde(default)]
+    pub step_started_ms: Option<i64>,
 }
 
 impl RolloutState {
@@ -98,9 +110,10 @@ impl RolloutState {
         self.canaries.iter().any(|n| n == node)
     }
 
-    /// When the canaries' watch ends (ms since the Unix epoch).
+    /// When the current step's watch ends (ms since the Unix epoch).
     pub fn watch_ends_ms(&self) -> i64 {
-        self.started_ms
+        self.step_started_ms
+            .unwrap_or(self.started_ms)
             .saturating_add(i64::try_from(self.watch_ms).unwrap_or(i64::MAX))
     }
 }
@@ -124,6 +137,17 @@ pub fn choose_canaries(applier: &str, live: &[String], first: u32) -> Option<Vec
     Some(canaries)
 }
 
+/// The next step of a rollout in batches: up to `batch` `live` nodes that are not yet among
+/// its `canaries`, by name (empty: every live node had it; the next clean one promotes).
+pub fn next_batch(canaries: &[String], live: &[String], batch: u32) -> Vec<String> {
+    let mut rest: Vec<&String> = live.iter().filter(|n| !canaries.contains(n)).collect();
+    rest.sort();
+    rest.into_iter()
+        .take(usize::try_from(batch).unwrap_or(usize::MAX))
+        .cloned()
+        .collect()
+}
+
 /// What [`FleetStore::rollout_clean`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CleanOutcome {
@@ -131,6 +155,9 @@ pub enum CleanOutcome {
     Promoted(GenerationId),
     /// This node is counted clean; other canaries still watch.
     Counted,
+    /// Every canary so far is clean and `rollout.then` is a number: these nodes are the
+    /// next step's canaries, watched from now.
+    NextBatch(Vec<String>),
     /// No rollout of that generation is in progress (any more).
     NotInProgress,
     /// Something changed between the read and the write: try again on the next tick.
@@ -177,6 +204,13 @@ impl FleetStore {
                 rollout.clean.len(),
                 rollout.canaries.len()
             );
+            let next = match rollout.batch {
+                Some(batch) if all_clean && active_id == rollout.previous => {
+                    let live = ops::live_nodes(&mut c, &keys.nodes()).await?;
+                    next_batch(&rollout.canaries, &live, batch)
+                }
+                _ => Vec::new(),
+            };
             let (event, result) = if !all_clean {
                 let event = NewEvent::new(FLEET_ROLLOUT_EVENT, counted).generation(generation);
                 (event, CleanOutcome::Counted)
@@ -189,6 +223,16 @@ impl FleetStore {
                 rollout.reason = Some(reason.clone());
                 let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
                 (event, CleanOutcome::NotInProgress)
+            } else if !next.is_empty() {
+                let reason = format!(
+                    "{counted}; the next step of its rollout ({}) serves it and watches it for {} ms",
+                    next.join(", "),
+                    rollout.watch_ms
+                );
+                rollout.canaries.extend(next.iter().cloned());
+                rollout.step_started_ms = Some(now);
+                let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
+                (event, CleanOutcome::NextBatch(next))
             } else {
                 let key = keys.generation(generation);
                 let (candidate, candidate_rev) = ops::record(&mut c, &key)
@@ -338,6 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn steps_take_the_next_nodes_by_name_that_never_had_it() {
+        let live = names(&["lb-4", "lb-1", "lb-3", "lb-2", "lb-5"]);
+        let canaries = names(&["lb-3"]);
+        assert_eq!(next_batch(&canaries, &live, 2), names(&["lb-1", "lb-2"]));
+        let canaries = names(&["lb-3", "lb-1", "lb-2"]);
+        assert_eq!(next_batch(&canaries, &live, 2), names(&["lb-4", "lb-5"]));
+        assert_eq!(next_batch(&canaries, &live, 9), names(&["lb-4", "lb-5"]));
+        let every = names(&["lb-1", "lb-2", "lb-3", "lb-4", "lb-5"]);
+        assert!(
+            next_batch(&every, &live, 2).is_empty(),
+            "the last step promotes"
+        );
+    }
+
+    #[test]
     fn the_watch_ends_after_the_start() {
         let state = RolloutState {
             generation: 2,
@@ -350,8 +409,15 @@ mod tests {
             watch_ms: 2_000,
             reason: None,
             updated_ms: 1_000,
+            batch: Some(1),
+            step_started_ms: None,
         };
         assert_eq!(state.watch_ends_ms(), 3_000);
+        let next_step = RolloutState {
+            step_started_ms: Some(5_000),
+            ..state.clone()
+        };
+        assert_eq!(next_step.watch_ends_ms(), 7_000, "each step watched anew");
         assert!(state.in_progress() && state.is_canary("lb-1") && !state.is_canary("lb-2"));
         let json = serde_json::to_value(&state).expect("json");
         assert_eq!(json["step"], "canary");

@@ -2,7 +2,9 @@
 //! in-process nodes with `[fleet] rollout = { first = 1, watch = ROLLOUT_WATCH }`: a good
 //! guarded apply serves on the applying node first and reaches the others only after the
 //! watch; a bad one (a forced identity misroute) is reverted by the canary's guard, the
-//! rollout is recorded failed, and the other nodes never serve it.
+//! rollout is recorded failed, and the other nodes never serve it; one that passes a quiet
+//! canary is followed by the others with their guards, and a follower's alarm moves the
+//! whole fleet back.
 
 mod support;
 
@@ -270,6 +272,92 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
         converged(&refs, fixed).await,
         "--no-guard: every node at once"
     );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
+    let Some(etcd) = Etcd::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = Backend::new("web").start().await;
+    let api = Backend::new("api").start().await;
+    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    assert!(converged(&refs, 1).await, "generation 1 everywhere");
+    // Traffic on the followers only: the canary lb-1 sees none, so its watch passes clean
+    // and the misroute is promoted; the followers' guards are the ones that can catch it.
+    let long = ROLLOUT_WATCH * 3 + Duration::from_secs(6);
+    let loads = [load_on(&nodes[1], long), load_on(&nodes[2], long)];
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let misrouted = routing(&[api], "misrouted").replace(
+        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
+        "",
+    );
+    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
+    let outcome = nodes[0]
+        .apply_guarded(text, true)
+        .await
+        .expect("the control plane answers");
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    let generation = outcome.generation.expect("a generation");
+    let promoted = eventually(CONVERGE_WITHIN, || async {
+        rollout_of(&nodes[1].store)
+            .await
+            .filter(|r| r.generation == generation && r.step == RolloutStep::Promoted)
+    })
+    .await;
+    assert!(promoted.is_some(), "the quiet canary promotes it");
+
+    // A follower serves it under load, its guard reverts it, and the revert is the fleet's.
+    let back = eventually(CONVERGE_WITHIN, || async {
+        (fleet_active(&nodes[1].store).await == Some(1)).then_some(())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "a follower's guard moved the fleet back to generation 1"
+    );
+    assert!(
+        converged(&refs, 1).await,
+        "every node, the canary too, serves generation 1 again: {:?}",
+        nodes.iter().map(TestNode::serving).collect::<Vec<_>>()
+    );
+    let record = nodes[0]
+        .store
+        .generation(generation)
+        .expect("etcd")
+        .expect("recorded");
+    assert_eq!(record.state, GenerationState::RolledBack);
+    let rollbacks = {
+        let store = nodes[0].store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.events(EventQuery {
+                kinds: vec!["rollback".into()],
+                ..EventQuery::default()
+            })
+        })
+        .await
+        .expect("task")
+        .expect("events")
+    };
+    let by = rollbacks
+        .iter()
+        .find(|e| e.generation == Some(generation) || e.details["from"] == generation)
+        .map(|e| e.details["node"].clone());
+    assert!(
+        by.as_ref().is_some_and(|n| n == "lb-2" || n == "lb-3"),
+        "the revert was a follower's: {rollbacks:?}"
+    );
+    for load in loads {
+        let _ = load.await;
+    }
     for node in nodes {
         node.stop().await;
     }

@@ -20,7 +20,9 @@
 //!   application) per service, in [`WrongAnswers`].
 //!
 //! * [`Etcd`]: a real single-member etcd on loopback ports for the fleet tests (skipped
-//!   loudly when `/usr/bin/etcd` is missing), which can be stopped and resumed.
+//!   loudly when `/usr/bin/etcd` is missing), which can be stopped and resumed, and
+//!   [`EtcdCluster`]: three members in one raft group, any of which can be killed and
+//!   restarted (the failure tests kill the leader).
 //! * [`eventually`]: polls a condition until it holds or a deadline passes.
 //!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
@@ -28,6 +30,7 @@
 
 mod backend;
 mod etcd;
+mod etcd_cluster;
 mod load;
 mod port;
 mod raw;
@@ -37,6 +40,7 @@ mod wait;
 
 pub use backend::{Answer, Backend, start};
 pub use etcd::{ETCD_BINARY, Etcd};
+pub use etcd_cluster::{ETCD_CLUSTER_MEMBERS, EtcdCluster};
 pub use load::{LoadReport, load, sequential};
 pub use port::{free_addr, free_port};
 pub use raw::{closed_by_peer, has_head, read_to_close, read_until};

@@ -57,8 +57,23 @@ pub(crate) fn node_keys(
     listen: SocketAddr,
     admin: SocketAddr,
 ) -> String {
+    node_keys_on(name, &[endpoint.to_string()], listen, admin)
+}
+
+/// [`node_keys`] with several etcd endpoints (the members of a cluster).
+pub(crate) fn node_keys_on(
+    name: &str,
+    endpoints: &[String],
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> String {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{endpoint}\"]\nprefix = \"{PREFIX}\"\nnode = \"{name}\"\ndrift_alert = \"1s\"\n"
+        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [{endpoints}]\nprefix = \"{PREFIX}\"\nnode = \"{name}\"\ndrift_alert = \"1s\"\n"
     )
 }
 
@@ -72,6 +87,22 @@ pub(crate) fn node_keys_with_rollout(
 ) -> String {
     format!(
         "{}rollout = {{ first = 1, then = \"all\", watch = \"{watch}\" }}\n",
+        node_keys(name, endpoint, listen, admin)
+    )
+}
+
+/// [`node_keys`] with a node canary in steps: `first = 1`, then `then` nodes per step, each
+/// step watched for `watch`.
+pub(crate) fn node_keys_with_steps(
+    name: &str,
+    endpoint: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    watch: &str,
+    then: u32,
+) -> String {
+    format!(
+        "{}rollout = {{ first = 1, then = {then}, watch = \"{watch}\" }}\n",
         node_keys(name, endpoint, listen, admin)
     )
 }

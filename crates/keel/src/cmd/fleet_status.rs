@@ -181,6 +181,8 @@ mod tests {
             watch_ms: 30_000,
             reason: None,
             updated_ms: 10_000,
+            batch: None,
+            step_started_ms: None,
         };
         let line = render_rollout(Some(&rollout));
         assert!(
