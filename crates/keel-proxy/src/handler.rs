@@ -144,7 +144,9 @@ impl DataPlane {
                 }
                 let key_hash = route_hash_key(&generation, route)
                     .and_then(|key| hash_of(key, &parts.headers, conn));
-                match crate::upgrade::asked(&parts) {
+                match crate::upgrade::asked(&parts)
+                    .or_else(|| crate::upgrade::asked_by_connect(&parts))
+                {
                     Some(asked) => {
                         self.upgrade(
                             &generation,

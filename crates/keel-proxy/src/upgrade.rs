@@ -17,6 +17,14 @@
 //! the same identity check as any answer (`verify_responses`): from the wrong service
 //! it is a `502 misidentified-backend` and no tunnel opens. A `101` that switches to
 //! another protocol than the one asked for is a `502` too.
+//!
+//! WebSocket over HTTP/2 (RFC 8441): the listeners' HTTP/2 announces
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`, and an extended `CONNECT` with
+//! `:protocol = websocket` is an upgrade request like the HTTP/1.1 one. It is sent to
+//! the backend as an HTTP/1.1 `GET` with `Upgrade: websocket` (and a fresh
+//! `Sec-WebSocket-Key`, which RFC 8441 clients do not send), as Envoy does; the
+//! backend's `101` becomes the `200` that opens the client's stream, and the tunnel
+//! carries that stream's DATA frames both ways.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +58,36 @@ use crate::tunnel::{TunnelTicket, relay};
 pub(crate) struct Asked {
     pub(crate) protocol: UpgradeProtocol,
     value: HeaderValue,
+    /// Asked with an HTTP/2 extended `CONNECT` (RFC 8441), not an HTTP/1.1 `Upgrade`.
+    extended_connect: bool,
+}
+
+/// The upgrade an HTTP/2 extended `CONNECT` (RFC 8441) asks for, if its `:protocol`
+/// names a protocol Keel knows.
+pub(crate) fn asked_by_connect(parts: &Parts) -> Option<Asked> {
+    if parts.method != http::Method::CONNECT || parts.version != Version::HTTP_2 {
+        return None;
+    }
+    let token = parts.extensions.get::<hyper::ext::Protocol>()?.as_str();
+    let protocol = UpgradeProtocol::from_token(token)?;
+    Some(Asked {
+        protocol,
+        value: HeaderValue::from_static(protocol.name()),
+        extended_connect: true,
+    })
+}
+
+/// A `Sec-WebSocket-Key` for the backend: the base64 form of 16 random bytes (22
+/// characters of the alphabet, the last one carrying 2 bits, then `==`).
+fn websocket_key() -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut key = [b'='; 24];
+    for slot in key.iter_mut().take(21) {
+        *slot = ALPHABET[fastrand::usize(..64)];
+    }
+    // The 22nd character holds the last byte's 2 low bits, then 4 zero bits.
+    key[21] = ALPHABET[fastrand::usize(..4) << 4];
+    HeaderValue::from_bytes(&key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 /// The upgrade an HTTP/1.1 request asks for, if it names a protocol Keel knows and
@@ -78,6 +116,7 @@ pub(crate) fn asked(parts: &Parts) -> Option<Asked> {
     Some(Asked {
         protocol,
         value: value.clone(),
+        extended_connect: false,
     })
 }
 
@@ -119,6 +158,13 @@ impl DataPlane {
         }
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         prepare_upstream(&mut parts, conn);
+        if asked.extended_connect {
+            // RFC 8441 §5: the HTTP/1.1 handshake the backend expects.
+            parts.method = http::Method::GET;
+            parts
+                .headers
+                .insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+        }
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -222,10 +268,16 @@ impl DataPlane {
         let (mut parts, _) = response.into_parts();
         let backend_upgrade = parts.extensions.remove::<OnUpgrade>();
         strip_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(header::UPGRADE, asked.value);
+        if asked.extended_connect {
+            // The stream opens with a 2xx; the accept proved the key Keel made up.
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+        } else {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, asked.value);
+        }
         self.tunnel_owners.note(generation);
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
@@ -255,8 +307,11 @@ impl DataPlane {
             )
             .await;
         });
-        // From the `101` on, what the client sends is the tunnel's, not requests.
-        conn.upgraded.store(true, Relaxed);
+        // From the `101` on, what the client sends is the tunnel's, not requests (an
+        // HTTP/2 connection goes on carrying other streams).
+        if !asked.extended_connect {
+            conn.upgraded.store(true, Relaxed);
+        }
         (Response::from_parts(parts, ResponseBody::empty()), served)
     }
 }
