@@ -9,8 +9,8 @@
 //! (`h2c` from `curl --http2`, say) is treated as before: the header is dropped as
 //! hop-by-hop and the request is served as plain HTTP/1.1, which RFC 9110 §7.8 allows.
 //!
-//! The upgrade request never uses a pooled connection, and its connection never goes
-//! back to the pool: after a `101` it carries the tunnel, and after any other answer it
+//! The upgrade request never uses a pooled connection (it opens its own, over TLS when
+//! the pool sets `tls`), and its connection never goes back to the pool: after a `101` it carries the tunnel, and after any other answer it
 //! is closed once that answer has been read. Attempts follow the route's retry rule
 //! only where the request cannot have reached a backend (the connect failed); the
 //! route's `timeout` bounds the wait for the backend's answer. A `101` goes through
@@ -38,7 +38,6 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use keel_config::UpgradeProtocol;
 use keel_route::RouteId;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
@@ -53,6 +52,7 @@ use crate::headers::strip_hop_by_hop;
 use crate::request::{ConnInfo, prepare_upstream};
 use crate::stats::Outcome;
 use crate::tunnel::{TunnelTicket, relay};
+use crate::upstream::ConnectError;
 
 /// An upgrade a client asked for: the protocol and the `Upgrade` value it sent.
 pub(crate) struct Asked {
@@ -334,24 +334,20 @@ async fn exchange(
     request: Request<UpstreamBody>,
     deadline: Instant,
 ) -> Exchanged {
-    let connect = tokio::time::timeout(
-        backend.upstream.connect_timeout(),
-        TcpStream::connect(backend.addr),
-    );
-    let stream = match within(deadline, connect).await {
-        Ok(Ok(Ok(stream))) => stream,
-        Ok(Ok(Err(error))) => {
+    // TCP, or TLS to a pool with `tls`: the tunnel then runs over the TLS session.
+    let stream = match within(deadline, backend.upstream.connect_for_upgrade()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
             tracing::debug!(%error, backend = %backend.addr, "connect failed");
-            backend.record_failure("connect failed");
-            return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
-        }
-        Ok(Err(_)) => {
-            backend.record_failure("connect timed out");
+            backend.record_failure(match error {
+                ConnectError::Timeout { .. } => "connect timed out",
+                ConnectError::Tls { .. } => "TLS handshake failed",
+                _ => "connect failed",
+            });
             return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
         }
         Err(_) => return Exchanged::Failed(ProxyFailure::Timeout),
     };
-    let _ = stream.set_nodelay(true);
     let handshake = hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream));
     let (mut sender, connection) = match handshake.await {
         Ok(pair) => pair,
