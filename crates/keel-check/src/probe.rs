@@ -1,14 +1,16 @@
 //! Live probes for `keel check --probe`: connect to every backend of every pool, run the
 //! pool's health check, and verify the service identity the backend answers with.
 //!
-//! One probe is the data plane's own health probe (`keel_proxy::probe`): one HTTP/1.1
-//! `GET` of the health path (`/` when the pool has no health check) on a fresh
-//! connection, bounded by the pool's health timeout (or [`DEFAULT_PROBE_TIMEOUT`]).
+//! One probe is the data plane's own health probe (`keel_proxy::probe`): one `GET` of
+//! the health path (`/` when the pool has no health check), or a
+//! `grpc.health.v1.Health/Check` call when the pool's check is `kind = "grpc"`, on a
+//! fresh connection in the pool's protocol, bounded by the pool's health timeout (or
+//! [`DEFAULT_PROBE_TIMEOUT`]).
 //! Verdicts:
 //! - **misidentified**: the answer carries the identity header with another value, or a
 //!   `2xx` answer lacks it — the backend is some other application;
 //! - **down**: no TCP connection, no HTTP answer in time, or (with a health check) an
-//!   answer that is not `2xx`;
+//!   answer that is not `2xx` (for a gRPC check: not `SERVING`);
 //! - **ok** otherwise.
 //!
 //! [`report`] turns rows into diagnostics (K109, K210), a table and JSON, without I/O.
@@ -153,7 +155,6 @@ pub async fn probe_backend_over(
     identity: Option<&Identity>,
     timeout: Duration,
 ) -> ProbeOutcome {
-    let path = health.map_or("/", |h| h.path.as_str());
     let tls = match &transport.tls {
         Some(Ok(tls)) => Some(tls),
         Some(Err(reason)) => return down(false, None, format!("TLS settings unusable: {reason}")),
@@ -163,7 +164,7 @@ pub async fn probe_backend_over(
         transport.protocol,
         tls,
         addr,
-        path,
+        keel_proxy::probe::ProbeTarget::of(health, "/"),
         identity,
         timeout,
     )

@@ -31,6 +31,7 @@ fn identity(name: &str) -> Identity {
 fn health() -> HealthCheck {
     HealthCheck {
         path: "/healthz".into(),
+        grpc_service: None,
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
         healthy_after: 2,

@@ -91,8 +91,8 @@ pub const ACCESS_REFUSES_ALL: &str = "K213";
 pub const FIXED_ANSWER_SHADOWS: &str = "K214";
 /// A `[server] trusted_proxies` block outside loopback and private address space.
 pub const PUBLIC_TRUSTED_PROXY: &str = "K215";
-/// A route that lets `upgrades` through to a pool that cannot carry them (an HTTP/2 or
-/// TLS pool: tunnels are relayed over plain HTTP/1.1).
+/// A route that lets `upgrades` through to a pool that cannot carry them (an HTTP/2
+/// pool: tunnels are relayed over HTTP/1.1, plain or TLS).
 pub const UPGRADES_UNSERVABLE: &str = "K216";
 /// A redirect route that takes requests a later route would forward, and whose new URL
 /// does not bring them back to it.

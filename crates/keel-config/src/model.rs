@@ -225,8 +225,11 @@ pub struct Backend {
 /// An active health check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HealthCheck {
-    /// Request path of the probe.
+    /// Request path of the probe (unused by a gRPC check).
     pub path: String,
+    /// `kind = "grpc"`: probe with `grpc.health.v1.Health/Check` for this service name
+    /// (`""`: the server as a whole) instead of a `GET` of `path`.
+    pub grpc_service: Option<String>,
     /// Time between probes.
     pub interval: Duration,
     /// Time a probe may take.

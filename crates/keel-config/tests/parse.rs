@@ -227,6 +227,50 @@ fn a_pool_speaks_http1_unless_told_and_h2_keys_need_http2() {
 }
 
 #[test]
+fn a_grpc_health_check_names_a_service_and_needs_an_http2_pool() {
+    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
+    let http = parse(&format!("{BASE}health = {{ path = \"/up\" }}\n"));
+    let check = http.config.pools["p"].health.clone().expect("health");
+    assert_eq!((check.path.as_str(), check.grpc_service), ("/up", None));
+
+    let grpc = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nhealth = {{ kind = \"grpc\", grpc_service = \"shop.Inventory\" }}\n"
+    ));
+    assert!(grpc.diagnostics.is_empty(), "{:#?}", grpc.diagnostics);
+    let check = grpc.config.pools["p"].health.clone().expect("health");
+    assert_eq!(check.grpc_service.as_deref(), Some("shop.Inventory"));
+    let whole = parse(&format!(
+        "{BASE}protocol = \"h2c\"\nhealth = {{ kind = \"grpc\" }}\n"
+    ));
+    let check = whole.config.pools["p"].health.clone().expect("health");
+    assert_eq!(check.grpc_service.as_deref(), Some(""), "the whole server");
+
+    let source = format!("{BASE}health = {{ kind = \"grpc\" }}\n");
+    let text = rendered(&source, parse(&source).diagnostics);
+    assert!(
+        text.contains("a gRPC health check needs an HTTP/2 pool"),
+        "{text}"
+    );
+    assert!(text.contains("keel.toml:7:19"), "{text}");
+
+    let source =
+        format!("{BASE}protocol = \"h2c\"\nhealth = {{ kind = \"grpc\", path = \"/healthz\" }}\n");
+    let text = rendered(&source, parse(&source).diagnostics);
+    assert!(text.contains("a gRPC health check has no `path`"), "{text}");
+
+    let source = format!("{BASE}health = {{ grpc_service = \"x\" }}\n");
+    let text = rendered(&source, parse(&source).diagnostics);
+    assert!(
+        text.contains("only applies to a gRPC health check"),
+        "{text}"
+    );
+
+    let source = format!("{BASE}health = {{ kind = \"tcp\" }}\n");
+    let text = rendered(&source, parse(&source).diagnostics);
+    assert!(text.contains("unknown health check kind `tcp`"), "{text}");
+}
+
+#[test]
 fn max_connections_defaults_to_no_limit_and_is_bounded() {
     const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[pools.p]\nservice = \"s\"\nbackends = [\"127.0.0.1:9001\"]\n";
     let default = parse(BASE);

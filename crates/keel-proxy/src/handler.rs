@@ -161,7 +161,9 @@ impl DataPlane {
                         }
                         let key_hash = route_hash_key(&generation, route)
                             .and_then(|key| hash_of(key, &parts.headers, conn));
-                        match crate::upgrade::asked(&parts) {
+                        match crate::upgrade::asked(&parts)
+                            .or_else(|| crate::upgrade::asked_by_connect(&parts))
+                        {
                             // Boxed: the upgrade's state (2.6 kB) would otherwise size every
                             // request's future, which hyper moves whole on each request.
                             Some(asked) => {

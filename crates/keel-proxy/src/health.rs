@@ -16,7 +16,7 @@ use keel_config::{HealthCheck, Identity, UpstreamProtocol};
 
 use crate::backend::{Backend, BackendState};
 use crate::backend_tls::BackendTlsConnector;
-use crate::probe::{ProbeVerdict, probe_backend_over};
+use crate::probe::{ProbeTarget, ProbeVerdict, probe_backend_over};
 
 /// Starts the health task of a backend (needs a Tokio runtime).
 pub(crate) fn spawn(
@@ -50,7 +50,7 @@ async fn run(
             protocol,
             tls.as_ref(),
             addr,
-            &check.path,
+            ProbeTarget::of(Some(&check), ""),
             identity.as_ref(),
             check.timeout,
         )
@@ -143,6 +143,7 @@ mod tests {
     fn check() -> HealthCheck {
         HealthCheck {
             path: "/healthz".into(),
+            grpc_service: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             healthy_after: 2,

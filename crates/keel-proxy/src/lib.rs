@@ -34,6 +34,7 @@ mod forward;
 pub mod fuzzing;
 mod generation;
 mod grpc;
+pub mod grpc_health;
 mod grpc_retry;
 mod handler;
 mod headers;

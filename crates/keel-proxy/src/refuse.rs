@@ -14,7 +14,8 @@
 //! - a target that carries userinfo (`http://user@host/`, which RFC 9110 §4.2.4 tells
 //!   recipients to treat as an error).
 //!
-//! `CONNECT` asks for a TCP tunnel, which Keel does not open: `501`. (hyper would take
+//! `CONNECT` asks for a TCP tunnel, which Keel does not open: `501` (an HTTP/2 extended
+//! `CONNECT` for WebSocket, RFC 8441, is an upgrade instead). (hyper would take
 //! a backend's `2xx` to it as a tunnel nobody then serves, and close the client
 //! connection without an answer.)
 //!
@@ -47,7 +48,14 @@ impl Refusal {
 /// The refusal this request earns, if any.
 #[inline]
 pub(crate) fn refusal(parts: &Parts) -> Option<Refusal> {
-    if parts.method == Method::CONNECT {
+    // An extended CONNECT (RFC 8441) whose `:protocol` Keel knows is an upgrade:
+    // `crate::upgrade`.
+    if parts.method == Method::CONNECT
+        && parts
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_none_or(|p| keel_config::UpgradeProtocol::from_token(p.as_str()).is_none())
+    {
         return Some(Refusal {
             failure: ProxyFailure::NotImplemented,
             detail: "CONNECT tunnels are not supported",

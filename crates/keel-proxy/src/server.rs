@@ -116,7 +116,9 @@ impl Builders {
         http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            // RFC 8441: WebSocket over HTTP/2 (see `crate::upgrade`).
+            .enable_connect_protocol();
         Self {
             http1,
             http2,

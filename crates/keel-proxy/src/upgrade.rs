@@ -9,14 +9,22 @@
 //! (`h2c` from `curl --http2`, say) is treated as before: the header is dropped as
 //! hop-by-hop and the request is served as plain HTTP/1.1, which RFC 9110 §7.8 allows.
 //!
-//! The upgrade request never uses a pooled connection, and its connection never goes
-//! back to the pool: after a `101` it carries the tunnel, and after any other answer it
+//! The upgrade request never uses a pooled connection (it opens its own, over TLS when
+//! the pool sets `tls`), and its connection never goes back to the pool: after a `101` it carries the tunnel, and after any other answer it
 //! is closed once that answer has been read. Attempts follow the route's retry rule
 //! only where the request cannot have reached a backend (the connect failed); the
 //! route's `timeout` bounds the wait for the backend's answer. A `101` goes through
 //! the same identity check as any answer (`verify_responses`): from the wrong service
 //! it is a `502 misidentified-backend` and no tunnel opens. A `101` that switches to
 //! another protocol than the one asked for is a `502` too.
+//!
+//! WebSocket over HTTP/2 (RFC 8441): the listeners' HTTP/2 announces
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`, and an extended `CONNECT` with
+//! `:protocol = websocket` is an upgrade request like the HTTP/1.1 one. It is sent to
+//! the backend as an HTTP/1.1 `GET` with `Upgrade: websocket` (and a fresh
+//! `Sec-WebSocket-Key`, which RFC 8441 clients do not send), as Envoy does; the
+//! backend's `101` becomes the `200` that opens the client's stream, and the tunnel
+//! carries that stream's DATA frames both ways.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,7 +38,6 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use keel_config::UpgradeProtocol;
 use keel_route::RouteId;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
@@ -45,11 +52,42 @@ use crate::headers::strip_hop_by_hop;
 use crate::request::{ConnInfo, prepare_upstream};
 use crate::stats::Outcome;
 use crate::tunnel::{TunnelTicket, relay};
+use crate::upstream::ConnectError;
 
 /// An upgrade a client asked for: the protocol and the `Upgrade` value it sent.
 pub(crate) struct Asked {
     pub(crate) protocol: UpgradeProtocol,
     value: HeaderValue,
+    /// Asked with an HTTP/2 extended `CONNECT` (RFC 8441), not an HTTP/1.1 `Upgrade`.
+    extended_connect: bool,
+}
+
+/// The upgrade an HTTP/2 extended `CONNECT` (RFC 8441) asks for, if its `:protocol`
+/// names a protocol Keel knows.
+pub(crate) fn asked_by_connect(parts: &Parts) -> Option<Asked> {
+    if parts.method != http::Method::CONNECT || parts.version != Version::HTTP_2 {
+        return None;
+    }
+    let token = parts.extensions.get::<hyper::ext::Protocol>()?.as_str();
+    let protocol = UpgradeProtocol::from_token(token)?;
+    Some(Asked {
+        protocol,
+        value: HeaderValue::from_static(protocol.name()),
+        extended_connect: true,
+    })
+}
+
+/// A `Sec-WebSocket-Key` for the backend: the base64 form of 16 random bytes (22
+/// characters of the alphabet, the last one carrying 2 bits, then `==`).
+fn websocket_key() -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut key = [b'='; 24];
+    for slot in key.iter_mut().take(21) {
+        *slot = ALPHABET[fastrand::usize(..64)];
+    }
+    // The 22nd character holds the last byte's 2 low bits, then 4 zero bits.
+    key[21] = ALPHABET[fastrand::usize(..4) << 4];
+    HeaderValue::from_bytes(&key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 /// The upgrade an HTTP/1.1 request asks for, if it names a protocol Keel knows and
@@ -78,6 +116,7 @@ pub(crate) fn asked(parts: &Parts) -> Option<Asked> {
     Some(Asked {
         protocol,
         value: value.clone(),
+        extended_connect: false,
     })
 }
 
@@ -119,6 +158,13 @@ impl DataPlane {
         }
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         prepare_upstream(&mut parts, conn);
+        if asked.extended_connect {
+            // RFC 8441 §5: the HTTP/1.1 handshake the backend expects.
+            parts.method = http::Method::GET;
+            parts
+                .headers
+                .insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+        }
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -222,10 +268,16 @@ impl DataPlane {
         let (mut parts, _) = response.into_parts();
         let backend_upgrade = parts.extensions.remove::<OnUpgrade>();
         strip_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(header::UPGRADE, asked.value);
+        if asked.extended_connect {
+            // The stream opens with a 2xx; the accept proved the key Keel made up.
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+        } else {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, asked.value);
+        }
         self.tunnel_owners.note(generation);
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
@@ -255,8 +307,11 @@ impl DataPlane {
             )
             .await;
         });
-        // From the `101` on, what the client sends is the tunnel's, not requests.
-        conn.upgraded.store(true, Relaxed);
+        // From the `101` on, what the client sends is the tunnel's, not requests (an
+        // HTTP/2 connection goes on carrying other streams).
+        if !asked.extended_connect {
+            conn.upgraded.store(true, Relaxed);
+        }
         (Response::from_parts(parts, ResponseBody::empty()), served)
     }
 }
@@ -279,24 +334,20 @@ async fn exchange(
     request: Request<UpstreamBody>,
     deadline: Instant,
 ) -> Exchanged {
-    let connect = tokio::time::timeout(
-        backend.upstream.connect_timeout(),
-        TcpStream::connect(backend.addr),
-    );
-    let stream = match within(deadline, connect).await {
-        Ok(Ok(Ok(stream))) => stream,
-        Ok(Ok(Err(error))) => {
+    // TCP, or TLS to a pool with `tls`: the tunnel then runs over the TLS session.
+    let stream = match within(deadline, backend.upstream.connect_for_upgrade()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
             tracing::debug!(%error, backend = %backend.addr, "connect failed");
-            backend.record_failure("connect failed");
-            return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
-        }
-        Ok(Err(_)) => {
-            backend.record_failure("connect timed out");
+            backend.record_failure(match error {
+                ConnectError::Timeout { .. } => "connect timed out",
+                ConnectError::Tls { .. } => "TLS handshake failed",
+                _ => "connect failed",
+            });
             return Exchanged::NotSent(request, ProxyFailure::ConnectFailed);
         }
         Err(_) => return Exchanged::Failed(ProxyFailure::Timeout),
     };
-    let _ = stream.set_nodelay(true);
     let handshake = hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream));
     let (mut sender, connection) = match handshake.await {
         Ok(pair) => pair,

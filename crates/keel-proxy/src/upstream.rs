@@ -369,11 +369,6 @@ impl Upstream {
         drop(retired);
     }
 
-    /// How long opening a connection may take.
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// Opens a new connection (for an HTTP/2 pool, takes a stream on a new connection,
     /// or with `reuse` on one another request opened meanwhile).
     pub(crate) async fn connect(&self, reuse: bool) -> Result<Box<PooledConn>, ConnectError> {
@@ -416,6 +411,15 @@ impl Upstream {
             }
         };
         Ok(self.pooled(Sender::Http1(sender)))
+    }
+
+    /// A connection of its own for an upgrade (never pooled): plain TCP, or TLS when
+    /// the pool sets `tls`, within the connect timeout. The tunnel then runs over it.
+    pub(crate) async fn connect_for_upgrade(&self) -> Result<UpgradeStream, ConnectError> {
+        Ok(match &self.tls {
+            Some(tls) => Box::new(self.tls(tls).await?),
+            None => Box::new(self.tcp().await?),
+        })
     }
 
     /// A TLS session with the backend, within the connect timeout (for both the TCP
@@ -466,6 +470,17 @@ impl Upstream {
         Ok(stream)
     }
 }
+
+/// A stream an upgrade request and then its tunnel run over: TCP or TLS.
+pub(crate) type UpgradeStream = Box<dyn UpgradeIo>;
+
+/// What an upgrade's backend connection must be.
+pub(crate) trait UpgradeIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> UpgradeIo for T {}
 
 /// Idle for longer than its limit.
 #[inline]

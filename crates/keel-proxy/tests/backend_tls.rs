@@ -238,3 +238,95 @@ async fn an_mtls_backend_serves_keel_only_with_the_pools_client_certificate() {
     let served = get(&client(), &with.url("/"), &[]).await;
     assert_eq!(served.status, StatusCode::OK, "{}", served.text());
 }
+
+/// A WebSocket echo server behind TLS (`wss://`) on 127.0.0.1:0 with `cert`, answering
+/// its handshakes with `x-service: web`.
+async fn wss_echo_backend(cert: &(String, String)) -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.0.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("chain");
+    let key = PrivateKeyDer::from_pem_slice(cert.1.as_bytes()).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                #[allow(clippy::result_large_err)]
+                let identify = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    response
+                        .headers_mut()
+                        .insert("x-service", http::HeaderValue::from_static("web"));
+                    Ok(response)
+                };
+                let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, identify).await
+                else {
+                    return;
+                };
+                while let Some(Ok(message)) = socket.next().await {
+                    if (message.is_text() || message.is_binary())
+                        && socket.send(message).await.is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_websocket_reaches_an_https_backend_over_its_tls() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ca("internal CA");
+    write(dir.path(), "ca.pem", &ca.pem);
+    let backend = wss_echo_backend(&leaf(&ca, &["live.internal"])).await;
+    let text = with_listener(&format!(
+        "[services.web]\nidentity = {{ header = \"x-service\", equals = \"web\" }}\n\
+         verify_responses = true\n\n\
+         [pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n\
+         tls = {{ server_name = \"live.internal\", ca = \"ca.pem\" }}\n\n\
+         [[routes]]\nname = \"web\"\nservice = \"web\"\npool = \"web\"\nupgrades = [\"websocket\"]\n"
+    ));
+    let mut config = config(&text);
+    let findings = keel_config::backend_tls::read_backend_tls_files(&mut config.pools, dir.path());
+    assert!(findings.is_empty(), "{findings:#?}");
+    let proxy = TestProxy::start_from(config, |_| {}).await;
+    let url = format!("ws://{}/live", proxy.addr);
+    let (mut socket, response) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str()))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["x-service"],
+        "web",
+        "the TLS backend's 101"
+    );
+    for word in ["over", "tls"] {
+        socket.send(Message::text(word)).await.expect("send");
+        let echo = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an echo in time")
+            .expect("a message")
+            .expect("no error");
+        assert_eq!(echo, Message::text(word));
+    }
+    assert_eq!(proxy.generation.tunnels.total().open(), 1);
+}

@@ -1,4 +1,4 @@
-//! K216 (a route's `upgrades` aimed at a pool that cannot carry them) and K303 (a route to
+//! K216 (a route's `upgrades` aimed at an HTTP/2 pool, which cannot carry them) and K303 (a route to
 //! an HTTP/2 pool without a gRPC content-type match: noted, not wrong).
 
 use keel_config::{Config, Diagnostic, Pool, UpstreamProtocol, codes};
@@ -13,25 +13,18 @@ pub(super) fn check(config: &Config, out: &mut Vec<Diagnostic>) {
         if let Some(upgrades) = &route.upgrades
             && !upgrades.value.is_empty()
         {
-            for pool in pools
-                .iter()
-                .filter(|p| p.protocol.value.is_h2() || p.tls.is_some())
-            {
-                let why = if pool.tls.is_some() {
-                    "it speaks TLS to its backends"
-                } else {
-                    "it speaks HTTP/2 to its backends"
-                };
+            // A TLS pool is fine: the upgrade's own connection is TLS too.
+            for pool in pools.iter().filter(|p| p.protocol.value.is_h2()) {
                 out.push(
                     Diagnostic::warning(
                         codes::UPGRADES_UNSERVABLE,
                         format!(
-                            "route `{}` lets upgrades through to pool `{}`, but {why}",
+                            "route `{}` lets upgrades through to pool `{}`, but it speaks HTTP/2 to its backends",
                             route.name, pool.name
                         ),
                     )
                     .at(upgrades.span, "these upgrades")
-                    .with_note("Keel relays an upgrade (a WebSocket) over a plain HTTP/1.1 connection of its own; this pool's backends would get it over neither TLS nor HTTP/2")
+                    .with_note("Keel relays an upgrade (a WebSocket) as HTTP/1.1 on a connection of its own; this pool's backends expect HTTP/2")
                     .with_help("send upgrades to a plain HTTP/1.1 pool (a route of their own, e.g. path_prefix = \"/live\"), or remove `upgrades`"),
                 );
             }
@@ -88,6 +81,14 @@ mod tests {
         assert!(
             !ids(&plain).contains(&codes::UPGRADES_UNSERVABLE),
             "{plain:#?}"
+        );
+        let tls = run(
+            "[pools.secure]\nservice = \"web\"\nbackends = [\"127.0.0.1:9443\"]\ntls = { server_name = \"live.internal\" }\n\
+             [[routes]]\nname = \"live\"\nservice = \"web\"\npool = \"secure\"\nupgrades = [\"websocket\"]\n",
+        );
+        assert!(
+            !ids(&tls).contains(&codes::UPGRADES_UNSERVABLE),
+            "a TLS pool carries upgrades: {tls:#?}"
         );
     }
 

@@ -54,6 +54,9 @@ pub struct NewBackend {
     pub expected: Option<String>,
     /// Probe path: the pool's health path, or [`defaults::IDENTITY_PROBE_PATH`].
     pub path: String,
+    /// The service a gRPC health check asks about, when the pool's check is gRPC: the
+    /// probe then calls `grpc.health.v1.Health/Check` instead of `GET path`.
+    pub grpc_service: Option<String>,
     /// Probe timeout: the pool's health timeout, or [`defaults::IDENTITY_PROBE_TIMEOUT`].
     pub timeout: Duration,
     /// The pool's protocol: the probe speaks it, as the health checks do.
@@ -153,6 +156,7 @@ pub fn new_backends(old: Option<&Config>, new: &Config) -> Vec<NewBackend> {
                     || defaults::IDENTITY_PROBE_PATH.to_string(),
                     |h| h.path.clone(),
                 ),
+                grpc_service: pool.health.as_ref().and_then(|h| h.grpc_service.clone()),
                 timeout: pool
                     .health
                     .as_ref()
@@ -250,7 +254,10 @@ pub async fn probe_new_backends(old: Option<&Config>, new: &Config) -> Vec<Ident
                 backend.protocol,
                 tls,
                 backend.addr,
-                &backend.path,
+                match &backend.grpc_service {
+                    Some(service) => keel_proxy::probe::ProbeTarget::GrpcHealth(service),
+                    None => keel_proxy::probe::ProbeTarget::Get(&backend.path),
+                },
                 Some(&ask),
                 backend.timeout,
             )

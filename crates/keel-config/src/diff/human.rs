@@ -32,9 +32,13 @@ impl Human for Balance {
 
 impl Human for HealthCheck {
     fn human(&self) -> String {
+        let probe = match &self.grpc_service {
+            Some(service) if service.is_empty() => "gRPC Health/Check of the server".to_string(),
+            Some(service) => format!("gRPC Health/Check of `{service}`"),
+            None => format!("GET {}", self.path),
+        };
         format!(
-            "GET {} every {} (timeout {}, healthy after {}, unhealthy after {})",
-            self.path,
+            "{probe} every {} (timeout {}, healthy after {}, unhealthy after {})",
             format_duration(self.interval),
             format_duration(self.timeout),
             self.healthy_after,

@@ -11,7 +11,7 @@ use crate::model::{
     Backend, Balance, HashKey, HealthCheck, Identity, Outlier, Pool, Service, UpstreamProtocol,
 };
 use crate::reader::{Sink, Table, span_of};
-use crate::span::Located;
+use crate::span::{Located, Span};
 
 pub(super) fn services(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, Service> {
     named_tables(sink, root, "services", "service", |sink, name, table| {
@@ -105,13 +105,6 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
         let balance = balance(sink, &table);
         let mut dns_backends = Vec::new();
         let backends = backends(sink, &table, &mut dns_backends);
-        let health = table
-            .table(
-                sink,
-                "health",
-                format!("the health check of pool `{}`", name.value),
-            )
-            .map(|h| health(sink, &h));
         let outlier = table
             .table(
                 sink,
@@ -137,6 +130,13 @@ pub(super) fn pools(sink: &mut Sink, root: &Table<'_, '_>) -> IndexMap<String, P
             );
         }
         let protocol = protocol(sink, &table);
+        let health = table
+            .table(
+                sink,
+                "health",
+                format!("the health check of pool `{}`", name.value),
+            )
+            .map(|h| health(sink, &h, protocol.value));
         if protocol.value == UpstreamProtocol::H2 && table.get("tls").is_none() {
             sink.push(
                 Diagnostic::error(codes::MISSING_KEY, "protocol = \"h2\" is HTTP/2 over TLS")
@@ -344,10 +344,12 @@ fn backends(
     out
 }
 
-fn health(sink: &mut Sink, table: &Table<'_, '_>) -> HealthCheck {
+fn health(sink: &mut Sink, table: &Table<'_, '_>, protocol: UpstreamProtocol) -> HealthCheck {
     table.deny_unknown(
         sink,
         &[
+            "kind",
+            "grpc_service",
             "path",
             "interval",
             "timeout",
@@ -355,7 +357,9 @@ fn health(sink: &mut Sink, table: &Table<'_, '_>) -> HealthCheck {
             "unhealthy_after",
         ],
     );
-    let path = table.string(sink, "path").map_or_else(
+    let path = table.string(sink, "path");
+    let grpc_service = grpc_health(sink, table, protocol, path.as_ref().map(|p| p.span));
+    let path = path.map_or_else(
         || d::HEALTH_PATH.to_string(),
         |p| {
             if !p.value.starts_with('/') {
@@ -381,6 +385,7 @@ fn health(sink: &mut Sink, table: &Table<'_, '_>) -> HealthCheck {
     }
     HealthCheck {
         path,
+        grpc_service,
         interval: interval.value.max(std::time::Duration::from_millis(1)),
         timeout: timeout.value.max(std::time::Duration::from_millis(1)),
         healthy_after: table
@@ -390,6 +395,65 @@ fn health(sink: &mut Sink, table: &Table<'_, '_>) -> HealthCheck {
             .u32(sink, "unhealthy_after", d::UNHEALTHY_AFTER, 1, 100)
             .value,
     }
+}
+
+/// `kind = "http" | "grpc"` and `grpc_service`: the service name a gRPC check asks
+/// about, or `None` for an HTTP check.
+fn grpc_health(
+    sink: &mut Sink,
+    table: &Table<'_, '_>,
+    protocol: UpstreamProtocol,
+    path: Option<Span>,
+) -> Option<String> {
+    let kind = table.string(sink, "kind");
+    let grpc = match &kind {
+        None => false,
+        Some(k) if k.value == "http" => false,
+        Some(k) if k.value == "grpc" => true,
+        Some(k) => {
+            sink.invalid(
+                k.span,
+                format!("unknown health check kind `{}`", k.value),
+                "write kind = \"http\" (a GET of `path`) or kind = \"grpc\" (grpc.health.v1.Health/Check)",
+            );
+            false
+        }
+    };
+    let service = table.string(sink, "grpc_service");
+    if let Some(kind) = kind.as_ref().filter(|_| grpc) {
+        if !protocol.is_h2() {
+            sink.push(
+                Diagnostic::error(
+                    codes::CONFLICTING_KEYS,
+                    "a gRPC health check needs an HTTP/2 pool",
+                )
+                .at(kind.span, "this pool speaks HTTP/1.1 to its backends")
+                .with_help("set protocol = \"h2c\" (or \"h2\" with tls) on the pool, or use kind = \"http\""),
+            );
+        }
+        if let Some(path) = path {
+            sink.push(
+                Diagnostic::error(
+                    codes::CONFLICTING_KEYS,
+                    "a gRPC health check has no `path`",
+                )
+                .at(path, "it always calls /grpc.health.v1.Health/Check")
+                .with_help("remove `path`; name the gRPC service to ask about with grpc_service = \"...\""),
+            );
+        }
+        return Some(service.map(|s| s.value).unwrap_or_default());
+    }
+    if let Some(service) = service {
+        sink.push(
+            Diagnostic::error(
+                codes::CONFLICTING_KEYS,
+                "`grpc_service` only applies to a gRPC health check",
+            )
+            .at(service.span, "this health check is an HTTP GET")
+            .with_help("add kind = \"grpc\", or remove this key"),
+        );
+    }
+    None
 }
 
 fn default_outlier() -> Outlier {
