@@ -38,6 +38,7 @@ mod grpc_retry;
 mod handler;
 mod headers;
 mod health;
+mod heap_purge;
 mod idle_spin;
 pub mod listen;
 mod parking;

@@ -150,7 +150,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n as usize,
     };
-    let serving = ServingThreads::start(threads, server.idle_spin)
+    let serving = ServingThreads::start(threads, server.idle_spin, server.purge_after_wave)
         .context("cannot start the serving threads")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
