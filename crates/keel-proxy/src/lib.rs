@@ -71,6 +71,7 @@ pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};
 pub use errors::ProxyFailure;
 pub use events::ProxyEvent;
 pub use generation::{Generation, PoolRuntime};
+pub use heap_purge::follow_waves;
 pub use keel_route::CompileError;
 pub use sample::TrafficSample;
 pub use server::ListenerLimits;

@@ -157,6 +157,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    // The control plane's worker purges what a wave left in its heap too.
+    if server.purge_after_wave {
+        runtime.spawn(keel_proxy::follow_waves());
+    }
     let serving = Arc::new(serving);
     let acme = keel_control::acme::AcmeSettings {
         state_dir: args.state_dir.clone(),
