@@ -30,8 +30,6 @@
 # the keep-alive bound above; KEEL_SAMPLE_SIZE (e.g. 0) sets `[traffic] sample_size`, to
 # tell the sample's share of the memory (it keeps up to 10,000 request shapes, which
 # grow with requests, not with connections) from what the connections hold.
-# KEEL_PURGE_AFTER_WAVE (true|false) sets `[server] purge_after_wave`, to compare the
-# purge after a wave with mimalloc left to itself in one build.
 #
 # Needs: nginx, haproxy (apt-get install -y nginx haproxy), python3, curl, and a release
 # build of Keel (KEEL_PGO=0 cargo build --release -p keel; KEEL_BIN overrides the path).
@@ -214,7 +212,6 @@ addr = "127.0.0.1:0"
 [server]
 worker_threads = 1
 header_read_timeout = "${KEEPALIVE_S}s"
-$(if [ -n "${KEEL_PURGE_AFTER_WAVE:-}" ]; then printf 'purge_after_wave = %s\n' "$KEEL_PURGE_AFTER_WAVE"; fi)
 $(if [ -n "${KEEL_SAMPLE_SIZE:-}" ]; then printf '\n[traffic]\nsample_size = %s\n' "$KEEL_SAMPLE_SIZE"; fi)
 
 [services.bench]

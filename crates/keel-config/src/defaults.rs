@@ -125,9 +125,6 @@ pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// microseconds; 0 sleeps at once). Only a thread alone on its CPU with at least 16
 /// requests awaiting backends spins. Why: keel-proxy's `idle_spin` module.
 pub const IDLE_SPIN: Duration = Duration::from_micros(20);
-/// Whether a serving thread makes the allocator give back what a wave of connections
-/// freed once the wave has ended (yes). Why: keel-proxy's `heap_purge` module.
-pub const PURGE_AFTER_WAVE: bool = true;
 /// Whether responses carry `x-keel-generation` (yes).
 pub const GENERATION_HEADER: bool = true;
 

@@ -646,8 +646,6 @@ pub struct Server {
     pub body_idle_timeout: Duration,
     /// Longest a serving thread out of work spins before it sleeps.
     pub idle_spin: Duration,
-    /// Whether serving threads purge the allocator's freed memory after a wave.
-    pub purge_after_wave: bool,
     /// Whether responses carry `x-keel-generation`.
     pub generation_header: bool,
     /// Peers whose `x-forwarded-for` Keel believes when judging a client's address.

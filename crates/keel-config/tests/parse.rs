@@ -169,20 +169,6 @@ fn idle_spin_takes_microseconds_and_is_bounded() {
 }
 
 #[test]
-fn purge_after_wave_is_on_by_default_and_takes_a_bool() {
-    const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n";
-    assert!(parse(BASE).config.server.purge_after_wave);
-    let off = parse(&format!("{BASE}[server]\npurge_after_wave = false\n"));
-    assert!(off.diagnostics.is_empty(), "{:#?}", off.diagnostics);
-    assert!(!off.config.server.purge_after_wave);
-    let source = format!("{BASE}[server]\npurge_after_wave = \"no\"\n");
-    let wrong = parse(&source);
-    assert_eq!(wrong.diagnostics.len(), 1, "{:#?}", wrong.diagnostics);
-    let text = rendered(&source, wrong.diagnostics);
-    assert!(text.contains("keel.toml:4:20"), "{text}");
-}
-
-#[test]
 fn body_idle_timeout_defaults_to_a_minute_and_zero_turns_it_off() {
     const BASE: &str = "[listeners.web]\naddr = \"127.0.0.1:8080\"\n";
     let default = parse(BASE);

@@ -76,9 +76,6 @@ pub(crate) fn restart_only_changes(current: &Config, candidate: &Config) -> Vec<
     if a.idle_spin != b.idle_spin {
         changed.push("[server] idle_spin");
     }
-    if a.purge_after_wave != b.purge_after_wave {
-        changed.push("[server] purge_after_wave");
-    }
     if a.generation_header != b.generation_header {
         changed.push("[server] generation_header");
     }

@@ -18,8 +18,7 @@
 //! own idle queue in every backend pool (see [`crate::upstream`]).
 //!
 //! A serving thread that runs out of work may spin briefly before it sleeps (see
-//! [`crate::idle_spin`]), and purges what the allocator keeps once a wave of connections
-//! has ended (see [`crate::heap_purge`]).
+//! [`crate::idle_spin`]).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -30,7 +29,6 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::heap_purge;
 use crate::idle_spin;
 
 /// The number of serving threads started in this process (0 when none): the upstream
@@ -74,17 +72,11 @@ impl std::fmt::Debug for ServingThreads {
 
 impl ServingThreads {
     /// Starts `count` serving threads (at least one), named `keel-serve-N`, each
-    /// spinning up to `idle_spin` before it sleeps (`[server] idle_spin`), and, with
-    /// `purge_after_wave`, purging what the allocator keeps after a wave of connections
-    /// (`[server] purge_after_wave`).
+    /// spinning up to `idle_spin` before it sleeps (`[server] idle_spin`).
     ///
     /// Start them before any configuration is compiled, so the backend pools get an
     /// idle queue per serving thread.
-    pub fn start(
-        count: usize,
-        idle_spin: Duration,
-        purge_after_wave: bool,
-    ) -> std::io::Result<Self> {
+    pub fn start(count: usize, idle_spin: Duration) -> std::io::Result<Self> {
         let count = count.max(1);
         SERVING_THREADS.fetch_max(count, Relaxed);
         let mut serving = Self {
@@ -103,10 +95,6 @@ impl ServingThreads {
                     .on_thread_unpark(idle_spin::after_wake);
             }
             let runtime = builder.build()?;
-            // Gives a wave's freed memory back once the wave has ended (see `heap_purge`).
-            if purge_after_wave {
-                runtime.spawn(heap_purge::watch_waves());
-            }
             let (stop, stopped) = oneshot::channel::<()>();
             serving.runtimes.push(runtime.handle().clone());
             serving.stops.push(stop);

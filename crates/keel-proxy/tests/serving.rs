@@ -38,14 +38,8 @@ async fn serve_and_drain(count: usize) {
     let generation = plane.compile(1, config.clone()).expect("compile");
     generation.first_probes(WAIT).await;
     plane.activate(generation);
-    let threads = Arc::new(
-        ServingThreads::start(
-            count,
-            config.server.idle_spin,
-            config.server.purge_after_wave,
-        )
-        .expect("serving threads"),
-    );
+    let threads =
+        Arc::new(ServingThreads::start(count, config.server.idle_spin).expect("serving threads"));
     assert_eq!(threads.len(), count);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -602,7 +602,6 @@ fn settings(old: &Config, new: &Config) -> Vec<FieldChange> {
             header_read_timeout,
             body_idle_timeout,
             idle_spin,
-            purge_after_wave,
             generation_header
         ]
     );

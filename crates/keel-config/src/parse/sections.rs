@@ -253,7 +253,6 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
         header_read_timeout: d::HEADER_READ_TIMEOUT,
         body_idle_timeout: d::BODY_IDLE_TIMEOUT,
         idle_spin: d::IDLE_SPIN,
-        purge_after_wave: d::PURGE_AFTER_WAVE,
         generation_header: d::GENERATION_HEADER,
         trusted_proxies: Vec::new(),
         resolvers: Vec::new(),
@@ -271,7 +270,6 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
             "header_read_timeout",
             "body_idle_timeout",
             "idle_spin",
-            "purge_after_wave",
             "generation_header",
             "trusted_proxies",
             "resolvers",
@@ -316,7 +314,6 @@ pub(super) fn server(sink: &mut Sink, root: &Table<'_, '_>) -> Server {
     } else {
         idle_spin.value
     };
-    server.purge_after_wave = table.bool(sink, "purge_after_wave", d::PURGE_AFTER_WAVE);
     server.generation_header = table.bool(sink, "generation_header", d::GENERATION_HEADER);
     if let Some((blocks, _)) = super::policies::cidr_list(sink, &table, "trusted_proxies") {
         server.trusted_proxies = blocks;

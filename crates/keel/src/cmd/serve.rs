@@ -150,17 +150,13 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n as usize,
     };
-    let serving = ServingThreads::start(threads, server.idle_spin, server.purge_after_wave)
+    let serving = ServingThreads::start(threads, server.idle_spin)
         .context("cannot start the serving threads")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    // The control plane's worker purges what a wave left in its heap too.
-    if server.purge_after_wave {
-        runtime.spawn(keel_proxy::follow_waves());
-    }
     let serving = Arc::new(serving);
     let acme = keel_control::acme::AcmeSettings {
         state_dir: args.state_dir.clone(),
