@@ -47,6 +47,7 @@ addr = "127.0.0.1:0"
 worker_threads = 1
 
 [services.bench]
+allow_no_identity = true
 
 [pools.bench]
 service = "bench"

@@ -100,6 +100,11 @@ pub const REDIRECT_SHADOWS: &str = "K217";
 /// A redirect to `https` for a host no certificate of a TLS listener covers.
 pub const REDIRECT_TLS_UNCOVERED: &str = "K218";
 
+/// A route's rate limit that, replayed on a traffic sample with the requests' arrival
+/// times, would answer `429` to some of the route's sampled requests: a limit below the
+/// rate the route is observed to serve.
+pub const RATE_LIMIT_BELOW_TRAFFIC: &str = "K219";
+
 /// A route to an HTTP/2 pool that does not match gRPC's content type: fine, but its
 /// gRPC and other traffic share one route's timeout, retries and stats.
 pub const GRPC_WITHOUT_HINT: &str = "K303";

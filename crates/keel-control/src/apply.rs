@@ -10,6 +10,11 @@
 //! With a watcher, a full swap is watched in the background and a canary apply waits
 //! for its verdict (the apply lock is released while it is watched).
 //!
+//! The check stage also replays the live traffic sample through the candidate's rate
+//! limits (lint K219, `keel_impact::rate_lint`), so `keel apply` shows a limit below the
+//! observed rate at its file:line:col; it is a warning and refuses nothing by itself
+//! (the gate judges what the limit newly refuses against `max_shift`).
+//!
 //! Any refusal (check errors, listener changes, gate, compile) is recorded in the store
 //! as a rejected generation with its report, so the audit log has every attempt. `force`
 //! overrides policy errors and the gate, never hard errors or listener changes. The
@@ -52,9 +57,18 @@ impl Controller {
         let started = Instant::now();
         let (name, text) = (request.file_name.clone(), request.config_text.clone());
         let config_dir = self.config_dir();
-        let loaded = tokio::task::spawn_blocking(move || match config_dir {
-            Some(dir) => load_in(&name, &text, &dir),
-            None => load(&name, &text),
+        let sample = self.inner.plane.sample().snapshot();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut loaded = match config_dir {
+                Some(dir) => load_in(&name, &text, &dir),
+                None => load(&name, &text),
+            };
+            // K219: the live sample replayed through the candidate's rate limits.
+            if let Some(config) = loaded.config_ignoring_policy() {
+                let findings = keel_impact::rate_limit_findings(&config, &sample);
+                loaded.report.extend(findings);
+            }
+            loaded
         })
         .await?;
         let mut outcome = ApplyOutcome {

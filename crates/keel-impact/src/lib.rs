@@ -15,6 +15,7 @@
 //! - `replay`: the replay loop and the sums; [`report`]: the report types and JSON form.
 //! - [`ring`]: the consistent-hash ring, shared with the data plane.
 //! - [`gate`]: the apply gate (`max_shift`, intents).
+//! - [`rate_lint`]: the lint K219, a rate limit below the sample's observed rate.
 //! - [`certificates`]: which certificate each sampled TLS request's SNI name would get.
 //!
 //! The contract for users is `docs/blast-radius.md`: formats, math, JSON schema, gate rule.
@@ -25,6 +26,7 @@ pub mod destination;
 pub mod evidence;
 pub mod gate;
 pub mod identity_change;
+pub mod rate_lint;
 mod refusals;
 mod render;
 mod replay;
@@ -38,6 +40,7 @@ pub use destination::{Compiled, Destination, Failure, Landing, NO_ROUTE, NONE};
 pub use gate::{GateReason, GateVerdict, gate, gate_change};
 /// The consistent-hash ring lives in keel-route so the data plane and the replay share it.
 pub use keel_route::{MAX_RING_POINTS, RING_SEED, Ring, VNODES_PER_WEIGHT};
+pub use rate_lint::rate_limit_findings;
 pub use refusals::{HostRefusals, MAX_SCOPE_WITNESSES, ScopeRefusals};
 pub use replay::{ImpactError, NO_HOST, blast_radius, blast_radius_compiled};
 pub use report::{

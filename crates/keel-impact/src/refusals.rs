@@ -187,16 +187,29 @@ fn refusal(
         RateKey::Route => String::new(),
         RateKey::Header(_) | RateKey::Cookie(_) => return None,
     };
-    let burst = f64::from(limit.value.burst.max(1));
-    let per_ms = limit.value.per_second() / 1000.0;
-    let (tokens, last) = buckets.entry((id, key)).or_insert((burst, at));
+    if take_token(buckets.entry((id, key)), &limit.value, at) {
+        return None;
+    }
+    Some(format!("route `{name}`'s rate limit"))
+}
+
+/// One request arriving at `at` (ms) on a key's exact token bucket `(tokens, last_ms)`,
+/// created full: `true` when it takes a token (served), `false` for a `429`.
+pub(crate) fn take_token<K>(
+    bucket: std::collections::hash_map::Entry<'_, K, (f64, u64)>,
+    limit: &keel_config::RateLimit,
+    at: u64,
+) -> bool {
+    let burst = f64::from(limit.burst.max(1));
+    let per_ms = limit.per_second() / 1000.0;
+    let (tokens, last) = bucket.or_insert((burst, at));
     *tokens = (*tokens + at.saturating_sub(*last) as f64 * per_ms).min(burst);
     *last = at.max(*last);
     if *tokens >= 1.0 {
         *tokens -= 1.0;
-        return None;
+        return true;
     }
-    Some(format!("route `{name}`'s rate limit"))
+    false
 }
 
 /// True when some route of the config has an address rule or a rate limit.

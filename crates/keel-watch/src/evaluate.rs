@@ -15,6 +15,7 @@ use crate::detectors::errors::{ErrorVerdict, Rate, error_jump};
 use crate::detectors::handshakes::{Counted, handshake_jump};
 use crate::detectors::identity::{Misidentified, misidentified_responses};
 use crate::detectors::latency::latency_regression;
+use crate::detectors::refusal_intent::{RefusalBound, refusal_breach, refusal_scope};
 use crate::detectors::route_loss::{loss_rules, route_loss, service_loss};
 use crate::detectors::share::{
     ALL_HOSTS, IntentBound, ShareTable, intent_breach, intent_scope, share_shift,
@@ -253,7 +254,8 @@ fn handshakes(
     })
 }
 
-/// Intent breaches of a generation's window.
+/// Intent breaches of a generation's window: each intent's `max_refused` (policies
+/// refusing more of its scope than it allows), then its service share bounds.
 fn intents(
     series: &Series,
     view: &WindowView<'_>,
@@ -263,24 +265,46 @@ fn intents(
     config
         .intents
         .iter()
-        .filter_map(|intent| {
-            // A refusal bound alone (`max_refused`) is the gate's: the guard watches
-            // refusals through their own detector.
-            let service = intent.service.as_ref()?;
-            if intent.min_share.is_none() && intent.max_share.is_none() {
-                return None;
-            }
-            let bound = IntentBound {
-                host: &intent.host,
-                path_prefix: intent.path_prefix.as_deref(),
-                service: &service.value,
-                min_share: intent.min_share,
-                max_share: intent.max_share,
-            };
-            let counts = intent_scope(&series.shape, view, bound.host, bound.path_prefix);
-            intent_breach(&bound, &counts, thresholds)
+        .flat_map(|intent| {
+            let refusals = intent.max_refused.and_then(|max_refused| {
+                let bound = RefusalBound {
+                    host: &intent.host,
+                    path_prefix: intent.path_prefix.as_deref(),
+                    max_refused,
+                };
+                refusal_breach(
+                    &bound,
+                    &refusal_scope(&series.shape, view, &bound),
+                    thresholds,
+                )
+            });
+            refusals
+                .into_iter()
+                .chain(share_intent(series, view, intent, thresholds))
         })
         .collect()
+}
+
+/// A share intent's breach (`min_share`/`max_share` of a service), if it has one.
+fn share_intent(
+    series: &Series,
+    view: &WindowView<'_>,
+    intent: &keel_config::Intent,
+    thresholds: &Thresholds,
+) -> Option<Alarm> {
+    let service = intent.service.as_ref()?;
+    if intent.min_share.is_none() && intent.max_share.is_none() {
+        return None;
+    }
+    let bound = IntentBound {
+        host: &intent.host,
+        path_prefix: intent.path_prefix.as_deref(),
+        service: &service.value,
+        min_share: intent.min_share,
+        max_share: intent.max_share,
+    };
+    let counts = intent_scope(&series.shape, view, bound.host, bound.path_prefix);
+    intent_breach(&bound, &counts, thresholds)
 }
 
 /// Every alarm of a generation watched on its own (no baseline): misidentified

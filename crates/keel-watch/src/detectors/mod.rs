@@ -6,6 +6,7 @@
 //! | detector | signal | fires when | doc |
 //! |---|---|---|---|
 //! | [`share`] | per host key, each service's share of requests | a share moved more than `share_shift`, with confidence; or an intent bound is broken | `docs/detectors.md#share` |
+//! | [`refusal_intent`] (kind `share`) | per `[[intents]]` scope, the share of requests its policies refused (403/429) | the share is over the intent's `max_refused`, with confidence | `docs/detectors.md#share` |
 //! | [`route_loss`] (kind `share`) | each route's and each service's share of all requests | one lost nearly all of its share; with both windows on all traffic, half of it (surer, on more evidence) | `docs/detectors.md#share` |
 //! | [`errors`] | 5xx + connect failures + misidentified + policy refusals (403/429) per route | Wald's SPRT prefers "jumped" over "as before" and the rate is over `error_rate` | `docs/detectors.md#errors` |
 //! | [`identity`] | misidentified responses, identity events | at the first one | `docs/detectors.md#identity` |
@@ -16,6 +17,7 @@ pub mod errors;
 pub mod handshakes;
 pub mod identity;
 pub mod latency;
+pub mod refusal_intent;
 pub mod route_loss;
 pub mod share;
 

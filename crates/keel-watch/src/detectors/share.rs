@@ -95,7 +95,7 @@ pub fn intent_scope(
 }
 
 /// Adjusted share and its variance term `p̃(1−p̃)/n`.
-fn adjusted_variance(x: u64, n: u64) -> f64 {
+pub(crate) fn adjusted_variance(x: u64, n: u64) -> f64 {
     let p = (x as f64 + 1.0) / (n as f64 + 2.0);
     p * (1.0 - p) / n.max(1) as f64
 }

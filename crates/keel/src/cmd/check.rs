@@ -1,5 +1,8 @@
-//! `keel check FILE [--probe] [--format human|json] [--deny-warnings]`: the loader's
-//! verdict on a config, for people or for CI.
+//! `keel check FILE [--probe] [--traffic SAMPLE] [--format human|json] [--deny-warnings]`:
+//! the loader's verdict on a config, for people or for CI. With `--traffic` (a file in any
+//! format `keel diff --traffic` reads, e.g. `GET /traffic/sample` saved from a running
+//! Keel) it also replays the sample's timestamps through every rate limit (K219,
+//! `keel_impact::rate_lint`).
 //!
 //! Exit codes: 0 clean (warnings allowed unless `--deny-warnings`), 1 any error,
 //! 64 when the file cannot be read (docs/cli.md). `--probe` also connects to every backend (see
@@ -36,6 +39,11 @@ pub(crate) struct CheckArgs {
     /// receiving node's own config file when given (`--fleet NODE_FILE`).
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     pub(crate) fleet: Option<std::path::PathBuf>,
+    /// Replay this traffic sample (what `GET /traffic/sample` serves, or access-log lines)
+    /// through the config's rate limits: a limit that would refuse sampled requests is a
+    /// warning (K219).
+    #[arg(long, value_name = "SAMPLE")]
+    pub(crate) traffic: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +58,15 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut loaded = keel_check::load(&file, &source);
     if let Some(node_file) = &args.fleet {
         fleet_findings(&mut loaded, node_file)?;
+    }
+    if let Some(path) = &args.traffic {
+        match keel_impact::read_traffic(path) {
+            Ok(traffic) => traffic_findings(&mut loaded, &traffic),
+            Err(error) => {
+                eprintln!("keel: {error}");
+                return Ok(ExitCode::from(super::EXIT_INPUT));
+            }
+        }
     }
     let rows = if args.probe {
         probe_backends(&loaded.config_ignoring_policy(), &mut loaded.report)?
@@ -79,6 +96,20 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// K219 over a usable config, replaying `sample`.
+fn traffic_findings(loaded: &mut keel_check::Loaded, sample: &keel_impact::Traffic) {
+    let Some(config) = loaded.config_ignoring_policy() else {
+        loaded.report.push(Diagnostic::note(
+            codes::SKIPPED,
+            "traffic replay skipped: the config has errors that make it unusable",
+        ));
+        return;
+    };
+    loaded
+        .report
+        .extend(keel_impact::rate_limit_findings(&config, &sample.requests));
 }
 
 /// Probes every backend of a usable config and adds the findings to the report.
