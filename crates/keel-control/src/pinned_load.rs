@@ -140,13 +140,13 @@ pub fn load_record(
 }
 
 /// What the certificate files of a config text hold now, by certificate name (those
-/// that cannot be read are left out).
+/// that cannot be read are left out); for an ACME certificate, what the ACME store
+/// holds now (when `keel serve` installed it).
 fn read_files(
     text: &str,
     config_dir: &Path,
 ) -> std::collections::BTreeMap<String, Arc<CertificateFiles>> {
     let mut certificates = keel_config::parse(text).config.certificates;
-    certificates.retain(|_, c| c.acme.is_none());
     let _ = keel_config::read_certificate_files(&mut certificates, config_dir);
     certificates
         .into_iter()
@@ -191,7 +191,7 @@ pub fn certificate_views(
                 }
                 (None, _) => (
                     None,
-                    Some("not pinned (an ACME certificate, or recorded before certificates were pinned)".to_string()),
+                    Some("not pinned (recorded before certificates were pinned)".to_string()),
                 ),
                 (Some(_), None) => (None, Some("no pinned copies are kept here".to_string())),
                 (Some(digest), Some(pins)) => match pins.read(digest) {
