@@ -88,6 +88,28 @@ pub fn load_record(
     config_dir: &Path,
     pins: Option<&CertificatePins>,
 ) -> Result<Restored, RestoreError> {
+    load_pinned_record(record, config_dir, pins, true)
+}
+
+/// [`load_record`] for a generation another fleet node applied (`follow.rs`): this node
+/// has no copies of its certificates until it first serves them, so certificates served
+/// from files that hold the pinned bytes are the normal case and not warned about. Any
+/// other bytes are the same [`RestoreError`]: a node never serves a fleet generation with
+/// a certificate other than the one the applying node checked and pinned.
+pub fn load_followed(
+    record: &GenerationRecord,
+    config_dir: &Path,
+    pins: Option<&CertificatePins>,
+) -> Result<Restored, RestoreError> {
+    load_pinned_record(record, config_dir, pins, false)
+}
+
+fn load_pinned_record(
+    record: &GenerationRecord,
+    config_dir: &Path,
+    pins: Option<&CertificatePins>,
+    warn_from_files: bool,
+) -> Result<Restored, RestoreError> {
     let name = format!("generation {}", record.id);
     let mut pinned = Pinned::new();
     let mut missing = Vec::new();
@@ -112,7 +134,7 @@ pub fn load_record(
                 Some(files) if found.as_deref() == Some(digest.as_str()) => {
                     // Without a state directory no copies are kept: the files are the
                     // only source, and holding the pinned bytes is all that is asked.
-                    if let Some(pins) = pins {
+                    if let Some(pins) = pins.filter(|_| warn_from_files) {
                         let note = format!(
                             "certificate `{certificate}` of {name}: its pinned copy {digest} is \
                              missing from {}; its files hold the same bytes, so they serve",
