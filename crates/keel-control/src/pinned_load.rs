@@ -11,7 +11,8 @@
 //! [`certificate_views`] (through `Controller::generation_detail`) lists a generation's
 //! certificates for `GET /generations/{id}`, `keel show` and the console: from the
 //! compiled generation when it is in memory, else from the pinned copies. Leaf facts and
-//! digests only, never key bytes.
+//! digests only, never key bytes. The pinned copies are also the timeline's and the
+//! playbook's [`keel_report::CertificateSource`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -291,5 +292,24 @@ impl crate::Controller {
                 ))
             }
         }
+    }
+}
+
+/// `keel timeline` and `keel playbook` read the leaves of changed certificates from the
+/// pinned copies (facts only, never the key).
+impl keel_report::CertificateSource for CertificatePins {
+    fn leaf(&self, digest: &str) -> Result<keel_report::LeafInfo, String> {
+        let files = self
+            .read(digest)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("its pinned copy is not in {}", self.dir().display()))?;
+        let facts = keel_proxy::tls::leaf_summary(&files.chain_pem)
+            .map_err(|error| error.to_string())?
+            .facts();
+        Ok(keel_report::LeafInfo {
+            subject: facts.subject,
+            dns_names: facts.dns_names,
+            not_after: facts.not_after,
+        })
     }
 }
