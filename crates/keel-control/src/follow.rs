@@ -155,9 +155,7 @@ impl Controller {
                     record.id
                 ))
             })?;
-            if let (Some(pins), Some(config)) =
-                (pins, restored.loaded.config_ignoring_policy())
-            {
+            if let (Some(pins), Some(config)) = (pins, restored.loaded.config_ignoring_policy()) {
                 pins.pin(&config).map_err(|error| {
                     ControlError::Task(format!(
                         "fleet generation {} is not served here: {error}",

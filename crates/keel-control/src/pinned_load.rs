@@ -224,7 +224,10 @@ pub fn certificate_views(
                     },
                     Ok(None) => (
                         None,
-                        Some(format!("its pinned copy is missing from {}", pins.dir().display())),
+                        Some(format!(
+                            "its pinned copy is missing from {}",
+                            pins.dir().display()
+                        )),
                     ),
                     Err(error) => (None, Some(error.to_string())),
                 },

@@ -87,7 +87,11 @@ async fn rollback_and_restart_serve_the_acme_certificate_their_generation_pinned
             .expect("read")
             .expect("generation")
     };
-    let digest_a = record(1).certificates.get("shop").cloned().expect("A pinned");
+    let digest_a = record(1)
+        .certificates
+        .get("shop")
+        .cloned()
+        .expect("A pinned");
     assert_eq!(
         pins.read(&digest_a).expect("readable").expect("copy of A"),
         a
@@ -115,10 +119,19 @@ async fn rollback_and_restart_serve_the_acme_certificate_their_generation_pinned
         })
         .await
         .expect("apply");
-    assert_eq!(outcome.status, ApplyStatus::Applied, "{:?}", outcome.refusals);
+    assert_eq!(
+        outcome.status,
+        ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
     assert_eq!(outcome.generation, Some(2));
     assert_eq!(served(&controller), fingerprint(&b));
-    let digest_b = record(2).certificates.get("shop").cloned().expect("B pinned");
+    let digest_b = record(2)
+        .certificates
+        .get("shop")
+        .cloned()
+        .expect("B pinned");
     assert_ne!(digest_a, digest_b);
 
     // `keel show 2` from the copies: B's facts and digest, never its key.
@@ -128,7 +141,11 @@ async fn rollback_and_restart_serve_the_acme_certificate_their_generation_pinned
         views[0].facts.as_ref().expect("facts").sha256,
         fingerprint(&b)
     );
-    assert!(!serde_json::to_string(&views).expect("json").contains("PRIVATE KEY"));
+    assert!(
+        !serde_json::to_string(&views)
+            .expect("json")
+            .contains("PRIVATE KEY")
+    );
 
     // Rolled back to generation 1: A serves again.
     controller

@@ -59,18 +59,20 @@ pub fn prepare(
     state_dir: &Path,
 ) -> Result<Prepared, BootError> {
     let store: &dyn Store = store;
-    Ok(match boot::prepare_in(store, Some(config_file), Some(state_dir))? {
-        Prepared::Restore {
-            record,
-            config,
-            notes,
-        } => Prepared::Restore {
-            record,
-            config: Arc::new(keel_check::fleet::with_node_keys(&config, node)),
-            notes,
+    Ok(
+        match boot::prepare_in(store, Some(config_file), Some(state_dir))? {
+            Prepared::Restore {
+                record,
+                config,
+                notes,
+            } => Prepared::Restore {
+                record,
+                config: Arc::new(keel_check::fleet::with_node_keys(&config, node)),
+                notes,
+            },
+            other => other,
         },
-        other => other,
-    })
+    )
 }
 
 /// After `Controller::start*`: the controller keeps this node's keys, the local copy

@@ -25,8 +25,11 @@ fn write_certificate(node_dir: &Path) {
     let made = rcgen::generate_simple_self_signed(vec!["shop.example".to_string()]).expect("rcgen");
     std::fs::create_dir_all(node_dir.join("certs")).expect("mkdir");
     std::fs::write(node_dir.join("certs/shop.pem"), made.cert.pem()).expect("cert");
-    std::fs::write(node_dir.join("certs/shop.key"), made.signing_key.serialize_pem())
-        .expect("key");
+    std::fs::write(
+        node_dir.join("certs/shop.key"),
+        made.signing_key.serialize_pem(),
+    )
+    .expect("key");
 }
 
 fn copy_certificate(from: &Path, to: &Path) {
@@ -81,14 +84,22 @@ async fn a_follower_serves_only_the_certificate_bytes_the_applying_node_pinned()
     for extension in ["pem", "key"] {
         use std::os::unix::fs::PermissionsExt;
         let copy = pins_two.dir().join(format!("{digest_a}.{extension}"));
-        let mode = std::fs::metadata(&copy).expect("lb-2's copy").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&copy)
+            .expect("lb-2's copy")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{}", copy.display());
     }
 
     // lb-1's certificate changes and it applies; lb-2's files still hold A.
     write_certificate(&one_dir);
     let outcome = one
-        .apply(format!("{}{}{CERTIFICATE}", one.own_keys(), routing(&[backend], "two")))
+        .apply(format!(
+            "{}{}{CERTIFICATE}",
+            one.own_keys(),
+            routing(&[backend], "two")
+        ))
         .await
         .expect("apply");
     assert_eq!(

@@ -193,7 +193,9 @@ impl Playbook {
                 (Some(serde_json::Value::Null), _) => {
                     certificate_changes(None, &record.certificates, source)
                 }
-                (_, Some(before)) => certificate_changes(Some(before), &record.certificates, source),
+                (_, Some(before)) => {
+                    certificate_changes(Some(before), &record.certificates, source)
+                }
                 _ => Vec::new(),
             };
             recent.push(RecentChange {
