@@ -151,7 +151,7 @@ pub struct CertificateView {
     /// `[certificates.NAME]`.
     pub name: String,
     /// The digest of the chain and key bytes the generation pinned (the name of their
-    /// copy in the state directory); `None` for an ACME certificate or a generation
+    /// copy in the state directory); `None` for a generation
     /// recorded before certificates were pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,

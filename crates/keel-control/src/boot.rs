@@ -497,6 +497,22 @@ impl Controller {
     ) -> Result<BootReport, BootError> {
         let id = record.id;
         let keep = config.safety.keep_generations as usize;
+        // The restored generation's certificates were checked against its pins; keep
+        // copies of them here (a fleet node restored with another node's generation, a
+        // copy lost and found again in unchanged files), so that later restores and
+        // rollbacks do not depend on the files.
+        if let Some(pins) = self.pins() {
+            let pinned = config.clone();
+            match tokio::task::spawn_blocking(move || pins.pin(&pinned)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => notes.push(format!(
+                    "the restored generation's certificates are served, but not copied: {error}"
+                )),
+                Err(error) => notes.push(format!(
+                    "the restored generation's certificates are served, but not copied: {error}"
+                )),
+            }
+        }
         let generation = self.inner.plane.compile(id, config.clone()).map_err(|e| {
             BootError::StoredConfigUnusable {
                 id,

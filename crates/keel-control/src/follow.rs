@@ -7,13 +7,25 @@
 //! (`keel_check::fleet::with_node_keys`), and it is compiled (first probes included) and
 //! swapped here, in the control plane, under the apply lock like an apply or a rollback.
 //! The applying node's guard watches the change; this node's detectors keep running.
+//!
+//! Certificates: a fleet generation records the digest of every certificate's chain and
+//! key the applying node checked (`pins.rs`); etcd holds no certificate bytes and no key.
+//! A follower serves a generation only with those exact bytes: its own pinned copy, or
+//! its own files (relative to its config file) when they hash to the pinned digest, and
+//! then it writes its own 0600 copies so that a later restart or rollback here does not
+//! depend on its files again. Files holding other bytes are an error naming the
+//! certificate and both digests: the node keeps serving what it served (and reports
+//! drift), rather than a certificate nobody checked. See `docs/fleet.md`.
+//!
 //! A node that takes a generation as one of the fleet's canary nodes follows it with
 //! [`Controller::follow_watched`]: its own guard watches it as after an apply here, and
 //! an alarm reverts it (the revert's store rollback is what fails the node canary).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use keel_check::Loaded;
 use keel_config::Config;
 use keel_store::GenerationRecord;
 
@@ -22,7 +34,8 @@ use crate::cache::{CachedGeneration, GenerationMeta};
 use crate::controller::lock;
 use crate::error::ControlError;
 use crate::guard::{self, Trial};
-use crate::load::load_in;
+use crate::pinned_load::load_followed;
+use crate::pins::CERTIFICATES_DIR;
 
 /// What [`Controller::follow`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,11 +98,7 @@ impl Controller {
         let candidate = match self.cached(record.id) {
             Some(cached) => cached,
             None => {
-                let name = format!("generation {}", record.id);
-                let text = record.config_text.clone();
-                let loaded =
-                    tokio::task::spawn_blocking(move || load_in(&name, &text, ".".as_ref()))
-                        .await?;
+                let loaded = self.load_for_follow(&record).await?;
                 let config = loaded.config_ignoring_policy().ok_or_else(|| {
                     ControlError::Task(format!(
                         "fleet generation {} does not load here: {}",
@@ -127,6 +136,36 @@ impl Controller {
             self.watch_followed(candidate, current.as_deref(), previous);
         }
         Ok(Followed::Swapped)
+    }
+
+    /// Loads a fleet generation with the certificates it pinned (see the module doc) and
+    /// pins them here too.
+    async fn load_for_follow(&self, record: &GenerationRecord) -> Result<Loaded, ControlError> {
+        let config_dir = self.config_dir().unwrap_or_else(|| PathBuf::from("."));
+        let pins = self.pins();
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || {
+            let restored = load_followed(&record, &config_dir, pins.as_ref()).map_err(|error| {
+                ControlError::Task(format!(
+                    "fleet generation {} cannot serve here: {error}. A fleet node serves a \
+                     certificate only with the bytes the applying node pinned: install the \
+                     same chain and key at its `cert`/`key` paths on this node, or copy \
+                     <digest>.pem and <digest>.key from the applying node's \
+                     <state-dir>/{CERTIFICATES_DIR}/ into this node's",
+                    record.id
+                ))
+            })?;
+            if let (Some(pins), Some(config)) = (pins, restored.loaded.config_ignoring_policy()) {
+                pins.pin(&config).map_err(|error| {
+                    ControlError::Task(format!(
+                        "fleet generation {} is not served here: {error}",
+                        record.id
+                    ))
+                })?;
+            }
+            Ok(restored.loaded)
+        })
+        .await?
     }
 
     /// Starts the guard's watch of a followed generation (under the apply lock).

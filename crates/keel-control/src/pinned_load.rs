@@ -11,7 +11,8 @@
 //! [`certificate_views`] (through `Controller::generation_detail`) lists a generation's
 //! certificates for `GET /generations/{id}`, `keel show` and the console: from the
 //! compiled generation when it is in memory, else from the pinned copies. Leaf facts and
-//! digests only, never key bytes.
+//! digests only, never key bytes. The pinned copies are also the timeline's and the
+//! playbook's [`keel_report::CertificateSource`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,6 +89,28 @@ pub fn load_record(
     config_dir: &Path,
     pins: Option<&CertificatePins>,
 ) -> Result<Restored, RestoreError> {
+    load_pinned_record(record, config_dir, pins, true)
+}
+
+/// [`load_record`] for a generation another fleet node applied (`follow.rs`): this node
+/// has no copies of its certificates until it first serves them, so certificates served
+/// from files that hold the pinned bytes are the normal case and not warned about. Any
+/// other bytes are the same [`RestoreError`]: a node never serves a fleet generation with
+/// a certificate other than the one the applying node checked and pinned.
+pub fn load_followed(
+    record: &GenerationRecord,
+    config_dir: &Path,
+    pins: Option<&CertificatePins>,
+) -> Result<Restored, RestoreError> {
+    load_pinned_record(record, config_dir, pins, false)
+}
+
+fn load_pinned_record(
+    record: &GenerationRecord,
+    config_dir: &Path,
+    pins: Option<&CertificatePins>,
+    warn_from_files: bool,
+) -> Result<Restored, RestoreError> {
     let name = format!("generation {}", record.id);
     let mut pinned = Pinned::new();
     let mut missing = Vec::new();
@@ -112,7 +135,7 @@ pub fn load_record(
                 Some(files) if found.as_deref() == Some(digest.as_str()) => {
                     // Without a state directory no copies are kept: the files are the
                     // only source, and holding the pinned bytes is all that is asked.
-                    if let Some(pins) = pins {
+                    if let Some(pins) = pins.filter(|_| warn_from_files) {
                         let note = format!(
                             "certificate `{certificate}` of {name}: its pinned copy {digest} is \
                              missing from {}; its files hold the same bytes, so they serve",
@@ -140,13 +163,13 @@ pub fn load_record(
 }
 
 /// What the certificate files of a config text hold now, by certificate name (those
-/// that cannot be read are left out).
+/// that cannot be read are left out); for an ACME certificate, what the ACME store
+/// holds now (when `keel serve` installed it).
 fn read_files(
     text: &str,
     config_dir: &Path,
 ) -> std::collections::BTreeMap<String, Arc<CertificateFiles>> {
     let mut certificates = keel_config::parse(text).config.certificates;
-    certificates.retain(|_, c| c.acme.is_none());
     let _ = keel_config::read_certificate_files(&mut certificates, config_dir);
     certificates
         .into_iter()
@@ -191,7 +214,7 @@ pub fn certificate_views(
                 }
                 (None, _) => (
                     None,
-                    Some("not pinned (an ACME certificate, or recorded before certificates were pinned)".to_string()),
+                    Some("not pinned (recorded before certificates were pinned)".to_string()),
                 ),
                 (Some(_), None) => (None, Some("no pinned copies are kept here".to_string())),
                 (Some(digest), Some(pins)) => match pins.read(digest) {
@@ -201,7 +224,10 @@ pub fn certificate_views(
                     },
                     Ok(None) => (
                         None,
-                        Some(format!("its pinned copy is missing from {}", pins.dir().display())),
+                        Some(format!(
+                            "its pinned copy is missing from {}",
+                            pins.dir().display()
+                        )),
                     ),
                     Err(error) => (None, Some(error.to_string())),
                 },
@@ -269,5 +295,24 @@ impl crate::Controller {
                 ))
             }
         }
+    }
+}
+
+/// `keel timeline` and `keel playbook` read the leaves of changed certificates from the
+/// pinned copies (facts only, never the key).
+impl keel_report::CertificateSource for CertificatePins {
+    fn leaf(&self, digest: &str) -> Result<keel_report::LeafInfo, String> {
+        let files = self
+            .read(digest)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("its pinned copy is not in {}", self.dir().display()))?;
+        let facts = keel_proxy::tls::leaf_summary(&files.chain_pem)
+            .map_err(|error| error.to_string())?
+            .facts();
+        Ok(keel_report::LeafInfo {
+            subject: facts.subject,
+            dns_names: facts.dns_names,
+            not_after: facts.not_after,
+        })
     }
 }

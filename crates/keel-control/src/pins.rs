@@ -1,8 +1,11 @@
-//! Certificates pinned by the generations that served them: copies of each file
+//! Certificates pinned by the generations that served them: copies of each
 //! certificate's chain and key in the state directory, named by the digest of their
 //! bytes, so that a generation rebuilt after a restart (the active one restored, a
 //! known-good one kept for rollback, `keel show`) serves and shows exactly the
 //! certificate it served before, whatever the files at its `cert`/`key` paths hold now.
+//! Certificates obtained by ACME are pinned alike: the bytes the loader read from the
+//! ACME store (`acme/files.rs`) at apply time, so a rollback brings back the issued
+//! certificate that served then, not the newest one the ACME store holds.
 //!
 //! ```text
 //! STATE/certificates/            0700
@@ -83,13 +86,12 @@ pub fn pin_digest(files: &CertificateFiles) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// The digest of every file certificate of `config` that has its bytes, by name.
-/// Certificates obtained by ACME are kept by `acme/` and not pinned here.
+/// The digest of every certificate of `config` that has its bytes, by name: file
+/// certificates and ACME ones (issued, or the placeholder that serves until then).
 pub fn certificate_digests(config: &Config) -> BTreeMap<String, String> {
     config
         .certificates
         .iter()
-        .filter(|(_, c)| c.acme.is_none())
         .filter_map(|(name, c)| Some((name.clone(), pin_digest(c.files.as_deref()?))))
         .collect()
 }
@@ -123,7 +125,7 @@ impl CertificatePins {
         self.dir.join(format!("{digest}.{extension}"))
     }
 
-    /// Writes the copies of every file certificate of `config` that are not there yet,
+    /// Writes the copies of every certificate of `config` that are not there yet,
     /// durably, and returns the digests to record with the generation.
     pub fn pin(&self, config: &Config) -> Result<BTreeMap<String, String>, PinError> {
         let digests = certificate_digests(config);

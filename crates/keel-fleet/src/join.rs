@@ -44,26 +44,30 @@ pub fn open_store(node: &Config, state_dir: &Path) -> Result<Arc<FleetStore>, St
     ))
 }
 
-/// `boot::prepare` for a fleet node: the generation to serve first gets the node's own
-/// listeners, admin API and `[fleet]` table.
+/// `boot::prepare_in` for a fleet node: the generation to serve first gets the node's own
+/// listeners, admin API and `[fleet]` table, and its certificates come from the node's
+/// pinned copies in `state_dir` (or from its files when they hold the pinned bytes).
 pub fn prepare(
     store: &FleetStore,
     config_file: &Path,
     node: &Config,
+    state_dir: &Path,
 ) -> Result<Prepared, BootError> {
     let store: &dyn Store = store;
-    Ok(match boot::prepare(store, Some(config_file))? {
-        Prepared::Restore {
-            record,
-            config,
-            notes,
-        } => Prepared::Restore {
-            record,
-            config: Arc::new(keel_check::fleet::with_node_keys(&config, node)),
-            notes,
+    Ok(
+        match boot::prepare_in(store, Some(config_file), Some(state_dir))? {
+            Prepared::Restore {
+                record,
+                config,
+                notes,
+            } => Prepared::Restore {
+                record,
+                config: Arc::new(keel_check::fleet::with_node_keys(&config, node)),
+                notes,
+            },
+            other => other,
         },
-        other => other,
-    })
+    )
 }
 
 /// After `Controller::start*`: the controller keeps this node's keys, the local copy

@@ -20,6 +20,7 @@
 //!   verify a rollback, who changed what recently, and a [`Topology`] diagram.
 //! * [`parse_time`]: the `--since` / `--until` forms (RFC 3339, a date, `2h ago`, `-30m`).
 
+mod certificates;
 mod changes;
 mod error;
 mod live;
@@ -29,6 +30,9 @@ mod time_spec;
 mod timeline;
 mod topology;
 
+pub use certificates::{
+    CertificateChange, CertificateChangeKind, CertificateSource, LeafInfo, certificate_changes,
+};
 pub use changes::{ChangeSummary, DiffSource, change_summary, check_summary, impact_summary};
 pub use error::ReportError;
 pub use live::{BackendHealth, LiveAlert, LiveStates, LiveView};

@@ -55,7 +55,8 @@ pub use metrics::{Delivery, METRICS_CONTENT_TYPE, Metrics, RollbackTrigger};
 pub use plan::{GuardPlan, MIN_STEP_WATCH};
 pub use shape::{ANY_HOST, ArmShape, RouteShape, Shape};
 pub use watcher::{
-    ALERT_BUFFER, CONTINUOUS_REPEAT, EvidenceWait, WatchMode, WatchRequest, WatchVerdict, Watcher,
+    ALERT_BUFFER, CONTINUOUS_REPEAT, EvidenceWait, MIN_FULL_HANDSHAKES, WatchMode, WatchRequest,
+    WatchVerdict, Watcher,
 };
 pub use webhook::{
     Dispatcher, WEBHOOK_BACKOFF_BASE, WEBHOOK_BACKOFF_MAX, WEBHOOK_QUEUE, WebhookError, parse_url,

@@ -244,6 +244,37 @@ async fn a_rollback_after_a_restart_serves_the_certificate_pinned_then() {
     // `keel diff 1 2` knows both generations' certificates from what they pinned.
     let diff = text(&cli(admin, &["diff", "1", "2"], &dir));
     assert!(diff.contains(&a_sha), "{diff}");
+
+    // `keel timeline` and `keel playbook` list generation 2's certificate change (B
+    // replacing A) with the leaf's subject, names, expiry and the pinned digest.
+    let b_digest = {
+        let json = text(&cli(admin, &["show", "2", "--json"], &dir));
+        let value: serde_json::Value = serde_json::from_str(&json).expect("show --json");
+        value["certificates"][0]["pinned"]
+            .as_str()
+            .expect("B pinned")
+            .to_string()
+    };
+    let state_arg = state.to_string_lossy().into_owned();
+    for args in [
+        &["timeline", "--state-dir", &state_arg][..],
+        &["playbook", "--offline", "--state-dir", &state_arg][..],
+    ] {
+        let report = cli(admin, args, &dir);
+        let said = text(&report);
+        assert!(report.status.success(), "{said}");
+        let line = said
+            .lines()
+            .find(|l| l.contains("certificate") && l.contains("shop") && l.contains("replaced"))
+            .unwrap_or_else(|| panic!("{args:?} lists no certificate change:\n{said}"));
+        assert!(
+            line.contains("DNS shop.example.com")
+                && line.contains("not after")
+                && line.contains(&b_digest[..16]),
+            "{line}"
+        );
+        assert!(!said.contains("PRIVATE KEY"), "{said}");
+    }
 }
 
 fn read(path: &Path) -> String {

@@ -53,19 +53,15 @@ impl UnprovenStatus {
     }
 }
 
-/// `route cart (3 of 20 requests), route main (0 of 20 requests)`.
+/// `route cart (3 of 20 requests), listener https presenting changed certificate shop
+/// (0 of 20 full TLS handshakes)`.
 pub(crate) fn routes_text(waiting: &[EvidenceWait]) -> String {
     if waiting.is_empty() {
         return "its routes".to_string();
     }
     waiting
         .iter()
-        .map(|w| {
-            format!(
-                "route {} ({} of {} requests)",
-                w.route, w.requests, w.needed
-            )
-        })
+        .map(EvidenceWait::describe)
         .collect::<Vec<_>>()
         .join(", ")
 }

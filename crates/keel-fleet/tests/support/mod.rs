@@ -122,22 +122,36 @@ pub(crate) struct TestNode {
 impl TestNode {
     /// Starts node `name` from `text` (its own file) in `state_dir`.
     pub(crate) async fn start(name: &str, text: &str, state_dir: PathBuf) -> TestNode {
+        Self::start_with(name, text, state_dir, false).await
+    }
+
+    /// [`TestNode::start`] as `keel serve --config FILE --state-dir DIR` starts a node:
+    /// relative paths start beside its file, certificates are pinned in `state_dir`.
+    pub(crate) async fn start_pinned(name: &str, text: &str, state_dir: PathBuf) -> TestNode {
+        Self::start_with(name, text, state_dir, true).await
+    }
+
+    async fn start_with(name: &str, text: &str, state_dir: PathBuf, pinned: bool) -> TestNode {
         std::fs::create_dir_all(&state_dir).expect("state dir");
         let file = state_dir.join("keel.toml");
         std::fs::write(&file, text).expect("write config");
         let node = keel_fleet::node_config(&file).expect("a fleet node config");
         let store = keel_fleet::open_store(&node, &state_dir).expect("open the fleet store");
         let prepared = {
-            let (store, file, node) = (store.clone(), file.clone(), node.clone());
-            tokio::task::spawn_blocking(move || keel_fleet::prepare(&store, &file, &node))
+            let (store, file, node, state) =
+                (store.clone(), file.clone(), node.clone(), state_dir.clone());
+            tokio::task::spawn_blocking(move || keel_fleet::prepare(&store, &file, &node, &state))
                 .await
                 .expect("prepare task")
                 .expect("prepare")
         };
         let dyn_store: Arc<dyn Store> = store.clone();
-        let (controller, _) = Controller::start_guarded(dyn_store, prepared)
-            .await
-            .expect("start the controller");
+        let (controller, _) = if pinned {
+            Controller::start_guarded_at(dyn_store, prepared, &state_dir, Some(&file)).await
+        } else {
+            Controller::start_guarded(dyn_store, prepared).await
+        }
+        .expect("start the controller");
         let (stop, stopped) = watch::channel(false);
         let shutdown = |mut stopped: watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|s| *s).await;

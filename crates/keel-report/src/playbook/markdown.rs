@@ -212,6 +212,23 @@ fn recent(out: &mut String, playbook: &Playbook) {
         );
     }
     out.push('\n');
+    let certificates: Vec<String> = playbook
+        .recent
+        .iter()
+        .flat_map(|change| {
+            change
+                .certificates
+                .iter()
+                .map(|c| format!("- generation {}: {}", change.generation.id, md(&c.line())))
+        })
+        .collect();
+    if !certificates.is_empty() {
+        out.push_str("Certificate changes:\n\n");
+        for line in certificates {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
 }
 
 fn topology(out: &mut String, playbook: &Playbook, svg_link: Option<&str>) {

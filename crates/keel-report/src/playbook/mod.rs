@@ -30,6 +30,7 @@ pub use verify::{
 };
 
 use crate::ReportError;
+use crate::certificates::{CertificateChange, CertificateSource, certificate_changes};
 use crate::changes::{change_summary, check_summary, impact_summary};
 use crate::live::LiveView;
 use crate::text::shell_word;
@@ -104,6 +105,9 @@ pub struct RecentChange {
     pub check: String,
     /// Blast-radius result.
     pub impact: String,
+    /// Certificates it added, replaced or removed against the generation serving before it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateChange>,
 }
 
 /// The rollback runbook.
@@ -136,6 +140,18 @@ impl Playbook {
         live: LiveView,
         admin_url: &str,
     ) -> Result<Playbook, ReportError> {
+        Self::build_with(store, config, live, admin_url, None)
+    }
+
+    /// [`Playbook::build`] with the leaves of changed certificates read from `source`
+    /// (the pinned copies in the state directory); without one, digests only.
+    pub fn build_with(
+        store: &dyn Store,
+        config: Option<&Config>,
+        live: LiveView,
+        admin_url: &str,
+        source: Option<&dyn CertificateSource>,
+    ) -> Result<Playbook, ReportError> {
         let active = store.active()?;
         let targets = targets(store, active.as_ref())?
             .into_iter()
@@ -164,7 +180,26 @@ impl Playbook {
                 .next()
                 .map(|e| e.details)
                 .unwrap_or_default();
+            let before = match details.get("previous_active") {
+                Some(serde_json::Value::Null) => None,
+                Some(id) => match id.as_u64() {
+                    Some(id) => store.generation(id)?.map(|r| r.certificates),
+                    None => None,
+                },
+                None => None,
+            };
+            let certificates = match (details.get("previous_active"), &before) {
+                // Nothing served before: every certificate is new.
+                (Some(serde_json::Value::Null), _) => {
+                    certificate_changes(None, &record.certificates, source)
+                }
+                (_, Some(before)) => {
+                    certificate_changes(Some(before), &record.certificates, source)
+                }
+                _ => Vec::new(),
+            };
             recent.push(RecentChange {
+                certificates,
                 change: change_summary(store, &record, &details).text,
                 check: check_summary(&record.check_report),
                 impact: impact_summary(record.impact_report.as_ref()),
@@ -189,6 +224,16 @@ impl Playbook {
         live: LiveView,
         admin_url: &str,
     ) -> Result<Playbook, ReportError> {
+        Self::from_store_with(store, live, admin_url, None)
+    }
+
+    /// [`Playbook::from_store`] with changed certificates' leaves read from `source`.
+    pub fn from_store_with(
+        store: &dyn Store,
+        live: LiveView,
+        admin_url: &str,
+        source: Option<&dyn CertificateSource>,
+    ) -> Result<Playbook, ReportError> {
         let config = match store.active()? {
             Some(active) => {
                 let parsed = keel_config::parse(&active.config_text);
@@ -206,7 +251,7 @@ impl Playbook {
             }
             None => None,
         };
-        Playbook::build(store, config.as_ref(), live, admin_url)
+        Playbook::build_with(store, config.as_ref(), live, admin_url, source)
     }
 
     /// The rollback commands, recommended first, exactly as printed in the documents.

@@ -276,6 +276,9 @@ fn entry_details(out: &mut String, entry: &TimelineEntry) {
         }
         let _ = writeln!(out, "  - change: {}", md(&change.diff.text));
         let _ = writeln!(out, "  - {}; {}", md(&change.check), md(&change.impact));
+        for certificate in &change.certificates {
+            let _ = writeln!(out, "  - {}", md(&certificate.line()));
+        }
         if let Some(state) = &change.state_now {
             let _ = writeln!(out, "  - state now: {state}");
         }

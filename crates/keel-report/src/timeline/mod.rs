@@ -28,6 +28,7 @@ pub use incident::{
 };
 
 use crate::ReportError;
+use crate::certificates::{CertificateChange, CertificateSource, certificate_changes};
 use crate::changes::{
     ChangeSummary, ParsedConfigs, Previous, check_summary, impact_summary, summarize,
 };
@@ -112,6 +113,10 @@ pub struct ChangeInfo {
     pub impact: String,
     /// The generation's lifecycle state now (`active`, `rolled-back`, ...).
     pub state_now: Option<String>,
+    /// Certificates it added, replaced or removed, against the generation serving before
+    /// (by pinned digest; empty when that generation is not known).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateChange>,
 }
 
 /// A rollback's endpoints and reason.
@@ -134,6 +139,17 @@ impl Timeline {
         since_ms: Option<i64>,
         until_ms: Option<i64>,
     ) -> Result<Timeline, ReportError> {
+        Self::build_with(store, since_ms, until_ms, None)
+    }
+
+    /// [`Timeline::build`], with the leaves of changed certificates read from `source`
+    /// (the pinned copies in the state directory); without one, digests only.
+    pub fn build_with(
+        store: &dyn Store,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        source: Option<&dyn CertificateSource>,
+    ) -> Result<Timeline, ReportError> {
         if let (Some(since), Some(until)) = (since_ms, until_ms)
             && since >= until
         {
@@ -154,7 +170,7 @@ impl Timeline {
         for event in events {
             let change = match event.kind.as_str() {
                 kind::APPLY | kind::REJECT => {
-                    change_info(store, &mut records, &mut parsed, &event, serving)?
+                    change_info(store, &mut records, &mut parsed, &event, serving, source)?
                 }
                 _ => None,
             };
@@ -222,6 +238,7 @@ fn change_info(
     parsed: &mut ParsedConfigs,
     event: &EventRecord,
     serving: Option<GenerationId>,
+    source: Option<&dyn CertificateSource>,
 ) -> Result<Option<ChangeInfo>, ReportError> {
     let Some(id) = event.generation else {
         return Ok(None);
@@ -238,7 +255,18 @@ fn change_info(
         (kind::REJECT, Previous::Unknown) => serving.map_or(Previous::Unknown, Previous::Known),
         (_, previous) => previous,
     };
+    let certificates = match previous {
+        Previous::Nothing => certificate_changes(None, &record.certificates, source),
+        Previous::Known(before) => match store.generation(before)? {
+            Some(before) => {
+                certificate_changes(Some(&before.certificates), &record.certificates, source)
+            }
+            None => Vec::new(),
+        },
+        Previous::Unknown => Vec::new(),
+    };
     Ok(Some(ChangeInfo {
+        certificates,
         author: record.author.clone(),
         message: record.message.clone(),
         origin: record.origin.clone(),

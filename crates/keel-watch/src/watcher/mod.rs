@@ -11,9 +11,10 @@
 //! serves: it resolves with the first alarm about the candidate — within one tick of
 //! the evidence reaching the counters, at once for identity events — or `Clean` when
 //! the watch time ends and every route that had `min_requests` in the baseline window
-//! has seen as many under the candidate (no evidence is not good evidence: it waits up
-//! to the watch time again for them, and says `Unproven`, naming them, if they never
-//! come). Alerts of the background watch repeat at most once per
+//! has seen as many under the candidate, and every TLS listener presenting a changed
+//! certificate has completed enough full handshakes with it (`handshake_evidence.rs`):
+//! no evidence is not good evidence, so it waits up to the watch time again for them,
+//! and says `Unproven`, naming them, if they never come. Alerts of the background watch repeat at most once per
 //! [`CONTINUOUS_REPEAT`] per (detector, subject, generation).
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +33,10 @@ use crate::webhook::{Dispatcher, WebhookError};
 use crate::window::{Series, TICK};
 
 mod events;
+mod handshake_evidence;
 mod tick;
+
+pub use handshake_evidence::MIN_FULL_HANDSHAKES;
 
 /// Series kept at most: live ones, watched ones, and the most recent frozen ones (8).
 const MAX_SERIES: usize = 8;
@@ -45,16 +49,44 @@ const EVIDENCE_POLL: Duration = TICK;
 /// Alerts buffered for a slow [`Watcher::subscribe`]r before the oldest are dropped (256 alerts).
 pub const ALERT_BUFFER: usize = 256;
 
-/// A route a watch still waits for: it carried `needed` requests in the baseline window
-/// and has carried only `requests` under the candidate (`keel status` shows these).
+/// Evidence a watch still waits for (`keel status` shows these): a route that carried
+/// `needed` requests in the baseline window and has carried only `requests` under the
+/// candidate; or, when `certificates` is not empty, a TLS listener (`route` is its name)
+/// presenting those changed certificates that has completed only `requests` full
+/// handshakes of the `needed` ones (`handshake_evidence.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EvidenceWait {
-    /// The route's name.
+    /// The route's name (the listener's, for handshakes).
     pub route: String,
-    /// Requests it has carried in the candidate's window.
+    /// Requests it has carried in the candidate's window (full handshakes completed).
     pub requests: u64,
-    /// Requests it needs (`min_requests`, the smaller of the two configs').
+    /// Requests it needs (`min_requests`, the smaller of the two configs'), or full
+    /// handshakes ([`MIN_FULL_HANDSHAKES`]).
     pub needed: u64,
+    /// The changed certificates the listener presents: a wait for handshakes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
+}
+
+impl EvidenceWait {
+    /// What it waits for, in words: `route shop (3 of 20 requests)` or `listener https
+    /// presenting changed certificate shop (3 of 20 full TLS handshakes)`.
+    pub fn describe(&self) -> String {
+        if self.certificates.is_empty() {
+            format!(
+                "route {} ({} of {} requests)",
+                self.route, self.requests, self.needed
+            )
+        } else {
+            format!(
+                "listener {} presenting changed certificate {} ({} of {} full TLS handshakes)",
+                self.route,
+                self.certificates.join(", "),
+                self.requests,
+                self.needed
+            )
+        }
+    }
 }
 
 /// How the candidate serves while it is watched.
@@ -392,7 +424,14 @@ impl Watcher {
                 route: route.name.to_string(),
                 requests: crate::window::requests(&now.route(r)),
                 needed: min,
+                certificates: Vec::new(),
             })
+            .chain(handshake_evidence::handshake_waits(
+                &watch.request.baseline,
+                &watch.request.candidate,
+                &before.handshakes(),
+                &now.handshakes(),
+            ))
             .collect()
     }
 

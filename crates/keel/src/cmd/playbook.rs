@@ -80,8 +80,10 @@ pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
         let token = AdminToken::read(&args.state_dir).ok();
         fetch_live(&args.admin, token.as_ref().map(AdminToken::expose))
     };
-    let playbook =
-        Playbook::from_store(&store, live, &args.admin).context("cannot build the playbook")?;
+    // Changed certificates are shown from the copies the generations pinned.
+    let pins = keel_control::pins::CertificatePins::in_state_dir(&args.state_dir);
+    let playbook = Playbook::from_store_with(&store, live, &args.admin, Some(&pins))
+        .context("cannot build the playbook")?;
     let format = if args.json {
         PlaybookFormat::Json
     } else {

@@ -97,7 +97,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_FAILED));
                 }
             };
-            let prepared = keel_fleet::prepare(&store, file, node);
+            let prepared = keel_fleet::prepare(&store, file, node, &args.state_dir);
             let fleet = Fleet {
                 store: store.clone(),
                 node: node.clone(),

@@ -132,12 +132,7 @@ fn render(status: &Status) -> String {
             let routes: Vec<String> = guard
                 .waiting_for
                 .iter()
-                .map(|w| {
-                    format!(
-                        "route {} ({} of {} requests)",
-                        w.route, w.requests, w.needed
-                    )
-                })
+                .map(keel_control::EvidenceWait::describe)
                 .collect();
             out.push_str(&format!(
                 "guard: the watch still waits for evidence from {}\n",
@@ -390,6 +385,7 @@ mod tests {
                 route: "cart".into(),
                 requests: 3,
                 needed: 20,
+                certificates: Vec::new(),
             }],
         });
         let text = render(&with);

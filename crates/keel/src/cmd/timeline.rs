@@ -67,7 +67,9 @@ pub(crate) fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let Some(store) = open_store(&args.state_dir)? else {
         return Ok(ExitCode::from(super::EXIT_INPUT));
     };
-    let timeline = match Timeline::build(&store, window[0], window[1]) {
+    // Changed certificates are shown from the copies the generations pinned.
+    let pins = keel_control::pins::CertificatePins::in_state_dir(&args.state_dir);
+    let timeline = match Timeline::build_with(&store, window[0], window[1], Some(&pins)) {
         Ok(timeline) => timeline,
         Err(keel_report::ReportError::EmptyRange { since, until }) => {
             eprintln!("keel: the window is empty: --since {since} is not before --until {until}");

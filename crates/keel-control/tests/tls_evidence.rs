@@ -1,0 +1,209 @@
+//! A change of certificate is vouched for only on handshake evidence
+//! (`keel-watch`'s `handshake_evidence.rs`): a guarded controller serves a TLS listener
+//! (rustls clients verifying against a test CA, SNI `shop.example.com`). A renewed
+//! certificate applied while clients only reuse a keep-alive connection (requests
+//! flow, but no client completes a handshake with the new certificate) ends its watch
+//! `unproven`, naming the listener and the certificate; the same renewal applied while
+//! clients open new connections passes.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use keel_control::{ApplyRequest, ApplyStatus, Controller, GuardResult};
+use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_store::{SqliteStore, Store};
+use keel_testkit::Answer;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+/// Requests (and, with new connections, handshakes) per second of the client load.
+const PER_SECOND: u64 = 50;
+/// Load before a change, so the baseline window has handshakes and requests.
+const WARMUP: Duration = Duration::from_secs(2);
+
+fn issue(dir: &Path, file: &str, ca: &Issuer<'static, KeyPair>) {
+    let params = CertificateParams::new(vec!["shop.example.com".to_string()]).expect("params");
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, ca).expect("leaf");
+    std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).expect("cert");
+    std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).expect("key");
+}
+
+fn test_ca() -> (String, Issuer<'static, KeyPair>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("CA");
+    (cert.pem(), Issuer::new(params, key))
+}
+
+/// Keel serving `https` with certificate `shop` from `dir/FILE.pem`; a one-second
+/// watch and 10 requests of route evidence, so the test is quick.
+fn config(dir: &Path, file: &str, backend: SocketAddr) -> String {
+    let dir = dir.display();
+    format!(
+        r#"[listeners.https]
+addr = "127.0.0.1:18444"
+tls = {{ certificates = ["shop"] }}
+
+[admin]
+addr = "127.0.0.1:19902"
+
+[safety]
+watch = "1s"
+
+[detectors]
+min_requests = 10
+
+[certificates.shop]
+cert = "{dir}/{file}.pem"
+key = "{dir}/{file}.key"
+
+[services.web]
+allow_no_identity = true
+
+[pools.web]
+service = "web"
+backends = [{{ addr = "{backend}" }}]
+
+[[routes]]
+name = "shop"
+host = "shop.example.com"
+service = "web"
+pool = "web"
+"#
+    )
+}
+
+fn client(ca_pem: &str) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA"))
+        .expect("root");
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // Every new connection a full handshake: a resumed session never sees the new
+    // certificate, so it is not counted as evidence for it.
+    config.resumption = rustls::client::Resumption::disabled();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// An HTTP/1.1 connection over TLS (one handshake), for as many requests as asked.
+async fn connect(
+    addr: SocketAddr,
+    tls: &TlsConnector,
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("shop.example.com").expect("name");
+    let stream = tls.connect(name, tcp).await.expect("handshake");
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http/1.1");
+    tokio::spawn(connection);
+    sender
+}
+
+async fn get(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>) -> u16 {
+    let request = http::Request::get("/")
+        .header("host", "shop.example.com")
+        .body(Empty::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    status
+}
+
+/// `PER_SECOND` requests a second for `duration`: each on a new connection (a full
+/// handshake each), or all on one kept-alive connection.
+async fn load(addr: SocketAddr, tls: TlsConnector, duration: Duration, new_connections: bool) {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(1_000 / PER_SECOND));
+    let mut kept = None;
+    while started.elapsed() < duration {
+        ticks.tick().await;
+        if new_connections || kept.is_none() {
+            kept = Some(connect(addr, &tls).await);
+        }
+        if let Some(sender) = kept.as_mut() {
+            assert_eq!(get(sender).await, 200);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ca_pem, ca) = test_ca();
+    for file in ["first", "second", "third"] {
+        issue(dir.path(), file, &ca);
+    }
+    let backend = keel_testkit::start("web", Answer::Ok).await;
+    let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+    let plane = DataPlane::new(DataPlaneOptions {
+        sample_size: 10_000,
+        sample_window: Duration::from_secs(300),
+        access_log: None,
+        generation_header: true,
+    })
+    .expect("data plane");
+    let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+    let apply = |file: &str| ApplyRequest {
+        wait: true,
+        ..support::shop::request(config(dir.path(), file, backend))
+    };
+    let first = controller.apply(apply("first")).await.expect("apply 1");
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits =
+        ListenerLimits::from_server(&plane.active().expect("active").primary.config.server);
+    let (serving, tls) = (plane.clone(), plane.tls_listener("https"));
+    tokio::spawn(async move {
+        serving
+            .serve_tls(listener, limits, tls, std::future::pending())
+            .await
+    });
+    let tls = client(&ca_pem);
+
+    // Handshakes before, then only a kept-alive connection while the renewal is watched:
+    // its route gets its requests, its certificate no handshake.
+    load(addr, tls.clone(), WARMUP, true).await;
+    let quiet = tokio::spawn(load(addr, tls.clone(), Duration::from_secs(4), false));
+    let outcome = controller.apply(apply("second")).await.expect("apply 2");
+    quiet.await.expect("keep-alive load");
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    let guard = outcome.guard.expect("guarded");
+    assert_eq!(guard.result, GuardResult::Unproven, "{guard:#?}");
+    let reason = guard.reason.unwrap_or_default();
+    assert!(
+        reason.contains("listener https presenting changed certificate shop")
+            && reason.contains("of 20 full TLS handshakes")
+            && !reason.contains("route shop"),
+        "{reason}"
+    );
+
+    // The next renewal, watched while clients open new connections: it passes.
+    load(addr, tls.clone(), WARMUP, true).await;
+    let busy = tokio::spawn(load(addr, tls.clone(), Duration::from_secs(4), true));
+    let outcome = controller.apply(apply("third")).await.expect("apply 3");
+    busy.await.expect("new-connection load");
+    let guard = outcome.guard.expect("guarded");
+    assert_eq!(guard.result, GuardResult::Promoted, "{guard:#?}");
+    assert!(guard.reason.is_none(), "{guard:#?}");
+}
