@@ -182,6 +182,12 @@ async fn a_missing_copy_falls_back_to_unchanged_files_only() {
         report.notes
     );
     drop(restored);
+    // The restore wrote the missing copy again from the matching files.
+    assert!(
+        std::fs::read_dir(pins.dir()).is_ok_and(|mut d| d.next().is_some()),
+        "the copy is written back"
+    );
+    std::fs::remove_dir_all(pins.dir()).expect("lose the copies again");
 
     // They do not: the generation is not served from them, and the error says why.
     write_certificate(dir.path());
