@@ -11,10 +11,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use keel_control::ApplyStatus;
-use keel_fleet::{FleetStore, RolloutState, RolloutStep};
+use keel_fleet::{FleetStore, RolloutStep};
 use keel_store::{EventQuery, GenerationState, Store};
 use keel_testkit::{Backend, Etcd, eventually, free_addr};
-use support::{CONVERGE_WITHIN, TestNode, converged, node_keys_with_rollout, routing};
+use support::{
+    CONVERGE_WITHIN, TestNode, converged, load_on, node_keys_with_rollout, rollout_of, routing,
+};
 
 /// The node canary's watch in these tests (the default is 30 s).
 const ROLLOUT_WATCH: Duration = Duration::from_secs(3);
@@ -37,28 +39,6 @@ async fn three_nodes(
         nodes.push(TestNode::start(name, &text, dir.join(name)).await);
     }
     nodes
-}
-
-/// Requests to `node` for `duration`, in the background.
-fn load_on(
-    node: &TestNode,
-    duration: Duration,
-) -> tokio::task::JoinHandle<keel_testkit::LoadReport> {
-    let addr = node.listen;
-    tokio::spawn(keel_testkit::load(LOAD_RPS, duration, move |_| {
-        http::Request::get(format!("http://{addr}/"))
-            .header("host", "shop.example")
-            .body(http_body_util::Empty::new())
-            .expect("request")
-    }))
-}
-
-async fn rollout_of(store: &std::sync::Arc<FleetStore>) -> Option<RolloutState> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.rollout())
-        .await
-        .expect("task")
-        .expect("etcd answers")
 }
 
 async fn fleet_active(store: &std::sync::Arc<FleetStore>) -> Option<u64> {
@@ -95,7 +75,7 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Evidence for the gate and the guard: traffic before and during the watch.
-    let load = load_on(&nodes[0], ROLLOUT_WATCH + Duration::from_secs(3));
+    let load = load_on(LOAD_RPS, &nodes[0], ROLLOUT_WATCH + Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let started = Instant::now();
@@ -192,7 +172,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
     let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
-    let load = load_on(&nodes[0], ROLLOUT_WATCH + Duration::from_secs(2));
+    let load = load_on(LOAD_RPS, &nodes[0], ROLLOUT_WATCH + Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let started = Instant::now();
@@ -252,7 +232,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
     assert_eq!(fleet_active(&nodes[1].store).await, Some(1));
     let _ = load.await;
     // A new apply is not blocked by the failed rollout (after a little traffic for its gate).
-    let report = load_on(&nodes[1], Duration::from_millis(500))
+    let report = load_on(LOAD_RPS, &nodes[1], Duration::from_millis(500))
         .await
         .expect("load");
     assert_eq!(report.count(200), report.sent, "{report:?}");
@@ -289,7 +269,10 @@ async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
     // Traffic on the followers only: the canary lb-1 sees none, so its watch passes clean
     // and the misroute is promoted; the followers' guards are the ones that can catch it.
     let long = ROLLOUT_WATCH * 3 + Duration::from_secs(6);
-    let loads = [load_on(&nodes[1], long), load_on(&nodes[2], long)];
+    let loads = [
+        load_on(LOAD_RPS, &nodes[1], long),
+        load_on(LOAD_RPS, &nodes[2], long),
+    ];
     tokio::time::sleep(Duration::from_millis(800)).await;
     let misrouted = routing(&[api], "misrouted").replace(
         "health = { path = \"/healthz\", interval = \"200ms\" }\n",

@@ -10,10 +10,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use keel_control::ApplyStatus;
-use keel_fleet::{FleetStore, RolloutState, RolloutStep};
+use keel_fleet::RolloutStep;
 use keel_store::{GenerationState, Store};
 use keel_testkit::{Backend, Etcd, eventually, free_addr};
-use support::{CONVERGE_WITHIN, TestNode, converged, node_keys_with_steps, routing};
+use support::{
+    CONVERGE_WITHIN, TestNode, converged, load_on, node_keys_with_steps, rollout_of, routing,
+};
 
 /// Each step's watch in these tests (the default is 30 s).
 const STEP_WATCH: Duration = Duration::from_secs(2);
@@ -39,27 +41,6 @@ async fn three_nodes(
         nodes.push(TestNode::start(name, &text, dir.join(name)).await);
     }
     nodes
-}
-
-fn load_on(
-    node: &TestNode,
-    duration: Duration,
-) -> tokio::task::JoinHandle<keel_testkit::LoadReport> {
-    let addr = node.listen;
-    tokio::spawn(keel_testkit::load(LOAD_RPS, duration, move |_| {
-        http::Request::get(format!("http://{addr}/"))
-            .header("host", "shop.example")
-            .body(http_body_util::Empty::new())
-            .expect("request")
-    }))
-}
-
-async fn rollout_of(store: &std::sync::Arc<FleetStore>) -> Option<RolloutState> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.rollout())
-        .await
-        .expect("task")
-        .expect("etcd answers")
 }
 
 /// `node` serves `generation` at every look until `until`.
@@ -94,7 +75,7 @@ async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
     let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
-    let load = load_on(&nodes[0], STEP_WATCH * 4 + Duration::from_secs(4));
+    let load = load_on(LOAD_RPS, &nodes[0], STEP_WATCH * 4 + Duration::from_secs(4));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let started = Instant::now();
@@ -172,7 +153,7 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Traffic on lb-2 only: the first canary is quiet, the second step's guard sees it.
-    let load = load_on(&nodes[1], STEP_WATCH * 4 + Duration::from_secs(4));
+    let load = load_on(LOAD_RPS, &nodes[1], STEP_WATCH * 4 + Duration::from_secs(4));
     tokio::time::sleep(Duration::from_millis(800)).await;
     let misrouted = routing(&[api], "misrouted").replace(
         "health = { path = \"/healthz\", interval = \"200ms\" }\n",

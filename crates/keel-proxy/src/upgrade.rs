@@ -10,8 +10,9 @@
 //! hop-by-hop and the request is served as plain HTTP/1.1, which RFC 9110 §7.8 allows.
 //!
 //! The upgrade request never uses a pooled connection (it opens its own, over TLS when
-//! the pool sets `tls`), and its connection never goes back to the pool: after a `101` it carries the tunnel, and after any other answer it
-//! is closed once that answer has been read. Attempts follow the route's retry rule
+//! the pool sets `tls`), and its connection never goes back to the pool: after a `101`
+//! it carries the tunnel, and after any other answer it is closed once that answer has
+//! been read. Attempts follow the route's retry rule
 //! only where the request cannot have reached a backend (the connect failed); the
 //! route's `timeout` bounds the wait for the backend's answer. A `101` goes through
 //! the same identity check as any answer (`verify_responses`): from the wrong service
@@ -269,7 +270,8 @@ impl DataPlane {
         let backend_upgrade = parts.extensions.remove::<OnUpgrade>();
         strip_hop_by_hop(&mut parts.headers);
         if asked.extended_connect {
-            // The stream opens with a 2xx; the accept proved the key Keel made up.
+            // The stream opens with a 2xx. The backend's accept answers the key Keel made up,
+            // which the client never sent: dropped (not checked against the key).
             parts.status = StatusCode::OK;
             parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
         } else {

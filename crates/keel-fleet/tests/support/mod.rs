@@ -304,3 +304,27 @@ pub(crate) async fn get(addr: SocketAddr) -> Option<(u16, Option<u64>)> {
     let _ = response.into_body().collect().await;
     Some((status, generation))
 }
+
+/// `rps` requests per second to `node` for `duration`, in the background.
+pub(crate) fn load_on(
+    rps: u32,
+    node: &TestNode,
+    duration: Duration,
+) -> tokio::task::JoinHandle<keel_testkit::LoadReport> {
+    let addr = node.listen;
+    tokio::spawn(keel_testkit::load(rps, duration, move |_| {
+        http::Request::get(format!("http://{addr}/"))
+            .header("host", "shop.example")
+            .body(http_body_util::Empty::new())
+            .expect("request")
+    }))
+}
+
+/// The fleet's rollout record, read from etcd.
+pub(crate) async fn rollout_of(store: &Arc<FleetStore>) -> Option<keel_fleet::RolloutState> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.rollout())
+        .await
+        .expect("task")
+        .expect("etcd answers")
+}
