@@ -12,10 +12,12 @@ Modes:
            (a slow client, or one still typing its headers).
 
 Prints one machine-readable line per proxy:
-  ROW name mode conns opened start_kb peak_kb after3_kb settled_kb settle_s anon_start_kb anon_settled_kb
+  ROW name mode conns opened start_kb peak_kb after3_kb settled_kb settle_s anon_start_kb anon_settled_kb half_opened half_kb
 where the *_kb are VmRSS and anon_* RssAnon (the heap, stacks and other private memory,
 without the binary's own pages that the wave's code paths brought in: those are the
 file's, shared, and given back by the kernel whenever it needs them).
+half_kb is VmRSS once the first half of the connections (half_opened of them) reached their
+state; (peak_kb - half_kb) / (opened - half_opened) is what one more connection costs.
 Only 127.0.0.1 is ever connected to; every wait is bounded.
 """
 
@@ -156,12 +158,21 @@ def main():
 
     start = {name: rss_kb(pid) for name, _, pid in targets}
     anon_start = {name: rss_kb(pid, "RssAnon") for name, _, pid in targets}
-    held, peak, opened = {}, {}, {}
+    held, half, peak, opened, opened_half = {}, {}, {}, {}, {}
     # One proxy at a time, so that each gets the whole machine while its connections open.
+    # In two halves, with a reading after each: the second half's growth divided by its
+    # connections is what one more connection costs, without what the first ones paid
+    # once (allocator pages, buffers of the connections still busy while others opened).
     for name, port, pid in targets:
-        socks, reached = open_all(port, args.mode, args.conns, time.monotonic() + ESTABLISH_TIMEOUT_S)
-        held[name] = socks
-        opened[name] = reached
+        deadline = time.monotonic() + ESTABLISH_TIMEOUT_S
+        first = args.conns // 2
+        socks, reached = open_all(port, args.mode, first, deadline)
+        time.sleep(QUIESCE_S)
+        half[name] = rss_kb(pid)
+        opened_half[name] = reached
+        more, reached_more = open_all(port, args.mode, args.conns - first, deadline)
+        held[name] = socks + more
+        opened[name] = reached + reached_more
         time.sleep(QUIESCE_S)
         peak[name] = rss_kb(pid)
     for socks in held.values():
@@ -179,7 +190,8 @@ def main():
     for name, _, _ in targets:
         print(
             f"ROW {name} {args.mode} {args.conns} {opened[name]} {start[name]} {peak[name]} "
-            f"{after3[name]} {settled[name]} {settle_s:.0f} {anon_start[name]} {anon_settled[name]}",
+            f"{after3[name]} {settled[name]} {settle_s:.0f} {anon_start[name]} {anon_settled[name]} "
+            f"{opened_half[name]} {half[name]}",
             flush=True,
         )
 

@@ -53,6 +53,10 @@ pub struct Status {
     /// The process's descriptor limit and use (`None` where it cannot be read).
     #[serde(default)]
     pub descriptors: Option<crate::descriptors::Descriptors>,
+    /// Client connections open now, and how many of them are parked (idle HTTP/1
+    /// connections holding none of hyper's buffers).
+    #[serde(default)]
+    pub connections: keel_proxy::ClientConnections,
     /// Open tunnels (WebSockets) per generation that routed them, serving or not.
     #[serde(default)]
     pub tunnels: Vec<crate::tunnel_status::GenerationTunnels>,
@@ -229,6 +233,7 @@ impl Controller {
             notes,
             uptime_secs: since(now, self.inner.started_at).as_secs(),
             descriptors: crate::descriptors::descriptors(),
+            connections: self.plane().client_connections(),
             tunnels: self.tunnel_status(),
         }
     }

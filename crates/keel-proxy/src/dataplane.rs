@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use crate::access_log::AccessLog;
 use crate::backend::Backend;
 use crate::balance::Balancer;
+use crate::connection_counts::{ClientConnections, ConnectionCounts};
 use crate::events::ProxyEvent;
 use crate::generation::{Generation, PoolRuntime, matched_headers, route_runtimes};
 use crate::health;
@@ -102,6 +103,8 @@ pub struct DataPlane {
     pub(crate) options: DataPlaneOptions,
     /// Client connections cut because a response body stopped moving.
     pub(crate) stalled_responses: AtomicU64,
+    /// Client connections open and parked (see [`crate::connection_counts`]).
+    pub(crate) connections: Arc<ConnectionCounts>,
     /// Generations that have opened tunnels (see [`crate::tunnel`]).
     pub(crate) tunnel_owners: TunnelOwners,
     /// ACME HTTP-01 answers Keel gives itself (see [`crate::acme_challenge`]).
@@ -133,6 +136,7 @@ impl DataPlane {
             events: broadcast::channel(EVENT_BUFFER).0,
             options,
             stalled_responses: AtomicU64::new(0),
+            connections: Arc::default(),
             tunnel_owners: TunnelOwners::default(),
             acme_challenges: crate::acme_challenge::AcmeChallenges::default(),
         }))
@@ -148,6 +152,12 @@ impl DataPlane {
     /// reading.
     pub fn stalled_responses(&self) -> u64 {
         self.stalled_responses.load(Relaxed)
+    }
+
+    /// Client connections open now, and how many of them wait parked with none of
+    /// hyper's buffers (see [`crate::connection_counts`]).
+    pub fn client_connections(&self) -> ClientConnections {
+        self.connections.snapshot()
     }
 
     /// The generations, serving or not, that have tunnels open now, oldest first: a

@@ -183,7 +183,11 @@ where
     async move {
         let mut head = Vec::new();
         loop {
-            match next_head(&mut stream, &mut head, max_head, &mut drain).await {
+            // Counted parked for as long as the wait lasts, however it ends.
+            let parked = conn.open.counts().parked();
+            let next = next_head(&mut stream, &mut head, max_head, &mut drain).await;
+            drop(parked);
+            match next {
                 Next::Head => {}
                 Next::Closed | Next::Draining => return Ok(()),
             }

@@ -38,6 +38,8 @@ pub(crate) struct ConnInfo {
     /// What the TLS handshake settled, on a TLS connection (boxed: plain connections,
     /// parked ones included, pay one pointer for it).
     pub(crate) tls: Option<Box<crate::tls::ConnTls>>,
+    /// Counts the connection open while it lives (see [`crate::connection_counts`]).
+    pub(crate) open: crate::connection_counts::OpenConnection,
 }
 
 /// The request as routing sees it, borrowed from the request head, with the name of
@@ -231,6 +233,7 @@ mod tests {
             upgraded: AtomicBool::new(false),
             listener: None,
             tls: None,
+            open: Arc::new(crate::connection_counts::ConnectionCounts::default()).opened(),
         };
         prepare_upstream(&mut parts, &conn);
         let request = Request::from_parts(parts, ());

@@ -288,6 +288,7 @@ impl DataPlane {
                 upgraded: AtomicBool::new(false),
                 listener: name.clone(),
                 tls: None,
+                open: self.connections.opened(),
             });
             let plane = self.clone();
             let builders = builders.clone();

@@ -216,3 +216,47 @@ async fn a_chunk_size_past_the_bound_after_a_parked_wait_is_a_400() {
     let paths: Vec<String> = backend.paths();
     assert!(!paths.iter().any(|p| p == "/admin"), "smuggled: {paths:?}");
 }
+
+/// Idle keep-alive connections are parked, and counted so: what an operator reads in
+/// `keel_parked_connections`, and what keeps an idle connection's memory small. A
+/// connection that keeps hyper's buffers while idle (parking broken) fails here.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_counted_parked_then_gone() {
+    let backend = TestBackend::start("web", None).await;
+    let proxy = proxy_for(&backend).await;
+    let mut clients = Vec::new();
+    for path in ["/a", "/b", "/c"] {
+        let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+        get_on(&mut stream, path, "web").await;
+        clients.push(stream);
+    }
+    let all_parked = keel_testkit::eventually_holds(WAIT, || {
+        let now = proxy.plane.client_connections();
+        now.open == 3 && now.parked == 3
+    })
+    .await;
+    assert!(
+        all_parked,
+        "three idle connections, not all parked: {:?}",
+        proxy.plane.client_connections()
+    );
+
+    // A request unparks its connection; once answered it parks again.
+    get_on(&mut clients[0], "/again", "web").await;
+    assert!(
+        keel_testkit::eventually_holds(WAIT, || proxy.plane.client_connections().parked == 3).await,
+        "the connection did not park again: {:?}",
+        proxy.plane.client_connections()
+    );
+
+    drop(clients);
+    let gone = keel_testkit::eventually_holds(WAIT, || {
+        proxy.plane.client_connections() == keel_proxy::ClientConnections::default()
+    })
+    .await;
+    assert!(
+        gone,
+        "closed connections still counted: {:?}",
+        proxy.plane.client_connections()
+    );
+}

@@ -132,6 +132,24 @@ impl Collector for PlaneCollector {
             )?;
             metric.encode_counter::<NoLabelSet, u64, u64>(&overflows, None)?;
         }
+        if let Some(plane) = self.plane.upgrade() {
+            let connections = plane.client_connections();
+            for (name, help, value) in [
+                (
+                    names::CLIENT_CONNECTIONS,
+                    "Client connections open now (all listeners, plain and TLS, tunnels included).",
+                    connections.open,
+                ),
+                (
+                    names::PARKED_CONNECTIONS,
+                    "HTTP/1 client connections waiting for a request head with none of hyper's buffers (parked between requests, or new).",
+                    connections.parked,
+                ),
+            ] {
+                let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                metric.encode_gauge(&i64::try_from(value).unwrap_or(i64::MAX))?;
+            }
+        }
         for (name, help, value) in [
             (
                 names::ACTIVE_GENERATION,

@@ -24,6 +24,11 @@ pub const STALLED_RESPONSES: &str = "keel_stalled_responses";
 /// Connections the kernel dropped because a listen queue was full, from
 /// `/proc/net/netstat` (`TcpExt ListenOverflows`; counter, Linux only).
 pub const LISTEN_OVERFLOWS: &str = "keel_listen_overflows";
+/// Client connections open now, all listeners (gauge).
+pub const CLIENT_CONNECTIONS: &str = "keel_client_connections";
+/// HTTP/1 client connections waiting for a request head with none of hyper's buffers
+/// (gauge).
+pub const PARKED_CONNECTIONS: &str = "keel_parked_connections";
 /// TLS handshakes completed, by `generation`, `listener`, `version` (`1.2`, `1.3`) and
 /// `alpn` (`h2`, `http/1.1` for anything else) (counter).
 pub const TLS_HANDSHAKES: &str = "keel_tls_handshakes";

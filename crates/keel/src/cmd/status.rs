@@ -185,6 +185,10 @@ fn render(status: &Status) -> String {
         ));
     }
     render_tunnels(&mut out, &status.tunnels);
+    out.push_str(&format!(
+        "client connections: {} open, {} of them parked (idle, holding no HTTP buffers)\n",
+        status.connections.open, status.connections.parked
+    ));
     if let Some(d) = &status.descriptors {
         let open = d
             .open
@@ -312,6 +316,7 @@ mod tests {
             notes: Vec::new(),
             uptime_secs: 1,
             descriptors: None,
+            connections: keel_proxy::ClientConnections::default(),
             tunnels: Vec::new(),
         }
     }
