@@ -184,7 +184,7 @@ where
             }));
         }
         tracing::debug!(endpoint = %endpoint.url, %error, "etcd call failed; trying the next endpoint");
-        if tried % count == 0 {
+        if tried.is_multiple_of(count) {
             tokio::time::sleep(ETCD_FAILOVER_PAUSE).await;
         }
     }
