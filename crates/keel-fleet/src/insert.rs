@@ -12,7 +12,8 @@ use keel_store::{
 };
 use serde_json::json;
 
-use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+use crate::doubt::InDoubt;
+use crate::ops::{self, apply_updates, put_json, unchanged};
 use crate::rollout::{RolloutState, RolloutStep, choose_canaries};
 use crate::store::{COUNTER_ATTEMPTS, FleetStore, MAX_GENERATION_BYTES};
 
@@ -36,13 +37,32 @@ impl FleetStore {
         let attempts = if activate { 1 } else { COUNTER_ATTEMPTS };
         // The node canary applies to guarded applies only: nothing else would watch it.
         let rollout = self.rollout.clone().filter(|_| activate && !unguarded);
+        // Transactions of this insert whose answers were lost (`doubt.rs`): (id, records, moved).
+        let doubt = InDoubt::<(GenerationId, Vec<GenerationRecord>, bool)>::new();
         for _ in 0..attempts {
             let keys = self.keys.clone();
             let expected = self.expected_revision();
             let node = self.node.clone();
             let new = new.clone();
             let rollout = rollout.clone();
-            let outcome = self.etcd.run(move |mut c| async move {
+            let attempt_doubt = doubt.clone();
+            let outcome = self.etcd.run(move |mut c| {
+                let (keys, node, new, rollout, doubt) = (
+                    keys.clone(),
+                    node.clone(),
+                    new.clone(),
+                    rollout.clone(),
+                    attempt_doubt.clone(),
+                );
+                async move {
+                if let Some(((id, touched, moved), revision)) = doubt.committed(&mut c).await? {
+                    return Ok(Inserted::Written {
+                        id,
+                        revision,
+                        touched,
+                        moved,
+                    });
+                }
                 let (seq, seq_rev) = ops::pointer(&mut c, &keys.seq()).await?;
                 let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
                 if activate
@@ -151,9 +171,11 @@ impl FleetStore {
                     // The candidate: the pointer must still be where this node saw it.
                     compares.push(unchanged(&keys.active(), active_rev));
                 }
-                puts.push(put_json(&keys.event(now, &node), &event)?);
+                let receipt = keys.event(now, &node);
+                puts.push(put_json(&receipt, &event)?);
                 let txn = Txn::new().when(compares).and_then(puts);
-                Ok(match commit(&mut c, txn).await? {
+                let payload = (id, touched.clone(), moves);
+                Ok(match doubt.commit(&mut c, txn, receipt, payload).await? {
                     Some(revision) => Inserted::Written {
                         id,
                         revision,
@@ -162,7 +184,22 @@ impl FleetStore {
                     },
                     None => Inserted::Raced,
                 })
+                }
             })?;
+            // Lost a race after an attempt whose answer was lost: that attempt may be
+            // what this one lost to.
+            let outcome = match outcome {
+                Inserted::Raced | Inserted::Blocked(_) => match self.settle(&doubt) {
+                    Some(((id, touched, moved), revision)) => Inserted::Written {
+                        id,
+                        revision,
+                        touched,
+                        moved,
+                    },
+                    None => outcome,
+                },
+                written => written,
+            };
             match outcome {
                 Inserted::Written {
                     id,

@@ -17,6 +17,7 @@
 //! Design, key ownership and failure table: `docs/fleet.md`; key layout: [`keys`].
 
 mod canary;
+mod doubt;
 mod etcd;
 mod insert;
 mod join;
@@ -27,7 +28,9 @@ mod ops;
 mod rollout;
 mod store;
 
-pub use etcd::{ETCD_CONNECT_TIMEOUT, ETCD_REQUEST_TIMEOUT, connect};
+pub use etcd::{
+    ETCD_CONNECT_TIMEOUT, ETCD_FAILOVER_PAUSE, ETCD_FAILOVER_WITHIN, ETCD_REQUEST_TIMEOUT, connect,
+};
 pub use join::{join, node_config, open_store, prepare};
 pub use local::{LOCAL_COPY_FILE_NAME, Served};
 pub use node::{

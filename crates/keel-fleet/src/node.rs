@@ -27,9 +27,13 @@
 //!   again.
 //!
 //! When etcd is unreachable the node keeps serving and tries a new session every
-//! [`NODE_RECONNECT_EVERY`].
+//! [`NODE_RECONNECT_EVERY`]. A session talks to one endpoint; a session that ends in an
+//! error makes the next one start on the next endpoint, so a dead member costs a node one
+//! reconnection, not a session that keeps landing on it (etcd-client's balanced channel
+//! over all endpoints would keep sending some requests to it).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -93,6 +97,8 @@ pub struct Node {
     pub(crate) store: Arc<FleetStore>,
     pub(crate) controller: Controller,
     endpoints: Vec<String>,
+    /// Index of the endpoint the next session connects to.
+    next_endpoint: AtomicUsize,
     drift_alert: Duration,
     state: Mutex<Drift>,
 }
@@ -125,6 +131,7 @@ impl Node {
             store,
             controller,
             endpoints,
+            next_endpoint: AtomicUsize::new(0),
             drift_alert,
             state: Mutex::new(Drift::default()),
         })
@@ -138,6 +145,7 @@ impl Node {
                 () = &mut shutdown => return,
                 ended = self.session() => if let Err(error) = ended {
                     tracing::warn!(node = self.store.node(), %error, "fleet session lost; serving on");
+                    self.next_endpoint.fetch_add(1, Ordering::Relaxed);
                 },
             }
             tokio::select! {
@@ -148,9 +156,14 @@ impl Node {
     }
 
     async fn session(&self) -> Result<(), StoreError> {
-        let mut client = connect(&self.endpoints)
-            .await
-            .map_err(crate::etcd::unavailable)?;
+        let endpoint = match self.endpoints.as_slice() {
+            [] => &[][..],
+            all => {
+                let i = self.next_endpoint.load(Ordering::Relaxed) % all.len();
+                std::slice::from_ref(&all[i])
+            }
+        };
+        let mut client = connect(endpoint).await.map_err(crate::etcd::unavailable)?;
         let lease = client
             .lease_grant(NODE_LEASE_TTL_SECS, None)
             .await

@@ -31,7 +31,8 @@ use keel_store::{GenerationId, NewEvent, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ops::{self, apply_updates, commit, put_json, unchanged};
+use crate::doubt::InDoubt;
+use crate::ops::{self, apply_updates, put_json, unchanged};
 use crate::store::FleetStore;
 
 /// Event kind of a node canary's steps (started, a canary clean, promoted, failed).
@@ -168,9 +169,10 @@ impl FleetStore {
     /// The rollout record, if any (from etcd).
     pub fn rollout(&self) -> Result<Option<RolloutState>, StoreError> {
         let key = self.keys.rollout();
-        let (state, _) = self
-            .etcd
-            .run(move |mut c| async move { ops::rollout(&mut c, &key).await })?;
+        let (state, _) = self.etcd.run(move |mut c| {
+            let key = key.clone();
+            async move { ops::rollout(&mut c, &key).await }
+        })?;
         Ok(state)
     }
 
@@ -180,7 +182,13 @@ impl FleetStore {
     pub fn rollout_clean(&self, generation: GenerationId) -> Result<CleanOutcome, StoreError> {
         let keys = self.keys.clone();
         let node = self.node.clone();
-        let outcome = self.etcd.run(move |mut c| async move {
+        let doubt = InDoubt::<(CleanOutcome, Vec<keel_store::GenerationRecord>)>::new();
+        let outcome = self.etcd.run(move |mut c| {
+            let (keys, node, doubt) = (keys.clone(), node.clone(), doubt.clone());
+            async move {
+            if let Some(((result, touched), revision)) = doubt.committed(&mut c).await? {
+                return Ok((result, Some(revision), touched));
+            }
             let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
             let Some(mut rollout) =
                 rollout.filter(|r| r.in_progress() && r.generation == generation)
@@ -275,11 +283,14 @@ impl FleetStore {
             rollout.updated_ms = now;
             puts.push(put_json(&keys.rollout(), &rollout)?);
             let event = tagged(event.normalized()?, &node, &rollout);
-            puts.push(put_json(&keys.event(now, &node), &event)?);
+            let receipt = keys.event(now, &node);
+            puts.push(put_json(&receipt, &event)?);
             let txn = etcd_client::Txn::new().when(compares).and_then(puts);
-            match commit(&mut c, txn).await? {
+            let payload = (result.clone(), touched.clone());
+            match doubt.commit(&mut c, txn, receipt, payload).await? {
                 Some(revision) => Ok((result, Some(revision), touched)),
                 None => Ok((CleanOutcome::Raced, None, Vec::new())),
+            }
             }
         })?;
         let (result, revision, touched) = outcome;
@@ -303,26 +314,35 @@ impl FleetStore {
         let keys = self.keys.clone();
         let node = self.node.clone();
         let reason = reason.to_string();
-        self.etcd.run(move |mut c| async move {
-            let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
-            let Some(mut rollout) =
-                rollout.filter(|r| r.in_progress() && r.generation == generation)
-            else {
-                return Ok(false);
-            };
-            let now = now_ms();
-            rollout.step = RolloutStep::Failed;
-            rollout.reason = Some(reason.clone());
-            rollout.updated_ms = now;
-            let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
-            let event = tagged(event.normalized()?, &node, &rollout);
-            let txn = etcd_client::Txn::new()
-                .when(vec![unchanged(&keys.rollout(), rollout_rev)])
-                .and_then(vec![
-                    put_json(&keys.rollout(), &rollout)?,
-                    put_json(&keys.event(now, &node), &event)?,
-                ]);
-            Ok(commit(&mut c, txn).await?.is_some())
+        let doubt = InDoubt::<bool>::new();
+        self.etcd.run(move |mut c| {
+            let (keys, node, reason, doubt) =
+                (keys.clone(), node.clone(), reason.clone(), doubt.clone());
+            async move {
+                if doubt.committed(&mut c).await?.is_some() {
+                    return Ok(true);
+                }
+                let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+                let Some(mut rollout) =
+                    rollout.filter(|r| r.in_progress() && r.generation == generation)
+                else {
+                    return Ok(false);
+                };
+                let now = now_ms();
+                rollout.step = RolloutStep::Failed;
+                rollout.reason = Some(reason.clone());
+                rollout.updated_ms = now;
+                let event = NewEvent::new(FLEET_ROLLOUT_EVENT, reason).generation(generation);
+                let event = tagged(event.normalized()?, &node, &rollout);
+                let receipt = keys.event(now, &node);
+                let txn = etcd_client::Txn::new()
+                    .when(vec![unchanged(&keys.rollout(), rollout_rev)])
+                    .and_then(vec![
+                        put_json(&keys.rollout(), &rollout)?,
+                        put_json(&receipt, &event)?,
+                    ]);
+                Ok(doubt.commit(&mut c, txn, receipt, true).await?.is_some())
+            }
         })
     }
 }

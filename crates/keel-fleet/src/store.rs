@@ -26,6 +26,7 @@ use serde_json::json;
 
 use keel_config::Rollout;
 
+use crate::doubt::InDoubt;
 use crate::etcd::Etcd;
 use crate::keys::Keys;
 use crate::local::{LocalCopy, Served};
@@ -163,9 +164,10 @@ impl FleetStore {
     /// The fleet's active pointer in etcd: (generation, mod revision).
     pub fn fleet_active(&self) -> Result<Option<(GenerationId, i64)>, StoreError> {
         let key = self.keys.active();
-        let (id, revision) = self
-            .etcd
-            .run(move |mut c| async move { ops::pointer(&mut c, &key).await })?;
+        let (id, revision) = self.etcd.run(move |mut c| {
+            let key = key.clone();
+            async move { ops::pointer(&mut c, &key).await }
+        })?;
         Ok(id.map(|id| (id, revision)))
     }
 
@@ -204,8 +206,11 @@ impl FleetStore {
     fn put_event(&self, event: NewEvent) -> Result<u64, StoreError> {
         let key = self.keys.event(event.time_ms, &self.node);
         let put = put_json(&key, &event)?;
-        let revision = self.etcd.run(move |mut c| async move {
-            commit(&mut c, Txn::new().and_then(vec![put])).await
+        // The key is chosen once: a put run again on another endpoint rewrites the same
+        // event (its id is its create revision), it does not add a second one.
+        let revision = self.etcd.run(move |mut c| {
+            let put = put.clone();
+            async move { commit(&mut c, Txn::new().and_then(vec![put])).await }
         })?;
         Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
     }
@@ -226,6 +231,25 @@ impl FleetStore {
         })
     }
 
+    /// After a lost race: whether one of this call's earlier transactions, whose answer was
+    /// lost, committed after all (then that is the call's outcome). Unreachable etcd: no.
+    pub(crate) fn settle<P: Clone + Send + Sync + 'static>(
+        &self,
+        doubt: &InDoubt<P>,
+    ) -> Option<(P, i64)> {
+        if !doubt.any() {
+            return None;
+        }
+        let doubt = doubt.clone();
+        self.etcd
+            .run(move |mut c| {
+                let doubt = doubt.clone();
+                async move { doubt.committed(&mut c).await }
+            })
+            .ok()
+            .flatten()
+    }
+
     /// Reads the generations `ids` and the pointer, builds a plan, and writes it in one
     /// transaction that compares everything read. `moves_pointer`: the plan may change the
     /// active generation, so the pointer must still be at the revision this node last saw.
@@ -243,99 +267,125 @@ impl FleetStore {
         + 'static,
     ) -> Result<(), StoreError> {
         let build = std::sync::Arc::new(build);
+        // Transactions of this call whose answers were lost (`doubt.rs`): the pointer they
+        // move and the records they write.
+        let doubt = InDoubt::<(Option<GenerationId>, Vec<GenerationRecord>)>::new();
         for _ in 0..COUNTER_ATTEMPTS {
             let keys = self.keys.clone();
             let expected = self.expected_revision();
             let ids = ids.clone();
             let node = self.node.clone();
             let build = build.clone();
-            let outcome = self.etcd.run(move |mut c| async move {
-                let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
-                let mut records = Vec::new();
-                let mut compares = Vec::new();
-                for id in ids {
-                    let key = keys.generation(id);
-                    let (record, revision) = ops::record(&mut c, &key)
-                        .await?
-                        .ok_or(StoreError::UnknownGeneration(id))?;
-                    compares.push(unchanged(&key, revision));
-                    records.push(record);
-                }
-                let active = match active_id {
-                    Some(id) => ops::record(&mut c, &keys.generation(id)).await?,
-                    None => None,
-                };
-                let now = now_ms();
-                let Some(plan) = build(&records, active.as_ref().map(|(r, _)| r), now)? else {
-                    return Ok(Attempt::Done(None, records));
-                };
-                let event = plan.event.clone().normalized()?;
-                let mut touched: Vec<GenerationRecord> = records.clone();
-                if let Some((record, revision)) = &active
-                    && !touched.iter().any(|r| r.id == record.id)
-                {
-                    touched.push(record.clone());
-                    compares.push(unchanged(&keys.generation(record.id), *revision));
-                }
-                apply_updates(&mut touched, &plan.updates, now);
-                let new_active = touched
-                    .iter()
-                    .find(|r| r.state == GenerationState::Active)
-                    .map(|r| r.id);
-                let mut puts = Vec::new();
-                for record in &touched {
-                    if plan.updates.iter().any(|u| u.id == record.id) {
-                        puts.push(put_json(&keys.generation(record.id), record)?);
+            let attempt_doubt = doubt.clone();
+            let outcome = self.etcd.run(move |mut c| {
+                let (keys, ids, node, build, doubt) = (
+                    keys.clone(),
+                    ids.clone(),
+                    node.clone(),
+                    build.clone(),
+                    attempt_doubt.clone(),
+                );
+                async move {
+                    if let Some(((moved, touched), revision)) = doubt.committed(&mut c).await? {
+                        return Ok(Attempt::Done(moved.map(|id| (id, revision)), touched));
                     }
-                }
-                if new_active.is_some() && new_active != active_id {
-                    if let Some(expected) = expected
-                        && expected != active_rev
+                    let (active_id, active_rev) = ops::pointer(&mut c, &keys.active()).await?;
+                    let mut records = Vec::new();
+                    let mut compares = Vec::new();
+                    for id in ids {
+                        let key = keys.generation(id);
+                        let (record, revision) = ops::record(&mut c, &key)
+                            .await?
+                            .ok_or(StoreError::UnknownGeneration(id))?;
+                        compares.push(unchanged(&key, revision));
+                        records.push(record);
+                    }
+                    let active = match active_id {
+                        Some(id) => ops::record(&mut c, &keys.generation(id)).await?,
+                        None => None,
+                    };
+                    let now = now_ms();
+                    let Some(plan) = build(&records, active.as_ref().map(|(r, _)| r), now)? else {
+                        return Ok(Attempt::Done(None, records));
+                    };
+                    let event = plan.event.clone().normalized()?;
+                    let mut touched: Vec<GenerationRecord> = records.clone();
+                    if let Some((record, revision)) = &active
+                        && !touched.iter().any(|r| r.id == record.id)
                     {
-                        return Ok(Attempt::Moved);
+                        touched.push(record.clone());
+                        compares.push(unchanged(&keys.generation(record.id), *revision));
                     }
-                    compares.push(unchanged(&keys.active(), active_rev));
-                    if let Some(id) = new_active {
-                        puts.push(TxnOp::put(keys.active(), id.to_string(), None));
-                    }
-                }
-                // A node canary in progress ends with this change when it takes the
-                // candidate out of service (failed) or moves the fleet (abandoned).
-                let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
-                if let Some(mut rollout) = rollout.filter(RolloutState::in_progress) {
-                    let failed = plan
-                        .updates
+                    apply_updates(&mut touched, &plan.updates, now);
+                    let new_active = touched
                         .iter()
-                        .any(|u| u.id == rollout.generation && u.state != GenerationState::Pending);
-                    let moved = new_active.is_some() && new_active != active_id;
-                    if failed || moved {
-                        rollout.step = if failed {
-                            RolloutStep::Failed
-                        } else {
-                            RolloutStep::Abandoned
-                        };
-                        rollout.reason = Some(event.summary.clone());
-                        rollout.updated_ms = now;
-                        compares.push(unchanged(&keys.rollout(), rollout_rev));
-                        puts.push(put_json(&keys.rollout(), &rollout)?);
+                        .find(|r| r.state == GenerationState::Active)
+                        .map(|r| r.id);
+                    let mut puts = Vec::new();
+                    for record in &touched {
+                        if plan.updates.iter().any(|u| u.id == record.id) {
+                            puts.push(put_json(&keys.generation(record.id), record)?);
+                        }
                     }
-                }
-                let mut event = event;
-                if let serde_json::Value::Object(map) = &mut event.details {
-                    map.insert("node".into(), json!(node));
-                }
-                puts.push(put_json(&keys.event(event.time_ms, &node), &event)?);
-                let txn = Txn::new().when(compares).and_then(puts);
-                match commit(&mut c, txn).await? {
-                    Some(revision) => {
-                        let pointer = new_active
-                            .filter(|id| Some(*id) != active_id)
-                            .map(|id| (id, revision));
-                        Ok(Attempt::Done(pointer, touched))
+                    if new_active.is_some() && new_active != active_id {
+                        if let Some(expected) = expected
+                            && expected != active_rev
+                        {
+                            return Ok(Attempt::Moved);
+                        }
+                        compares.push(unchanged(&keys.active(), active_rev));
+                        if let Some(id) = new_active {
+                            puts.push(TxnOp::put(keys.active(), id.to_string(), None));
+                        }
                     }
-                    None => Ok(Attempt::Raced),
+                    // A node canary in progress ends with this change when it takes the
+                    // candidate out of service (failed) or moves the fleet (abandoned).
+                    let (rollout, rollout_rev) = ops::rollout(&mut c, &keys.rollout()).await?;
+                    if let Some(mut rollout) = rollout.filter(RolloutState::in_progress) {
+                        let failed = plan.updates.iter().any(|u| {
+                            u.id == rollout.generation && u.state != GenerationState::Pending
+                        });
+                        let moved = new_active.is_some() && new_active != active_id;
+                        if failed || moved {
+                            rollout.step = if failed {
+                                RolloutStep::Failed
+                            } else {
+                                RolloutStep::Abandoned
+                            };
+                            rollout.reason = Some(event.summary.clone());
+                            rollout.updated_ms = now;
+                            compares.push(unchanged(&keys.rollout(), rollout_rev));
+                            puts.push(put_json(&keys.rollout(), &rollout)?);
+                        }
+                    }
+                    let mut event = event;
+                    if let serde_json::Value::Object(map) = &mut event.details {
+                        map.insert("node".into(), json!(node));
+                    }
+                    let receipt = keys.event(event.time_ms, &node);
+                    puts.push(put_json(&receipt, &event)?);
+                    let txn = Txn::new().when(compares).and_then(puts);
+                    let moved = new_active.filter(|id| Some(*id) != active_id);
+                    let payload = (moved, touched.clone());
+                    match doubt.commit(&mut c, txn, receipt, payload).await? {
+                        Some(revision) => {
+                            Ok(Attempt::Done(moved.map(|id| (id, revision)), touched))
+                        }
+                        None => Ok(Attempt::Raced),
+                    }
                 }
             })?;
+            // Lost a race after an attempt whose answer was lost: that attempt may be
+            // what this one lost to.
+            let outcome = match outcome {
+                Attempt::Moved | Attempt::Raced => match self.settle(&doubt) {
+                    Some(((moved, touched), revision)) => {
+                        Attempt::Done(moved.map(|id| (id, revision)), touched)
+                    }
+                    None => outcome,
+                },
+                done => done,
+            };
             match outcome {
                 Attempt::Done(pointer, touched) => {
                     for record in &touched {
@@ -416,13 +466,16 @@ impl Store for FleetStore {
     fn active(&self) -> Result<Option<GenerationRecord>, StoreError> {
         let key = self.keys.active();
         let keys = self.keys.clone();
-        let fleet = self.etcd.run(move |mut c| async move {
-            let (id, revision) = ops::pointer(&mut c, &key).await?;
-            match id {
-                Some(id) => Ok(ops::record(&mut c, &keys.generation(id))
-                    .await?
-                    .map(|(record, _)| (record, revision))),
-                None => Ok(None),
+        let fleet = self.etcd.run(move |mut c| {
+            let (key, keys) = (key.clone(), keys.clone());
+            async move {
+                let (id, revision) = ops::pointer(&mut c, &key).await?;
+                match id {
+                    Some(id) => Ok(ops::record(&mut c, &keys.generation(id))
+                        .await?
+                        .map(|(record, _)| (record, revision))),
+                    None => Ok(None),
+                }
             }
         });
         match fleet {
@@ -448,10 +501,10 @@ impl Store for FleetStore {
 
     fn generation(&self, id: GenerationId) -> Result<Option<GenerationRecord>, StoreError> {
         let key = self.keys.generation(id);
-        match self
-            .etcd
-            .run(move |mut c| async move { ops::record(&mut c, &key).await })
-        {
+        match self.etcd.run(move |mut c| {
+            let key = key.clone();
+            async move { ops::record(&mut c, &key).await }
+        }) {
             Ok(found) => Ok(found.map(|(record, _)| record)),
             Err(StoreError::Unavailable(_)) => self.local.get(id),
             Err(other) => Err(other),
@@ -463,10 +516,10 @@ impl Store for FleetStore {
             return Ok(Vec::new());
         }
         let prefix = self.keys.generations();
-        match self
-            .etcd
-            .run(move |mut c| async move { ops::records(&mut c, &prefix, limit).await })
-        {
+        match self.etcd.run(move |mut c| {
+            let prefix = prefix.clone();
+            async move { ops::records(&mut c, &prefix, limit).await }
+        }) {
             Err(StoreError::Unavailable(_)) => self.local.newest(limit),
             other => other,
         }
@@ -474,10 +527,10 @@ impl Store for FleetStore {
 
     fn known_good(&self, limit: usize) -> Result<Vec<GenerationRecord>, StoreError> {
         let prefix = self.keys.generations();
-        let all = match self
-            .etcd
-            .run(move |mut c| async move { ops::records(&mut c, &prefix, 0).await })
-        {
+        let all = match self.etcd.run(move |mut c| {
+            let prefix = prefix.clone();
+            async move { ops::records(&mut c, &prefix, 0).await }
+        }) {
             Err(StoreError::Unavailable(_)) => self.local.newest(usize::MAX)?,
             other => other?,
         };
@@ -498,9 +551,10 @@ impl Store for FleetStore {
 
     fn events(&self, query: EventQuery) -> Result<Vec<EventRecord>, StoreError> {
         let prefix = self.keys.events();
-        let all = self
-            .etcd
-            .run(move |mut c| async move { ops::events(&mut c, &prefix).await })?;
+        let all = self.etcd.run(move |mut c| {
+            let prefix = prefix.clone();
+            async move { ops::events(&mut c, &prefix).await }
+        })?;
         let mut selected: Vec<EventRecord> = all.into_iter().filter(|e| query.matches(e)).collect();
         selected.sort_by_key(|e| (e.time_ms, e.id));
         selected.truncate(query.limit.unwrap_or(usize::MAX));

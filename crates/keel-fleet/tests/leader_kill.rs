@@ -16,32 +16,13 @@ use std::time::Duration;
 use keel_control::ApplyStatus;
 use keel_store::Store;
 use keel_testkit::{Backend, EtcdCluster, eventually, free_addr};
-use support::{CONVERGE_WITHIN, TestNode, converged, get, node_keys_on, routing};
+use support::{CONVERGE_WITHIN, TestNode, converged, get, leader, node_keys_on, routing};
 
 /// Bounded load on every node during a round: 40 requests per second for 5 seconds.
 const LOAD_RPS: u32 = 40;
 const LOAD_FOR: Duration = Duration::from_secs(5);
 /// When, after the apply starts, the leader is killed: one round per delay.
 const KILL_AFTER_MS: [u64; 3] = [0, 15, 60];
-
-/// The index of the member that leads, asked of each running member in turn.
-async fn leader(cluster: &EtcdCluster) -> Option<usize> {
-    for i in 0..keel_testkit::ETCD_CLUSTER_MEMBERS {
-        if !cluster.is_running(i) {
-            continue;
-        }
-        let Ok(mut client) = keel_fleet::connect(&[cluster.endpoint(i)]).await else {
-            continue;
-        };
-        let Ok(status) = client.status().await else {
-            continue;
-        };
-        if status.header().map(|h| h.member_id()) == Some(status.leader()) {
-            return Some(i);
-        }
-    }
-    None
-}
 
 /// What the operator was told by the apply that raced the kill.
 enum Told {

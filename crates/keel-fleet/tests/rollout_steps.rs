@@ -10,8 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use keel_control::ApplyStatus;
-use keel_fleet::RolloutStep;
-use keel_store::{GenerationState, Store};
+use keel_fleet::{FLEET_FOLLOW_EVENT, RolloutStep};
+use keel_store::{EventQuery, GenerationState, Store};
 use keel_testkit::{Backend, Etcd, eventually, free_addr};
 use support::{
     CONVERGE_WITHIN, TestNode, converged, load_on, node_keys_with_steps, rollout_of, routing,
@@ -21,6 +21,9 @@ use support::{
 const STEP_WATCH: Duration = Duration::from_secs(2);
 /// Bounded load on a node: 40 requests per second.
 const LOAD_RPS: u32 = 40;
+/// Longest the alarm test drives load and waits for the rollout to fail (60 seconds): a
+/// bound for a slow machine, not a timing the test relies on.
+const LOAD_AT_MOST: Duration = Duration::from_secs(60);
 /// Slack for a node's status tick (`NODE_TICK`, 1 s) and a follow, when a test checks that a
 /// node has not moved yet.
 const EARLY: Duration = Duration::from_millis(300);
@@ -152,8 +155,9 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
     let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
-    // Traffic on lb-2 only: the first canary is quiet, the second step's guard sees it.
-    let load = load_on(LOAD_RPS, &nodes[1], STEP_WATCH * 4 + Duration::from_secs(4));
+    // Traffic on lb-2 only: the first canary is quiet, the second step's guard sees it. The
+    // load runs until the rollout has failed (however slow the machine), then stops.
+    let load = load_on(LOAD_RPS, &nodes[1], LOAD_AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let misrouted = routing(&[api], "misrouted").replace(
         "health = { path = \"/healthz\", interval = \"200ms\" }\n",
@@ -171,22 +175,57 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
         outcome.refusals
     );
     let generation = outcome.generation.expect("a generation");
-    let started = Instant::now();
-    reaches(&nodes[1], generation, started).await;
 
-    let failed = eventually(CONVERGE_WITHIN, || async {
+    // Waited on as conditions, not times: lb-2 may serve the candidate for less than a
+    // poll before its guard reverts it, so what it did is read from the fleet's records.
+    let failed = eventually(LOAD_AT_MOST, || async {
         rollout_of(&nodes[2].store)
             .await
             .filter(|r| r.generation == generation && r.step == RolloutStep::Failed)
     })
     .await
     .expect("lb-2's guard fails the rollout");
+    load.abort();
     assert!(
         failed
             .reason
             .as_deref()
             .is_some_and(|r| r.contains("identity")),
         "{failed:?}"
+    );
+    assert_eq!(
+        failed.canaries,
+        vec!["lb-1".to_string(), "lb-2".into()],
+        "the second step was lb-2, and there was no third: {failed:?}"
+    );
+    let events = {
+        let store = nodes[2].store.clone();
+        tokio::task::spawn_blocking(move || store.events(EventQuery::default()))
+            .await
+            .expect("task")
+            .expect("etcd answers")
+    };
+    let by = |kind: &str, node: &str| {
+        events.iter().any(|e| {
+            e.kind == kind
+                && e.generation == Some(generation)
+                && e.details.get("node").and_then(|n| n.as_str()) == Some(node)
+        })
+    };
+    assert!(
+        by(FLEET_FOLLOW_EVENT, "lb-2"),
+        "lb-2 served the candidate as its step's canary"
+    );
+    // A rollback's event names the generation it went to; the one it left is `from`.
+    let reverted_by_lb2 = events.iter().any(|e| {
+        e.kind == "rollback"
+            && e.details.get("from").and_then(serde_json::Value::as_u64) == Some(generation)
+            && e.details.get("node").and_then(|n| n.as_str()) == Some("lb-2")
+    });
+    assert!(reverted_by_lb2, "lb-2's guard reverted it");
+    assert!(
+        !by(FLEET_FOLLOW_EVENT, "lb-3"),
+        "lb-3 never served the candidate"
     );
     assert!(
         converged(&refs, 1).await,
@@ -208,7 +247,6 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
     .await;
     let active = nodes[2].store.active().expect("etcd").expect("active");
     assert_eq!(active.id, 1);
-    let _ = load.await;
     for node in nodes {
         node.stop().await;
     }

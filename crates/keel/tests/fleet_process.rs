@@ -6,84 +6,14 @@
 
 #![cfg(feature = "fleet")]
 
-use std::net::SocketAddr;
+mod fleet_support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use keel_testkit::{Backend, Etcd, eventually, free_addr};
-
-const TOKEN: &str = "fleet-process-token";
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Node {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node_file(
-    dir: &Path,
-    name: &str,
-    etcd: &str,
-    backend: SocketAddr,
-    timeout: &str,
-) -> (SocketAddr, SocketAddr) {
-    node_file_with(dir, name, etcd, backend, timeout, "")
-}
-
-/// [`node_file`] with `fleet_extra` lines in its `[fleet]` table.
-fn node_file_with(
-    dir: &Path,
-    name: &str,
-    etcd: &str,
-    backend: SocketAddr,
-    timeout: &str,
-    fleet_extra: &str,
-) -> (SocketAddr, SocketAddr) {
-    let (listen, admin) = (free_addr(), free_addr());
-    let text = format!(
-        "[listeners.web]\naddr = \"{listen}\"\n[admin]\naddr = \"{admin}\"\n[fleet]\nstore = \"etcd\"\nendpoints = [\"{etcd}\"]\nprefix = \"/keel/process\"\nnode = \"{name}\"\n{fleet_extra}[safety]\nwatch = \"300ms\"\n[services.web]\nallow_no_identity = true\n[pools.web]\nservice = \"web\"\nbackends = [\"{backend}\"]\n[[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\ntimeout = \"{timeout}\"\n"
-    );
-    std::fs::create_dir_all(dir).expect("dir");
-    std::fs::write(dir.join("keel.toml"), text).expect("write");
-    (listen, admin)
-}
-
-fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .env("KEEL_ADMIN_TOKEN", TOKEN)
-        .env("KEEL_LOG", "warn")
-        .output()
-        .expect("run keel")
-}
-
-async fn generation(addr: SocketAddr) -> Option<u64> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: shop.example\r\nconnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.ok()?;
-    let text = String::from_utf8_lossy(&answer);
-    text.starts_with("HTTP/1.1 200").then_some(())?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("x-keel-generation: "))?
-        .trim()
-        .parse()
-        .ok()
-}
+use fleet_support::{Node, TOKEN, generation, keel, node_file, node_file_with, serve};
+use keel_testkit::{Backend, Etcd, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keel_apply_to_one_process_converges_three_and_status_lists_them() {
@@ -177,38 +107,6 @@ async fn keel_apply_to_one_process_converges_three_and_status_lists_them() {
 
 /// The node canary's watch in the process test.
 const PROCESS_ROLLOUT_WATCH: Duration = Duration::from_secs(4);
-
-/// Starts `keel serve` on `dir/keel.toml` and waits until it serves `generation`.
-async fn serve(dir: &Path, listen: SocketAddr, admin: SocketAddr, generation: u64) -> Node {
-    let child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["serve", "--config"])
-        .arg(dir.join("keel.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env("KEEL_ADMIN_TOKEN", TOKEN)
-        .env("KEEL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn keel serve");
-    let node = Node {
-        child,
-        listen,
-        admin,
-        dir: dir.to_path_buf(),
-    };
-    let up = eventually(Duration::from_secs(20), || async {
-        self::generation(listen).await.filter(|g| *g == generation)
-    })
-    .await;
-    assert_eq!(
-        up,
-        Some(generation),
-        "{} serves generation {generation}",
-        dir.display()
-    );
-    node
-}
 
 fn fleet_status_text(node_file: &Path) -> String {
     let output = keel(&["status", "--fleet", node_file.to_str().unwrap_or_default()]);

@@ -107,6 +107,22 @@ pub(crate) fn node_keys_with_steps(
     )
 }
 
+/// [`node_keys`] with a node canary of `first` nodes, then the rest (`then = "all"`),
+/// watched for `watch`.
+pub(crate) fn node_keys_with_canaries(
+    name: &str,
+    endpoint: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    watch: &str,
+    first: u32,
+) -> String {
+    format!(
+        "{}rollout = {{ first = {first}, then = \"all\", watch = \"{watch}\" }}\n",
+        node_keys(name, endpoint, listen, admin)
+    )
+}
+
 /// One in-process node.
 pub(crate) struct TestNode {
     pub(crate) name: String,
@@ -327,4 +343,23 @@ pub(crate) async fn rollout_of(store: &Arc<FleetStore>) -> Option<keel_fleet::Ro
         .await
         .expect("task")
         .expect("etcd answers")
+}
+
+/// The index of the member that leads, asked of each running member in turn.
+pub(crate) async fn leader(cluster: &keel_testkit::EtcdCluster) -> Option<usize> {
+    for i in 0..keel_testkit::ETCD_CLUSTER_MEMBERS {
+        if !cluster.is_running(i) {
+            continue;
+        }
+        let Ok(mut client) = keel_fleet::connect(&[cluster.endpoint(i)]).await else {
+            continue;
+        };
+        let Ok(status) = client.status().await else {
+            continue;
+        };
+        if status.header().map(|h| h.member_id()) == Some(status.leader()) {
+            return Some(i);
+        }
+    }
+    None
 }

@@ -125,7 +125,7 @@ pub(super) fn render(playbook: &Playbook) -> Result<String, ReportError> {
             if g.known_good { ", known-good" } else { "" },
             forced(g),
             html(&g.author),
-            html(&g.origin),
+            html(&change.via()),
             html(&headline(&g.message, 80)),
             html(&change.change),
             html(&change.check),

@@ -204,7 +204,7 @@ fn recent(out: &mut String, playbook: &Playbook) {
             g.id,
             g.created_at,
             md(&g.author),
-            md(&g.origin),
+            md(&change.via()),
             message(g),
             md(&change.change),
             md(&change.check),

@@ -97,6 +97,10 @@ pub struct RollbackTarget {
 /// One recent generation and what it changed.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecentChange {
+    /// The fleet node that took the apply (its event's `details.node`); `None` on a single
+    /// node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The generation.
     pub generation: GenerationInfo,
     /// What it changed, one line.
@@ -108,6 +112,17 @@ pub struct RecentChange {
     /// Certificates it added, replaced or removed against the generation serving before it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateChange>,
+}
+
+impl RecentChange {
+    /// How it was applied: its origin, and in a fleet the node that took it
+    /// (`cli on node lb-2`).
+    pub fn via(&self) -> String {
+        match &self.node {
+            Some(node) => format!("{} on node {node}", self.generation.origin),
+            None => self.generation.origin.clone(),
+        }
+    }
 }
 
 /// The rollback runbook.
@@ -199,6 +214,7 @@ impl Playbook {
                 _ => Vec::new(),
             };
             recent.push(RecentChange {
+                node: crate::timeline::node_of(&details),
                 certificates,
                 change: change_summary(store, &record, &details).text,
                 check: check_summary(&record.check_report),

@@ -251,9 +251,15 @@ fn entries(out: &mut String, timeline: &Timeline) {
         } else {
             ""
         };
+        // In a fleet every line names the node that wrote it.
+        let node = entry
+            .node
+            .as_ref()
+            .map(|n| format!(" on node `{}`", n.replace('`', "")))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "- **{}** `{}`{mark}: {}",
+            "- **{}** `{}`{node}{mark}: {}",
             time_of_day(&entry.time),
             entry.kind,
             md(&entry.summary)

@@ -82,6 +82,10 @@ pub struct TimelineEntry {
     pub generation: Option<GenerationId>,
     /// The event's one-line summary.
     pub summary: String,
+    /// The fleet node that wrote it (`details.node`, fleet mode: docs/fleet.md); `None` on a
+    /// single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// For `apply` and `reject`: who, why, what changed, and the check and blast-radius results.
     pub change: Option<ChangeInfo>,
     /// For `rollback`: from which generation to which, how and why.
@@ -183,6 +187,7 @@ impl Timeline {
                 kind: event.kind,
                 generation: event.generation,
                 summary: event.summary,
+                node: node_of(&event.details),
                 change,
                 rollback,
                 details: event.details,
@@ -309,4 +314,13 @@ fn next_serving(
         kind::ROLLBACK => rollback.and_then(|r| r.to).or(serving),
         _ => serving,
     }
+}
+
+/// The fleet node named in an event's details (`"node"`), if any.
+pub(crate) fn node_of(details: &Value) -> Option<String> {
+    details
+        .get("node")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }

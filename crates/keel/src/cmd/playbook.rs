@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use keel_control::admin::AdminToken;
 use keel_report::{LiveStates, LiveView, Playbook};
 
-use super::timeline::{DEFAULT_STATE_DIR, open_store, write_output};
+use super::timeline::{DEFAULT_STATE_DIR, open_report_store, write_output};
 
 /// The admin API address unless `--admin` or `KEEL_ADMIN` says otherwise.
 const DEFAULT_ADMIN: &str = "http://127.0.0.1:9901";
@@ -50,6 +50,10 @@ pub(crate) struct PlaybookArgs {
     /// Write to this file instead of stdout (Markdown: the SVG goes next to it).
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
+    /// Read the fleet's history from etcd, as this node config's `[fleet]` table names it
+    /// (fleet mode), instead of `<state-dir>/keel.db`.
+    #[arg(long, value_name = "NODE_FILE")]
+    pub(crate) fleet: Option<PathBuf>,
 }
 
 /// How the playbook is written.
@@ -67,7 +71,7 @@ pub(crate) enum PlaybookFormat {
 }
 
 pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
-    let Some(store) = open_store(&args.state_dir)? else {
+    let Some(store) = open_report_store(&args.state_dir, args.fleet.as_deref())? else {
         return Ok(ExitCode::from(super::EXIT_INPUT));
     };
     let live = if args.offline {
@@ -82,7 +86,7 @@ pub(crate) fn run(args: PlaybookArgs) -> anyhow::Result<ExitCode> {
     };
     // Changed certificates are shown from the copies the generations pinned.
     let pins = keel_control::pins::CertificatePins::in_state_dir(&args.state_dir);
-    let playbook = Playbook::from_store_with(&store, live, &args.admin, Some(&pins))
+    let playbook = Playbook::from_store_with(store.get(), live, &args.admin, Some(&pins))
         .context("cannot build the playbook")?;
     let format = if args.json {
         PlaybookFormat::Json

@@ -1,6 +1,8 @@
 //! `keel timeline`: the store's events and generations merged into one ordered timeline, written
 //! as a Markdown post-mortem draft (or JSON). Reads `<state-dir>/keel.db` directly, which is safe
-//! while `keel serve` runs (WAL: readers never block the writer).
+//! while `keel serve` runs (WAL: readers never block the writer); with `--fleet NODE_FILE`, the
+//! fleet's store in etcd that the node file's `[fleet]` table names, every line naming the node
+//! that wrote it (docs/fleet.md). [`open_report_store`] is shared with `keel playbook`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,10 @@ pub(crate) struct TimelineArgs {
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     pub(crate) output: Option<PathBuf>,
+    /// Read the fleet's history from etcd, as this node config's `[fleet]` table names it
+    /// (fleet mode), instead of `<state-dir>/keel.db`.
+    #[arg(long, value_name = "NODE_FILE")]
+    pub(crate) fleet: Option<PathBuf>,
 }
 
 /// How the timeline is written.
@@ -64,12 +70,12 @@ pub(crate) fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let Some(store) = open_store(&args.state_dir)? else {
+    let Some(store) = open_report_store(&args.state_dir, args.fleet.as_deref())? else {
         return Ok(ExitCode::from(super::EXIT_INPUT));
     };
     // Changed certificates are shown from the copies the generations pinned.
     let pins = keel_control::pins::CertificatePins::in_state_dir(&args.state_dir);
-    let timeline = match Timeline::build_with(&store, window[0], window[1], Some(&pins)) {
+    let timeline = match Timeline::build_with(store.get(), window[0], window[1], Some(&pins)) {
         Ok(timeline) => timeline,
         Err(keel_report::ReportError::EmptyRange { since, until }) => {
             eprintln!("keel: the window is empty: --since {since} is not before --until {until}");
@@ -104,6 +110,67 @@ pub(crate) fn open_store(state_dir: &Path) -> anyhow::Result<Option<SqliteStore>
     let store = SqliteStore::open(state_dir)
         .with_context(|| format!("cannot open the Keel store in {}", state_dir.display()))?;
     Ok(Some(store))
+}
+
+/// The store a report (`keel timeline`, `keel playbook`) reads: the node's own SQLite store
+/// in `state_dir`, or with `fleet` (a node config with `[fleet] store = "etcd"`) the fleet's.
+/// `None` when there is none (the reason is printed).
+pub(crate) fn open_report_store(
+    state_dir: &Path,
+    fleet: Option<&Path>,
+) -> anyhow::Result<Option<ReportStore>> {
+    match fleet {
+        None => Ok(open_store(state_dir)?.map(|store| ReportStore {
+            store: std::sync::Arc::new(store),
+            scratch: None,
+        })),
+        #[cfg(feature = "fleet")]
+        Some(node_file) => {
+            let Some(node) = keel_fleet::node_config(node_file) else {
+                eprintln!(
+                    "keel: {} has no `[fleet] store = \"etcd\"` table",
+                    node_file.display()
+                );
+                return Ok(None);
+            };
+            // The fleet store keeps a local copy; a report must not write the node's own, so
+            // it gets a scratch directory of its own, removed when the report is done.
+            let scratch = std::env::temp_dir().join(format!("keel-report-{}", std::process::id()));
+            let store =
+                keel_fleet::open_store(&node, &scratch).context("cannot open the fleet's store")?;
+            Ok(Some(ReportStore {
+                store,
+                scratch: Some(scratch),
+            }))
+        }
+        #[cfg(not(feature = "fleet"))]
+        Some(_) => {
+            eprintln!(
+                "keel: this keel was built without fleet mode: build it with `--features fleet` to read a fleet's history"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A store opened for a report, and the scratch directory to remove after it.
+pub(crate) struct ReportStore {
+    store: std::sync::Arc<dyn keel_store::Store>,
+    scratch: Option<PathBuf>,
+}
+
+impl ReportStore {
+    pub(crate) fn get(&self) -> &dyn keel_store::Store {
+        self.store.as_ref()
+    }
+}
+
+impl Drop for ReportStore {
+    fn drop(&mut self) {
+        if let Some(scratch) = &self.scratch {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
+    }
 }
 
 /// Writes `text` to `output`, or to stdout.
