@@ -1,11 +1,14 @@
 //! DNS backends: `backends = [{ host = "web.internal", port = 8080, resolve = "30s" }]`,
-//! a name whose A/AAAA addresses are the pool's backends, re-resolved on a schedule.
+//! a name whose A/AAAA addresses are the pool's backends, or `{ srv =
+//! "_http._tcp.web.internal" }`, an SRV record whose targets are (parsed in `dns_srv`),
+//! re-resolved on a schedule.
 //!
-//! This module owns the model, its parse, and [`expand_dns_backends`], which the loader
-//! calls to turn each name into one [`Backend`] per address (all at the name's span, so
-//! findings point at it). The addresses come from the installed [`DnsAddresses`]
-//! (`keel serve`'s resolver, which keeps the last good answer of every name), or, with
-//! none installed (a bare `keel check`), from the system resolver.
+//! This module owns the model, the `host` entry's parse, and [`expand_dns_backends`],
+//! which the loader calls to turn each name into one [`Backend`] per address (all at the
+//! name's span, so findings point at it). The addresses come from the installed
+//! [`DnsAddresses`] (`keel serve`'s and `keel check`'s resolver, which keeps the last good
+//! answer of every name), or, with none installed (a library caller), from the system
+//! resolver (A/AAAA only: SRV names then are K231).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, RwLock};
@@ -23,14 +26,35 @@ use crate::span::{Located, Span};
 pub struct DnsBackend {
     /// The span of the backend's table.
     pub span: Span,
-    /// The DNS name.
+    /// Which records name the backends.
+    pub record: DnsRecord,
+    /// The DNS name (`host`, or the SRV name of `srv`).
     pub host: Located<String>,
-    /// The port every address is used with.
+    /// The port every address is used with (SRV: 0, each record gives its port).
     pub port: u16,
     /// Time between two resolutions.
     pub resolve: Duration,
-    /// The weight of each address.
+    /// The weight of each address (SRV: unused, the records give the weights).
     pub weight: u32,
+}
+
+/// The records a [`DnsBackend`] is resolved through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsRecord {
+    /// `host`: its A and AAAA records, each address with the entry's `port`.
+    Address,
+    /// `srv`: its SRV records' targets (best priority class), with their ports and weights.
+    Srv,
+}
+
+/// One address a DNS backend resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsTarget {
+    /// The address, with the entry's port (A/AAAA) or the record's (SRV).
+    pub addr: SocketAddr,
+    /// The SRV record's weight as a Keel weight (docs/config.md, `backends`); `None` for an
+    /// A/AAAA answer, whose entry's `weight` applies.
+    pub weight: Option<u32>,
 }
 
 /// Where the loader gets a name's addresses (see the module doc).
@@ -43,6 +67,14 @@ pub trait DnsAddresses: Send + Sync {
         port: u16,
         resolvers: &[SocketAddr],
     ) -> Result<Vec<SocketAddr>, String>;
+
+    /// The targets of the SRV record `name` (best priority class, with their ports and
+    /// weights), asking `resolvers` if it has none yet. A source without SRV support
+    /// says so, which the loader reports as K231.
+    fn srv_targets(&self, name: &str, resolvers: &[SocketAddr]) -> Result<Vec<DnsTarget>, String> {
+        let _ = (name, resolvers);
+        Err("this resolver does not look up SRV records".into())
+    }
 }
 
 static ADDRESSES: RwLock<Option<Arc<dyn DnsAddresses>>> = RwLock::new(None);
@@ -55,13 +87,7 @@ pub fn install_dns_addresses(source: Arc<dyn DnsAddresses>) {
 /// Reads `{ host, port, resolve, weight }`.
 pub(crate) fn parse_dns_backend(sink: &mut Sink, backend: &Table<'_, '_>) -> Option<DnsBackend> {
     let host = backend.string(sink, "host")?;
-    let valid = !host.value.is_empty()
-        && host.value.len() <= 253
-        && host.value.trim_end_matches('.').split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
+    let valid = is_dns_name(&host.value, false);
     if host.value.parse::<std::net::IpAddr>().is_ok() {
         // An IP literal looks like a name of digit labels, but nothing resolves it: the
         // pool would start with no backend although `keel check` let it pass.
@@ -92,6 +118,39 @@ pub(crate) fn parse_dns_backend(sink: &mut Sink, backend: &Table<'_, '_>) -> Opt
         );
         return None;
     }
+    let resolve = resolve_interval(sink, backend);
+    let weight = backend
+        .u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT)
+        .value;
+    Some(DnsBackend {
+        span: backend.span,
+        record: DnsRecord::Address,
+        host,
+        port: u16::try_from(port.value).unwrap_or(u16::MAX),
+        resolve,
+        weight,
+    })
+}
+
+/// Whether `name` is a DNS name: labels of letters, digits and `-` (and `_` at a label's
+/// start when `underscore` is set), at most 63 bytes each and 253 in all.
+pub(crate) fn is_dns_name(name: &str, underscore: bool) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.trim_end_matches('.').split('.').all(|label| {
+            let label = if underscore {
+                label.strip_prefix('_').unwrap_or(label)
+            } else {
+                label
+            };
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// `resolve`, at least `MIN_DNS_RESOLVE_INTERVAL` (an error below it).
+pub(crate) fn resolve_interval(sink: &mut Sink, backend: &Table<'_, '_>) -> Duration {
     let resolve = backend.duration(sink, "resolve", d::DNS_RESOLVE_INTERVAL);
     if resolve.value < d::MIN_DNS_RESOLVE_INTERVAL {
         sink.invalid(
@@ -103,20 +162,11 @@ pub(crate) fn parse_dns_backend(sink: &mut Sink, backend: &Table<'_, '_>) -> Opt
             "write resolve = \"30s\"",
         );
     }
-    let weight = backend
-        .u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT)
-        .value;
-    Some(DnsBackend {
-        span: backend.span,
-        host,
-        port: u16::try_from(port.value).unwrap_or(u16::MAX),
-        resolve: resolve.value.max(d::MIN_DNS_RESOLVE_INTERVAL),
-        weight,
-    })
+    resolve.value.max(d::MIN_DNS_RESOLVE_INTERVAL)
 }
 
 /// Adds a [`Backend`] per address of every DNS backend of every pool. A name without
-/// addresses is a warning at its `host`: the pool serves with its other backends.
+/// addresses is a warning at its `host` or `srv`: the pool serves with its other backends.
 pub fn expand_dns_backends(
     pools: &mut indexmap::IndexMap<String, Pool>,
     resolvers: &[SocketAddr],
@@ -125,27 +175,30 @@ pub fn expand_dns_backends(
     let mut findings = Vec::new();
     for pool in pools.values_mut() {
         for dns in &pool.dns_backends {
-            let found = match &source {
-                Some(source) => source.addresses(&dns.host.value, dns.port, resolvers),
-                None => (dns.host.value.as_str(), dns.port)
-                    .to_socket_addrs()
-                    .map(Iterator::collect)
-                    .map_err(|e| e.to_string()),
+            let found = match dns.record {
+                DnsRecord::Address => address_targets(source.as_deref(), dns, resolvers),
+                DnsRecord::Srv => match &source {
+                    Some(source) => source.srv_targets(&dns.host.value, resolvers),
+                    None => Err("no resolver that looks up SRV records is installed".into()),
+                },
             };
-            let found = found.and_then(|addresses| {
-                if addresses.is_empty() {
-                    Err("no A or AAAA record".to_string())
+            let found = found.and_then(|targets| {
+                if targets.is_empty() {
+                    Err(match dns.record {
+                        DnsRecord::Address => "no A or AAAA record".to_string(),
+                        DnsRecord::Srv => "no SRV target with an address".to_string(),
+                    })
                 } else {
-                    Ok(addresses)
+                    Ok(targets)
                 }
             });
             match found {
-                Ok(addresses) => {
-                    for addr in addresses {
-                        if !pool.backends.iter().any(|b| b.addr.value == addr) {
+                Ok(targets) => {
+                    for target in targets {
+                        if !pool.backends.iter().any(|b| b.addr.value == target.addr) {
                             pool.backends.push(Backend {
-                                addr: Located::new(addr, dns.host.span),
-                                weight: dns.weight,
+                                addr: Located::new(target.addr, dns.host.span),
+                                weight: target.weight.unwrap_or(dns.weight),
                             });
                         }
                     }
@@ -162,4 +215,23 @@ pub fn expand_dns_backends(
         }
     }
     findings
+}
+
+/// The A/AAAA addresses of a `host` entry, from `source` or the system resolver.
+fn address_targets(
+    source: Option<&dyn DnsAddresses>,
+    dns: &DnsBackend,
+    resolvers: &[SocketAddr],
+) -> Result<Vec<DnsTarget>, String> {
+    let addresses: Vec<SocketAddr> = match source {
+        Some(source) => source.addresses(&dns.host.value, dns.port, resolvers)?,
+        None => (dns.host.value.as_str(), dns.port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .map_err(|e| e.to_string())?,
+    };
+    Ok(addresses
+        .into_iter()
+        .map(|addr| DnsTarget { addr, weight: None })
+        .collect())
 }

@@ -16,6 +16,7 @@ pub mod defaults;
 mod diagnostic;
 pub mod diff;
 mod dns;
+mod dns_srv;
 mod duration;
 mod fleet;
 mod model;
@@ -29,7 +30,10 @@ mod tls;
 pub use acme::{AcmeCertificate, AcmeMaterial, install_acme_material};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use diff::{ConfigDiff, describe_config, semantic_diff};
-pub use dns::{DnsAddresses, DnsBackend, expand_dns_backends, install_dns_addresses};
+pub use dns::{
+    DnsAddresses, DnsBackend, DnsRecord, DnsTarget, expand_dns_backends, install_dns_addresses,
+};
+pub use dns_srv::{MAX_SRV_SERVICE_LEN, srv_name_problem};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use fleet::{Fleet, FleetStoreKind, NODE_KEYS, Rollout, RolloutThen};
 pub use model::*;

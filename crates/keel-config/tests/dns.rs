@@ -1,12 +1,15 @@
-//! DNS backends: `{ host, port, resolve }` parses into the pool's `dns_backends`, each
-//! mistake is reported at its key, and the loader's expansion adds one backend per
-//! address from the installed source, or warns (K231) about a name without one.
+//! DNS backends: `{ host, port, resolve }` and `{ srv, resolve }` parse into the pool's
+//! `dns_backends`, each mistake is reported at its key, and the loader's expansion adds
+//! one backend per address (SRV: with the record's port and weight) from the installed
+//! source, or warns (K231) about a name without one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_config::{DnsAddresses, codes, expand_dns_backends, install_dns_addresses, parse};
+use keel_config::{
+    DnsAddresses, DnsRecord, DnsTarget, codes, expand_dns_backends, install_dns_addresses, parse,
+};
 
 fn with_backends(backends: &str) -> String {
     format!(
@@ -55,6 +58,20 @@ fn each_dns_backend_mistake_is_reported_where_it_is_written() {
             r#"[{ host = "web.internal", port = 80, addr = "127.0.0.1:80" }]"#,
             "addr",
         ),
+        (r#"[{ srv = "web.internal" }]"#, "\"web.internal\""),
+        (r#"[{ srv = "_http._udp.web.internal" }]"#, "\"_http._udp"),
+        (
+            r#"[{ srv = "_http._tcp.web.internal", port = 80 }]"#,
+            "80 }",
+        ),
+        (
+            r#"[{ srv = "_http._tcp.web.internal", weight = 2 }]"#,
+            "2 }",
+        ),
+        (
+            r#"[{ srv = "_http._tcp.web.internal", resolve = "1ms" }]"#,
+            "\"1ms\"",
+        ),
     ];
     for (backends, at) in cases {
         let source = with_backends(backends);
@@ -91,6 +108,65 @@ impl DnsAddresses for Answers {
             _ => Err("NXDOMAIN".into()),
         }
     }
+
+    fn srv_targets(&self, name: &str, resolvers: &[SocketAddr]) -> Result<Vec<DnsTarget>, String> {
+        assert_eq!(resolvers.len(), 1);
+        match name {
+            "_http._tcp.web.internal" => Ok(vec![
+                DnsTarget {
+                    addr: SocketAddr::from(([10, 0, 0, 3], 8081)),
+                    weight: Some(3),
+                },
+                DnsTarget {
+                    addr: SocketAddr::from(([10, 0, 0, 4], 8082)),
+                    weight: Some(1),
+                },
+            ]),
+            _ => Err("NXDOMAIN".into()),
+        }
+    }
+}
+
+#[test]
+fn an_srv_backend_names_its_record_and_schedule() {
+    let parsed = parse(&with_backends(
+        r#"[{ srv = "_http._tcp.web.internal", resolve = "10s" }]"#,
+    ));
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let dns = &parsed.config.pools["web"].dns_backends;
+    assert_eq!(dns[0].record, DnsRecord::Srv);
+    assert_eq!(dns[0].host.value, "_http._tcp.web.internal");
+    assert_eq!(dns[0].resolve, Duration::from_secs(10));
+}
+
+#[test]
+fn the_loader_adds_each_srv_target_with_its_port_and_weight() {
+    let mut config = parse(&with_backends(
+        r#"[{ srv = "_http._tcp.web.internal" }, { srv = "_http._tcp.gone.internal" }]"#,
+    ))
+    .config;
+    install_dns_addresses(Arc::new(Answers));
+    let resolvers = config.server.resolvers.clone();
+    let findings = expand_dns_backends(&mut config.pools, &resolvers);
+    let backends: Vec<(String, u32)> = config.pools["web"]
+        .backends
+        .iter()
+        .map(|b| (b.addr.value.to_string(), b.weight))
+        .collect();
+    assert_eq!(
+        backends,
+        [
+            ("10.0.0.3:8081".to_string(), 3),
+            ("10.0.0.4:8082".to_string(), 1)
+        ]
+    );
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].code, codes::DNS_UNRESOLVED);
+    assert!(
+        findings[0].message.contains("_http._tcp.gone.internal"),
+        "{}",
+        findings[0].message
+    );
 }
 
 #[test]

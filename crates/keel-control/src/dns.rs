@@ -1,11 +1,13 @@
-//! DNS backends (`{ host, port, resolve }`): the names' last good addresses, and the
-//! task that re-resolves them and applies a changed answer as a new generation.
+//! DNS backends (`{ host, port, resolve }` and `{ srv, resolve }`): the names' last good
+//! addresses, and the task that re-resolves them and applies a changed answer as a new
+//! generation.
 //!
 //! [`DnsCache`] is the loader's [`DnsAddresses`]: a name it has an answer for gets that
 //! answer (the last good one), so loading a config never waits on DNS, and a name that
 //! stops resolving keeps serving its old addresses. A name seen for the first time is
 //! resolved there and then, bounded by `DNS_TIMEOUT`. [`run_dns`] re-resolves every
-//! name of the active config on its `resolve` schedule with hickory-resolver; when an
+//! name of the active config on its `resolve` schedule with hickory-resolver (SRV names
+//! through `dns_srv`, which also owns what priority and weight become); when an
 //! answer changes, it updates the cache and applies the active config text again, so the
 //! new addresses go through the identity probes, the gate and the guard like any change.
 //! First answers, changes and failures are `dns` store events.
@@ -18,7 +20,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 use keel_config::defaults as d;
-use keel_config::{DnsAddresses, install_dns_addresses};
+use keel_config::{DnsAddresses, DnsBackend, DnsRecord, DnsTarget, install_dns_addresses};
 use keel_store::NewEvent;
 use serde_json::json;
 
@@ -29,12 +31,56 @@ pub const DNS_EVENT_KIND: &str = "dns";
 /// Author and origin of the applies a DNS change makes.
 pub const DNS_AUTHOR: &str = "dns";
 
-type Name = (String, u16);
+/// What is resolved: a `host` with its port, or an SRV name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Name {
+    Address(String, u16),
+    Srv(String),
+}
+
+impl Name {
+    fn of(dns: &DnsBackend) -> Self {
+        match dns.record {
+            DnsRecord::Address => Self::Address(dns.host.value.clone(), dns.port),
+            DnsRecord::Srv => Self::Srv(dns.host.value.clone()),
+        }
+    }
+
+    /// How events name it: `web.internal:8080`, `SRV _http._tcp.web.internal`.
+    fn label(&self) -> String {
+        match self {
+            Self::Address(host, port) => format!("{host}:{port}"),
+            Self::Srv(name) => format!("SRV {name}"),
+        }
+    }
+
+    async fn resolve(&self, resolvers: &[SocketAddr]) -> Result<Vec<DnsTarget>, String> {
+        match self {
+            Self::Address(host, port) => Ok(resolve(host, *port, resolvers)
+                .await?
+                .into_iter()
+                .map(|addr| DnsTarget { addr, weight: None })
+                .collect()),
+            Self::Srv(name) => crate::dns_srv::resolve_srv(name, resolvers).await,
+        }
+    }
+}
+
+/// `address` or `address (weight N)` (an SRV answer's).
+fn show(targets: &[DnsTarget]) -> Vec<String> {
+    targets
+        .iter()
+        .map(|target| match target.weight {
+            Some(weight) => format!("{} (weight {weight})", target.addr),
+            None => target.addr.to_string(),
+        })
+        .collect()
+}
 
 /// The last good addresses of every DNS backend name.
 #[derive(Debug, Default)]
 pub struct DnsCache {
-    answers: Mutex<HashMap<Name, Vec<SocketAddr>>>,
+    answers: Mutex<HashMap<Name, Vec<DnsTarget>>>,
 }
 
 impl DnsCache {
@@ -45,7 +91,7 @@ impl DnsCache {
         cache
     }
 
-    fn get(&self, name: &Name) -> Option<Vec<SocketAddr>> {
+    fn get(&self, name: &Name) -> Option<Vec<DnsTarget>> {
         self.answers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -54,11 +100,38 @@ impl DnsCache {
     }
 
     /// Keeps `addresses` for `name`; returns the previous answer.
-    fn set(&self, name: Name, addresses: Vec<SocketAddr>) -> Option<Vec<SocketAddr>> {
+    fn set(&self, name: Name, addresses: Vec<DnsTarget>) -> Option<Vec<DnsTarget>> {
         self.answers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name, addresses)
+    }
+}
+
+impl DnsCache {
+    /// The last good answer of `name`, or, at first sight (a start, or an apply adding
+    /// the name), a resolution there and then: the loader is synchronous, so on a thread
+    /// of its own with a runtime of its own.
+    fn known_or_resolve(
+        &self,
+        name: Name,
+        resolvers: &[SocketAddr],
+    ) -> Result<Vec<DnsTarget>, String> {
+        if let Some(known) = self.get(&name) {
+            return Ok(known);
+        }
+        let (asked, resolvers) = (name.clone(), resolvers.to_vec());
+        let found = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(asked.resolve(&resolvers))
+        })
+        .join()
+        .map_err(|_| "the resolver thread failed".to_string())??;
+        self.set(name, found.clone());
+        Ok(found)
     }
 }
 
@@ -69,24 +142,12 @@ impl DnsAddresses for DnsCache {
         port: u16,
         resolvers: &[SocketAddr],
     ) -> Result<Vec<SocketAddr>, String> {
-        let name = (host.to_string(), port);
-        if let Some(known) = self.get(&name) {
-            return Ok(known);
-        }
-        // First sight (a start, or an apply adding the name): the loader is synchronous,
-        // so resolve on a thread of its own with a runtime of its own.
-        let (host, resolvers) = (host.to_string(), resolvers.to_vec());
-        let found = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(resolve(&host, port, &resolvers))
-        })
-        .join()
-        .map_err(|_| "the resolver thread failed".to_string())??;
-        self.set(name, found.clone());
-        Ok(found)
+        let found = self.known_or_resolve(Name::Address(host.to_string(), port), resolvers)?;
+        Ok(found.into_iter().map(|target| target.addr).collect())
+    }
+
+    fn srv_targets(&self, name: &str, resolvers: &[SocketAddr]) -> Result<Vec<DnsTarget>, String> {
+        self.known_or_resolve(Name::Srv(name.to_string()), resolvers)
     }
 }
 
@@ -97,13 +158,7 @@ async fn resolve(
     resolvers: &[SocketAddr],
 ) -> Result<Vec<SocketAddr>, String> {
     let resolver = resolver(resolvers)?;
-    // A name with a trailing dot is not searched in the local domains.
-    let fqdn = if host.ends_with('.') {
-        host.to_string()
-    } else {
-        format!("{host}.")
-    };
-    let lookup = tokio::time::timeout(d::DNS_TIMEOUT, resolver.lookup_ip(fqdn))
+    let lookup = tokio::time::timeout(d::DNS_TIMEOUT, resolver.lookup_ip(fqdn(host)))
         .await
         .map_err(|_| format!("no answer within {:?}", d::DNS_TIMEOUT))?
         .map_err(|e| e.to_string())?;
@@ -117,7 +172,17 @@ async fn resolve(
     Ok(addresses)
 }
 
-fn resolver(resolvers: &[SocketAddr]) -> Result<TokioResolver, String> {
+/// `name` with a trailing dot: a name with one is not searched in the local domains.
+pub(crate) fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// A resolver asking `resolvers` (empty: the system's).
+pub(crate) fn resolver(resolvers: &[SocketAddr]) -> Result<TokioResolver, String> {
     let builder = if resolvers.is_empty() {
         TokioResolver::builder_tokio().map_err(|e| e.to_string())?
     } else {
@@ -157,7 +222,7 @@ pub async fn run_dns(
             let now = tokio::time::Instant::now();
             for pool in config.pools.values() {
                 for dns in &pool.dns_backends {
-                    let name: Name = (dns.host.value.clone(), dns.port);
+                    let name = Name::of(dns);
                     let due = next.get(&name).copied().unwrap_or(now);
                     if due > now {
                         sleep = sleep.min(due - now);
@@ -167,7 +232,7 @@ pub async fn run_dns(
                     sleep = sleep.min(dns.resolve);
                     let result = tokio::select! {
                         () = &mut shutdown => return,
-                        result = resolve(&name.0, name.1, &config.server.resolvers) => result,
+                        result = name.resolve(&config.server.resolvers) => result,
                     };
                     if let Some(change) =
                         observe(&controller, &cache, &mut failing, &name, result).await
@@ -193,14 +258,14 @@ async fn observe(
     cache: &DnsCache,
     failing: &mut HashMap<Name, bool>,
     name: &Name,
-    result: Result<Vec<SocketAddr>, String>,
+    result: Result<Vec<DnsTarget>, String>,
 ) -> Option<String> {
-    let label = format!("{}:{}", name.0, name.1);
+    let label = name.label();
     match result {
         Ok(addresses) => {
             let was_failing = failing.insert(name.clone(), false).unwrap_or(false);
             let previous = cache.set(name.clone(), addresses.clone());
-            let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            let shown = show(&addresses);
             match previous {
                 Some(old) if old == addresses => {
                     if was_failing {
@@ -217,7 +282,7 @@ async fn observe(
                     None
                 }
                 Some(old) => {
-                    let old: Vec<String> = old.iter().map(ToString::to_string).collect();
+                    let old = show(&old);
                     let summary = format!(
                         "DNS: {label} changed from {} to {}",
                         old.join(", "),
@@ -241,12 +306,7 @@ async fn observe(
             // Only the first failure of a streak is an event: the last good addresses
             // keep serving meanwhile.
             if !failing.insert(name.clone(), true).unwrap_or(false) {
-                let kept: Vec<String> = cache
-                    .get(name)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let kept = show(&cache.get(name).unwrap_or_default());
                 let summary = format!(
                     "DNS: {label} does not resolve ({error}); keeping its last good addresses: {}",
                     if kept.is_empty() {

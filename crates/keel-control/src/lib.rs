@@ -39,6 +39,7 @@ pub mod console;
 mod controller;
 pub mod descriptors;
 pub mod dns;
+mod dns_srv;
 mod drift;
 /// The semantic config diff (it lives in keel-config, shared with keel-report).
 pub use keel_config::diff;

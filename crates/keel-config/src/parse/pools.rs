@@ -327,6 +327,12 @@ fn backends(
             dns.extend(crate::dns::parse_dns_backend(sink, &backend));
             continue;
         }
+        if backend.get("srv").is_some() {
+            // `port` and `weight` are refused by the SRV parse, saying why.
+            backend.deny_unknown(sink, &["srv", "resolve", "port", "weight"]);
+            dns.extend(crate::dns_srv::parse_srv_backend(sink, &backend));
+            continue;
+        }
         backend.deny_unknown(sink, &["addr", "weight"]);
         let weight = backend
             .u32(sink, "weight", d::BACKEND_WEIGHT, 0, d::MAX_WEIGHT)

@@ -55,6 +55,9 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_INPUT));
         }
     };
+    // DNS backends' names (A/AAAA and SRV) are resolved as `keel serve` resolves them,
+    // through `[server] resolvers`.
+    keel_control::dns::DnsCache::install();
     let mut loaded = keel_check::load(&file, &source);
     if let Some(node_file) = &args.fleet {
         fleet_findings(&mut loaded, node_file)?;
