@@ -6,6 +6,9 @@
 
 # rust-toolchain.toml pins the toolchain; rustup in the image installs it.
 FROM rust:1-bookworm AS build
+# protoc: the fleet feature's etcd client compiles etcd's protos; zlib: gzip links the system's.
+RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler zlib1g-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN dist/build.sh && cp target/dist/keel /usr/local/bin/keel
