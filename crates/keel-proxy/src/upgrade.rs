@@ -291,8 +291,10 @@ impl DataPlane {
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
         tokio::spawn(async move {
-            // Counted as a request in flight to the backend until the tunnel closes.
+            // Counted as a request in flight to the backend until the tunnel closes (for
+            // balancing), but not as one awaiting an answer (for the idle spin).
             let _in_flight = in_flight;
+            let _not_awaiting = crate::idle_spin::TunnelNotAwaiting::new();
             let Some(backend_upgrade) = backend_upgrade else {
                 return;
             };
