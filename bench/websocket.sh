@@ -13,6 +13,12 @@
 #                        its echo back: a round trip)
 #   kB per open tunnel   (VmRSS with the tunnels open - VmRSS before) / tunnels
 #
+# With --stat, `perf stat` also watches the proxy for STAT_SECONDS in the middle of the
+# echoes (from 2 s after all its tunnels are established) and prints, per echoed
+# message, the proxy's CPU time and its system calls (recvfrom, sendto, epoll_wait...)
+# and context switches: where a proxy spends per message, not only how many it moved.
+# A message is counted as half of the proxy's sendto calls (one write each way).
+#
 # Bounded: about 3 x (seconds + 5) s in all (under a minute with the defaults), every
 # step under `timeout`. Only 127.0.0.1; every process started here is tracked by PID and
 # stopped on exit; nothing else is touched. The client and the backend are Python and
@@ -21,6 +27,7 @@
 #
 #   bench/websocket.sh                          # 1,000 tunnels, 8 s of echoes each
 #   bench/websocket.sh --tunnels 200 --seconds 3 --only keel
+#   bench/websocket.sh --stat                   # and CPU and syscalls per message (perf)
 #
 # Needs: nginx, haproxy, python3, curl, and a release build of Keel
 # (cargo build --release -p keel; KEEL_BIN overrides the path).
@@ -33,13 +40,17 @@ is_uint() { case "$1" in ''|*[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 # Tunnels per proxy (default; --tunnels, up to MAX_TUNNELS) and seconds of echoes.
 TUNNELS=1000 MAX_TUNNELS=5000 SECONDS_ECHO=8 MAX_SECONDS=20
 BACKEND_PORT=18381 KEEL_PORT=18310 NGINX_PORT=18311 HAPROXY_PORT=18312
-ONLY="keel nginx haproxy" OUTDIR=""
+ONLY="keel nginx haproxy" OUTDIR="" STAT=0
+# Seconds perf stat watches a proxy during the echoes (--stat), and the wait after its
+# tunnels are established before it starts (the client's one echo each and its pause).
+STAT_SECONDS=4 STAT_AFTER_S=2
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--tunnels) TUNNELS=${2:?}; shift ;;
     --seconds) SECONDS_ECHO=${2:?}; shift ;;
     --only) ONLY=${2:?}; shift ;;
     --outdir) OUTDIR=${2:?}; shift ;;
+    --stat) STAT=1 ;;
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d'; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -55,6 +66,10 @@ case " $ONLY " in *" keel "*) [ -x "$KEEL_BIN" ] || die "no keel binary at $KEEL
 case " $ONLY " in *" haproxy "*) command -v haproxy >/dev/null || die "haproxy not found (apt-get install -y haproxy)" ;; esac
 case " $ONLY " in *" nginx "*) command -v nginx >/dev/null || die "nginx not found (apt-get install -y nginx)" ;; esac
 command -v curl >/dev/null || die "curl not found"
+if [ "$STAT" = 1 ]; then
+  command -v perf >/dev/null || die "--stat needs perf (linux-perf)"
+  [ "$SECONDS_ECHO" -ge $(( STAT_SECONDS + STAT_AFTER_S + 1 )) ] || die "--stat needs --seconds of at least $(( STAT_SECONDS + STAT_AFTER_S + 1 ))"
+fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE=$(ulimit -n); [ "$NOFILE" = unlimited ] && NOFILE=65536
@@ -199,6 +214,47 @@ start_proxy() { # name -> sets PROXY_PID and port
   wait_ready "$port" "$PROXY_PID" || { tail -n 20 "$d/out.log" >&2; die "$name did not answer 200 on :$port"; }
 }
 
+# ---------------------------------------------------------------- per-message costs (--stat)
+stat_echoes() { # name port: perf stat of the process holding the proxy's tunnels, mid-echo
+  local name=$1 port=$2 pid i
+  for i in $(seq 1 300); do
+    [ "$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)" -ge "$TUNNELS" ] && break
+    sleep 0.1
+  done
+  sleep "$STAT_AFTER_S"
+  # The process that holds the client connections (nginx's worker, not its master); a
+  # few tracepoints only: attaching all of syscalls:* takes perf longer than the echoes.
+  pid=$(ss -Htnp state established "( sport = :$port )" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+  [ -n "$pid" ] || return 0
+  timeout -k 2 $(( STAT_SECONDS + 10 )) perf stat -x, -o "$OUTDIR/$name.stat" \
+    -e task-clock -e context-switches -e raw_syscalls:sys_enter -e syscalls:sys_enter_recvfrom \
+    -e syscalls:sys_enter_sendto -e syscalls:sys_enter_epoll_wait -p "$pid" -- sleep "$STAT_SECONDS" \
+    >/dev/null 2>"$OUTDIR/$name.stat.err"
+}
+
+stat_table() {
+  local name
+  echo
+  echo "| proxy | messages/s (perf window) | CPU us/message | recvfrom | sendto | epoll_wait | other syscalls | context switches |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for name in $ONLY; do
+    [ -s "$OUTDIR/$name.stat" ] || continue
+    awk -F, -v name="$name" -v secs="$STAT_SECONDS" '
+      $1 !~ /^[0-9.]+$/ { next }
+      $3 == "task-clock" { cpu = $1; next }
+      $3 == "context-switches" { cs = $1; next }
+      $3 == "raw_syscalls:sys_enter" { all = $1; next }
+      { sub(/syscalls:sys_enter_/, "", $3); n[$3] = $1 }
+      END {
+        m = n["sendto"] / 2
+        if (m <= 0) { printf "| %s | no messages seen | | | | | | |\n", name; exit }
+        other = all - n["recvfrom"] - n["sendto"] - n["epoll_wait"]
+        printf "| %s | %.0f | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", name, m / secs,
+          cpu * 1000 / m, n["recvfrom"] / m, n["sendto"] / m, n["epoll_wait"] / m, other / m, cs / m
+      }' "$OUTDIR/$name.stat"
+  done
+}
+
 # ---------------------------------------------------------------- run
 for p in $BACKEND_PORT $KEEL_PORT $NGINX_PORT $HAPROXY_PORT; do port_busy "$p" && die "port $p is in use"; done
 mkdir -p "$OUTDIR/backend"
@@ -217,9 +273,12 @@ wait_ready "$BACKEND_PORT" "$BACKEND_PID" || die "backend did not come up"
 ROWS=$OUTDIR/rows.txt; : > "$ROWS"
 for name in $ONLY; do
   start_proxy "$name"
+  STAT_PID=""
+  if [ "$STAT" = 1 ]; then stat_echoes "$name" "$port" & STAT_PID=$!; OWN_PIDS+=("$STAT_PID"); OWN_START+=("$(proc_start "$STAT_PID" || echo ?)"); fi
   timeout -k 5 $(( SECONDS_ECHO + 60 )) \
     python3 "$root/bench/websocket_peer.py" client --port "$port" --pid "$PROXY_PID" --name "$name" \
       --tunnels "$TUNNELS" --seconds "$SECONDS_ECHO" | tee -a "$ROWS" || die "the client failed against $name"
+  [ -n "$STAT_PID" ] && stop_own "$STAT_PID"
   stop_own "$PROXY_PID"
 done
 
@@ -233,4 +292,5 @@ awk '$1 == "ROW" {
   per = ($4 > 0) ? ($6 - $5) / $4 : 0
   printf "| %s | %d (%d) | %.0f | %.1f -> %.1f | %.1f |\n", $2, $3, $4, rate, $5 / 1024, $6 / 1024, per
 }' "$ROWS" | tee "$OUTDIR/table.md"
+[ "$STAT" = 1 ] && stat_table | tee "$OUTDIR/stat.md"
 echo "raw rows: $ROWS"

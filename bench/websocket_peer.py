@@ -38,7 +38,7 @@ MAX_SECONDS = 30
 # Tunnels opened at once while connecting.
 OPEN_CONCURRENCY = 100
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def frame(payload):

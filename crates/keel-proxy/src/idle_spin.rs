@@ -16,7 +16,8 @@
 //! it. With few requests in flight each one waits it out: unconditionally, a closed loop
 //! of 4 connections measured 35 % fewer requests per second. So a thread spins only while
 //! at least 16 of its requests await backends (at 4 connections that never happens, at
-//! 16 almost never; at 64, at about half the moments the thread runs out of work).
+//! 16 almost never; at 64, at about half the moments the thread runs out of work). An open
+//! tunnel is not a request awaiting a backend: its answer, the `101`, is in ([`TunnelNotAwaiting`]).
 //!
 //! And only a thread that has its CPU to itself spins. Where the thread shares
 //! its CPU (with the very clients and backends it waits for, say), the moment it spins
@@ -174,6 +175,31 @@ pub(crate) fn backend_request_started() {
 #[inline]
 pub(crate) fn backend_request_finished() {
     AWAITING.with(|count| count.set(count.get().saturating_sub(1)));
+}
+
+/// A request of this thread that became a tunnel (a `101`): its backend's answer is in,
+/// so it no longer counts as awaiting one, though its in-flight guard lives on with the
+/// tunnel (least-request balancing counts open tunnels). Without this, 16 open
+/// WebSocket tunnels, idle or not, made the thread spin before every sleep: a tunnel
+/// waits far more than it carries, and the spin only pays while answers are due.
+///
+/// Made on the thread that started the request, and dropped there before the request's
+/// in-flight guard (declare it after that guard: locals drop in reverse order).
+pub(crate) struct TunnelNotAwaiting(());
+
+impl TunnelNotAwaiting {
+    /// Takes the request's count off this thread's awaiting requests.
+    pub(crate) fn new() -> Self {
+        backend_request_finished();
+        Self(())
+    }
+}
+
+impl Drop for TunnelNotAwaiting {
+    /// Gives the count back, for the request's in-flight guard to take off as it drops.
+    fn drop(&mut self) {
+        backend_request_started();
+    }
 }
 
 /// How long to spin before this sleep: the window, unless the CPU is shared or too few
@@ -347,6 +373,27 @@ mod tests {
             // A guard dropped on another thread never takes a count below zero.
             backend_request_finished();
             assert_eq!(AWAITING.with(Cell::get), 0);
+        })
+        .join()
+        .expect("thread");
+    }
+
+    #[test]
+    fn an_open_tunnel_does_not_count_as_awaiting_an_answer() {
+        std::thread::spawn(|| {
+            // Two requests sent; one answered with a 101 that opened a tunnel.
+            backend_request_started();
+            backend_request_started();
+            let tunnel = TunnelNotAwaiting::new();
+            assert_eq!(AWAITING.with(Cell::get), 1, "the tunnel awaits no answer");
+            // The tunnel closes: its guard, then the request's in-flight guard.
+            drop(tunnel);
+            backend_request_finished();
+            assert_eq!(
+                AWAITING.with(Cell::get),
+                1,
+                "the other request still awaits"
+            );
         })
         .join()
         .expect("thread");

@@ -63,6 +63,7 @@ mod upgrade;
 mod upstream;
 mod upstream_h2;
 mod watchdog;
+mod websocket_key;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
 pub use acme_challenge::{ACME_CHALLENGE_PREFIX, AcmeChallenges, MAX_ACME_CHALLENGES};

@@ -23,9 +23,12 @@
 //! `SETTINGS_ENABLE_CONNECT_PROTOCOL`, and an extended `CONNECT` with
 //! `:protocol = websocket` is an upgrade request like the HTTP/1.1 one. It is sent to
 //! the backend as an HTTP/1.1 `GET` with `Upgrade: websocket` (and a fresh
-//! `Sec-WebSocket-Key`, which RFC 8441 clients do not send), as Envoy does; the
-//! backend's `101` becomes the `200` that opens the client's stream, and the tunnel
-//! carries that stream's DATA frames both ways.
+//! `Sec-WebSocket-Key`, which RFC 8441 clients do not send), as Envoy does. The
+//! backend's `101` must carry the `Sec-WebSocket-Accept` that answers that key (see
+//! [`crate::websocket_key`]), else it is a `502 upstream-reset` and no tunnel opens; a
+//! right one becomes the `200` that opens the client's stream (without the accept,
+//! which answers a key the client never sent), and the tunnel carries that stream's
+//! DATA frames both ways.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,6 +57,7 @@ use crate::request::{ConnInfo, prepare_upstream};
 use crate::stats::Outcome;
 use crate::tunnel::{TunnelTicket, relay};
 use crate::upstream::ConnectError;
+use crate::websocket_key::WebSocketKey;
 
 /// An upgrade a client asked for: the protocol and the `Upgrade` value it sent.
 pub(crate) struct Asked {
@@ -76,19 +80,6 @@ pub(crate) fn asked_by_connect(parts: &Parts) -> Option<Asked> {
         value: HeaderValue::from_static(protocol.name()),
         extended_connect: true,
     })
-}
-
-/// A `Sec-WebSocket-Key` for the backend: the base64 form of 16 random bytes (22
-/// characters of the alphabet, the last one carrying 2 bits, then `==`).
-fn websocket_key() -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut key = [b'='; 24];
-    for slot in key.iter_mut().take(21) {
-        *slot = ALPHABET[fastrand::usize(..64)];
-    }
-    // The 22nd character holds the last byte's 2 low bits, then 4 zero bits.
-    key[21] = ALPHABET[fastrand::usize(..4) << 4];
-    HeaderValue::from_bytes(&key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 /// The upgrade an HTTP/1.1 request asks for, if it names a protocol Keel knows and
@@ -159,12 +150,14 @@ impl DataPlane {
         }
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
         prepare_upstream(&mut parts, conn);
-        if asked.extended_connect {
-            // RFC 8441 §5: the HTTP/1.1 handshake the backend expects.
+        // RFC 8441 §5: the HTTP/1.1 handshake the backend expects, with a key of Keel's
+        // whose accept is checked below.
+        let sent_key = asked.extended_connect.then(WebSocketKey::new);
+        if let Some(key) = &sent_key {
             parts.method = http::Method::GET;
             parts
                 .headers
-                .insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+                .insert(header::SEC_WEBSOCKET_KEY, key.header());
         }
         parts
             .headers
@@ -258,6 +251,20 @@ impl DataPlane {
             counters.record(Outcome::ConnectFailure);
             return (failed(&mut served, ProxyFailure::UpstreamReset), served);
         }
+        if let Some(key) = &sent_key
+            && !key.accepts(response.headers().get(header::SEC_WEBSOCKET_ACCEPT))
+        {
+            // The backend did not complete the handshake Keel started (RFC 6455 §4.1:
+            // a client fails the connection then): no tunnel opens.
+            backend.record_failure("Sec-WebSocket-Accept does not answer the key sent");
+            counters.record(Outcome::ConnectFailure);
+            served.error = Some(ProxyFailure::UpstreamReset);
+            let detail = format!(
+                "route `{}`, pool `{}`: the backend's 101 has a Sec-WebSocket-Accept that does not answer the Sec-WebSocket-Key Keel sent (RFC 6455 §4.2.2)",
+                route.name, pool.name
+            );
+            return (respond(ProxyFailure::UpstreamReset, &detail, None), served);
+        }
         let Some(client_upgrade) = client_upgrade else {
             // hyper gives every HTTP/1.1 request with `Upgrade` its upgrade handle; one
             // without it cannot be switched.
@@ -270,8 +277,8 @@ impl DataPlane {
         let backend_upgrade = parts.extensions.remove::<OnUpgrade>();
         strip_hop_by_hop(&mut parts.headers);
         if asked.extended_connect {
-            // The stream opens with a 2xx. The backend's accept answers the key Keel made up,
-            // which the client never sent: dropped (not checked against the key).
+            // The stream opens with a 2xx. The backend's accept answers the key Keel made up
+            // (checked above), which the client never sent: it is not passed on.
             parts.status = StatusCode::OK;
             parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
         } else {
@@ -284,8 +291,10 @@ impl DataPlane {
         let ticket = TunnelTicket::open(generation.clone(), route_id, pool_id, index);
         let idle_timeout = runtime.tunnel_idle_timeout;
         tokio::spawn(async move {
-            // Counted as a request in flight to the backend until the tunnel closes.
+            // Counted as a request in flight to the backend until the tunnel closes (for
+            // balancing), but not as one awaiting an answer (for the idle spin).
             let _in_flight = in_flight;
+            let _not_awaiting = crate::idle_spin::TunnelNotAwaiting::new();
             let Some(backend_upgrade) = backend_upgrade else {
                 return;
             };

@@ -209,3 +209,81 @@ async fn a_websocket_over_tls_h2_echoes() {
     echoes(&mut send, &mut recv).await;
     assert_eq!(generation.tunnels.total().open(), 1);
 }
+
+/// A raw HTTP/1.1 backend that answers every request head with a `101` to WebSocket
+/// carrying `accept` as its `Sec-WebSocket-Accept` (none when `None`), then holds the
+/// connection open: the requests' heads it read.
+async fn switching_backend(
+    accept: Option<&'static str>,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                let mut answer = String::from(
+                    "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n",
+                );
+                if let Some(accept) = accept {
+                    answer.push_str(&format!("sec-websocket-accept: {accept}\r\n"));
+                }
+                answer.push_str("\r\n");
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Hold the connection as a switched backend would.
+                let mut rest = [0u8; 1024];
+                while matches!(stream.read(&mut rest).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// RFC 6455 §4.1: a `101` whose `Sec-WebSocket-Accept` does not answer the key sent is
+/// not a WebSocket handshake. Keel made the key up for the backend, so Keel checks it.
+#[tokio::test]
+async fn a_101_whose_accept_does_not_answer_keels_key_is_a_502_and_no_tunnel() {
+    // A well-formed accept, but for another key (RFC 6455's sample), and none at all.
+    for accept in [Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), None] {
+        let (backend, mut heads) = switching_backend(accept).await;
+        let proxy = TestProxy::start(&h2c_config(backend)).await;
+        let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+        let mut client = h2_client(tcp).await;
+        let authority = proxy.addr.to_string();
+        let (status, _send, _recv) = connect_websocket(&mut client, &authority, "/live").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "accept {accept:?}");
+        let head = tokio::time::timeout(WAIT, heads.recv())
+            .await
+            .expect("the backend got the request in time")
+            .expect("a head");
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("get /live http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nsec-websocket-key: "), "{head}");
+        assert!(
+            !head.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="),
+            "Keel's key is fresh, not the sample one: {head}"
+        );
+        assert_eq!(
+            proxy.generation.tunnels.total().open(),
+            0,
+            "no tunnel opened"
+        );
+        assert_eq!(proxy.generation.tunnels.total().opened(), 0);
+        // The connection goes on serving other streams.
+        let (status, _, _) = connect_websocket(&mut client, &authority, "/other").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
