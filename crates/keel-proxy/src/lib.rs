@@ -15,6 +15,7 @@
 
 mod access_log;
 mod acme_challenge;
+mod acme_tls_alpn;
 mod answer;
 mod backend;
 pub mod backend_tls;
@@ -65,6 +66,7 @@ mod watchdog;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
 pub use acme_challenge::{ACME_CHALLENGE_PREFIX, AcmeChallenges, MAX_ACME_CHALLENGES};
+pub use acme_tls_alpn::{ACME_TLS_ALPN_PROTOCOL, TlsAlpnError};
 pub use backend::{Backend, BackendState};
 pub use body::{ResponseBody, UpstreamBody};
 pub use dataplane::{Active, Canary, DataPlane, DataPlaneOptions};
