@@ -20,14 +20,16 @@ const FAILED: usize = 2;
 /// Cells per certificate of a listener: completed, of which full.
 const CERTIFICATE_CELLS: usize = 2;
 
+/// One listener's name, certificates and first cell (from the layout's `start`).
+type ListenerCells = (Arc<str>, Box<[Arc<str>]>, usize);
+
 /// Where each TLS listener's handshake counters sit in a series' flat vector: its
 /// [`CELLS`], then [`CERTIFICATE_CELLS`] per certificate it presents.
 #[derive(Debug)]
 pub(crate) struct HandshakeLayout {
     start: usize,
-    /// Listener names and their certificates, in the generation's order of
-    /// [`GenerationTls::all_handshakes`], each with its first cell (from `start`).
-    listeners: Box<[(Arc<str>, Box<[Arc<str>]>, usize)]>,
+    /// Listeners in the generation's order of [`GenerationTls::all_handshakes`].
+    listeners: Box<[ListenerCells]>,
     len: usize,
 }
 
