@@ -269,3 +269,43 @@ fn a_certificate_replaced_at_the_same_path_is_a_change_in_the_diff_without_key_m
     let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(!text.contains(&key_body[..32]), "no key material: {text}");
 }
+
+#[test]
+fn k126_a_tls_alpn_01_certificate_no_tls_listener_presents_is_an_error_at_its_challenge() {
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "shop", &["shop.example.com"], 2020, 2090);
+    let auto = "[certificates.auto]\nacme = { directory = \"https://acme.example/dir\", domains = [\"auto.example.com\"], challenge = \"tls-alpn-01\" }\n";
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", auto);
+    let finding =
+        find(&findings, codes::ACME_TLS_ALPN_UNSERVED).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(finding.severity, Severity::Error, "{text}");
+    // Pointed at `challenge` on the acme line (the config's 23rd line), file:line:col.
+    let column = auto
+        .lines()
+        .nth(1)
+        .and_then(|l| l.find("\"tls-alpn-01\""))
+        .map_or(0, |c| c + 1);
+    assert!(text.contains(&format!("keel.toml:23:{column}")), "{text}");
+    assert!(text.contains("K126"), "{text}");
+
+    // Presented by the TLS listener: nothing to say.
+    let (text, findings) = check(
+        dir.path(),
+        &["shop", "auto"],
+        &["shop"],
+        "shop.example.com",
+        auto,
+    );
+    assert!(
+        find(&findings, codes::ACME_TLS_ALPN_UNSERVED).is_none(),
+        "{text}"
+    );
+    // The same certificate proved by HTTP-01 is only unused (K221), not K126.
+    let http = auto.replace(", challenge = \"tls-alpn-01\"", "");
+    let (text, findings) = check(dir.path(), &["shop"], &["shop"], "shop.example.com", &http);
+    assert!(
+        find(&findings, codes::ACME_TLS_ALPN_UNSERVED).is_none(),
+        "{text}"
+    );
+    assert!(find(&findings, codes::CERT_UNUSED).is_some(), "{text}");
+}

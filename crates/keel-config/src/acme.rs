@@ -1,5 +1,6 @@
-//! `[certificates.NAME] acme = { directory, contact, domains }`: a certificate Keel
-//! obtains and renews itself from an ACME (RFC 8555) server, instead of reading files.
+//! `[certificates.NAME] acme = { directory, contact, domains, challenge }`: a certificate
+//! Keel obtains and renews itself from an ACME (RFC 8555) server, instead of reading files,
+//! proving its domains by HTTP-01 (the default) or TLS-ALPN-01 (RFC 8737).
 //!
 //! This module owns the model, its parse, and the hook through which the loader gets
 //! an ACME certificate's bytes: the control plane keeps issued certificates in its
@@ -27,6 +28,30 @@ pub struct AcmeCertificate {
     /// A PEM file of extra roots trusted for the directory's HTTPS (a test or private
     /// ACME server); relative to the config file. Public servers need none.
     pub directory_ca: Option<Located<String>>,
+    /// How the ACME server is shown that Keel holds the domains.
+    pub challenge: Located<AcmeChallenge>,
+}
+
+/// The ACME challenge type Keel answers for a certificate (`challenge = "..."`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// `http-01` (the default): a plain listener on port 80 answers
+    /// `/.well-known/acme-challenge/TOKEN`.
+    #[default]
+    Http01,
+    /// `tls-alpn-01` (RFC 8737): a TLS listener presenting this certificate answers a
+    /// ClientHello offering ALPN `acme-tls/1`, for shops whose port 80 is closed.
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    /// The config spelling (also the ACME protocol's name of the type).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http01 => "http-01",
+            Self::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
 }
 
 /// Where the loader gets the bytes of an ACME certificate (see the module doc).
@@ -48,10 +73,19 @@ pub(crate) fn acme_material() -> Option<Arc<dyn AcmeMaterial>> {
     MATERIAL.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Reads `acme = { directory, contact, domains, directory_ca }`.
+/// Reads `acme = { directory, contact, domains, directory_ca, challenge }`.
 pub(crate) fn parse_acme(sink: &mut Sink, certificate: &Table<'_, '_>) -> Option<AcmeCertificate> {
     let table = certificate.table(sink, "acme", "the certificate's `acme` table")?;
-    table.deny_unknown(sink, &["directory", "contact", "domains", "directory_ca"]);
+    table.deny_unknown(
+        sink,
+        &[
+            "directory",
+            "contact",
+            "domains",
+            "directory_ca",
+            "challenge",
+        ],
+    );
     let directory = table.required_string(
         sink,
         "directory",
@@ -111,12 +145,28 @@ pub(crate) fn parse_acme(sink: &mut Sink, certificate: &Table<'_, '_>) -> Option
         return None;
     }
     let directory_ca = table.string(sink, "directory_ca");
+    let challenge = match table.string(sink, "challenge") {
+        None => Located::new(AcmeChallenge::Http01, table.span),
+        Some(written) => match written.value.as_str() {
+            "http-01" => Located::new(AcmeChallenge::Http01, written.span),
+            "tls-alpn-01" => Located::new(AcmeChallenge::TlsAlpn01, written.span),
+            other => {
+                sink.invalid(
+                    written.span,
+                    format!("unknown ACME challenge `{other}`"),
+                    "write challenge = \"http-01\" (port 80) or challenge = \"tls-alpn-01\" (port 443)",
+                );
+                return None;
+            }
+        },
+    };
     Some(AcmeCertificate {
         span: table.span,
         directory: directory?,
         contact,
         domains,
         directory_ca,
+        challenge,
     })
 }
 

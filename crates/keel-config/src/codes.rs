@@ -54,6 +54,9 @@ pub const CERT_UNREADABLE: &str = "K123";
 /// A redirect route whose `Location` brings its own requests back to it: clients loop
 /// until they give up.
 pub const REDIRECT_LOOP: &str = "K125";
+/// An ACME certificate proved by TLS-ALPN-01 that no TLS listener presents: the ACME
+/// server's validation handshake has nowhere to land, so the certificate is never issued.
+pub const ACME_TLS_ALPN_UNSERVED: &str = "K126";
 
 /// A route no request can reach: earlier routes match everything it matches.
 pub const FULLY_SHADOWED: &str = "K201";

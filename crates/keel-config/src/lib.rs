@@ -27,7 +27,7 @@ mod redirect;
 mod span;
 mod tls;
 
-pub use acme::{AcmeCertificate, AcmeMaterial, install_acme_material};
+pub use acme::{AcmeCertificate, AcmeChallenge, AcmeMaterial, install_acme_material};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use diff::{ConfigDiff, describe_config, semantic_diff};
 pub use dns::{

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use keel_config::{
-    AcmeCertificate, AcmeMaterial, CertificateFiles, codes, install_acme_material, parse,
-    read_certificate_files,
+    AcmeCertificate, AcmeChallenge, AcmeMaterial, CertificateFiles, codes, install_acme_material,
+    parse, read_certificate_files,
 };
 
 fn with_acme(acme: &str) -> String {
@@ -35,6 +35,21 @@ fn an_acme_certificate_names_its_directory_contacts_and_domains() {
         Some("ca.pem")
     );
     assert!(certificate.files.is_none());
+    assert_eq!(acme.challenge.value, AcmeChallenge::Http01, "the default");
+}
+
+#[test]
+fn tls_alpn_01_is_chosen_by_challenge() {
+    let order = r#"acme = { directory = "https://acme.example/dir", domains = ["shop.example.com"], challenge = "tls-alpn-01" }"#;
+    let source = with_acme(order);
+    let parsed = parse(&source);
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let acme = parsed.config.certificates["shop"]
+        .acme
+        .clone()
+        .expect("acme");
+    assert_eq!(acme.challenge.value, AcmeChallenge::TlsAlpn01);
+    assert!(source[acme.challenge.span.start..].starts_with("\"tls-alpn-01\""));
 }
 
 #[test]
@@ -67,6 +82,10 @@ fn each_acme_mistake_is_reported_where_it_is_written() {
         (
             r#"acme = { directory = "https://acme.example/dir", domains = ["a.example"], shortcut = 1 }"#,
             "shortcut",
+        ),
+        (
+            r#"acme = { directory = "https://acme.example/dir", domains = ["a.example"], challenge = "dns-01" }"#,
+            "\"dns-01\"",
         ),
     ];
     for (acme, at) in cases {

@@ -4,7 +4,9 @@
 //! certificate applied while clients only reuse a keep-alive connection (requests
 //! flow, but no client completes a handshake with the new certificate) ends its watch
 //! `unproven`, naming the listener and the certificate; the same renewal applied while
-//! clients open new connections passes.
+//! clients open new connections passes. Evidence is counted per certificate: on a
+//! listener presenting two (SNI), a renewal of one watched while clients only open new
+//! connections for the other ends `unproven` too.
 
 mod support;
 
@@ -30,8 +32,15 @@ const PER_SECOND: u64 = 50;
 /// Load before a change, so the baseline window has handshakes and requests.
 const WARMUP: Duration = Duration::from_secs(2);
 
+const SHOP: &str = "shop.example.com";
+const OTHER: &str = "other.example.com";
+
 fn issue(dir: &Path, file: &str, ca: &Issuer<'static, KeyPair>) {
-    let params = CertificateParams::new(vec!["shop.example.com".to_string()]).expect("params");
+    issue_for(dir, file, SHOP, ca);
+}
+
+fn issue_for(dir: &Path, file: &str, name: &str, ca: &Issuer<'static, KeyPair>) {
+    let params = CertificateParams::new(vec![name.to_string()]).expect("params");
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, ca).expect("leaf");
     std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).expect("cert");
@@ -102,13 +111,15 @@ fn client(ca_pem: &str) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-/// An HTTP/1.1 connection over TLS (one handshake), for as many requests as asked.
+/// An HTTP/1.1 connection over TLS (one handshake, SNI `host`), for as many requests
+/// as asked.
 async fn connect(
     addr: SocketAddr,
     tls: &TlsConnector,
+    host: &'static str,
 ) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let name = ServerName::try_from("shop.example.com").expect("name");
+    let name = ServerName::try_from(host).expect("name");
     let stream = tls.connect(name, tcp).await.expect("handshake");
     let (sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -118,9 +129,12 @@ async fn connect(
     sender
 }
 
-async fn get(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>) -> u16 {
+async fn get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    host: &str,
+) -> u16 {
     let request = http::Request::get("/")
-        .header("host", "shop.example.com")
+        .header("host", host)
         .body(Empty::new())
         .expect("request");
     let response = sender.send_request(request).await.expect("response");
@@ -132,29 +146,34 @@ async fn get(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>)
 /// `PER_SECOND` requests a second for `duration`: each on a new connection (a full
 /// handshake each), or all on one kept-alive connection.
 async fn load(addr: SocketAddr, tls: TlsConnector, duration: Duration, new_connections: bool) {
+    load_for(addr, tls, duration, new_connections, SHOP).await;
+}
+
+/// [`load`] for `host` (its SNI name and `host` header).
+async fn load_for(
+    addr: SocketAddr,
+    tls: TlsConnector,
+    duration: Duration,
+    new_connections: bool,
+    host: &'static str,
+) {
     let started = Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_millis(1_000 / PER_SECOND));
     let mut kept = None;
     while started.elapsed() < duration {
         ticks.tick().await;
         if new_connections || kept.is_none() {
-            kept = Some(connect(addr, &tls).await);
+            kept = Some(connect(addr, &tls, host).await);
         }
         if let Some(sender) = kept.as_mut() {
-            assert_eq!(get(sender).await, 200);
+            assert_eq!(get(sender, host).await, 200);
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (ca_pem, ca) = test_ca();
-    for file in ["first", "second", "third"] {
-        issue(dir.path(), file, &ca);
-    }
-    let backend = keel_testkit::start("web", Answer::Ok).await;
-    let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
+/// A guarded controller on a new data plane, its store in `dir`.
+fn guarded(dir: &Path) -> (Controller, Arc<DataPlane>) {
+    let store = Arc::new(SqliteStore::open(dir).expect("store"));
     let plane = DataPlane::new(DataPlaneOptions {
         sample_size: 10_000,
         sample_window: Duration::from_secs(300),
@@ -163,12 +182,11 @@ async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
     })
     .expect("data plane");
     let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-    let apply = |file: &str| ApplyRequest {
-        wait: true,
-        ..support::shop::request(config(dir.path(), file, backend))
-    };
-    let first = controller.apply(apply("first")).await.expect("apply 1");
-    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    (controller, plane)
+}
+
+/// Serves TLS listener `https` of the active generation on a port of its own.
+async fn serve(plane: &Arc<DataPlane>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let limits =
@@ -179,6 +197,42 @@ async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
             .serve_tls(listener, limits, tls, std::future::pending())
             .await
     });
+    addr
+}
+
+/// [`config`] with a second certificate, `other` (for `other.example.com`, from
+/// `dir/other.pem`), on the same listener, and a route for its host.
+fn two_certificates(dir: &Path, file: &str, backend: SocketAddr) -> String {
+    config(dir, file, backend)
+        .replace(
+            r#"tls = { certificates = ["shop"] }"#,
+            r#"tls = { certificates = ["shop", "other"], default = "shop" }"#,
+        )
+        .replace(
+            "[services.web]",
+            &format!(
+                "[certificates.other]\ncert = \"{0}/other.pem\"\nkey = \"{0}/other.key\"\n\n[[routes]]\nname = \"other\"\nhost = \"{OTHER}\"\nservice = \"web\"\npool = \"web\"\n\n[services.web]",
+                dir.display()
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ca_pem, ca) = test_ca();
+    for file in ["first", "second", "third"] {
+        issue(dir.path(), file, &ca);
+    }
+    let backend = keel_testkit::start("web", Answer::Ok).await;
+    let (controller, plane) = guarded(dir.path());
+    let apply = |file: &str| ApplyRequest {
+        wait: true,
+        ..support::shop::request(config(dir.path(), file, backend))
+    };
+    let first = controller.apply(apply("first")).await.expect("apply 1");
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let addr = serve(&plane).await;
     let tls = client(&ca_pem);
 
     // Handshakes before, then only a kept-alive connection while the renewal is watched:
@@ -206,4 +260,58 @@ async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
     let guard = outcome.guard.expect("guarded");
     assert_eq!(guard.result, GuardResult::Promoted, "{guard:#?}");
     assert!(guard.reason.is_none(), "{guard:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_with_the_listeners_other_certificate_prove_nothing_for_the_renewed_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ca_pem, ca) = test_ca();
+    for file in ["first", "second"] {
+        issue(dir.path(), file, &ca);
+    }
+    issue_for(dir.path(), "other", OTHER, &ca);
+    let backend = keel_testkit::start("web", Answer::Ok).await;
+    let (controller, plane) = guarded(dir.path());
+    let apply = |file: &str| ApplyRequest {
+        wait: true,
+        ..support::shop::request(two_certificates(dir.path(), file, backend))
+    };
+    let first = controller.apply(apply("first")).await.expect("apply 1");
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let addr = serve(&plane).await;
+    let tls = client(&ca_pem);
+
+    // Both certificates get full handshakes before; while `shop`'s renewal is watched,
+    // only `other` does (shop's clients keep one connection alive): the listener is
+    // busy with handshakes, none of them with the renewed certificate.
+    let warm_shop = tokio::spawn(load_for(addr, tls.clone(), WARMUP, true, SHOP));
+    load_for(addr, tls.clone(), WARMUP, true, OTHER).await;
+    warm_shop.await.expect("shop warm-up");
+    let other = tokio::spawn(load_for(
+        addr,
+        tls.clone(),
+        Duration::from_secs(4),
+        true,
+        OTHER,
+    ));
+    let kept = tokio::spawn(load_for(
+        addr,
+        tls.clone(),
+        Duration::from_secs(4),
+        false,
+        SHOP,
+    ));
+    let outcome = controller.apply(apply("second")).await.expect("apply 2");
+    other.await.expect("other load");
+    kept.await.expect("keep-alive load");
+    assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
+    let guard = outcome.guard.expect("guarded");
+    assert_eq!(guard.result, GuardResult::Unproven, "{guard:#?}");
+    let reason = guard.reason.unwrap_or_default();
+    assert!(
+        reason.contains("listener https presenting changed certificate shop (")
+            && reason.contains("of 20 full TLS handshakes")
+            && !reason.contains("certificate other"),
+        "{reason}"
+    );
 }

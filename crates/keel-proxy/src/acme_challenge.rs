@@ -1,4 +1,6 @@
-//! ACME HTTP-01 answers (RFC 8555 §8.3): while the control plane has an order under way,
+//! ACME challenge answers, held while the control plane has an order under way. HTTP-01
+//! (RFC 8555 §8.3) is answered here; TLS-ALPN-01 (RFC 8737) in the handshake, from the
+//! table in [`crate::acme_tls_alpn`] this one holds. For HTTP-01, while an order is under way,
 //! `GET /.well-known/acme-challenge/TOKEN` is answered by Keel itself with the token's
 //! key authorization, before routing, so that no route or backend has to know.
 //!
@@ -12,6 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use http::{HeaderValue, Method, Response, header, request::Parts};
 
+use keel_config::CertificateFiles;
+
+use crate::acme_tls_alpn::{TlsAlpnAnswers, TlsAlpnError};
 use crate::body::ResponseBody;
 
 /// The path prefix of HTTP-01 challenges.
@@ -19,11 +24,13 @@ pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 /// Most challenges held at once (1,024 tokens): an order has one per domain.
 pub const MAX_ACME_CHALLENGES: usize = 1024;
 
-/// Tokens and their key authorizations, shared by every listener of a data plane.
+/// Tokens and their key authorizations (HTTP-01) and validation certificates
+/// (TLS-ALPN-01), shared by every listener of a data plane.
 #[derive(Debug, Default)]
 pub struct AcmeChallenges {
     any: AtomicBool,
     tokens: RwLock<HashMap<String, String>>,
+    pub(crate) tls_alpn: TlsAlpnAnswers,
 }
 
 impl AcmeChallenges {
@@ -44,6 +51,24 @@ impl AcmeChallenges {
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         tokens.remove(token);
         self.any.store(!tokens.is_empty(), Relaxed);
+    }
+
+    /// Answers TLS-ALPN-01 validation handshakes for `domain` (ALPN `acme-tls/1`, SNI
+    /// `domain`) with `certificate` (the self-signed one carrying the key
+    /// authorization's digest) until [`Self::remove_tls_alpn`]. `Ok(false)` (and nothing
+    /// new held) when [`MAX_ACME_CHALLENGES`] domains are already held.
+    pub fn insert_tls_alpn(
+        &self,
+        domain: &str,
+        certificate: &CertificateFiles,
+    ) -> Result<bool, TlsAlpnError> {
+        self.tls_alpn
+            .insert(domain, certificate, MAX_ACME_CHALLENGES)
+    }
+
+    /// Stops answering TLS-ALPN-01 validation handshakes for `domain`.
+    pub fn remove_tls_alpn(&self, domain: &str) {
+        self.tls_alpn.remove(domain);
     }
 
     /// The answer to a request for a challenge Keel holds, or `None` (route it).

@@ -15,6 +15,7 @@
 
 mod access_log;
 mod acme_challenge;
+mod acme_tls_alpn;
 mod answer;
 mod backend;
 pub mod backend_tls;
@@ -67,6 +68,7 @@ mod websocket_key;
 
 pub use access_log::{AccessRecord, MAX_USER_AGENT_BYTES};
 pub use acme_challenge::{ACME_CHALLENGE_PREFIX, AcmeChallenges, MAX_ACME_CHALLENGES};
+pub use acme_tls_alpn::{ACME_TLS_ALPN_PROTOCOL, TlsAlpnError};
 pub use backend::{Backend, BackendState};
 pub use body::{ResponseBody, UpstreamBody};
 pub use connection_counts::ClientConnections;

@@ -1,60 +1,79 @@
 //! The handshake part of a generation's window: for each TLS listener of the
-//! generation, the handshakes it served (completed, resumed, failed by reason), laid
+//! generation, the handshakes it served (completed, resumed, failed by reason, and
+//! completed and full per certificate the listener presents), laid
 //! out after the request counters in the series' flat vector (`window.rs`). So they
 //! slide while the generation serves, freeze when it stops, and serve as a baseline,
 //! exactly as its requests do; a tick reads a few atomics per TLS listener.
 
 use std::sync::Arc;
 
-use keel_proxy::tls::{GenerationTls, HandshakeFailure};
+use keel_proxy::tls::{GenerationTls, HandshakeFailure, HandshakeKind};
 
 /// Reasons a handshake fails, in [`HandshakeFailure::ALL`] order.
 const REASONS: usize = HandshakeFailure::ALL.len();
-/// Cells per listener: completed, resumed, then one per failure reason.
+/// Cells per listener before its certificates: completed, resumed, then one per
+/// failure reason.
 const CELLS: usize = 2 + REASONS;
 const COMPLETED: usize = 0;
 const RESUMED: usize = 1;
 const FAILED: usize = 2;
+/// Cells per certificate of a listener: completed, of which full.
+const CERTIFICATE_CELLS: usize = 2;
 
-/// Where each TLS listener's handshake counters sit in a series' flat vector.
+/// One listener's name, certificates and first cell (from the layout's `start`).
+type ListenerCells = (Arc<str>, Box<[Arc<str>]>, usize);
+
+/// Where each TLS listener's handshake counters sit in a series' flat vector: its
+/// [`CELLS`], then [`CERTIFICATE_CELLS`] per certificate it presents.
 #[derive(Debug)]
 pub(crate) struct HandshakeLayout {
     start: usize,
-    /// Listener names, in the generation's order of [`GenerationTls::all_handshakes`].
-    listeners: Box<[Arc<str>]>,
+    /// Listeners in the generation's order of [`GenerationTls::all_handshakes`].
+    listeners: Box<[ListenerCells]>,
+    len: usize,
 }
 
 impl HandshakeLayout {
     /// The layout of a generation's handshake counters, from cell `start` on.
     pub(crate) fn of(tls: &GenerationTls, start: usize) -> Self {
+        let mut len = 0;
+        let listeners = tls
+            .all_handshakes()
+            .iter()
+            .map(|c| {
+                let at = len;
+                len += CELLS + CERTIFICATE_CELLS * c.certificates().len();
+                let certificates = c.certificates().iter().map(|n| Arc::from(n.as_str()));
+                (Arc::from(c.listener.as_str()), certificates.collect(), at)
+            })
+            .collect();
         Self {
             start,
-            listeners: tls
-                .all_handshakes()
-                .iter()
-                .map(|c| Arc::from(c.listener.as_str()))
-                .collect(),
+            listeners,
+            len,
         }
     }
 
     /// Cells taken.
     pub(crate) fn len(&self) -> usize {
-        self.listeners.len() * CELLS
+        self.len
     }
 
     /// Reads every listener's counters into `out`.
     pub(crate) fn read(&self, tls: &GenerationTls, out: &mut [u64]) {
-        for (i, counters) in tls
-            .all_handshakes()
-            .iter()
-            .take(self.listeners.len())
-            .enumerate()
-        {
-            let cells = &mut out[self.start + i * CELLS..self.start + (i + 1) * CELLS];
+        for (counters, (_, certificates, at)) in tls.all_handshakes().iter().zip(&self.listeners) {
+            let from = self.start + at;
+            let cells = &mut out[from..from + CELLS + CERTIFICATE_CELLS * certificates.len()];
             cells[COMPLETED] = counters.completed();
             cells[RESUMED] = counters.resumed();
             for (r, reason) in HandshakeFailure::ALL.iter().enumerate() {
                 cells[FAILED + r] = counters.failed(*reason);
+            }
+            for c in 0..certificates.len() {
+                let full = counters.certificate_handshakes(c, HandshakeKind::Full);
+                let resumed = counters.certificate_handshakes(c, HandshakeKind::Resumed);
+                cells[CELLS + c * CERTIFICATE_CELLS] = full + resumed;
+                cells[CELLS + c * CERTIFICATE_CELLS + 1] = full;
             }
         }
     }
@@ -63,22 +82,42 @@ impl HandshakeLayout {
     pub(crate) fn counts(&self, values: &[u64]) -> Vec<Handshakes> {
         self.listeners
             .iter()
-            .enumerate()
-            .map(|(i, listener)| {
-                let cells = values
-                    .get(self.start + i * CELLS..self.start + (i + 1) * CELLS)
-                    .unwrap_or(&[0; CELLS]);
+            .map(|(listener, certificates, at)| {
+                let from = self.start + at;
+                let cell = |i: usize| values.get(from + i).copied().unwrap_or(0);
                 let mut failed = [0; REASONS];
-                failed.copy_from_slice(&cells[FAILED..]);
+                for (r, count) in failed.iter_mut().enumerate() {
+                    *count = cell(FAILED + r);
+                }
                 Handshakes {
                     listener: listener.clone(),
-                    completed: cells[COMPLETED],
-                    resumed: cells[RESUMED],
+                    completed: cell(COMPLETED),
+                    resumed: cell(RESUMED),
                     failed,
+                    certificates: certificates
+                        .iter()
+                        .enumerate()
+                        .map(|(c, name)| CertificateHandshakes {
+                            certificate: name.clone(),
+                            completed: cell(CELLS + c * CERTIFICATE_CELLS),
+                            full: cell(CELLS + c * CERTIFICATE_CELLS + 1),
+                        })
+                        .collect(),
                 }
             })
             .collect()
     }
+}
+
+/// The handshakes completed with one certificate of a listener in a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateHandshakes {
+    /// The certificate's name.
+    pub certificate: Arc<str>,
+    /// Completed handshakes whose SNI name picked it (resumed ones included).
+    pub completed: u64,
+    /// Of those, full handshakes: the client got and accepted this certificate.
+    pub full: u64,
 }
 
 /// The handshakes one TLS listener served in a window (or since any start: the
@@ -93,6 +132,8 @@ pub struct Handshakes {
     pub resumed: u64,
     /// Failed handshakes, by [`HandshakeFailure::ALL`] index.
     pub failed: [u64; REASONS],
+    /// Completed handshakes per certificate of the listener, in its order.
+    pub certificates: Vec<CertificateHandshakes>,
 }
 
 impl Handshakes {
@@ -103,7 +144,15 @@ impl Handshakes {
             completed: 0,
             resumed: 0,
             failed: [0; REASONS],
+            certificates: Vec::new(),
         }
+    }
+
+    /// The handshakes completed with `certificate` (none when it is not presented).
+    pub fn certificate(&self, certificate: &str) -> Option<&CertificateHandshakes> {
+        self.certificates
+            .iter()
+            .find(|c| &*c.certificate == certificate)
     }
 
     /// Failed handshakes for `reason`.
@@ -137,6 +186,19 @@ impl Handshakes {
         self.resumed += other.resumed;
         for (sum, more) in self.failed.iter_mut().zip(other.failed) {
             *sum += more;
+        }
+        for more in &other.certificates {
+            match self
+                .certificates
+                .iter_mut()
+                .find(|c| c.certificate == more.certificate)
+            {
+                Some(sum) => {
+                    sum.completed += more.completed;
+                    sum.full += more.full;
+                }
+                None => self.certificates.push(more.clone()),
+            }
         }
     }
 }

@@ -1,11 +1,11 @@
-//! TLS at scrape time: handshakes completed, resumed and failed (by reason) per
-//! generation and TLS listener (the generation whose certificates the client got:
-//! counters each generation keeps), and when each certificate of the primary
-//! generation expires.
+//! TLS at scrape time: handshakes completed (per certificate, full or resumed), resumed
+//! and failed (by reason) per generation and TLS listener (the generation whose
+//! certificates the client got: counters each generation keeps), and when each
+//! certificate of the primary generation expires.
 
 use std::sync::Arc;
 
-use keel_proxy::tls::HandshakeFailure;
+use keel_proxy::tls::{HandshakeFailure, HandshakeKind};
 use keel_proxy::{DataPlane, Generation};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -32,23 +32,29 @@ pub(crate) fn encode(
     if !served.is_empty() {
         let mut metric = encoder.encode_descriptor(
             names::TLS_HANDSHAKES,
-            "TLS handshakes completed, by the generation that served them, listener, protocol version and ALPN protocol.",
+            "TLS handshakes completed, by the generation that served them, listener, certificate (the one the client's SNI name picked), kind (full or resumed), protocol version and ALPN protocol.",
             None,
             MetricType::Counter,
         )?;
         for (generation, counters) in &served {
-            for version in ["1.2", "1.3"] {
-                for (alpn, h2) in [("h2", true), ("http/1.1", false)] {
-                    let labels = [
-                        ("generation", generation.as_str()),
-                        ("listener", counters.listener.as_str()),
-                        ("version", version),
-                        ("alpn", alpn),
-                    ];
-                    let count = counters.completed_with(version, h2);
-                    metric
-                        .encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+            for (c, certificate) in counters.certificates().iter().enumerate() {
+                for kind in HandshakeKind::ALL {
+                    for version in ["1.2", "1.3"] {
+                        for (alpn, h2) in [("h2", true), ("http/1.1", false)] {
+                            let labels = [
+                                ("generation", generation.as_str()),
+                                ("listener", counters.listener.as_str()),
+                                ("certificate", certificate.as_str()),
+                                ("kind", kind.as_str()),
+                                ("version", version),
+                                ("alpn", alpn),
+                            ];
+                            let count = counters.completed_for(c, kind, version, h2);
+                            metric
+                                .encode_family(&labels)?
+                                .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+                        }
+                    }
                 }
             }
         }

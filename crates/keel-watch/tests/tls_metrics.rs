@@ -83,8 +83,9 @@ async fn handshakes_failures_and_certificate_expiry_are_exposed() {
     let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut sink)).await;
 
     let expected = [
-        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.3\",alpn=\"h2\"} 1",
-        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",version=\"1.2\",alpn=\"http/1.1\"} 0",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",certificate=\"shop\",kind=\"full\",version=\"1.3\",alpn=\"h2\"} 1",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",certificate=\"shop\",kind=\"resumed\",version=\"1.3\",alpn=\"h2\"} 0",
+        "keel_tls_handshakes_total{generation=\"1\",listener=\"https\",certificate=\"shop\",kind=\"full\",version=\"1.2\",alpn=\"http/1.1\"} 0",
         "keel_tls_resumptions_total{generation=\"1\",listener=\"https\"} 0",
         "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"protocol\"} 1",
         "keel_tls_handshake_failures_total{generation=\"1\",listener=\"https\",reason=\"certificate_refused\"} 0",

@@ -4,7 +4,9 @@
 //! it over TLS (curl verifies it against the root pebble publishes on its management
 //! port), keeps account and key in the state directory with mode 0600, and renews the
 //! short-lived certificate pebble issues, each time as a new generation; once pebble is
-//! gone, the renewals that keep failing raise a `certificate` alert.
+//! gone, the renewals that keep failing raise a `certificate` alert. A second test
+//! obtains a certificate by TLS-ALPN-01 (RFC 8737) with no plain listener at all: pebble's
+//! `tlsPort` is Keel's TLS listener, which answers the `acme-tls/1` handshake itself.
 //!
 //! pebble resolves names through `pebble-challtestsrv`'s DNS (same package), which
 //! answers 127.0.0.1 for every name; its other challenge servers are off. Both run on
@@ -85,7 +87,9 @@ struct Ports {
     dns_management: u16,
 }
 
-fn start_pebble(dir: &Path, ports: &Ports) -> (Killed, Killed) {
+/// Starts pebble and its DNS; pebble validates TLS-ALPN-01 on `tls_port` (HTTP-01 on
+/// `ports.http`).
+fn start_pebble(dir: &Path, ports: &Ports, tls_port: u16) -> (Killed, Killed) {
     let dns = Killed(
         Command::new("pebble-challtestsrv")
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
@@ -105,10 +109,7 @@ fn start_pebble(dir: &Path, ports: &Ports) -> (Killed, Killed) {
         "certificate": "pebble.pem", "privateKey": "pebble.key", "httpPort": {}, "tlsPort": {},
         "ocspResponderURL": "", "externalAccountBindingRequired": false,
         "certificateValidityPeriod": {VALIDITY_SECONDS}}}}}"#,
-        ports.acme,
-        ports.management,
-        ports.http,
-        free_port()
+        ports.acme, ports.management, ports.http, tls_port
     );
     std::fs::write(dir.join("pebble.json"), config).expect("pebble config");
     let pebble = Killed(
@@ -128,15 +129,22 @@ fn start_pebble(dir: &Path, ports: &Ports) -> (Killed, Killed) {
     (dns, pebble)
 }
 
-fn keel_config(ports: &Ports, backend: std::net::SocketAddr) -> String {
+/// Keel's config: with `challenge` (`None`: the default, HTTP-01, and a plain listener
+/// for it; `Some`: that challenge and no plain listener).
+fn keel_config(ports: &Ports, backend: std::net::SocketAddr, challenge: Option<&str>) -> String {
+    let (plain, challenge) = match challenge {
+        None => (
+            format!("[listeners.http]\naddr = \"127.0.0.1:{}\"\n\n", ports.http),
+            String::new(),
+        ),
+        Some(kind) => (String::new(), format!(", challenge = \"{kind}\"")),
+    };
     format!(
-        "[listeners.http]\naddr = \"127.0.0.1:{http}\"\n\n\
-         [listeners.https]\naddr = \"127.0.0.1:{https}\"\ntls = {{ certificates = [\"shop\"] }}\n\n\
-         [certificates.shop]\nacme = {{ directory = \"https://127.0.0.1:{acme}/dir\", contact = [\"mailto:ops@example.com\"], domains = [\"{DOMAIN}\"], directory_ca = \"ca.pem\" }}\n\n\
+        "{plain}[listeners.https]\naddr = \"127.0.0.1:{https}\"\ntls = {{ certificates = [\"shop\"] }}\n\n\
+         [certificates.shop]\nacme = {{ directory = \"https://127.0.0.1:{acme}/dir\", contact = [\"mailto:ops@example.com\"], domains = [\"{DOMAIN}\"], directory_ca = \"ca.pem\"{challenge} }}\n\n\
          [admin]\naddr = \"127.0.0.1:{admin}\"\n\n[safety]\nwatch = \"1s\"\n\n\
          [services.web]\nallow_no_identity = true\n\n[pools.web]\nservice = \"web\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n\
          [[routes]]\nname = \"shop\"\nhost = \"{DOMAIN}\"\nservice = \"web\"\npool = \"web\"\n",
-        http = ports.http,
         https = ports.https,
         acme = ports.acme,
         admin = ports.admin,
@@ -210,6 +218,51 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// pebble's issuing root, from its management port (trusting the CA made by
+/// [`write_pebble_tls`]), written to `dir/pebble-root.pem`.
+async fn pebble_root(dir: &Path, ports: &Ports) -> std::path::PathBuf {
+    let ca = dir.join("ca.pem").to_string_lossy().into_owned();
+    let root_pem = eventually("pebble publishes its root", ISSUE_WAIT, || {
+        curl(
+            &["--cacert", &ca],
+            &format!("https://127.0.0.1:{}/roots/0", ports.management),
+        )
+    })
+    .await;
+    let root = dir.join("pebble-root.pem");
+    std::fs::write(&root, root_pem).expect("root");
+    root
+}
+
+/// `keel serve` on `config`, its state in `state`.
+fn spawn_keel(config: &Path, state: &Path) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_keel"))
+            .current_dir(state)
+            .args(["--log", "warn", "serve", "--config"])
+            .arg(config)
+            .arg("--state-dir")
+            .arg(state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start keel"),
+    )
+}
+
+fn ports() -> Ports {
+    Ports {
+        http: free_port(),
+        https: free_port(),
+        admin: free_port(),
+        acme: free_port(),
+        management: free_port(),
+        dns: free_port(),
+        dns_management: free_port(),
+    }
+}
+
 #[tokio::test]
 async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     if !installed("pebble") || !installed("pebble-challtestsrv") {
@@ -218,45 +271,15 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     }
     let dir = tempfile::tempdir().expect("dir");
     write_pebble_tls(dir.path());
-    let ports = Ports {
-        http: free_port(),
-        https: free_port(),
-        admin: free_port(),
-        acme: free_port(),
-        management: free_port(),
-        dns: free_port(),
-        dns_management: free_port(),
-    };
-    let pebble = start_pebble(dir.path(), &ports);
-    // pebble's issuing root, from its management port (trusting the CA made above).
-    let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
-    let root_pem = eventually("pebble publishes its root", ISSUE_WAIT, || {
-        curl(
-            &["--cacert", &ca],
-            &format!("https://127.0.0.1:{}/roots/0", ports.management),
-        )
-    })
-    .await;
-    let root = dir.path().join("pebble-root.pem");
-    std::fs::write(&root, root_pem).expect("root");
+    let ports = ports();
+    let pebble = start_pebble(dir.path(), &ports, free_port());
+    let root = pebble_root(dir.path(), &ports).await;
 
     let backend = Backend::new("web").body("hello\n").start().await;
     let file = dir.path().join("keel.toml");
-    std::fs::write(&file, keel_config(&ports, backend)).expect("config");
+    std::fs::write(&file, keel_config(&ports, backend, None)).expect("config");
     let state = tempfile::tempdir().expect("state");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .current_dir(state.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    let _keel = spawn_keel(&file, state.path());
 
     // Issued: the placeholder Keel starts with is self-signed, so only pebble's
     // certificate verifies against pebble's root.
@@ -319,4 +342,47 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     })
     .await;
     assert!(alert.contains("not renewed"), "{alert}");
+}
+
+#[tokio::test]
+async fn keel_proves_a_domain_by_tls_alpn_01_on_its_tls_listener_without_port_80() {
+    if !installed("pebble") || !installed("pebble-challtestsrv") {
+        eprintln!("skipped: pebble is not installed (apt-get install pebble)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    write_pebble_tls(dir.path());
+    let ports = ports();
+    // pebble validates TLS-ALPN-01 on Keel's TLS listener; nothing listens on its
+    // HTTP-01 port, so an HTTP-01 answer could not be what proves the domain.
+    let _pebble = start_pebble(dir.path(), &ports, ports.https);
+    let root = pebble_root(dir.path(), &ports).await;
+
+    let backend = Backend::new("web").body("hello\n").start().await;
+    let file = dir.path().join("keel.toml");
+    let config = keel_config(&ports, backend, Some("tls-alpn-01"));
+    assert!(!config.contains("[listeners.http]"), "{config}");
+    std::fs::write(&file, config).expect("config");
+    let state = tempfile::tempdir().expect("state");
+    let _keel = spawn_keel(&file, state.path());
+
+    let issued = eventually("a certificate from pebble serves", ISSUE_WAIT, || {
+        served(ports.https, &root)
+    })
+    .await;
+    assert_eq!(issued.body, "hello\n");
+    assert!(issued.generation >= 2, "generation {}", issued.generation);
+
+    // Ordinary clients never get the validation certificate: a client offering only
+    // `acme-tls/1` once the order is done finds no protocol in common.
+    let offered = tokio::process::Command::new("openssl")
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{}", ports.https))
+        .args(["-servername", DOMAIN, "-alpn", "acme-tls/1"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("openssl");
+    let said = String::from_utf8_lossy(&offered.stdout);
+    assert!(!said.contains("ALPN protocol: acme-tls/1"), "{said}");
 }

@@ -4,12 +4,13 @@
 //! (a key that is not the leaf's), K121 (expired), K220 (expiring within `[safety]
 //! cert_expiry_warning`), K221 (a certificate no listener uses) and K120 (a route host
 //! that no certificate of a TLS listener covers: browsers would refuse it, the
-//! wrong-certificate class of outage).
+//! wrong-certificate class of outage), K126 (an ACME certificate proved by TLS-ALPN-01
+//! that no TLS listener presents: the validation handshake has nowhere to land).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use keel_config::{Config, Diagnostic, HostMatch, codes, format_duration};
+use keel_config::{AcmeChallenge, Config, Diagnostic, HostMatch, codes, format_duration};
 use keel_proxy::tls::{LeafSummary, MaterialError, servable};
 
 use super::suggestion;
@@ -99,6 +100,27 @@ pub(super) fn check_at(config: &Config, now: i64, out: &mut Vec<Diagnostic>) {
                 .as_ref()
                 .is_some_and(|tls| tls.certificates.iter().any(|c| &c.value == name))
         });
+        if let Some(acme) = &certificate.acme
+            && acme.challenge.value == AcmeChallenge::TlsAlpn01
+            && !used
+        {
+            out.push(
+                Diagnostic::error(
+                    codes::ACME_TLS_ALPN_UNSERVED,
+                    format!(
+                        "certificate `{name}` is proved by tls-alpn-01, but no TLS listener presents it"
+                    ),
+                )
+                .at(
+                    acme.challenge.span,
+                    "the ACME server validates this on a TLS listener",
+                )
+                .with_help(format!(
+                    "add \"{name}\" to the `certificates` of the TLS listener on port 443, or use challenge = \"http-01\" with a plain listener on port 80"
+                ))
+                .with_note("the ACME server's validation handshake would find no listener presenting the certificate: it would never be issued"),
+            );
+        }
         if !used {
             out.push(
                 Diagnostic::warning(

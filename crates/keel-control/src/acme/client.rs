@@ -1,7 +1,10 @@
 //! One ACME order, end to end, with instant-acme: load or create the account (kept in
-//! the state directory), order the certificate's domains, answer each HTTP-01
-//! challenge through the data plane's [`AcmeChallenges`], finalize with a fresh key
-//! and fetch the chain.
+//! the state directory), order the certificate's domains, answer each challenge through
+//! the data plane's [`AcmeChallenges`] (HTTP-01: the token's key authorization on every
+//! listener; TLS-ALPN-01: a self-signed validation certificate made here with rcgen,
+//! carrying the critical `id-pe-acmeIdentifier` extension, presented by the TLS
+//! listeners to handshakes offering `acme-tls/1`), finalize with a fresh key and fetch
+//! the chain.
 //!
 //! instant-acme is small, maintained (used in production by its author's company and
 //! by rustls-acme-style projects), async on tokio and rustls like Keel, and leaves the
@@ -14,7 +17,7 @@ use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
 };
-use keel_config::{AcmeCertificate, CertificateFiles};
+use keel_config::{AcmeCertificate, AcmeChallenge, CertificateFiles};
 use keel_proxy::AcmeChallenges;
 
 use super::AcmeError;
@@ -60,6 +63,7 @@ async fn obtain_unbounded(
     let mut tokens = Tokens {
         challenges: context.challenges,
         held: Vec::new(),
+        domains: Vec::new(),
     };
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
@@ -75,11 +79,25 @@ async fn obtain_unbounded(
             }
         }
         let identifier = authorization.identifier().to_string();
-        let mut challenge = authorization
-            .challenge(ChallengeType::Http01)
-            .ok_or_else(|| AcmeError::Order(format!("no http-01 challenge for {identifier}")))?;
+        let kind = match acme.challenge.value {
+            AcmeChallenge::Http01 => ChallengeType::Http01,
+            AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        };
+        let mut challenge = authorization.challenge(kind).ok_or_else(|| {
+            AcmeError::Order(format!(
+                "no {} challenge for {identifier}",
+                acme.challenge.value.as_str()
+            ))
+        })?;
         let key_authorization = challenge.key_authorization();
-        if !tokens.hold(&challenge.token, key_authorization.as_str()) {
+        let held = match acme.challenge.value {
+            AcmeChallenge::Http01 => tokens.hold(&challenge.token, key_authorization.as_str()),
+            AcmeChallenge::TlsAlpn01 => {
+                let certificate = validation_certificate(&identifier, key_authorization.digest())?;
+                tokens.hold_tls_alpn(&identifier, &certificate)?
+            }
+        };
+        if !held {
             return Err(AcmeError::Order("too many challenges held at once".into()));
         }
         challenge.set_ready().await.map_err(protocol)?;
@@ -90,7 +108,13 @@ async fn obtain_unbounded(
     let status = order.poll_ready(&retries).await.map_err(protocol)?;
     if status != OrderStatus::Ready {
         return Err(AcmeError::Order(format!(
-            "the order ended {status:?}, not ready (a challenge failed: can the ACME server reach a plain listener of Keel on port 80 for every domain?)"
+            "the order ended {status:?}, not ready (a {} challenge failed: can the ACME server reach {} of Keel for every domain?)",
+            acme.challenge.value.as_str(),
+            match acme.challenge.value {
+                AcmeChallenge::Http01 => "a plain listener on port 80",
+                AcmeChallenge::TlsAlpn01 =>
+                    "a TLS listener presenting this certificate on port 443",
+            }
         )));
     }
     let key_pem = order.finalize().await.map_err(protocol)?;
@@ -142,10 +166,34 @@ fn protocol(error: instant_acme::Error) -> AcmeError {
     AcmeError::Order(error.to_string())
 }
 
-/// Challenge tokens answered for one order, withdrawn when it ends however it ends.
+/// The TLS-ALPN-01 validation certificate for `domain` (RFC 8737 §3): self-signed, the
+/// domain its only name, and the critical `id-pe-acmeIdentifier` extension holding the
+/// SHA-256 `digest` of the key authorization.
+fn validation_certificate(
+    domain: &str,
+    digest: impl AsRef<[u8]>,
+) -> Result<CertificateFiles, AcmeError> {
+    let failed = |e: rcgen::Error| {
+        AcmeError::Order(format!(
+            "cannot make the tls-alpn-01 certificate for {domain}: {e}"
+        ))
+    };
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(failed)?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
+    let key = rcgen::KeyPair::generate().map_err(failed)?;
+    let certificate = params.self_signed(&key).map_err(failed)?;
+    Ok(CertificateFiles {
+        chain_pem: certificate.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    })
+}
+
+/// Challenges answered for one order (HTTP-01 tokens, TLS-ALPN-01 domains), withdrawn
+/// when it ends however it ends.
 struct Tokens<'a> {
     challenges: &'a AcmeChallenges,
     held: Vec<String>,
+    domains: Vec<String>,
 }
 
 impl Tokens<'_> {
@@ -156,12 +204,30 @@ impl Tokens<'_> {
         }
         held
     }
+
+    fn hold_tls_alpn(
+        &mut self,
+        domain: &str,
+        certificate: &CertificateFiles,
+    ) -> Result<bool, AcmeError> {
+        let held = self
+            .challenges
+            .insert_tls_alpn(domain, certificate)
+            .map_err(|e| AcmeError::Order(e.to_string()))?;
+        if held {
+            self.domains.push(domain.to_string());
+        }
+        Ok(held)
+    }
 }
 
 impl Drop for Tokens<'_> {
     fn drop(&mut self) {
         for token in &self.held {
             self.challenges.remove(token);
+        }
+        for domain in &self.domains {
+            self.challenges.remove_tls_alpn(domain);
         }
     }
 }

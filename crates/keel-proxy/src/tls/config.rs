@@ -2,7 +2,8 @@
 //! from the certificate bytes the generation's config carries (read at load time), so
 //! a generation serves the certificates it was checked with, and a rollback to it
 //! serves them again whatever the files on disk hold now. It also holds the
-//! generation's handshake counters, one per TLS listener of its config.
+//! generation's handshake counters, one per TLS listener of its config (split by the
+//! listener's certificates).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,14 +66,13 @@ impl GenerationTls {
         }
         for (name, listener) in &config.listeners {
             let Some(tls) = &listener.tls else { continue };
-            out.handshakes.push(Arc::new(HandshakeCounters::new(name)));
-            let chosen: Option<Vec<&ServableCertificate>> = tls
-                .certificates
-                .iter()
-                .map(|c| built.get(c.value.as_str()))
-                .collect();
-            let (Some(chosen), Some(default)) = (chosen, built.get(tls.default.value.as_str()))
-            else {
+            let names: Vec<&str> = tls.certificates.iter().map(|c| c.value.as_str()).collect();
+            out.handshakes
+                .push(Arc::new(HandshakeCounters::new(name, &names)));
+            let chosen: Option<Vec<&ServableCertificate>> =
+                names.iter().map(|c| built.get(c)).collect();
+            let default = names.iter().position(|c| *c == tls.default.value);
+            let (Some(chosen), Some(default)) = (chosen, default) else {
                 tracing::error!(listener = %name, "a certificate of this TLS listener is not servable: its handshakes fail");
                 continue;
             };

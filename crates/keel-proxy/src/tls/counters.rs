@@ -1,5 +1,6 @@
 //! The handshake counters of one TLS listener in one generation: handshakes completed
-//! (by protocol version and ALPN), resumed, and failed (by reason).
+//! per certificate of the listener (the one the client's SNI name picks), by protocol
+//! version, ALPN and kind (full or resumed), and failed (by reason).
 //!
 //! Handshakes are counted on the generation whose certificates the client got (the
 //! primary when the connection arrived, or the canary for its slice of connections), so
@@ -89,48 +90,111 @@ fn refuses_certificate(error: &rustls::Error) -> bool {
     }
 }
 
+/// Whether a completed handshake was full (the certificate sent) or resumed an earlier
+/// session (abbreviated: no certificate sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeKind {
+    /// A full handshake: the client got, and accepted, the certificate.
+    Full,
+    /// A resumed session: no certificate was sent.
+    Resumed,
+}
+
+impl HandshakeKind {
+    /// Both kinds, in metric order.
+    pub const ALL: [Self; 2] = [Self::Full, Self::Resumed];
+
+    /// The `kind` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Resumed => "resumed",
+        }
+    }
+}
+
+/// Completed handshakes of one certificate: by protocol version (1.2, 1.3), ALPN (`h2`,
+/// anything else) and [`HandshakeKind`].
+type Completed = [[[AtomicU64; 2]; 2]; 2];
+
 /// Handshake counters of one TLS listener in one generation.
 #[derive(Debug)]
 pub struct HandshakeCounters {
     /// The listener's name.
     pub listener: String,
-    /// Completed, by protocol version (1.2, 1.3) and ALPN (`h2`, anything else).
-    completed: [[AtomicU64; 2]; 2],
-    /// Completed handshakes that resumed an earlier session.
-    resumed: AtomicU64,
-    /// Failed, by [`HandshakeFailure::ALL`] index.
+    /// The listener's certificates, in its `certificates` order.
+    certificates: Vec<String>,
+    /// Completed, per certificate (the one the client's SNI name picks).
+    completed: Vec<Completed>,
+    /// Failed, by [`HandshakeFailure::ALL`] index (before a certificate is known).
     failures: [AtomicU64; HandshakeFailure::ALL.len()],
 }
 
 impl HandshakeCounters {
-    pub(crate) fn new(listener: &str) -> Self {
+    pub(crate) fn new(listener: &str, certificates: &[&str]) -> Self {
         Self {
             listener: listener.to_string(),
-            completed: Default::default(),
-            resumed: AtomicU64::new(0),
+            certificates: certificates.iter().map(|c| c.to_string()).collect(),
+            completed: certificates.iter().map(|_| Completed::default()).collect(),
             failures: Default::default(),
         }
     }
 
+    /// The listener's certificates, in its `certificates` order.
+    pub fn certificates(&self) -> &[String] {
+        &self.certificates
+    }
+
+    fn all(&self) -> impl Iterator<Item = &AtomicU64> {
+        self.completed.iter().flatten().flatten().flatten()
+    }
+
     /// Completed handshakes.
     pub fn completed(&self) -> u64 {
+        self.all().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Completed handshakes of one kind: `version` `"1.2"` or `"1.3"`, and whether
+    /// ALPN agreed on `h2` (every certificate, full and resumed).
+    pub fn completed_with(&self, version: &str, h2: bool) -> u64 {
+        let version = usize::from(version == "1.3");
         self.completed
             .iter()
-            .flatten()
+            .flat_map(|c| &c[version][usize::from(h2)])
             .map(|c| c.load(Relaxed))
             .sum()
     }
 
-    /// Completed handshakes of one kind: `version` `"1.2"` or `"1.3"`, and whether
-    /// ALPN agreed on `h2`.
-    pub fn completed_with(&self, version: &str, h2: bool) -> u64 {
-        let version = usize::from(version == "1.3");
-        self.completed[version][usize::from(h2)].load(Relaxed)
+    /// Completed handshakes that picked `certificate` (its position in
+    /// [`Self::certificates`]), of `kind`, `version` and ALPN `h2` or not.
+    pub fn completed_for(
+        &self,
+        certificate: usize,
+        kind: HandshakeKind,
+        version: &str,
+        h2: bool,
+    ) -> u64 {
+        self.completed.get(certificate).map_or(0, |c| {
+            c[usize::from(version == "1.3")][usize::from(h2)][kind as usize].load(Relaxed)
+        })
+    }
+
+    /// Completed handshakes of `kind` that picked `certificate` (by position), every
+    /// version and ALPN.
+    pub fn certificate_handshakes(&self, certificate: usize, kind: HandshakeKind) -> u64 {
+        self.completed.get(certificate).map_or(0, |c| {
+            c.iter()
+                .flatten()
+                .map(|k| k[kind as usize].load(Relaxed))
+                .sum()
+        })
     }
 
     /// Completed handshakes that resumed a session (abbreviated: no certificate sent).
     pub fn resumed(&self) -> u64 {
-        self.resumed.load(Relaxed)
+        (0..self.completed.len())
+            .map(|c| self.certificate_handshakes(c, HandshakeKind::Resumed))
+            .sum()
     }
 
     /// Failed handshakes for `reason`.
@@ -147,10 +211,16 @@ impl HandshakeCounters {
         self.failures[reason as usize].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn complete(&self, tls13: bool, h2: bool, resumed: bool) {
-        self.completed[usize::from(tls13)][usize::from(h2)].fetch_add(1, Relaxed);
-        if resumed {
-            self.resumed.fetch_add(1, Relaxed);
+    /// Counts a completed handshake on `certificate` (its position in the listener's
+    /// certificates; one out of range is not counted per certificate, so never).
+    pub(crate) fn complete(&self, certificate: usize, tls13: bool, h2: bool, resumed: bool) {
+        let kind = if resumed {
+            HandshakeKind::Resumed
+        } else {
+            HandshakeKind::Full
+        };
+        if let Some(counts) = self.completed.get(certificate) {
+            counts[usize::from(tls13)][usize::from(h2)][kind as usize].fetch_add(1, Relaxed);
         }
     }
 }
@@ -205,9 +275,9 @@ mod tests {
 
     #[test]
     fn counts_add_up() {
-        let counters = HandshakeCounters::new("https");
-        counters.complete(true, true, false);
-        counters.complete(false, false, true);
+        let counters = HandshakeCounters::new("https", &["shop", "other"]);
+        counters.complete(0, true, true, false);
+        counters.complete(1, false, false, true);
         counters.fail(HandshakeFailure::CertificateRefused);
         counters.fail(HandshakeFailure::Io);
         assert_eq!(counters.completed(), 2);
@@ -216,5 +286,19 @@ mod tests {
         assert_eq!(counters.resumed(), 1);
         assert_eq!(counters.failures(), 2);
         assert_eq!(counters.failed(HandshakeFailure::CertificateRefused), 1);
+        assert_eq!(counters.certificate_handshakes(0, HandshakeKind::Full), 1);
+        assert_eq!(
+            counters.certificate_handshakes(0, HandshakeKind::Resumed),
+            0
+        );
+        assert_eq!(
+            counters.certificate_handshakes(1, HandshakeKind::Resumed),
+            1
+        );
+        assert_eq!(
+            counters.completed_for(1, HandshakeKind::Resumed, "1.2", false),
+            1
+        );
+        assert_eq!(counters.certificate_handshakes(2, HandshakeKind::Full), 0);
     }
 }

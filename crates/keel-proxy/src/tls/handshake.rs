@@ -69,9 +69,19 @@ impl DataPlane {
             tracing::debug!(listener = %listener.name, "no servable certificate: connection closed");
             return None;
         };
-        let accept = TlsAcceptor::from(served.server).accept(stream);
-        let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await {
-            Ok(Ok(stream)) => stream,
+        let answers = &self.acme_challenges.tls_alpn;
+        let accepted = if answers.pending() {
+            // An ACME TLS-ALPN-01 validation is held: read the hello first.
+            let accept = crate::acme_tls_alpn::accept_or_validate(answers, stream, served.server);
+            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept).await
+        } else {
+            let accept = TlsAcceptor::from(served.server).accept(stream);
+            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async { accept.await.map(Some) }).await
+        };
+        let stream = match accepted {
+            Ok(Ok(Some(stream))) => stream,
+            // A validation handshake, answered and closed: no client of the generation.
+            Ok(Ok(None)) => return None,
             Ok(Err(error)) => {
                 let reason = HandshakeFailure::of_error(&error);
                 counters.fail(reason);
@@ -87,7 +97,10 @@ impl DataPlane {
         let tls13 = session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_2);
         let h2 = session.alpn_protocol() == Some(b"h2");
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        counters.complete(tls13, h2, resumed);
+        // The certificate the SNI name picks: the one sent on a full handshake, and the
+        // one a resumed session's name maps to in this generation.
+        let certificate = served.resolver.pick_index(session.server_name());
+        counters.complete(certificate, tls13, h2, resumed);
         let session = Box::new(super::ConnTls {
             sni: session.server_name().map(Box::from),
             version: if tls13 {

@@ -12,8 +12,8 @@
 //! - `resolver`: the SNI → certificate choice.
 //! - `config`: a generation's server config per TLS listener.
 //! - `handshake`: the handshake with its timeout, on the generation that serves it.
-//! - `counters`: each generation's handshakes per listener: completed, resumed, failed
-//!   by reason.
+//! - `counters`: each generation's handshakes per listener: completed per certificate
+//!   (full or resumed), failed by reason.
 //! - `session`: a connection's SNI name and version, and the 421 rule.
 
 mod config;
@@ -23,9 +23,10 @@ mod material;
 mod resolver;
 mod session;
 
+pub(crate) use material::provider;
 pub(crate) use session::{ConnTls, refuse_misdirected};
 
 pub use config::GenerationTls;
-pub use counters::{HandshakeCounters, HandshakeFailure};
+pub use counters::{HandshakeCounters, HandshakeFailure, HandshakeKind};
 pub use handshake::{TLS_HANDSHAKE_TIMEOUT, TlsListener};
 pub use material::{LeafSummary, MaterialError, ServableCertificate, leaf_summary, servable};

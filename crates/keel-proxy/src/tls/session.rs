@@ -57,8 +57,8 @@ impl ConnTls {
         if host.is_empty() || host == sni {
             return false;
         }
-        match self.resolver.covering(host) {
-            Some(for_host) => !Arc::ptr_eq(&for_host, &self.resolver.pick(Some(sni))),
+        match self.resolver.covering_index(host) {
+            Some(for_host) => for_host != self.resolver.pick_index(Some(sni)),
             None => true,
         }
     }

@@ -4,13 +4,19 @@
 //!
 //! A certificate is proven by clients that completed a full handshake with it, not by
 //! requests: requests on connections opened before the swap, and resumed sessions,
-//! never saw the new certificate. So, for every TLS listener of the candidate that
-//! presents a certificate whose bytes changed (new, or other chain or key than the
-//! baseline's certificate of that name), the watch waits until the candidate's window
-//! holds [`MIN_FULL_HANDSHAKES`] full (not resumed) completed handshakes on it, if the
-//! baseline's window held as many handshakes on that listener (no traffic before, no
-//! evidence expected). Counted per listener: a listener presenting a changed and an
-//! unchanged certificate (SNI) counts the handshakes of both.
+//! never saw the new certificate. So, for every certificate whose bytes changed (new, or
+//! other chain or key than the baseline's certificate of that name) and every TLS
+//! listener of the candidate presenting it, the watch waits until the candidate's
+//! window holds [`MIN_FULL_HANDSHAKES`] full (not resumed) handshakes on that listener
+//! whose SNI name picked that certificate. Counted per certificate: on a listener
+//! presenting a changed and an unchanged certificate (SNI), handshakes with the
+//! unchanged one prove nothing about the changed one.
+//!
+//! Evidence is expected only where clients came before: the baseline's window held as
+//! many completed handshakes with the certificate of that name on that listener, or,
+//! for a certificate the baseline's listener did not present, as many handshake
+//! attempts on the listener (a busy listener, whose new certificate no client may yet
+//! have asked for: then the watch ends `unproven`, which is the truth).
 
 use keel_config::Config;
 use keel_proxy::Generation;
@@ -41,8 +47,8 @@ pub(crate) fn changed_certificates(baseline: &Config, candidate: &Config) -> Vec
         .collect()
 }
 
-/// The TLS listeners of the candidate that present a changed certificate and have not
-/// yet completed [`MIN_FULL_HANDSHAKES`] full handshakes (see the module doc).
+/// The (TLS listener, changed certificate) pairs of the candidate that have not yet
+/// completed [`MIN_FULL_HANDSHAKES`] full handshakes (see the module doc): one wait each.
 pub(crate) fn handshake_waits(
     baseline: &Generation,
     candidate: &Generation,
@@ -58,30 +64,35 @@ pub(crate) fn handshake_waits(
         let Some(tls) = &listener.tls else {
             continue;
         };
-        let certificates: Vec<String> = tls
-            .certificates
-            .iter()
-            .map(|c| c.value.clone())
-            .filter(|c| changed.contains(c))
-            .collect();
-        if certificates.is_empty() {
-            continue;
-        }
         let of = |windows: &[Handshakes]| {
             windows
                 .iter()
                 .find(|h| &*h.listener == name.as_str())
                 .cloned()
         };
-        let had = of(before).is_some_and(|h| h.attempts() >= MIN_FULL_HANDSHAKES);
-        let full = of(now).map_or(0, |h| h.completed.saturating_sub(h.resumed));
-        if had && full < MIN_FULL_HANDSHAKES {
-            waits.push(EvidenceWait {
-                route: name.clone(),
-                requests: full,
-                needed: MIN_FULL_HANDSHAKES,
-                certificates,
-            });
+        let (before, now) = (of(before), of(now));
+        for certificate in tls.certificates.iter().map(|c| &c.value) {
+            if !changed.contains(certificate) {
+                continue;
+            }
+            let had = before
+                .as_ref()
+                .is_some_and(|h| match h.certificate(certificate) {
+                    Some(with) => with.completed >= MIN_FULL_HANDSHAKES,
+                    None => h.attempts() >= MIN_FULL_HANDSHAKES,
+                });
+            let full = now
+                .as_ref()
+                .and_then(|h| h.certificate(certificate))
+                .map_or(0, |with| with.full);
+            if had && full < MIN_FULL_HANDSHAKES {
+                waits.push(EvidenceWait {
+                    route: name.clone(),
+                    requests: full,
+                    needed: MIN_FULL_HANDSHAKES,
+                    certificates: vec![certificate.clone()],
+                });
+            }
         }
     }
     waits

@@ -58,12 +58,14 @@ pub const ALERT_BUFFER: usize = 256;
 pub struct EvidenceWait {
     /// The route's name (the listener's, for handshakes).
     pub route: String,
-    /// Requests it has carried in the candidate's window (full handshakes completed).
+    /// Requests it has carried in the candidate's window (full handshakes completed
+    /// with the changed certificate).
     pub requests: u64,
     /// Requests it needs (`min_requests`, the smaller of the two configs'), or full
     /// handshakes ([`MIN_FULL_HANDSHAKES`]).
     pub needed: u64,
-    /// The changed certificates the listener presents: a wait for handshakes.
+    /// The changed certificate the listener presents (one per wait): a wait for
+    /// handshakes with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
 }
