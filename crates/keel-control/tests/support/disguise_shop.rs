@@ -19,10 +19,9 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
+use keel_proxy::{DataPlane, DataPlaneOptions};
 use keel_store::{EventQuery, SqliteStore, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::eventually;
@@ -142,27 +141,7 @@ impl Harness {
 /// A request mix: request `n` to the shop at an address, and the service that must answer.
 pub type Mix = fn(SocketAddr, u64) -> (Request<Empty<Bytes>>, &'static str);
 
-/// Serves `plane` on 127.0.0.1:0 until the returned sender is dropped.
-pub async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = watch::channel(false);
-    let limits = ListenerLimits {
-        max_header_bytes: 64 * 1024,
-        max_headers: 100,
-        header_read_timeout: Duration::from_secs(10),
-        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-        drain_timeout: Duration::from_secs(2),
-    };
-    tokio::spawn(async move {
-        let _ = plane
-            .serve(listener, limits, async move {
-                let _ = stopped.changed().await;
-            })
-            .await;
-    });
-    (addr, stop)
-}
+pub use super::shop::serve;
 
 /// Request `n` of the mix and the service that must answer it: 30% checkout (a third
 /// of it `/checkout/cart`), 10% legacy, 60% web.

@@ -353,23 +353,7 @@ impl GuardedPlane {
         let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
         let applied = controller.apply(first).await.expect("apply");
         assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (addr, stop) = serve(plane).await;
         GuardedPlane {
             controller,
             store,
@@ -378,4 +362,26 @@ impl GuardedPlane {
             dir,
         }
     }
+}
+
+/// Serves `plane` on 127.0.0.1:0 until the returned sender sends or is dropped.
+pub async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    let limits = ListenerLimits {
+        max_header_bytes: 64 * 1024,
+        max_headers: 100,
+        header_read_timeout: Duration::from_secs(10),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+        drain_timeout: Duration::from_secs(2),
+    };
+    tokio::spawn(async move {
+        let _ = plane
+            .serve(listener, limits, async move {
+                let _ = stopped.changed().await;
+            })
+            .await;
+    });
+    (addr, stop)
 }
