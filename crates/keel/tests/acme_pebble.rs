@@ -11,12 +11,14 @@
 //! loopback ports this test chose, with configs it wrote. Skipped (with a message) when
 //! pebble is not installed; CI installs it (`.ci/run`).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use keel_testkit::Backend;
-use tokio::time::Instant;
+use keel_testkit::{Backend, free_port, wait_until_every};
+use support::{Killed, keel_serve};
 
 /// Longest the first certificate may take (60 seconds: an order is a few round trips).
 const ISSUE_WAIT: Duration = Duration::from_secs(60);
@@ -24,14 +26,9 @@ const ISSUE_WAIT: Duration = Duration::from_secs(60);
 const VALIDITY_SECONDS: u64 = 30;
 /// Longest the renewal may take to serve (90 seconds: due after 20, plus the order).
 const RENEW_WAIT: Duration = Duration::from_secs(90);
+/// How often a wait asks again (200 ms): each look spawns `curl` or makes a TLS client.
+const POLL_CURL: Duration = Duration::from_millis(200);
 const DOMAIN: &str = "shop.keel.test";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn installed(program: &str) -> bool {
     Command::new(program)
@@ -40,15 +37,6 @@ fn installed(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it: pebble's own HTTPS (the
@@ -195,21 +183,6 @@ async fn served(https: u16, root: &Path) -> Option<Served> {
     })
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    wait: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {wait:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test]
 async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     if !installed("pebble") || !installed("pebble-challtestsrv") {
@@ -230,7 +203,7 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     let pebble = start_pebble(dir.path(), &ports);
     // pebble's issuing root, from its management port (trusting the CA made above).
     let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
-    let root_pem = eventually("pebble publishes its root", ISSUE_WAIT, || {
+    let root_pem = wait_until_every(ISSUE_WAIT, POLL_CURL, "pebble publishes its root", || {
         curl(
             &["--cacert", &ca],
             &format!("https://127.0.0.1:{}/roots/0", ports.management),
@@ -244,25 +217,16 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     let file = dir.path().join("keel.toml");
     std::fs::write(&file, keel_config(&ports, backend)).expect("config");
     let state = tempfile::tempdir().expect("state");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .current_dir(state.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    let _keel = Killed::spawn(keel_serve(&file, &state.path()).current_dir(state.path()));
 
     // Issued: the placeholder Keel starts with is self-signed, so only pebble's
     // certificate verifies against pebble's root.
-    let first = eventually("a certificate from pebble serves", ISSUE_WAIT, || {
-        served(ports.https, &root)
-    })
+    let first = wait_until_every(
+        ISSUE_WAIT,
+        POLL_CURL,
+        "a certificate from pebble serves",
+        || served(ports.https, &root),
+    )
     .await;
     assert_eq!(first.body, "hello\n");
     // Generation 1 served the placeholder; pebble's certificate came with a new one.
@@ -289,11 +253,16 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
 
     // Renewed: another certificate from pebble serves, installed as a generation of its
     // own by the apply path.
-    let renewed = eventually("the renewed certificate serves", RENEW_WAIT, || {
-        let first_leaf = first.leaf.clone();
-        let answer = served(ports.https, &root);
-        async move { answer.await.filter(|now| now.leaf != first_leaf) }
-    })
+    let renewed = wait_until_every(
+        RENEW_WAIT,
+        POLL_CURL,
+        "the renewed certificate serves",
+        || {
+            let first_leaf = first.leaf.clone();
+            let answer = served(ports.https, &root);
+            async move { answer.await.filter(|now| now.leaf != first_leaf) }
+        },
+    )
     .await;
     assert!(
         renewed.generation > first.generation,
@@ -309,7 +278,7 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     let token = std::fs::read_to_string(state.path().join("admin.token")).expect("token");
     let bearer = format!("authorization: Bearer {}", token.trim());
     let alerts_url = format!("http://127.0.0.1:{}/alerts", ports.admin);
-    let alert = eventually("a certificate alert", RENEW_WAIT, || {
+    let alert = wait_until_every(RENEW_WAIT, POLL_CURL, "a certificate alert", || {
         let alerts = curl(&["-H", &bearer], &alerts_url);
         async move {
             alerts
