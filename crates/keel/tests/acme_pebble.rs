@@ -217,7 +217,7 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     let file = dir.path().join("keel.toml");
     std::fs::write(&file, keel_config(&ports, backend)).expect("config");
     let state = tempfile::tempdir().expect("state");
-    let _keel = Killed::spawn(keel_serve(&file, &state.path()).current_dir(state.path()));
+    let _keel = Killed::spawn(keel_serve(&file, state.path()).current_dir(state.path()));
 
     // Issued: the placeholder Keel starts with is self-signed, so only pebble's
     // certificate verifies against pebble's root.

@@ -66,7 +66,7 @@ async fn keel_serve_terminates_tls_for_curl_over_h2_and_http1() {
     std::fs::write(&file, config(port, admin, backend)).expect("config");
     let state = tempfile::tempdir().expect("state");
     // Run from another directory: the certificate paths are relative to the config file.
-    let _keel = Killed::spawn(keel_serve(&file, &state.path()).current_dir(state.path()));
+    let _keel = Killed::spawn(keel_serve(&file, state.path()).current_dir(state.path()));
     let deadline = Instant::now() + WAIT;
     let first = loop {
         if let Some(answer) = curl(dir.path(), port, "--http2").await {

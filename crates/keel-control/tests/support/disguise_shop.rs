@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::{DataPlane, DataPlaneOptions};
+
 use keel_store::{EventQuery, SqliteStore, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
 use tokio::sync::watch;
@@ -51,15 +51,7 @@ impl Harness {
     pub async fn start(checkout_pool_extra: &str) -> Self {
         let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let (controller, plane, store) = super::shop::guarded_controller(dir.path());
         let first = controller
             .apply(request(base(&backends, checkout_pool_extra)))
             .await

@@ -342,15 +342,7 @@ impl GuardedPlane {
     /// Applies `first` (which must be applied) and starts serving.
     pub async fn start(first: ApplyRequest) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let (controller, plane, store) = guarded_controller(dir.path());
         let applied = controller.apply(first).await.expect("apply");
         assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
         let (addr, stop) = serve(plane).await;
@@ -384,4 +376,22 @@ pub async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
             .await;
     });
     (addr, stop)
+}
+
+/// A guarded controller (`Controller::new_guarded`) over a fresh SQLite store in `state`,
+/// with a data plane that samples generously (10,000 requests over 5 minutes) so that the
+/// impact gate has traffic to replay.
+pub fn guarded_controller(
+    state: &std::path::Path,
+) -> (Controller, Arc<DataPlane>, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::open(state).expect("store"));
+    let plane = DataPlane::new(DataPlaneOptions {
+        sample_size: 10_000,
+        sample_window: Duration::from_secs(300),
+        access_log: None,
+        generation_header: true,
+    })
+    .expect("data plane");
+    let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+    (controller, plane, store)
 }

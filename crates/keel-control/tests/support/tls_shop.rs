@@ -7,11 +7,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keel_control::{ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
-use keel_store::{SqliteStore, Store};
+use keel_proxy::{DataPlane, ListenerLimits};
+use keel_store::SqliteStore;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -107,9 +106,11 @@ pool = "web"
     )
 }
 
-/// A guarded controller over a SQLite store in `state`, `first` applied, its data plane
-/// serving the TLS listener `https` on 127.0.0.1:0 until this is dropped. The plane
-/// samples generously (10,000 requests over 5 minutes) so that the gate has traffic.
+/// A guarded controller over a SQLite store in `state` ([`guarded_controller`]), `first`
+/// applied, its data plane serving the TLS listener `https` on 127.0.0.1:0 until this is
+/// dropped.
+///
+/// [`guarded_controller`]: super::shop::guarded_controller
 pub struct TlsPlane {
     pub controller: Controller,
     pub plane: Arc<DataPlane>,
@@ -121,15 +122,7 @@ pub struct TlsPlane {
 impl TlsPlane {
     /// Applies `first` (which must be applied) and starts serving.
     pub async fn start(state: &Path, first: ApplyRequest) -> Self {
-        let store = Arc::new(SqliteStore::open(state).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let (controller, plane, store) = super::shop::guarded_controller(state);
         let applied = controller.apply(first).await.expect("apply 1");
         assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
