@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
-
 use keel_store::{EventQuery, SqliteStore, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
 use tokio::sync::watch;
