@@ -12,21 +12,18 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use keel_control::{ApplyStatus, Controller, GuardMode, GuardResult};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
-use keel_store::{EventQuery, GenerationState, SqliteStore, Store, kind};
+use keel_control::{ApplyStatus, GuardMode, GuardResult};
+use keel_store::{EventQuery, GenerationState, Store, kind};
 use keel_testkit::Answer;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use support::eventually;
+use support::tls_shop::{TestCa, TlsPlane, tls_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// New connections per second of the client load.
@@ -35,74 +32,6 @@ const CONNECTIONS_PER_SECOND: u64 = 50;
 const WARMUP: Duration = Duration::from_secs(2);
 /// Longest the test load runs (it stops earlier when the test ends).
 const LOAD_LIMIT: Duration = Duration::from_secs(30);
-
-/// Writes a certificate for `name` signed by `ca` as `FILE.pem` / `FILE.key` in `dir`.
-fn issue(dir: &Path, file: &str, name: &str, ca: &Issuer<'static, KeyPair>) {
-    let params = CertificateParams::new(vec![name.to_string()]).expect("params");
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("leaf");
-    std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).expect("cert");
-    std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).expect("key");
-}
-
-/// A test CA: its certificate (PEM) and an issuer.
-fn test_ca() -> (String, Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "keel test CA");
-    let key = KeyPair::generate().expect("key");
-    let cert = params.self_signed(&key).expect("CA");
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// Keel serving `https` with certificate `shop` read from `dir/FILE.pem`.
-fn config(dir: &Path, file: &str, backend: SocketAddr) -> String {
-    let dir = dir.display();
-    format!(
-        r#"[listeners.https]
-addr = "127.0.0.1:18443"
-tls = {{ certificates = ["shop"] }}
-
-[admin]
-addr = "127.0.0.1:19901"
-
-[certificates.shop]
-cert = "{dir}/{file}.pem"
-key = "{dir}/{file}.key"
-
-[services.web]
-allow_no_identity = true
-
-[pools.web]
-service = "web"
-backends = [{{ addr = "{backend}" }}]
-
-[[routes]]
-name = "shop"
-host = "shop.example.com"
-service = "web"
-pool = "web"
-"#
-    )
-}
-
-/// A rustls client that trusts only the test CA.
-fn verifying_client(ca_pem: &str) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA"))
-        .expect("root");
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
 
 /// One request on a new connection: the handshake (SNI `shop.example.com`, verified)
 /// then `GET /`; the generation that answered, or the error.
@@ -140,41 +69,16 @@ struct Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_certificate_the_clients_refuse_is_reverted_on_its_handshakes() {
     let dir = tempfile::tempdir().expect("dir");
-    let (ca_pem, ca) = test_ca();
-    issue(dir.path(), "shop", "shop.example.com", &ca);
-    issue(dir.path(), "other", "other.example.com", &ca);
+    let ca = TestCa::new();
+    ca.issue(dir.path(), "shop", "shop.example.com");
+    ca.issue(dir.path(), "other", "other.example.com");
     let backend = keel_testkit::start("web", Answer::Ok).await;
+    let config = |file: &str| tls_config(dir.path(), file, backend, "");
 
-    let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-    let plane = DataPlane::new(DataPlaneOptions {
-        sample_size: 10_000,
-        sample_window: Duration::from_secs(300),
-        access_log: None,
-        generation_header: true,
-    })
-    .expect("data plane");
-    let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-    let first = controller
-        .apply(support::shop::request(config(dir.path(), "shop", backend)))
-        .await
-        .expect("apply 1");
-    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let limits =
-        ListenerLimits::from_server(&plane.active().expect("active").primary.config.server);
-    let serving = plane.clone();
-    let tls = plane.tls_listener("https");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serving
-            .serve_tls(listener, limits, tls, async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let shop = TlsPlane::start(dir.path(), support::shop::request(config("shop"))).await;
+    let (controller, plane, store, addr) = (&shop.controller, &shop.plane, &shop.store, shop.addr);
 
-    let client = verifying_client(&ca_pem);
+    let client = ca.client(true);
     let tally = Arc::new(Tally::default());
     let load = {
         let (client, tally) = (client.clone(), tally.clone());
@@ -205,7 +109,7 @@ async fn a_forced_certificate_the_clients_refuse_is_reverted_on_its_handshakes()
     // The certificate for another name: `keel check` says K120 and the gate counts the
     // sampled requests whose SNI it would not cover; the operator forces it.
     let started = Instant::now();
-    let mut forced = support::shop::request(config(dir.path(), "other", backend));
+    let mut forced = support::shop::request(config("other"));
     forced.force = true;
     let outcome = controller.apply(forced).await.expect("apply 2");
     assert_eq!(outcome.status, ApplyStatus::Applied, "{outcome:#?}");
@@ -268,5 +172,4 @@ async fn a_forced_certificate_the_clients_refuse_is_reverted_on_its_handshakes()
         "{metrics}"
     );
     load.abort();
-    let _ = stop.send(());
 }

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,52 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http::uri::PathAndQuery;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_proxy::stats::Outcome;
+use support::grpc::{BoxFuture, Channel, Raw, grpc_client, grpc_server};
 use support::*;
-use tokio::net::TcpListener;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
-
-/// Messages are raw bytes: tonic frames them, this only copies them.
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 /// How a test backend answers.
 #[derive(Clone, Copy)]
@@ -81,8 +41,6 @@ struct Echo {
     mode: Mode,
     calls: Arc<AtomicUsize>,
 }
-
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl Echo {
     async fn answer(self, message: Bytes) -> Result<Bytes, Status> {
@@ -163,41 +121,27 @@ impl tower::Service<tonic::Request<Bytes>> for Stream {
 
 /// A tonic gRPC server (HTTP/2 only) on 127.0.0.1:0: the calls it took.
 async fn grpc_backend(name: &'static str, mode: Mode) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let calls = Arc::new(AtomicUsize::new(0));
     let echo = Echo {
         name,
         mode,
         calls: calls.clone(),
     };
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let echo = echo.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<Incoming>| {
-                    let echo = echo.clone();
-                    async move {
-                        let response = match request.uri().path() {
-                            "/test.Echo/Unary" => {
-                                tonic::server::Grpc::new(Raw).unary(echo, request).await
-                            }
-                            "/test.Echo/Stream" => {
-                                tonic::server::Grpc::new(Raw)
-                                    .server_streaming(Stream(echo), request)
-                                    .await
-                            }
-                            _ => Status::unimplemented("no such method").into_http(),
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = grpc_server(move |request: http::Request<Incoming>| {
+        let echo = echo.clone();
+        async move {
+            match request.uri().path() {
+                "/test.Echo/Unary" => tonic::server::Grpc::new(Raw).unary(echo, request).await,
+                "/test.Echo/Stream" => {
+                    tonic::server::Grpc::new(Raw)
+                        .server_streaming(Stream(echo), request)
+                        .await
+                }
+                _ => Status::unimplemented("no such method").into_http(),
+            }
         }
-    });
+    })
+    .await;
     (addr, calls)
 }
 
@@ -209,19 +153,6 @@ fn grpc_config(backends: &[SocketAddr], route_extra: &str) -> String {
          [[routes]]\nname = \"echo\"\nservice = \"echo\"\npool = \"echo\"\n{route_extra}\n",
         list.join(", ")
     ))
-}
-
-type Channel = Client<HttpConnector, tonic::body::Body>;
-
-/// tonic's client half over an h2c connection to Keel.
-async fn client(proxy: &TestProxy) -> tonic::client::Grpc<Channel> {
-    let channel = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
-    let origin = format!("http://{}", proxy.addr).parse().expect("origin");
-    let mut grpc = tonic::client::Grpc::with_origin(channel, origin);
-    grpc.ready().await.expect("ready");
-    grpc
 }
 
 async fn unary(
@@ -259,7 +190,7 @@ fn outcomes(proxy: &TestProxy, outcome: Outcome) -> u64 {
 async fn unary_and_streaming_calls_pass_with_their_trailers_and_count_as_successes() {
     let (addr, calls) = grpc_backend("b1", Mode::Serve).await;
     let proxy = TestProxy::start(&grpc_config(&[addr], "")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     assert_eq!(unary(&mut grpc, "hi").await.expect("unary call"), "b1:hi");
 
     let request = tonic::Request::new(Bytes::from_static(b"s"));
@@ -288,7 +219,7 @@ async fn unary_and_streaming_calls_pass_with_their_trailers_and_count_as_success
 async fn a_200_with_grpc_status_unavailable_counts_as_a_server_error() {
     let (addr, calls) = grpc_backend("b1", Mode::Unavailable).await;
     let proxy = TestProxy::start(&grpc_config(&[addr], "retries = 0")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     let status = unary(&mut grpc, "hi").await.expect_err("unavailable");
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
@@ -306,7 +237,7 @@ async fn unavailable_before_any_byte_is_retried_once_on_another_backend() {
     let (down, down_calls) = grpc_backend("down", Mode::Unavailable).await;
     let (up, up_calls) = grpc_backend("up", Mode::Serve).await;
     let proxy = TestProxy::start(&grpc_config(&[down, up], "retries = 1")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     for _ in 0..4 {
         assert_eq!(unary(&mut grpc, "hi").await.expect("served"), "up:hi");
     }
@@ -329,7 +260,7 @@ async fn the_clients_grpc_timeout_caps_the_route_timeout() {
     let (addr, _) = grpc_backend("b1", Mode::Hang).await;
     // The route would wait a minute; the client says 300 ms; the test waits 10 s.
     let proxy = TestProxy::start(&grpc_config(&[addr], "timeout = \"60s\"")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     let status = unary_within(&mut grpc, "hi", Some(Duration::from_millis(300)))
         .await
         .expect_err("deadline exceeded");
@@ -348,7 +279,7 @@ async fn keels_own_errors_are_grpc_statuses_the_client_reads() {
         listener.local_addr().expect("addr")
     };
     let proxy = TestProxy::start(&grpc_config(&[closed], "retries = 0")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     let status = unary(&mut grpc, "hi").await.expect_err("no backend");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(
@@ -361,7 +292,7 @@ async fn keels_own_errors_are_grpc_statuses_the_client_reads() {
 async fn calls_the_client_cancels_do_not_eject_a_healthy_backend() {
     let (addr, calls) = grpc_backend("b1", Mode::Stall).await;
     let proxy = TestProxy::start(&grpc_config(&[addr], "timeout = \"60s\"")).await;
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     // More cancelled calls than the outlier ejection's consecutive failures (5): each
     // gets its first message, then the client gives up on it.
     for _ in 0..8 {

@@ -6,27 +6,20 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http::uri::PathAndQuery;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_config::UpstreamProtocol;
 use keel_proxy::BackendState;
 use keel_proxy::probe::{ProbeTarget, ProbeVerdict, probe_backend_over};
+use support::grpc::{BoxFuture, Channel, Raw, grpc_client, grpc_server};
 use support::*;
-use tokio::net::TcpListener;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
 /// `ServingStatus` values of grpc.health.v1.
@@ -34,42 +27,6 @@ const SERVING: u8 = 1;
 const NOT_SERVING: u8 = 2;
 /// The service name the backends know.
 const KNOWN: &str = "shop.Inventory";
-
-/// Messages are raw bytes: tonic frames them, this only copies them.
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// One backend: its health status (flipped by the test), the names it was asked
 /// about, and the echo calls it served.
@@ -145,8 +102,6 @@ impl tower::Service<tonic::Request<Bytes>> for Echo {
 /// A tonic gRPC server (HTTP/2 only) on 127.0.0.1:0 serving the health service and
 /// `/test.Echo/Unary` (answers its name).
 async fn grpc_backend(name: &'static str) -> (SocketAddr, Backend) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let backend = Backend {
         name,
         status: Arc::new(AtomicU8::new(SERVING)),
@@ -154,35 +109,25 @@ async fn grpc_backend(name: &'static str) -> (SocketAddr, Backend) {
         calls: Arc::default(),
     };
     let shared = backend.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let backend = shared.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: http::Request<Incoming>| {
-                    let backend = backend.clone();
-                    async move {
-                        let response = match request.uri().path() {
-                            "/grpc.health.v1.Health/Check" => {
-                                tonic::server::Grpc::new(Raw)
-                                    .unary(Health(backend), request)
-                                    .await
-                            }
-                            "/test.Echo/Unary" => {
-                                tonic::server::Grpc::new(Raw)
-                                    .unary(Echo(backend), request)
-                                    .await
-                            }
-                            _ => Status::unimplemented("no such method").into_http(),
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = grpc_server(move |request: http::Request<Incoming>| {
+        let backend = shared.clone();
+        async move {
+            match request.uri().path() {
+                "/grpc.health.v1.Health/Check" => {
+                    tonic::server::Grpc::new(Raw)
+                        .unary(Health(backend), request)
+                        .await
+                }
+                "/test.Echo/Unary" => {
+                    tonic::server::Grpc::new(Raw)
+                        .unary(Echo(backend), request)
+                        .await
+                }
+                _ => Status::unimplemented("no such method").into_http(),
+            }
         }
-    });
+    })
+    .await;
     (addr, backend)
 }
 
@@ -197,18 +142,6 @@ fn health_config(backends: &[SocketAddr], grpc_service: &str) -> String {
          [[routes]]\nname = \"inventory\"\nservice = \"inventory\"\npool = \"inventory\"\n",
         list.join(", ")
     ))
-}
-
-type Channel = Client<HttpConnector, tonic::body::Body>;
-
-async fn client(proxy: &TestProxy) -> tonic::client::Grpc<Channel> {
-    let channel = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
-    let origin = format!("http://{}", proxy.addr).parse().expect("origin");
-    let mut grpc = tonic::client::Grpc::with_origin(channel, origin);
-    grpc.ready().await.expect("ready");
-    grpc
 }
 
 /// Which backend answered each of `n` unary calls.
@@ -243,7 +176,7 @@ async fn a_backend_not_serving_is_ejected_and_comes_back_when_serving() {
             .all(|n| n == KNOWN),
         "the probe names the configured service"
     );
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     let served = answers(&mut grpc, 10).await;
     assert_eq!(
         served.iter().filter(|b| *b == "flaky").count(),
@@ -284,7 +217,7 @@ async fn a_service_the_backend_does_not_know_keeps_it_out() {
         BackendState::Unhealthy
     );
     assert!(!backend.asked.lock().expect("asked").is_empty(), "probed");
-    let mut grpc = client(&proxy).await;
+    let mut grpc = grpc_client(&proxy).await;
     let request = tonic::Request::new(Bytes::from_static(b"x"));
     let status = grpc
         .unary(request, PathAndQuery::from_static("/test.Echo/Unary"), Raw)

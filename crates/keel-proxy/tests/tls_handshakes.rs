@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use keel_proxy::Canary;
 use keel_proxy::tls::HandshakeFailure;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::SignatureScheme;
 use support::tls::write_certificate;
-use support::tls::{BOTH, TlsProxy, client, client_provider, connect, shop_proxy, tls_config};
+use support::tls::{
+    AcceptAny, BOTH, TlsProxy, client, client_provider, connect, shop_proxy, tls_config,
+};
 use support::{TestBackend, WAIT};
 use tokio_rustls::TlsConnector;
 
@@ -96,56 +96,6 @@ async fn a_client_that_does_not_trust_the_certificate_is_counted_as_refusing_it(
     assert_eq!(counters.completed(), 0);
 }
 
-/// Accepts any certificate, but offers only RSA signature schemes: a server whose
-/// certificate has an ECDSA key (rcgen's default) cannot sign for it.
-#[derive(Debug)]
-struct RsaOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for RsaOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![
-            SignatureScheme::RSA_PSS_SHA256,
-            SignatureScheme::RSA_PKCS1_SHA256,
-        ]
-    }
-}
-
 #[tokio::test]
 async fn a_client_that_cannot_use_the_key_type_is_counted_as_refusing_the_certificate() {
     let (_dir, _backend, proxy) = shop_proxy(r#"{ certificates = ["shop"] }"#).await;
@@ -154,7 +104,15 @@ async fn a_client_that_cannot_use_the_key_type_is_counted_as_refusing_the_certif
         .with_safe_default_protocol_versions()
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(RsaOnly(provider)))
+        // Accepts any certificate, but offers only RSA signature schemes: a server whose
+        // certificate has an ECDSA key (rcgen's default) cannot sign for it.
+        .with_custom_certificate_verifier(Arc::new(AcceptAny::offering_only(
+            provider,
+            vec![
+                SignatureScheme::RSA_PSS_SHA256,
+                SignatureScheme::RSA_PKCS1_SHA256,
+            ],
+        )))
         .with_no_client_auth();
     let rsa_only = TlsConnector::from(Arc::new(config));
     assert!(

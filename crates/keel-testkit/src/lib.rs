@@ -11,8 +11,9 @@
 //!   time, or a fixed count one after another) that counts the answers by status in a
 //!   [`LoadReport`].
 //! * [`free_addr`] and [`free_port`]: a loopback address (or port) where nothing listens.
-//! * [`eventually`], [`eventually_holds`] and [`wait_until`]: the one way a test waits
-//!   for something to happen elsewhere, bounded by [`WAIT`].
+//! * [`eventually`], [`eventually_holds`] and [`wait_until`] (and their `_every` forms,
+//!   for a costly check): the one way a test waits for something to happen elsewhere,
+//!   bounded by [`WAIT`].
 //! * [`read_until`], [`read_to_close`] and [`closed_by_peer`]: reading a raw connection
 //!   (plain or TLS) in framing tests, each read bounded by [`WAIT`].
 //! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
@@ -23,7 +24,6 @@
 //!   loudly when `/usr/bin/etcd` is missing), which can be stopped and resumed, and
 //!   [`EtcdCluster`]: three members in one raft group, any of which can be killed and
 //!   restarted (the failure tests kill the leader).
-//! * [`eventually`]: polls a condition until it holds or a deadline passes.
 //!
 //! What a suite's requests, configs and proxies look like stays in that suite: this crate
 //! knows nothing of Keel's other crates.
@@ -49,4 +49,7 @@ pub use shop::{
     IdentifiedShop, MAX_SHOP_LOAD, MAX_SHOP_RPS, ServiceTally, WrongAnswers, load_by_service,
     toml_list,
 };
-pub use wait::{POLL_EVERY, Settled, WAIT, eventually, eventually_holds, wait_until};
+pub use wait::{
+    POLL_EVERY, Settled, WAIT, eventually, eventually_every, eventually_holds, wait_until,
+    wait_until_every,
+};

@@ -3,7 +3,8 @@
 //!
 //! A check is polled until it settles: a `bool` that is true, or an `Option` that is
 //! `Some` (whose value is handed back). [`eventually`] says whether it settled within its
-//! bound; [`wait_until`] panics, naming what it waited for, when it did not.
+//! bound; [`wait_until`] panics, naming what it waited for, when it did not. Both poll
+//! every [`POLL_EVERY`]; their `_every` forms take the interval, for costly checks.
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,7 +42,22 @@ impl<T> Settled for Option<T> {
 
 /// Polls `check` every [`POLL_EVERY`] until it settles or `within` has passed, and
 /// checks once more at the end: `None` if it never settled.
-pub async fn eventually<S, F, Fut>(within: Duration, mut check: F) -> Option<S::Value>
+pub async fn eventually<S, F, Fut>(within: Duration, check: F) -> Option<S::Value>
+where
+    S: Settled,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
+    eventually_every(within, POLL_EVERY, check).await
+}
+
+/// [`eventually`], polling every `every` instead of [`POLL_EVERY`]: for a check that
+/// costs more than a look at memory (one that spawns a process, say).
+pub async fn eventually_every<S, F, Fut>(
+    within: Duration,
+    every: Duration,
+    mut check: F,
+) -> Option<S::Value>
 where
     S: Settled,
     F: FnMut() -> Fut,
@@ -56,7 +72,7 @@ where
         if past {
             return None;
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -75,7 +91,22 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = S>,
 {
-    match eventually(within, check).await {
+    wait_until_every(within, POLL_EVERY, what, check).await
+}
+
+/// [`wait_until`], polling every `every` (see [`eventually_every`]).
+pub async fn wait_until_every<S, F, Fut>(
+    within: Duration,
+    every: Duration,
+    what: &str,
+    check: F,
+) -> S::Value
+where
+    S: Settled,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = S>,
+{
+    match eventually_every(within, every, check).await {
         Some(value) => value,
         None => panic!("timed out after {within:?} waiting for: {what}"),
     }
@@ -105,6 +136,25 @@ mod tests {
         let bound = Duration::from_millis(50);
         assert!(!eventually_holds(bound, || false).await);
         assert!(started.elapsed() >= bound);
+    }
+
+    #[tokio::test]
+    async fn a_costly_check_is_polled_at_its_own_interval() {
+        let polls = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&polls);
+        let settled = eventually_every(
+            Duration::from_millis(100),
+            Duration::from_millis(40),
+            || {
+                counted.fetch_add(1, SeqCst);
+                async { false }
+            },
+        )
+        .await;
+        assert_eq!(settled, None);
+        // At 0, 40, 80 ms and once more at the end (fewer on a slow machine): not every 10 ms.
+        let polls = polls.load(SeqCst);
+        assert!((2..=5).contains(&polls), "{polls} polls");
     }
 
     #[tokio::test]

@@ -4,11 +4,13 @@
 //! compressed answer carries, the access log's `encoding`, and a large streamed answer
 //! whose first compressed bytes reach the client while the backend is still sending.
 
+mod support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder};
 use bytes::Bytes;
 use http_body::Frame;
+use support::{Killed, keel_serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -28,16 +31,6 @@ const BIG_BYTES: usize = 24 * 1024;
 /// Bytes of each piece of the streamed answer (8 KiB), and pieces sent.
 const PIECE_BYTES: usize = 8 * 1024;
 const PIECES: usize = 32;
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Text that compresses like a real JSON answer: repetitive, not constant.
 fn json_text(bytes: usize) -> String {
@@ -154,19 +147,10 @@ async fn serve(dir: &Path, backend: SocketAddr) -> (Killed, SocketAddr) {
     );
     let file = dir.join("keel.toml");
     std::fs::write(&file, config).expect("config");
-    let keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
+    let keel = Killed::spawn(
+        keel_serve(&file, &dir.join("state"))
             .current_dir(dir)
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("KEEL_ADMIN_TOKEN", "compress-binary-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
+            .env("KEEL_ADMIN_TOKEN", "compress-binary-token"),
     );
     let deadline = Instant::now() + WAIT;
     while get(proxy, "/small.txt", "").await.is_none() {

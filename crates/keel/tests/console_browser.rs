@@ -24,7 +24,7 @@ use keel_control::admin::AdminToken;
 use keel_control::api::ApplyBody;
 use keel_control::client::AdminClient;
 use keel_control::{ApplyStatus, Status};
-use keel_testkit::{Backend, free_addr};
+use keel_testkit::{Backend, eventually, free_addr};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "browser-test-token";
@@ -36,6 +36,8 @@ const CHROMEDRIVER_ENV: &str = "KEEL_CHROMEDRIVER";
 const SCREENSHOTS_ENV: &str = "KEEL_CONSOLE_SCREENSHOTS";
 /// Requests sent through the proxy between two looks at the share chart.
 const LOAD_PER_CHECK: usize = 5;
+/// Longest a look at the browser (or Keel's admin) waits for what it expects (20 s).
+const BROWSER_WAIT: Duration = Duration::from_secs(20);
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -69,18 +71,6 @@ fn config(
     )
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-) -> Option<T> {
-    for _ in 0..1000 {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
-
 /// `keel serve` on free loopback ports: generation 1 routes `app` to its own backend;
 /// generation 2, applied with `--force` and without the guard (as an operator in a hurry
 /// would), points the `app` pool at the `catalog` backend, which answers as `catalog`.
@@ -106,7 +96,7 @@ async fn serve(dir: &Path) -> (Process, String, AdminClient, SocketAddr) {
     let url = format!("http://{admin}");
     let client = AdminClient::new(&url, Some(AdminToken::new(TOKEN, "test").expect("token")))
         .expect("client");
-    eventually(|| async { client.healthz().await.ok() })
+    eventually(BROWSER_WAIT, || async { client.healthz().await.ok() })
         .await
         .unwrap_or_else(|| panic!("keel serve never answered: {}", log_of(dir)));
     let applied = client
@@ -345,7 +335,7 @@ async fn browser() -> Option<(Browser, String)> {
         base: format!("http://127.0.0.1:{port}"),
         _driver: Process(child),
     };
-    eventually(|| async {
+    eventually(BROWSER_WAIT, || async {
         let status = browser.call("GET", "/status", None).await.ok()?;
         status["ready"].as_bool().filter(|r| *r)
     })
@@ -383,20 +373,25 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     assert!(browser.find(&session, ".gen-id").await.is_none());
     browser.type_into(&session, "#token", "wrong").await;
     browser.click(&session, "button[type=submit]").await;
-    let refused = eventually(|| async { browser.text(&session, ".error").await }).await;
+    let refused = eventually(BROWSER_WAIT, || async {
+        browser.text(&session, ".error").await
+    })
+    .await;
     assert_eq!(refused.as_deref(), Some("wrong token"));
 
     browser.type_into(&session, "#token", TOKEN).await;
     browser.click(&session, "button[type=submit]").await;
-    let shown =
-        eventually(|| async { browser.text(&session, ".gen-id").await.filter(|t| t == "2") }).await;
+    let shown = eventually(BROWSER_WAIT, || async {
+        browser.text(&session, ".gen-id").await.filter(|t| t == "2")
+    })
+    .await;
     assert_eq!(
         shown.as_deref(),
         Some("2"),
         "the Now page shows generation 2"
     );
     // The event stream reached the page's script.
-    let live = eventually(|| async {
+    let live = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, "#live")
             .await
@@ -408,7 +403,7 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     // While a bounded load runs through the proxy, the script draws the share chart:
     // the one service takes the whole host.
     let proxied = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let share = eventually(|| async {
+    let share = eventually(BROWSER_WAIT, || async {
         for _ in 0..LOAD_PER_CHECK {
             let uri = format!("http://{proxy}/").parse::<http::Uri>().ok()?;
             let _ = proxied.get(uri).await;
@@ -433,7 +428,7 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
 
     // The identity detector saw `catalog` answer for `app`: an alert appears on the
     // page, naming the generation it blames.
-    let alert = eventually(|| async {
+    let alert = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, "#alerts li.alert")
             .await
@@ -468,7 +463,7 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     // Topology: the `app` pool's backend is red, says `misidentified`, and names the
     // service it claims to be.
     browser.goto(&session, &format!("{url}/ui/topology")).await;
-    let claim = eventually(|| async {
+    let claim = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, "#live")
             .await
@@ -540,7 +535,7 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
         browser.click(&session, "#force").await;
     }
     browser.click(&session, "#confirm-rollback").await;
-    let done = eventually(|| async {
+    let done = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, "h1")
             .await
@@ -558,10 +553,12 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
     );
 
     browser.goto(&session, &format!("{url}/ui/now")).await;
-    let shown =
-        eventually(|| async { browser.text(&session, ".gen-id").await.filter(|t| t == "1") }).await;
+    let shown = eventually(BROWSER_WAIT, || async {
+        browser.text(&session, ".gen-id").await.filter(|t| t == "1")
+    })
+    .await;
     assert_eq!(shown.as_deref(), Some("1"));
-    let cleared = eventually(|| async {
+    let cleared = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, "#alerts")
             .await
@@ -581,7 +578,7 @@ async fn sign_in_see_the_alert_of_a_bad_apply_and_roll_back_in_a_browser() {
         .await;
     browser.type_into(&session, "#token", READ_TOKEN).await;
     browser.click(&session, "button[type=submit]").await;
-    let role = eventually(|| async {
+    let role = eventually(BROWSER_WAIT, || async {
         browser
             .text(&session, ".role")
             .await

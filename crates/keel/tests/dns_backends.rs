@@ -5,8 +5,9 @@
 //! resolving keeps its last good address; results, changes and failures are `dns`
 //! events in the store (what `keel timeline` reads).
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,26 +17,11 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use http_body_util::Full;
 use keel_store::{EventQuery, SqliteStore, Store};
-use tokio::time::Instant;
+use keel_testkit::{free_port, wait_until};
+use support::{Killed, keel_serve};
 
 /// Longest any single wait may take (30 seconds).
 const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The address `web.internal` resolves to; `None`: NXDOMAIN.
 type Answer = Arc<Mutex<Option<Ipv4Addr>>>;
@@ -111,20 +97,6 @@ async fn get(port: u16) -> Option<(String, u64)> {
     Some((body.to_string(), generation.trim().parse().ok()?))
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn dns_events(state: &std::path::Path) -> Vec<String> {
     let Ok(store) = SqliteStore::open(state) else {
         return Vec::new();
@@ -164,28 +136,18 @@ async fn a_dns_backend_follows_its_name_and_keeps_the_last_good_address() {
     )
     .expect("config");
     let state = tempfile::tempdir().expect("state");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    let _keel = Killed::spawn(&mut keel_serve(&file, state.path()));
 
-    let (body, first_generation) = eventually("keel answers from the first address", || async {
-        get(http).await.filter(|(body, _)| body == "first")
-    })
-    .await;
+    let (body, first_generation) =
+        wait_until(WAIT, "keel answers from the first address", || async {
+            get(http).await.filter(|(body, _)| body == "first")
+        })
+        .await;
     assert_eq!(body, "first");
 
     // The name moves: the next resolution changes the pool, as a new generation.
     *answer.lock().expect("answer") = Some(second_ip);
-    let (_, second_generation) = eventually("keel follows the name", || async {
+    let (_, second_generation) = wait_until(WAIT, "keel follows the name", || async {
         get(http).await.filter(|(body, _)| body == "second")
     })
     .await;
@@ -193,7 +155,7 @@ async fn a_dns_backend_follows_its_name_and_keeps_the_last_good_address() {
 
     // The name stops resolving: an event says so, and the last good address serves on.
     *answer.lock().expect("answer") = None;
-    let events = eventually("a failure event", || async {
+    let events = wait_until(WAIT, "a failure event", || async {
         let events = dns_events(state.path());
         events
             .iter()

@@ -7,31 +7,24 @@
 //! and PROXY protocol v1/v2 headers written here; the gate refusing a new deny over
 //! `[safety] max_shift` or over an intent's `max_refused`.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use support::{Killed, keel_cli, keel_serve, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// An answer read off the socket.
 struct Answer {
@@ -110,19 +103,10 @@ fn base(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
 async fn serve(dir: &Path, config: &str, proxy: SocketAddr, ready_path: &str) -> Killed {
     let file = dir.join("keel.toml");
     std::fs::write(&file, config).expect("config");
-    let keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
+    let keel = Killed::spawn(
+        keel_serve(&file, &dir.join("state"))
             .current_dir(dir)
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("KEEL_ADMIN_TOKEN", "policies-binary-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
+            .env("KEEL_ADMIN_TOKEN", "policies-binary-token"),
     );
     let deadline = Instant::now() + WAIT;
     while get(proxy, ready_path, "").await.is_none() {
@@ -386,22 +370,16 @@ async fn keel_serve_judges_the_client_named_by_trusted_proxies_and_proxy_headers
 
 /// `keel ARGS` against the server whose admin API is at `admin`, run in `dir`.
 async fn cli(dir: &Path, admin: SocketAddr, args: &[&str]) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("KEEL_ADMIN", format!("http://{admin}"))
-        .env("KEEL_ADMIN_TOKEN", "policies-binary-token")
-        .env("KEEL_LOG", "warn");
+    let mut command = keel_cli(
+        dir,
+        Some(format!("http://{admin}")),
+        "policies-binary-token",
+        args,
+    );
     let output = tokio::task::spawn_blocking(move || command.output().expect("run keel"))
         .await
         .expect("cli task");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    (output.status.code(), text(&output))
 }
 
 #[tokio::test]

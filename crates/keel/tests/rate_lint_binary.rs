@@ -3,13 +3,16 @@
 //! running `keel serve` replays its live sample, both naming the limit's file:line:col
 //! and the share of requests it would have answered 429.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use support::{Killed, keel_cli, keel_serve, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -19,16 +22,6 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The route's rate limit line, at line 22 column 14 of [`config`]'s text.
 const TIGHT: &str = "rate_limit = { requests = 5, per = \"1s\", burst = 5, key = \"client_ip\" }";
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr, rule: &str) -> String {
     format!(
@@ -41,24 +34,10 @@ fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr, rule: &str)
 }
 
 fn keel(dir: &Path, admin: Option<SocketAddr>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("KEEL_ADMIN_TOKEN", "rate-lint-token")
-        .env("KEEL_LOG", "warn");
-    if let Some(admin) = admin {
-        command.env("KEEL_ADMIN", format!("http://{admin}"));
-    }
-    command.output().expect("run keel")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let admin = admin.map(|admin| format!("http://{admin}"));
+    keel_cli(dir, admin, "rate-lint-token", args)
+        .output()
+        .expect("run keel")
 }
 
 /// One sampled request shape as `GET /traffic/sample` serves it.
@@ -177,19 +156,10 @@ async fn keel_apply_replays_the_live_sample_through_a_new_rate_limit() {
     );
     let file = dir.path().join("keel.toml");
     std::fs::write(&file, &open).expect("config");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
+    let _keel = Killed::spawn(
+        keel_serve(&file, &dir.path().join("state"))
             .current_dir(dir.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("KEEL_ADMIN_TOKEN", "rate-lint-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
+            .env("KEEL_ADMIN_TOKEN", "rate-lint-token"),
     );
     let deadline = Instant::now() + WAIT;
     while get(proxy, "192.0.2.1").await.is_none() {

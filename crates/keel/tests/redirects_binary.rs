@@ -7,12 +7,14 @@
 //! a `Host` the redirect cannot use safely gets `400`, and the redirects are counted
 //! in the metrics.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use keel_testkit::{Backend, free_port};
+use support::{Killed, keel_cli, keel_serve, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -21,16 +23,6 @@ use tokio::time::Instant;
 const WAIT: Duration = Duration::from_secs(15);
 /// Requests sampled on the plain listener before the redirect is applied.
 const SAMPLED: usize = 20;
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Writes `certs/shop.pem` and `certs/shop.key` for `shop.example.com` under `dir`.
 fn write_certificate(dir: &Path) {
@@ -139,22 +131,16 @@ async fn curl(dir: &Path, ports: Ports, url: &str, extra: &[&str]) -> Option<Str
 
 /// `keel ARGS` against the server whose admin API is on `admin`, run in `dir`.
 async fn cli(dir: &Path, admin: u16, args: &[&str]) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("KEEL_ADMIN", format!("http://127.0.0.1:{admin}"))
-        .env("KEEL_ADMIN_TOKEN", "redirects-binary-token")
-        .env("KEEL_LOG", "warn");
+    let mut command = keel_cli(
+        dir,
+        Some(format!("http://127.0.0.1:{admin}")),
+        "redirects-binary-token",
+        args,
+    );
     let output = tokio::task::spawn_blocking(move || command.output().expect("run keel"))
         .await
         .expect("cli task");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    (output.status.code(), text(&output))
 }
 
 #[tokio::test]
@@ -174,19 +160,10 @@ async fn a_redirect_to_https_is_gated_then_served_on_the_plain_listener_only() {
         config(ports, backend, true),
     )
     .expect("config");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
+    let _keel = Killed::spawn(
+        keel_serve(&file, &dir.path().join("state"))
             .current_dir(dir.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("KEEL_ADMIN_TOKEN", "redirects-binary-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
+            .env("KEEL_ADMIN_TOKEN", "redirects-binary-token"),
     );
     let deadline = Instant::now() + WAIT;
     while get(ports.http, "shop.example.com", "/ready")

@@ -4,29 +4,22 @@
 //! are set high, so only the refusal intent can fire (the errors detector would
 //! otherwise catch a refusal share this large on its own).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use support::{Killed, keel_cli, keel_serve, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A `keel serve` child, killed (by its id) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr, rule: &str) -> String {
     format!(
@@ -41,22 +34,14 @@ fn config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr, rule: &str)
 }
 
 fn keel(dir: &Path, admin: SocketAddr, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .current_dir(dir)
-        .env("KEEL_ADMIN", format!("http://{admin}"))
-        .env("KEEL_ADMIN_TOKEN", "refusal-intent-token")
-        .env("KEEL_LOG", "warn")
-        .output()
-        .expect("run keel")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    keel_cli(
+        dir,
+        Some(format!("http://{admin}")),
+        "refusal-intent-token",
+        args,
     )
+    .output()
+    .expect("run keel")
 }
 
 /// `GET /` for shop.example.com on a connection of its own; the status, if any.
@@ -95,19 +80,10 @@ async fn the_guard_reverts_a_forced_deny_over_an_intents_max_refused() {
         config(proxy, admin, backend, "deny = [\"10.0.0.0/8\"]"),
     )
     .expect("write");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
+    let _keel = Killed::spawn(
+        keel_serve(&file, &dir.path().join("state"))
             .current_dir(dir.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("KEEL_ADMIN_TOKEN", "refusal-intent-token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
+            .env("KEEL_ADMIN_TOKEN", "refusal-intent-token"),
     );
     let deadline = Instant::now() + WAIT;
     while get(proxy).await.is_none() {

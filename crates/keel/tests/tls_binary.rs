@@ -2,11 +2,14 @@
 //! the certificate verified against the file made here), and `keel check` refuses an
 //! expired certificate with the position of its `cert` key.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use keel_testkit::{Backend, free_port};
+use support::{Killed, keel_serve};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
@@ -36,15 +39,6 @@ fn config(port: u16, admin: u16, backend: std::net::SocketAddr) -> String {
     )
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn curl(dir: &Path, port: u16, flag: &str) -> Option<String> {
     let output = tokio::process::Command::new("curl")
         .args(["-sS", "--max-time", "5", flag, "--cacert"])
@@ -72,19 +66,7 @@ async fn keel_serve_terminates_tls_for_curl_over_h2_and_http1() {
     std::fs::write(&file, config(port, admin, backend)).expect("config");
     let state = tempfile::tempdir().expect("state");
     // Run from another directory: the certificate paths are relative to the config file.
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .current_dir(state.path())
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    let _keel = Killed::spawn(keel_serve(&file, state.path()).current_dir(state.path()));
     let deadline = Instant::now() + WAIT;
     let first = loop {
         if let Some(answer) = curl(dir.path(), port, "--http2").await {

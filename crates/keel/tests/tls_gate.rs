@@ -4,23 +4,19 @@
 //! sampled requests whose SNI name would get a certificate that does not cover it; and
 //! `keel diff --traffic` of two files reads their certificates and judges the same way.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use keel_testkit::Backend;
+use keel_testkit::{Backend, free_port};
+use support::{Killed, keel_serve};
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
 const TOKEN: &str = "tls-gate-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Writes `certs/NAME.pem` and `certs/NAME.key` for `host` under `dir`.
 fn write_certificate(dir: &Path, name: &str, host: &str) {
@@ -54,15 +50,6 @@ fn config(port: u16, admin: u16, backend: std::net::SocketAddr, certificates: &[
     text
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One HTTPS GET for `host` (sent as SNI), certificate not verified: only the
 /// sample's SNI names matter here.
 async fn curl(port: u16, host: &str) -> bool {
@@ -84,21 +71,10 @@ async fn an_apply_that_leaves_a_sampled_sni_name_uncovered_is_refused() {
     let (port, admin) = (free_port(), free_port());
     let file = dir.path().join("keel.toml");
     std::fs::write(&file, config(port, admin, backend, &["shop", "api"])).expect("config");
-    let _keel = Killed(
-        // Not run beside the config: an applied config's certificate paths start at
-        // the served config file's directory, not at the working directory.
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("KEEL_ADMIN_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    // Not run beside the config: an applied config's certificate paths start at
+    // the served config file's directory, not at the working directory.
+    let _keel =
+        Killed::spawn(keel_serve(&file, &dir.path().join("state")).env("KEEL_ADMIN_TOKEN", TOKEN));
     let deadline = Instant::now() + WAIT;
     while !curl(port, "shop.example.com").await {
         assert!(Instant::now() < deadline, "keel never answered over TLS");

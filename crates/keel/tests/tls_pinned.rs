@@ -6,10 +6,13 @@
 //! more. The copies are private, `keel show` lists the facts and no key, and a start
 //! removes copies no generation pins.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use keel_testkit::{Backend, WAIT, eventually, free_port};
+use support::{keel_cli, text};
 
 const TOKEN: &str = "pinned-certificates-token";
 
@@ -103,22 +106,9 @@ async fn curl_trusting(port: u16, ca: &Path) -> bool {
 }
 
 fn cli(admin: u16, args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .current_dir(dir)
-        .env("KEEL_ADMIN", format!("http://127.0.0.1:{admin}"))
-        .env("KEEL_ADMIN_TOKEN", TOKEN)
-        .env("KEEL_LOG", "warn")
+    keel_cli(dir, Some(format!("http://127.0.0.1:{admin}")), TOKEN, args)
         .output()
         .expect("run keel")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Waits until `keel show N --json` says the generation is known-good.

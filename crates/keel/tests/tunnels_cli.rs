@@ -13,7 +13,7 @@ use keel_control::admin::AdminToken;
 use keel_control::api::ApplyBody;
 use keel_control::client::AdminClient;
 use keel_control::{ApplyStatus, Status};
-use keel_testkit::free_addr;
+use keel_testkit::{eventually, free_addr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -128,18 +128,6 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-) -> Option<T> {
-    for _ in 0..500 {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
-
 /// `keel serve` with generation 1 routing `/live` to `good`, then generation 2 to
 /// `bad`, both with `tunnels` in `[safety]`; one tunnel opened through generation 2.
 async fn bad_generation_with_a_tunnel(
@@ -168,7 +156,7 @@ async fn bad_generation_with_a_tunnel(
     let url = format!("http://{admin}");
     let client = AdminClient::new(&url, Some(AdminToken::new(TOKEN, "test").expect("token")))
         .expect("client");
-    eventually(|| async {
+    eventually(WAIT, || async {
         let status: Status = client.status().await.ok()?;
         status.active.filter(|a| a.known_good).map(|_| ())
     })

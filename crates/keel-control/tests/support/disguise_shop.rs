@@ -19,10 +19,8 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use keel_control::{ApplyOutcome, ApplyRequest, ApplyStatus, Controller};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
 use keel_store::{EventQuery, SqliteStore, Store, kind};
 use keel_testkit::{IdentifiedShop, WrongAnswers, load_by_service, toml_list};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::eventually;
@@ -52,15 +50,7 @@ impl Harness {
     pub async fn start(checkout_pool_extra: &str) -> Self {
         let backends = IdentifiedShop::start(&[("web", 2), ("legacy", 4), ("checkout", 3)]).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let (controller, plane, store) = super::shop::guarded_controller(dir.path());
         let first = controller
             .apply(request(base(&backends, checkout_pool_extra)))
             .await
@@ -142,27 +132,7 @@ impl Harness {
 /// A request mix: request `n` to the shop at an address, and the service that must answer.
 pub type Mix = fn(SocketAddr, u64) -> (Request<Empty<Bytes>>, &'static str);
 
-/// Serves `plane` on 127.0.0.1:0 until the returned sender is dropped.
-pub async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = watch::channel(false);
-    let limits = ListenerLimits {
-        max_header_bytes: 64 * 1024,
-        max_headers: 100,
-        header_read_timeout: Duration::from_secs(10),
-        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-        drain_timeout: Duration::from_secs(2),
-    };
-    tokio::spawn(async move {
-        let _ = plane
-            .serve(listener, limits, async move {
-                let _ = stopped.changed().await;
-            })
-            .await;
-    });
-    (addr, stop)
-}
+pub use super::shop::serve;
 
 /// Request `n` of the mix and the service that must answer it: 30% checkout (a third
 /// of it `/checkout/cart`), 10% legacy, 60% web.

@@ -1,13 +1,15 @@
 //! Test helpers: a real HTTP client, config texts, a store whose writes can be made to
 //! fail, a guarded controller serving a data plane ([`GuardedPlane`], in `shop.rs`, which
 //! `examples/detect.rs` includes on its own), the identified shop of the disguise tests
-//! (`disguise_shop.rs`), and keel-testkit's
+//! (`disguise_shop.rs`), the TLS shop of the certificate-guard tests (`tls_shop.rs`),
+//! and keel-testkit's
 //! `eventually` (backends come from `keel-testkit` too).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod disguise_shop;
 pub mod shop;
+pub mod tls_shop;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

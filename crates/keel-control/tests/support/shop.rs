@@ -342,34 +342,10 @@ impl GuardedPlane {
     /// Applies `first` (which must be applied) and starts serving.
     pub async fn start(first: ApplyRequest) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let plane = DataPlane::new(DataPlaneOptions {
-            sample_size: 10_000,
-            sample_window: Duration::from_secs(300),
-            access_log: None,
-            generation_header: true,
-        })
-        .expect("data plane");
-        let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+        let (controller, plane, store) = guarded_controller(dir.path());
         let applied = controller.apply(first).await.expect("apply");
         assert_eq!(applied.status, ApplyStatus::Applied, "{applied:#?}");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, mut stopped) = watch::channel(false);
-        let limits = ListenerLimits {
-            max_header_bytes: 64 * 1024,
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
-            drain_timeout: Duration::from_secs(2),
-        };
-        tokio::spawn(async move {
-            let _ = plane
-                .serve(listener, limits, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-        });
+        let (addr, stop) = serve(plane).await;
         GuardedPlane {
             controller,
             store,
@@ -378,4 +354,44 @@ impl GuardedPlane {
             dir,
         }
     }
+}
+
+/// Serves `plane` on 127.0.0.1:0 until the returned sender sends or is dropped.
+pub async fn serve(plane: Arc<DataPlane>) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    let limits = ListenerLimits {
+        max_header_bytes: 64 * 1024,
+        max_headers: 100,
+        header_read_timeout: Duration::from_secs(10),
+        body_idle_timeout: keel_config::defaults::BODY_IDLE_TIMEOUT,
+        drain_timeout: Duration::from_secs(2),
+    };
+    tokio::spawn(async move {
+        let _ = plane
+            .serve(listener, limits, async move {
+                let _ = stopped.changed().await;
+            })
+            .await;
+    });
+    (addr, stop)
+}
+
+/// A guarded controller (`Controller::new_guarded`) over a fresh SQLite store in `state`,
+/// with a data plane that samples generously (10,000 requests over 5 minutes) so that the
+/// impact gate has traffic to replay.
+pub fn guarded_controller(
+    state: &std::path::Path,
+) -> (Controller, Arc<DataPlane>, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::open(state).expect("store"));
+    let plane = DataPlane::new(DataPlaneOptions {
+        sample_size: 10_000,
+        sample_window: Duration::from_secs(300),
+        access_log: None,
+        generation_header: true,
+    })
+    .expect("data plane");
+    let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
+    (controller, plane, store)
 }

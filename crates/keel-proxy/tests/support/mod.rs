@@ -1,9 +1,11 @@
 //! Shared test fixtures: real hyper backends on 127.0.0.1:0, a real data plane serving a
-//! real listener, an HTTP client, raw sockets. Waiting and the loopback pieces every
+//! real listener, an HTTP client, raw sockets; TLS fixtures in `tls.rs`, gRPC ones in
+//! `grpc.rs`. Waiting and the loopback pieces every
 //! crate's tests share come from `keel-testkit`, re-exported here under the names these
 //! suites use.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod grpc;
 pub mod tls;
 
 use std::collections::HashMap;

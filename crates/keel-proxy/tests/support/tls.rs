@@ -132,9 +132,35 @@ impl TlsProxy {
 }
 
 /// Accepts any server certificate (signatures still checked), so a test can see which
-/// one the server chose even when it does not cover the name asked for.
+/// one the server chose even when it does not cover the name asked for; offers every
+/// signature scheme of its provider, or only `schemes` when given (a client that cannot
+/// check the server's key type).
 #[derive(Debug)]
-pub struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAny {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    schemes: Option<Vec<SignatureScheme>>,
+}
+
+impl AcceptAny {
+    /// Offers every signature scheme `provider` can check.
+    pub fn new(provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        AcceptAny {
+            provider,
+            schemes: None,
+        }
+    }
+
+    /// Offers only `schemes`.
+    pub fn offering_only(
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        schemes: Vec<SignatureScheme>,
+    ) -> Self {
+        AcceptAny {
+            provider,
+            schemes: Some(schemes),
+        }
+    }
+}
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
@@ -157,7 +183,7 @@ impl ServerCertVerifier for AcceptAny {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn verify_tls13_signature(
@@ -170,11 +196,17 @@ impl ServerCertVerifier for AcceptAny {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        match &self.schemes {
+            Some(schemes) => schemes.clone(),
+            None => self
+                .provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
     }
 }
 
@@ -193,7 +225,7 @@ pub fn client(
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_custom_certificate_verifier(Arc::new(AcceptAny::new(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
