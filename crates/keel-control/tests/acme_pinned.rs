@@ -55,6 +55,11 @@ fn served(controller: &Controller) -> String {
     active.primary.tls.certificates()[0].1.sha256.clone()
 }
 
+/// The ACME material a start installs is the process's (`keel_config::install_acme_material`,
+/// one state directory per `keel serve`): the tests of this file, each with its own state
+/// directory, take turns, or one would serve the other's certificate.
+static ONE_PROCESS_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A start as `keel serve --config FILE --state-dir DIR` makes it (ACME material
 /// installed, certificates pinned in the state directory).
 async fn serve(file: &Path, state: &Path) -> Result<(Controller, BootReport), BootError> {
@@ -66,6 +71,7 @@ async fn serve(file: &Path, state: &Path) -> Result<(Controller, BootReport), Bo
 
 #[tokio::test]
 async fn rollback_and_restart_serve_the_acme_certificate_their_generation_pinned() {
+    let _turn = ONE_PROCESS_AT_A_TIME.lock().await;
     let (dir, state) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("state"),
@@ -172,6 +178,7 @@ async fn rollback_and_restart_serve_the_acme_certificate_their_generation_pinned
 
 #[tokio::test]
 async fn a_lost_copy_of_an_acme_certificate_is_a_clear_error_once_the_store_moved_on() {
+    let _turn = ONE_PROCESS_AT_A_TIME.lock().await;
     let (dir, state) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("state"),
