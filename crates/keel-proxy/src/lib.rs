@@ -27,6 +27,7 @@ mod coarse_clock;
 mod compress;
 mod compress_body;
 mod connection_counts;
+mod connection_future;
 mod dataplane;
 mod deadline;
 mod errors;

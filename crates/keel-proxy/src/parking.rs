@@ -49,10 +49,17 @@ use crate::progress::Progress;
 use crate::request::ConnInfo;
 
 /// How long an HTTP/1 connection stays idle, its answer flushed, before it is parked
-/// (100 ms). A client sending requests back to back keeps its hyper connection, so the
+/// (20 ms: two ticks of the coarse clock, so parking happens 20 to 40 ms after the
+/// answer). A client sending requests back to back keeps its hyper connection, so the
 /// busy path costs what it did; a browser between two clicks, idle for seconds, holds
-/// none of hyper's buffers.
-pub(crate) const PARK_AFTER_MS: u64 = 100;
+/// none of hyper's buffers. Shorter is cheaper in memory: while a wave of clients
+/// connects, the connections answered within the last `PARK_AFTER_MS` still hold
+/// hyper's buffers (about 17 kB each), and the allocator keeps those pages once they
+/// are freed. At 100 ms that added 0.5 to 1 kB to every connection of a 4,000
+/// connection wave (bench/runs/2026-12-07-xeon-1280k-l2/2026-12-08-memory.md). What a
+/// client requesting every few tens of milliseconds pays instead is a new hyper
+/// connection per request, a few microseconds.
+pub(crate) const PARK_AFTER_MS: u64 = 20;
 
 /// Bytes read from the socket at a time while waiting for a request head (4 KiB): a
 /// typical head arrives in one read. A connection left waiting for the rest of a head
@@ -167,7 +174,7 @@ enum Next {
 pub(crate) fn serve_http1<IO, S>(
     mut stream: IO,
     service: S,
-    conn: &Arc<ConnInfo>,
+    conn: Arc<ConnInfo>,
     http1: &http1::Builder,
     max_head: usize,
     mut drain: Drain,
@@ -198,7 +205,7 @@ where
             let served = Box::pin(serve_until_idle(
                 io,
                 service.clone(),
-                conn,
+                &conn,
                 http1,
                 &mut drain,
             ));

@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::connection_future::ServingConnection;
 use crate::dataplane::DataPlane;
 use crate::parking::{Drain, Parking, serve_http1};
 use crate::progress::Progress;
@@ -396,13 +397,19 @@ impl DataPlane {
     }
 
     /// Serves HTTP/1 or HTTP/2 on an established client stream (plain or TLS).
-    async fn serve_io<IO>(
+    ///
+    /// Not an `async fn`: an HTTP/1 connection's task holds the future returned here for
+    /// the connection's whole life, parked ones included, and an `async fn` would keep
+    /// its arguments there a second time, beside the futures they were moved into
+    /// (see `crate::connection_future`).
+    fn serve_io<'b, IO>(
         self: Arc<Self>,
         stream: Established<IO>,
         conn: Arc<ConnInfo>,
-        builders: &Builders,
+        builders: &'b Builders,
         draining: oneshot::Receiver<()>,
-    ) where
+    ) -> impl Future<Output = ()> + Send + 'b
+    where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let protocol = match stream {
@@ -422,15 +429,16 @@ impl DataPlane {
             body_idle: builders.body_idle_timeout,
         };
         // Both protocols write through `Progress`, the watchdog's measure of a moving body.
-        let result = match stream {
+        match stream {
             Established::Http2(stream) => {
-                let plane = self.clone();
-                Box::pin(async move {
+                // Boxed: hyper's HTTP/2 connection would otherwise size every HTTP/1
+                // connection's task too.
+                ServingConnection::http2(Box::pin(async move {
                     let io = Progress::new(TokioIo::new(stream), watched.clone(), false);
                     let mut connection = pin!(builders.http2.serve_connection(io, service));
                     let drained =
                         until_drained(connection.as_mut(), draining, |c| c.graceful_shutdown());
-                    match watch(drained, watched, protocol, limits).await {
+                    let result = match watch(drained, watched, protocol, limits).await {
                         Ok(result) => result,
                         Err(Cut::NoHead) => {
                             // Idle with no stream open: a GOAWAY tells the client that
@@ -443,46 +451,34 @@ impl DataPlane {
                                 .unwrap_or(Ok(()))
                         }
                         Err(Cut::BodyStalled) => {
-                            plane.stalled(limits);
+                            self.stalled(limits);
                             Ok(())
                         }
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "client connection ended with an error");
                     }
-                })
-                .await
+                }))
             }
             Established::Http1(stream) => {
                 // Parked between requests, plain or TLS: an idle connection holds none of
                 // hyper's buffers. With upgrades: a `101` from a route that allows it
                 // hands the socket to a tunnel (see `crate::upgrade`).
-                // Built in the call, not bound first: a bound future would stay in the
-                // task beside the watchdog's own copy of it, for the connection's life.
-                watch(
-                    serve_http1(
-                        stream,
-                        service,
-                        &watched,
-                        &builders.http1,
-                        builders.max_header_bytes,
-                        Drain::new(draining),
-                    ),
+                let served = serve_http1(
+                    stream,
+                    service,
                     watched.clone(),
-                    Protocol::Http1,
-                    limits,
-                )
-                .await
-                .unwrap_or_else(|cut| {
-                    self.cut_http1(cut, limits);
-                    Ok(())
-                })
+                    &builders.http1,
+                    builders.max_header_bytes,
+                    Drain::new(draining),
+                );
+                ServingConnection::http1(watch(served, watched, Protocol::Http1, limits), self)
             }
-        };
-        if let Err(error) = result {
-            tracing::debug!(%error, "client connection ended with an error");
         }
     }
 
     /// Logs why the watchdog cut an HTTP/1 connection.
-    fn cut_http1(&self, cut: Cut, limits: WatchLimits) {
+    pub(crate) fn cut_http1(&self, cut: Cut, limits: WatchLimits) {
         match cut {
             Cut::NoHead => tracing::debug!(
                 limit = ?limits.head,

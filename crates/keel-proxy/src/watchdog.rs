@@ -334,6 +334,20 @@ pub(crate) fn watch<F: Future>(
     }
 }
 
+impl<F> Watched<F> {
+    /// The limits this watchdog bounds by, for the log of a cut (what it keeps of them:
+    /// whole milliseconds).
+    pub(crate) fn limits(&self) -> WatchLimits {
+        WatchLimits {
+            head: Duration::from_millis(self.head_ms),
+            body_idle: match self.body_idle {
+                BodyIdleBound::Ms(ms) => Duration::from_millis(ms.get()),
+                BodyIdleBound::Never => Duration::ZERO,
+            },
+        }
+    }
+}
+
 impl<F: Future> Future for Watched<F> {
     type Output = Result<F::Output, Cut>;
 

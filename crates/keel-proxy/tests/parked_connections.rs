@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A pause between two pieces of one request head, longer than an idle connection
-/// waits before it is parked (100 ms), so that the first piece is held by a parked
+/// waits before it is parked (20 ms), so that the first piece is held by a parked
 /// connection (150 ms). Not a timing claim: the test passes either way.
 const PIECE_GAP: Duration = Duration::from_millis(150);
 

@@ -207,7 +207,7 @@ async fn a_client_speaking_plain_http_to_a_tls_listener_is_refused_and_counted()
 }
 
 /// HTTP/1 over TLS is parked between requests like plain HTTP/1 (`crate::parking`):
-/// after an idle pause longer than the park delay (100 ms), a head sent in pieces, and
+/// after an idle pause longer than the park delay (20 ms), a head sent in pieces, and
 /// then two pipelined requests, are answered in order on the same TLS session. (That
 /// the parked connection gives hyper's buffers back is `bench/memory.sh`'s to measure.)
 #[tokio::test]
