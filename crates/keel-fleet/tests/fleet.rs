@@ -12,7 +12,8 @@ use keel_control::{ApplyStatus, RollbackRequest};
 use keel_store::{EventQuery, Store};
 use keel_testkit::{Backend, Etcd, eventually};
 use support::{
-    CONVERGE_WITHIN, TestNode, applied_generation, converged, get, load_on, routing, three_nodes,
+    CONVERGE_WITHIN, TestNode, applied_generation, converged, fleet_of_three, get, load_on,
+    routing, three_nodes,
 };
 
 /// Bounded load during an apply: 50 requests per second for 4 seconds per node.
@@ -89,12 +90,11 @@ async fn an_apply_to_any_node_converges_on_all_three_with_no_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_applies_one_wins_and_the_loser_names_the_winner() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, "", dir.path(), &[one]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let a = format!("{}{}", nodes[0].own_keys(), routing(&[one], "a"));
     let c = format!("{}{}", nodes[2].own_keys(), routing(&[one], "c"));
     warm(&nodes[0]).await;
@@ -143,15 +143,12 @@ async fn two_concurrent_applies_one_wins_and_the_loser_names_the_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_restarted_without_etcd_serves_its_last_generation() {
-    let Some(mut etcd) = Etcd::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, "", dir.path(), &[one]).await;
+    let Some((mut etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let text = format!("{}{}", nodes[0].own_keys(), routing(&[one, two], "two"));
     let generation = applied(&nodes[0], text).await;
     assert!(converged(&refs, generation).await);
@@ -187,15 +184,12 @@ async fn a_node_restarted_without_etcd_serves_its_last_generation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_cut_off_rolls_back_locally_and_reports_drift_without_flipping() {
-    let Some(mut etcd) = Etcd::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, "", dir.path(), &[one]).await;
+    let Some((mut etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let text = format!("{}{}", nodes[0].own_keys(), routing(&[one, two], "two"));
     let second = applied(&nodes[0], text).await;
     assert!(converged(&refs, second).await);

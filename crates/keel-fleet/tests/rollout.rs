@@ -10,13 +10,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use keel_control::ApplyStatus;
 use keel_fleet::RolloutStep;
 use keel_store::GenerationState;
 use keel_testkit::{Backend, eventually};
 use support::{
-    CONVERGE_WITHIN, TestNode, applied_generation, converged, events, fleet_active, fleet_of_three,
-    load_on, misrouted, recorded, rollout, rollout_of, rollout_reaches, routing, stay_on,
+    CONVERGE_WITHIN, TestNode, applied_generation, apply_misroute, converged, events, fleet_active,
+    fleet_of_three, load_on, misrouted, recorded, rollout, rollout_of, rollout_reaches, routing,
+    stay_on,
 };
 
 /// The node canary's watch in these tests (the default is 30 s).
@@ -122,18 +122,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
     // No health check on the new pool: only the responses' identity gives it away.
     let misrouted = misrouted(&[api]);
     assert!(!misrouted.contains("health"), "{misrouted}");
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "forced over the identity probe: {:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = apply_misroute(&nodes[0], api).await;
 
     // The canary's guard reverts it; its rollback records the rollout failed.
     let reverted = eventually(CONVERGE_WITHIN, || async {
@@ -179,13 +168,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
         .apply(text)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let fixed = outcome.generation.expect("a generation");
+    let fixed = applied_generation(&outcome);
     assert!(
         converged(&refs, fixed).await,
         "--no-guard: every node at once"
@@ -211,12 +194,7 @@ async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
         load_on(LOAD_RPS, &nodes[2], long),
     ];
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted(&[api]));
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    let generation = applied_generation(&outcome);
+    let generation = apply_misroute(&nodes[0], api).await;
     let promoted = rollout_reaches(
         &nodes[1],
         CONVERGE_WITHIN,

@@ -13,8 +13,9 @@ use keel_fleet::{FLEET_FOLLOW_EVENT, RolloutStep};
 use keel_store::GenerationState;
 use keel_testkit::Backend;
 use support::{
-    TestNode, applied_generation, by, converged, events, fleet_active, fleet_of_three, load_on,
-    misrouted, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches, routing, stay_on,
+    TestNode, applied_generation, apply_misroute, by, converged, events, fleet_active,
+    fleet_of_three, load_on, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches,
+    routing, stay_on,
 };
 
 /// The canaries' watch in these tests (the default is 30 s).
@@ -103,12 +104,7 @@ async fn one_canarys_alarm_reverts_both_canaries_and_the_third_never_moves() {
     // Traffic on lb-2 only: lb-1 stays quiet, the alarm is lb-2's.
     let load = load_on(LOAD_RPS, &nodes[1], AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted(&[api]));
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    let generation = applied_generation(&outcome);
+    let generation = apply_misroute(&nodes[0], api).await;
 
     let failed = rollout_reaches(&nodes[2], AT_MOST, Some(generation), RolloutStep::Failed)
         .await

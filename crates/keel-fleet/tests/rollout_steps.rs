@@ -13,8 +13,9 @@ use keel_fleet::{FLEET_FOLLOW_EVENT, RolloutStep};
 use keel_store::{GenerationState, Store};
 use keel_testkit::{Backend, eventually};
 use support::{
-    CONVERGE_WITHIN, TestNode, applied_generation, by, converged, events, fleet_of_three, load_on,
-    misrouted, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches, routing, stay_on,
+    CONVERGE_WITHIN, TestNode, applied_generation, apply_misroute, by, converged, events,
+    fleet_of_three, load_on, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches,
+    routing, stay_on,
 };
 
 /// Each step's watch in these tests (the default is 30 s).
@@ -124,12 +125,7 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
     // load runs until the rollout has failed (however slow the machine), then stops.
     let load = load_on(LOAD_RPS, &nodes[1], LOAD_AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted(&[api]));
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    let generation = applied_generation(&outcome);
+    let generation = apply_misroute(&nodes[0], api).await;
 
     // Waited on as conditions, not times: lb-2 may serve the candidate for less than a
     // poll before its guard reverts it, so what it did is read from the fleet's records.

@@ -399,6 +399,17 @@ pub(crate) async fn stay_on(
     }
 }
 
+/// Applies `node`'s own keys with [`misrouted`] routing to `api`, guarded and forced over
+/// the identity probe; the generation it became (the test fails if it was not applied).
+pub(crate) async fn apply_misroute(node: &TestNode, api: SocketAddr) -> u64 {
+    let text = format!("{}{}", node.own_keys(), misrouted(&[api]));
+    let outcome = node
+        .apply_guarded(text, true)
+        .await
+        .expect("the control plane answers");
+    applied_generation(&outcome)
+}
+
 /// The generation `outcome` applied, failing the test (with the refusals) when it was not
 /// applied.
 pub(crate) fn applied_generation(outcome: &ApplyOutcome) -> u64 {
