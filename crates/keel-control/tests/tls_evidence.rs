@@ -12,19 +12,15 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use keel_control::{ApplyRequest, ApplyStatus, Controller, GuardResult};
-use keel_proxy::{DataPlane, DataPlaneOptions, ListenerLimits};
-use keel_store::{SqliteStore, Store};
+use keel_control::{ApplyRequest, ApplyStatus, GuardResult};
 use keel_testkit::Answer;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::{TcpListener, TcpStream};
+use rustls::pki_types::ServerName;
+use support::tls_shop::{TestCa, TlsPlane, tls_config};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// Requests (and, with new connections, handshakes) per second of the client load.
@@ -35,80 +31,15 @@ const WARMUP: Duration = Duration::from_secs(2);
 const SHOP: &str = "shop.example.com";
 const OTHER: &str = "other.example.com";
 
-fn issue(dir: &Path, file: &str, ca: &Issuer<'static, KeyPair>) {
-    issue_for(dir, file, SHOP, ca);
-}
-
-fn issue_for(dir: &Path, file: &str, name: &str, ca: &Issuer<'static, KeyPair>) {
-    let params = CertificateParams::new(vec![name.to_string()]).expect("params");
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("leaf");
-    std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).expect("cert");
-    std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).expect("key");
-}
-
-fn test_ca() -> (String, Issuer<'static, KeyPair>) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().expect("key");
-    let cert = params.self_signed(&key).expect("CA");
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// Keel serving `https` with certificate `shop` from `dir/FILE.pem`; a one-second
-/// watch and 10 requests of route evidence, so the test is quick.
+/// Keel serving `https` with certificate `shop` from `dir/FILE.pem` ([`tls_config`]); a
+/// one-second watch and 10 requests of route evidence, so the test is quick.
 fn config(dir: &Path, file: &str, backend: SocketAddr) -> String {
-    let dir = dir.display();
-    format!(
-        r#"[listeners.https]
-addr = "127.0.0.1:18444"
-tls = {{ certificates = ["shop"] }}
-
-[admin]
-addr = "127.0.0.1:19902"
-
-[safety]
-watch = "1s"
-
-[detectors]
-min_requests = 10
-
-[certificates.shop]
-cert = "{dir}/{file}.pem"
-key = "{dir}/{file}.key"
-
-[services.web]
-allow_no_identity = true
-
-[pools.web]
-service = "web"
-backends = [{{ addr = "{backend}" }}]
-
-[[routes]]
-name = "shop"
-host = "shop.example.com"
-service = "web"
-pool = "web"
-"#
+    tls_config(
+        dir,
+        file,
+        backend,
+        "[safety]\nwatch = \"1s\"\n\n[detectors]\nmin_requests = 10",
     )
-}
-
-fn client(ca_pem: &str) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA"))
-        .expect("root");
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // Every new connection a full handshake: a resumed session never sees the new
-    // certificate, so it is not counted as evidence for it.
-    config.resumption = rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
 }
 
 /// An HTTP/1.1 connection over TLS (one handshake, SNI `host`), for as many requests
@@ -171,35 +102,6 @@ async fn load_for(
     }
 }
 
-/// A guarded controller on a new data plane, its store in `dir`.
-fn guarded(dir: &Path) -> (Controller, Arc<DataPlane>) {
-    let store = Arc::new(SqliteStore::open(dir).expect("store"));
-    let plane = DataPlane::new(DataPlaneOptions {
-        sample_size: 10_000,
-        sample_window: Duration::from_secs(300),
-        access_log: None,
-        generation_header: true,
-    })
-    .expect("data plane");
-    let controller = Controller::new_guarded(store.clone() as Arc<dyn Store>, plane.clone());
-    (controller, plane)
-}
-
-/// Serves TLS listener `https` of the active generation on a port of its own.
-async fn serve(plane: &Arc<DataPlane>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let limits =
-        ListenerLimits::from_server(&plane.active().expect("active").primary.config.server);
-    let (serving, tls) = (plane.clone(), plane.tls_listener("https"));
-    tokio::spawn(async move {
-        serving
-            .serve_tls(listener, limits, tls, std::future::pending())
-            .await
-    });
-    addr
-}
-
 /// [`config`] with a second certificate, `other` (for `other.example.com`, from
 /// `dir/other.pem`), on the same listener, and a route for its host.
 fn two_certificates(dir: &Path, file: &str, backend: SocketAddr) -> String {
@@ -220,20 +122,20 @@ fn two_certificates(dir: &Path, file: &str, backend: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
     let dir = tempfile::tempdir().expect("dir");
-    let (ca_pem, ca) = test_ca();
+    let ca = TestCa::new();
     for file in ["first", "second", "third"] {
-        issue(dir.path(), file, &ca);
+        ca.issue(dir.path(), file, SHOP);
     }
     let backend = keel_testkit::start("web", Answer::Ok).await;
-    let (controller, plane) = guarded(dir.path());
     let apply = |file: &str| ApplyRequest {
         wait: true,
         ..support::shop::request(config(dir.path(), file, backend))
     };
-    let first = controller.apply(apply("first")).await.expect("apply 1");
-    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-    let addr = serve(&plane).await;
-    let tls = client(&ca_pem);
+    let shop = TlsPlane::start(dir.path(), apply("first")).await;
+    let (controller, addr) = (&shop.controller, shop.addr);
+    // Every new connection a full handshake: a resumed session never sees the new
+    // certificate, so it is not counted as evidence for it.
+    let tls = ca.client(false);
 
     // Handshakes before, then only a kept-alive connection while the renewal is watched:
     // its route gets its requests, its certificate no handshake.
@@ -265,21 +167,20 @@ async fn a_renewed_certificate_is_vouched_for_only_after_handshakes_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshakes_with_the_listeners_other_certificate_prove_nothing_for_the_renewed_one() {
     let dir = tempfile::tempdir().expect("dir");
-    let (ca_pem, ca) = test_ca();
+    let ca = TestCa::new();
     for file in ["first", "second"] {
-        issue(dir.path(), file, &ca);
+        ca.issue(dir.path(), file, SHOP);
     }
-    issue_for(dir.path(), "other", OTHER, &ca);
+    ca.issue(dir.path(), "other", OTHER);
     let backend = keel_testkit::start("web", Answer::Ok).await;
-    let (controller, plane) = guarded(dir.path());
     let apply = |file: &str| ApplyRequest {
         wait: true,
         ..support::shop::request(two_certificates(dir.path(), file, backend))
     };
-    let first = controller.apply(apply("first")).await.expect("apply 1");
-    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
-    let addr = serve(&plane).await;
-    let tls = client(&ca_pem);
+    let shop = TlsPlane::start(dir.path(), apply("first")).await;
+    let (controller, addr) = (&shop.controller, shop.addr);
+    // Full handshakes only (see the test above).
+    let tls = ca.client(false);
 
     // Both certificates get full handshakes before; while `shop`'s renewal is watched,
     // only `other` does (shop's clients keep one connection alive): the listener is

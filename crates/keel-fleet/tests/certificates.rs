@@ -12,9 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keel_control::pins::{CertificatePins, pin_digest};
-use keel_store::Store;
 use keel_testkit::{Backend, Etcd, free_addr};
-use support::{TestNode, converged, node_keys, routing};
+use support::{TestNode, applied_generation, converged, node_keys, recorded, routing};
 
 /// A fleet-owned certificate, read from `certs/` beside each node's own file.
 const CERTIFICATE: &str =
@@ -49,15 +48,6 @@ fn served_digest(node: &TestNode) -> String {
     pin_digest(&files)
 }
 
-async fn record(node: &TestNode, id: u64) -> keel_store::GenerationRecord {
-    let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.generation(id))
-        .await
-        .expect("task")
-        .expect("read")
-        .expect("the generation")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_serves_only_the_certificate_bytes_the_applying_node_pinned() {
     let Some(etcd) = Etcd::start() else { return };
@@ -78,7 +68,7 @@ async fn a_follower_serves_only_the_certificate_bytes_the_applying_node_pinned()
     assert!(converged(&[&one, &two], 1).await, "both serve generation 1");
 
     // Same bytes on both nodes: lb-2 serves them and keeps its own private copies.
-    let digest_a = record(&one, 1).await.certificates["shop"].clone();
+    let digest_a = recorded(&one, 1).await.certificates["shop"].clone();
     assert_eq!(served_digest(&two), digest_a);
     let pins_two = CertificatePins::in_state_dir(&two_dir);
     for extension in ["pem", "key"] {
@@ -102,14 +92,8 @@ async fn a_follower_serves_only_the_certificate_bytes_the_applying_node_pinned()
         ))
         .await
         .expect("apply");
-    assert_eq!(
-        outcome.status,
-        keel_control::ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
-    let digest_b = record(&one, generation).await.certificates["shop"].clone();
+    let generation = applied_generation(&outcome);
+    let digest_b = recorded(&one, generation).await.certificates["shop"].clone();
     assert_ne!(digest_a, digest_b);
     assert_eq!(served_digest(&one), digest_b);
 
@@ -120,7 +104,7 @@ async fn a_follower_serves_only_the_certificate_bytes_the_applying_node_pinned()
     assert_eq!(served_digest(&two), digest_a);
     let error = two
         .controller
-        .follow(record(&two, generation).await)
+        .follow(recorded(&two, generation).await)
         .await
         .expect_err("other bytes are refused")
         .to_string();

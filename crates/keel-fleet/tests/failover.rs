@@ -22,7 +22,7 @@ use keel_control::ApplyStatus;
 use keel_fleet::FleetStore;
 use keel_store::{EventQuery, NewGeneration, Store};
 use keel_testkit::{Backend, Etcd, EtcdCluster, free_addr};
-use support::{PREFIX, TestNode, converged, leader, node_keys_on, routing};
+use support::{PREFIX, TestNode, converged, leader, routing, start_nodes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -41,15 +41,15 @@ async fn an_apply_right_after_a_member_dies_goes_to_a_live_one() {
             .filter(|i| *i != killed)
             .map(|i| cluster.endpoint(i)),
     );
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2"] {
-        let text = format!(
-            "{}{}",
-            node_keys_on(name, &endpoints, free_addr(), free_addr()),
-            routing(&[backend], "zero")
-        );
-        nodes.push(TestNode::start(name, &text, dir.path().join(name)).await);
-    }
+    let nodes = start_nodes(
+        &["lb-1", "lb-2"],
+        &endpoints,
+        "",
+        dir.path(),
+        &[backend],
+        "zero",
+    )
+    .await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
 

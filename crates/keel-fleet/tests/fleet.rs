@@ -10,41 +10,21 @@ use std::time::Duration;
 
 use keel_control::{ApplyStatus, RollbackRequest};
 use keel_store::{EventQuery, Store};
-use keel_testkit::{Backend, Etcd, eventually, free_addr};
-use support::{CONVERGE_WITHIN, TestNode, converged, get, node_keys, routing};
+use keel_testkit::{Backend, Etcd, eventually};
+use support::{
+    CONVERGE_WITHIN, TestNode, applied_generation, converged, fleet_of_three, get, load_on,
+    routing, three_nodes,
+};
 
 /// Bounded load during an apply: 50 requests per second for 4 seconds per node.
 const LOAD_RPS: u32 = 50;
 const LOAD_FOR: Duration = Duration::from_secs(4);
 
-async fn three_nodes(
-    etcd: &Etcd,
-    dir: &std::path::Path,
-    backends: &[std::net::SocketAddr],
-) -> Vec<TestNode> {
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2", "lb-3"] {
-        let text = format!(
-            "{}{}",
-            node_keys(name, &etcd.endpoint(), free_addr(), free_addr()),
-            routing(backends, "one")
-        );
-        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
-    }
-    nodes
-}
-
 /// Applies `text` on `node` (after a little traffic) and returns the generation it became.
 async fn applied(node: &TestNode, text: String) -> u64 {
     warm(node).await;
     let outcome = node.apply(text).await.expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    outcome.generation.expect("a generation")
+    applied_generation(&outcome)
 }
 
 /// Sends `node` a little traffic: the gate's evidence for the next apply.
@@ -66,7 +46,7 @@ async fn an_apply_to_any_node_converges_on_all_three_with_no_failed_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let nodes = three_nodes(&etcd, "", dir.path(), &[one]).await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(
         converged(&refs, 1).await,
@@ -76,15 +56,7 @@ async fn an_apply_to_any_node_converges_on_all_three_with_no_failed_request() {
     // Load on every node while node 2 applies a second backend and a new marker.
     let loads: Vec<_> = nodes
         .iter()
-        .map(|n| {
-            let addr = n.listen;
-            tokio::spawn(keel_testkit::load(LOAD_RPS, LOAD_FOR, move |_| {
-                http::Request::get(format!("http://{addr}/"))
-                    .header("host", "shop.example")
-                    .body(http_body_util::Empty::new())
-                    .expect("request")
-            }))
-        })
+        .map(|n| load_on(LOAD_RPS, n, LOAD_FOR))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = format!("{}{}", nodes[1].own_keys(), routing(&[one, two], "two"));
@@ -92,13 +64,7 @@ async fn an_apply_to_any_node_converges_on_all_three_with_no_failed_request() {
         .apply(text)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = applied_generation(&outcome);
     assert!(
         converged(&refs, generation).await,
         "every node serves generation {generation}"
@@ -124,12 +90,11 @@ async fn an_apply_to_any_node_converges_on_all_three_with_no_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_applies_one_wins_and_the_loser_names_the_winner() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let a = format!("{}{}", nodes[0].own_keys(), routing(&[one], "a"));
     let c = format!("{}{}", nodes[2].own_keys(), routing(&[one], "c"));
     warm(&nodes[0]).await;
@@ -178,15 +143,12 @@ async fn two_concurrent_applies_one_wins_and_the_loser_names_the_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_restarted_without_etcd_serves_its_last_generation() {
-    let Some(mut etcd) = Etcd::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((mut etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let text = format!("{}{}", nodes[0].own_keys(), routing(&[one, two], "two"));
     let generation = applied(&nodes[0], text).await;
     assert!(converged(&refs, generation).await);
@@ -222,15 +184,12 @@ async fn a_node_restarted_without_etcd_serves_its_last_generation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_cut_off_rolls_back_locally_and_reports_drift_without_flipping() {
-    let Some(mut etcd) = Etcd::start() else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((mut etcd, _dir, nodes)) = fleet_of_three("", &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await);
     let text = format!("{}{}", nodes[0].own_keys(), routing(&[one, two], "two"));
     let second = applied(&nodes[0], text).await;
     assert!(converged(&refs, second).await);

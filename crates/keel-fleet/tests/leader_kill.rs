@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use keel_control::ApplyStatus;
 use keel_store::Store;
-use keel_testkit::{Backend, EtcdCluster, eventually, free_addr};
-use support::{CONVERGE_WITHIN, TestNode, converged, get, leader, node_keys_on, routing};
+use keel_testkit::{Backend, EtcdCluster, eventually};
+use support::{
+    CONVERGE_WITHIN, THREE, TestNode, converged, get, leader, load_on, routing, start_nodes,
+};
 
 /// Bounded load on every node during a round: 40 requests per second for 5 seconds.
 const LOAD_RPS: u32 = 40;
@@ -50,15 +52,7 @@ async fn etcd_leader_killed_during_an_apply_commits_everywhere_or_nowhere() {
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
     let endpoints = cluster.endpoints();
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2", "lb-3"] {
-        let text = format!(
-            "{}{}",
-            node_keys_on(name, &endpoints, free_addr(), free_addr()),
-            routing(&[one], "zero")
-        );
-        nodes.push(TestNode::start(name, &text, dir.path().join(name)).await);
-    }
+    let nodes = start_nodes(&THREE, &endpoints, "", dir.path(), &[one], "zero").await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     assert!(converged(&refs, 1).await, "generation 1 everywhere");
 
@@ -73,15 +67,7 @@ async fn etcd_leader_killed_during_an_apply_commits_everywhere_or_nowhere() {
         let killed = leader(&cluster).await.expect("the cluster has a leader");
         let loads: Vec<_> = nodes
             .iter()
-            .map(|n| {
-                let addr = n.listen;
-                tokio::spawn(keel_testkit::load(LOAD_RPS, LOAD_FOR, move |_| {
-                    http::Request::get(format!("http://{addr}/"))
-                        .header("host", "shop.example")
-                        .body(http_body_util::Empty::new())
-                        .expect("request")
-                }))
-            })
+            .map(|n| load_on(LOAD_RPS, n, LOAD_FOR))
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
 

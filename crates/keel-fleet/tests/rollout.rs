@@ -10,70 +10,35 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use keel_control::ApplyStatus;
-use keel_fleet::{FleetStore, RolloutStep};
-use keel_store::{EventQuery, GenerationState, Store};
-use keel_testkit::{Backend, Etcd, eventually, free_addr};
+use keel_fleet::RolloutStep;
+use keel_store::GenerationState;
+use keel_testkit::{Backend, eventually};
 use support::{
-    CONVERGE_WITHIN, TestNode, converged, load_on, node_keys_with_rollout, rollout_of, routing,
+    CONVERGE_WITHIN, TestNode, applied_generation, apply_misroute, converged, events, fleet_active,
+    fleet_of_three, load_on, misrouted, recorded, rollout, rollout_of, rollout_reaches, routing,
+    stay_on,
 };
 
 /// The node canary's watch in these tests (the default is 30 s).
 const ROLLOUT_WATCH: Duration = Duration::from_secs(3);
 /// Bounded load on the canary while it is watched: 40 requests per second.
 const LOAD_RPS: u32 = 40;
+/// What a node that moved before its time was told to do.
+const MUST_WAIT: &str = "must not move before the canary's watch ends";
 
-async fn three_nodes(
-    etcd: &Etcd,
-    dir: &std::path::Path,
-    backends: &[std::net::SocketAddr],
-) -> Vec<TestNode> {
-    let watch = format!("{}s", ROLLOUT_WATCH.as_secs());
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2", "lb-3"] {
-        let text = format!(
-            "{}{}",
-            node_keys_with_rollout(name, &etcd.endpoint(), free_addr(), free_addr(), &watch),
-            routing(backends, "one")
-        );
-        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
-    }
-    nodes
-}
-
-async fn fleet_active(store: &std::sync::Arc<FleetStore>) -> Option<u64> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.fleet_active())
-        .await
-        .expect("task")
-        .expect("etcd answers")
-        .map(|(id, _)| id)
-}
-
-/// Every node in `others` serves `generation` at every look until `until`.
-async fn stay_on(others: &[&TestNode], generation: u64, until: Instant) {
-    while Instant::now() < until {
-        for node in others {
-            assert_eq!(
-                node.serving(),
-                Some(generation),
-                "{} must not move before the canary's watch ends",
-                node.name
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// The `[fleet]` rollout line of these tests' nodes: one canary, then all.
+fn canary() -> String {
+    rollout(1, "\"all\"", ROLLOUT_WATCH)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&canary(), &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Evidence for the gate and the guard: traffic before and during the watch.
     let load = load_on(LOAD_RPS, &nodes[0], ROLLOUT_WATCH + Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -84,13 +49,7 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
         .apply_guarded(text, false)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = applied_generation(&outcome);
     assert_eq!(nodes[0].serving(), Some(generation), "the canary serves it");
     let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
     assert_eq!(
@@ -99,11 +58,7 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
         "{rollout:?}"
     );
     assert_eq!(fleet_active(&nodes[1].store).await, Some(1));
-    let record = nodes[2]
-        .store
-        .generation(generation)
-        .expect("etcd")
-        .expect("recorded");
+    let record = recorded(&nodes[2], generation).await;
     assert_eq!(record.state, GenerationState::Pending, "the candidate");
     // Another apply meanwhile would take the fleet from under the canary: refused, named.
     let other = format!("{}{}", nodes[1].own_keys(), routing(&[one], "other"));
@@ -120,7 +75,7 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
 
     // Until the watch ends, lb-2 and lb-3 stay on generation 1.
     let watch_ends = started + ROLLOUT_WATCH - Duration::from_millis(300);
-    stay_on(&[&nodes[1], &nodes[2]], 1, watch_ends).await;
+    stay_on(&[&nodes[1], &nodes[2]], 1, watch_ends, MUST_WAIT).await;
     assert!(
         converged(&refs, generation).await,
         "after the watch every node serves generation {generation}"
@@ -136,18 +91,7 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
     assert_eq!(rollout.step, RolloutStep::Promoted, "{rollout:?}");
     assert_eq!(rollout.clean, vec!["lb-1".to_string()]);
     assert_eq!(fleet_active(&nodes[1].store).await, Some(generation));
-    let promoted = {
-        let store = nodes[2].store.clone();
-        tokio::task::spawn_blocking(move || {
-            store.events(EventQuery {
-                kinds: vec!["promote".into()],
-                ..EventQuery::default()
-            })
-        })
-        .await
-        .expect("task")
-        .expect("events")
-    };
+    let promoted = events(&nodes[2], &["promote"]).await;
     assert!(
         promoted.iter().any(|e| e.generation == Some(generation)
             && e.details["origin"] == keel_fleet::ROLLOUT_ORIGIN
@@ -164,36 +108,21 @@ async fn a_good_apply_reaches_its_canary_first_and_the_others_after_the_watch() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let web = Backend::new("web").start().await;
     // A backend that answers as another application: the March-15 misroute.
     let api = Backend::new("api").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&canary(), &[web]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     let load = load_on(LOAD_RPS, &nodes[0], ROLLOUT_WATCH + Duration::from_secs(2));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let started = Instant::now();
     // No health check on the new pool: only the responses' identity gives it away.
-    let misrouted = routing(&[api], "misrouted").replace(
-        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
-        "",
-    );
+    let misrouted = misrouted(&[api]);
     assert!(!misrouted.contains("health"), "{misrouted}");
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "forced over the identity probe: {:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = apply_misroute(&nodes[0], api).await;
 
     // The canary's guard reverts it; its rollback records the rollout failed.
     let reverted = eventually(CONVERGE_WITHIN, || async {
@@ -201,11 +130,12 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
     })
     .await;
     assert!(reverted.is_some(), "lb-1 is back on generation 1");
-    let failed = eventually(CONVERGE_WITHIN, || async {
-        rollout_of(&nodes[1].store)
-            .await
-            .filter(|r| r.generation == generation && r.step == RolloutStep::Failed)
-    })
+    let failed = rollout_reaches(
+        &nodes[1],
+        CONVERGE_WITHIN,
+        Some(generation),
+        RolloutStep::Failed,
+    )
     .await
     .expect("the rollout is recorded failed");
     assert!(
@@ -215,11 +145,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
             .is_some_and(|r| r.contains("identity detector")),
         "{failed:?}"
     );
-    let record = nodes[2]
-        .store
-        .generation(generation)
-        .expect("etcd")
-        .expect("recorded");
+    let record = recorded(&nodes[2], generation).await;
     assert_eq!(record.state, GenerationState::RolledBack);
 
     // Past the watch and then some, lb-2 and lb-3 never served it.
@@ -227,6 +153,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
         &[&nodes[1], &nodes[2]],
         1,
         started + ROLLOUT_WATCH + Duration::from_secs(2),
+        MUST_WAIT,
     )
     .await;
     assert_eq!(fleet_active(&nodes[1].store).await, Some(1));
@@ -241,13 +168,7 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
         .apply(text)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let fixed = outcome.generation.expect("a generation");
+    let fixed = applied_generation(&outcome);
     assert!(
         converged(&refs, fixed).await,
         "--no-guard: every node at once"
@@ -259,13 +180,12 @@ async fn a_bad_apply_is_reverted_on_its_canary_and_never_reaches_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let web = Backend::new("web").start().await;
     let api = Backend::new("api").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&canary(), &[web]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Traffic on the followers only: the canary lb-1 sees none, so its watch passes clean
     // and the misroute is promoted; the followers' guards are the ones that can catch it.
     let long = ROLLOUT_WATCH * 3 + Duration::from_secs(6);
@@ -274,27 +194,13 @@ async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
         load_on(LOAD_RPS, &nodes[2], long),
     ];
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let misrouted = routing(&[api], "misrouted").replace(
-        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
-        "",
-    );
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
-    let promoted = eventually(CONVERGE_WITHIN, || async {
-        rollout_of(&nodes[1].store)
-            .await
-            .filter(|r| r.generation == generation && r.step == RolloutStep::Promoted)
-    })
+    let generation = apply_misroute(&nodes[0], api).await;
+    let promoted = rollout_reaches(
+        &nodes[1],
+        CONVERGE_WITHIN,
+        Some(generation),
+        RolloutStep::Promoted,
+    )
     .await;
     assert!(promoted.is_some(), "the quiet canary promotes it");
 
@@ -312,24 +218,9 @@ async fn after_the_promotion_an_alarm_on_a_follower_reverts_the_whole_fleet() {
         "every node, the canary too, serves generation 1 again: {:?}",
         nodes.iter().map(TestNode::serving).collect::<Vec<_>>()
     );
-    let record = nodes[0]
-        .store
-        .generation(generation)
-        .expect("etcd")
-        .expect("recorded");
+    let record = recorded(&nodes[0], generation).await;
     assert_eq!(record.state, GenerationState::RolledBack);
-    let rollbacks = {
-        let store = nodes[0].store.clone();
-        tokio::task::spawn_blocking(move || {
-            store.events(EventQuery {
-                kinds: vec!["rollback".into()],
-                ..EventQuery::default()
-            })
-        })
-        .await
-        .expect("task")
-        .expect("events")
-    };
+    let rollbacks = events(&nodes[0], &["rollback"]).await;
     let by = rollbacks
         .iter()
         .find(|e| e.generation == Some(generation) || e.details["from"] == generation)

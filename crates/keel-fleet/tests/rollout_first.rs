@@ -9,11 +9,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use keel_control::ApplyStatus;
 use keel_fleet::{FLEET_FOLLOW_EVENT, RolloutStep};
-use keel_store::{EventQuery, EventRecord, GenerationState, Store};
-use keel_testkit::{Backend, Etcd, eventually, free_addr};
-use support::{TestNode, converged, load_on, node_keys_with_canaries, rollout_of, routing};
+use keel_store::GenerationState;
+use keel_testkit::Backend;
+use support::{
+    TestNode, applied_generation, apply_misroute, by, converged, events, fleet_active,
+    fleet_of_three, load_on, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches,
+    routing, stay_on,
+};
 
 /// The canaries' watch in these tests (the default is 30 s).
 const WATCH: Duration = Duration::from_secs(2);
@@ -23,60 +26,19 @@ const LOAD_RPS: u32 = 40;
 /// slow machine, not a timing the test relies on.
 const AT_MOST: Duration = Duration::from_secs(60);
 
-async fn three_nodes(
-    etcd: &Etcd,
-    dir: &std::path::Path,
-    backends: &[std::net::SocketAddr],
-) -> Vec<TestNode> {
-    let watch = format!("{}s", WATCH.as_secs());
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2", "lb-3"] {
-        let text = format!(
-            "{}{}",
-            node_keys_with_canaries(name, &etcd.endpoint(), free_addr(), free_addr(), &watch, 2),
-            routing(backends, "one")
-        );
-        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
-    }
-    nodes
-}
-
-async fn events(node: &TestNode) -> Vec<EventRecord> {
-    let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.events(EventQuery::default()))
-        .await
-        .expect("task")
-        .expect("etcd answers")
-}
-
-/// Whether `events` hold one of `kind` for `generation` written by `node`.
-fn by(events: &[EventRecord], kind: &str, generation: u64, node: &str) -> bool {
-    events.iter().any(|e| {
-        e.kind == kind
-            && e.generation == Some(generation)
-            && e.details.get("node").and_then(|n| n.as_str()) == Some(node)
-    })
-}
-
-/// Whether `node` recorded a rollback from `generation` (a rollback's event names the
-/// generation it went to; the one it left is `details.from`).
-fn rolled_back_by(events: &[EventRecord], generation: u64, node: &str) -> bool {
-    events.iter().any(|e| {
-        e.kind == "rollback"
-            && e.details.get("from").and_then(serde_json::Value::as_u64) == Some(generation)
-            && e.details.get("node").and_then(|n| n.as_str()) == Some(node)
-    })
+/// The `[fleet]` rollout line of these tests' nodes: two canaries, then all.
+fn two_canaries() -> String {
+    rollout(2, "\"all\"", WATCH)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_canaries_both_watch_it_clean_before_the_third_follows() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&two_canaries(), &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     let load = load_on(LOAD_RPS, &nodes[0], AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
 
@@ -85,13 +47,7 @@ async fn two_canaries_both_watch_it_clean_before_the_third_follows() {
         .apply_guarded(text, false)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = applied_generation(&outcome);
     let applied = Instant::now();
     let rollout = rollout_of(&nodes[2].store).await.expect("a rollout");
     assert_eq!(
@@ -104,24 +60,16 @@ async fn two_canaries_both_watch_it_clean_before_the_third_follows() {
         converged(&[&nodes[0], &nodes[1]], generation).await,
         "both canaries serve it"
     );
-    let fleet = nodes[2]
-        .store
-        .fleet_active()
-        .expect("etcd")
-        .map(|(id, _)| id);
+    let fleet = fleet_active(&nodes[2].store).await;
     assert_eq!(
         fleet,
         Some(1),
         "the fleet's pointer waits for both canaries"
     );
     // Promoted only when both recorded a clean watch; then lb-3 follows.
-    let promoted = eventually(AT_MOST, || async {
-        rollout_of(&nodes[2].store)
-            .await
-            .filter(|r| r.step == RolloutStep::Promoted)
-    })
-    .await
-    .expect("the canaries' clean watches promote it");
+    let promoted = rollout_reaches(&nodes[2], AT_MOST, None, RolloutStep::Promoted)
+        .await
+        .expect("the canaries' clean watches promote it");
     let mut clean = promoted.clean.clone();
     clean.sort();
     assert_eq!(
@@ -134,7 +82,7 @@ async fn two_canaries_both_watch_it_clean_before_the_third_follows() {
         converged(&refs, generation).await,
         "lb-3 follows the promotion"
     );
-    let events = events(&nodes[2]).await;
+    let events = events(&nodes[2], &[]).await;
     assert!(
         by(&events, FLEET_FOLLOW_EVENT, generation, "lb-2"),
         "lb-2 served it as a canary"
@@ -147,40 +95,20 @@ async fn two_canaries_both_watch_it_clean_before_the_third_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_canarys_alarm_reverts_both_canaries_and_the_third_never_moves() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let web = Backend::new("web").start().await;
     let api = Backend::new("api").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&two_canaries(), &[web]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Traffic on lb-2 only: lb-1 stays quiet, the alarm is lb-2's.
     let load = load_on(LOAD_RPS, &nodes[1], AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let misrouted = routing(&[api], "misrouted").replace(
-        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
-        "",
-    );
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = apply_misroute(&nodes[0], api).await;
 
-    let failed = eventually(AT_MOST, || async {
-        rollout_of(&nodes[2].store)
-            .await
-            .filter(|r| r.generation == generation && r.step == RolloutStep::Failed)
-    })
-    .await
-    .expect("lb-2's guard fails the rollout");
+    let failed = rollout_reaches(&nodes[2], AT_MOST, Some(generation), RolloutStep::Failed)
+        .await
+        .expect("lb-2's guard fails the rollout");
     load.abort();
     assert_eq!(
         failed.canaries,
@@ -194,7 +122,7 @@ async fn one_canarys_alarm_reverts_both_canaries_and_the_third_never_moves() {
             .is_some_and(|r| r.contains("identity")),
         "{failed:?}"
     );
-    let events = events(&nodes[2]).await;
+    let events = events(&nodes[2], &[]).await;
     assert!(
         by(&events, FLEET_FOLLOW_EVENT, generation, "lb-2"),
         "lb-2 served it"
@@ -212,26 +140,12 @@ async fn one_canarys_alarm_reverts_both_canaries_and_the_third_never_moves() {
         "both canaries are back on generation 1: {:?}",
         nodes.iter().map(TestNode::serving).collect::<Vec<_>>()
     );
-    let record = nodes[2]
-        .store
-        .generation(generation)
-        .expect("etcd")
-        .expect("recorded");
+    let record = recorded(&nodes[2], generation).await;
     assert_eq!(record.state, GenerationState::RolledBack);
     // lb-3 stays on generation 1 for a whole watch after the failure and then some.
     let until = Instant::now() + WATCH + Duration::from_secs(1);
-    while Instant::now() < until {
-        assert_eq!(nodes[2].serving(), Some(1), "lb-3 never serves it");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        nodes[2]
-            .store
-            .fleet_active()
-            .expect("etcd")
-            .map(|(id, _)| id),
-        Some(1)
-    );
+    stay_on(&[&nodes[2]], 1, until, "never serves it").await;
+    assert_eq!(fleet_active(&nodes[2].store).await, Some(1));
     for node in nodes {
         node.stop().await;
     }

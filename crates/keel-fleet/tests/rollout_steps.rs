@@ -9,12 +9,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use keel_control::ApplyStatus;
 use keel_fleet::{FLEET_FOLLOW_EVENT, RolloutStep};
-use keel_store::{EventQuery, GenerationState, Store};
-use keel_testkit::{Backend, Etcd, eventually, free_addr};
+use keel_store::{GenerationState, Store};
+use keel_testkit::{Backend, eventually};
 use support::{
-    CONVERGE_WITHIN, TestNode, converged, load_on, node_keys_with_steps, rollout_of, routing,
+    CONVERGE_WITHIN, TestNode, applied_generation, apply_misroute, by, converged, events,
+    fleet_of_three, load_on, recorded, rolled_back_by, rollout, rollout_of, rollout_reaches,
+    routing, stay_on,
 };
 
 /// Each step's watch in these tests (the default is 30 s).
@@ -28,36 +29,13 @@ const LOAD_AT_MOST: Duration = Duration::from_secs(60);
 /// node has not moved yet.
 const EARLY: Duration = Duration::from_millis(300);
 
-async fn three_nodes(
-    etcd: &Etcd,
-    dir: &std::path::Path,
-    backends: &[std::net::SocketAddr],
-) -> Vec<TestNode> {
-    let watch = format!("{}s", STEP_WATCH.as_secs());
-    let mut nodes = Vec::new();
-    for name in ["lb-1", "lb-2", "lb-3"] {
-        let text = format!(
-            "{}{}",
-            node_keys_with_steps(name, &etcd.endpoint(), free_addr(), free_addr(), &watch, 1),
-            routing(backends, "one")
-        );
-        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
-    }
-    nodes
+/// The `[fleet]` rollout line of these tests' nodes: one canary, then one more per step.
+fn steps_of_one() -> String {
+    rollout(1, "1", STEP_WATCH)
 }
 
-/// `node` serves `generation` at every look until `until`.
-async fn stays_on(node: &TestNode, generation: u64, until: Instant) {
-    while Instant::now() < until {
-        assert_eq!(
-            node.serving(),
-            Some(generation),
-            "{} must not move before its step",
-            node.name
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// What a node that moved before its step was told to do.
+const MUST_WAIT: &str = "must not move before its step";
 
 /// Waits until `node` serves `generation`; the time it took from `since`.
 async fn reaches(node: &TestNode, generation: u64, since: Instant) -> Duration {
@@ -71,13 +49,12 @@ async fn reaches(node: &TestNode, generation: u64, since: Instant) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let one = Backend::new("web").start().await;
     let two = Backend::new("web").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[one]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&steps_of_one(), &[one]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     let load = load_on(LOAD_RPS, &nodes[0], STEP_WATCH * 4 + Duration::from_secs(4));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
@@ -87,13 +64,7 @@ async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
         .apply_guarded(text, false)
         .await
         .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = applied_generation(&outcome);
     let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
     assert_eq!(
         (rollout.canaries.clone(), rollout.batch),
@@ -102,7 +73,7 @@ async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
     );
 
     // Step 1: lb-1 alone for the watch; lb-2 and lb-3 stay on generation 1.
-    stays_on(&nodes[2], 1, started + STEP_WATCH - EARLY).await;
+    stay_on(&[&nodes[2]], 1, started + STEP_WATCH - EARLY, MUST_WAIT).await;
     assert_eq!(nodes[1].serving(), Some(1), "lb-2 waits for lb-1's watch");
     // Step 2: lb-2 follows it (with its guard); lb-3 still waits a whole watch.
     let second = reaches(&nodes[1], generation, started).await;
@@ -111,20 +82,16 @@ async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
     let rollout = rollout_of(&nodes[1].store).await.expect("a rollout");
     assert_eq!(rollout.step, RolloutStep::Canary, "{rollout:?}");
     assert_eq!(rollout.canaries, vec!["lb-1".to_string(), "lb-2".into()]);
-    stays_on(&nodes[2], 1, second_at + STEP_WATCH - EARLY).await;
+    stay_on(&[&nodes[2]], 1, second_at + STEP_WATCH - EARLY, MUST_WAIT).await;
     // Step 3 and the promotion: every node serves it, and it is the fleet's.
     let third = reaches(&nodes[2], generation, started).await;
     assert!(
         third >= second + STEP_WATCH - EARLY,
         "{second:?} then {third:?}"
     );
-    let promoted = eventually(CONVERGE_WITHIN, || async {
-        rollout_of(&nodes[0].store)
-            .await
-            .filter(|r| r.step == RolloutStep::Promoted)
-    })
-    .await
-    .expect("the last step's clean watch promotes");
+    let promoted = rollout_reaches(&nodes[0], CONVERGE_WITHIN, None, RolloutStep::Promoted)
+        .await
+        .expect("the last step's clean watch promotes");
     assert_eq!(
         promoted.clean,
         vec!["lb-1".to_string(), "lb-2".into(), "lb-3".into()]
@@ -148,41 +115,26 @@ async fn a_good_apply_reaches_one_more_node_per_step_each_watched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
-    let Some(etcd) = Etcd::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
     let web = Backend::new("web").start().await;
     let api = Backend::new("api").start().await;
-    let nodes = three_nodes(&etcd, dir.path(), &[web]).await;
+    let Some((_etcd, _dir, nodes)) = fleet_of_three(&steps_of_one(), &[web]).await else {
+        return;
+    };
     let refs: Vec<&TestNode> = nodes.iter().collect();
-    assert!(converged(&refs, 1).await, "generation 1 everywhere");
     // Traffic on lb-2 only: the first canary is quiet, the second step's guard sees it. The
     // load runs until the rollout has failed (however slow the machine), then stops.
     let load = load_on(LOAD_RPS, &nodes[1], LOAD_AT_MOST);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let misrouted = routing(&[api], "misrouted").replace(
-        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
-        "",
-    );
-    let text = format!("{}{}", nodes[0].own_keys(), misrouted);
-    let outcome = nodes[0]
-        .apply_guarded(text, true)
-        .await
-        .expect("the control plane answers");
-    assert_eq!(
-        outcome.status,
-        ApplyStatus::Applied,
-        "{:?}",
-        outcome.refusals
-    );
-    let generation = outcome.generation.expect("a generation");
+    let generation = apply_misroute(&nodes[0], api).await;
 
     // Waited on as conditions, not times: lb-2 may serve the candidate for less than a
     // poll before its guard reverts it, so what it did is read from the fleet's records.
-    let failed = eventually(LOAD_AT_MOST, || async {
-        rollout_of(&nodes[2].store)
-            .await
-            .filter(|r| r.generation == generation && r.step == RolloutStep::Failed)
-    })
+    let failed = rollout_reaches(
+        &nodes[2],
+        LOAD_AT_MOST,
+        Some(generation),
+        RolloutStep::Failed,
+    )
     .await
     .expect("lb-2's guard fails the rollout");
     load.abort();
@@ -198,33 +150,17 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
         vec!["lb-1".to_string(), "lb-2".into()],
         "the second step was lb-2, and there was no third: {failed:?}"
     );
-    let events = {
-        let store = nodes[2].store.clone();
-        tokio::task::spawn_blocking(move || store.events(EventQuery::default()))
-            .await
-            .expect("task")
-            .expect("etcd answers")
-    };
-    let by = |kind: &str, node: &str| {
-        events.iter().any(|e| {
-            e.kind == kind
-                && e.generation == Some(generation)
-                && e.details.get("node").and_then(|n| n.as_str()) == Some(node)
-        })
-    };
+    let events = events(&nodes[2], &[]).await;
     assert!(
-        by(FLEET_FOLLOW_EVENT, "lb-2"),
+        by(&events, FLEET_FOLLOW_EVENT, generation, "lb-2"),
         "lb-2 served the candidate as its step's canary"
     );
-    // A rollback's event names the generation it went to; the one it left is `from`.
-    let reverted_by_lb2 = events.iter().any(|e| {
-        e.kind == "rollback"
-            && e.details.get("from").and_then(serde_json::Value::as_u64) == Some(generation)
-            && e.details.get("node").and_then(|n| n.as_str()) == Some("lb-2")
-    });
-    assert!(reverted_by_lb2, "lb-2's guard reverted it");
     assert!(
-        !by(FLEET_FOLLOW_EVENT, "lb-3"),
+        rolled_back_by(&events, generation, "lb-2"),
+        "lb-2's guard reverted it"
+    );
+    assert!(
+        !by(&events, FLEET_FOLLOW_EVENT, generation, "lb-3"),
         "lb-3 never served the candidate"
     );
     assert!(
@@ -232,17 +168,14 @@ async fn an_alarm_in_the_second_step_reverts_every_node_that_had_it() {
         "lb-2 and the first canary lb-1 are back on generation 1: {:?}",
         nodes.iter().map(TestNode::serving).collect::<Vec<_>>()
     );
-    let record = nodes[2]
-        .store
-        .generation(generation)
-        .expect("etcd")
-        .expect("recorded");
+    let record = recorded(&nodes[2], generation).await;
     assert_eq!(record.state, GenerationState::RolledBack);
     // lb-3 never had it, for a whole step's watch after the failure and then some.
-    stays_on(
-        &nodes[2],
+    stay_on(
+        &[&nodes[2]],
         1,
         Instant::now() + STEP_WATCH + Duration::from_secs(1),
+        MUST_WAIT,
     )
     .await;
     let active = nodes[2].store.active().expect("etcd").expect("active");

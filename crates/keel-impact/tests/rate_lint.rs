@@ -3,20 +3,14 @@
 //! above it, clients its address rule refuses first, and a limit the sample cannot key
 //! are not.
 
+mod common;
+
 use keel_config::{Config, Severity, codes};
 use keel_impact::rate_limit_findings;
 use keel_route::RequestShape;
 
 fn config(route_extra: &str) -> Config {
-    let text = format!(
-        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[services.web]\n\n\
-         [pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n\n\
-         [[routes]]\nname = \"shop\"\nhost = \"shop.example.com\"\nservice = \"web\"\npool = \"web\"\n{route_extra}\n\n\
-         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n"
-    );
-    let parsed = keel_config::parse(&text);
-    assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
-    parsed.config
+    common::two_routes("", route_extra)
 }
 
 /// 40 requests to shop.example.com one every 10 ms (20 from 10.0.0.1, 20 from

@@ -2,21 +2,14 @@
 //! sampled requests that carry their client address and arrival time, reported per
 //! host, and refused by the gate above `max_shift`.
 
+mod common;
+
 use keel_config::Config;
 use keel_impact::{GateReason, blast_radius, gate_change};
 use keel_route::RequestShape;
 
 fn config(route_extra: &str) -> Config {
-    let text = format!(
-        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[services.web]\n\n\
-         [pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n\n\
-         [safety]\nmax_shift = 0.1\n\n\
-         [[routes]]\nname = \"shop\"\nhost = \"shop.example.com\"\nservice = \"web\"\npool = \"web\"\n{route_extra}\n\n\
-         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n"
-    );
-    let parsed = keel_config::parse(&text);
-    assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
-    parsed.config
+    common::two_routes("[safety]\nmax_shift = 0.1\n\n", route_extra)
 }
 
 /// 50 requests to shop.example.com, 19 of them from 10.0.0.0/8, one every 10 ms; and

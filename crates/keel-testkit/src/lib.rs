@@ -14,6 +14,8 @@
 //! * [`eventually`], [`eventually_holds`] and [`wait_until`] (and their `_every` forms,
 //!   for a costly check): the one way a test waits for something to happen elsewhere,
 //!   bounded by [`WAIT`].
+//! * [`exchange`] and [`get_request`]: one plain HTTP/1.1 exchange on a connection of
+//!   its own, read off the wire into a [`RawAnswer`] (status, head, body).
 //! * [`read_until`], [`read_to_close`] and [`closed_by_peer`]: reading a raw connection
 //!   (plain or TLS) in framing tests, each read bounded by [`WAIT`].
 //! * [`IdentifiedShop`] and [`load_by_service`]: several services' identified backends,
@@ -31,6 +33,7 @@
 mod backend;
 mod etcd;
 mod etcd_cluster;
+mod http1;
 mod load;
 mod port;
 mod raw;
@@ -41,6 +44,7 @@ mod wait;
 pub use backend::{Answer, Backend, start};
 pub use etcd::{ETCD_BINARY, Etcd};
 pub use etcd_cluster::{ETCD_CLUSTER_MEMBERS, EtcdCluster};
+pub use http1::{RawAnswer, exchange, get_request};
 pub use load::{LoadReport, load, sequential};
 pub use port::{free_addr, free_port};
 pub use raw::{closed_by_peer, has_head, read_to_close, read_until};

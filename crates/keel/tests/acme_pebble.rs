@@ -13,12 +13,14 @@
 //! loopback ports this test chose, with configs it wrote. Skipped (with a message) when
 //! pebble is not installed; CI installs it (`.ci/run`).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use keel_testkit::Backend;
-use tokio::time::Instant;
+use keel_testkit::{Backend, free_port, wait_until_every};
+use support::{Killed, keel_serve};
 
 /// Longest the first certificate may take (60 seconds: an order is a few round trips).
 const ISSUE_WAIT: Duration = Duration::from_secs(60);
@@ -28,13 +30,6 @@ const VALIDITY_SECONDS: u64 = 30;
 const RENEW_WAIT: Duration = Duration::from_secs(90);
 const DOMAIN: &str = "shop.keel.test";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn installed(program: &str) -> bool {
     Command::new(program)
         .arg("-h")
@@ -42,15 +37,6 @@ fn installed(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it: pebble's own HTTPS (the
@@ -203,26 +189,14 @@ async fn served(https: u16, root: &Path) -> Option<Served> {
     })
 }
 
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    wait: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {wait:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How often a wait looks again (200 ms: each look runs curl).
+const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 /// pebble's issuing root, from its management port (trusting the CA made by
 /// [`write_pebble_tls`]), written to `dir/pebble-root.pem`.
 async fn pebble_root(dir: &Path, ports: &Ports) -> std::path::PathBuf {
     let ca = dir.join("ca.pem").to_string_lossy().into_owned();
-    let root_pem = eventually("pebble publishes its root", ISSUE_WAIT, || {
+    let root_pem = wait_until_every(ISSUE_WAIT, LOOK_EVERY, "pebble publishes its root", || {
         curl(
             &["--cacert", &ca],
             &format!("https://127.0.0.1:{}/roots/0", ports.management),
@@ -236,19 +210,7 @@ async fn pebble_root(dir: &Path, ports: &Ports) -> std::path::PathBuf {
 
 /// `keel serve` on `config`, its state in `state`.
 fn spawn_keel(config: &Path, state: &Path) -> Killed {
-    Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .current_dir(state)
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(config)
-            .arg("--state-dir")
-            .arg(state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    )
+    Killed::spawn(keel_serve(config, state).current_dir(state))
 }
 
 fn ports() -> Ports {
@@ -283,9 +245,12 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
 
     // Issued: the placeholder Keel starts with is self-signed, so only pebble's
     // certificate verifies against pebble's root.
-    let first = eventually("a certificate from pebble serves", ISSUE_WAIT, || {
-        served(ports.https, &root)
-    })
+    let first = wait_until_every(
+        ISSUE_WAIT,
+        LOOK_EVERY,
+        "a certificate from pebble serves",
+        || served(ports.https, &root),
+    )
     .await;
     assert_eq!(first.body, "hello\n");
     // Generation 1 served the placeholder; pebble's certificate came with a new one.
@@ -312,11 +277,16 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
 
     // Renewed: another certificate from pebble serves, installed as a generation of its
     // own by the apply path.
-    let renewed = eventually("the renewed certificate serves", RENEW_WAIT, || {
-        let first_leaf = first.leaf.clone();
-        let answer = served(ports.https, &root);
-        async move { answer.await.filter(|now| now.leaf != first_leaf) }
-    })
+    let renewed = wait_until_every(
+        RENEW_WAIT,
+        LOOK_EVERY,
+        "the renewed certificate serves",
+        || {
+            let first_leaf = first.leaf.clone();
+            let answer = served(ports.https, &root);
+            async move { answer.await.filter(|now| now.leaf != first_leaf) }
+        },
+    )
     .await;
     assert!(
         renewed.generation > first.generation,
@@ -332,7 +302,7 @@ async fn keel_obtains_serves_and_renews_a_certificate_from_pebble() {
     let token = std::fs::read_to_string(state.path().join("admin.token")).expect("token");
     let bearer = format!("authorization: Bearer {}", token.trim());
     let alerts_url = format!("http://127.0.0.1:{}/alerts", ports.admin);
-    let alert = eventually("a certificate alert", RENEW_WAIT, || {
+    let alert = wait_until_every(RENEW_WAIT, LOOK_EVERY, "a certificate alert", || {
         let alerts = curl(&["-H", &bearer], &alerts_url);
         async move {
             alerts
@@ -366,9 +336,12 @@ async fn keel_proves_a_domain_by_tls_alpn_01_on_its_tls_listener_without_port_80
     let state = tempfile::tempdir().expect("state");
     let _keel = spawn_keel(&file, state.path());
 
-    let issued = eventually("a certificate from pebble serves", ISSUE_WAIT, || {
-        served(ports.https, &root)
-    })
+    let issued = wait_until_every(
+        ISSUE_WAIT,
+        LOOK_EVERY,
+        "a certificate from pebble serves",
+        || served(ports.https, &root),
+    )
     .await;
     assert_eq!(issued.body, "hello\n");
     assert!(issued.generation >= 2, "generation {}", issued.generation);

@@ -3,6 +3,8 @@
 //! applies (the store stays intact and serves the old or the new generation, never a
 //! mix, never nothing).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -65,16 +67,7 @@ impl Keel {
     /// Waits until the admin API answers; panics with the log if the process died.
     async fn ready(&mut self) {
         let client = self.client();
-        for _ in 0..1000 {
-            if client.healthz().await.is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("keel serve exited with {status}:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("keel serve never became ready:\n{}", self.log());
+        support::until_healthy(&mut self.child, &client, &self.stderr).await;
     }
 
     fn log(&self) -> String {

@@ -6,178 +6,30 @@
 //! next; an SRV name that stops resolving keeps its last good targets. `keel check`
 //! resolves the name the same way, and reports a malformed one at its position.
 
+mod dns_support;
+mod support;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::{A, SRV};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use http_body_util::Full;
-use keel_store::{EventQuery, SqliteStore, Store};
-use tokio::time::Instant;
+use dns_support::{
+    SharedZone, Zone, backend, config, dns_events, dns_server, free_port_on as free_port, get,
+};
+use keel_testkit::wait_until_every;
+use support::{Killed, keel_serve};
 
 /// Longest any single wait may take (30 seconds).
 const WAIT: Duration = Duration::from_secs(30);
+/// How often a wait looks again (100 ms: each look runs curl or opens the store).
+const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// The SRV name the pool uses.
 const SRV_NAME: &str = "_http._tcp.web.internal.";
 
-fn free_port(ip: Ipv4Addr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What the test's DNS server answers.
-#[derive(Default)]
-struct Zone {
-    /// `SRV_NAME`'s records (priority, weight, port, target); `None`: NXDOMAIN.
-    srv: Option<Vec<(u16, u16, u16, &'static str)>>,
-    /// A records by name (with the trailing dot); another name is NXDOMAIN.
-    hosts: HashMap<&'static str, Ipv4Addr>,
-}
-
-type Shared = Arc<Mutex<Zone>>;
-
-fn answer(zone: &Zone, question: &hickory_proto::op::Query, response: &mut Message) {
-    let name = question.name().to_ascii().to_ascii_lowercase();
-    match question.query_type() {
-        RecordType::SRV if name == SRV_NAME => match &zone.srv {
-            None => response.metadata.response_code = ResponseCode::NXDomain,
-            Some(records) => {
-                for &(priority, weight, port, target) in records {
-                    let target = Name::from_ascii(target).expect("target name");
-                    response.add_answer(Record::from_rdata(
-                        question.name().clone(),
-                        0,
-                        RData::SRV(SRV::new(priority, weight, port, target)),
-                    ));
-                }
-            }
-        },
-        kind => match zone.hosts.get(name.as_str()) {
-            None => response.metadata.response_code = ResponseCode::NXDomain,
-            Some(&ip) if kind == RecordType::A => {
-                response.add_answer(Record::from_rdata(
-                    question.name().clone(),
-                    0,
-                    RData::A(A(ip)),
-                ));
-            }
-            Some(_) => {}
-        },
-    }
-}
-
-/// A DNS server on a loopback UDP port answering from `zone` (TTL 0).
-async fn dns_server(zone: Shared) -> SocketAddr {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("dns socket");
-    let addr = socket.local_addr().expect("dns addr");
-    tokio::spawn(async move {
-        let mut buffer = [0u8; 512];
-        loop {
-            let Ok((length, client)) = socket.recv_from(&mut buffer).await else {
-                continue;
-            };
-            let Ok(query) = Message::from_vec(&buffer[..length]) else {
-                continue;
-            };
-            let mut response = Message::response(query.metadata.id, query.metadata.op_code);
-            response.metadata.recursion_desired = query.metadata.recursion_desired;
-            response.metadata.recursion_available = true;
-            response.add_queries(query.queries.clone());
-            {
-                let zone = zone.lock().expect("zone");
-                for question in &query.queries {
-                    answer(&zone, question, &mut response);
-                }
-            }
-            if let Ok(bytes) = response.to_vec() {
-                let _ = socket.send_to(&bytes, client).await;
-            }
-        }
-    });
-    addr
-}
-
-/// A backend on `ip:port` answering its own name.
-async fn backend(ip: Ipv4Addr, port: u16, name: &'static str) {
-    let listener = tokio::net::TcpListener::bind((ip, port))
-        .await
-        .expect("backend socket");
-    keel_testkit::serve(listener, move |_request| async move {
-        http::Response::new(Full::new(Bytes::from_static(name.as_bytes())))
-    });
-}
-
-/// The body and generation of `GET /` through Keel.
-async fn get(port: u16) -> Option<(String, u64)> {
-    let output = tokio::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "5",
-            "-w",
-            "\n%header{x-keel-generation}",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .await
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, generation) = text.rsplit_once('\n')?;
-    Some((body.to_string(), generation.trim().parse().ok()?))
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn dns_events(state: &std::path::Path) -> Vec<String> {
-    let Ok(store) = SqliteStore::open(state) else {
-        return Vec::new();
-    };
-    store
-        .events(EventQuery {
-            kinds: vec!["dns".to_string()],
-            ..EventQuery::default()
-        })
-        .map(|events| events.into_iter().map(|e| e.summary).collect())
-        .unwrap_or_default()
-}
-
-fn config(http: u16, admin: u16, dns: SocketAddr, srv: &str) -> String {
-    format!(
-        "[listeners.http]\naddr = \"127.0.0.1:{http}\"\n\n[admin]\naddr = \"127.0.0.1:{admin}\"\n\n\
-         [server]\nresolvers = [\"{dns}\"]\n\n[safety]\nwatch = \"1s\"\n\n[services.web]\nallow_no_identity = true\n\n\
-         [pools.web]\nservice = \"web\"\nbackends = [{{ srv = \"{srv}\", resolve = \"1s\" }}]\n\n\
-         [[routes]]\nname = \"all\"\nservice = \"web\"\npool = \"web\"\n"
-    )
+/// The pool's backend: `srv` resolved every second.
+fn srv_backend(srv: &str) -> String {
+    format!("srv = \"{srv}\", resolve = \"1s\"")
 }
 
 /// `keel check FILE`: its exit code and what it printed (without blocking the runtime
@@ -189,12 +41,7 @@ async fn check(file: &std::path::Path) -> (Option<i32>, String) {
         .output()
         .await
         .expect("keel check");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    (output.status.code(), support::text(&output))
 }
 
 #[tokio::test]
@@ -209,11 +56,14 @@ async fn an_srv_backend_serves_its_best_class_and_follows_its_records() {
     backend(a, port_a, "first").await;
     backend(b, port_b, "second").await;
     backend(c, port_c, "backup").await;
-    let zone: Shared = Arc::new(Mutex::new(Zone {
-        srv: Some(vec![
-            (10, 0, port_a, "a.web.internal."),
-            (20, 0, port_c, "c.web.internal."),
-        ]),
+    let zone: SharedZone = Arc::new(Mutex::new(Zone {
+        srv: HashMap::from([(
+            SRV_NAME,
+            vec![
+                (10, 0, port_a, "a.web.internal."),
+                (20, 0, port_c, "c.web.internal."),
+            ],
+        )]),
         hosts: HashMap::from([
             ("a.web.internal.", a),
             ("b.web.internal.", b),
@@ -228,7 +78,7 @@ async fn an_srv_backend_serves_its_best_class_and_follows_its_records() {
     );
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("keel.toml");
-    std::fs::write(&file, config(http, admin, dns, SRV_NAME)).expect("config");
+    std::fs::write(&file, config(http, admin, dns, &srv_backend(SRV_NAME))).expect("config");
 
     // `keel check` resolves the SRV name through the same resolvers: no K231.
     let (code, text) = check(&file).await;
@@ -236,22 +86,14 @@ async fn an_srv_backend_serves_its_best_class_and_follows_its_records() {
     assert!(!text.contains("K231"), "{text}");
 
     let state = tempfile::tempdir().expect("state");
-    let _keel = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["--log", "warn", "serve", "--config"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start keel"),
-    );
+    let _keel = Killed::spawn(&mut keel_serve(&file, state.path()));
 
-    let (_, first_generation) = eventually("keel answers from the first target", || async {
-        get(http).await.filter(|(body, _)| body == "first")
-    })
+    let (_, first_generation) = wait_until_every(
+        WAIT,
+        LOOK_EVERY,
+        "keel answers from the first target",
+        || async { get(http).await.filter(|(body, _)| body == "first") },
+    )
     .await;
     // Only the best priority class serves: the priority-20 target gets nothing.
     for _ in 0..10 {
@@ -260,27 +102,34 @@ async fn an_srv_backend_serves_its_best_class_and_follows_its_records() {
     }
 
     // The best class's record moves to another target and port: a new generation.
-    zone.lock().expect("zone").srv = Some(vec![
-        (10, 0, port_b, "b.web.internal."),
-        (20, 0, port_c, "c.web.internal."),
-    ]);
-    let (_, second_generation) = eventually("keel follows the record", || async {
-        get(http).await.filter(|(body, _)| body == "second")
-    })
-    .await;
+    zone.lock().expect("zone").srv.insert(
+        SRV_NAME,
+        vec![
+            (10, 0, port_b, "b.web.internal."),
+            (20, 0, port_c, "c.web.internal."),
+        ],
+    );
+    let (_, second_generation) =
+        wait_until_every(WAIT, LOOK_EVERY, "keel follows the record", || async {
+            get(http).await.filter(|(body, _)| body == "second")
+        })
+        .await;
     assert!(second_generation > first_generation);
 
     // The best class's target stops resolving: the next class serves.
     zone.lock().expect("zone").hosts.remove("b.web.internal.");
-    let (_, third_generation) = eventually("keel falls back to the next class", || async {
-        get(http).await.filter(|(body, _)| body == "backup")
-    })
+    let (_, third_generation) = wait_until_every(
+        WAIT,
+        LOOK_EVERY,
+        "keel falls back to the next class",
+        || async { get(http).await.filter(|(body, _)| body == "backup") },
+    )
     .await;
     assert!(third_generation > second_generation);
 
     // The SRV name stops resolving: an event says so, and the last good target serves on.
-    zone.lock().expect("zone").srv = None;
-    let events = eventually("a failure event", || async {
+    zone.lock().expect("zone").srv.remove(SRV_NAME);
+    let events = wait_until_every(WAIT, LOOK_EVERY, "a failure event", || async {
         let events = dns_events(state.path());
         events
             .iter()
@@ -299,7 +148,11 @@ async fn keel_check_reports_a_malformed_srv_name_at_its_position() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("keel.toml");
     let dns: SocketAddr = "127.0.0.1:53".parse().expect("addr");
-    std::fs::write(&file, config(8080, 9090, dns, "_http._udp.web.internal")).expect("config");
+    std::fs::write(
+        &file,
+        config(8080, 9090, dns, &srv_backend("_http._udp.web.internal")),
+    )
+    .expect("config");
     let (code, text) = check(&file).await;
     assert_eq!(code, Some(1), "{text}");
     // Line 18 (`backends = [...]`), column 21: the name's opening quote.

@@ -9,10 +9,9 @@
 mod fleet_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fleet_support::{Node, TOKEN, generation, keel, node_file, node_file_with, serve};
+use fleet_support::{generation, keel, node_file, node_file_with, serve, serves};
 use keel_testkit::{Backend, Etcd, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,34 +23,9 @@ async fn keel_apply_to_one_process_converges_three_and_status_lists_them() {
     for name in ["lb-1", "lb-2", "lb-3"] {
         let node_dir = dir.path().join(name);
         let (listen, admin) = node_file(&node_dir, name, &etcd.endpoint(), backend, "5s");
-        let child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["serve", "--config"])
-            .arg(node_dir.join("keel.toml"))
-            .arg("--state-dir")
-            .arg(node_dir.join("state"))
-            .env("KEEL_ADMIN_TOKEN", TOKEN)
-            .env("KEEL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn keel serve");
-        let node = Node {
-            child,
-            listen,
-            admin,
-            dir: node_dir,
-        };
-        // Started one after another: the first node's file becomes the fleet's generation 1.
-        let up = eventually(Duration::from_secs(20), || async {
-            generation(listen).await.filter(|g| *g == 1)
-        })
-        .await;
-        assert_eq!(
-            up,
-            Some(1),
-            "{name} serves the fleet's generation 1 on its own listener"
-        );
-        nodes.push(node);
+        // Started one after another: the first node's file becomes the fleet's generation 1,
+        // which each serves on its own listener.
+        nodes.push(serve(&node_dir, listen, admin, 1).await);
     }
     // Evidence for the gate on lb-2, then the apply there.
     for _ in 0..20 {
@@ -77,10 +51,7 @@ async fn keel_apply_to_one_process_converges_three_and_status_lists_them() {
     .await;
     assert!(applied.is_some(), "keel apply to lb-2 succeeds");
     for node in &nodes {
-        let serving = eventually(Duration::from_secs(20), || async {
-            generation(node.listen).await.filter(|g| *g == 2)
-        })
-        .await;
+        let serving = serves(node.listen, 2).await;
         assert_eq!(
             serving,
             Some(2),
@@ -176,10 +147,7 @@ async fn a_guarded_keel_apply_serves_on_its_process_first_and_the_others_after_t
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for node in &nodes {
-        let serving = eventually(Duration::from_secs(20), || async {
-            generation(node.listen).await.filter(|g| *g == 2)
-        })
-        .await;
+        let serving = serves(node.listen, 2).await;
         assert_eq!(
             serving,
             Some(2),

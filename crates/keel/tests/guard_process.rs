@@ -7,6 +7,8 @@
 //! * `keel apply --canary 10% --watch 5s` of a misrouting config, under ~200 requests/s,
 //!   exits non-zero with the detector's reason and `keel status` shows the old generation.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -58,16 +60,8 @@ impl Keel {
             Some(AdminToken::new(TOKEN, "test").expect("token")),
         )
         .expect("client");
-        for _ in 0..1000 {
-            if client.healthz().await.is_ok() {
-                return keel;
-            }
-            if let Ok(Some(status)) = keel.child.try_wait() {
-                panic!("keel serve exited with {status}:\n{}", keel.log());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("keel serve never became ready:\n{}", keel.log());
+        support::until_healthy(&mut keel.child, &client, &keel.log).await;
+        keel
     }
 
     fn log(&self) -> String {

@@ -18,57 +18,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use keel_testkit::{RawAnswer, get_request};
 use support::{Killed, keel_cli, keel_serve, text};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
 const WAIT: Duration = Duration::from_secs(15);
 
-/// An answer read off the socket.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
 /// `GET path` with `extra` header lines, on a connection of its own (`Connection: close`).
-async fn get(addr: SocketAddr, path: &str, extra: &str) -> Option<Answer> {
+async fn get(addr: SocketAddr, path: &str, extra: &str) -> Option<RawAnswer> {
     exchange(addr, b"", path, extra).await
 }
 
 /// [`get`] after `prefix` (a PROXY protocol header) on the same connection.
-async fn exchange(addr: SocketAddr, prefix: &[u8], path: &str, extra: &str) -> Option<Answer> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: shop.example.com\r\n{extra}Connection: close\r\n\r\n"
-    );
+async fn exchange(addr: SocketAddr, prefix: &[u8], path: &str, extra: &str) -> Option<RawAnswer> {
     let mut bytes = prefix.to_vec();
-    bytes.extend_from_slice(request.as_bytes());
-    stream.write_all(&bytes).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some(Answer {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    })
+    bytes.extend_from_slice(get_request("shop.example.com", path, extra).as_bytes());
+    keel_testkit::exchange(addr, &bytes, WAIT).await
 }
 
 /// A backend of service `web` that answers with the target it was sent, and counts.
@@ -321,7 +288,7 @@ async fn keel_serve_judges_the_client_named_by_trusted_proxies_and_proxy_headers
          allow = [\"192.0.2.0/24\"]\n\n\
          [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n";
     let _keel = serve(dir.path(), &config, proxy, "/ready").await;
-    let status = |answer: Option<Answer>| answer.map(|a| a.status);
+    let status = |answer: Option<RawAnswer>| answer.map(|a| a.status);
 
     // The peer 127.0.0.1 is trusted: the rightmost untrusted x-forwarded-for entry counts.
     for (xff, expected) in [

@@ -4,6 +4,8 @@
 //! limit to the hard one at start and says so in `GET /status` and `keel status`; and
 //! a listener's accept queue holds a burst of connects far beyond the old 128.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -72,16 +74,7 @@ impl Keel {
 
     async fn ready(&mut self) {
         let client = self.client();
-        for _ in 0..1000 {
-            if client.healthz().await.is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("keel serve exited with {status}:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("keel serve never became ready:\n{}", self.log());
+        support::until_healthy(&mut self.child, &client, &self.log).await;
     }
 
     fn signal(&self, name: &str) {

@@ -13,10 +13,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use keel_testkit::{Backend, free_port};
+use keel_testkit::{Backend, RawAnswer, exchange, free_port, get_request};
 use support::{Killed, keel_cli, keel_serve, text};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Longest any single wait may take (15 seconds).
@@ -72,39 +70,10 @@ fn config(ports: Ports, backend: SocketAddr, redirect: bool) -> String {
     text
 }
 
-/// An answer read off a plain socket.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
 /// `GET target` with `Host: host` over plain HTTP/1.1 (`Connection: close`).
-async fn get(port: u16, host: &str, target: &str) -> Option<Answer> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    Some(Answer {
-        status: head.split(' ').nth(1)?.parse().ok()?,
-        head: head.to_string(),
-        body: body.to_string(),
-    })
+async fn get(port: u16, host: &str, target: &str) -> Option<RawAnswer> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    exchange(addr, get_request(host, target, "").as_bytes(), WAIT).await
 }
 
 /// curl with both listeners resolved for `shop.example.com` and the test certificate

@@ -1,11 +1,14 @@
 //! In-process fleet nodes for the fleet tests: each node is a real controller, data plane
 //! and listener on loopback, with its own state directory, its own node config, and the
-//! `keel_fleet::join` loop on a real etcd (`keel_testkit::Etcd`).
+//! `keel_fleet::join` loop on a real etcd (`keel_testkit::Etcd`). Also the node configs
+//! (own keys, a rollout line, the routing part), starting a set of nodes (the usual three:
+//! [`fleet_of_three`]), applying through a node, bounded load, and the asserts the suites
+//! share; what they read back from etcd is in `records.rs`.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +17,12 @@ use keel_control::{ApplyOutcome, ApplyRequest, Controller};
 use keel_fleet::FleetStore;
 use keel_proxy::ListenerLimits;
 use keel_store::Store;
+use keel_testkit::{Etcd, free_addr};
 use tokio::sync::watch;
+
+mod records;
+#[allow(unused_imports)] // not every suite reads etcd back
+pub(crate) use records::*;
 
 /// The fleet's prefix in the tests' etcd.
 pub(crate) const PREFIX: &str = "/keel/test";
@@ -77,49 +85,73 @@ pub(crate) fn node_keys_on(
     )
 }
 
-/// [`node_keys`] with a node canary: `first = 1`, watched for `watch` (e.g. `"3s"`).
-pub(crate) fn node_keys_with_rollout(
-    name: &str,
-    endpoint: &str,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    watch: &str,
-) -> String {
+/// A node canary's line in a node's `[fleet]` table: `first` nodes, then `then` (TOML: a
+/// count, or `"all"`), each step watched for `watch` (whole seconds).
+pub(crate) fn rollout(first: u32, then: &str, watch: Duration) -> String {
     format!(
-        "{}rollout = {{ first = 1, then = \"all\", watch = \"{watch}\" }}\n",
-        node_keys(name, endpoint, listen, admin)
+        "rollout = {{ first = {first}, then = {then}, watch = \"{}s\" }}\n",
+        watch.as_secs()
     )
 }
 
-/// [`node_keys`] with a node canary in steps: `first = 1`, then `then` nodes per step, each
-/// step watched for `watch`.
-pub(crate) fn node_keys_with_steps(
-    name: &str,
-    endpoint: &str,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    watch: &str,
-    then: u32,
-) -> String {
-    format!(
-        "{}rollout = {{ first = 1, then = {then}, watch = \"{watch}\" }}\n",
-        node_keys(name, endpoint, listen, admin)
-    )
+/// The three nodes of most fleet tests.
+pub(crate) const THREE: [&str; 3] = ["lb-1", "lb-2", "lb-3"];
+
+/// Starts one node per name in `dir` (a directory each): its own keys on `endpoints`
+/// followed by `extra` (more `[fleet]` keys, e.g. a [`rollout`] line, or nothing), then the
+/// routing part over `backends` marked `marker`.
+pub(crate) async fn start_nodes(
+    names: &[&str],
+    endpoints: &[String],
+    extra: &str,
+    dir: &Path,
+    backends: &[SocketAddr],
+    marker: &str,
+) -> Vec<TestNode> {
+    let mut nodes = Vec::new();
+    for name in names {
+        let text = format!(
+            "{}{extra}{}",
+            node_keys_on(name, endpoints, free_addr(), free_addr()),
+            routing(backends, marker)
+        );
+        nodes.push(TestNode::start(name, &text, dir.join(name)).await);
+    }
+    nodes
 }
 
-/// [`node_keys`] with a node canary of `first` nodes, then the rest (`then = "all"`),
-/// watched for `watch`.
-pub(crate) fn node_keys_with_canaries(
-    name: &str,
-    endpoint: &str,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    watch: &str,
-    first: u32,
-) -> String {
-    format!(
-        "{}rollout = {{ first = {first}, then = \"all\", watch = \"{watch}\" }}\n",
-        node_keys(name, endpoint, listen, admin)
+/// [`start_nodes`] for lb-1, lb-2 and lb-3 on one etcd, over `backends` marked "one".
+pub(crate) async fn three_nodes(
+    etcd: &Etcd,
+    extra: &str,
+    dir: &Path,
+    backends: &[SocketAddr],
+) -> Vec<TestNode> {
+    start_nodes(&THREE, &[etcd.endpoint()], extra, dir, backends, "one").await
+}
+
+/// What most fleet tests start from: a real etcd, a temporary directory, and lb-1, lb-2
+/// and lb-3 on it ([`three_nodes`], with `extra` `[fleet]` keys) over `backends`, every one
+/// serving generation 1. `None` (after etcd's loud skip message) when etcd is missing.
+pub(crate) async fn fleet_of_three(
+    extra: &str,
+    backends: &[SocketAddr],
+) -> Option<(Etcd, tempfile::TempDir, Vec<TestNode>)> {
+    let etcd = Etcd::start()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = three_nodes(&etcd, extra, dir.path(), backends).await;
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    assert!(converged(&refs, 1).await, "generation 1 everywhere");
+    Some((etcd, dir, nodes))
+}
+
+/// [`routing`] over `backends` with no health check on the pool, marked "misrouted": what
+/// a misroute to another application looks like when only the responses' identity gives
+/// it away.
+pub(crate) fn misrouted(backends: &[SocketAddr]) -> String {
+    routing(backends, "misrouted").replace(
+        "health = { path = \"/healthz\", interval = \"200ms\" }\n",
+        "",
     )
 }
 
@@ -211,29 +243,13 @@ impl TestNode {
         &self,
         text: String,
     ) -> Result<ApplyOutcome, keel_control::ControlError> {
-        let started = std::time::Instant::now();
-        loop {
-            let outcome = self
-                .controller
-                .apply(ApplyRequest {
-                    config_text: text.clone(),
-                    author: "test".into(),
-                    message: format!("applied on {}", self.name),
-                    origin: "cli".into(),
-                    file_name: "keel.toml".into(),
-                    no_guard: true,
-                    ..ApplyRequest::default()
-                })
-                .await?;
-            let watching = outcome
-                .refusals
-                .iter()
-                .any(|r| r.message.contains("is still being watched"));
-            if !watching || started.elapsed() > CONVERGE_WITHIN {
-                return Ok(outcome);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.apply_until_unwatched(ApplyRequest {
+            config_text: text,
+            message: format!("applied on {}", self.name),
+            no_guard: true,
+            ..ApplyRequest::default()
+        })
+        .await
     }
 
     /// Applies `text` through this node's controller with the guard on (`force` overrides
@@ -244,18 +260,30 @@ impl TestNode {
         text: String,
         force: bool,
     ) -> Result<ApplyOutcome, keel_control::ControlError> {
+        self.apply_until_unwatched(ApplyRequest {
+            config_text: text,
+            message: format!("applied on {} with its guard", self.name),
+            force,
+            ..ApplyRequest::default()
+        })
+        .await
+    }
+
+    /// Sends `request` (as the CLI would, by "test") until it is not refused because a
+    /// previous apply is still being watched, or [`CONVERGE_WITHIN`] has passed.
+    async fn apply_until_unwatched(
+        &self,
+        request: ApplyRequest,
+    ) -> Result<ApplyOutcome, keel_control::ControlError> {
         let started = std::time::Instant::now();
         loop {
             let outcome = self
                 .controller
                 .apply(ApplyRequest {
-                    config_text: text.clone(),
                     author: "test".into(),
-                    message: format!("applied on {} with its guard", self.name),
                     origin: "cli".into(),
                     file_name: "keel.toml".into(),
-                    force,
-                    ..ApplyRequest::default()
+                    ..request.clone()
                 })
                 .await?;
             let watching = outcome
@@ -336,15 +364,6 @@ pub(crate) fn load_on(
     }))
 }
 
-/// The fleet's rollout record, read from etcd.
-pub(crate) async fn rollout_of(store: &Arc<FleetStore>) -> Option<keel_fleet::RolloutState> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.rollout())
-        .await
-        .expect("task")
-        .expect("etcd answers")
-}
-
 /// The index of the member that leads, asked of each running member in turn.
 pub(crate) async fn leader(cluster: &keel_testkit::EtcdCluster) -> Option<usize> {
     for i in 0..keel_testkit::ETCD_CLUSTER_MEMBERS {
@@ -362,4 +381,43 @@ pub(crate) async fn leader(cluster: &keel_testkit::EtcdCluster) -> Option<usize>
         }
     }
     None
+}
+
+/// Every node in `nodes` serves `generation` at every look (every 100 ms) until `until`;
+/// a move fails the test with "NODE `why`".
+pub(crate) async fn stay_on(
+    nodes: &[&TestNode],
+    generation: u64,
+    until: std::time::Instant,
+    why: &str,
+) {
+    while std::time::Instant::now() < until {
+        for node in nodes {
+            assert_eq!(node.serving(), Some(generation), "{} {why}", node.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Applies `node`'s own keys with [`misrouted`] routing to `api`, guarded and forced over
+/// the identity probe; the generation it became (the test fails if it was not applied).
+pub(crate) async fn apply_misroute(node: &TestNode, api: SocketAddr) -> u64 {
+    let text = format!("{}{}", node.own_keys(), misrouted(&[api]));
+    let outcome = node
+        .apply_guarded(text, true)
+        .await
+        .expect("the control plane answers");
+    applied_generation(&outcome)
+}
+
+/// The generation `outcome` applied, failing the test (with the refusals) when it was not
+/// applied.
+pub(crate) fn applied_generation(outcome: &ApplyOutcome) -> u64 {
+    assert_eq!(
+        outcome.status,
+        keel_control::ApplyStatus::Applied,
+        "{:?}",
+        outcome.refusals
+    );
+    outcome.generation.expect("a generation")
 }

@@ -1,4 +1,5 @@
-//! A small shop config and a deterministic sample shared by the integration tests.
+//! A small shop config and a deterministic sample shared by the integration tests, and the
+//! two-route config the policy suites (`rate_lint.rs`, `refusals.rs`) replay on.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -67,6 +68,23 @@ pub fn config(source: &str) -> Config {
         "test config has findings: {:#?}",
         parsed.diagnostics
     );
+    parsed.config
+}
+
+/// A two-route config on one pool `web`: `shop` (host shop.example.com, then
+/// `route_extra`, e.g. a `deny` or `rate_limit` line) and the catch-all `rest`, with
+/// `safety` (a `[safety]` table, or nothing) before the routes. Must parse without
+/// errors (warnings allowed).
+pub fn two_routes(safety: &str, route_extra: &str) -> Config {
+    let text = format!(
+        "[listeners.web]\naddr = \"127.0.0.1:8080\"\n\n[services.web]\n\n\
+         [pools.web]\nservice = \"web\"\nbackends = [\"127.0.0.1:9001\"]\n\n\
+         {safety}\
+         [[routes]]\nname = \"shop\"\nhost = \"shop.example.com\"\nservice = \"web\"\npool = \"web\"\n{route_extra}\n\n\
+         [[routes]]\nname = \"rest\"\nservice = \"web\"\npool = \"web\"\n"
+    );
+    let parsed = keel_config::parse(&text);
+    assert!(!parsed.has_errors(), "{:#?}", parsed.diagnostics);
     parsed.config
 }
 

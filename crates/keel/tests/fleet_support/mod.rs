@@ -13,6 +13,10 @@ use keel_testkit::{eventually, free_addr};
 
 pub(crate) const TOKEN: &str = "fleet-process-token";
 
+/// How long a process gets to serve a generation (20 s: a start, or a follow, on a loaded
+/// machine).
+pub(crate) const SERVE_WITHIN: Duration = Duration::from_secs(20);
+
 /// A `keel serve` child, killed (by its id) when dropped.
 pub(crate) struct Node {
     pub(crate) child: Child,
@@ -83,6 +87,15 @@ pub(crate) async fn generation(addr: SocketAddr) -> Option<u64> {
         .ok()
 }
 
+/// Waits up to [`SERVE_WITHIN`] until the listener `listen` serves `generation`: `Some` of
+/// it if it did.
+pub(crate) async fn serves(listen: SocketAddr, generation: u64) -> Option<u64> {
+    eventually(SERVE_WITHIN, || async {
+        self::generation(listen).await.filter(|g| *g == generation)
+    })
+    .await
+}
+
 /// Starts `keel serve` on `dir/keel.toml` and waits until it serves `generation`.
 pub(crate) async fn serve(
     dir: &Path,
@@ -107,10 +120,7 @@ pub(crate) async fn serve(
         admin,
         dir: dir.to_path_buf(),
     };
-    let up = eventually(Duration::from_secs(20), || async {
-        self::generation(listen).await.filter(|g| *g == generation)
-    })
-    .await;
+    let up = serves(listen, generation).await;
     assert_eq!(
         up,
         Some(generation),

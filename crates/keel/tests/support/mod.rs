@@ -1,6 +1,8 @@
 //! What the `keel` binary's process tests share: a child process killed and reaped when
 //! the test drops it (a failed assertion included), `keel serve` as such a child, the CLI
-//! run against a server's admin API, and a finished command's output as text. Configs,
+//! run against a server's admin API, the wait until a served child answers `/healthz` (its
+//! log in the panic when it died or never answered), and a finished command's output as
+//! text. Configs,
 //! clients and the waits for a first answer stay in each suite; backends, free ports and
 //! `eventually` come from keel-testkit.
 
@@ -8,6 +10,9 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use keel_control::client::AdminClient;
 
 /// A child process, killed and reaped when dropped.
 pub struct Killed(pub Child);
@@ -64,4 +69,20 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Waits until the server `client` talks to answers `GET /healthz` (every 10 ms, at most
+/// 1,000 looks); panics with the log at `log` if `child` exits first or it never answers.
+pub async fn until_healthy(child: &mut Child, client: &AdminClient, log: &Path) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    for _ in 0..1000 {
+        if client.healthz().await.is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("keel serve exited with {status}:\n{}", log());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("keel serve never became ready:\n{}", log());
 }
