@@ -53,14 +53,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         match self.project() {
             ServingProjection::Http2 { future } => future.poll(cx),
-            ServingProjection::Http1 { future, plane } => {
-                let limits = future.limits();
-                match ready!(future.poll(cx)) {
+            ServingProjection::Http1 { mut future, plane } => {
+                match ready!(future.as_mut().poll(cx)) {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {
                         tracing::debug!(%error, "client connection ended with an error");
                     }
-                    Err(cut) => plane.cut_http1(cut, limits),
+                    // The limits are read back only for a cut's log, not on every poll.
+                    Err(cut) => plane.cut_http1(cut, future.limits()),
                 }
                 Poll::Ready(())
             }
